@@ -1,0 +1,152 @@
+# wsgw — one Makefile, readable top to bottom.
+#
+#   make                 build everything into build/
+#   make check           build and run every test
+#   make check SANITIZE=1  the same under ASan+UBSan (objects in build/san/)
+#   make check-tsan      the concurrent tests under ThreadSanitizer (build/tsan/)
+#   make run             start the gateway on 127.0.0.1:8080
+#   make bench-ring      shared-memory ring benchmark
+#   make V=1             show the commands
+
+CC      ?= cc
+prefix  ?= /usr/local
+DESTDIR ?=
+LISTEN  ?= 127.0.0.1:8080
+
+# Debian packages the build and the tests need; installed when missing.
+DEPS_PKGS := libzmq3-dev liburcu-dev node-llhttp check libsubunit-dev \
+             pkg-config zlib1g-dev libssl-dev
+
+LLHTTP_SRC_DIR ?= /usr/share/llhttp
+LLHTTP_INC_DIR ?= /usr/share/include/llhttp
+
+ifeq ($(SANITIZE),1)
+BUILD    ?= build/san
+SAN_FLAGS := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
+else ifeq ($(SANITIZE),thread)
+BUILD    ?= build/tsan
+SAN_FLAGS := -fsanitize=thread -fno-omit-frame-pointer
+else
+BUILD    ?= build
+SAN_FLAGS :=
+endif
+
+ifeq ($(V),1)
+Q :=
+else
+Q := @
+endif
+
+# pkg-config runs when a recipe needs it (recursive '='), after the packages exist.
+PKG_LIBS   = liburcu liburcu-cds libzmq libcrypto zlib
+PKG_CFLAGS = $(shell pkg-config --cflags $(PKG_LIBS))
+PKG_LDLIBS = $(shell pkg-config --libs $(PKG_LIBS))
+CHECK_CFLAGS = $(shell pkg-config --cflags check)
+CHECK_LDLIBS = $(shell pkg-config --libs check)
+
+CFLAGS  ?= -O2 -g
+WARN    := -Wall -Wextra -Wshadow -Wstrict-prototypes -Wmissing-prototypes
+ALL_CFLAGS = -std=gnu11 $(WARN) $(CFLAGS) $(SAN_FLAGS) -MMD -MP -pthread \
+             -D_GNU_SOURCE -D_LGPL_SOURCE -Iinclude -I. -I$(LLHTTP_INC_DIR) $(PKG_CFLAGS)
+ALL_LDFLAGS = $(LDFLAGS) $(SAN_FLAGS) -pthread
+
+GATEWAY_SRC := $(filter-out gateway/main.c,$(wildcard gateway/*.c))
+SHM_SRC     := $(wildcard shm/*.c)
+TESTLIB_SRC := $(wildcard tests/lib/*.c)
+TEST_SRC    := $(wildcard tests/*/test_*.c)
+LLHTTP_SRC  := llhttp.c api.c http.c
+
+GATEWAY_OBJ := $(GATEWAY_SRC:%.c=$(BUILD)/obj/%.o)
+SHM_OBJ     := $(SHM_SRC:%.c=$(BUILD)/obj/%.o)
+TESTLIB_OBJ := $(TESTLIB_SRC:%.c=$(BUILD)/obj/%.o)
+LLHTTP_OBJ  := $(LLHTTP_SRC:%.c=$(BUILD)/obj/llhttp/%.o)
+TEST_BIN    := $(patsubst tests/%.c,$(BUILD)/tests/%,$(TEST_SRC))
+
+CORE_LIB := $(BUILD)/libwsgw-core.a
+SHM_LIB  := $(BUILD)/libwsgw-shm.a
+DEPS_STAMP := build/.deps-installed
+
+PROGRAMS := $(BUILD)/wsgw $(BUILD)/wsgw-bench
+
+.PHONY: all deps check check-tsan run bench-ring clean install
+all: $(PROGRAMS) $(TEST_BIN)
+
+# Installs the Debian packages that are missing; a no-op once they are there.
+deps: $(DEPS_STAMP)
+$(DEPS_STAMP):
+	@missing=""; for p in $(DEPS_PKGS); do \
+	  dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q 'ok installed' || missing="$$missing $$p"; \
+	done; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing missing packages:$$missing"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \
+	fi
+	@mkdir -p $(@D) && touch $@
+
+$(BUILD)/obj/%.o: %.c | $(DEPS_STAMP)
+	@mkdir -p $(@D)
+	@$(if $(Q),echo "  CC      $<")
+	$(Q)$(CC) $(ALL_CFLAGS) -c -o $@ $<
+
+# llhttp's own sources are compiled, not vendored; they are not -Wextra clean.
+$(BUILD)/obj/llhttp/%.o: $(LLHTTP_SRC_DIR)/%.c | $(DEPS_STAMP)
+	@mkdir -p $(@D)
+	@$(if $(Q),echo "  CC      $<")
+	$(Q)$(CC) -std=gnu11 $(CFLAGS) $(SAN_FLAGS) -Wall -Wextra -Wno-unused-parameter \
+	    -I$(LLHTTP_INC_DIR) -c -o $@ $<
+
+$(CORE_LIB): $(GATEWAY_OBJ) $(LLHTTP_OBJ)
+	$(Q)rm -f $@ && ar rcs $@ $^
+
+$(SHM_LIB): $(SHM_OBJ)
+	$(Q)rm -f $@ && ar rcs $@ $^
+
+$(BUILD)/wsgw: $(BUILD)/obj/gateway/main.o $(CORE_LIB) $(SHM_LIB)
+	@$(if $(Q),echo "  LD      $@")
+	$(Q)$(CC) $(ALL_LDFLAGS) -o $@ $^ $(PKG_LDLIBS)
+
+$(BUILD)/wsgw-bench: $(patsubst %.c,$(BUILD)/obj/%.o,$(wildcard bench/loadgen/*.c))
+	@$(if $(Q),echo "  LD      $@")
+	$(Q)$(CC) $(ALL_LDFLAGS) -o $@ $^ -lm
+
+$(BUILD)/bench-ring: $(patsubst %.c,$(BUILD)/obj/%.o,$(wildcard bench/ring/*.c)) $(SHM_LIB)
+	@$(if $(Q),echo "  LD      $@")
+	$(Q)$(CC) $(ALL_LDFLAGS) -o $@ $^ $(PKG_LDLIBS)
+
+$(BUILD)/tests/%: $(BUILD)/obj/tests/%.o $(TESTLIB_OBJ) $(CORE_LIB) $(SHM_LIB)
+	@mkdir -p $(@D)
+	@$(if $(Q),echo "  LD      $@")
+	$(Q)$(CC) $(ALL_LDFLAGS) -o $@ $^ $(CHECK_LDLIBS) $(PKG_LDLIBS)
+
+$(BUILD)/obj/tests/%.o: ALL_CFLAGS += $(CHECK_CFLAGS)
+
+# Every test binary runs, even after a failure; the target fails if any did.
+# Tests find the programs under test through WSGW_BUILD.
+check: all
+	@failed=""; for t in $(TEST_BIN); do \
+	  echo "== $$t"; \
+	  WSGW_BUILD=$(abspath $(BUILD)) $$t || failed="$$failed $$t"; \
+	done; \
+	if [ -n "$$failed" ]; then echo "FAILED:$$failed"; exit 1; fi; \
+	echo "all $(words $(TEST_BIN)) test programs passed"
+
+# ThreadSanitizer sees threads, not processes: the tests named *_threads run under it.
+check-tsan:
+	$(MAKE) SANITIZE=thread $(patsubst tests/%.c,build/tsan/tests/%,$(wildcard tests/*/test_*threads*.c))
+	@for t in $(patsubst tests/%.c,build/tsan/tests/%,$(wildcard tests/*/test_*threads*.c)); do \
+	  echo "== $$t"; WSGW_BUILD=$(abspath build/tsan) $$t || exit 1; done
+
+run: $(BUILD)/wsgw
+	$(BUILD)/wsgw --listen $(LISTEN)
+
+bench-ring: $(BUILD)/bench-ring
+	$(BUILD)/bench-ring
+
+install: $(BUILD)/wsgw $(BUILD)/wsgw-bench
+	install -d $(DESTDIR)$(prefix)/bin
+	install -m 0755 $(BUILD)/wsgw $(BUILD)/wsgw-bench $(DESTDIR)$(prefix)/bin/
+
+clean:
+	rm -rf build
+
+-include $(shell find $(BUILD)/obj -name '*.d' 2>/dev/null)
