@@ -1,0 +1,385 @@
+#include "gateway/config.h"
+#include "gateway/log.h"
+
+#include <arpa/inet.h>
+#include <ctype.h>
+#include <errno.h>
+#include <getopt.h>
+#include <math.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#define WSGW_VERSION "0.1.0"
+
+static void usage(FILE *f)
+{
+	fprintf(f,
+		"usage: wsgw [options]\n"
+		"  --listen ADDR:PORT        listen here (repeatable; [::1]:8080 for IPv6; default 127.0.0.1:8080)\n"
+		"  --route PREFIX=POOL       route paths starting with PREFIX to POOL (repeatable;\n"
+		"                            default /=echo; 'echo' is the built-in echo pool)\n"
+		"  --max-message BYTES       largest message accepted (default 1048576; beyond: close 1009)\n"
+		"  --max-header BYTES        largest upgrade request (default 8192; beyond: 431)\n"
+		"  --max-outbound BYTES      bytes queued per client (default 16 MiB or 2x max-message; beyond: close 1008)\n"
+		"  --max-conns N             connections at once (default: what the fd limit allows; beyond: 503)\n"
+		"  --handshake-timeout SEC   deadline for the upgrade request (default 10)\n"
+		"  --idle-timeout SEC        ping a silent client after SEC, close it after SEC more (default 60)\n"
+		"  --close-timeout SEC       wait this long for the peer's close (default 5)\n"
+		"  --log-level LEVEL         debug, info, warn or error (default info)\n"
+		"workers:\n"
+		"  --route PREFIX=POOL,authorize  the pool's worker must ACCEPT each client first\n"
+		"  --control ENDPOINT        ZeroMQ endpoint workers attach to (default ipc://RUNTIME_DIR/control)\n"
+		"  --runtime-dir DIR         default /run/wsgw (root), $XDG_RUNTIME_DIR/wsgw, or /tmp/wsgw-UID\n"
+		"  --heartbeat SEC           heartbeat interval; a worker silent 3 intervals is dead (default 1)\n"
+		"  --authorize-timeout SEC   wait for ACCEPT/REJECT, then 503 (default 5)\n"
+		"  --orphan-timeout SEC      connections whose pool has no worker wait, then close 1013 (default 30)\n"
+		"  --ring-size BYTES         each shared-memory ring, a power of two (default: 4 MiB or 4x max-message)\n"
+		"  --shm-mode MODE           segment permissions, octal (default 0600)\n"
+		"  --forward-header NAME     request header passed to workers in OPEN (repeatable;\n"
+		"                            default origin, host, user-agent, cookie, authorization)\n"
+		"  --help, --version\n");
+}
+
+int cfg_parse_listen(const char *s, struct cfg_listen *l)
+{
+	char host[64];
+	const char *colon;
+	memset(l, 0, sizeof(*l));
+	if (s[0] == '[') {
+		const char *end = strchr(s, ']');
+		if (!end || end[1] != ':' || (size_t)(end - s - 1) >= sizeof(host))
+			return -EINVAL;
+		memcpy(host, s + 1, (size_t)(end - s - 1));
+		host[end - s - 1] = 0;
+		colon = end + 1;
+	} else {
+		colon = strrchr(s, ':');
+		if (!colon || (size_t)(colon - s) >= sizeof(host))
+			return -EINVAL;
+		memcpy(host, s, (size_t)(colon - s));
+		host[colon - s] = 0;
+	}
+	char *endp;
+	long port = strtol(colon + 1, &endp, 10);
+	if (colon[1] == 0 || *endp || port < 0 || port > 65535)
+		return -EINVAL;
+	struct sockaddr_in *v4 = (struct sockaddr_in *)&l->addr;
+	struct sockaddr_in6 *v6 = (struct sockaddr_in6 *)&l->addr;
+	if (strcmp(host, "*") == 0 || strcmp(host, "0.0.0.0") == 0 || host[0] == 0) {
+		v4->sin_family = AF_INET;
+		v4->sin_addr.s_addr = htonl(INADDR_ANY);
+		v4->sin_port = htons((uint16_t)port);
+		l->len = sizeof(*v4);
+	} else if (inet_pton(AF_INET, host, &v4->sin_addr) == 1) {
+		v4->sin_family = AF_INET;
+		v4->sin_port = htons((uint16_t)port);
+		l->len = sizeof(*v4);
+	} else if (inet_pton(AF_INET6, host, &v6->sin6_addr) == 1) {
+		v6->sin6_family = AF_INET6;
+		v6->sin6_port = htons((uint16_t)port);
+		l->len = sizeof(*v6);
+	} else {
+		return -EINVAL;
+	}
+	snprintf(l->text, sizeof(l->text), "%s", s);
+	return 0;
+}
+
+static int parse_route(const char *s, struct cfg_route *r)
+{
+	const char *eq = strchr(s, '=');
+	if (!eq || s[0] != '/' || eq[1] == 0)
+		return -EINVAL;
+	size_t plen = (size_t)(eq - s), nlen = strlen(eq + 1);
+	const char *opt = strchr(eq + 1, ',');
+	r->authorize = 0;
+	if (opt) {
+		if (strcmp(opt, ",authorize") != 0)
+			return -EINVAL;
+		r->authorize = 1;
+		nlen = (size_t)(opt - eq - 1);
+	}
+	if (nlen == 0)
+		return -EINVAL;
+	if (plen >= sizeof(r->prefix) || nlen >= sizeof(r->pool))
+		return -EINVAL;
+	memcpy(r->prefix, s, plen);
+	r->prefix[plen] = 0;
+	/* "/chat/" and "/chat" mean the same route. */
+	while (plen > 1 && r->prefix[plen - 1] == '/')
+		r->prefix[--plen] = 0;
+	memcpy(r->pool, eq + 1, nlen);
+	r->pool[nlen] = 0;
+	return 0;
+}
+
+static int parse_u64(const char *s, uint64_t min, uint64_t max, uint64_t *out)
+{
+	char *end;
+	errno = 0;
+	unsigned long long v = strtoull(s, &end, 10);
+	if (errno || end == s || *end || s[0] == '-' || v < min || v > max)
+		return -EINVAL;
+	*out = v;
+	return 0;
+}
+
+static int parse_seconds(const char *s, unsigned *ms)
+{
+	char *end;
+	double v = strtod(s, &end);
+	if (end == s || *end || !isfinite(v) || v <= 0 || v > 86400.0 * 30)
+		return -EINVAL;
+	*ms = (unsigned)(v * 1000.0 + 0.5);
+	if (*ms == 0)
+		*ms = 1;
+	return 0;
+}
+
+int cfg_route_match(const struct gw_config *cfg, const char *path, size_t n)
+{
+	int best = -1;
+	size_t best_len = 0;
+	for (int i = 0; i < cfg->n_routes; i++) {
+		const char *p = cfg->routes[i].prefix;
+		size_t plen = strlen(p);
+		int ok;
+		if (plen == 1) /* "/" */
+			ok = n >= 1 && path[0] == '/';
+		else
+			ok = n >= plen && memcmp(path, p, plen) == 0 && (n == plen || path[plen] == '/');
+		if (ok && (best < 0 || plen > best_len)) {
+			best = i;
+			best_len = plen;
+		}
+	}
+	return best;
+}
+
+enum {
+	OPT_LISTEN = 256, OPT_ROUTE, OPT_MAX_MESSAGE, OPT_MAX_HEADER, OPT_MAX_OUTBOUND,
+	OPT_MAX_CONNS, OPT_HS_TIMEOUT, OPT_IDLE_TIMEOUT, OPT_CLOSE_TIMEOUT, OPT_LOG_LEVEL,
+	OPT_HELP, OPT_VERSION, OPT_CONTROL, OPT_RUNTIME_DIR, OPT_HEARTBEAT, OPT_AUTH_TIMEOUT,
+	OPT_ORPHAN_TIMEOUT, OPT_RING_SIZE, OPT_SHM_MODE, OPT_FORWARD,
+};
+
+static const struct option long_opts[] = {
+	{ "listen", required_argument, NULL, OPT_LISTEN },
+	{ "route", required_argument, NULL, OPT_ROUTE },
+	{ "max-message", required_argument, NULL, OPT_MAX_MESSAGE },
+	{ "max-header", required_argument, NULL, OPT_MAX_HEADER },
+	{ "max-outbound", required_argument, NULL, OPT_MAX_OUTBOUND },
+	{ "max-conns", required_argument, NULL, OPT_MAX_CONNS },
+	{ "handshake-timeout", required_argument, NULL, OPT_HS_TIMEOUT },
+	{ "idle-timeout", required_argument, NULL, OPT_IDLE_TIMEOUT },
+	{ "close-timeout", required_argument, NULL, OPT_CLOSE_TIMEOUT },
+	{ "log-level", required_argument, NULL, OPT_LOG_LEVEL },
+	{ "control", required_argument, NULL, OPT_CONTROL },
+	{ "runtime-dir", required_argument, NULL, OPT_RUNTIME_DIR },
+	{ "heartbeat", required_argument, NULL, OPT_HEARTBEAT },
+	{ "authorize-timeout", required_argument, NULL, OPT_AUTH_TIMEOUT },
+	{ "orphan-timeout", required_argument, NULL, OPT_ORPHAN_TIMEOUT },
+	{ "ring-size", required_argument, NULL, OPT_RING_SIZE },
+	{ "shm-mode", required_argument, NULL, OPT_SHM_MODE },
+	{ "forward-header", required_argument, NULL, OPT_FORWARD },
+	{ "help", no_argument, NULL, OPT_HELP },
+	{ "version", no_argument, NULL, OPT_VERSION },
+	{ NULL, 0, NULL, 0 },
+};
+
+int cfg_parse_args(struct gw_config *cfg, int argc, char **argv)
+{
+	memset(cfg, 0, sizeof(*cfg));
+	cfg->max_message = 1 << 20;
+	cfg->max_header = 8192;
+	cfg->handshake_ms = 10000;
+	cfg->idle_ms = 60000;
+	cfg->close_ms = 5000;
+	cfg->log_level = LOG_INFO;
+	cfg->heartbeat_ms = 1000;
+	cfg->authorize_ms = 5000;
+	cfg->orphan_ms = 30000;
+	cfg->shm_mode = 0600;
+	int have_outbound = 0, have_forward = 0;
+
+	optind = 1;
+	int c;
+	while ((c = getopt_long(argc, argv, "", long_opts, NULL)) != -1) {
+		uint64_t v;
+		int rc = 0;
+		const char *what = NULL;
+		switch (c) {
+		case OPT_LISTEN:
+			if (cfg->n_listen == CFG_MAX_LISTEN)
+				rc = -EINVAL, what = "too many --listen";
+			else if ((rc = cfg_parse_listen(optarg, &cfg->listen[cfg->n_listen])) == 0)
+				cfg->n_listen++;
+			else
+				what = "--listen wants ADDR:PORT or [ADDR6]:PORT";
+			break;
+		case OPT_ROUTE:
+			if (cfg->n_routes == CFG_MAX_ROUTES)
+				rc = -EINVAL, what = "too many --route";
+			else if ((rc = parse_route(optarg, &cfg->routes[cfg->n_routes])) == 0)
+				cfg->n_routes++;
+			else
+				what = "--route wants /PREFIX=POOL";
+			break;
+		case OPT_MAX_MESSAGE:
+			rc = parse_u64(optarg, 1, (uint64_t)1 << 31, &cfg->max_message);
+			what = "--max-message wants 1..2147483648";
+			break;
+		case OPT_MAX_HEADER:
+			if ((rc = parse_u64(optarg, 256, 1 << 20, &v)) == 0)
+				cfg->max_header = v;
+			what = "--max-header wants 256..1048576";
+			break;
+		case OPT_MAX_OUTBOUND:
+			if ((rc = parse_u64(optarg, 1024, (uint64_t)1 << 34, &v)) == 0)
+				cfg->max_outbound = v, have_outbound = 1;
+			what = "--max-outbound wants 1024..17179869184";
+			break;
+		case OPT_MAX_CONNS:
+			if ((rc = parse_u64(optarg, 1, 100000000, &v)) == 0)
+				cfg->max_conns = (unsigned)v;
+			what = "--max-conns wants 1..100000000";
+			break;
+		case OPT_HS_TIMEOUT:
+			rc = parse_seconds(optarg, &cfg->handshake_ms);
+			what = "--handshake-timeout wants seconds > 0";
+			break;
+		case OPT_IDLE_TIMEOUT:
+			rc = parse_seconds(optarg, &cfg->idle_ms);
+			what = "--idle-timeout wants seconds > 0";
+			break;
+		case OPT_CLOSE_TIMEOUT:
+			rc = parse_seconds(optarg, &cfg->close_ms);
+			what = "--close-timeout wants seconds > 0";
+			break;
+		case OPT_LOG_LEVEL: {
+			enum log_level lvl;
+			if ((rc = log_parse_level(optarg, &lvl)) == 0)
+				cfg->log_level = (int)lvl;
+			what = "--log-level wants debug, info, warn or error";
+			break;
+		}
+		case OPT_CONTROL:
+			rc = strlen(optarg) < sizeof(cfg->control) && strstr(optarg, "://") ? 0 : -EINVAL;
+			if (!rc)
+				strcpy(cfg->control, optarg);
+			what = "--control wants a ZeroMQ endpoint (ipc://PATH or tcp://HOST:PORT)";
+			break;
+		case OPT_RUNTIME_DIR:
+			rc = strlen(optarg) < sizeof(cfg->runtime_dir) && optarg[0] == '/' ? 0 : -EINVAL;
+			if (!rc)
+				strcpy(cfg->runtime_dir, optarg);
+			what = "--runtime-dir wants an absolute path";
+			break;
+		case OPT_HEARTBEAT:
+			rc = parse_seconds(optarg, &cfg->heartbeat_ms);
+			what = "--heartbeat wants seconds > 0";
+			break;
+		case OPT_AUTH_TIMEOUT:
+			rc = parse_seconds(optarg, &cfg->authorize_ms);
+			what = "--authorize-timeout wants seconds > 0";
+			break;
+		case OPT_ORPHAN_TIMEOUT:
+			rc = parse_seconds(optarg, &cfg->orphan_ms);
+			what = "--orphan-timeout wants seconds > 0";
+			break;
+		case OPT_RING_SIZE:
+			rc = parse_u64(optarg, 4096, (uint64_t)1 << 30, &cfg->ring_bytes);
+			if (!rc && (cfg->ring_bytes & (cfg->ring_bytes - 1)))
+				rc = -EINVAL;
+			what = "--ring-size wants a power of two, 4096..1073741824";
+			break;
+		case OPT_SHM_MODE: {
+			char *end;
+			unsigned long m = strtoul(optarg, &end, 8);
+			rc = *end || end == optarg || (m != 0600 && m != 0660) ? -EINVAL : 0;
+			cfg->shm_mode = (unsigned)m;
+			what = "--shm-mode wants 0600 or 0660";
+			break;
+		}
+		case OPT_FORWARD:
+			if (!have_forward)
+				cfg->n_forward = 0, have_forward = 1;
+			rc = cfg->n_forward < CFG_MAX_FORWARD && strlen(optarg) < CFG_NAME_MAX &&
+			     strlen(optarg) > 0 ? 0 : -EINVAL;
+			if (!rc) {
+				char *dst = cfg->forward[cfg->n_forward++];
+				for (size_t i = 0; optarg[i]; i++)
+					dst[i] = (char)tolower((unsigned char)optarg[i]);
+				dst[strlen(optarg)] = 0;
+			}
+			what = "--forward-header wants a header name (at most 16 of them)";
+			break;
+		case OPT_HELP:
+			usage(stdout);
+			return 1;
+		case OPT_VERSION:
+			printf("wsgw " WSGW_VERSION "\n");
+			return 1;
+		default:
+			usage(stderr);
+			return -EINVAL;
+		}
+		if (rc) {
+			fprintf(stderr, "wsgw: %s (got '%s')\n", what, optarg);
+			return -EINVAL;
+		}
+	}
+	if (optind < argc) {
+		fprintf(stderr, "wsgw: unexpected argument '%s'\n", argv[optind]);
+		usage(stderr);
+		return -EINVAL;
+	}
+	if (cfg->n_listen == 0)
+		cfg_parse_listen("127.0.0.1:8080", &cfg->listen[cfg->n_listen++]);
+	if (cfg->n_routes == 0)
+		parse_route("/=echo", &cfg->routes[cfg->n_routes++]);
+	for (int i = 0; i < cfg->n_routes; i++) {
+		if (cfg->routes[i].authorize && strcmp(cfg->routes[i].pool, "echo") == 0) {
+			fprintf(stderr, "wsgw: --route %s: the built-in echo pool cannot authorize\n",
+				cfg->routes[i].prefix);
+			return -EINVAL;
+		}
+	}
+	if (!have_forward) {
+		static const char *const defaults[] = { "origin", "host", "user-agent", "cookie", "authorization" };
+		for (size_t i = 0; i < sizeof(defaults) / sizeof(defaults[0]); i++)
+			strcpy(cfg->forward[cfg->n_forward++], defaults[i]);
+	}
+	if (!cfg->ring_bytes) {
+		/* A record holds at most half a ring (shm/ring.h): room for two largest messages. */
+		uint64_t need = 4 * (cfg->max_message + 64);
+		cfg->ring_bytes = 4u << 20;
+		while (cfg->ring_bytes < need)
+			cfg->ring_bytes <<= 1;
+	} else if (cfg->ring_bytes / 2 < cfg->max_message + 64) {
+		fprintf(stderr, "wsgw: --ring-size must be at least twice --max-message plus 128\n");
+		return -EINVAL;
+	}
+	if (!cfg->runtime_dir[0]) {
+		const char *xdg = getenv("XDG_RUNTIME_DIR");
+		if (geteuid() == 0)
+			strcpy(cfg->runtime_dir, "/run/wsgw");
+		else if (xdg && xdg[0] == '/' && strlen(xdg) < sizeof(cfg->runtime_dir) - 6)
+			snprintf(cfg->runtime_dir, sizeof(cfg->runtime_dir), "%s/wsgw", xdg);
+		else
+			snprintf(cfg->runtime_dir, sizeof(cfg->runtime_dir), "/tmp/wsgw-%u", (unsigned)geteuid());
+	}
+	if (!cfg->control[0])
+		snprintf(cfg->control, sizeof(cfg->control), "ipc://%s/control", cfg->runtime_dir);
+	if (!have_outbound) {
+		uint64_t two = 2 * cfg->max_message + 64;
+		cfg->max_outbound = two > (16u << 20) ? two : (16u << 20);
+	} else if (cfg->max_outbound < cfg->max_message + 14) {
+		fprintf(stderr, "wsgw: --max-outbound must hold one message (>= max-message + 14)\n");
+		return -EINVAL;
+	}
+	return 0;
+}

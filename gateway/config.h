@@ -1,0 +1,62 @@
+/* Gateway settings from the command line. */
+#ifndef WSGW_CONFIG_H
+#define WSGW_CONFIG_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/socket.h>
+
+#define CFG_MAX_LISTEN 16
+#define CFG_MAX_ROUTES 64
+#define CFG_NAME_MAX 64
+#define CFG_MAX_FORWARD 16
+
+struct cfg_route {
+	char prefix[256];
+	char pool[CFG_NAME_MAX];
+	int authorize; /* "/x=pool,authorize": the pool's worker ACCEPTs or REJECTs first */
+};
+
+struct cfg_listen {
+	struct sockaddr_storage addr;
+	socklen_t len;
+	char text[80]; /* as given, for logs */
+};
+
+struct gw_config {
+	struct cfg_listen listen[CFG_MAX_LISTEN];
+	int n_listen;
+	struct cfg_route routes[CFG_MAX_ROUTES];
+	int n_routes;
+	uint64_t max_message;     /* bytes; larger messages close with 1009 */
+	size_t max_header;        /* bytes of the HTTP upgrade request; beyond: 431 */
+	size_t max_outbound;      /* queued bytes per connection; beyond: close 1008 */
+	unsigned max_conns;       /* 0: as many as file descriptors allow */
+	unsigned handshake_ms;    /* the whole request must arrive within this */
+	unsigned idle_ms;         /* silent this long: ping; silent again: close */
+	unsigned close_ms;        /* close handshake and lingering close */
+	int log_level;
+	/* workers */
+	char control[256];        /* ZeroMQ endpoint of the control ROUTER */
+	char runtime_dir[200];    /* where the default ipc:// control endpoint lives */
+	unsigned heartbeat_ms;    /* each side speaks at least this often; 3 missed = dead */
+	unsigned authorize_ms;    /* wait this long for ACCEPT/REJECT, then 503 */
+	unsigned orphan_ms;       /* connections with no worker left wait this long, then 1013 */
+	uint64_t ring_bytes;      /* each ring of a worker's segment; a power of two */
+	unsigned shm_mode;        /* segment permissions */
+	char forward[CFG_MAX_FORWARD][CFG_NAME_MAX]; /* request headers passed in OPEN */
+	int n_forward;
+};
+
+/* Fills cfg with defaults, then applies argv. Returns 0, 1 when --help or --version was
+ * printed (exit 0), or -EINVAL after printing the reason to stderr. */
+int cfg_parse_args(struct gw_config *cfg, int argc, char **argv);
+
+/* Parses "127.0.0.1:8080", "[::1]:8080" or "*:8080" into l. Returns 0 or -EINVAL. */
+int cfg_parse_listen(const char *s, struct cfg_listen *l);
+
+/* Index of the route whose prefix matches path best (longest, on a '/' boundary), or -1.
+ * Prefix "/" matches every path; "/chat" matches "/chat", "/chat/x", not "/chatroom". */
+int cfg_route_match(const struct gw_config *cfg, const char *path, size_t n);
+
+#endif

@@ -1,0 +1,98 @@
+#include "gateway/conn.h"
+#include "gateway/log.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+static struct cds_lfht *map;
+static uint64_t next_id = 1;
+static unsigned long live;
+
+/* ids are sequential, so mix them before they pick buckets. */
+static unsigned long hash_id(uint64_t id)
+{
+	id ^= id >> 33;
+	id *= 0xff51afd7ed558ccdULL;
+	id ^= id >> 33;
+	return (unsigned long)id;
+}
+
+static int match_id(struct cds_lfht_node *node, const void *key)
+{
+	const struct conn *c = caa_container_of(node, struct conn, node);
+	return c->id == *(const uint64_t *)key;
+}
+
+int conn_map_init(void)
+{
+	map = cds_lfht_new(1024, 1024, 0, CDS_LFHT_AUTO_RESIZE | CDS_LFHT_ACCOUNTING, NULL);
+	return map ? 0 : -ENOMEM;
+}
+
+void conn_map_destroy(void)
+{
+	if (!map)
+		return;
+	/* Grace periods must be over before the table goes: rcu_barrier waits for frees. */
+	rcu_barrier();
+	if (cds_lfht_destroy(map, NULL))
+		log_warn(0, "cds_lfht_destroy: table not empty");
+	map = NULL;
+}
+
+struct conn *conn_new(int fd)
+{
+	struct conn *c = calloc(1, sizeof(*c));
+	if (!c) {
+		log_error(ENOMEM, "conn_new");
+		abort();
+	}
+	c->kind = EP_CONN;
+	c->fd = fd;
+	c->id = next_id++;
+	cds_lfht_node_init(&c->node);
+	rcu_read_lock();
+	cds_lfht_add(map, hash_id(c->id), &c->node);
+	rcu_read_unlock();
+	live++;
+	return c;
+}
+
+static void free_rcu(struct rcu_head *head)
+{
+	free(caa_container_of(head, struct conn, rcu));
+}
+
+void conn_release(struct conn *c)
+{
+	rcu_read_lock();
+	int rc = cds_lfht_del(map, &c->node);
+	rcu_read_unlock();
+	if (rc)
+		log_error(0, "conn %llu was not in the map", (unsigned long long)c->id);
+	live--;
+	call_rcu(&c->rcu, free_rcu);
+}
+
+struct conn *conn_lookup(uint64_t id)
+{
+	struct cds_lfht_iter it;
+	cds_lfht_lookup(map, hash_id(id), match_id, &id, &it);
+	struct cds_lfht_node *node = cds_lfht_iter_get_node(&it);
+	return node ? caa_container_of(node, struct conn, node) : NULL;
+}
+
+void conn_for_each(void (*fn)(struct conn *c, void *arg), void *arg)
+{
+	struct cds_lfht_iter it;
+	struct conn *c;
+	rcu_read_lock();
+	cds_lfht_for_each_entry(map, &it, c, node)
+		fn(c, arg);
+	rcu_read_unlock();
+}
+
+unsigned long conn_count(void)
+{
+	return live;
+}

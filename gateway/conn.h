@@ -1,0 +1,88 @@
+/* A client connection and the map that finds it by id.
+ *
+ * The I/O loop owns every struct conn: only it changes one. Other threads may find a
+ * connection through the map inside rcu_read_lock() and read its immutable fields (id, fd
+ * while not closed); the memory stays valid until a grace period after conn_map_del. */
+#ifndef WSGW_CONN_H
+#define WSGW_CONN_H
+
+#include <stdint.h>
+
+#include <urcu.h>
+#include <urcu/rculfhash.h>
+
+#include "gateway/frame.h"
+#include "gateway/outq.h"
+
+struct ws_hs;
+
+enum conn_state {
+	CONN_HANDSHAKE,  /* reading the HTTP upgrade request */
+	CONN_AUTHORIZING, /* request read; waiting for the worker's ACCEPT or REJECT */
+	CONN_OPEN,       /* WebSocket frames both ways */
+	CONN_CLOSE_WAIT, /* our close frame is out; waiting for the peer's */
+	CONN_LINGER,     /* last bytes queued; then shutdown(SHUT_WR), read until EOF */
+	CONN_DEAD,       /* fd closed; freed at the end of the event batch */
+};
+
+enum conn_flag {
+	CONN_IN_FLUSH = 1 << 0,    /* on the loop's flush list */
+	CONN_POLLOUT = 1 << 1,     /* EPOLLOUT armed: the socket was full */
+	CONN_PING_SENT = 1 << 2,   /* idle ping out, no answer yet */
+	CONN_SHUT_SENT = 1 << 3,   /* shutdown(SHUT_WR) done */
+	CONN_REJECT_503 = 1 << 4,  /* over max_conns: answer 503 once the request is read */
+	CONN_READ_PAUSED = 1 << 5, /* output over the high mark, or the worker cannot take more */
+	CONN_WORKER = 1 << 6,      /* a worker got OPEN and is still owed its CLOSE */
+};
+
+/* The tag of everything registered with epoll: data.ptr points at one of these first. */
+enum ep_kind { EP_CONN = 1, EP_LISTENER, EP_SIGNAL, EP_CONTROL, EP_PIDFD, EP_BELL };
+
+struct conn {
+	uint8_t kind;  /* EP_CONN */
+	uint8_t state; /* enum conn_state */
+	uint8_t flags; /* enum conn_flag */
+	uint8_t route; /* index into the route table */
+	int fd;
+	uint64_t id;        /* never reused during the gateway's life */
+	uint32_t deadline;  /* loop ms clock: handshake, idle, or close deadline by state */
+	uint16_t in_len;    /* bytes held in `in` */
+	uint16_t worker;    /* pool.c's worker slot, POOL_NO_WORKER when none */
+	struct ws_rx rx;
+	union {
+		struct ws_hs *hs; /* CONN_HANDSHAKE and CONN_AUTHORIZING */
+		uint8_t *in;      /* otherwise: the unparsed tail of the last read (<= 139 bytes) */
+	};
+	uint8_t *msg;       /* message being assembled across reads; NULL when none */
+	uint32_t msg_len, msg_cap;
+	uint8_t *fields;    /* pool.c: the OPEN fields, kept for OPEN(resumed); NULL for echo */
+	uint32_t fields_len;
+	struct outq out;
+	struct conn *flush_next;
+	struct cds_lfht_node node;
+	struct rcu_head rcu;
+};
+
+/* Creates the map. Returns 0 or -ENOMEM. Call once, from the loop thread. */
+int conn_map_init(void);
+void conn_map_destroy(void);
+
+/* Allocates a connection for fd with a fresh id and inserts it. Aborts on OOM (the struct
+ * is small and ours). Caller: the loop thread, registered with RCU. */
+struct conn *conn_new(int fd);
+
+/* Removes c from the map and frees it after a grace period. c must be CONN_DEAD with
+ * nothing queued and no buffers. */
+void conn_release(struct conn *c);
+
+/* Finds a connection by id. Call with rcu_read_lock held; the result is valid until
+ * rcu_read_unlock. NULL when there is none (closed, or never existed). */
+struct conn *conn_lookup(uint64_t id);
+
+/* Calls fn for every connection. Loop thread only (it may release the one it is given). */
+void conn_for_each(void (*fn)(struct conn *c, void *arg), void *arg);
+
+/* Connections in the map. */
+unsigned long conn_count(void);
+
+#endif

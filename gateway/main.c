@@ -1,0 +1,16 @@
+/* wsgw: the WebSocket gateway daemon. */
+#include "gateway/config.h"
+#include "gateway/log.h"
+#include "gateway/server.h"
+
+#include <stdlib.h>
+
+int main(int argc, char **argv)
+{
+	static struct gw_config cfg;
+	int rc = cfg_parse_args(&cfg, argc, argv);
+	if (rc)
+		return rc > 0 ? EXIT_SUCCESS : 2;
+	log_set_level((enum log_level)cfg.log_level);
+	return srv_run(&cfg) ? EXIT_FAILURE : EXIT_SUCCESS;
+}
