@@ -54,6 +54,7 @@ GATEWAY_SRC := $(filter-out gateway/main.c,$(wildcard gateway/*.c))
 SHM_SRC     := $(wildcard shm/*.c)
 TESTLIB_SRC := $(wildcard tests/lib/*.c)
 TEST_SRC    := $(wildcard tests/*/test_*.c)
+LIBWSGW_SRC := $(wildcard workers/libwsgw/*.c)
 LLHTTP_SRC  := llhttp.c api.c http.c
 
 GATEWAY_OBJ := $(GATEWAY_SRC:%.c=$(BUILD)/obj/%.o)
@@ -64,9 +65,13 @@ TEST_BIN    := $(patsubst tests/%.c,$(BUILD)/tests/%,$(TEST_SRC))
 
 CORE_LIB := $(BUILD)/libwsgw-core.a
 SHM_LIB  := $(BUILD)/libwsgw-shm.a
+# libwsgw, the C worker library: the shm code and the worker API, static and shared.
+LIBWSGW_OBJ := $(LIBWSGW_SRC:%.c=$(BUILD)/obj/%.o) $(SHM_OBJ)
+LIBWSGW_A  := $(BUILD)/libwsgw.a
+LIBWSGW_SO := $(BUILD)/libwsgw.so.1
 DEPS_STAMP := build/.deps-installed
 
-PROGRAMS := $(BUILD)/wsgw $(BUILD)/wsgw-bench
+PROGRAMS := $(BUILD)/wsgw $(BUILD)/wsgw-bench $(BUILD)/wsgw-echo $(LIBWSGW_SO)
 
 .PHONY: all deps check check-tsan run bench-ring clean install
 all: $(PROGRAMS) $(TEST_BIN)
@@ -101,6 +106,23 @@ $(CORE_LIB): $(GATEWAY_OBJ) $(LLHTTP_OBJ)
 $(SHM_LIB): $(SHM_OBJ)
 	$(Q)rm -f $@ && ar rcs $@ $^
 
+# Objects that end up in libwsgw.so must be position-independent.
+$(BUILD)/obj/shm/%.o $(BUILD)/obj/workers/libwsgw/%.o: ALL_CFLAGS += -fPIC
+
+$(LIBWSGW_A): $(LIBWSGW_OBJ)
+	$(Q)rm -f $@ && ar rcs $@ $^
+
+# The version script pins what libwsgw exports: the wsgw_* API and nothing else.
+$(LIBWSGW_SO): $(LIBWSGW_OBJ) workers/libwsgw/libwsgw.map
+	@$(if $(Q),echo "  LD      $@")
+	$(Q)$(CC) $(ALL_LDFLAGS) -shared -Wl,-soname,libwsgw.so.1 \
+	    -Wl,--version-script=workers/libwsgw/libwsgw.map -o $@ $(LIBWSGW_OBJ) -lzmq
+	$(Q)ln -sf libwsgw.so.1 $(BUILD)/libwsgw.so
+
+$(BUILD)/wsgw-echo: $(BUILD)/obj/workers/echo/echo.o $(LIBWSGW_A)
+	@$(if $(Q),echo "  LD      $@")
+	$(Q)$(CC) $(ALL_LDFLAGS) -o $@ $^ -lzmq
+
 $(BUILD)/wsgw: $(BUILD)/obj/gateway/main.o $(CORE_LIB) $(SHM_LIB)
 	@$(if $(Q),echo "  LD      $@")
 	$(Q)$(CC) $(ALL_LDFLAGS) -o $@ $^ $(PKG_LDLIBS)
@@ -113,7 +135,7 @@ $(BUILD)/bench-ring: $(patsubst %.c,$(BUILD)/obj/%.o,$(wildcard bench/ring/*.c))
 	@$(if $(Q),echo "  LD      $@")
 	$(Q)$(CC) $(ALL_LDFLAGS) -o $@ $^ $(PKG_LDLIBS)
 
-$(BUILD)/tests/%: $(BUILD)/obj/tests/%.o $(TESTLIB_OBJ) $(CORE_LIB) $(SHM_LIB)
+$(BUILD)/tests/%: $(BUILD)/obj/tests/%.o $(TESTLIB_OBJ) $(CORE_LIB) $(LIBWSGW_A) $(SHM_LIB)
 	@mkdir -p $(@D)
 	@$(if $(Q),echo "  LD      $@")
 	$(Q)$(CC) $(ALL_LDFLAGS) -o $@ $^ $(CHECK_LDLIBS) $(PKG_LDLIBS)

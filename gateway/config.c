@@ -40,6 +40,9 @@ static void usage(FILE *f)
 		"  --shm-mode MODE           segment permissions, octal (default 0600)\n"
 		"  --forward-header NAME     request header passed to workers in OPEN (repeatable;\n"
 		"                            default origin, host, user-agent, cookie, authorization)\n"
+		"  --curve-secret-key FILE   encrypt and authenticate the control channel with CURVE\n"
+		"                            (FILE holds the gateway's Z85 secret key)\n"
+		"  --curve-clients FILE      Z85 public keys of the workers allowed to attach, one per line\n"
 		"  --help, --version\n");
 }
 
@@ -163,7 +166,8 @@ enum {
 	OPT_LISTEN = 256, OPT_ROUTE, OPT_MAX_MESSAGE, OPT_MAX_HEADER, OPT_MAX_OUTBOUND,
 	OPT_MAX_CONNS, OPT_HS_TIMEOUT, OPT_IDLE_TIMEOUT, OPT_CLOSE_TIMEOUT, OPT_LOG_LEVEL,
 	OPT_HELP, OPT_VERSION, OPT_CONTROL, OPT_RUNTIME_DIR, OPT_HEARTBEAT, OPT_AUTH_TIMEOUT,
-	OPT_ORPHAN_TIMEOUT, OPT_RING_SIZE, OPT_SHM_MODE, OPT_FORWARD,
+	OPT_ORPHAN_TIMEOUT, OPT_RING_SIZE, OPT_SHM_MODE, OPT_FORWARD, OPT_CURVE_SECRET,
+	OPT_CURVE_CLIENTS,
 };
 
 static const struct option long_opts[] = {
@@ -185,6 +189,8 @@ static const struct option long_opts[] = {
 	{ "ring-size", required_argument, NULL, OPT_RING_SIZE },
 	{ "shm-mode", required_argument, NULL, OPT_SHM_MODE },
 	{ "forward-header", required_argument, NULL, OPT_FORWARD },
+	{ "curve-secret-key", required_argument, NULL, OPT_CURVE_SECRET },
+	{ "curve-clients", required_argument, NULL, OPT_CURVE_CLIENTS },
 	{ "help", no_argument, NULL, OPT_HELP },
 	{ "version", no_argument, NULL, OPT_VERSION },
 	{ NULL, 0, NULL, 0 },
@@ -317,6 +323,15 @@ int cfg_parse_args(struct gw_config *cfg, int argc, char **argv)
 			}
 			what = "--forward-header wants a header name (at most 16 of them)";
 			break;
+		case OPT_CURVE_SECRET:
+		case OPT_CURVE_CLIENTS: {
+			char *dst = c == OPT_CURVE_SECRET ? cfg->curve_secret : cfg->curve_clients;
+			rc = strlen(optarg) < sizeof(cfg->curve_secret) ? 0 : -EINVAL;
+			if (!rc)
+				strcpy(dst, optarg);
+			what = "--curve-secret-key and --curve-clients want a file path";
+			break;
+		}
 		case OPT_HELP:
 			usage(stdout);
 			return 1;
@@ -371,6 +386,10 @@ int cfg_parse_args(struct gw_config *cfg, int argc, char **argv)
 			snprintf(cfg->runtime_dir, sizeof(cfg->runtime_dir), "%s/wsgw", xdg);
 		else
 			snprintf(cfg->runtime_dir, sizeof(cfg->runtime_dir), "/tmp/wsgw-%u", (unsigned)geteuid());
+	}
+	if (cfg->curve_clients[0] && !cfg->curve_secret[0]) {
+		fprintf(stderr, "wsgw: --curve-clients needs --curve-secret-key\n");
+		return -EINVAL;
 	}
 	if (!cfg->control[0])
 		snprintf(cfg->control, sizeof(cfg->control), "ipc://%s/control", cfg->runtime_dir);

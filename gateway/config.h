@@ -45,6 +45,8 @@ struct gw_config {
 	uint64_t ring_bytes;      /* each ring of a worker's segment; a power of two */
 	unsigned shm_mode;        /* segment permissions */
 	char forward[CFG_MAX_FORWARD][CFG_NAME_MAX]; /* request headers passed in OPEN */
+	char curve_secret[256];   /* file with the gateway's Z85 CURVE secret key: CURVE on */
+	char curve_clients[256];  /* file of Z85 public keys allowed to attach */
 	int n_forward;
 };
 

@@ -1,0 +1,488 @@
+/* libwsgw: the C worker side of docs/PROTOCOL.md over the shm transport. */
+#include "wsgw/worker.h"
+#include "wsgw/protocol.h"
+#include "shm/bell.h"
+#include "shm/segment.h"
+
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+#include <zmq.h>
+
+#define SPIN 200            /* ring checks before sleeping on the doorbell */
+#define SEND_WAIT_MS 5000   /* longest a send waits for the gateway to make room */
+
+struct wsgw_worker {
+	void *ctx, *dealer;
+	char control[256];
+	char pool[64];
+	unsigned id;
+	unsigned hb_ms;
+	int attached;
+	pid_t gw_pid;
+	struct shm_seg *seg;
+	struct shm_bell *bell;
+	struct shm_ring to_w, to_gw;
+	struct shm_ring_iter it;
+	int in_batch;   /* records of `it` were handed out: release them next time */
+	int dirty;      /* commands since the last notify */
+	int reset;      /* owe the caller a WSGW_EV_RESET */
+	uint64_t last_heard, last_sent, next_ctl, next_hello;
+	size_t rsv_max; /* open wsgw_send_begin reservation, 0: none */
+};
+
+static uint64_t now_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+static void default_control(char *out, size_t cap)
+{
+	const char *env = getenv("WSGW_CONTROL"), *xdg = getenv("XDG_RUNTIME_DIR");
+	if (env && *env)
+		snprintf(out, cap, "%s", env);
+	else if (geteuid() == 0)
+		snprintf(out, cap, "ipc:///run/wsgw/control");
+	else if (xdg && xdg[0] == '/')
+		snprintf(out, cap, "ipc://%s/wsgw/control", xdg);
+	else
+		snprintf(out, cap, "ipc:///tmp/wsgw-%u/control", (unsigned)geteuid());
+}
+
+static int send_ctl(struct wsgw_worker *w, const char *const *f, int n)
+{
+	for (int i = 0; i < n; i++)
+		if (zmq_send(w->dealer, f[i], strlen(f[i]), (i + 1 < n ? ZMQ_SNDMORE : 0) | ZMQ_DONTWAIT) < 0)
+			return -errno;
+	w->last_sent = now_ms();
+	return 0;
+}
+
+static int send_hello(struct wsgw_worker *w)
+{
+	char version[8], pid[16];
+	snprintf(version, sizeof(version), "%d", WSGW_PROTOCOL_VERSION);
+	snprintf(pid, sizeof(pid), "%d", (int)getpid());
+	const char *f[] = { "HELLO", version, w->pool, "shm", pid };
+	w->next_hello = now_ms() + 1000;
+	return send_ctl(w, f, 5);
+}
+
+static void unmap(struct wsgw_worker *w)
+{
+	shm_seg_close(w->seg);
+	shm_bell_close(w->bell);
+	w->seg = NULL;
+	w->bell = NULL;
+	w->attached = 0;
+	w->in_batch = 0;
+	w->dirty = 0;
+	w->rsv_max = 0;
+}
+
+/* WELCOME id hb segment to_worker to_gateway bell */
+static int on_welcome(struct wsgw_worker *w, char f[][256], int n)
+{
+	if (n != 7)
+		return -EPROTO;
+	struct shm_seg *seg = NULL;
+	struct shm_bell *bell = NULL;
+	int rc = shm_seg_attach_named(f[3], &seg);
+	if (rc == 0)
+		rc = shm_bell_attach(f[6], &bell);
+	if (rc == 0)
+		rc = shm_seg_ring(seg, SHM_SEG_TO_WORKER, SHM_RING_CONSUMER, &w->to_w);
+	if (rc == 0)
+		rc = shm_seg_ring(seg, SHM_SEG_TO_GATEWAY, SHM_RING_PRODUCER, &w->to_gw);
+	if (rc) {
+		fprintf(stderr, "libwsgw: segment %s: %s\n", f[3], strerror(-rc));
+		shm_seg_close(seg);
+		shm_bell_close(bell);
+		return rc;
+	}
+	/* The gateway sleeps on one doorbell for all its workers (docs/SHM.md). */
+	shm_ring_set_data_doorbell(&w->to_gw, shm_bell_doorbell(bell));
+	w->seg = seg;
+	w->bell = bell;
+	w->id = (unsigned)strtoul(f[1], NULL, 10);
+	w->hb_ms = (unsigned)strtoul(f[2], NULL, 10);
+	if (w->hb_ms < 10)
+		w->hb_ms = 10;
+	w->gw_pid = (pid_t)shm_seg_header(seg)->gateway_pid;
+	w->attached = 1;
+	return 0;
+}
+
+/* Reads every waiting control message. Returns 0, or -EPROTO when the gateway refused us
+ * (the reason was printed), or a segment error. */
+static int read_ctl(struct wsgw_worker *w)
+{
+	for (;;) {
+		char f[8][256];
+		int n = 0, more = 1;
+		while (more) {
+			int len = zmq_recv(w->dealer, f[n < 8 ? n : 7], 255, ZMQ_DONTWAIT);
+			if (len < 0)
+				return 0;
+			if (n < 8) {
+				f[n][len > 255 ? 255 : len] = 0;
+				n++;
+			}
+			int m = 0;
+			size_t ml = sizeof(m);
+			zmq_getsockopt(w->dealer, ZMQ_RCVMORE, &m, &ml);
+			more = m;
+		}
+		w->last_heard = now_ms();
+		if (strcmp(f[0], "WELCOME") == 0 && !w->attached) {
+			int rc = on_welcome(w, f, n);
+			if (rc)
+				return rc;
+		} else if (strcmp(f[0], "ERROR") == 0) {
+			if (w->attached && n > 1 && strcmp(f[1], "not attached") == 0) {
+				/* A new gateway behind the same endpoint. */
+				unmap(w);
+				w->reset = 1;
+				send_hello(w);
+				continue;
+			}
+			fprintf(stderr, "libwsgw: gateway refused pool '%s': %s\n", w->pool, n > 1 ? f[1] : "?");
+			return -EPROTO;
+		}
+	}
+}
+
+int wsgw_attach(const struct wsgw_options *o, struct wsgw_worker **out)
+{
+	if (!o || !o->pool || !*o->pool || strlen(o->pool) >= 64)
+		return -EINVAL;
+	struct wsgw_worker *w = calloc(1, sizeof(*w));
+	if (!w)
+		return -ENOMEM;
+	snprintf(w->pool, sizeof(w->pool), "%s", o->pool);
+	if (o->control)
+		snprintf(w->control, sizeof(w->control), "%s", o->control);
+	else
+		default_control(w->control, sizeof(w->control));
+	int rc = -ENOMEM;
+	w->ctx = zmq_ctx_new();
+	w->dealer = w->ctx ? zmq_socket(w->ctx, ZMQ_DEALER) : NULL;
+	if (!w->dealer)
+		goto fail;
+	int zero = 0;
+	zmq_setsockopt(w->dealer, ZMQ_LINGER, &zero, sizeof(zero));
+	if (zmq_connect(w->dealer, w->control) < 0) {
+		rc = -errno;
+		fprintf(stderr, "libwsgw: connect %s: %s\n", w->control, zmq_strerror(errno));
+		goto fail;
+	}
+	rc = send_hello(w);
+	if (rc)
+		goto fail;
+	int timeout = o->attach_timeout_ms ? o->attach_timeout_ms : 5000;
+	uint64_t deadline = now_ms() + (uint64_t)(timeout < 0 ? 0 : timeout);
+	while (!w->attached) {
+		zmq_pollitem_t pi = { .socket = w->dealer, .events = ZMQ_POLLIN };
+		long left = timeout < 0 ? 1000 : (long)(deadline - now_ms());
+		if (timeout >= 0 && (int64_t)(deadline - now_ms()) <= 0) {
+			rc = -ETIMEDOUT;
+			fprintf(stderr, "libwsgw: no WELCOME from %s within %d ms\n", w->control, timeout);
+			goto fail;
+		}
+		if (zmq_poll(&pi, 1, left) < 0 && errno == EINTR) {
+			rc = -EINTR;
+			goto fail;
+		}
+		rc = read_ctl(w);
+		if (rc)
+			goto fail;
+		if (!w->attached && timeout < 0 && now_ms() >= w->next_hello)
+			send_hello(w); /* the gateway may not be up yet: a HELLO sent early is lost */
+	}
+	w->reset = 0;
+	*out = w;
+	return 0;
+fail:
+	unmap(w);
+	if (w->dealer)
+		zmq_close(w->dealer);
+	if (w->ctx)
+		zmq_ctx_term(w->ctx);
+	free(w);
+	return rc;
+}
+
+void wsgw_detach(struct wsgw_worker *w)
+{
+	if (!w)
+		return;
+	if (w->attached) {
+		if (w->in_batch)
+			shm_ring_release(&w->to_w, &w->it);
+		shm_ring_notify(&w->to_gw);
+		const char *f[] = { "BYE" };
+		send_ctl(w, f, 1);
+	}
+	unmap(w);
+	zmq_close(w->dealer);
+	zmq_ctx_term(w->ctx);
+	free(w);
+}
+
+/* Heartbeats, gateway liveness, re-attach. Cheap unless due. */
+static void control_tick(struct wsgw_worker *w)
+{
+	uint64_t now = now_ms();
+	if (now < w->next_ctl)
+		return;
+	unsigned hb = w->hb_ms ? w->hb_ms : 1000;
+	w->next_ctl = now + hb / 4;
+	if (read_ctl(w) == -EPROTO && !w->attached)
+		w->next_hello = now + 1000; /* refused: try again later, the pool may appear */
+	if (w->attached) {
+		int dead = now - w->last_heard > 3 * (uint64_t)hb ||
+			   (kill(w->gw_pid, 0) < 0 && errno == ESRCH);
+		if (dead) {
+			unmap(w);
+			w->reset = 1;
+			send_hello(w);
+			return;
+		}
+		if (now - w->last_sent >= hb) {
+			const char *f[] = { "HEARTBEAT" };
+			send_ctl(w, f, 1);
+		}
+	} else if (now >= w->next_hello) {
+		send_hello(w);
+	}
+}
+
+static int be16(const uint8_t *p)
+{
+	return p[0] << 8 | p[1];
+}
+
+static void to_event(const struct shm_rec *r, struct wsgw_event *ev)
+{
+	memset(ev, 0, sizeof(*ev));
+	ev->conn = r->conn;
+	ev->data = r->payload;
+	ev->len = r->len;
+	switch (r->type) {
+	case WSGW_OPEN:
+		ev->type = WSGW_EV_OPEN;
+		ev->resumed = !!(r->flags & WSGW_F_RESUMED);
+		ev->authorize = !!(r->flags & WSGW_F_AUTHORIZE);
+		break;
+	case WSGW_MESSAGE:
+		ev->type = WSGW_EV_MESSAGE;
+		ev->binary = !!(r->flags & WSGW_F_BINARY);
+		break;
+	case WSGW_CLOSE:
+		ev->type = WSGW_EV_CLOSE;
+		ev->code = r->len >= 2 ? (unsigned)be16(r->payload) : 1005;
+		ev->data = r->len >= 2 ? (const uint8_t *)r->payload + 2 : r->payload;
+		ev->len = r->len >= 2 ? r->len - 2 : 0;
+		break;
+	case WSGW_GONE:
+		ev->type = WSGW_EV_GONE;
+		break;
+	default:
+		ev->type = WSGW_EV_ERROR;
+		break;
+	}
+}
+
+int wsgw_flush(struct wsgw_worker *w)
+{
+	if (w->attached && w->dirty) {
+		w->dirty = 0;
+		shm_ring_notify(&w->to_gw);
+	}
+	return 0;
+}
+
+int wsgw_wait(struct wsgw_worker *w, struct wsgw_event *ev, int max, int timeout_ms)
+{
+	if (w->in_batch) {
+		shm_ring_release(&w->to_w, &w->it);
+		w->in_batch = 0;
+	}
+	wsgw_flush(w);
+	uint64_t deadline = now_ms() + (uint64_t)(timeout_ms < 0 ? 0 : timeout_ms);
+	for (;;) {
+		control_tick(w);
+		int n = 0;
+		if (w->reset && w->attached && max > 0) {
+			w->reset = 0;
+			memset(&ev[0], 0, sizeof(ev[0]));
+			ev[n++].type = WSGW_EV_RESET;
+		}
+		if (w->attached && n < max && shm_ring_peek(&w->to_w, &w->it) > 0) {
+			struct shm_rec r;
+			while (n < max && shm_ring_next(&w->it, &r) == 1)
+				to_event(&r, &ev[n++]);
+			w->in_batch = 1;
+		}
+		if (n)
+			return n;
+		uint64_t now = now_ms();
+		if (timeout_ms == 0 || (timeout_ms > 0 && now >= deadline))
+			return 0;
+		/* Sleep no longer than a quarter heartbeat: heartbeats are sent from here. */
+		unsigned hb = w->hb_ms ? w->hb_ms : 1000;
+		int slice = (int)(hb / 4);
+		if (timeout_ms > 0 && deadline - now < (uint64_t)slice)
+			slice = (int)(deadline - now);
+		if (!w->attached) {
+			usleep((useconds_t)slice * 1000);
+			continue;
+		}
+		int rc = shm_ring_wait_data(&w->to_w, SPIN, slice);
+		if (rc == -EINTR)
+			return -EINTR;
+	}
+}
+
+int wsgw_field(const struct wsgw_event *ev, const char *name, const char **val, size_t *len)
+{
+	if (ev->type != WSGW_EV_OPEN)
+		return 0;
+	size_t want = strlen(name);
+	const uint8_t *p = ev->data, *end = p + ev->len;
+	while (p < end) {
+		size_t nl = *p++;
+		if ((size_t)(end - p) < nl + 4)
+			return 0;
+		const uint8_t *nm = p;
+		p += nl;
+		uint32_t vl = (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
+		p += 4;
+		if ((size_t)(end - p) < vl)
+			return 0;
+		if (nl == want && memcmp(nm, name, nl) == 0) {
+			*val = (const char *)p;
+			*len = vl;
+			return 1;
+		}
+		p += vl;
+	}
+	return 0;
+}
+
+/* Room for a command of n bytes, waiting (and waking the gateway) while the ring is full. */
+static int reserve(struct wsgw_worker *w, size_t n, void **dst)
+{
+	if (!w->attached)
+		return -EPIPE;
+	if (n > shm_ring_max_payload(&w->to_gw))
+		return -EMSGSIZE;
+	for (;;) {
+		int rc = shm_ring_reserve(&w->to_gw, (uint32_t)n, dst);
+		if (rc != -ENOBUFS)
+			return rc;
+		w->dirty = 1;
+		wsgw_flush(w);
+		rc = shm_ring_wait_space(&w->to_gw, (uint32_t)n, SPIN, SEND_WAIT_MS);
+		if (rc)
+			return rc;
+	}
+}
+
+static int command(struct wsgw_worker *w, uint16_t type, uint16_t flags, uint64_t conn,
+		   const void *a, size_t na, const void *b, size_t nb)
+{
+	void *dst;
+	int rc = reserve(w, na + nb, &dst);
+	if (rc)
+		return rc;
+	if (na)
+		memcpy(dst, a, na);
+	if (nb)
+		memcpy((uint8_t *)dst + na, b, nb);
+	shm_ring_commit(&w->to_gw, type, flags, conn, (uint32_t)(na + nb));
+	w->dirty = 1;
+	return 0;
+}
+
+int wsgw_send(struct wsgw_worker *w, uint64_t conn, int binary, const void *p, size_t n)
+{
+	return command(w, WSGW_SEND, binary ? WSGW_F_BINARY : 0, conn, p, n, NULL, 0);
+}
+
+void *wsgw_send_begin(struct wsgw_worker *w, size_t max)
+{
+	void *dst;
+	int rc = reserve(w, max, &dst);
+	if (rc) {
+		errno = -rc;
+		return NULL;
+	}
+	w->rsv_max = max;
+	return dst;
+}
+
+int wsgw_send_commit(struct wsgw_worker *w, uint64_t conn, int binary, size_t n)
+{
+	if (!w->rsv_max || n > w->rsv_max)
+		return -EINVAL;
+	w->rsv_max = 0;
+	shm_ring_commit(&w->to_gw, WSGW_SEND, binary ? WSGW_F_BINARY : 0, conn, (uint32_t)n);
+	w->dirty = 1;
+	return 0;
+}
+
+int wsgw_close(struct wsgw_worker *w, uint64_t conn, unsigned code, const char *reason)
+{
+	uint8_t be[2] = { (uint8_t)(code >> 8), (uint8_t)code };
+	size_t rl = reason ? strlen(reason) : 0;
+	return command(w, WSGW_CLOSE, 0, conn, be, 2, reason, rl > 123 ? 123 : rl);
+}
+
+static uint8_t *put_field(uint8_t *p, const char *name, const char *val)
+{
+	size_t nl = strlen(name), vl = strlen(val);
+	*p++ = (uint8_t)nl;
+	memcpy(p, name, nl);
+	p += nl;
+	for (int i = 0; i < 4; i++)
+		*p++ = (uint8_t)(vl >> (8 * i));
+	memcpy(p, val, vl);
+	return p + vl;
+}
+
+int wsgw_accept(struct wsgw_worker *w, uint64_t conn, const char *protocol,
+		const char *const *headers)
+{
+	size_t total = protocol ? 1 + 8 + 4 + strlen(protocol) : 0;
+	for (int i = 0; headers && headers[i]; i++)
+		total += 1 + 6 + 4 + strlen(headers[i]);
+	uint8_t *buf = malloc(total ? total : 1), *p = buf;
+	if (!buf)
+		return -ENOMEM;
+	if (protocol)
+		p = put_field(p, "protocol", protocol);
+	for (int i = 0; headers && headers[i]; i++)
+		p = put_field(p, "header", headers[i]);
+	int rc = command(w, WSGW_ACCEPT, 0, conn, buf, (size_t)(p - buf), NULL, 0);
+	free(buf);
+	return rc;
+}
+
+int wsgw_reject(struct wsgw_worker *w, uint64_t conn, unsigned status, const char *reason)
+{
+	uint8_t be[2] = { (uint8_t)(status >> 8), (uint8_t)status };
+	size_t rl = reason ? strlen(reason) : 0;
+	return command(w, WSGW_REJECT, 0, conn, be, 2, reason, rl > 100 ? 100 : rl);
+}
+
+unsigned wsgw_worker_id(const struct wsgw_worker *w)
+{
+	return w->id;
+}
