@@ -4,7 +4,7 @@
 #   make check           build and run every test
 #   make check SANITIZE=1  the same under ASan+UBSan (objects in build/san/)
 #   make check-tsan      the concurrent tests under ThreadSanitizer (build/tsan/)
-#   make run             start the gateway on 127.0.0.1:8080
+#   make run             the gateway on 127.0.0.1:8080 with an echo worker (WORKERS=N, WORKER=c|python|node)
 #   make bench-ring      shared-memory ring benchmark
 #   make V=1             show the commands
 
@@ -158,8 +158,11 @@ check-tsan:
 	@for t in $(patsubst tests/%.c,build/tsan/tests/%,$(wildcard tests/*/test_*threads*.c)); do \
 	  echo "== $$t"; WSGW_BUILD=$(abspath build/tsan) $$t || exit 1; done
 
-run: $(BUILD)/wsgw
-	$(BUILD)/wsgw --listen $(LISTEN)
+# The gateway on $(LISTEN) with $(WORKERS) echo workers in $(WORKER) (c, python, node).
+WORKERS ?= 1
+WORKER  ?= c
+run: $(BUILD)/wsgw $(BUILD)/wsgw-echo
+	BUILD=$(BUILD) LISTEN=$(LISTEN) WORKERS=$(WORKERS) WORKER=$(WORKER) workers/run-demo
 
 bench-ring: $(BUILD)/bench-ring
 	$(BUILD)/bench-ring

@@ -85,10 +85,14 @@ struct conn *conn_lookup(uint64_t id)
 void conn_for_each(void (*fn)(struct conn *c, void *arg), void *arg)
 {
 	struct cds_lfht_iter it;
-	struct conn *c;
 	rcu_read_lock();
-	cds_lfht_for_each_entry(map, &it, c, node)
-		fn(c, arg);
+	/* Not cds_lfht_for_each_entry: it applies container_of to the NULL that ends the
+	 * walk, which UBSan rightly reports. */
+	cds_lfht_first(map, &it);
+	for (struct cds_lfht_node *n; (n = cds_lfht_iter_get_node(&it)) != NULL;) {
+		cds_lfht_next(map, &it);
+		fn(caa_container_of(n, struct conn, node), arg);
+	}
 	rcu_read_unlock();
 }
 

@@ -77,7 +77,8 @@ static void send_close_frame(struct conn *c, unsigned code, const char *reason)
 		size_t rl = reason ? strlen(reason) : 0;
 		if (rl > sizeof(body) - 2)
 			rl = sizeof(body) - 2;
-		memcpy(body + 2, reason, rl);
+		if (rl)
+			memcpy(body + 2, reason, rl);
 		n += rl;
 	}
 	/* The close frame must go out even when the queue is over the cap. */
@@ -167,7 +168,8 @@ static int on_control(void *ud, unsigned op, uint8_t *p, size_t n, unsigned code
 			log_debug("conn %llu: peer closed with %u", (unsigned long long)c->id, code);
 			send_close_frame(c, code, NULL);
 			char why[WS_CONTROL_MAX + 1];
-			memcpy(why, reason, reason_len);
+			if (reason_len)
+				memcpy(why, reason, reason_len);
 			why[reason_len] = 0;
 			pool_closed(c, code ? code : WS_CLOSE_NO_STATUS, why);
 		}
@@ -534,7 +536,8 @@ void sess_worker_close(struct conn *c, unsigned code, const char *reason, size_t
 	char why[WS_CONTROL_MAX - 1];
 	if (n >= sizeof(why))
 		n = sizeof(why) - 1;
-	memcpy(why, reason, n);
+	if (n)
+		memcpy(why, reason, n);
 	why[n] = 0;
 	/* The worker may only send what a peer may (RFC 6455 7.4), 1000 when it did not. */
 	if (!ws_close_code_valid(code))
