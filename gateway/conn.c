@@ -3,10 +3,33 @@
 
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+
+/* Slab chunks are never returned: the high-water mark of connections stays mapped. */
+#define SLAB_CHUNK (256u << 10)
 
 static struct cds_lfht *map;
 static uint64_t next_id = 1;
 static unsigned long live;
+static struct cds_lfs_stack freed;  /* pushed by call_rcu's thread, popped by the loop */
+static uint8_t *chunk_next, *chunk_end;
+
+static struct conn *slab_alloc(void)
+{
+	struct cds_lfs_node *n = __cds_lfs_pop(&freed);
+	if (n)
+		return caa_container_of(n, struct conn, free);
+	if (chunk_next == chunk_end) {
+		void *p = mmap(NULL, SLAB_CHUNK, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+		if (p == MAP_FAILED)
+			return NULL;
+		chunk_next = p;
+		chunk_end = chunk_next + SLAB_CHUNK / sizeof(struct conn) * sizeof(struct conn);
+	}
+	struct conn *c = (struct conn *)chunk_next;
+	chunk_next += sizeof(struct conn);
+	return c;
+}
 
 /* ids are sequential, so mix them before they pick buckets. */
 static unsigned long hash_id(uint64_t id)
@@ -25,6 +48,7 @@ static int match_id(struct cds_lfht_node *node, const void *key)
 
 int conn_map_init(void)
 {
+	cds_lfs_init(&freed);
 	map = cds_lfht_new(1024, 1024, 0, CDS_LFHT_AUTO_RESIZE | CDS_LFHT_ACCOUNTING, NULL);
 	return map ? 0 : -ENOMEM;
 }
@@ -42,7 +66,9 @@ void conn_map_destroy(void)
 
 struct conn *conn_new(int fd)
 {
-	struct conn *c = calloc(1, sizeof(*c));
+	struct conn *c = slab_alloc();
+	if (c)
+		memset(c, 0, sizeof(*c));
 	if (!c) {
 		log_error(ENOMEM, "conn_new");
 		abort();
@@ -60,7 +86,8 @@ struct conn *conn_new(int fd)
 
 static void free_rcu(struct rcu_head *head)
 {
-	free(caa_container_of(head, struct conn, rcu));
+	struct conn *c = caa_container_of(head, struct conn, rcu);
+	cds_lfs_push(&freed, &c->free);
 }
 
 void conn_release(struct conn *c)

@@ -9,6 +9,7 @@
 #include <stdint.h>
 
 #include <urcu.h>
+#include <urcu/lfstack.h>
 #include <urcu/rculfhash.h>
 
 #include "gateway/frame.h"
@@ -60,15 +61,20 @@ struct conn {
 	struct outq out;
 	struct conn *flush_next;
 	struct cds_lfht_node node;
-	struct rcu_head rcu;
+	union {
+		struct rcu_head rcu;        /* waiting for the grace period */
+		struct cds_lfs_node free;   /* then back on the slab's free stack */
+	};
 };
 
 /* Creates the map. Returns 0 or -ENOMEM. Call once, from the loop thread. */
 int conn_map_init(void);
 void conn_map_destroy(void);
 
-/* Allocates a connection for fd with a fresh id and inserts it. Aborts on OOM (the struct
- * is small and ours). Caller: the loop thread, registered with RCU. */
+/* Allocates a connection for fd with a fresh id and inserts it. Connections come from
+ * a slab of their own, so the short-lived handshake buffers never fragment the memory that
+ * idle connections hold. Aborts on OOM (the struct is small and ours). Caller: the loop
+ * thread, registered with RCU. */
 struct conn *conn_new(int fd);
 
 /* Removes c from the map and frees it after a grace period. c must be CONN_DEAD with
