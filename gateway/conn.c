@@ -1,6 +1,7 @@
 #include "gateway/conn.h"
 #include "gateway/log.h"
 
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -11,14 +12,26 @@
 static struct cds_lfht *map;
 static uint64_t next_id = 1;
 static unsigned long live;
-static struct cds_lfs_stack freed;  /* pushed by call_rcu's thread, popped by the loop */
+/* Filled by call_rcu's thread after grace periods; the loop takes the whole list at once
+ * into `ready`, so the lock is taken once per refill, not once per connection. (liburcu's
+ * lock-free stack was tried: its push trips UBSan with a NULL member access.) */
+static pthread_mutex_t freed_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct conn *freed, *ready;
 static uint8_t *chunk_next, *chunk_end;
 
 static struct conn *slab_alloc(void)
 {
-	struct cds_lfs_node *n = __cds_lfs_pop(&freed);
-	if (n)
-		return caa_container_of(n, struct conn, free);
+	if (!ready) {
+		pthread_mutex_lock(&freed_lock);
+		ready = freed;
+		freed = NULL;
+		pthread_mutex_unlock(&freed_lock);
+	}
+	if (ready) {
+		struct conn *c = ready;
+		ready = c->free_next;
+		return c;
+	}
 	if (chunk_next == chunk_end) {
 		void *p = mmap(NULL, SLAB_CHUNK, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 		if (p == MAP_FAILED)
@@ -48,7 +61,6 @@ static int match_id(struct cds_lfht_node *node, const void *key)
 
 int conn_map_init(void)
 {
-	cds_lfs_init(&freed);
 	map = cds_lfht_new(1024, 1024, 0, CDS_LFHT_AUTO_RESIZE | CDS_LFHT_ACCOUNTING, NULL);
 	return map ? 0 : -ENOMEM;
 }
@@ -87,7 +99,10 @@ struct conn *conn_new(int fd)
 static void free_rcu(struct rcu_head *head)
 {
 	struct conn *c = caa_container_of(head, struct conn, rcu);
-	cds_lfs_push(&freed, &c->free);
+	pthread_mutex_lock(&freed_lock);
+	c->free_next = freed;
+	freed = c;
+	pthread_mutex_unlock(&freed_lock);
 }
 
 void conn_release(struct conn *c)

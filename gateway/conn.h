@@ -9,7 +9,6 @@
 #include <stdint.h>
 
 #include <urcu.h>
-#include <urcu/lfstack.h>
 #include <urcu/rculfhash.h>
 
 #include "gateway/frame.h"
@@ -63,7 +62,7 @@ struct conn {
 	struct cds_lfht_node node;
 	union {
 		struct rcu_head rcu;        /* waiting for the grace period */
-		struct cds_lfs_node free;   /* then back on the slab's free stack */
+		struct conn *free_next;     /* then on the slab's free list */
 	};
 };
 

@@ -8,7 +8,11 @@
 #include "shm/segment.h"
 #include "wsgw/protocol.h"
 
+#include <dirent.h>
 #include <errno.h>
+#include <limits.h>
+#include <signal.h>
+#include <sys/mman.h>
 #include <linux/futex.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -145,6 +149,29 @@ void pool_wakeup(void)
 		shm_doorbell_cancel(shm_bell_doorbell(P.bell));
 }
 
+/* Segments are named /wsgw-<gateway pid>-...: those of a gateway that died without
+ * cleaning up (kill -9) are removed, so /dev/shm does not fill up over restarts. */
+static void remove_stale_segments(void)
+{
+	DIR *d = opendir("/dev/shm");
+	if (!d)
+		return;
+	struct dirent *e;
+	while ((e = readdir(d))) {
+		char *end;
+		if (strncmp(e->d_name, "wsgw-", 5) != 0)
+			continue;
+		long pid = strtol(e->d_name + 5, &end, 10);
+		if (*end != '-' || pid <= 0 || kill((pid_t)pid, 0) == 0 || errno != ESRCH)
+			continue;
+		char name[NAME_MAX + 2];
+		snprintf(name, sizeof(name), "/%s", e->d_name);
+		if (shm_unlink(name) == 0)
+			log_info("removed stale segment %s of a gateway that is gone (pid %ld)", name, pid);
+	}
+	closedir(d);
+}
+
 int pool_init(const struct gw_config *cfg)
 {
 	P.cfg = cfg;
@@ -167,6 +194,7 @@ int pool_init(const struct gw_config *cfg)
 		need_bell |= !P.pools[i].echo;
 	if (!need_bell)
 		return 0;
+	remove_stale_segments();
 	snprintf(P.bell_name, sizeof(P.bell_name), "/wsgw-%d-bell", (int)getpid());
 	int rc = shm_bell_create(P.bell_name, cfg->shm_mode, &P.bell);
 	if (rc) {

@@ -342,6 +342,16 @@ static int setup(const struct gw_config *cfg)
 		shortest = cfg->heartbeat_ms;
 	L.sweep_ms = shortest / 4 < 10 ? 10 : shortest / 4 > 1000 ? 1000 : shortest / 4;
 
+	/* Blocked before any thread exists (liburcu starts some in conn_map_init): threads
+	 * inherit the mask, so these signals reach only the loop's signalfd. */
+	sigset_t set;
+	sigemptyset(&set);
+	sigaddset(&set, SIGTERM);
+	sigaddset(&set, SIGINT);
+	sigaddset(&set, SIGHUP);
+	sigprocmask(SIG_BLOCK, &set, NULL);
+	signal(SIGPIPE, SIG_IGN);
+
 	L.rbuf = malloc(WS_RX_TAIL_MAX + RBUF_CAP);
 	L.epfd = epoll_create1(EPOLL_CLOEXEC);
 	if (!L.rbuf || L.epfd < 0) {
@@ -352,13 +362,6 @@ static int setup(const struct gw_config *cfg)
 		log_error(ENOMEM, "connection map");
 		return -ENOMEM;
 	}
-	sigset_t set;
-	sigemptyset(&set);
-	sigaddset(&set, SIGTERM);
-	sigaddset(&set, SIGINT);
-	sigaddset(&set, SIGHUP);
-	sigprocmask(SIG_BLOCK, &set, NULL);
-	signal(SIGPIPE, SIG_IGN);
 	L.sig.kind = EP_SIGNAL;
 	L.sig.fd = signalfd(-1, &set, SFD_NONBLOCK | SFD_CLOEXEC);
 	struct epoll_event ev = { .events = EPOLLIN, .data.ptr = &L.sig };
