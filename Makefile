@@ -74,6 +74,8 @@ DEPS_STAMP := build/.deps-installed
 PROGRAMS := $(BUILD)/wsgw $(BUILD)/wsgw-bench $(BUILD)/wsgw-echo $(LIBWSGW_SO)
 
 .PHONY: all deps check check-tsan run bench-ring clean install
+# Keep test objects: they are intermediate files to make, and rebuilding them is waste.
+.SECONDARY:
 all: $(PROGRAMS) $(TEST_BIN)
 
 # Installs the Debian packages that are missing; a no-op once they are there.
