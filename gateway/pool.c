@@ -723,6 +723,10 @@ void pool_worker_gone(struct worker *w, const char *why)
 	struct pool *p = w->pool;
 	p->workers--;
 	unsigned moved = w->conns;
+	/* Committed records become visible only when published: publish them so salvage()
+	 * reads them back. */
+	if (!w->link)
+		shm_ring_notify(&w->to_w);
 	struct held *left = salvage(w);
 	size_t n_left = 0;
 	for (struct held *h = left; h; h = h->next)

@@ -470,6 +470,9 @@ int srv_run(const struct gw_config *cfg)
 				break;
 			}
 		}
+		/* Workers first: they start on their records while the loop writes to clients. */
+		if (L.workers)
+			pool_flush();
 		end_of_batch();
 		if ((int32_t)(L.now - L.next_sweep) >= 0) {
 			conn_for_each(check_deadline, NULL);

@@ -101,7 +101,8 @@ int wsgw_accept(struct wsgw_worker *w, uint64_t conn, const char *protocol,
 /* Answers an authorize OPEN with an HTTP status (400-599) and a short reason. */
 int wsgw_reject(struct wsgw_worker *w, uint64_t conn, unsigned status, const char *reason);
 
-/* Wakes the gateway for the commands sent so far (wsgw_wait does it too). Returns 0. */
+/* Publishes the commands sent so far and wakes the gateway if it sleeps. Commands are
+ * queued, not visible, until this or the next wsgw_wait(): one publication per batch. */
 int wsgw_flush(struct wsgw_worker *w);
 
 /* This worker's id as the gateway numbered it (changes when it attaches again). */

@@ -245,6 +245,7 @@ static void control_tick(struct wsgw_worker *w)
 	w->next_ctl = now + hb / 4;
 	if (read_ctl(w) == -EPROTO && !w->attached)
 		w->next_hello = now + 1000; /* refused: try again later, the pool may appear */
+	now = now_ms(); /* read_ctl stamped last_heard after `now` was taken */
 	if (w->attached) {
 		int dead = now - w->last_heard > 3 * (uint64_t)hb ||
 			   (kill(w->gw_pid, 0) < 0 && errno == ESRCH);
