@@ -400,8 +400,8 @@ static void teardown(void)
 	conn_for_each(force_close, NULL);
 	end_of_batch();
 	pool_flush();
+	pool_shutdown(); /* first: control.c owns the worker structs pool.c still points to */
 	ctl_shutdown();
-	pool_shutdown();
 	conn_map_destroy();
 	if (L.sig.fd >= 0)
 		close(L.sig.fd);

@@ -70,8 +70,10 @@ static int send_hello(struct wsgw_worker *w)
 	snprintf(version, sizeof(version), "%d", WSGW_PROTOCOL_VERSION);
 	snprintf(pid, sizeof(pid), "%d", (int)getpid());
 	const char *f[] = { "HELLO", version, w->pool, "shm", pid };
-	w->next_hello = now_ms() + 1000;
-	return send_ctl(w, f, 5);
+	int rc = send_ctl(w, f, 5);
+	/* Not connected yet (ZMQ_IMMEDIATE): try again soon; sent: give the gateway time. */
+	w->next_hello = now_ms() + (rc ? 100 : 5000);
+	return rc;
 }
 
 static void unmap(struct wsgw_worker *w)
@@ -140,7 +142,13 @@ static int read_ctl(struct wsgw_worker *w)
 			more = m;
 		}
 		w->last_heard = now_ms();
-		if (strcmp(f[0], "WELCOME") == 0 && !w->attached) {
+		if (strcmp(f[0], "WELCOME") == 0) {
+			/* The gateway answers every HELLO and keeps only the last attachment, so the
+			 * last WELCOME is the one that counts (a HELLO may have been repeated). */
+			if (w->attached) {
+				unmap(w);
+				w->reset = 1;
+			}
 			int rc = on_welcome(w, f, n);
 			if (rc)
 				return rc;
@@ -175,35 +183,34 @@ int wsgw_attach(const struct wsgw_options *o, struct wsgw_worker **out)
 	w->dealer = w->ctx ? zmq_socket(w->ctx, ZMQ_DEALER) : NULL;
 	if (!w->dealer)
 		goto fail;
-	int zero = 0;
+	int zero = 0, one = 1;
 	zmq_setsockopt(w->dealer, ZMQ_LINGER, &zero, sizeof(zero));
+	/* Queue nothing while the gateway is away: HELLOs repeated during an outage would all
+	 * arrive at once and attach this worker several times. */
+	zmq_setsockopt(w->dealer, ZMQ_IMMEDIATE, &one, sizeof(one));
 	if (zmq_connect(w->dealer, w->control) < 0) {
 		rc = -errno;
 		fprintf(stderr, "libwsgw: connect %s: %s\n", w->control, zmq_strerror(errno));
 		goto fail;
 	}
-	rc = send_hello(w);
-	if (rc)
-		goto fail;
 	int timeout = o->attach_timeout_ms ? o->attach_timeout_ms : 5000;
 	uint64_t deadline = now_ms() + (uint64_t)(timeout < 0 ? 0 : timeout);
 	while (!w->attached) {
-		zmq_pollitem_t pi = { .socket = w->dealer, .events = ZMQ_POLLIN };
-		long left = timeout < 0 ? 1000 : (long)(deadline - now_ms());
+		if (now_ms() >= w->next_hello)
+			send_hello(w);
 		if (timeout >= 0 && (int64_t)(deadline - now_ms()) <= 0) {
 			rc = -ETIMEDOUT;
 			fprintf(stderr, "libwsgw: no WELCOME from %s within %d ms\n", w->control, timeout);
 			goto fail;
 		}
-		if (zmq_poll(&pi, 1, left) < 0 && errno == EINTR) {
+		zmq_pollitem_t pi = { .socket = w->dealer, .events = ZMQ_POLLIN };
+		if (zmq_poll(&pi, 1, 100) < 0 && errno == EINTR) {
 			rc = -EINTR;
 			goto fail;
 		}
 		rc = read_ctl(w);
 		if (rc)
 			goto fail;
-		if (!w->attached && timeout < 0 && now_ms() >= w->next_hello)
-			send_hello(w); /* the gateway may not be up yet: a HELLO sent early is lost */
 	}
 	w->reset = 0;
 	*out = w;
