@@ -144,15 +144,21 @@ $(BUILD)/tests/%: $(BUILD)/obj/tests/%.o $(TESTLIB_OBJ) $(CORE_LIB) $(LIBWSGW_A)
 
 $(BUILD)/obj/tests/%.o: ALL_CFLAGS += $(CHECK_CFLAGS)
 
-# Every test binary runs, even after a failure; the target fails if any did.
-# Tests find the programs under test through WSGW_BUILD.
+# Every test program runs, even after a failure; the target fails if any did.
+# Tests find the programs under test through WSGW_BUILD. The conformance suite runs twice:
+# against the built-in echo, and through a worker process (WT_GW_WORKER).
 check: all
 	@failed=""; for t in $(TEST_BIN); do \
 	  echo "== $$t"; \
 	  WSGW_BUILD=$(abspath $(BUILD)) $$t || failed="$$failed $$t"; \
 	done; \
+	echo "== $(BUILD)/tests/conformance/test_conformance through build/wsgw-echo"; \
+	WSGW_BUILD=$(abspath $(BUILD)) WT_GW_WORKER=$(abspath $(BUILD))/wsgw-echo \
+	  $(BUILD)/tests/conformance/test_conformance || failed="$$failed conformance-through-worker"; \
+	echo "== tests/workers/run_lang_tests.sh (Python and Node workers)"; \
+	WSGW_BUILD=$(abspath $(BUILD)) tests/workers/run_lang_tests.sh || failed="$$failed run_lang_tests.sh"; \
 	if [ -n "$$failed" ]; then echo "FAILED:$$failed"; exit 1; fi; \
-	echo "all $(words $(TEST_BIN)) test programs passed"
+	echo "all $(words $(TEST_BIN)) test programs, the worker conformance run and the language suites passed"
 
 # ThreadSanitizer sees threads, not processes: the tests named *_threads run under it.
 check-tsan:

@@ -231,8 +231,12 @@ int ctl_init(const struct gw_config *cfg, int epfd)
 		log_error(errno, "zmq_socket(ROUTER)");
 		return -EIO;
 	}
-	int zero = 0;
+	int zero = 0, one = 1;
 	zmq_setsockopt(C.sock, ZMQ_LINGER, &zero, sizeof(zero));
+	/* Without it a ROUTER drops a message silently once a worker's queue is at its
+	 * high-water mark; with it the send fails with EAGAIN and the records are held
+	 * back (pool.c), pausing that worker's clients. */
+	zmq_setsockopt(C.sock, ZMQ_ROUTER_MANDATORY, &one, sizeof(one));
 	if (cfg->curve_secret[0]) {
 		int rc = setup_curve();
 		if (rc)
@@ -517,8 +521,15 @@ int ctl_send_record(struct ctl_link *l, uint16_t type, uint16_t flags, uint64_t 
 		return -EIO;
 	}
 	/* The first frame decides: past the high-water mark nothing is queued. */
-	if (zmq_send(C.sock, l->ident, l->ident_len, ZMQ_SNDMORE | ZMQ_DONTWAIT) < 0)
-		return errno == EAGAIN ? -EAGAIN : -EIO;
+	if (zmq_send(C.sock, l->ident, l->ident_len, ZMQ_SNDMORE | ZMQ_DONTWAIT) < 0) {
+		/* EHOSTUNREACH: the worker's connection is gone and its death is about to be
+		 * noticed (pidfd, heartbeats); held like a full queue, the records then move
+		 * with its connections. */
+		if (errno == EAGAIN || errno == EHOSTUNREACH)
+			return -EAGAIN;
+		log_error(errno, "control: record for worker %u not sent", pool_worker_id(l->w));
+		return -EIO;
+	}
 	zmq_send(C.sock, verb, strlen(verb), ZMQ_SNDMORE | ZMQ_DONTWAIT);
 	if (type == WSGW_ERROR) {
 		zmq_send(C.sock, body, len, ZMQ_DONTWAIT);

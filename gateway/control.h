@@ -25,8 +25,8 @@ void ctl_shutdown(void);
 struct ctl_link; /* a zmq-transport worker's address on the control socket */
 
 /* Sends one record (body = a then b) as the multipart message docs/PROTOCOL.md gives for
- * its verb. Returns 0, -EAGAIN (the worker's queue is at its high-water mark: hold it and
- * retry), or -EIO (the message could not be encoded; logged). */
+ * its verb. Returns 0, -EAGAIN (the worker's queue is at its high-water mark, or its
+ * connection is gone: hold it and retry), or -EIO (not sendable; logged). */
 int ctl_send_record(struct ctl_link *l, uint16_t type, uint16_t flags, uint64_t conn,
 		    const void *a, size_t na, const void *b, size_t nb);
 /* After sending: ZeroMQ may have consumed the fd's edge, so look for input again. */

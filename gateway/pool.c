@@ -254,7 +254,8 @@ static int push(struct worker *w, uint16_t type, uint16_t flags, uint64_t conn,
 		if (rc != -EAGAIN)
 			return rc;
 		P.blocked++;
-		log_warn(0, "worker %u (pool %s): ZeroMQ queue full, pausing its clients", w->id, w->pool->name);
+		log_warn(0, "worker %u (pool %s): its ZeroMQ queue is full or its connection gone, pausing its clients",
+			 w->id, w->pool->name);
 	} else if (!w->held) {
 		void *dst;
 		int rc = shm_ring_reserve(&w->to_w, (uint32_t)(na + nb), &dst);

@@ -160,8 +160,30 @@ static void run_fail(const struct fr *f, int nf, enum chop how, const struct ex 
 
 	open_c(&c);
 	send_frames(&c, f, nf, how, 1);
-	expect_all(&c, e, ne);
-	WT_EXPECT_CLOSE_EOF(&c, code);
+	if (wt_worker_mode() && ne) {
+		/* Through a worker the gateway fails the connection as soon as it parses the
+		 * violation, while the worker's answers to the valid messages before it are
+		 * still on their way: a prefix of them may come before the close (Autobahn's
+		 * "non-strict"), and each one that comes must be right. */
+		for (int i = 0;; i++) {
+			struct wt_frame m;
+			WT_OK(&c, wt_read_message(&c, &m, wt_timeout_ms()));
+			if (m.opcode == WT_CLOSE) {
+				ck_assert_msg(wt_close_code(&m) == code, "expected close %d, got %d",
+					      code, wt_close_code(&m));
+				wt_frame_free(&m);
+				break;
+			}
+			ck_assert_msg(i < ne && m.opcode == e[i].op && m.len == e[i].len &&
+					      memcmp(m.payload, e[i].p, m.len) == 0,
+				      "answer %d before the close is not the expected echo", i);
+			wt_frame_free(&m);
+		}
+		WT_EXPECT_EOF(&c);
+	} else {
+		expect_all(&c, e, ne);
+		WT_EXPECT_CLOSE_EOF(&c, code);
+	}
 	wt_close(&c);
 }
 

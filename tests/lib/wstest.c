@@ -124,9 +124,30 @@ static void gw_files_remove(const char *dir, const char *log_path)
 {
 	if (log_path[0])
 		unlink(log_path);
-	if (dir[0])
+	if (dir[0]) {
+		char wlog[128];
+		snprintf(wlog, sizeof(wlog), "%s/worker.log", dir);
+		unlink(wlog);
 		rmdir(dir);
+	}
 }
+
+int wt_worker_mode(void)
+{
+	const char *w = getenv("WT_GW_WORKER");
+	return w && *w;
+}
+
+static void worker_stop(struct wt_gw *gw, int sig)
+{
+	if (!gw->worker)
+		return;
+	kill(gw->worker, sig);
+	while (waitpid(gw->worker, NULL, 0) < 0 && errno == EINTR)
+		;
+	gw->worker = 0;
+}
+
 
 static void dump_log(const char *log_path, int max_lines)
 {
@@ -314,6 +335,7 @@ int wt_gw_wait(struct wt_gw *gw, int timeout_ms)
 
 static void gw_kill(struct wt_gw *gw)
 {
+	worker_stop(gw, SIGKILL);
 	if (!gw->pid)
 		return;
 	kill(gw->pid, SIGKILL);
@@ -334,6 +356,7 @@ int wt_gw_stop(struct wt_gw *gw, int timeout_ms)
 			rc = -ETIMEDOUT;
 		}
 	}
+	worker_stop(gw, SIGTERM);
 	gw_files_remove(gw->dir, gw->log_path);
 	gw->dir[0] = 0;
 	gw->log_path[0] = 0;
@@ -405,6 +428,45 @@ static void gc_stale_dirs(const char *tmp)
 	closedir(d);
 }
 
+/* Starts $WT_GW_WORKER on the gateway's control socket and waits (<= 5 s) for the
+ * gateway to log its attach. */
+static int worker_start(struct wt_gw *gw)
+{
+	char control[128], wlog[128];
+	snprintf(control, sizeof(control), "ipc://%s/control", gw->dir);
+	snprintf(wlog, sizeof(wlog), "%s/worker.log", gw->dir);
+	pid_t parent = getpid(), pid = fork();
+	if (pid < 0)
+		return -errno;
+	if (pid == 0) {
+		prctl(PR_SET_PDEATHSIG, SIGKILL);
+		if (getppid() != parent)
+			_exit(127);
+		int fd = open(wlog, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+		if (fd < 0 || dup2(fd, 1) < 0 || dup2(fd, 2) < 0)
+			_exit(127);
+		close_range(3, ~0u, 0);
+		const char *prog = getenv("WT_GW_WORKER");
+		execl(prog, prog, "--control", control, "--pool", "conf", (char *)NULL);
+		_exit(127);
+	}
+	gw->worker = pid;
+	int64_t deadline = now_ms() + WT_START_MS;
+	while (now_ms() < deadline) {
+		size_t n;
+		char *log = read_file(gw->log_path, &n);
+		int attached = log && strstr(log, "attached to pool conf");
+		free(log);
+		if (attached)
+			return 0;
+		sleep_ms(10);
+	}
+	fprintf(stderr, "wstest: worker %s did not attach within %d ms\n", getenv("WT_GW_WORKER"),
+		WT_START_MS);
+	worker_stop(gw, SIGKILL);
+	return -ETIMEDOUT;
+}
+
 int wt_gw_startv(struct wt_gw *gw, const char *const *args)
 {
 	const char *build = getenv("WSGW_BUILD");
@@ -417,10 +479,15 @@ int wt_gw_startv(struct wt_gw *gw, const char *const *args)
 
 	memset(gw, 0, sizeof(*gw));
 	snprintf(prog, sizeof(prog), "%s/wsgw", build && *build ? build : "build");
-	for (nargs = 0; args && args[nargs]; nargs++)
+	int has_route = 0;
+	for (nargs = 0; args && args[nargs]; nargs++) {
 		if (!strcmp(args[nargs], "--listen"))
 			has_listen = 1;
-	if (nargs + 4 > (int)(sizeof(argv) / sizeof(argv[0])))
+		if (!strcmp(args[nargs], "--route"))
+			has_route = 1;
+	}
+	int use_worker = wt_worker_mode() && !has_route;
+	if (nargs + 8 > (int)(sizeof(argv) / sizeof(argv[0])))
 		return -E2BIG;
 
 	argv[argc++] = prog;
@@ -430,6 +497,12 @@ int wt_gw_startv(struct wt_gw *gw, const char *const *args)
 	}
 	for (int i = 0; i < nargs; i++)
 		argv[argc++] = args[i];
+	if (use_worker) {
+		argv[argc++] = "--route";
+		argv[argc++] = "/=conf";
+		argv[argc++] = "--runtime-dir";
+		argv[argc++] = gw->dir; /* filled in below, before the fork */
+	}
 	argv[argc] = NULL;
 	for (int i = 1; i + 1 < argc; i++)
 		if (!strcmp(argv[i], "--listen") && gw->nlisten < WT_MAX_LISTEN)
@@ -488,8 +561,11 @@ int wt_gw_startv(struct wt_gw *gw, const char *const *args)
 
 	int64_t deadline = now_ms() + WT_START_MS;
 	for (;;) {
-		if (parse_ports(gw, listens))
-			return 0;
+		if (parse_ports(gw, listens)) {
+			if (!use_worker || worker_start(gw) == 0)
+				return 0;
+			break;
+		}
 		if (wt_gw_wait(gw, 0) == 0) {
 			fprintf(stderr, "wstest: %s exited before listening (status 0x%x)\n",
 				prog, gw->status);

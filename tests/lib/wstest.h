@@ -53,7 +53,13 @@ struct wt_gw {
 	int status;             /* wait status once reaped */
 	char dir[64];           /* temp dir holding the log */
 	char log_path[96];
+	pid_t worker;           /* worker mode: the worker serving pool "conf", 0: none */
 };
+
+/* Worker mode: with $WT_GW_WORKER naming a worker program (build/wsgw-echo), a gateway
+ * started without --route serves "/" through pool "conf" and one such worker, started
+ * and attached before wt_gw_start returns, stopped after the gateway. */
+int wt_worker_mode(void);
 
 /*
  * Starts $WSGW_BUILD/wsgw (./build/wsgw without WSGW_BUILD) with the

@@ -1,0 +1,352 @@
+'use strict';
+// wsgw worker library for Node.js: serve a wsgw gateway's WebSocket connections over its
+// ZeroMQ ("zmq") transport. docs/PROTOCOL.md in the wsgw tree is the wire format.
+//
+//   const { Worker } = require('wsgw-worker');
+//   const w = await Worker.attach('ipc:///run/wsgw/control', 'chat');
+//   for await (const ev of w) if (ev.type === 'message') w.send(ev.conn, ev.data);
+//
+// Heartbeats run on a timer, so they go out as long as the event loop is not blocked for
+// a whole heartbeat interval (a worker silent for three intervals is dead to the gateway).
+
+const zmq = require('zeromq');
+
+const PROTOCOL_VERSION = 1;
+const QUEUE_MAX = 4096; // events read ahead of the application
+
+class WorkerError extends Error {}
+
+// Connection ids are 64-bit: BigInt, so none is ever rounded into another.
+function idFrame(conn) {
+  const b = Buffer.allocUnsafe(8);
+  b.writeBigUInt64BE(BigInt(conn));
+  return b;
+}
+
+const str = (b) => b.toString('utf8');
+
+class Worker {
+  // control: the gateway's control endpoint; pool: the pool to serve.
+  // opts.curveServerKey: the gateway's Z85 public key (turns CURVE on);
+  // opts.curveKeypair: {publicKey, secretKey} of this worker (generated when absent);
+  // opts.attachTimeout: ms to wait for WELCOME before `ready` rejects (default: forever);
+  // opts.hwm: ZeroMQ high-water marks, in messages (default 100000).
+  constructor(control, pool, opts = {}) {
+    this.control = control;
+    this.pool = pool;
+    this.workerId = null;
+    this.heartbeat = 1000;
+    this.connections = new Set(); // BigInt ids of the connections this worker holds
+    this.dropped = 0;             // commands dropped while not attached
+    this.reattaches = 0;
+    this._hwm = opts.hwm || 100000;
+    this._curve = null;
+    if (opts.curveServerKey) {
+      const kp = opts.curveKeypair || zmq.curveKeyPair();
+      this._curve = { curveServerKey: opts.curveServerKey, curvePublicKey: kp.publicKey,
+        curveSecretKey: kp.secretKey };
+    }
+    this._events = [];
+    this._waiters = [];
+    this._out = [];
+    this._writing = false;
+    this._attached = false;
+    this._closed = false;
+    this._sock = null;
+    this.ready = new Promise((resolve, reject) => {
+      this._ready = { resolve, reject };
+    });
+    this.ready.catch(() => {}); // whoever awaits it sees the error; no unhandled rejection
+    if (opts.attachTimeout != null) {
+      this._attachTimer = setTimeout(() => {
+        if (this._attached || this._closed) return;
+        this._fail(new WorkerError(`no WELCOME from ${control} within ${opts.attachTimeout} ms`));
+      }, opts.attachTimeout);
+    }
+    this._hello();
+    this._timer = setInterval(() => this._tick(), 50);
+  }
+
+  // Creates a worker and waits for its WELCOME; rejects with WorkerError on ERROR/timeout.
+  static async attach(control, pool, opts) {
+    const w = new Worker(control, pool, opts);
+    await w.ready;
+    return w;
+  }
+
+  // True between WELCOME and a detach (false while re-attaching).
+  get attached() {
+    return this._attached;
+  }
+
+  _fail(err) {
+    this._shutdown();
+    this._sock.close();
+    this._ready.reject(err);
+  }
+
+  // ---------------------------------------------------------------- attachment
+
+  _hello() {
+    // A fresh socket each time: whatever was queued for the old gateway is stale.
+    if (this._sock) this._sock.close();
+    this._out = [];
+    this._writing = false;
+    this._attached = false;
+    const s = new zmq.Dealer({ linger: 0, sendHighWaterMark: this._hwm,
+      receiveHighWaterMark: this._hwm, ...(this._curve || {}) });
+    s.connect(this.control);
+    this._sock = s;
+    const now = Date.now();
+    this._helloAt = this._lastHeard = this._lastSent = now;
+    this._out.push(['HELLO', String(PROTOCOL_VERSION), this.pool, 'zmq', String(process.pid)]);
+    this._flush();
+    this._readLoop(s);
+  }
+
+  _welcome(f) {
+    this.workerId = Number(str(f[1]));
+    this.heartbeat = Math.max(Number(str(f[2])) || 1000, 1);
+    this._sock.sendTimeout = 3 * this.heartbeat;
+    this._attached = true;
+    if (this._attachTimer) clearTimeout(this._attachTimer);
+    this._ready.resolve(this);
+  }
+
+  // The gateway no longer knows us: forget our connections, say HELLO again.
+  _detached() {
+    for (const c of [...this.connections].sort((a, b) => (a < b ? -1 : 1)))
+      this._emit({ type: 'close', conn: c, code: 1006, reason: 'worker detached' });
+    this.connections.clear();
+    this.reattaches++;
+    this._hello();
+  }
+
+  _tick() {
+    if (this._closed) return;
+    const now = Date.now();
+    const hb = this.heartbeat;
+    if (!this._attached) {
+      if (this.workerId !== null && now - this._helloAt >= 3 * hb) this._hello();
+      return;
+    }
+    // Not reading (the application is behind) is no sign of a dead gateway.
+    if (this._resume) this._lastHeard = now;
+    if (now - this._lastHeard >= 3 * hb) {
+      this._detached();
+      return;
+    }
+    if (now - this._lastSent >= hb) this._push(['HEARTBEAT']);
+  }
+
+  // ---------------------------------------------------------------- receiving
+
+  async _readLoop(s) {
+    while (!this._closed && s === this._sock) {
+      let f;
+      try {
+        f = await s.receive();
+      } catch (e) {
+        return; // the socket was closed: a newer one has its own loop
+      }
+      if (s !== this._sock) return;
+      this._lastHeard = Date.now();
+      const ev = this._dispatch(f);
+      if (ev) this._emit(ev);
+      // An application slower than the gateway: stop reading, so ZeroMQ's queues (and then
+      // the gateway's TCP backpressure on the clients) hold the rest, not this process.
+      if (this._events.length >= QUEUE_MAX)
+        await new Promise((r) => { this._resume = r; });
+    }
+  }
+
+  _dispatch(f) {
+    const verb = str(f[0]);
+    const n = f.length;
+    switch (verb) {
+      case 'MESSAGE':
+        if (n !== 4) break;
+        if (str(f[2]) === 'binary')
+          return { type: 'message', conn: f[1].readBigUInt64BE(), data: f[3], binary: true };
+        return { type: 'message', conn: f[1].readBigUInt64BE(), data: str(f[3]), binary: false };
+      case 'HEARTBEAT':
+        return null;
+      case 'OPEN': {
+        if (n < 3) break;
+        const conn = f[1].readBigUInt64BE();
+        const flags = str(f[2]).split(',');
+        const fields = {};
+        for (let i = 3; i + 1 < n; i += 2) fields[str(f[i])] = str(f[i + 1]);
+        this.connections.add(conn);
+        return { type: 'open', conn, fields, resumed: flags.includes('resumed'),
+          authorize: flags.includes('authorize') };
+      }
+      case 'CLOSE': {
+        if (n < 3) break;
+        const conn = f[1].readBigUInt64BE();
+        this.connections.delete(conn);
+        return { type: 'close', conn, code: Number(str(f[2])), reason: n > 3 ? str(f[3]) : '' };
+      }
+      case 'GONE': {
+        if (n < 2) break;
+        const conn = f[1].readBigUInt64BE();
+        this.connections.delete(conn);
+        return { type: 'gone', conn };
+      }
+      case 'ERROR': {
+        const reason = n > 1 ? str(f[1]) : '';
+        if (!this._attached && this.workerId === null) {
+          this._fail(new WorkerError(reason)); // refused at the first HELLO
+          return null;
+        }
+        if (reason === 'not attached') this._detached();
+        return { type: 'error', conn: null, reason };
+      }
+      case 'WELCOME':
+        if (!this._attached && n >= 3) {
+          this._welcome(f);
+          return null;
+        }
+        break;
+    }
+    return { type: 'error', conn: null,
+      reason: `unexpected message from the gateway: ${f.slice(0, 3).map(str).join(' ')}` };
+  }
+
+  _emit(ev) {
+    const w = this._waiters.shift();
+    if (w) w(ev);
+    else this._events.push(ev);
+  }
+
+  // The next event, or null after timeoutMs (undefined: wait as long as it takes; null
+  // too once the worker is detached).
+  recv(timeoutMs) {
+    if (this._events.length) {
+      const ev = this._events.shift();
+      if (this._resume && this._events.length < QUEUE_MAX / 2) {
+        const r = this._resume;
+        this._resume = null;
+        r();
+      }
+      return Promise.resolve(ev);
+    }
+    if (this._closed) return Promise.resolve(null);
+    return new Promise((resolve) => {
+      let t = null;
+      const waiter = (ev) => {
+        if (t) clearTimeout(t);
+        resolve(ev);
+      };
+      this._waiters.push(waiter);
+      if (timeoutMs !== undefined) {
+        t = setTimeout(() => {
+          const i = this._waiters.indexOf(waiter);
+          if (i >= 0) this._waiters.splice(i, 1);
+          resolve(null);
+        }, timeoutMs);
+      }
+    });
+  }
+
+  [Symbol.asyncIterator]() {
+    return {
+      next: async () => {
+        const ev = await this.recv();
+        return ev ? { value: ev, done: false } : { value: undefined, done: true };
+      },
+      return: async () => ({ value: undefined, done: true }),
+    };
+  }
+
+  // ---------------------------------------------------------------- commands
+
+  _push(frames) {
+    if (!this._attached) {
+      this.dropped++;
+      return false;
+    }
+    this._out.push(frames);
+    this._lastSent = Date.now();
+    if (!this._writing) this._flush();
+    return true;
+  }
+
+  // zeromq 6 allows one send in flight per socket: commands wait their turn here. The
+  // queue and the flag belong to the current socket; a loop left on an old one just ends.
+  async _flush() {
+    if (this._writing) return;
+    this._writing = true;
+    const s = this._sock;
+    const out = this._out;
+    while (out.length) {
+      try {
+        await s.send(out.shift());
+      } catch (e) {
+        if (s !== this._sock || this._closed) return;
+        // EAGAIN: the gateway took nothing for three heartbeat intervals; it is gone.
+        this._writing = false;
+        this.dropped++;
+        this._detached();
+        return;
+      }
+      if (s !== this._sock) return;
+    }
+    this._writing = false;
+  }
+
+  // Sends a message to the client: a string as text, a Buffer/Uint8Array as binary.
+  // False if it was dropped because the worker is re-attaching.
+  send(conn, data) {
+    if (typeof data === 'string') return this._push(['SEND', idFrame(conn), 'text', data]);
+    return this._push(['SEND', idFrame(conn), 'binary', Buffer.from(data)]);
+  }
+
+  // Closes the client (code 1000-4999, reason at most 123 bytes of UTF-8).
+  close(conn, code = 1000, reason = '') {
+    return this._push(['CLOSE', idFrame(conn), String(code), reason]);
+  }
+
+  // Lets an `authorize` client in, with a subprotocol it offered and extra response
+  // headers ("Name: value" strings or [name, value] pairs).
+  accept(conn, protocol = null, headers = []) {
+    const h = headers.map((x) => (typeof x === 'string' ? x : `${x[0]}: ${x[1]}`));
+    return this._push(['ACCEPT', idFrame(conn), protocol || '', ...h]);
+  }
+
+  // Answers an `authorize` client with an HTTP status (400-599) instead.
+  reject(conn, status = 403, reason = '') {
+    return this._push(['REJECT', idFrame(conn), String(status), reason]);
+  }
+
+  // Raw multipart frames, for protocol extensions and tests.
+  sendFrames(frames) {
+    return this._push(frames);
+  }
+
+  _shutdown() {
+    this._closed = true;
+    this._attached = false;
+    clearInterval(this._timer);
+    if (this._attachTimer) clearTimeout(this._attachTimer);
+    for (const w of this._waiters.splice(0)) w(null);
+    if (this._resume) this._resume();
+  }
+
+  // Says BYE (the gateway moves our connections to the rest of the pool) and closes.
+  async detach() {
+    if (this._closed) return;
+    if (this._attached) {
+      this._out.push(['BYE']);
+      this._flush();
+      const t0 = Date.now();
+      while ((this._out.length || this._writing) && Date.now() - t0 < 1000)
+        await new Promise((r) => setTimeout(r, 5));
+    }
+    const s = this._sock;
+    this._shutdown();
+    s.close();
+  }
+}
+
+module.exports = { Worker, WorkerError, PROTOCOL_VERSION, curveKeyPair: zmq.curveKeyPair };

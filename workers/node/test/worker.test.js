@@ -1,0 +1,285 @@
+'use strict';
+// The Node worker library and its examples against a real gateway.
+const test = require('node:test');
+const assert = require('node:assert');
+const fs = require('fs');
+const os = require('os');
+const path = require('path');
+const { Worker, WorkerError, curveKeyPair } = require('..');
+const { Gateway, bench, client, waitFor, sleep, freeTcpPort, WSGW_ECHO } = require('../test-helpers/gateway');
+
+// nClients each send nMsgs (text and binary alternating), interleaved with the others, and
+// must get each back exactly once and in order.
+async function echoClients(url, nClients, nMsgs) {
+  const one = async (k) => {
+    const ws = await client(url);
+    const sent = [];
+    for (let i = 0; i < nMsgs; i++) {
+      const m = i % 2 === 0 ? `c${k}-m${i}` : Buffer.from(`c${k}-b${i}`);
+      sent.push(m);
+      ws.send(m);
+      if (i % 7 === 0) await new Promise((r) => setImmediate(r));
+    }
+    const got = [];
+    for (let i = 0; i < nMsgs; i++) got.push(await ws.recv(10000));
+    await sleep(200);
+    const extra = ws.got.length;
+    ws.close();
+    return { sent, got, extra };
+  };
+  return Promise.all([...Array(nClients).keys()].map(one));
+}
+
+function assertEchoed(results) {
+  for (const { sent, got, extra } of results) {
+    assert.deepStrictEqual(got, sent);
+    assert.strictEqual(extra, 0, 'a message came back twice');
+  }
+}
+
+test('echo exactly once and in order', { timeout: 30000 }, async (t) => {
+  const gw = await Gateway.start(['/=js']);
+  t.after(() => gw.stop());
+  await gw.startExample('echo.js', 'js', 'echo');
+  assertEchoed(await echoClients(gw.url('/e'), 8, 250));
+});
+
+// wsgw-bench keeps 100 x 16 messages in flight and checks every echo's content and order
+// (mismatches) and that none is missing (stranded).
+test('echo exactly once under load', { timeout: 40000 }, async (t) => {
+  const gw = await Gateway.start(['/=js']);
+  t.after(() => gw.stop());
+  await gw.startExample('echo.js', 'js', 'echo');
+  const r = await bench(gw.port, '/load', { secs: 2 });
+  console.log(`  load: ${r.msgs_per_s} msgs/s, sent ${r.msgs_sent}, echoed ${r.msgs_rcvd}, ` +
+    `mismatched ${r.mismatches}, never echoed ${r.stranded}`);
+  assert.strictEqual(r.conns_open, 100);
+  assert.ok(r.msgs_sent > 0);
+  assert.deepStrictEqual([r.mismatches, r.stranded], [0, 0],
+    'echoes lost or out of order between the gateway and the worker');
+  assert.strictEqual(r.msgs_rcvd, r.msgs_sent);
+});
+
+test('chat broadcasts to every connection', { timeout: 20000 }, async (t) => {
+  const gw = await Gateway.start(['/=jschat']);
+  t.after(() => gw.stop());
+  await gw.startExample('chat.js', 'jschat', 'chat');
+  const socks = [];
+  for (let i = 0; i < 3; i++) socks.push(await client(gw.url('/chat')));
+  await sleep(200); // all three OPENs reached the worker
+  socks[1].send('hello all');
+  for (const s of socks) assert.strictEqual(await s.recv(5000), 'hello all');
+  for (const s of socks) s.close();
+});
+
+test('kill -9 of one of two workers under load drops no client', { timeout: 40000 }, async (t) => {
+  const gw = await Gateway.start(['/=js']);
+  t.after(() => gw.stop());
+  const w1 = await gw.startExample('echo.js', 'js', 'w1');
+  await gw.startExample('echo.js', 'js', 'w2');
+  const nClients = 10;
+  let killed = false;
+  const socks = [];
+  for (let k = 0; k < nClients; k++) socks.push(await client(gw.url(`/c${k}`)));
+  const state = socks.map(() => ({ sent: 0, got: [], boundary: null, closed: false }));
+  socks.forEach((ws, k) => {
+    ws.removeAllListeners('message');
+    ws.on('message', (d) => state[k].got.push(Number(d.toString())));
+    ws.on('close', () => { state[k].closed = true; });
+  });
+  const run = async (k) => {
+    const st = state[k];
+    const ws = socks[k];
+    while (st.boundary === null || st.sent < st.boundary + 150) {
+      if (killed && st.boundary === null) st.boundary = st.sent;
+      ws.send(String(st.sent++));
+      await sleep(st.sent - st.got.length > 20 ? 2 : 0);
+    }
+    const deadline = Date.now() + 10000;
+    while (st.got[st.got.length - 1] !== st.sent - 1 && Date.now() < deadline) await sleep(20);
+  };
+  const killer = async () => {
+    await sleep(600);
+    w1.kill('SIGKILL'); // by PID
+    await waitFor(() => w1.exited, 5000, 'w1 to die');
+    // From here on the worker is gone: whatever the clients send must come back.
+    killed = true;
+  };
+  await Promise.all([killer(), ...socks.map((_, k) => run(k))]);
+  assert.match(gw.log(), /process exited/);
+  let lost = 0;
+  let total = 0;
+  state.forEach((st, k) => {
+    assert.strictEqual(st.closed, false, `client ${k} was dropped`);
+    const sorted = [...new Set(st.got)].sort((a, b) => a - b);
+    assert.deepStrictEqual(st.got, sorted, `client ${k}: duplicates or disorder`);
+    const have = new Set(st.got);
+    for (let i = st.boundary; i < st.sent; i++)
+      assert.ok(have.has(i), `client ${k} lost message ${i}, sent after the kill`);
+    lost += st.boundary - st.got.filter((i) => i < st.boundary).length;
+    total += st.sent;
+  });
+  console.log(`  crash: ${lost} messages queued to the killed worker were lost (of ${total})`);
+  for (const s of socks) s.close();
+});
+
+test('mixed pool: the C shm worker and a Node worker share it', { timeout: 30000 }, async (t) => {
+  const gw = await Gateway.start(['/=mixed']);
+  t.after(() => gw.stop());
+  const before = gw.attached('mixed');
+  gw.spawn(WSGW_ECHO, ['--control', gw.control, '--pool', 'mixed'], 'cecho');
+  await waitFor(() => gw.attached('mixed') > before, 10000, 'wsgw-echo to attach');
+  await gw.startExample('echo.js', 'mixed', 'jsecho', ['--verbose']);
+  assertEchoed(await echoClients(gw.url('/m'), 10, 50));
+  const js = (gw.workerLog('jsecho').match(/echo\.js: open /g) || []).length;
+  console.log(`  mixed pool: node worker served ${js} of 10 connections, wsgw-echo ${10 - js}`);
+  assert.ok(js > 0, 'the Node worker served nobody');
+  assert.ok(js < 10, 'the C shm worker served nobody');
+  assert.match(gw.log(), /segment \/wsgw-/);
+  assert.match(gw.log(), /zmq transport/);
+});
+
+async function nextOf(w, types, ms = 3000) {
+  const deadline = Date.now() + ms;
+  while (Date.now() < deadline) {
+    const ev = await w.recv(deadline - Date.now());
+    if (ev && types.includes(ev.type)) return ev;
+  }
+  throw new Error(`no ${types} event within ${ms} ms`);
+}
+
+test('malformed commands get ERROR and a log line; all continues', { timeout: 30000 }, async (t) => {
+  const gw = await Gateway.start(['/bad=bad', '/=js'], ['--max-message', '1024']);
+  t.after(() => gw.stop());
+  await gw.startExample('echo.js', 'js', 'echo');
+  const w = await Worker.attach(gw.control, 'bad', { attachTimeout: 5000 });
+  t.after(() => w.detach());
+  const id = Buffer.alloc(8);
+  id.writeBigUInt64BE(12345n);
+  const cases = [
+    ['wrong frame count', ['SEND', id, 'text']],
+    ['unknown verb', ['FROB', id, 'x']],
+    ['3-byte connection id', ['SEND', Buffer.from([0, 0, 1]), 'text', 'x']],
+    ['oversize payload', ['SEND', id, 'binary', Buffer.alloc(2000)]],
+    ['close code too small', ['CLOSE', id, '999', '']],
+    ['close code too large', ['CLOSE', id, '5000', '']],
+    ['reject status out of range', ['REJECT', id, '200', 'ok']],
+    ['verb alone', ['SEND']],
+  ];
+  const tag = `control: worker ${w.workerId}:`;
+  const count = () => gw.log().split(tag).length - 1;
+  for (const [what, frames] of cases) {
+    const n = count();
+    w.sendFrames(frames);
+    const ev = await nextOf(w, ['error', 'gone']);
+    assert.strictEqual(ev.type, 'error', what);
+    assert.notStrictEqual(ev.reason, 'not attached', what);
+    await waitFor(() => count() > n, 3000, `a gateway log line for ${what}`);
+  }
+  // Still attached: a well-formed command for an unknown connection gets GONE.
+  w.send(12345n, 'anyone?');
+  const gone = await nextOf(w, ['error', 'gone']);
+  assert.deepStrictEqual([gone.type, gone.conn], ['gone', 12345n]);
+  assert.strictEqual(w.reattaches, 0);
+  const bad = await client(gw.url('/bad'));
+  const open = await nextOf(w, ['open']);
+  w.send(open.conn, 'served');
+  assert.strictEqual(await bad.recv(5000), 'served');
+  bad.close();
+  const ws = await client(gw.url('/e'));
+  ws.send('still echoing');
+  assert.strictEqual(await ws.recv(5000), 'still echoing');
+  ws.close();
+  assert.strictEqual(gw.proc.exitCode, null, 'the gateway died');
+});
+
+test('authorize: ACCEPT with a subprotocol, REJECT with a status', { timeout: 20000 }, async (t) => {
+  const gw = await Gateway.start(['/auth=gate,authorize']);
+  t.after(() => gw.stop());
+  const w = await Worker.attach(gw.control, 'gate', { attachTimeout: 5000 });
+  t.after(() => w.detach());
+  const WebSocket = require('ws');
+
+  const ws = new WebSocket(gw.url('/auth/x?q=1'), ['chat.v0', 'chat.v1']);
+  const upgraded = new Promise((resolve, reject) => {
+    ws.once('upgrade', (res) => resolve(res));
+    ws.once('error', reject);
+  });
+  const ev = await nextOf(w, ['open'], 5000);
+  assert.strictEqual(ev.authorize, true);
+  assert.strictEqual(ev.fields[':path'], '/auth/x');
+  assert.strictEqual(ev.fields[':query'], 'q=1');
+  assert.match(ev.fields[':protocols'], /chat\.v1/);
+  w.accept(ev.conn, 'chat.v1', [['X-Worker', 'yes']]);
+  const res = await upgraded;
+  assert.strictEqual(res.headers['x-worker'], 'yes');
+  await new Promise((r) => (ws.readyState === WebSocket.OPEN ? r() : ws.once('open', r)));
+  assert.strictEqual(ws.protocol, 'chat.v1');
+  ws.send('after accept');
+  const msg = await nextOf(w, ['message'], 5000);
+  assert.deepStrictEqual([msg.conn, msg.data], [ev.conn, 'after accept']);
+  ws.close();
+
+  const no = new WebSocket(gw.url('/auth/y'));
+  const refused = new Promise((resolve) => {
+    no.once('unexpected-response', (req, r) => resolve(r.statusCode));
+    no.once('error', () => {});
+  });
+  const ev2 = await nextOf(w, ['open'], 5000);
+  w.reject(ev2.conn, 403, 'not you');
+  assert.strictEqual(await refused, 403);
+});
+
+test('CURVE: the right key attaches, a wrong key is refused', { timeout: 30000 }, async (t) => {
+  const server = curveKeyPair();
+  const worker = curveKeyPair();
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'wsgw-curve-'));
+  t.after(() => fs.rmSync(dir, { recursive: true, force: true }));
+  fs.writeFileSync(`${dir}/server.key`, `${server.secretKey}\n`);
+  fs.writeFileSync(`${dir}/clients`, `# the one worker allowed\n${worker.publicKey}\n`);
+  fs.writeFileSync(`${dir}/worker.keys`, `${worker.publicKey}\n${worker.secretKey}\n`);
+  const control = `tcp://127.0.0.1:${await freeTcpPort()}`;
+  const gw = await Gateway.start(['/=js'], ['--control', control,
+    '--curve-secret-key', `${dir}/server.key`, '--curve-clients', `${dir}/clients`]);
+  t.after(() => gw.stop());
+  assert.ok(gw.log().includes(server.publicKey), 'the gateway logs its public key');
+  await gw.startExample('echo.js', 'js', 'echo',
+    ['--curve-server-key', server.publicKey, '--curve-keypair', `${dir}/worker.keys`]);
+  const ws = await client(gw.url('/'));
+  ws.send('over curve');
+  assert.strictEqual(await ws.recv(5000), 'over curve');
+  ws.close();
+
+  const wrong = curveKeyPair();
+  const t0 = Date.now();
+  await assert.rejects(Worker.attach(control, 'js', { curveServerKey: server.publicKey,
+    curveKeypair: wrong, attachTimeout: 1500 }), WorkerError);
+  assert.ok(Date.now() - t0 < 3000);
+  await waitFor(() => gw.log().includes(`refused a worker with CURVE key ${wrong.publicKey}`),
+    3000, 'the refusal log line');
+  // The right worker key, but a wrong idea of the gateway's key: no WELCOME either.
+  await assert.rejects(Worker.attach(control, 'js', { curveServerKey: curveKeyPair().publicKey,
+    curveKeypair: worker, attachTimeout: 1000 }), WorkerError);
+  assert.strictEqual(gw.attached('js'), 1);
+});
+
+test('the worker says HELLO again after a gateway restart', { timeout: 30000 }, async (t) => {
+  const gw = await Gateway.start(['/=js'], ['--heartbeat', '1']);
+  t.after(() => gw.stop());
+  const w = await Worker.attach(gw.control, 'js', { attachTimeout: 5000 });
+  t.after(() => w.detach());
+  gw.proc.kill('SIGKILL');
+  await waitFor(() => gw.proc.signalCode !== null, 3000, 'the gateway to die');
+  const gw2 = await Gateway.start(['/=js'], ['--heartbeat', '1', '--control', gw.control]);
+  t.after(() => gw2.stop());
+  await waitFor(() => w.reattaches > 0 && w.attached, 8000, 're-attach');
+  assert.strictEqual(gw2.attached('js'), 1);
+  const ws = await client(gw2.url('/'));
+  const open = await nextOf(w, ['open']);
+  ws.send('after restart');
+  const msg = await nextOf(w, ['message']);
+  assert.strictEqual(msg.conn, open.conn);
+  w.send(msg.conn, msg.data);
+  assert.strictEqual(await ws.recv(5000), 'after restart');
+  ws.close();
+});

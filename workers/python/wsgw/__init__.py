@@ -1,0 +1,359 @@
+"""wsgw worker library for Python: serve a wsgw gateway's WebSocket connections over its
+ZeroMQ ("zmq") transport.  docs/PROTOCOL.md in the wsgw tree is the wire format.
+
+    from wsgw import Worker
+    w = Worker("ipc:///run/wsgw/control", "chat")
+    for ev in w:
+        if ev.type == "message":
+            w.send(ev.conn, ev.data)
+
+One Worker is one DEALER socket and is not thread-safe: use it from one thread.  Heartbeats
+are sent from inside the iteration (and recv()), so the application must come back to the
+loop at least once per heartbeat interval (the gateway's --heartbeat, 1 s by default);
+a worker silent for three intervals is dead to the gateway.
+"""
+
+import os
+import struct
+import time
+
+import zmq
+
+__all__ = ["Worker", "Event", "WorkerError", "PROTOCOL_VERSION"]
+
+PROTOCOL_VERSION = 1
+
+_ID = struct.Struct(">Q")
+
+
+class WorkerError(Exception):
+    """The gateway refused the worker (ERROR reason from HELLO), or it did not answer."""
+
+
+class Event:
+    """One thing that happened to a connection (or to the worker).
+
+    type      'open' | 'message' | 'close' | 'gone' | 'error'
+    conn      connection id (int); None for 'error'
+    data      message payload: str for a text message, bytes for a binary one
+    binary    True for a binary message
+    fields    'open': dict of OPEN fields (':path', ':query', ':peer', ':protocols',
+              lowercase forwarded headers) as str
+    resumed   'open': the connection moved here from a worker that died
+    authorize 'open': answer accept() or reject() before the client is let in
+    code      'close': the WebSocket close code (int)
+    reason    'close': the close reason; 'error': why the gateway refused a command
+    """
+
+    __slots__ = ("type", "conn", "data", "binary", "fields", "resumed", "authorize",
+                 "code", "reason")
+
+    def __init__(self, type, conn=None, data=None, binary=False, fields=None,
+                 resumed=False, authorize=False, code=None, reason=None):
+        self.type = type
+        self.conn = conn
+        self.data = data
+        self.binary = binary
+        self.fields = fields
+        self.resumed = resumed
+        self.authorize = authorize
+        self.code = code
+        self.reason = reason
+
+    def __repr__(self):
+        parts = ["type=%r" % self.type]
+        for k in ("conn", "data", "fields", "code", "reason"):
+            v = getattr(self, k)
+            if v is not None:
+                parts.append("%s=%r" % (k, v))
+        for k in ("binary", "resumed", "authorize"):
+            if getattr(self, k):
+                parts.append(k)
+        return "Event(%s)" % ", ".join(parts)
+
+
+def _s(b):
+    # Header bytes are not guaranteed UTF-8; surrogateescape keeps them losslessly.
+    return b.decode("utf-8", "surrogateescape")
+
+
+def _key(k):
+    return k.encode() if isinstance(k, str) else bytes(k)
+
+
+class Worker:
+    """A worker attached to one pool of a wsgw gateway.
+
+    control           the gateway's control endpoint (ipc://..., tcp://HOST:PORT)
+    pool              the pool name (a --route of the gateway names it)
+    curve_server_key  the gateway's Z85 public key: turns CURVE on
+    curve_keypair     (public, secret) Z85 keys of this worker; generated if CURVE is on
+                      and none is given (then only a gateway without --curve-clients
+                      admits it)
+    attach_timeout    seconds to wait for WELCOME in the constructor (None: forever);
+                      past it, WorkerError.  ERROR from the gateway raises WorkerError.
+
+    After a gateway restart (ERROR "not attached", or three heartbeat intervals without a
+    word from it) the worker says HELLO again by itself.  Its connections belonged to the
+    old attachment: each one it held gets a 'close' event (code 1006, reason
+    "worker detached") so the application can forget it.
+    """
+
+    def __init__(self, control, pool, curve_server_key=None, curve_keypair=None,
+                 attach_timeout=None, context=None, hwm=100000):
+        self.control = control
+        self.pool = pool
+        self.worker_id = None
+        self.heartbeat = 1.0
+        self.connections = set()  # ids of the connections this worker holds
+        self.dropped = 0          # commands dropped because the worker was not attached
+        self.reattaches = 0
+        self._ctx = context or zmq.Context.instance()
+        self._hwm = hwm
+        self._curve = None
+        if curve_server_key is not None:
+            if curve_keypair is None:
+                curve_keypair = zmq.curve_keypair()
+            self._curve = (_key(curve_server_key), _key(curve_keypair[0]),
+                           _key(curve_keypair[1]))
+        self._sock = None
+        self._pending = []
+        self._attached = False
+        self._closed = False
+        self._attach(attach_timeout)
+
+    @property
+    def attached(self):
+        """True between WELCOME and a detach (False while re-attaching)."""
+        return self._attached
+
+    # ---------------------------------------------------------------- attachment
+
+    def _open_socket(self):
+        if self._sock is not None:
+            self._sock.close(0)
+        s = self._ctx.socket(zmq.DEALER)
+        s.setsockopt(zmq.LINGER, 0)
+        s.setsockopt(zmq.SNDHWM, self._hwm)
+        s.setsockopt(zmq.RCVHWM, self._hwm)
+        if self._curve:
+            s.setsockopt(zmq.CURVE_SERVERKEY, self._curve[0])
+            s.setsockopt(zmq.CURVE_PUBLICKEY, self._curve[1])
+            s.setsockopt(zmq.CURVE_SECRETKEY, self._curve[2])
+        s.connect(self.control)
+        self._sock = s
+
+    def _hello(self):
+        # A fresh socket each time: whatever was queued for the old gateway is stale.
+        self._open_socket()
+        self._attached = False
+        self._sock.send_multipart([b"HELLO", str(PROTOCOL_VERSION).encode(),
+                                   self.pool.encode(), b"zmq", str(os.getpid()).encode()])
+        now = time.monotonic()
+        self._hello_at = now
+        self._last_heard = self._last_sent = now
+
+    def _welcome(self, f):
+        if len(f) < 3:
+            raise WorkerError("malformed WELCOME: %r" % (f,))
+        self.worker_id = int(f[1])
+        self.heartbeat = max(int(f[2]), 1) / 1000.0
+        self._sock.setsockopt(zmq.SNDTIMEO, int(self.heartbeat * 3000))
+        self._attached = True
+
+    def _attach(self, timeout):
+        self._hello()
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            wait = None if deadline is None else max(deadline - time.monotonic(), 0)
+            if not self._sock.poll(None if wait is None else int(wait * 1000)):
+                self._sock.close(0)
+                self._sock = None
+                raise WorkerError("no WELCOME from %s within %.3g s" % (self.control, timeout))
+            f = self._sock.recv_multipart()
+            if f[0] == b"WELCOME":
+                self._welcome(f)
+                self._last_heard = time.monotonic()
+                return
+            if f[0] == b"ERROR":
+                self._sock.close(0)
+                self._sock = None
+                raise WorkerError(_s(f[1]) if len(f) > 1 else "refused")
+
+    def _detached(self, why):
+        """The gateway no longer knows us: forget our connections, say HELLO again."""
+        for c in sorted(self.connections):
+            self._pending.append(Event("close", c, code=1006, reason="worker detached"))
+        self.connections.clear()
+        self.reattaches += 1
+        self._hello()
+
+    # ---------------------------------------------------------------- receiving
+
+    def __iter__(self):
+        return self
+
+    def __next__(self):
+        while True:
+            ev = self.recv(None)
+            if ev is not None:
+                return ev
+            if self._closed:
+                raise StopIteration
+
+    def recv(self, timeout=None):
+        """The next event, or None after `timeout` seconds (None: wait as long as it
+        takes).  Sends heartbeats and re-attaches while it waits."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while not self._closed:
+            if self._pending:
+                return self._pending.pop(0)
+            try:
+                f = self._sock.recv_multipart(zmq.NOBLOCK)
+            except zmq.Again:
+                f = None
+            now = time.monotonic()
+            if f is not None:
+                self._last_heard = now
+                ev = self._dispatch(f)
+                if ev is not None:
+                    self._tick(now)
+                    return ev
+                continue
+            if self._tick(now):
+                continue
+            wake = self._next_tick()
+            if deadline is not None:
+                if now >= deadline:
+                    return None
+                wake = min(wake, deadline)
+            self._sock.poll(max(int((wake - now) * 1000) + 1, 1))
+        return None
+
+    def _next_tick(self):
+        hb = self.heartbeat
+        if not self._attached:
+            return self._hello_at + 3 * hb
+        return min(self._last_sent + hb, self._last_heard + 3 * hb)
+
+    def _tick(self, now):
+        """Timers: heartbeat, dead gateway, unanswered HELLO.  True if it re-attached."""
+        hb = self.heartbeat
+        if not self._attached:
+            if now - self._hello_at >= 3 * hb:
+                self._hello()
+                return True
+            return False
+        if now - self._last_heard >= 3 * hb:
+            self._detached("missed 3 heartbeats")
+            return True
+        if now - self._last_sent >= hb:
+            self._send([b"HEARTBEAT"])
+        return False
+
+    def _dispatch(self, f):
+        verb = f[0]
+        n = len(f)
+        if verb == b"MESSAGE" and n == 4:
+            c = _ID.unpack(f[1])[0]
+            if f[2] == b"binary":
+                return Event("message", c, f[3], binary=True)
+            return Event("message", c, f[3].decode("utf-8", "surrogateescape"))
+        if verb == b"HEARTBEAT":
+            return None
+        if verb == b"OPEN" and n >= 3:
+            c = _ID.unpack(f[1])[0]
+            flags = f[2].split(b",")
+            fields = {}
+            for i in range(3, n - 1, 2):
+                fields[_s(f[i])] = _s(f[i + 1])
+            self.connections.add(c)
+            return Event("open", c, fields=fields, resumed=b"resumed" in flags,
+                         authorize=b"authorize" in flags)
+        if verb == b"CLOSE" and n >= 3:
+            c = _ID.unpack(f[1])[0]
+            self.connections.discard(c)
+            return Event("close", c, code=int(f[2]), reason=_s(f[3]) if n > 3 else "")
+        if verb == b"GONE" and n >= 2:
+            c = _ID.unpack(f[1])[0]
+            self.connections.discard(c)
+            return Event("gone", c)
+        if verb == b"ERROR":
+            reason = _s(f[1]) if n > 1 else ""
+            if reason == "not attached":
+                self._detached(reason)
+            return Event("error", reason=reason)
+        if verb == b"WELCOME" and not self._attached:
+            self._welcome(f)
+            return None
+        return Event("error", reason="unexpected message from the gateway: %r" % (f[:3],))
+
+    # ---------------------------------------------------------------- commands
+
+    def _send(self, frames):
+        if not self._attached:
+            self.dropped += 1
+            return False
+        try:
+            self._sock.send_multipart(frames)
+        except zmq.Again:
+            # The gateway took nothing for three heartbeat intervals: it is gone.
+            self.dropped += 1
+            self._detached("send timed out")
+            return False
+        self._last_sent = time.monotonic()
+        return True
+
+    def send(self, conn, data):
+        """Send a message to the client: str as a text message, bytes as binary.
+        False if it was dropped because the worker is re-attaching."""
+        if isinstance(data, str):
+            return self._send([b"SEND", _ID.pack(conn), b"text", data.encode()])
+        return self._send([b"SEND", _ID.pack(conn), b"binary", bytes(data)])
+
+    def close(self, conn, code=1000, reason=""):
+        """Close the client (code 1000-4999, reason at most 123 bytes of UTF-8)."""
+        return self._send([b"CLOSE", _ID.pack(conn), str(int(code)).encode(),
+                           reason.encode()])
+
+    def accept(self, conn, protocol=None, headers=()):
+        """Let an 'authorize' client in, answering with `protocol` (a subprotocol it
+        offered) and extra response headers ("Name: value" strings or (name, value))."""
+        frames = [b"ACCEPT", _ID.pack(conn), (protocol or "").encode()]
+        for h in headers:
+            if not isinstance(h, str):
+                h = "%s: %s" % (h[0], h[1])
+            frames.append(h.encode())
+        return self._send(frames)
+
+    def reject(self, conn, status=403, reason=""):
+        """Answer an 'authorize' client with an HTTP status (400-599) instead."""
+        return self._send([b"REJECT", _ID.pack(conn), str(int(status)).encode(),
+                           reason.encode()])
+
+    def send_frames(self, frames):
+        """Send raw multipart frames (bytes) to the gateway: for protocol extensions and
+        tests.  Whatever it does wrong, the gateway answers ERROR."""
+        return self._send([_key(x) for x in frames])
+
+    def detach(self):
+        """Say BYE (the gateway moves our connections to the rest of the pool) and close."""
+        if self._closed:
+            return
+        if self._attached:
+            try:
+                self._sock.send(b"BYE", zmq.NOBLOCK)
+            except zmq.ZMQError:
+                pass
+        self._closed = True
+        self._attached = False
+        # Linger briefly so the BYE leaves before the socket goes.
+        self._sock.setsockopt(zmq.LINGER, 500)
+        self._sock.close()
+        self._sock = None
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.detach()
