@@ -463,23 +463,16 @@ static void on_command(struct ctl_link *p, zmq_msg_t *f, int n)
 		}
 		size_t total = 0;
 		for (int i = 2; i < n; i++)
-			total += 1 + 8 + 4 + zmq_msg_size(&f[i]);
+			total += wsgw_field_size(8, zmq_msg_size(&f[i]));
 		fields = malloc(total);
 		if (!fields)
 			return;
 		uint8_t *q = fields;
 		for (int i = 2; i < n; i++) {
 			const char *name = i == 2 ? "protocol" : "header";
-			size_t nl = strlen(name), vl = zmq_msg_size(&f[i]);
-			if (i == 2 && vl == 0)
-				continue;
-			*q++ = (uint8_t)nl;
-			memcpy(q, name, nl);
-			q += nl;
-			for (int k = 0; k < 4; k++)
-				*q++ = (uint8_t)(vl >> (8 * k));
-			memcpy(q, zmq_msg_data(&f[i]), vl);
-			q += vl;
+			size_t vl = zmq_msg_size(&f[i]);
+			if (i > 2 || vl)
+				q = wsgw_field_put(q, name, strlen(name), zmq_msg_data(&f[i]), vl);
 		}
 		r.type = WSGW_ACCEPT;
 		r.payload = fields;
@@ -552,16 +545,11 @@ int ctl_send_record(struct ctl_link *l, uint16_t type, uint16_t flags, uint64_t 
 	case WSGW_OPEN: {
 		const char *fl = (flags & WSGW_F_RESUMED) ? "resumed" : (flags & WSGW_F_AUTHORIZE) ? "authorize" : "";
 		const uint8_t *q = body, *end = body + len;
+		struct wsgw_field fd;
 		zmq_send(C.sock, fl, strlen(fl), (q < end ? ZMQ_SNDMORE : 0) | ZMQ_DONTWAIT);
-		while (q < end) {
-			size_t nl = *q++;
-			const uint8_t *name = q;
-			q += nl;
-			uint32_t vl = (uint32_t)q[0] | (uint32_t)q[1] << 8 | (uint32_t)q[2] << 16 | (uint32_t)q[3] << 24;
-			q += 4;
-			zmq_send(C.sock, name, nl, ZMQ_SNDMORE | ZMQ_DONTWAIT);
-			zmq_send(C.sock, q, vl, (q + vl < end ? ZMQ_SNDMORE : 0) | ZMQ_DONTWAIT);
-			q += vl;
+		while (wsgw_field_next(&q, end, &fd) == 1) {
+			zmq_send(C.sock, fd.name, fd.name_len, ZMQ_SNDMORE | ZMQ_DONTWAIT);
+			zmq_send(C.sock, fd.value, fd.value_len, (q < end ? ZMQ_SNDMORE : 0) | ZMQ_DONTWAIT);
 		}
 		break;
 	}

@@ -316,18 +316,11 @@ int pool_open(struct conn *c, const uint8_t *fields, size_t n, int authorize)
 
 void pool_add_field(struct conn *c, const char *name, const char *val, size_t vlen)
 {
-	size_t nl = strlen(name), add = 1 + nl + 4 + vlen;
+	size_t nl = strlen(name), add = wsgw_field_size(nl, vlen);
 	uint8_t *f = realloc(c->fields, c->fields_len + add);
 	if (!f)
 		return; /* the field is only for a later OPEN(resumed): log-worthy, not fatal */
-	uint8_t *p = f + c->fields_len;
-	*p++ = (uint8_t)nl;
-	memcpy(p, name, nl);
-	p += nl;
-	uint32_t le = (uint32_t)vlen;
-	for (int i = 0; i < 4; i++)
-		*p++ = (uint8_t)(le >> (8 * i));
-	memcpy(p, val, vlen);
+	wsgw_field_put(f + c->fields_len, name, nl, val, vlen);
 	c->fields = f;
 	c->fields_len += (uint32_t)add;
 }

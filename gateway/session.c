@@ -200,19 +200,6 @@ static void http_error(struct conn *c, int status, const char *why)
 		srv_close(c, "error response");
 }
 
-static uint8_t *put_field(uint8_t *p, const char *name, const void *val, size_t n)
-{
-	size_t nl = strlen(name);
-	*p++ = (uint8_t)nl;
-	memcpy(p, name, nl);
-	p += nl;
-	for (int i = 0; i < 4; i++)
-		*p++ = (uint8_t)(n >> (8 * i));
-	if (n)
-		memcpy(p, val, n);
-	return p + n;
-}
-
 /* The OPEN fields of docs/PROTOCOL.md, from the request. */
 static int open_worker(struct conn *c, int authorize)
 {
@@ -226,16 +213,16 @@ static int open_worker(struct conn *c, int authorize)
 	f[nf].name = ":protocols", f[nf++].v = ws_hs_protocols(c->hs);
 	for (int i = 0; i < cfg->n_forward; i++)
 		f[nf].name = cfg->forward[i], f[nf++].v = ws_hs_header(c->hs, cfg->forward[i]);
-	size_t total = 1 + 5 + 4 + strlen(peer);
+	size_t total = wsgw_field_size(5, strlen(peer));
 	for (int i = 0; i < nf; i++)
-		total += 1 + strlen(f[i].name) + 4 + f[i].v.n;
+		total += wsgw_field_size(strlen(f[i].name), f[i].v.n);
 	uint8_t *buf = malloc(total), *p = buf;
 	if (!buf)
 		return -ENOMEM;
-	p = put_field(p, ":peer", peer, strlen(peer));
+	p = wsgw_field_put(p, ":peer", 5, peer, strlen(peer));
 	for (int i = 0; i < nf; i++)
 		if (f[i].v.p)
-			p = put_field(p, f[i].name, f[i].v.p, f[i].v.n);
+			p = wsgw_field_put(p, f[i].name, strlen(f[i].name), f[i].v.p, f[i].v.n);
 	int rc = pool_open(c, buf, (size_t)(p - buf), authorize);
 	free(buf);
 	return rc;
@@ -552,25 +539,17 @@ void sess_accept(struct conn *c, const void *fields, size_t n)
 	char protocol[256] = "", headers[2048] = "";
 	size_t hl = 0;
 	const uint8_t *p = fields, *end = p + n;
-	while (p < end) {
-		size_t nl = *p++;
-		if ((size_t)(end - p) < nl + 4)
-			break;
-		const char *name = (const char *)p;
-		p += nl;
-		uint32_t vl = (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
-		p += 4;
-		if ((size_t)(end - p) < vl)
-			break;
-		if (nl == 8 && memcmp(name, "protocol", 8) == 0 && vl < sizeof(protocol)) {
-			memcpy(protocol, p, vl);
+	struct wsgw_field f;
+	while (wsgw_field_next(&p, end, &f) == 1) {
+		size_t vl = f.value_len;
+		if (f.name_len == 8 && memcmp(f.name, "protocol", 8) == 0 && vl < sizeof(protocol)) {
+			memcpy(protocol, f.value, vl);
 			protocol[vl] = 0;
-		} else if (nl == 6 && memcmp(name, "header", 6) == 0 && hl + vl + 3 < sizeof(headers)) {
-			memcpy(headers + hl, p, vl);
+		} else if (f.name_len == 6 && memcmp(f.name, "header", 6) == 0 && hl + vl + 3 < sizeof(headers)) {
+			memcpy(headers + hl, f.value, vl);
 			memcpy(headers + hl + vl, "\r\n", 3);
 			hl += vl + 2;
 		}
-		p += vl;
 	}
 	if (protocol[0])
 		pool_add_field(c, ":protocol", protocol, strlen(protocol));

@@ -4,7 +4,9 @@
 #ifndef WSGW_PROTOCOL_H
 #define WSGW_PROTOCOL_H
 
+#include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 /* HELLO carries it; the gateway refuses any other (ERROR "version mismatch"). */
 #define WSGW_PROTOCOL_VERSION 1
@@ -39,5 +41,54 @@ enum wsgw_flag {
  * ACCEPT names: "protocol" (the subprotocol to answer with), "header" ("Name: value",
  * repeatable). */
 #define WSGW_FIELD_NAME_MAX 255
+
+/* Bytes one field takes. */
+static inline size_t wsgw_field_size(size_t name_len, size_t value_len)
+{
+	return 1 + name_len + 4 + value_len;
+}
+
+/* Writes one field at p (wsgw_field_size() bytes of room; name_len <= 255) and returns the
+ * byte after it. */
+static inline uint8_t *wsgw_field_put(uint8_t *p, const char *name, size_t name_len,
+				      const void *value, size_t value_len)
+{
+	*p++ = (uint8_t)name_len;
+	memcpy(p, name, name_len);
+	p += name_len;
+	for (int i = 0; i < 4; i++)
+		*p++ = (uint8_t)(value_len >> (8 * i));
+	if (value_len)
+		memcpy(p, value, value_len);
+	return p + value_len;
+}
+
+struct wsgw_field {
+	const char *name;
+	size_t name_len;
+	const uint8_t *value;
+	size_t value_len;
+};
+
+/* Reads the field at *p (before end) and advances *p past it. Returns 1, 0 at the end,
+ * or -1 when the field runs past end (a malformed body: stop there). */
+static inline int wsgw_field_next(const uint8_t **p, const uint8_t *end, struct wsgw_field *f)
+{
+	const uint8_t *q = *p;
+	if (q >= end)
+		return 0;
+	f->name_len = *q++;
+	if ((size_t)(end - q) < f->name_len + 4)
+		return -1;
+	f->name = (const char *)q;
+	q += f->name_len;
+	f->value_len = (size_t)q[0] | (size_t)q[1] << 8 | (size_t)q[2] << 16 | (size_t)q[3] << 24;
+	q += 4;
+	if ((size_t)(end - q) < f->value_len)
+		return -1;
+	f->value = q;
+	*p = q + f->value_len;
+	return 1;
+}
 
 #endif

@@ -364,22 +364,13 @@ int wsgw_field(const struct wsgw_event *ev, const char *name, const char **val, 
 		return 0;
 	size_t want = strlen(name);
 	const uint8_t *p = ev->data, *end = p + ev->len;
-	while (p < end) {
-		size_t nl = *p++;
-		if ((size_t)(end - p) < nl + 4)
-			return 0;
-		const uint8_t *nm = p;
-		p += nl;
-		uint32_t vl = (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
-		p += 4;
-		if ((size_t)(end - p) < vl)
-			return 0;
-		if (nl == want && memcmp(nm, name, nl) == 0) {
-			*val = (const char *)p;
-			*len = vl;
+	struct wsgw_field f;
+	while (wsgw_field_next(&p, end, &f) == 1) {
+		if (f.name_len == want && memcmp(f.name, name, want) == 0) {
+			*val = (const char *)f.value;
+			*len = f.value_len;
 			return 1;
 		}
-		p += vl;
 	}
 	return 0;
 }
@@ -453,31 +444,19 @@ int wsgw_close(struct wsgw_worker *w, uint64_t conn, unsigned code, const char *
 	return command(w, WSGW_CLOSE, 0, conn, be, 2, reason, rl > 123 ? 123 : rl);
 }
 
-static uint8_t *put_field(uint8_t *p, const char *name, const char *val)
-{
-	size_t nl = strlen(name), vl = strlen(val);
-	*p++ = (uint8_t)nl;
-	memcpy(p, name, nl);
-	p += nl;
-	for (int i = 0; i < 4; i++)
-		*p++ = (uint8_t)(vl >> (8 * i));
-	memcpy(p, val, vl);
-	return p + vl;
-}
-
 int wsgw_accept(struct wsgw_worker *w, uint64_t conn, const char *protocol,
 		const char *const *headers)
 {
-	size_t total = protocol ? 1 + 8 + 4 + strlen(protocol) : 0;
+	size_t total = protocol ? wsgw_field_size(8, strlen(protocol)) : 0;
 	for (int i = 0; headers && headers[i]; i++)
-		total += 1 + 6 + 4 + strlen(headers[i]);
+		total += wsgw_field_size(6, strlen(headers[i]));
 	uint8_t *buf = malloc(total ? total : 1), *p = buf;
 	if (!buf)
 		return -ENOMEM;
 	if (protocol)
-		p = put_field(p, "protocol", protocol);
+		p = wsgw_field_put(p, "protocol", 8, protocol, strlen(protocol));
 	for (int i = 0; headers && headers[i]; i++)
-		p = put_field(p, "header", headers[i]);
+		p = wsgw_field_put(p, "header", 6, headers[i], strlen(headers[i]));
 	int rc = command(w, WSGW_ACCEPT, 0, conn, buf, (size_t)(p - buf), NULL, 0);
 	free(buf);
 	return rc;
