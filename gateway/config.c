@@ -23,7 +23,8 @@ static void usage(FILE *f)
 		"                            default /=echo; 'echo' is the built-in echo pool)\n"
 		"  --max-message BYTES       largest message accepted (default 1048576; beyond: close 1009)\n"
 		"  --max-header BYTES        largest upgrade request (default 8192; beyond: 431)\n"
-		"  --max-outbound BYTES      bytes queued per client (default 16 MiB or 2x max-message; beyond: close 1008)\n"
+		"  --max-outbound BYTES      bytes queued per client (default 16 MiB or 2x max-message)\n"
+		"  --outbound-policy POLICY  past --max-outbound: close (1008, default) or drop the message\n"
 		"  --max-conns N             connections at once (default: what the fd limit allows; beyond: 503)\n"
 		"  --handshake-timeout SEC   deadline for the upgrade request (default 10)\n"
 		"  --idle-timeout SEC        ping a silent client after SEC, close it after SEC more (default 60)\n"
@@ -167,7 +168,7 @@ enum {
 	OPT_MAX_CONNS, OPT_HS_TIMEOUT, OPT_IDLE_TIMEOUT, OPT_CLOSE_TIMEOUT, OPT_LOG_LEVEL,
 	OPT_HELP, OPT_VERSION, OPT_CONTROL, OPT_RUNTIME_DIR, OPT_HEARTBEAT, OPT_AUTH_TIMEOUT,
 	OPT_ORPHAN_TIMEOUT, OPT_RING_SIZE, OPT_SHM_MODE, OPT_FORWARD, OPT_CURVE_SECRET,
-	OPT_CURVE_CLIENTS,
+	OPT_CURVE_CLIENTS, OPT_OUTBOUND_POLICY,
 };
 
 static const struct option long_opts[] = {
@@ -176,6 +177,7 @@ static const struct option long_opts[] = {
 	{ "max-message", required_argument, NULL, OPT_MAX_MESSAGE },
 	{ "max-header", required_argument, NULL, OPT_MAX_HEADER },
 	{ "max-outbound", required_argument, NULL, OPT_MAX_OUTBOUND },
+	{ "outbound-policy", required_argument, NULL, OPT_OUTBOUND_POLICY },
 	{ "max-conns", required_argument, NULL, OPT_MAX_CONNS },
 	{ "handshake-timeout", required_argument, NULL, OPT_HS_TIMEOUT },
 	{ "idle-timeout", required_argument, NULL, OPT_IDLE_TIMEOUT },
@@ -247,6 +249,11 @@ int cfg_parse_args(struct gw_config *cfg, int argc, char **argv)
 			if ((rc = parse_u64(optarg, 1024, (uint64_t)1 << 34, &v)) == 0)
 				cfg->max_outbound = v, have_outbound = 1;
 			what = "--max-outbound wants 1024..17179869184";
+			break;
+		case OPT_OUTBOUND_POLICY:
+			rc = strcmp(optarg, "close") == 0 || strcmp(optarg, "drop") == 0 ? 0 : -EINVAL;
+			cfg->outbound_drop = strcmp(optarg, "drop") == 0;
+			what = "--outbound-policy wants close or drop";
 			break;
 		case OPT_MAX_CONNS:
 			if ((rc = parse_u64(optarg, 1, 100000000, &v)) == 0)

@@ -30,7 +30,8 @@ struct gw_config {
 	int n_routes;
 	uint64_t max_message;     /* bytes; larger messages close with 1009 */
 	size_t max_header;        /* bytes of the HTTP upgrade request; beyond: 431 */
-	size_t max_outbound;      /* queued bytes per connection; beyond: close 1008 */
+	size_t max_outbound;      /* queued bytes per connection; beyond: the policy */
+	int outbound_drop;        /* policy past max_outbound: 0 close 1008, 1 drop the message */
 	unsigned max_conns;       /* 0: as many as file descriptors allow */
 	unsigned handshake_ms;    /* the whole request must arrive within this */
 	unsigned idle_ms;         /* silent this long: ping; silent again: close */

@@ -44,13 +44,33 @@ static void peer_text(const struct conn *c, char *out, size_t cap)
 	snprintf(out, cap, ss.ss_family == AF_INET6 ? "[%s]:%u" : "%s:%u", host, port);
 }
 
+/* Counts messages dropped by --outbound-policy drop; logged at most once a second. */
+static unsigned long dropped, dropped_logged;
+static uint32_t dropped_log_at;
+
+static void count_drop(const struct conn *c)
+{
+	dropped++;
+	if (dropped_logged && (int32_t)(srv_now() - dropped_log_at) < 1000)
+		return;
+	log_warn(0, "conn %llu: over --max-outbound, message dropped (%lu dropped in all)",
+		 (unsigned long long)c->id, dropped);
+	dropped_logged = dropped;
+	dropped_log_at = srv_now();
+}
+
 /* Queues one unfragmented server frame. Past the outbound cap the client is too slow to
- * keep: close 1008 rather than grow without bound. Returns 0 or SESS_STOP. */
+ * keep up: the policy closes it with 1008 or drops the message, rather than let its queue
+ * grow without bound. Returns 0 or SESS_STOP. */
 static int send_frame(struct conn *c, unsigned op, const uint8_t *p, size_t n)
 {
 	uint8_t hdr[WS_FRAME_HDR_MAX];
 	size_t hlen = ws_frame_header(hdr, op, 1, n, NULL);
 	if (c->out.bytes + hlen + n > srv_cfg()->max_outbound) {
+		if (srv_cfg()->outbound_drop) {
+			count_drop(c);
+			return 0;
+		}
 		log_warn(0, "conn %llu: %zu bytes queued for a slow client, over --max-outbound: close 1008",
 			 (unsigned long long)c->id, c->out.bytes);
 		outq_clear(&c->out);

@@ -591,6 +591,20 @@ static void tw_message(struct wsgw_worker *w, const struct wsgw_event *ev)
 	memcpy(out + hn, ev->data, ev->len);
 	if (wsgw_send_commit(w, ev->conn, ev->binary, (size_t)hn + ev->len))
 		fprintf(stderr, "send %llu failed\n", (unsigned long long)ev->conn);
+	if (ev->len > 6 && ev->len < 32 && !memcmp(ev->data, "flood:", 6)) {
+		/* N messages of 16 KiB to this client, faster than a client that does not read
+		 * can take them: exercises --max-outbound and its policy. */
+		static char blob[16384];
+		char num[32];
+
+		memset(blob, 'f', sizeof(blob));
+		memcpy(num, (const char *)ev->data + 6, ev->len - 6);
+		num[ev->len - 6] = 0;
+		int n = atoi(num), sent = 0;
+		for (int i = 0; i < n; i++)
+			sent += wsgw_send(w, ev->conn, 1, blob, sizeof(blob)) == 0;
+		fprintf(stderr, "flood %llu sent %d\n", (unsigned long long)ev->conn, sent);
+	}
 	if (ev->len > 6 && ev->len < 32 && !memcmp(ev->data, "stall:", 6)) {
 		char num[32];
 

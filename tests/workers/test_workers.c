@@ -837,6 +837,88 @@ START_TEST(test_send_to_closed_gets_gone)
 }
 END_TEST
 
+/* ---- outbound cap: a worker sends faster than its client reads ------------ */
+
+/* The client asks for 2000 x 16 KiB (32 MB, more than the kernel buffers hold) and reads
+ * nothing for a while: the gateway's queue for it passes --max-outbound. */
+static void flood_unread(struct env *e, struct wtp_proc *w, struct wt_conn *c, const char *policy)
+{
+	ENV_GW_START(e, "--route", "/=chat", "--max-message", "65536", "--max-outbound", "262144",
+		     "--outbound-policy", policy, NULL);
+	worker_start(e, w, 1, "chat", "w");
+	WT_EXPECT_OPEN(c, "127.0.0.1", e->gw.port, "/");
+	send_text(c, "flood:2000");
+	ck_assert_msg(wtp_wait_file(w->log_path, "flood ", 10000), "the worker did not flood");
+}
+
+START_TEST(test_outbound_policy_close)
+{
+	struct env e;
+	struct wtp_proc w;
+	struct wt_conn c;
+	int got = 0, code = 0;
+
+	env_init(&e);
+	flood_unread(&e, &w, &c, "close");
+	for (;;) {
+		struct wt_frame m;
+		int rc = wt_read_message(&c, &m, 5000);
+
+		ck_assert_msg(rc == 0, "no close 1008 after %d messages: %s", got, c.err);
+		if (m.opcode == WT_CLOSE) {
+			code = wt_close_code(&m);
+			wt_frame_free(&m);
+			break;
+		}
+		/* The echo of the request, then floods; or nothing: closing a client drops
+		 * its queue, so the close frame is not stuck behind megabytes. */
+		got += m.opcode == WT_BINARY && m.len == 16384;
+		wt_frame_free(&m);
+	}
+	ck_assert_msg(code == 1008, "closed with %d, expected 1008", code);
+	ck_assert_msg(got < 2000, "all 2000 messages arrived: the cap never applied");
+	ck_assert(wt_gw_log_contains(&e.gw, "over --max-outbound: close 1008"));
+	wt_close(&c);
+	worker_stop(&w);
+	env_done(&e);
+}
+END_TEST
+
+START_TEST(test_outbound_policy_drop)
+{
+	struct env e;
+	struct wtp_proc w;
+	struct wt_conn c;
+	struct reply r;
+	int got = 0;
+
+	env_init(&e);
+	flood_unread(&e, &w, &c, "drop");
+	expect_reply(&c, "flood:2000", 10, &r, -1, "flood request echo");
+	/* Drain what was queued; the connection stays open and works afterwards. */
+	for (;;) {
+		struct wt_frame m;
+		int rc = wt_read_message(&c, &m, 1000);
+
+		if (rc == -ETIMEDOUT)
+			break;
+		ck_assert_msg(rc == 0, "read after %d messages: %s", got, c.err);
+		ck_assert_msg(m.opcode == WT_BINARY && m.len == 16384,
+			      "expected a flooded message, got opcode %d (%zu bytes)", m.opcode, m.len);
+		got++;
+		wt_frame_free(&m);
+	}
+	printf("drop policy: %d of 2000 flooded messages delivered, the rest dropped\n", got);
+	ck_assert_msg(got > 0 && got < 2000, "%d of 2000 arrived: expected some dropped", got);
+	ck_assert(wt_gw_log_contains(&e.gw, "message dropped"));
+	send_text(&c, "still here");
+	expect_reply(&c, "still here", 10, &r, -1, "after the drops");
+	wt_close(&c);
+	worker_stop(&w);
+	env_done(&e);
+}
+END_TEST
+
 /* ---- 8. authorizing route ------------------------------------------------- */
 
 START_TEST(test_authorize)
@@ -991,6 +1073,8 @@ static Suite *workers_suite(void)
 		{ "authorize", test_authorize, 15 },
 		{ "no_worker", test_no_worker_503, 10 },
 		{ "busy_attached", test_busy_worker_stays_attached, 20 },
+		{ "outbound_close", test_outbound_policy_close, 30 },
+		{ "outbound_drop", test_outbound_policy_drop, 30 },
 	};
 
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
