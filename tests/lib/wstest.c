@@ -29,7 +29,7 @@
 #define WT_MAX_FRAME (256u << 20)
 #define WT_START_MS 5000
 
-static int64_t now_ms(void)
+int64_t wt_now_ms(void)
 {
 	struct timespec ts;
 
@@ -39,12 +39,12 @@ static int64_t now_ms(void)
 
 static int ms_left(int64_t deadline)
 {
-	int64_t d = deadline - now_ms();
+	int64_t d = deadline - wt_now_ms();
 
 	return d < 0 ? 0 : (int)d;
 }
 
-static void sleep_ms(int ms)
+void wt_sleep_ms(int ms)
 {
 	struct timespec ts = { ms / 1000, (long)(ms % 1000) * 1000000 };
 
@@ -311,7 +311,7 @@ int wt_gw_log_contains(const struct wt_gw *gw, const char *needle)
 
 int wt_gw_wait(struct wt_gw *gw, int timeout_ms)
 {
-	int64_t deadline = now_ms() + timeout_ms;
+	int64_t deadline = wt_now_ms() + timeout_ms;
 	int st;
 
 	if (!gw->pid)
@@ -327,9 +327,9 @@ int wt_gw_wait(struct wt_gw *gw, int timeout_ms)
 		}
 		if (r < 0 && errno != EINTR)
 			return -errno;
-		if (now_ms() >= deadline)
+		if (wt_now_ms() >= deadline)
 			return -ETIMEDOUT;
-		sleep_ms(5);
+		wt_sleep_ms(5);
 	}
 }
 
@@ -451,15 +451,15 @@ static int worker_start(struct wt_gw *gw)
 		_exit(127);
 	}
 	gw->worker = pid;
-	int64_t deadline = now_ms() + WT_START_MS;
-	while (now_ms() < deadline) {
+	int64_t deadline = wt_now_ms() + WT_START_MS;
+	while (wt_now_ms() < deadline) {
 		size_t n;
 		char *log = read_file(gw->log_path, &n);
 		int attached = log && strstr(log, "attached to pool conf");
 		free(log);
 		if (attached)
 			return 0;
-		sleep_ms(10);
+		wt_sleep_ms(10);
 	}
 	fprintf(stderr, "wstest: worker %s did not attach within %d ms\n", getenv("WT_GW_WORKER"),
 		WT_START_MS);
@@ -559,7 +559,7 @@ int wt_gw_startv(struct wt_gw *gw, const char *const *args)
 	gw->pid = pid;
 	gw_reg_add(gw);
 
-	int64_t deadline = now_ms() + WT_START_MS;
+	int64_t deadline = wt_now_ms() + WT_START_MS;
 	for (;;) {
 		if (parse_ports(gw, listens)) {
 			if (!use_worker || worker_start(gw) == 0)
@@ -571,12 +571,12 @@ int wt_gw_startv(struct wt_gw *gw, const char *const *args)
 				prog, gw->status);
 			break;
 		}
-		if (now_ms() >= deadline) {
+		if (wt_now_ms() >= deadline) {
 			fprintf(stderr, "wstest: %s did not log 'listening on' for all %d listeners within %d ms\n",
 				prog, gw->nlisten, WT_START_MS);
 			break;
 		}
-		sleep_ms(10);
+		wt_sleep_ms(10);
 	}
 	gw_kill(gw);
 	dump_log(gw->log_path, 40);
@@ -748,7 +748,7 @@ static int fill(struct wt_conn *c, int64_t deadline, size_t hint)
 int wt_send_raw(struct wt_conn *c, const void *buf, size_t len)
 {
 	const uint8_t *p = buf;
-	int64_t deadline = now_ms() + c->timeout_ms;
+	int64_t deadline = wt_now_ms() + c->timeout_ms;
 
 	if (c->fd < 0) {
 		set_err(c, "send on a closed connection");
@@ -760,7 +760,7 @@ int wt_send_raw(struct wt_conn *c, const void *buf, size_t len)
 		if (w > 0) {
 			p += w;
 			len -= (size_t)w;
-			deadline = now_ms() + c->timeout_ms;
+			deadline = wt_now_ms() + c->timeout_ms;
 			continue;
 		}
 		if (w < 0 && errno == EINTR)
@@ -806,7 +806,7 @@ int wt_send_chunked(struct wt_conn *c, const void *buf, size_t len, size_t chunk
 		p += n;
 		len -= n;
 		if (len && pause_ms > 0)
-			sleep_ms(pause_ms);
+			wt_sleep_ms(pause_ms);
 	}
 	return 0;
 }
@@ -906,7 +906,7 @@ static int token_in(const char *list, const char *tok)
 
 int wt_http_read(struct wt_conn *c, struct wt_http *r)
 {
-	int64_t deadline = now_ms() + c->timeout_ms;
+	int64_t deadline = wt_now_ms() + c->timeout_ms;
 	const char *end;
 	char cl[32];
 
@@ -1092,7 +1092,7 @@ void wt_frame_free(struct wt_frame *f)
 
 int wt_read_frame(struct wt_conn *c, struct wt_frame *f, int timeout_ms)
 {
-	int64_t deadline = now_ms() + (timeout_ms < 0 ? c->timeout_ms : timeout_ms);
+	int64_t deadline = wt_now_ms() + (timeout_ms < 0 ? c->timeout_ms : timeout_ms);
 	size_t need = 2;
 
 	memset(f, 0, sizeof(*f));
@@ -1154,7 +1154,7 @@ int wt_read_frame(struct wt_conn *c, struct wt_frame *f, int timeout_ms)
 
 int wt_read_message(struct wt_conn *c, struct wt_frame *m, int timeout_ms)
 {
-	int64_t deadline = now_ms() + (timeout_ms < 0 ? c->timeout_ms : timeout_ms);
+	int64_t deadline = wt_now_ms() + (timeout_ms < 0 ? c->timeout_ms : timeout_ms);
 
 	for (;;) {
 		struct wt_frame f;
@@ -1231,7 +1231,7 @@ int wt_close_code(const struct wt_frame *f)
 
 int wt_wait_eof(struct wt_conn *c, int timeout_ms)
 {
-	int64_t deadline = now_ms() + (timeout_ms < 0 ? c->timeout_ms : timeout_ms);
+	int64_t deadline = wt_now_ms() + (timeout_ms < 0 ? c->timeout_ms : timeout_ms);
 
 	for (;;) {
 		size_t avail = c->in_len - c->in_off;

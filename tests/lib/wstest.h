@@ -40,6 +40,9 @@ enum {
 
 /* Default bound for each wait, in ms; WT_TIMEOUT_MS in the environment overrides. */
 int wt_timeout_ms(void);
+/* CLOCK_MONOTONIC in milliseconds, and a sleep that resumes after signals. */
+int64_t wt_now_ms(void);
+void wt_sleep_ms(int ms);
 
 /* ---- the gateway process ---------------------------------------------- */
 

@@ -1,4 +1,5 @@
 /* wtproc: worker processes for tests, and the test worker itself. */
+#include "tests/lib/wstest.h"
 #include "tests/lib/wtproc.h"
 
 #include <dirent.h>
@@ -20,21 +21,6 @@
 
 #define WTP_MAX 32
 
-static int64_t now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static void sleep_ms(int ms)
-{
-	struct timespec ts = { ms / 1000, (long)(ms % 1000) * 1000000 };
-
-	while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
-		;
-}
 
 /* ---- registries: what the exit handler cleans up ------------------------ */
 
@@ -301,7 +287,7 @@ int wtp_kill(struct wtp_proc *p, int sig)
 
 int wtp_reap(struct wtp_proc *p, int timeout_ms)
 {
-	int64_t deadline = now_ms() + timeout_ms;
+	int64_t deadline = wt_now_ms() + timeout_ms;
 	int st;
 
 	if (!p->pid)
@@ -317,9 +303,9 @@ int wtp_reap(struct wtp_proc *p, int timeout_ms)
 		}
 		if (r < 0 && errno != EINTR)
 			return -errno;
-		if (now_ms() >= deadline)
+		if (wt_now_ms() >= deadline)
 			return -ETIMEDOUT;
-		sleep_ms(2);
+		wt_sleep_ms(2);
 	}
 }
 
@@ -373,14 +359,14 @@ int wtp_count_file(const char *path, const char *needle)
 
 int wtp_wait_file(const char *path, const char *needle, int timeout_ms)
 {
-	int64_t deadline = now_ms() + timeout_ms;
+	int64_t deadline = wt_now_ms() + timeout_ms;
 
 	for (;;) {
 		if (wtp_count_file(path, needle) > 0)
 			return 1;
-		if (now_ms() >= deadline)
+		if (wt_now_ms() >= deadline)
 			return 0;
-		sleep_ms(10);
+		wt_sleep_ms(10);
 	}
 }
 
@@ -410,16 +396,16 @@ int wtp_last_attached(const char *path, const char *pool, pid_t pid)
 
 int wtp_wait_attached(const char *gw_log, const char *pool, pid_t pid, int timeout_ms)
 {
-	int64_t deadline = now_ms() + timeout_ms;
+	int64_t deadline = wt_now_ms() + timeout_ms;
 
 	for (;;) {
 		int id = wtp_last_attached(gw_log, pool, pid);
 
 		if (id > 0)
 			return id;
-		if (now_ms() >= deadline)
+		if (wt_now_ms() >= deadline)
 			return -ETIMEDOUT;
-		sleep_ms(10);
+		wt_sleep_ms(10);
 	}
 }
 
@@ -613,7 +599,7 @@ static void tw_message(struct wsgw_worker *w, const struct wsgw_event *ev)
 		wsgw_flush(w);
 		fprintf(stderr, "stall %s ms\n", num);
 		/* Not calling wsgw_wait: the to-worker ring fills up behind us. */
-		sleep_ms(atoi(num));
+		wt_sleep_ms(atoi(num));
 		fprintf(stderr, "stall done\n");
 	}
 }

@@ -22,21 +22,6 @@
 
 #define ATTACH_MS 5000
 
-static int64_t now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static void sleep_ms(int ms)
-{
-	struct timespec ts = { ms / 1000, (long)(ms % 1000) * 1000000 };
-
-	while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
-		;
-}
 
 /* One test's world: a temp dir holding the control socket and the worker logs. */
 struct env {
@@ -218,7 +203,7 @@ START_TEST(test_two_workers_many_clients)
 			}
 	}
 	/* Exactly once: nothing more is pending on any connection. */
-	sleep_ms(100);
+	wt_sleep_ms(100);
 	for (int i = 0; i < T1_CONNS; i++)
 		expect_silence(&c[i], 0, "after all echoes");
 
@@ -349,8 +334,8 @@ START_TEST(test_worker_crash_under_load)
 	for (int i = 0; i < T2_CONNS; i++)
 		WT_EXPECT_OPEN(&l[i].c, "127.0.0.1", e.gw.port, "/");
 
-	int64_t end = now_ms() + 800;
-	while (now_ms() < end)
+	int64_t end = wt_now_ms() + 800;
+	while (wt_now_ms() < end)
 		lc_round(l, T2_CONNS, 1, 5);
 	uint32_t before = 0;
 	for (int i = 0; i < T2_CONNS; i++)
@@ -363,11 +348,11 @@ START_TEST(test_worker_crash_under_load)
 	for (int i = 0; i < T2_CONNS; i++)
 		l[i].kill_seq = l[i].sent;
 
-	end = now_ms() + 1000;
-	while (now_ms() < end)
+	end = wt_now_ms() + 1000;
+	while (wt_now_ms() < end)
 		lc_round(l, T2_CONNS, 1, 5);
 	/* Drain: the last message of each connection was sent after the kill. */
-	end = now_ms() + 10000;
+	end = wt_now_ms() + 10000;
 	for (;;) {
 		int pending = 0;
 
@@ -375,7 +360,7 @@ START_TEST(test_worker_crash_under_load)
 			pending += l[i].next != l[i].sent;
 		if (!pending)
 			break;
-		if (now_ms() > end) {
+		if (wt_now_ms() > end) {
 			for (int i = 0; i < T2_CONNS; i++)
 				if (l[i].next != l[i].sent)
 					fprintf(stderr, "conn %d: sent %u, echoed up to %u, kill at %u\n",
@@ -438,7 +423,7 @@ START_TEST(test_worker_restart)
 			snprintf(msg, sizeof(msg), "while away %d", k);
 			send_text(&c[i], msg);
 		}
-	sleep_ms(300);
+	wt_sleep_ms(300);
 	for (int i = 0; i < T3_CONNS; i++)
 		expect_silence(&c[i], 0, "no worker");
 
@@ -485,7 +470,7 @@ START_TEST(test_orphan_timeout)
 	}
 	ck_assert_int_eq(wtp_kill(&a, SIGKILL), 0);
 	ck_assert_int_eq(wtp_reap(&a, 5000), 0);
-	int64_t t0 = now_ms();
+	int64_t t0 = wt_now_ms();
 	for (int i = 0; i < T3_CONNS; i++)
 		send_text(&c[i], "anyone?");
 	for (int i = 0; i < T3_CONNS; i++) {
@@ -499,7 +484,7 @@ START_TEST(test_orphan_timeout)
 			      m.opcode == WT_CLOSE ? wt_close_code(&m) : 0);
 		wt_frame_free(&m);
 	}
-	int64_t waited = now_ms() - t0;
+	int64_t waited = wt_now_ms() - t0;
 	printf("orphan timeout 1 s: clients closed with 1013 after %" PRId64 " ms\n", waited);
 	/* The kill itself is noticed at once (pidfd); the timer runs from there. */
 	ck_assert_msg(waited >= 800, "closed after %" PRId64 " ms, before --orphan-timeout 1", waited);
@@ -527,7 +512,7 @@ static int t4_check_reattached(struct env *e, struct wtp_proc *w, int resets, co
 	int id = wtp_wait_attached(e->gw.log_path, "chat", w->pid, 8000);
 	snprintf(needle, sizeof(needle), "reset id ");
 	int got_reset = 0;
-	for (int64_t end = now_ms() + 3000; now_ms() < end; sleep_ms(10))
+	for (int64_t end = wt_now_ms() + 3000; wt_now_ms() < end; wt_sleep_ms(10))
 		if ((got_reset = wtp_count_file(w->log_path, needle)) >= resets)
 			break;
 	if (id < 0 || got_reset < resets) {
@@ -537,7 +522,7 @@ static int t4_check_reattached(struct env *e, struct wtp_proc *w, int resets, co
 	ck_assert_msg(id > 0, "%s: the worker did not reattach within 8 s", what);
 	ck_assert_msg(got_reset >= resets, "%s: the worker reattached without WSGW_EV_RESET", what);
 	/* Let queued HELLOs (if any) play out before judging which attachment is live. */
-	sleep_ms(300);
+	wt_sleep_ms(300);
 	id = wtp_last_attached(e->gw.log_path, "chat", w->pid);
 	int n = wtp_count_attached(e->gw.log_path, "chat", w->pid);
 	printf("gateway restart (%s): worker attached %d time(s) to the new gateway, last as %d\n",
@@ -593,7 +578,7 @@ START_TEST(test_gateway_restart)
 	ck_assert_int_eq(wt_gw_wait(&e.gw, 5000), 0);
 	wt_gw_stop(&e.gw, 0); /* removes its log and dir */
 	wtp_shm_remove(old);
-	sleep_ms(2500);
+	wt_sleep_ms(2500);
 	ENV_GW_START(&e, "--route", "/=chat", "--heartbeat", "0.2", NULL);
 	t4_check_reattached(&e, &w, 2, "killed, restarted after 2.5 s");
 	worker_stop(&w);
@@ -721,14 +706,14 @@ START_TEST(test_stalled_worker_backpressure)
 	snprintf(stall, sizeof(stall), "stall:%d", T6_STALL_MS);
 	send_text(&a, stall);
 	expect_reply(&a, stall, strlen(stall), &r, -1, "stall order");
-	int64_t t0 = now_ms();
+	int64_t t0 = wt_now_ms();
 
 	/* Write until the kernel refuses more: the gateway must have stopped reading. */
 	uint32_t nsent = 0;
 	uint8_t *frame = NULL, *pend = NULL;
 	size_t flen = 0, plen = 0, total = 0;
 	int blocked = 0;
-	while (now_ms() - t0 < T6_STALL_MS / 2 && total < (64u << 20)) {
+	while (wt_now_ms() - t0 < T6_STALL_MS / 2 && total < (64u << 20)) {
 		if (!plen) {
 			t6_payload(pay, nsent);
 			free(frame);
@@ -754,21 +739,21 @@ START_TEST(test_stalled_worker_backpressure)
 		}
 	}
 	printf("stalled worker: client blocked after %zu bytes (%u messages of %d) in %" PRId64 " ms\n",
-	       total, nsent, T6_SIZE, now_ms() - t0);
+	       total, nsent, T6_SIZE, wt_now_ms() - t0);
 	ck_assert_msg(blocked, "the client could write %zu bytes in %" PRId64 " ms to a stalled pool: "
-		      "the gateway kept reading", total, now_ms() - t0);
+		      "the gateway kept reading", total, wt_now_ms() - t0);
 
 	/* Meanwhile the other pool works normally. */
 	int64_t worst = 0;
 	for (int i = 0; i < 20; i++) {
 		char m[16];
-		int64_t t = now_ms();
+		int64_t t = wt_now_ms();
 
 		snprintf(m, sizeof(m), "b%d", i + 1);
 		send_text(&b, m);
 		WT_EXPECT_MESSAGE_T(&b, WT_TEXT, m, strlen(m), 1000);
-		if (now_ms() - t > worst)
-			worst = now_ms() - t;
+		if (wt_now_ms() - t > worst)
+			worst = wt_now_ms() - t;
 	}
 	printf("stalled worker: other pool's round trips during the stall: worst %" PRId64 " ms\n",
 	       worst);
@@ -961,10 +946,10 @@ START_TEST(test_authorize)
 	/* no answer: 503 after --authorize-timeout */
 	WT_OK(&c, wt_connect(&c, "127.0.0.1", e.gw.port));
 	n = wt_request_build(&c, req, sizeof(req), "/auth/silent", NULL);
-	int64_t t0 = now_ms();
+	int64_t t0 = wt_now_ms();
 	WT_OK(&c, wt_send_raw(&c, req, (size_t)n));
 	WT_EXPECT_HTTP(&c, NULL, 503);
-	int64_t waited = now_ms() - t0;
+	int64_t waited = wt_now_ms() - t0;
 	printf("authorize: no answer → 503 after %" PRId64 " ms (--authorize-timeout 1)\n", waited);
 	ck_assert_msg(waited >= 900, "503 after %" PRId64 " ms, before the 1 s timeout", waited);
 	wt_close(&c);
@@ -1016,16 +1001,16 @@ START_TEST(test_busy_worker_stays_attached)
 	memset(l, 0, sizeof(l));
 	for (int i = 0; i < T10_CONNS; i++)
 		WT_EXPECT_OPEN(&l[i].c, "127.0.0.1", e.gw.port, "/");
-	int64_t end = now_ms() + T10_MS;
-	while (now_ms() < end) {
+	int64_t end = wt_now_ms() + T10_MS;
+	while (wt_now_ms() < end) {
 		lc_round(l, T10_CONNS, 1, 5);
 		if (wtp_count_file(e.gw.log_path, ") gone") ||
 		    wtp_count_attached(e.gw.log_path, "chat", w.pid) > 1)
 			break;
 	}
 	/* Drain: nothing may be lost (kill_seq 0: no gap allowed). */
-	end = now_ms() + 5000;
-	for (int pending = 1; pending && now_ms() < end;) {
+	end = wt_now_ms() + 5000;
+	for (int pending = 1; pending && wt_now_ms() < end;) {
 		pending = 0;
 		for (int i = 0; i < T10_CONNS; i++)
 			pending += l[i].next != l[i].sent;
