@@ -470,6 +470,24 @@ int pool_poll(void)
 	return n;
 }
 
+/* Reads the clients paused on w again. The list is taken whole first: a resumed client
+ * may fill the ring again and queue itself on a new list meanwhile. */
+static void resume_waiting(struct worker *w)
+{
+	uint64_t *ids = w->waiting;
+	size_t n = w->n_waiting;
+	w->waiting = NULL;
+	w->n_waiting = w->cap_waiting = 0;
+	rcu_read_lock();
+	for (size_t i = 0; i < n; i++) {
+		struct conn *c = conn_lookup(ids[i]);
+		if (c)
+			sess_resume(c);
+	}
+	rcu_read_unlock();
+	free(ids);
+}
+
 /* Moves held-back records into the ring while they fit; resumes the paused clients once
  * none is left. */
 static void retry_held(struct worker *w)
@@ -495,15 +513,7 @@ static void retry_held(struct worker *w)
 	P.blocked--;
 	log_info("worker %u (pool %s): ring has room again, resuming %zu clients", w->id,
 		 w->pool->name, w->n_waiting);
-	size_t n = w->n_waiting;
-	w->n_waiting = 0;
-	rcu_read_lock();
-	for (size_t i = 0; i < n; i++) {
-		struct conn *c = conn_lookup(w->waiting[i]);
-		if (c)
-			sess_resume(c);
-	}
-	rcu_read_unlock();
+	resume_waiting(w);
 }
 
 void pool_flush(void)
@@ -730,20 +740,11 @@ void pool_worker_gone(struct worker *w, const char *why)
 	log_warn(0, "worker %u (pool %s, pid %d) gone: %s; %u connections moved%s, %zu unconsumed records handed over",
 		 w->id, p->name, (int)w->pid, why, moved, p->workers ? "" : " to waiting (no worker left)", n_left);
 	/* Clients paused on the dead worker's full ring read again from their new owner. */
-	rcu_read_lock();
-	for (size_t i = 0; i < w->n_waiting; i++) {
-		struct conn *c = conn_lookup(w->waiting[i]);
-		if (c)
-			sess_resume(c);
-	}
-	rcu_read_unlock();
+	resume_waiting(w);
 	pool_flush();
 	P.workers[w->slot] = NULL;
 	shm_seg_close(w->seg);
 	w->seg = NULL;
-	free(w->waiting);
-	w->waiting = NULL;
-	w->n_waiting = 0;
 }
 
 int pool_worker_alive(const struct worker *w)
