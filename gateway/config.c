@@ -47,7 +47,8 @@ static void usage(FILE *f)
 		"  --help, --version\n");
 }
 
-int cfg_parse_listen(const char *s, struct cfg_listen *l)
+/* "127.0.0.1:8080", "[::1]:8080" or "*:8080" into l. Returns 0 or -EINVAL. */
+static int cfg_parse_listen(const char *s, struct cfg_listen *l)
 {
 	char host[64];
 	const char *colon;

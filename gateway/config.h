@@ -55,9 +55,6 @@ struct gw_config {
  * printed (exit 0), or -EINVAL after printing the reason to stderr. */
 int cfg_parse_args(struct gw_config *cfg, int argc, char **argv);
 
-/* Parses "127.0.0.1:8080", "[::1]:8080" or "*:8080" into l. Returns 0 or -EINVAL. */
-int cfg_parse_listen(const char *s, struct cfg_listen *l);
-
 /* Index of the route whose prefix matches path best (longest, on a '/' boundary), or -1.
  * Prefix "/" matches every path; "/chat" matches "/chat", "/chat/x", not "/chatroom". */
 int cfg_route_match(const struct gw_config *cfg, const char *path, size_t n);

@@ -518,6 +518,7 @@ static void retry_held(struct worker *w)
 
 void pool_flush(void)
 {
+	int zmq = 0;
 	for (int i = 0; i < MAX_WORKERS; i++) {
 		struct worker *w = P.workers[i];
 		if (!w || !w->alive)
@@ -528,9 +529,10 @@ void pool_flush(void)
 			w->dirty = 0;
 			shm_ring_notify(&w->to_w);
 		}
-		if (w->link)
-			ctl_flush();
+		zmq |= w->link != NULL;
 	}
+	if (zmq)
+		ctl_flush();
 }
 
 int pool_timeout_ms(void)
@@ -767,11 +769,6 @@ unsigned pool_worker_id(const struct worker *w)
 int pool_worker_is_zmq(const struct worker *w)
 {
 	return w->link != NULL;
-}
-
-unsigned pool_worker_conns(const struct worker *w)
-{
-	return w->conns;
 }
 
 static void expire_orphan(struct conn *c, void *arg)

@@ -89,7 +89,5 @@ void pool_worker_free(struct worker *w);
 unsigned pool_worker_id(const struct worker *w);
 /* 1 for a worker on the zmq transport. */
 int pool_worker_is_zmq(const struct worker *w);
-/* Counts for logs and metrics. */
-unsigned pool_worker_conns(const struct worker *w);
 
 #endif

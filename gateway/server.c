@@ -69,11 +69,6 @@ uint32_t srv_now(void)
 	return L.now;
 }
 
-int srv_draining(void)
-{
-	return L.draining;
-}
-
 uint8_t *srv_rbuf(size_t *cap)
 {
 	*cap = RBUF_CAP;
@@ -96,7 +91,8 @@ void srv_mark(struct conn *c)
 	L.marked = c;
 }
 
-void srv_want_write(struct conn *c, int on)
+/* Arms (on != 0) or disarms EPOLLOUT for c. */
+static void srv_want_write(struct conn *c, int on)
 {
 	if (!!(c->flags & CONN_POLLOUT) == !!on)
 		return;

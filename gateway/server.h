@@ -22,13 +22,9 @@ const struct gw_config *srv_cfg(void);
 uint32_t srv_now(void);
 /* Queues c for the end-of-batch pass: its output is flushed (and a dead c released) then. */
 void srv_mark(struct conn *c);
-/* Arms (on != 0) or disarms EPOLLOUT for c. */
-void srv_want_write(struct conn *c, int on);
 /* Closes c's socket now; c is freed at the end of the batch. reason goes to the debug log. */
 void srv_close(struct conn *c, const char *reason);
 /* The loop's shared read buffer: WS_RX_TAIL_MAX bytes of room in front of `srv_rbuf_cap`. */
 uint8_t *srv_rbuf(size_t *cap);
-/* 1 once SIGTERM started the drain: no new connections. */
-int srv_draining(void);
 
 #endif
