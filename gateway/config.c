@@ -30,6 +30,7 @@ static void usage(FILE *f)
 		"  --idle-timeout SEC        ping a silent client after SEC, close it after SEC more (default 60)\n"
 		"  --close-timeout SEC       wait this long for the peer's close (default 5)\n"
 		"  --log-level LEVEL         debug, info, warn or error (default info)\n"
+		"  --admin ADDR:PORT         serve GET /metrics (Prometheus text) and /healthz there\n"
 		"workers:\n"
 		"  --route PREFIX=POOL,authorize  the pool's worker must ACCEPT each client first\n"
 		"  --control ENDPOINT        ZeroMQ endpoint workers attach to (default ipc://RUNTIME_DIR/control)\n"
@@ -169,7 +170,7 @@ enum {
 	OPT_MAX_CONNS, OPT_HS_TIMEOUT, OPT_IDLE_TIMEOUT, OPT_CLOSE_TIMEOUT, OPT_LOG_LEVEL,
 	OPT_HELP, OPT_VERSION, OPT_CONTROL, OPT_RUNTIME_DIR, OPT_HEARTBEAT, OPT_AUTH_TIMEOUT,
 	OPT_ORPHAN_TIMEOUT, OPT_RING_SIZE, OPT_SHM_MODE, OPT_FORWARD, OPT_CURVE_SECRET,
-	OPT_CURVE_CLIENTS, OPT_OUTBOUND_POLICY,
+	OPT_CURVE_CLIENTS, OPT_OUTBOUND_POLICY, OPT_ADMIN,
 };
 
 static const struct option long_opts[] = {
@@ -184,6 +185,7 @@ static const struct option long_opts[] = {
 	{ "idle-timeout", required_argument, NULL, OPT_IDLE_TIMEOUT },
 	{ "close-timeout", required_argument, NULL, OPT_CLOSE_TIMEOUT },
 	{ "log-level", required_argument, NULL, OPT_LOG_LEVEL },
+	{ "admin", required_argument, NULL, OPT_ADMIN },
 	{ "control", required_argument, NULL, OPT_CONTROL },
 	{ "runtime-dir", required_argument, NULL, OPT_RUNTIME_DIR },
 	{ "heartbeat", required_argument, NULL, OPT_HEARTBEAT },
@@ -228,6 +230,10 @@ int cfg_parse_args(struct gw_config *cfg, int argc, char **argv)
 				cfg->n_listen++;
 			else
 				what = "--listen wants ADDR:PORT or [ADDR6]:PORT";
+			break;
+		case OPT_ADMIN:
+			rc = cfg_parse_listen(optarg, &cfg->admin);
+			what = "--admin wants ADDR:PORT or [ADDR6]:PORT";
 			break;
 		case OPT_ROUTE:
 			if (cfg->n_routes == CFG_MAX_ROUTES)

@@ -26,6 +26,7 @@ struct cfg_listen {
 struct gw_config {
 	struct cfg_listen listen[CFG_MAX_LISTEN];
 	int n_listen;
+	struct cfg_listen admin;  /* --admin: /metrics and /healthz; len 0 when off */
 	struct cfg_route routes[CFG_MAX_ROUTES];
 	int n_routes;
 	uint64_t max_message;     /* bytes; larger messages close with 1009 */

@@ -36,7 +36,7 @@ enum conn_flag {
 };
 
 /* The tag of everything registered with epoll: data.ptr points at one of these first. */
-enum ep_kind { EP_CONN = 1, EP_LISTENER, EP_SIGNAL, EP_CONTROL, EP_PIDFD, EP_BELL };
+enum ep_kind { EP_CONN = 1, EP_LISTENER, EP_SIGNAL, EP_CONTROL, EP_PIDFD, EP_BELL, EP_ADMIN };
 
 struct conn {
 	uint8_t kind;  /* EP_CONN */

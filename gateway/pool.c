@@ -4,6 +4,7 @@
 #include "gateway/log.h"
 #include "gateway/server.h"
 #include "gateway/session.h"
+#include "gateway/stats.h"
 #include "shm/bell.h"
 #include "shm/segment.h"
 #include "wsgw/protocol.h"
@@ -385,6 +386,7 @@ int pool_blocked(struct conn *c)
 
 static void send_gone(struct worker *w, uint64_t id)
 {
+	stats.gone_sent++;
 	if (push(w, WSGW_GONE, 0, id, NULL, 0, NULL, 0))
 		log_error(ENOMEM, "GONE for conn %llu", (unsigned long long)id);
 }
@@ -622,6 +624,7 @@ struct worker *pool_attach(const char *name, pid_t pid, struct ctl_link *link,
 	w->alive = 1;
 	P.workers[slot] = w;
 	p->workers++;
+	stats.worker_attaches++;
 	out->id = w->id;
 	log_info("worker %u attached to pool %s (pid %d, %s%s)", w->id, p->name, (int)pid,
 		 link ? "zmq transport" : "segment ", out->segment);
@@ -737,6 +740,8 @@ void pool_worker_gone(struct worker *w, const char *why)
 	size_t n_left = 0;
 	for (struct held *h = left; h; h = h->next)
 		n_left++;
+	stats.worker_deaths++;
+	stats.records_handed_over += n_left;
 	conn_for_each(repin, w);
 	replay(left);
 	log_warn(0, "worker %u (pool %s, pid %d) gone: %s; %u connections moved%s, %zu unconsumed records handed over",
@@ -747,6 +752,14 @@ void pool_worker_gone(struct worker *w, const char *why)
 	P.workers[w->slot] = NULL;
 	shm_seg_close(w->seg);
 	w->seg = NULL;
+}
+
+unsigned pool_live_workers(void)
+{
+	unsigned n = 0;
+	for (int i = 0; i < MAX_WORKERS; i++)
+		n += P.workers[i] && P.workers[i]->alive;
+	return n;
 }
 
 int pool_worker_alive(const struct worker *w)

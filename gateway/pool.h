@@ -82,6 +82,8 @@ void pool_command(struct worker *w, const struct shm_rec *r);
  * to the rest of its pool with OPEN(resumed) and its unconsumed records follow them, in
  * order; its segment is removed. w stays allocated until pool_worker_free. */
 void pool_worker_gone(struct worker *w, const char *why);
+/* Workers attached now, in all pools. */
+unsigned pool_live_workers(void);
 /* 0 once pool_worker_gone ran (control.c then drops the worker). */
 int pool_worker_alive(const struct worker *w);
 /* Frees w (calling pool_worker_gone first if it still lives). Control channel only. */

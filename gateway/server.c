@@ -1,4 +1,5 @@
 #include "gateway/server.h"
+#include "gateway/admin.h"
 #include "gateway/conn.h"
 #include "gateway/control.h"
 #include "gateway/frame.h"
@@ -6,6 +7,7 @@
 #include "gateway/log.h"
 #include "gateway/pool.h"
 #include "gateway/session.h"
+#include "gateway/stats.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -183,6 +185,7 @@ static void on_accept(struct listener *l)
 		/* Small frames are the norm: Nagle would hold each echo for an ACK. */
 		setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 		struct conn *c = conn_new(fd);
+		stats.accepted++;
 		if (conn_count() > L.max_conns)
 			c->flags |= CONN_REJECT_503;
 		if (sess_start(c)) {
@@ -231,6 +234,7 @@ static void force_close(struct conn *c, void *arg)
 static void start_drain(void)
 {
 	L.draining = 1;
+	admin_set_draining();
 	for (int i = 0; i < L.n_listeners; i++) {
 		epoll_ctl(L.epfd, EPOLL_CTL_DEL, L.listeners[i].fd, NULL);
 		close(L.listeners[i].fd);
@@ -382,6 +386,11 @@ static int setup(const struct gw_config *cfg)
 		L.n_listeners++;
 	}
 	L.reserve_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+	if (cfg->admin.len) {
+		int arc = admin_init(&cfg->admin, L.epfd);
+		if (arc)
+			return arc;
+	}
 	int rc = pool_init(cfg);
 	if (rc)
 		return rc;
@@ -406,6 +415,7 @@ static void teardown(void)
 	conn_for_each(force_close, NULL);
 	end_of_batch();
 	pool_flush();
+	admin_shutdown();
 	pool_shutdown(); /* first: control.c owns the worker structs pool.c still points to */
 	ctl_shutdown();
 	conn_map_destroy();
@@ -472,6 +482,9 @@ int srv_run(const struct gw_config *cfg)
 			case EP_PIDFD:
 				ctl_on_pidfd(events[i].data.ptr);
 				break;
+			case EP_ADMIN:
+				admin_on_event(events[i].data.ptr);
+				break;
 			default: /* EP_BELL: the rings are polled at the top of the loop */
 				break;
 			}
@@ -482,6 +495,7 @@ int srv_run(const struct gw_config *cfg)
 		end_of_batch();
 		if ((int32_t)(L.now - L.next_sweep) >= 0) {
 			conn_for_each(check_deadline, NULL);
+			admin_tick(L.now);
 			if (L.workers) {
 				ctl_tick();
 				pool_tick();

@@ -5,6 +5,7 @@
 #include "gateway/log.h"
 #include "gateway/pool.h"
 #include "gateway/server.h"
+#include "gateway/stats.h"
 #include "wsgw/protocol.h"
 
 #include <arpa/inet.h>
@@ -44,18 +45,15 @@ static void peer_text(const struct conn *c, char *out, size_t cap)
 	snprintf(out, cap, ss.ss_family == AF_INET6 ? "[%s]:%u" : "%s:%u", host, port);
 }
 
-/* Counts messages dropped by --outbound-policy drop; logged at most once a second. */
-static unsigned long dropped, dropped_logged;
+/* Messages dropped by --outbound-policy drop are counted; logged at most once a second. */
 static uint32_t dropped_log_at;
 
 static void count_drop(const struct conn *c)
 {
-	dropped++;
-	if (dropped_logged && (int32_t)(srv_now() - dropped_log_at) < 1000)
+	if (stats.outbound_dropped++ && (int32_t)(srv_now() - dropped_log_at) < 1000)
 		return;
-	log_warn(0, "conn %llu: over --max-outbound, message dropped (%lu dropped in all)",
-		 (unsigned long long)c->id, dropped);
-	dropped_logged = dropped;
+	log_warn(0, "conn %llu: over --max-outbound, message dropped (%llu dropped in all)",
+		 (unsigned long long)c->id, (unsigned long long)stats.outbound_dropped);
 	dropped_log_at = srv_now();
 }
 
@@ -82,6 +80,10 @@ static int send_frame(struct conn *c, unsigned op, const uint8_t *p, size_t n)
 		srv_close(c, "out of memory");
 		return SESS_STOP;
 	}
+	if (op == WS_OP_TEXT || op == WS_OP_BINARY) {
+		stats.messages_out++;
+		stats.bytes_out += n;
+	}
 	srv_mark(c);
 	return 0;
 }
@@ -101,6 +103,7 @@ static void send_close_frame(struct conn *c, unsigned code, const char *reason)
 			memcpy(body + 2, reason, rl);
 		n += rl;
 	}
+	stats_close_sent(code);
 	/* The close frame must go out even when the queue is over the cap. */
 	uint8_t hdr[WS_FRAME_HDR_MAX];
 	size_t hlen = ws_frame_header(hdr, WS_OP_CLOSE, 1, n, NULL);
@@ -123,6 +126,8 @@ static void linger(struct conn *c)
 /* Hands a whole message to the route's pool: the built-in echo, or c's worker. */
 static int deliver(struct conn *c, unsigned op, const uint8_t *p, size_t n)
 {
+	stats.messages_in++;
+	stats.bytes_in += n;
 	if (pool_route_is_echo(c->route))
 		return send_frame(c, op, p, n);
 	if (pool_message(c, op, p, n) == 0)
@@ -205,6 +210,7 @@ static void http_error(struct conn *c, int status, const char *why)
 	char peer[64], resp[512];
 	peer_text(c, peer, sizeof(peer));
 	log_info("reject %s: %d %s", peer, status, why);
+	stats_rejected(status);
 	int n = ws_hs_response_error(resp, sizeof(resp), status);
 	if (c->state == CONN_AUTHORIZING) {
 		free(c->msg);
@@ -258,6 +264,7 @@ static int send_101(struct conn *c, const char *protocol, const char *headers)
 	c->hs = NULL;
 	c->state = CONN_OPEN;
 	c->deadline = srv_now() + srv_cfg()->idle_ms;
+	stats.upgraded++;
 	srv_mark(c);
 	return 0;
 }
@@ -504,6 +511,7 @@ void sess_on_deadline(struct conn *c)
 		char peer[64];
 		peer_text(c, peer, sizeof(peer));
 		log_info("reject %s: upgrade request not complete within --handshake-timeout", peer);
+		stats.handshake_timeouts++;
 		srv_close(c, "handshake timeout");
 		break;
 	}

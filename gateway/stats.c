@@ -1,0 +1,93 @@
+#include "gateway/stats.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+
+struct gw_stats stats;
+
+static const int reject_status[] = { 400, 404, 405, 426, 431, 500 };
+static const unsigned close_code[] = { 1000, 1001, 1002, 1007, 1008, 1009, 1011, 1013 };
+
+void stats_rejected(int status)
+{
+	for (unsigned i = 0; i < 5; i++)
+		if (reject_status[i] == status) {
+			stats.rejected[i]++;
+			return;
+		}
+	stats.rejected[5]++; /* 5xx and anything else */
+}
+
+void stats_close_sent(unsigned code)
+{
+	for (unsigned i = 0; i < sizeof(close_code) / sizeof(close_code[0]); i++)
+		if (close_code[i] == code) {
+			stats.closes_sent[i]++;
+			return;
+		}
+}
+
+struct buf {
+	char *p;
+	size_t cap, len;
+	int full;
+};
+
+static void put(struct buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void put(struct buf *b, const char *fmt, ...)
+{
+	if (b->full)
+		return;
+	va_list ap;
+	va_start(ap, fmt);
+	int n = vsnprintf(b->p + b->len, b->cap - b->len, fmt, ap);
+	va_end(ap);
+	if (n < 0 || (size_t)n >= b->cap - b->len)
+		b->full = 1;
+	else
+		b->len += (size_t)n;
+}
+
+static void counter(struct buf *b, const char *name, const char *help, uint64_t v)
+{
+	put(b, "# HELP wsgw_%s %s\n# TYPE wsgw_%s counter\nwsgw_%s %llu\n", name, help, name, name,
+	    (unsigned long long)v);
+}
+
+int stats_format(char *out, size_t cap, unsigned long conns_open, unsigned workers)
+{
+	struct buf b = { out, cap, 0, 0 };
+	put(&b, "# HELP wsgw_connections Client connections open now.\n# TYPE wsgw_connections gauge\n"
+		"wsgw_connections %lu\n", conns_open);
+	put(&b, "# HELP wsgw_workers Workers attached now.\n# TYPE wsgw_workers gauge\nwsgw_workers %u\n",
+	    workers);
+	counter(&b, "accepted_total", "TCP connections accepted.", stats.accepted);
+	counter(&b, "upgraded_total", "WebSocket upgrades answered with 101.", stats.upgraded);
+	put(&b, "# HELP wsgw_rejected_total Upgrade requests answered with an HTTP error.\n"
+		"# TYPE wsgw_rejected_total counter\n");
+	static const char *const st[] = { "400", "404", "405", "426", "431", "5xx" };
+	for (int i = 0; i < 6; i++)
+		put(&b, "wsgw_rejected_total{status=\"%s\"} %llu\n", st[i],
+		    (unsigned long long)stats.rejected[i]);
+	counter(&b, "handshake_timeouts_total", "Clients cut for a slow upgrade request.",
+		stats.handshake_timeouts);
+	counter(&b, "messages_in_total", "Whole messages received from clients.", stats.messages_in);
+	counter(&b, "bytes_in_total", "Payload bytes of those messages.", stats.bytes_in);
+	counter(&b, "messages_out_total", "Messages queued to clients.", stats.messages_out);
+	counter(&b, "bytes_out_total", "Payload bytes of those messages.", stats.bytes_out);
+	put(&b, "# HELP wsgw_closes_sent_total Close frames sent, by code.\n"
+		"# TYPE wsgw_closes_sent_total counter\n");
+	for (unsigned i = 0; i < sizeof(close_code) / sizeof(close_code[0]); i++)
+		put(&b, "wsgw_closes_sent_total{code=\"%u\"} %llu\n", close_code[i],
+		    (unsigned long long)stats.closes_sent[i]);
+	counter(&b, "outbound_dropped_total", "Messages dropped past --max-outbound.",
+		stats.outbound_dropped);
+	counter(&b, "worker_attaches_total", "Workers welcomed.", stats.worker_attaches);
+	counter(&b, "worker_deaths_total", "Workers gone (crash, silence, BYE).", stats.worker_deaths);
+	counter(&b, "records_handed_over_total", "Unconsumed records moved from dead workers.",
+		stats.records_handed_over);
+	counter(&b, "gone_sent_total", "Worker commands for connections that no longer exist.",
+		stats.gone_sent);
+	return b.full ? -ENOSPC : (int)b.len;
+}

@@ -1,0 +1,32 @@
+/* Counters the gateway keeps for /metrics. Written by the loop thread only; the admin
+ * endpoint runs in the same thread, so plain integers suffice. */
+#ifndef WSGW_STATS_H
+#define WSGW_STATS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+struct gw_stats {
+	uint64_t accepted;            /* TCP connections accepted */
+	uint64_t upgraded;            /* 101 sent */
+	uint64_t rejected[6];         /* HTTP answers: 400, 404, 405, 426, 431, 5xx */
+	uint64_t handshake_timeouts;
+	uint64_t messages_in, bytes_in;   /* whole client messages */
+	uint64_t messages_out, bytes_out; /* messages queued to clients */
+	uint64_t closes_sent[8];      /* 1000, 1001, 1002, 1007, 1008, 1009, 1011, 1013 */
+	uint64_t outbound_dropped;    /* --outbound-policy drop */
+	uint64_t worker_attaches, worker_deaths;
+	uint64_t records_handed_over; /* from dead workers' rings to new owners */
+	uint64_t gone_sent;           /* commands for connections that no longer exist */
+};
+
+extern struct gw_stats stats;
+
+void stats_rejected(int status);
+void stats_close_sent(unsigned code);
+
+/* Writes the Prometheus text exposition of the counters and the gauges given. Returns the
+ * length, or -ENOSPC. */
+int stats_format(char *out, size_t cap, unsigned long conns_open, unsigned workers);
+
+#endif
