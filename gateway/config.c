@@ -45,6 +45,9 @@ static void usage(FILE *f)
 		"  --curve-secret-key FILE   encrypt and authenticate the control channel with CURVE\n"
 		"                            (FILE holds the gateway's Z85 secret key)\n"
 		"  --curve-clients FILE      Z85 public keys of the workers allowed to attach, one per line\n"
+		"  --config FILE             options from FILE, one per line: 'name = value' (the long option\n"
+		"                            without --), '#' comments; the command line adds to and overrides it;\n"
+		"                            SIGHUP reads it again\n"
 		"  --help, --version\n");
 }
 
@@ -170,7 +173,7 @@ enum {
 	OPT_MAX_CONNS, OPT_HS_TIMEOUT, OPT_IDLE_TIMEOUT, OPT_CLOSE_TIMEOUT, OPT_LOG_LEVEL,
 	OPT_HELP, OPT_VERSION, OPT_CONTROL, OPT_RUNTIME_DIR, OPT_HEARTBEAT, OPT_AUTH_TIMEOUT,
 	OPT_ORPHAN_TIMEOUT, OPT_RING_SIZE, OPT_SHM_MODE, OPT_FORWARD, OPT_CURVE_SECRET,
-	OPT_CURVE_CLIENTS, OPT_OUTBOUND_POLICY, OPT_ADMIN,
+	OPT_CURVE_CLIENTS, OPT_OUTBOUND_POLICY, OPT_ADMIN, OPT_CONFIG,
 };
 
 static const struct option long_opts[] = {
@@ -186,6 +189,7 @@ static const struct option long_opts[] = {
 	{ "close-timeout", required_argument, NULL, OPT_CLOSE_TIMEOUT },
 	{ "log-level", required_argument, NULL, OPT_LOG_LEVEL },
 	{ "admin", required_argument, NULL, OPT_ADMIN },
+	{ "config", required_argument, NULL, OPT_CONFIG },
 	{ "control", required_argument, NULL, OPT_CONTROL },
 	{ "runtime-dir", required_argument, NULL, OPT_RUNTIME_DIR },
 	{ "heartbeat", required_argument, NULL, OPT_HEARTBEAT },
@@ -201,7 +205,7 @@ static const struct option long_opts[] = {
 	{ NULL, 0, NULL, 0 },
 };
 
-int cfg_parse_args(struct gw_config *cfg, int argc, char **argv)
+static int parse_args(struct gw_config *cfg, int argc, char **argv)
 {
 	memset(cfg, 0, sizeof(*cfg));
 	cfg->max_message = 1 << 20;
@@ -216,7 +220,7 @@ int cfg_parse_args(struct gw_config *cfg, int argc, char **argv)
 	cfg->shm_mode = 0600;
 	int have_outbound = 0, have_forward = 0;
 
-	optind = 1;
+	optind = 0; /* 0, not 1: glibc then resets all its state, needed for a reload */
 	int c;
 	while ((c = getopt_long(argc, argv, "", long_opts, NULL)) != -1) {
 		uint64_t v;
@@ -231,6 +235,8 @@ int cfg_parse_args(struct gw_config *cfg, int argc, char **argv)
 			else
 				what = "--listen wants ADDR:PORT or [ADDR6]:PORT";
 			break;
+		case OPT_CONFIG:
+			break; /* read by cfg_load before the other options */
 		case OPT_ADMIN:
 			rc = cfg_parse_listen(optarg, &cfg->admin);
 			what = "--admin wants ADDR:PORT or [ADDR6]:PORT";
@@ -353,7 +359,7 @@ int cfg_parse_args(struct gw_config *cfg, int argc, char **argv)
 			printf("wsgw " WSGW_VERSION "\n");
 			return 1;
 		default:
-			usage(stderr);
+			fprintf(stderr, "wsgw: see wsgw --help\n");
 			return -EINVAL;
 		}
 		if (rc) {
@@ -362,8 +368,7 @@ int cfg_parse_args(struct gw_config *cfg, int argc, char **argv)
 		}
 	}
 	if (optind < argc) {
-		fprintf(stderr, "wsgw: unexpected argument '%s'\n", argv[optind]);
-		usage(stderr);
+		fprintf(stderr, "wsgw: unexpected argument '%s' (see wsgw --help)\n", argv[optind]);
 		return -EINVAL;
 	}
 	if (cfg->n_listen == 0)
@@ -415,4 +420,126 @@ int cfg_parse_args(struct gw_config *cfg, int argc, char **argv)
 		return -EINVAL;
 	}
 	return 0;
+}
+
+/* The command line of cfg_load, kept for SIGHUP. */
+static int saved_argc;
+static char **saved_argv;
+
+#define CFG_FILE_MAX (64 << 10)
+#define CFG_ARGS_MAX 512
+
+/* Appends the options of the config file to args as "--name", "value" pairs. The strings
+ * live in *text (caller frees). Returns the new count, or -EINVAL after printing why. */
+static int read_config_file(const char *path, char **args, int n, char **text)
+{
+	FILE *f = fopen(path, "r");
+	if (!f) {
+		fprintf(stderr, "wsgw: cannot read config file %s: %s\n", path, strerror(errno));
+		return -EINVAL;
+	}
+	char *buf = malloc(CFG_FILE_MAX + 1);
+	size_t len = buf ? fread(buf, 1, CFG_FILE_MAX + 1, f) : 0;
+	fclose(f);
+	if (!buf || len > CFG_FILE_MAX) {
+		fprintf(stderr, "wsgw: config file %s is larger than %d bytes\n", path, CFG_FILE_MAX);
+		free(buf);
+		return -EINVAL;
+	}
+	buf[len] = 0;
+	/* Each option becomes "--name" then its value: room for the "--" in front. */
+	char *out = malloc(2 * len + 4), *o = out;
+	*text = out;
+	if (!out) {
+		free(buf);
+		return -EINVAL;
+	}
+	int lineno = 0;
+	for (char *line = buf, *next; line; line = next) {
+		next = strchr(line, '\n');
+		if (next)
+			*next++ = 0;
+		lineno++;
+		char *hash = strchr(line, '#');
+		if (hash)
+			*hash = 0;
+		char *name = line + strspn(line, " \t\r");
+		if (!*name)
+			continue;
+		size_t nl = strcspn(name, " \t\r=");
+		char *val = name + nl;
+		val += strspn(val, " \t\r");
+		if (*val == '=')
+			val++;
+		val += strspn(val, " \t\r");
+		size_t vl = strlen(val);
+		while (vl && (val[vl - 1] == ' ' || val[vl - 1] == '\t' || val[vl - 1] == '\r'))
+			vl--;
+		if (n + 2 >= CFG_ARGS_MAX || strncmp(name, "config", nl) == 0) {
+			fprintf(stderr, "wsgw: %s:%d: %s\n", path, lineno,
+				n + 2 >= CFG_ARGS_MAX ? "too many options" : "config files do not nest");
+			free(buf);
+			return -EINVAL;
+		}
+		args[n++] = o;
+		o += sprintf(o, "--%.*s", (int)nl, name) + 1;
+		if (vl) {
+			args[n++] = o;
+			memcpy(o, val, vl);
+			o[vl] = 0;
+			o += vl + 1;
+		}
+	}
+	free(buf);
+	return n;
+}
+
+static const char *config_path(int argc, char **argv)
+{
+	const char *path = NULL;
+	for (int i = 1; i < argc; i++) {
+		if (strcmp(argv[i], "--config") == 0 && i + 1 < argc)
+			path = argv[++i];
+		else if (strncmp(argv[i], "--config=", 9) == 0)
+			path = argv[i] + 9;
+	}
+	return path;
+}
+
+static int load(struct gw_config *cfg, int argc, char **argv)
+{
+	const char *path = config_path(argc, argv);
+	if (!path)
+		return parse_args(cfg, argc, argv);
+	static char *args[CFG_ARGS_MAX + 1];
+	char *text = NULL;
+	args[0] = argv[0];
+	int n = read_config_file(path, args, 1, &text);
+	if (n < 0) {
+		free(text);
+		return n;
+	}
+	if (n + argc >= CFG_ARGS_MAX) {
+		fprintf(stderr, "wsgw: too many options\n");
+		free(text);
+		return -EINVAL;
+	}
+	for (int i = 1; i < argc; i++)
+		args[n++] = argv[i];
+	args[n] = NULL;
+	int rc = parse_args(cfg, n, args);
+	free(text);
+	return rc;
+}
+
+int cfg_load(struct gw_config *cfg, int argc, char **argv)
+{
+	saved_argc = argc;
+	saved_argv = argv;
+	return load(cfg, argc, argv);
+}
+
+int cfg_reload(struct gw_config *cfg)
+{
+	return load(cfg, saved_argc, saved_argv) ? -EINVAL : 0;
 }

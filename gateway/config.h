@@ -52,9 +52,15 @@ struct gw_config {
 	int n_forward;
 };
 
-/* Fills cfg with defaults, then applies argv. Returns 0, 1 when --help or --version was
- * printed (exit 0), or -EINVAL after printing the reason to stderr. */
-int cfg_parse_args(struct gw_config *cfg, int argc, char **argv);
+/* Fills cfg with defaults, then the options of --config FILE (if argv names one), then the
+ * rest of argv, which wins. Keeps argv for cfg_reload. Returns 0, 1 when --help or
+ * --version was printed (exit 0), or -EINVAL after printing the reason to stderr (an
+ * unreadable config file included). */
+int cfg_load(struct gw_config *cfg, int argc, char **argv);
+
+/* Reads the config file and the command line of cfg_load again into cfg. Returns 0, or
+ * -EINVAL with the reason printed to stderr (cfg is then unspecified: use a scratch one). */
+int cfg_reload(struct gw_config *cfg);
 
 /* Index of the route whose prefix matches path best (longest, on a '/' boundary), or -1.
  * Prefix "/" matches every path; "/chat" matches "/chat", "/chat/x", not "/chatroom". */

@@ -42,7 +42,7 @@ struct conn {
 	uint8_t kind;  /* EP_CONN */
 	uint8_t state; /* enum conn_state */
 	uint8_t flags; /* enum conn_flag */
-	uint8_t route; /* index into the route table */
+	uint8_t pool;  /* pool.c's pool index, set when the upgrade request is routed */
 	int fd;
 	uint64_t id;        /* never reused during the gateway's life */
 	uint32_t deadline;  /* loop ms clock: handshake, idle, or close deadline by state */

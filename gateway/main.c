@@ -8,9 +8,8 @@
 int main(int argc, char **argv)
 {
 	static struct gw_config cfg;
-	int rc = cfg_parse_args(&cfg, argc, argv);
+	int rc = cfg_load(&cfg, argc, argv);
 	if (rc)
 		return rc > 0 ? EXIT_SUCCESS : 2;
-	log_set_level((enum log_level)cfg.log_level);
 	return srv_run(&cfg) ? EXIT_FAILURE : EXIT_SUCCESS;
 }

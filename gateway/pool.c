@@ -79,7 +79,7 @@ static struct {
 
 static struct pool *pool_of(const struct conn *c)
 {
-	return &P.pools[P.route_pool[c->route]];
+	return &P.pools[c->pool];
 }
 
 static struct worker *worker_of(const struct conn *c)
@@ -87,9 +87,9 @@ static struct worker *worker_of(const struct conn *c)
 	return c->worker == POOL_NO_WORKER ? NULL : P.workers[c->worker];
 }
 
-int pool_route_is_echo(unsigned route)
+int pool_is_echo(unsigned pool)
 {
-	return P.pools[P.route_pool[route]].echo;
+	return P.pools[pool].echo;
 }
 
 /* --- the doorbell: a futex cannot be waited on with epoll, so one thread sleeps on it and
@@ -173,23 +173,63 @@ static void remove_stale_segments(void)
 	closedir(d);
 }
 
+/* Maps cfg's routes to pools, creating the pools they name. Pools are never removed: a
+ * pool whose route went away keeps its workers and connections. Returns 0, or -EINVAL
+ * with *why when cfg names a worker pool but there is no control channel to serve it, or
+ * more pools than there is room for; nothing changes then. */
+static int map_routes(const struct gw_config *cfg, int have_control, const char **why)
+{
+	uint8_t map[CFG_MAX_ROUTES];
+	int n = P.n_pools;
+	struct pool added[MAX_POOLS];
+	for (int r = 0; r < cfg->n_routes; r++) {
+		const char *name = cfg->routes[r].pool;
+		int found = -1;
+		for (int i = 0; i < n && found < 0; i++)
+			if (strcmp(i < P.n_pools ? P.pools[i].name : added[i - P.n_pools].name, name) == 0)
+				found = i;
+		if (found < 0) {
+			int echo = strcmp(name, "echo") == 0;
+			if (!echo && !have_control) {
+				*why = "a worker pool needs the control channel, which starts only with the gateway";
+				return -EINVAL;
+			}
+			if (n == MAX_POOLS) {
+				*why = "too many pools";
+				return -EINVAL;
+			}
+			struct pool *p = &added[n - P.n_pools];
+			memset(p, 0, sizeof(*p));
+			snprintf(p->name, sizeof(p->name), "%s", name);
+			p->echo = echo;
+			found = n++;
+		}
+		map[r] = (uint8_t)found;
+	}
+	for (int i = P.n_pools; i < n; i++)
+		P.pools[i] = added[i - P.n_pools];
+	P.n_pools = n;
+	memcpy(P.route_pool, map, sizeof(map));
+	return 0;
+}
+
+int pool_routes_update(const struct gw_config *cfg, const char **why)
+{
+	return map_routes(cfg, P.bell != NULL, why);
+}
+
+int pool_for_route(unsigned route)
+{
+	return P.route_pool[route];
+}
+
 int pool_init(const struct gw_config *cfg)
 {
 	P.cfg = cfg;
 	P.bell_efd = -1;
 	P.next_id = 1;
-	for (int r = 0; r < cfg->n_routes; r++) {
-		int found = -1;
-		for (int i = 0; i < P.n_pools; i++)
-			if (strcmp(P.pools[i].name, cfg->routes[r].pool) == 0)
-				found = i;
-		if (found < 0) {
-			found = P.n_pools++;
-			snprintf(P.pools[found].name, sizeof(P.pools[found].name), "%s", cfg->routes[r].pool);
-			P.pools[found].echo = strcmp(cfg->routes[r].pool, "echo") == 0;
-		}
-		P.route_pool[r] = (uint8_t)found;
-	}
+	const char *why;
+	map_routes(cfg, 1, &why);
 	int need_bell = 0;
 	for (int i = 0; i < P.n_pools; i++)
 		need_bell |= !P.pools[i].echo;

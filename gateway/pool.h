@@ -24,12 +24,17 @@ int pool_init(const struct gw_config *cfg);
 /* Detaches every worker and removes every segment. */
 void pool_shutdown(void);
 
-/* 1 when the route's pool is the built-in echo. */
-int pool_route_is_echo(unsigned route);
+/* The pool (an index, stable for the gateway's life) that route serves. */
+int pool_for_route(unsigned route);
+/* 1 when the pool is the built-in echo. */
+int pool_is_echo(unsigned pool);
+/* SIGHUP: maps the routes of cfg to pools, adding the pools it names. Returns 0, or
+ * -EINVAL with *why (a first worker pool needs a restart; too many pools); nothing changed. */
+int pool_routes_update(const struct gw_config *cfg, const char **why);
 
 /* --- connections (session.c) --- */
 
-/* Pins c (on route c->route) to the pool's least-loaded worker and sends it OPEN with the
+/* Pins c (in pool c->pool) to the pool's least-loaded worker and sends it OPEN with the
  * given fields (pool takes a copy, kept for OPEN(resumed) after a worker death).
  * Returns 0, or -EAGAIN when the pool has no live worker (the client gets 503). */
 int pool_open(struct conn *c, const uint8_t *fields, size_t n, int authorize);

@@ -42,7 +42,7 @@ struct sigsrc {
 };
 
 static struct {
-	const struct gw_config *cfg;
+	struct gw_config *cfg;
 	int epfd;
 	struct listener listeners[CFG_MAX_LISTEN];
 	int n_listeners;
@@ -51,6 +51,7 @@ static struct {
 	int workers;          /* some route names a worker pool */
 	int reserve_fd;       /* closed to accept-and-shed when the fd limit is reached */
 	unsigned max_conns;
+	unsigned fd_conns;    /* what the fd limit allows */
 	uint8_t *rbuf;        /* WS_RX_TAIL_MAX + RBUF_CAP bytes, shared by all connections */
 	struct conn *marked;  /* end-of-batch list, through conn->flush_next */
 	struct timespec start;
@@ -245,6 +246,72 @@ static void start_drain(void)
 	L.drain_deadline = L.now + L.cfg->close_ms + 1000;
 }
 
+/* Settings bound to sockets, segments or threads made at start keep their value. */
+static void keep_fixed(struct gw_config *next, const struct gw_config *cur)
+{
+#define KEEP(field, name)                                                                      \
+	if (memcmp(&next->field, &cur->field, sizeof(cur->field)) != 0) {                      \
+		log_warn(0, "SIGHUP: %s changed; it takes effect after a restart", name);      \
+		memcpy(&next->field, &cur->field, sizeof(cur->field));                         \
+	}
+	if (next->n_listen != cur->n_listen ||
+	    memcmp(next->listen, cur->listen, sizeof(cur->listen[0]) * (size_t)cur->n_listen)) {
+		log_warn(0, "SIGHUP: listen changed; it takes effect after a restart");
+		next->n_listen = cur->n_listen;
+		memcpy(next->listen, cur->listen, sizeof(cur->listen));
+	}
+	KEEP(admin, "admin")
+	KEEP(control, "control")
+	KEEP(runtime_dir, "runtime-dir")
+	KEEP(ring_bytes, "ring-size")
+	KEEP(shm_mode, "shm-mode")
+	KEEP(curve_secret, "curve-secret-key")
+	KEEP(curve_clients, "curve-clients")
+	KEEP(heartbeat_ms, "heartbeat")
+	KEEP(max_message, "max-message") /* rings are sized for it */
+#undef KEEP
+}
+
+static void set_limits(void)
+{
+	const struct gw_config *cfg = L.cfg;
+	unsigned fd_conns = L.fd_conns;
+	L.max_conns = cfg->max_conns && cfg->max_conns < fd_conns ? cfg->max_conns : fd_conns;
+	/* Deadlines are checked by a sweep, a few times per shortest timeout. */
+	unsigned shortest = cfg->handshake_ms;
+	if (cfg->idle_ms < shortest)
+		shortest = cfg->idle_ms;
+	if (cfg->close_ms < shortest)
+		shortest = cfg->close_ms;
+	if (cfg->heartbeat_ms < shortest)
+		shortest = cfg->heartbeat_ms;
+	L.sweep_ms = shortest / 4 < 10 ? 10 : shortest / 4 > 1000 ? 1000 : shortest / 4;
+}
+
+/* SIGHUP: routes and limits from the config file and command line again; connections
+ * stay. A file that does not parse changes nothing. */
+static void reload(void)
+{
+	static struct gw_config next;
+	if (cfg_reload(&next)) {
+		log_error(0, "SIGHUP: the configuration does not parse (above); nothing changed");
+		return;
+	}
+	keep_fixed(&next, L.cfg);
+	const char *why = NULL;
+	if (pool_routes_update(&next, &why)) {
+		log_error(0, "SIGHUP: routes not changed: %s", why);
+		next.n_routes = L.cfg->n_routes;
+		memcpy(next.routes, L.cfg->routes, sizeof(next.routes));
+	}
+	*L.cfg = next;
+	log_set_level((enum log_level)L.cfg->log_level);
+	set_limits();
+	log_info("SIGHUP: reloaded: %d routes, max %u connections, max outbound %zu bytes (%s)",
+		 L.cfg->n_routes, L.max_conns, L.cfg->max_outbound,
+		 L.cfg->outbound_drop ? "drop" : "close 1008");
+}
+
 static void on_signal(void)
 {
 	struct signalfd_siginfo si;
@@ -258,7 +325,7 @@ static void on_signal(void)
 			}
 			break;
 		case SIGHUP:
-			log_info("SIGHUP: no configuration file to reload");
+			reload();
 			break;
 		}
 	}
@@ -325,23 +392,15 @@ static unsigned raise_fd_limit(void)
 	return lim > FD_HEADROOM ? (unsigned)(lim - FD_HEADROOM) : 1;
 }
 
-static int setup(const struct gw_config *cfg)
+static int setup(struct gw_config *cfg)
 {
 	L.cfg = cfg;
+	log_set_level((enum log_level)cfg->log_level);
 	L.reserve_fd = -1;
 	L.sig.fd = -1;
 	clock_gettime(CLOCK_MONOTONIC, &L.start);
-	unsigned fd_conns = raise_fd_limit();
-	L.max_conns = cfg->max_conns && cfg->max_conns < fd_conns ? cfg->max_conns : fd_conns;
-	/* Deadlines are checked by a sweep, a few times per shortest timeout. */
-	unsigned shortest = cfg->handshake_ms;
-	if (cfg->idle_ms < shortest)
-		shortest = cfg->idle_ms;
-	if (cfg->close_ms < shortest)
-		shortest = cfg->close_ms;
-	if (cfg->heartbeat_ms < shortest)
-		shortest = cfg->heartbeat_ms;
-	L.sweep_ms = shortest / 4 < 10 ? 10 : shortest / 4 > 1000 ? 1000 : shortest / 4;
+	L.fd_conns = raise_fd_limit();
+	set_limits();
 
 	/* Blocked before any thread exists (liburcu starts some in conn_map_init): threads
 	 * inherit the mask, so these signals reach only the loop's signalfd. */
@@ -395,7 +454,7 @@ static int setup(const struct gw_config *cfg)
 	if (rc)
 		return rc;
 	for (int i = 0; i < cfg->n_routes; i++)
-		L.workers |= !pool_route_is_echo((unsigned)i);
+		L.workers |= !pool_is_echo((unsigned)pool_for_route((unsigned)i));
 	if (!L.workers)
 		return 0;
 	L.bell.kind = EP_BELL;
@@ -428,7 +487,7 @@ static void teardown(void)
 	free(L.rbuf);
 }
 
-int srv_run(const struct gw_config *cfg)
+int srv_run(struct gw_config *cfg)
 {
 	rcu_register_thread();
 	int rc = setup(cfg);

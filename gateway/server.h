@@ -10,9 +10,10 @@
 
 struct conn;
 
-/* Runs the gateway until SIGTERM/SIGINT has drained every connection. Returns 0 on a clean
- * stop, or -errno when the loop could not start (listen failed, ...), already logged. */
-int srv_run(const struct gw_config *cfg);
+/* Runs the gateway until SIGTERM/SIGINT has drained every connection; SIGHUP reloads
+ * cfg's routes and limits in place (cfg_reload). Returns 0 on a clean stop, or -errno when
+ * the loop could not start (listen failed, ...), already logged. */
+int srv_run(struct gw_config *cfg);
 
 /* --- for session.c: called from the loop thread only --- */
 

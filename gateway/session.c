@@ -128,7 +128,7 @@ static int deliver(struct conn *c, unsigned op, const uint8_t *p, size_t n)
 {
 	stats.messages_in++;
 	stats.bytes_in += n;
-	if (pool_route_is_echo(c->route))
+	if (pool_is_echo(c->pool))
 		return send_frame(c, op, p, n);
 	if (pool_message(c, op, p, n) == 0)
 		return 0;
@@ -284,9 +284,9 @@ static int finish_handshake(struct conn *c)
 		http_error(c, 503, "too many connections (--max-conns)");
 		return -1;
 	}
-	c->route = (uint8_t)route;
+	c->pool = (uint8_t)pool_for_route((unsigned)route);
 	int authorize = cfg->routes[route].authorize;
-	if (!pool_route_is_echo((unsigned)route)) {
+	if (!pool_is_echo(c->pool)) {
 		int rc = open_worker(c, authorize);
 		if (rc) {
 			http_error(c, 503, rc == -EAGAIN ? "no worker in the route's pool" : "out of memory");

@@ -7,6 +7,7 @@
 
 #include <check.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
 #include <sys/socket.h>
@@ -788,6 +789,85 @@ START_TEST(admin_metrics_and_healthz)
 }
 END_TEST
 
+static void write_file(const char *path, const char *text)
+{
+	FILE *f = fopen(path, "w");
+
+	ck_assert_msg(f != NULL, "fopen(%s)", path);
+	fputs(text, f);
+	fclose(f);
+}
+
+/* Polls the gateway log for needle (bounded). */
+static int log_wait(const char *needle, int ms)
+{
+	for (int64_t end = wt_now_ms() + ms; wt_now_ms() < end; wt_sleep_ms(20))
+		if (wt_gw_log_contains(&gw, needle))
+			return 1;
+	return 0;
+}
+
+START_TEST(missing_config_file_is_a_clear_error)
+{
+	pid_t pid = fork();
+
+	ck_assert_int_ge(pid, 0);
+	if (pid == 0) {
+		int fd = open("/dev/null", O_WRONLY);
+		dup2(fd, 1);
+		char prog[512];
+		snprintf(prog, sizeof(prog), "%s/wsgw", getenv("WSGW_BUILD") ? getenv("WSGW_BUILD") : "build");
+		execl(prog, prog, "--config", "/nonexistent/wsgw.conf", (char *)NULL);
+		_exit(127);
+	}
+	int st;
+	ck_assert_int_eq(waitpid(pid, &st, 0), pid);
+	ck_assert_msg(WIFEXITED(st) && WEXITSTATUS(st) == 2, "exit status 0x%x, expected 2", st);
+}
+END_TEST
+
+START_TEST(config_file_and_sighup_reload)
+{
+	char path[] = "/tmp/wsgw-conf.XXXXXX";
+	int fd = mkstemp(path);
+	struct wt_conn a, b, b2;
+	struct wt_http r;
+	char req[512];
+
+	ck_assert_int_ge(fd, 0);
+	close(fd);
+	write_file(path, "# routes for the test\nroute = /a=echo\nidle-timeout 60\n");
+	WT_GW_START(&gw, "--config", path, NULL);
+	WT_EXPECT_OPEN(&a, "127.0.0.1", gw.port, "/a");
+	echo_one(&a, WT_TEXT, 50, 1);
+	WT_OK(&b, wt_connect(&b, "127.0.0.1", gw.port));
+	int n = wt_request_build(&b, req, sizeof(req), "/b", NULL);
+	WT_OK(&b, wt_send_raw(&b, req, (size_t)n));
+	ck_assert_int_eq(wt_http_read(&b, &r), 404);
+	wt_close(&b);
+
+	/* A new route arrives with SIGHUP; the open connection stays and still works. */
+	write_file(path, "route = /a=echo\nroute = /b=echo\n");
+	kill(gw.pid, SIGHUP);
+	ck_assert_msg(log_wait("SIGHUP: reloaded: 2 routes", 3000), "no reload in the log");
+	WT_EXPECT_OPEN(&b2, "127.0.0.1", gw.port, "/b");
+	echo_one(&b2, WT_BINARY, 60, 2);
+	echo_one(&a, WT_TEXT, 70, 3);
+
+	/* A file that does not parse changes nothing. */
+	write_file(path, "route = /a=echo\nno-such-option 1\n");
+	kill(gw.pid, SIGHUP);
+	ck_assert_msg(log_wait("does not parse", 3000), "a bad file was not reported");
+	echo_one(&b2, WT_TEXT, 10, 4);
+	WT_OK(&b, wt_open(&b, "127.0.0.1", gw.port, "/b"));
+	wt_close(&b);
+	wt_close(&b2);
+	wt_close(&a);
+	unlink(path);
+	WT_GW_STOP(&gw);
+}
+END_TEST
+
 #define NCLIENTS 200
 #define NMSGS 20
 
@@ -1085,6 +1165,8 @@ static Suite *gateway_suite(void)
 	tcase_add_test(own, idle_connection_not_answering_is_closed);
 	tcase_add_test(own, ipv6_listener);
 	tcase_add_test(own, admin_metrics_and_healthz);
+	tcase_add_test(own, missing_config_file_is_a_clear_error);
+	tcase_add_test(own, config_file_and_sighup_reload);
 	tcase_add_test(own, slow_reader_does_not_block_others);
 	tcase_add_test(own, sigterm_closes_clients_with_1001);
 	tcase_add_test(own, sigterm_with_silent_client_exits_after_close_timeout);
