@@ -382,6 +382,8 @@ static void on_hello(const uint8_t *ident, size_t ilen, zmq_msg_t *f, int n)
 	snprintf(tg, sizeof(tg), "%llu", (unsigned long long)wel.to_gateway_bytes);
 	const char *out[] = { "WELCOME", id, hb, wel.segment, tw, tg, wel.bell };
 	send_frames(ident, ilen, out, 7);
+	/* After WELCOME: a zmq worker must not see OPEN before it knows it is attached. */
+	pool_adopt_orphans(p->w);
 }
 
 static void reject_command(struct ctl_link *p, const char *why)

@@ -668,16 +668,21 @@ struct worker *pool_attach(const char *name, pid_t pid, struct ctl_link *link,
 	out->id = w->id;
 	log_info("worker %u attached to pool %s (pid %d, %s%s)", w->id, p->name, (int)pid,
 		 link ? "zmq transport" : "segment ", out->segment);
-	if (p->orphans) {
-		unsigned long n = p->orphans;
-		conn_for_each(adopt, w);
-		struct held *pend = p->pending;
-		p->pending = p->pending_tail = NULL;
-		replay(pend);
-		conn_for_each(resume_pool, p);
-		log_info("worker %u adopted %lu waiting connections", w->id, n);
-	}
 	return w;
+}
+
+void pool_adopt_orphans(struct worker *w)
+{
+	struct pool *p = w->pool;
+	if (!p->orphans)
+		return;
+	unsigned long n = p->orphans;
+	conn_for_each(adopt, w);
+	struct held *pend = p->pending;
+	p->pending = p->pending_tail = NULL;
+	replay(pend);
+	conn_for_each(resume_pool, p);
+	log_info("worker %u adopted %lu waiting connections", w->id, n);
 }
 
 static int attach_segment(struct worker *w, struct pool_welcome *out)

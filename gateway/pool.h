@@ -75,11 +75,14 @@ struct pool_welcome {
 	uint64_t to_worker_bytes, to_gateway_bytes;
 };
 
-/* Attaches a new worker to pool `name` and adopts the pool's orphans. link NULL: the shm
- * transport, a segment is created (named in *out); else the zmq transport through link.
- * Returns the worker, or NULL with *why set ("unknown pool", ...). */
+/* Attaches a new worker to pool `name`. link NULL: the shm transport, a segment is created
+ * (named in *out); else the zmq transport through link. Returns the worker, or NULL with
+ * *why set ("unknown pool", ...). */
 struct worker *pool_attach(const char *name, pid_t pid, struct ctl_link *link,
 			   struct pool_welcome *out, const char **why);
+/* After WELCOME went out: the connections waiting in w's pool move to w (OPEN resumed)
+ * with the messages held for them, in order. */
+void pool_adopt_orphans(struct worker *w);
 /* A command from w (SEND, CLOSE, ACCEPT, REJECT) as a record: from its ring, or decoded
  * from ZeroMQ frames by control.c. Call with rcu_read_lock held. */
 void pool_command(struct worker *w, const struct shm_rec *r);
