@@ -40,12 +40,6 @@ static void open_c(struct wt_conn *c)
 	WT_EXPECT_OPEN(c, "127.0.0.1", gw.port, "/");
 }
 
-static void msleep(int ms)
-{
-	struct timespec ts = { ms / 1000, (long)(ms % 1000) * 1000000 };
-
-	nanosleep(&ts, NULL);
-}
 
 /* ---- case scripts ---------------------------------------------------------- */
 
@@ -114,7 +108,7 @@ static void send_frames(struct wt_conn *c, const struct fr *f, int n, enum chop 
 
 			rc = wt_send_raw(c, buf + start, ends[i] - start);
 			if (i + 1 < n)
-				msleep(10);
+				wt_sleep_ms(10);
 		}
 		break;
 	case OCTET_WISE:
@@ -645,7 +639,7 @@ static void five_fragments_two_pings(enum chop how)
 	send_frames(&c, a, N(a), how, 0);
 	/* The pong for the first ping comes while the message is still open. */
 	WT_EXPECT_MESSAGE(&c, WT_PONG, "pongme 1!", sizeof("pongme 1!") - 1);
-	msleep(100);
+	wt_sleep_ms(100);
 	send_frames(&c, b, N(b), how, 0);
 	WT_EXPECT_MESSAGE(&c, WT_PONG, "pongme 2!", sizeof("pongme 2!") - 1);
 	WT_EXPECT_MESSAGE(&c, WT_TEXT, "fragment1fragment2fragment3fragment4fragment5", 45);
@@ -817,7 +811,7 @@ static void fail_fast_inside_frame(size_t first, size_t second)
 
 	open_c(&c);
 	WT_OK(&c, wt_send_raw(&c, b, h + first));
-	msleep(50);
+	wt_sleep_ms(50);
 	WT_OK(&c, wt_send_raw(&c, b + h + first, second));
 	/* The rest of the frame ("edited") is never sent. */
 	WT_EXPECT_CLOSE_EOF(&c, 1007);

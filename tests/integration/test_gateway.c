@@ -35,12 +35,6 @@ static void open_c(struct wt_conn *c)
 	WT_EXPECT_OPEN(c, "127.0.0.1", gw.port, "/");
 }
 
-static void msleep(int ms)
-{
-	struct timespec ts = { ms / 1000, (long)(ms % 1000) * 1000000 };
-
-	nanosleep(&ts, NULL);
-}
 
 static void echo_one(struct wt_conn *c, int opcode, size_t n, unsigned seed)
 {
@@ -563,7 +557,7 @@ START_TEST(http_503_over_max_conns)
 		if (wt_open(&c, "127.0.0.1", gw.port, "/") == 0)
 			ok = 1;
 		else
-			msleep(20);
+			wt_sleep_ms(20);
 		if (!ok)
 			wt_close(&c);
 	}
@@ -621,7 +615,7 @@ START_TEST(slow_handshake_is_cut)
 
 	/* A completed handshake is not subject to that deadline. */
 	open_c(&c);
-	msleep(1000);
+	wt_sleep_ms(1000);
 	echo_one(&c, WT_TEXT, 8, 4);
 	wt_close(&c);
 	WT_GW_STOP(&gw);

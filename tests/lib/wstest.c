@@ -309,28 +309,33 @@ int wt_gw_log_contains(const struct wt_gw *gw, const char *needle)
 	return found;
 }
 
-int wt_gw_wait(struct wt_gw *gw, int timeout_ms)
+int wt_waitpid(pid_t pid, int *status, int timeout_ms)
 {
 	int64_t deadline = wt_now_ms() + timeout_ms;
-	int st;
 
-	if (!gw->pid)
-		return 0;
 	for (;;) {
-		pid_t r = waitpid(gw->pid, &st, WNOHANG);
+		pid_t r = waitpid(pid, status, WNOHANG);
 
-		if (r == gw->pid) {
-			gw_reg_del(gw->pid);
-			gw->status = st;
-			gw->pid = 0;
+		if (r == pid)
 			return 0;
-		}
 		if (r < 0 && errno != EINTR)
 			return -errno;
 		if (wt_now_ms() >= deadline)
 			return -ETIMEDOUT;
-		wt_sleep_ms(5);
+		wt_sleep_ms(2);
 	}
+}
+
+int wt_gw_wait(struct wt_gw *gw, int timeout_ms)
+{
+	if (!gw->pid)
+		return 0;
+	int rc = wt_waitpid(gw->pid, &gw->status, timeout_ms);
+	if (rc == 0) {
+		gw_reg_del(gw->pid);
+		gw->pid = 0;
+	}
+	return rc;
 }
 
 static void gw_kill(struct wt_gw *gw)

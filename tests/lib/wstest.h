@@ -43,6 +43,8 @@ int wt_timeout_ms(void);
 /* CLOCK_MONOTONIC in milliseconds, and a sleep that resumes after signals. */
 int64_t wt_now_ms(void);
 void wt_sleep_ms(int ms);
+/* Waits up to timeout_ms for child pid to exit: 0 and *status, -ETIMEDOUT, or -errno. */
+int wt_waitpid(pid_t pid, int *status, int timeout_ms);
 
 /* ---- the gateway process ---------------------------------------------- */
 

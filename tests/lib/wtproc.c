@@ -287,26 +287,14 @@ int wtp_kill(struct wtp_proc *p, int sig)
 
 int wtp_reap(struct wtp_proc *p, int timeout_ms)
 {
-	int64_t deadline = wt_now_ms() + timeout_ms;
-	int st;
-
 	if (!p->pid)
 		return 0;
-	for (;;) {
-		pid_t r = waitpid(p->pid, &st, WNOHANG);
-
-		if (r == p->pid) {
-			proc_unreg(p->pid);
-			p->status = st;
-			p->pid = 0;
-			return 0;
-		}
-		if (r < 0 && errno != EINTR)
-			return -errno;
-		if (wt_now_ms() >= deadline)
-			return -ETIMEDOUT;
-		wt_sleep_ms(2);
+	int rc = wt_waitpid(p->pid, &p->status, timeout_ms);
+	if (rc == 0) {
+		proc_unreg(p->pid);
+		p->pid = 0;
 	}
+	return rc;
 }
 
 int wtp_stop(struct wtp_proc *p, int timeout_ms)
