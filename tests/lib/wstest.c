@@ -433,6 +433,29 @@ static void gc_stale_dirs(const char *tmp)
 	closedir(d);
 }
 
+pid_t wt_spawn(const char *const *argv, int logfd)
+{
+	pid_t parent = getpid();
+
+	fflush(NULL);
+	pid_t pid = fork();
+	if (pid != 0)
+		return pid < 0 ? -errno : pid;
+	/* A test killed by Check's timeout must not leave its child behind. */
+	prctl(PR_SET_PDEATHSIG, SIGKILL);
+	if (getppid() != parent)
+		_exit(127);
+	int devnull = open("/dev/null", O_RDONLY);
+	if (devnull < 0 || dup2(devnull, 0) < 0 || dup2(logfd, 1) < 0 || dup2(logfd, 2) < 0)
+		_exit(127);
+	/* The test's client sockets must not stay open in the child. */
+	close_range(3, ~0u, 0);
+	signal(SIGPIPE, SIG_DFL);
+	execv(argv[0], (char *const *)argv);
+	dprintf(2, "wstest: execv(%s): %s\n", argv[0], strerror(errno));
+	_exit(127);
+}
+
 /* Starts $WT_GW_WORKER on the gateway's control socket and waits (<= 5 s) for the
  * gateway to log its attach. */
 static int worker_start(struct wt_gw *gw)
@@ -440,21 +463,14 @@ static int worker_start(struct wt_gw *gw)
 	char control[128], wlog[128];
 	snprintf(control, sizeof(control), "ipc://%s/control", gw->dir);
 	snprintf(wlog, sizeof(wlog), "%s/worker.log", gw->dir);
-	pid_t parent = getpid(), pid = fork();
-	if (pid < 0)
+	int fd = open(wlog, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	if (fd < 0)
 		return -errno;
-	if (pid == 0) {
-		prctl(PR_SET_PDEATHSIG, SIGKILL);
-		if (getppid() != parent)
-			_exit(127);
-		int fd = open(wlog, O_WRONLY | O_CREAT | O_TRUNC, 0600);
-		if (fd < 0 || dup2(fd, 1) < 0 || dup2(fd, 2) < 0)
-			_exit(127);
-		close_range(3, ~0u, 0);
-		const char *prog = getenv("WT_GW_WORKER");
-		execl(prog, prog, "--control", control, "--pool", "conf", (char *)NULL);
-		_exit(127);
-	}
+	const char *argv[] = { getenv("WT_GW_WORKER"), "--control", control, "--pool", "conf", NULL };
+	pid_t pid = wt_spawn(argv, fd);
+	close(fd);
+	if (pid < 0)
+		return pid;
 	gw->worker = pid;
 	int64_t deadline = wt_now_ms() + WT_START_MS;
 	while (wt_now_ms() < deadline) {
@@ -480,7 +496,6 @@ int wt_gw_startv(struct wt_gw *gw, const char *const *args)
 	const char *listens[WT_MAX_LISTEN];
 	char prog[512];
 	int argc = 0, nargs = 0, has_listen = 0;
-	pid_t parent = getpid();
 
 	memset(gw, 0, sizeof(*gw));
 	snprintf(prog, sizeof(prog), "%s/wsgw", build && *build ? build : "build");
@@ -535,30 +550,11 @@ int wt_gw_startv(struct wt_gw *gw, const char *const *args)
 		return -e;
 	}
 
-	fflush(NULL);
-	pid_t pid = fork();
+	pid_t pid = wt_spawn(argv, logfd);
 	if (pid < 0) {
-		int e = errno;
-
 		close(logfd);
 		gw_files_remove(gw->dir, gw->log_path);
-		return -e;
-	}
-	if (pid == 0) {
-		/* A test killed by Check's timeout must not leave its gateway behind. */
-		prctl(PR_SET_PDEATHSIG, SIGKILL);
-		if (getppid() != parent)
-			_exit(127);
-		int devnull = open("/dev/null", O_RDONLY);
-		if (devnull < 0 || dup2(devnull, 0) < 0 || dup2(logfd, 1) < 0 ||
-		    dup2(logfd, 2) < 0)
-			_exit(127);
-		/* Client sockets of the test must not stay open in the gateway. */
-		close_range(3, ~0u, 0);
-		signal(SIGPIPE, SIG_DFL);
-		execv(prog, (char *const *)argv);
-		dprintf(2, "wstest: execv(%s): %s\n", prog, strerror(errno));
-		_exit(127);
+		return pid;
 	}
 	close(logfd);
 	gw->pid = pid;

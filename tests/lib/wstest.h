@@ -43,6 +43,9 @@ int wt_timeout_ms(void);
 /* CLOCK_MONOTONIC in milliseconds, and a sleep that resumes after signals. */
 int64_t wt_now_ms(void);
 void wt_sleep_ms(int ms);
+/* Forks and execs argv[0] with stdin from /dev/null and stdout, stderr to logfd, killed if
+ * the test process dies, holding none of the test's other fds. Returns the pid or -errno. */
+pid_t wt_spawn(const char *const *argv, int logfd);
 /* Waits up to timeout_ms for child pid to exit: 0 and *status, -ETIMEDOUT, or -errno. */
 int wt_waitpid(pid_t pid, int *status, int timeout_ms);
 

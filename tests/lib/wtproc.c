@@ -216,7 +216,6 @@ void wtp_dir_remove(const char *dir)
 
 int wtp_spawn(struct wtp_proc *p, const char *const *argv, const char *log_path)
 {
-	pid_t parent = getpid();
 	int logfd;
 
 	memset(p, 0, sizeof(*p));
@@ -224,29 +223,10 @@ int wtp_spawn(struct wtp_proc *p, const char *const *argv, const char *log_path)
 	logfd = open(log_path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
 	if (logfd < 0)
 		return -errno;
-	fflush(NULL);
-	pid_t pid = fork();
+	pid_t pid = wt_spawn(argv, logfd);
 	if (pid < 0) {
-		int e = errno;
-
 		close(logfd);
-		return -e;
-	}
-	if (pid == 0) {
-		/* A test killed by Check's timeout must not leave its workers behind. */
-		prctl(PR_SET_PDEATHSIG, SIGKILL);
-		if (getppid() != parent)
-			_exit(127);
-		int devnull = open("/dev/null", O_RDONLY);
-		if (devnull < 0 || dup2(devnull, 0) < 0 || dup2(logfd, 1) < 0 ||
-		    dup2(logfd, 2) < 0)
-			_exit(127);
-		/* The test's client sockets must not stay open in a worker. */
-		close_range(3, ~0u, 0);
-		signal(SIGPIPE, SIG_DFL);
-		execv(argv[0], (char *const *)argv);
-		dprintf(2, "wtproc: execv(%s): %s\n", argv[0], strerror(errno));
-		_exit(127);
+		return pid;
 	}
 	close(logfd);
 	p->pid = pid;
