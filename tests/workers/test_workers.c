@@ -18,78 +18,7 @@
 #include <zmq.h>
 
 #include "tests/lib/wstest.h"
-#include "tests/lib/wtproc.h"
-
-#define ATTACH_MS 5000
-
-
-/* One test's world: a temp dir holding the control socket and the worker logs. */
-struct env {
-	char dir[128];
-	char control[192];
-	struct wt_gw gw;
-};
-
-static void env_init(struct env *e)
-{
-	memset(e, 0, sizeof(*e));
-	ck_assert_int_eq(wtp_dir_new(e->dir, sizeof(e->dir)), 0);
-	snprintf(e->control, sizeof(e->control), "ipc://%s/control", e->dir);
-}
-
-/* Starts the gateway with --control in the env's dir plus the NULL-terminated args. */
-#define ENV_GW_START(e, ...) do { \
-		WT_GW_START(&(e)->gw, "--control", (e)->control, __VA_ARGS__); \
-		wtp_track_gateway((e)->gw.pid); \
-	} while (0)
-
-/* Stops the gateway (asserting exit 0) and checks it removed its segments. */
-static void env_gw_stop(struct env *e)
-{
-	pid_t pid = e->gw.pid;
-
-	WT_GW_STOP(&e->gw);
-	int left = wtp_shm_remove(pid);
-	ck_assert_msg(left == 0, "gateway %d exited cleanly but left %d /dev/shm/wsgw-%d-* segments",
-		      (int)pid, left, (int)pid);
-}
-
-static void env_done(struct env *e)
-{
-	if (e->gw.pid)
-		env_gw_stop(e);
-	wtp_dir_remove(e->dir);
-}
-
-/* Starts a worker (test worker or wsgw-echo) for pool and waits until the gateway says
- * it attached; returns its worker id. */
-static int worker_start(struct env *e, struct wtp_proc *p, int test_worker, const char *pool,
-			const char *name)
-{
-	char log[256];
-	int rc, id;
-
-	snprintf(log, sizeof(log), "%s/%s.log", e->dir, name);
-	rc = test_worker ? wtp_start_test_worker(p, e->control, pool, log)
-			 : wtp_start_echo(p, e->control, pool, log);
-	ck_assert_msg(rc == 0, "starting worker %s: %s", name, strerror(-rc));
-	id = wtp_wait_attached(e->gw.log_path, pool, p->pid, ATTACH_MS);
-	if (id < 0) {
-		wt_gw_dump_log(&e->gw, 30);
-		wtp_dump(name, p->log_path, 20);
-	}
-	ck_assert_msg(id > 0, "worker %s (pid %d) did not attach to pool %s within %d ms", name,
-		      (int)p->pid, pool, ATTACH_MS);
-	return id;
-}
-
-static void worker_stop(struct wtp_proc *p)
-{
-	int st = wtp_stop(p, 5000);
-
-	ck_assert_msg(st >= 0 && WIFEXITED(st) && WEXITSTATUS(st) == 0,
-		      "worker did not exit 0 on SIGTERM (status %d)", st);
-}
+#include "tests/lib/wtenv.h"
 
 /* A test worker's reply "w<id> c<conn> <f>|<payload>", parsed. */
 struct reply {
@@ -167,14 +96,14 @@ START_TEST(test_two_workers_many_clients)
 {
 	static struct wt_conn c[T1_CONNS];
 	static struct reply first[T1_CONNS];
-	struct env e;
+	struct wt_env e;
 	struct wtp_proc w1, w2;
 	char msg[64];
 
-	env_init(&e);
-	ENV_GW_START(&e, "--route", "/=chat", NULL);
-	int id1 = worker_start(&e, &w1, 1, "chat", "w1");
-	int id2 = worker_start(&e, &w2, 1, "chat", "w2");
+	wt_env_init(&e);
+	WT_ENV_GW_START(&e, "--route", "/=chat", NULL);
+	int id1 = wt_env_worker(&e, &w1, 1, "chat", "w1");
+	int id2 = wt_env_worker(&e, &w2, 1, "chat", "w2");
 
 	for (int i = 0; i < T1_CONNS; i++)
 		WT_EXPECT_OPEN(&c[i], "127.0.0.1", e.gw.port, "/room");
@@ -237,9 +166,9 @@ START_TEST(test_two_workers_many_clients)
 			      first[i].conn);
 		ck_assert_int_eq(wtp_count_file(log, needle), 1);
 	}
-	worker_stop(&w1);
-	worker_stop(&w2);
-	env_done(&e);
+	wt_env_worker_stop(&w1);
+	wt_env_worker_stop(&w2);
+	wt_env_done(&e);
 }
 END_TEST
 
@@ -323,13 +252,13 @@ static void lc_round(struct lc *l, int n, int sending, int wait_ms)
 START_TEST(test_worker_crash_under_load)
 {
 	static struct lc l[T2_CONNS];
-	struct env e;
+	struct wt_env e;
 	struct wtp_proc w1, w2;
 
-	env_init(&e);
-	ENV_GW_START(&e, "--route", "/=chat", NULL);
-	worker_start(&e, &w1, 0, "chat", "echo1");
-	worker_start(&e, &w2, 0, "chat", "echo2");
+	wt_env_init(&e);
+	WT_ENV_GW_START(&e, "--route", "/=chat", NULL);
+	wt_env_worker(&e, &w1, 0, "chat", "echo1");
+	wt_env_worker(&e, &w2, 0, "chat", "echo2");
 	memset(l, 0, sizeof(l));
 	for (int i = 0; i < T2_CONNS; i++)
 		WT_EXPECT_OPEN(&l[i].c, "127.0.0.1", e.gw.port, "/");
@@ -386,8 +315,8 @@ START_TEST(test_worker_crash_under_load)
 		      lost);
 	for (int i = 0; i < T2_CONNS; i++)
 		wt_close(&l[i].c);
-	worker_stop(&w2);
-	env_done(&e);
+	wt_env_worker_stop(&w2);
+	wt_env_done(&e);
 }
 END_TEST
 
@@ -399,13 +328,13 @@ START_TEST(test_worker_restart)
 {
 	struct wt_conn c[T3_CONNS];
 	struct reply r[T3_CONNS], r2;
-	struct env e;
+	struct wt_env e;
 	struct wtp_proc a, b;
 	char msg[64];
 
-	env_init(&e);
-	ENV_GW_START(&e, "--route", "/=chat", "--orphan-timeout", "10", NULL);
-	int ida = worker_start(&e, &a, 1, "chat", "a");
+	wt_env_init(&e);
+	WT_ENV_GW_START(&e, "--route", "/=chat", "--orphan-timeout", "10", NULL);
+	int ida = wt_env_worker(&e, &a, 1, "chat", "a");
 	for (int i = 0; i < T3_CONNS; i++) {
 		WT_EXPECT_OPEN(&c[i], "127.0.0.1", e.gw.port, "/");
 		send_text(&c[i], "hello");
@@ -427,7 +356,7 @@ START_TEST(test_worker_restart)
 	for (int i = 0; i < T3_CONNS; i++)
 		expect_silence(&c[i], 0, "no worker");
 
-	int idb = worker_start(&e, &b, 1, "chat", "b");
+	int idb = wt_env_worker(&e, &b, 1, "chat", "b");
 	for (int i = 0; i < T3_CONNS; i++)
 		for (int k = 0; k < 3; k++) {
 			snprintf(msg, sizeof(msg), "while away %d", k);
@@ -449,20 +378,20 @@ START_TEST(test_worker_restart)
 		ck_assert_int_eq(r2.wid, idb);
 		wt_close(&c[i]);
 	}
-	worker_stop(&b);
-	env_done(&e);
+	wt_env_worker_stop(&b);
+	wt_env_done(&e);
 }
 END_TEST
 
 START_TEST(test_orphan_timeout)
 {
 	struct wt_conn c[T3_CONNS];
-	struct env e;
+	struct wt_env e;
 	struct wtp_proc a;
 
-	env_init(&e);
-	ENV_GW_START(&e, "--route", "/=chat", "--orphan-timeout", "1", NULL);
-	worker_start(&e, &a, 0, "chat", "a");
+	wt_env_init(&e);
+	WT_ENV_GW_START(&e, "--route", "/=chat", "--orphan-timeout", "1", NULL);
+	wt_env_worker(&e, &a, 0, "chat", "a");
 	for (int i = 0; i < T3_CONNS; i++) {
 		WT_EXPECT_OPEN(&c[i], "127.0.0.1", e.gw.port, "/");
 		send_text(&c[i], "hello");
@@ -493,7 +422,7 @@ START_TEST(test_orphan_timeout)
 		WT_EXPECT_EOF(&c[i]);
 		wt_close(&c[i]);
 	}
-	env_done(&e);
+	wt_env_done(&e);
 }
 END_TEST
 
@@ -503,7 +432,7 @@ END_TEST
  * T4_CLIENTS new clients get their echoes through it. Returns the worker id. */
 #define T4_CLIENTS 5
 
-static int t4_check_reattached(struct env *e, struct wtp_proc *w, int resets, const char *what)
+static int t4_check_reattached(struct wt_env *e, struct wtp_proc *w, int resets, const char *what)
 {
 	struct wt_conn c[T4_CLIENTS];
 	struct reply r;
@@ -555,12 +484,12 @@ START_TEST(test_gateway_restart)
 {
 	struct wt_conn c;
 	struct reply r;
-	struct env e;
+	struct wt_env e;
 	struct wtp_proc w;
 
-	env_init(&e);
-	ENV_GW_START(&e, "--route", "/=chat", "--heartbeat", "0.2", NULL);
-	int id1 = worker_start(&e, &w, 1, "chat", "w");
+	wt_env_init(&e);
+	WT_ENV_GW_START(&e, "--route", "/=chat", "--heartbeat", "0.2", NULL);
+	int id1 = wt_env_worker(&e, &w, 1, "chat", "w");
 	WT_EXPECT_OPEN(&c, "127.0.0.1", e.gw.port, "/");
 	send_text(&c, "one");
 	expect_reply(&c, "one", 3, &r, -1, "first gateway");
@@ -568,8 +497,8 @@ START_TEST(test_gateway_restart)
 	wt_close(&c);
 
 	/* A clean restart at once. */
-	env_gw_stop(&e);
-	ENV_GW_START(&e, "--route", "/=chat", "--heartbeat", "0.2", NULL);
+	wt_env_gw_stop(&e);
+	WT_ENV_GW_START(&e, "--route", "/=chat", "--heartbeat", "0.2", NULL);
 	t4_check_reattached(&e, &w, 1, "stopped, restarted at once");
 
 	/* A crash, and the new gateway comes up 2.5 s later (libwsgw retries HELLO each 1 s). */
@@ -579,10 +508,10 @@ START_TEST(test_gateway_restart)
 	wt_gw_stop(&e.gw, 0); /* removes its log and dir */
 	wtp_shm_remove(old);
 	wt_sleep_ms(2500);
-	ENV_GW_START(&e, "--route", "/=chat", "--heartbeat", "0.2", NULL);
+	WT_ENV_GW_START(&e, "--route", "/=chat", "--heartbeat", "0.2", NULL);
 	t4_check_reattached(&e, &w, 2, "killed, restarted after 2.5 s");
-	worker_stop(&w);
-	env_done(&e);
+	wt_env_worker_stop(&w);
+	wt_env_done(&e);
 }
 END_TEST
 
@@ -632,12 +561,12 @@ static int zmq_ask(const char *endpoint, const char *const *frames, char *out, s
 
 START_TEST(test_hello_refused)
 {
-	struct env e;
+	struct wt_env e;
 	struct wtp_proc w;
 	char pid[16], got[256];
 
-	env_init(&e);
-	ENV_GW_START(&e, "--route", "/=chat", NULL);
+	wt_env_init(&e);
+	WT_ENV_GW_START(&e, "--route", "/=chat", NULL);
 
 	char log[256];
 	snprintf(log, sizeof(log), "%s/nope.log", e.dir);
@@ -668,7 +597,7 @@ START_TEST(test_hello_refused)
 	WT_OK(&c, wt_send_raw(&c, req, (size_t)n));
 	WT_EXPECT_HTTP(&c, NULL, 503);
 	wt_close(&c);
-	env_done(&e);
+	wt_env_done(&e);
 }
 END_TEST
 
@@ -685,19 +614,19 @@ static void t6_payload(uint8_t *p, uint32_t seq)
 
 START_TEST(test_stalled_worker_backpressure)
 {
-	struct env e;
+	struct wt_env e;
 	struct wtp_proc s, ok;
 	struct wt_conn a, b;
 	struct reply r;
 	static uint8_t pay[T6_SIZE];
 	char stall[32];
 
-	env_init(&e);
-	ENV_GW_START(&e, "--route", "/a=stallp", "--route", "/b=okp", "--ring-size", "65536",
+	wt_env_init(&e);
+	WT_ENV_GW_START(&e, "--route", "/a=stallp", "--route", "/b=okp", "--ring-size", "65536",
 		     "--max-message", "16384", "--max-outbound", "67108864", "--heartbeat", "2",
 		     NULL);
-	worker_start(&e, &s, 1, "stallp", "stall");
-	worker_start(&e, &ok, 0, "okp", "ok");
+	wt_env_worker(&e, &s, 1, "stallp", "stall");
+	wt_env_worker(&e, &ok, 0, "okp", "ok");
 	WT_EXPECT_OPEN(&a, "127.0.0.1", e.gw.port, "/a");
 	WT_EXPECT_OPEN(&b, "127.0.0.1", e.gw.port, "/b");
 	send_text(&b, "b0");
@@ -778,9 +707,9 @@ START_TEST(test_stalled_worker_backpressure)
 		      "a worker was declared gone during the stall");
 	wt_close(&a);
 	wt_close(&b);
-	worker_stop(&s);
-	worker_stop(&ok);
-	env_done(&e);
+	wt_env_worker_stop(&s);
+	wt_env_worker_stop(&ok);
+	wt_env_done(&e);
 }
 END_TEST
 
@@ -788,15 +717,15 @@ END_TEST
 
 START_TEST(test_send_to_closed_gets_gone)
 {
-	struct env e;
+	struct wt_env e;
 	struct wtp_proc w;
 	struct wt_conn a, b;
 	struct reply ra, rb;
 	char needle[64];
 
-	env_init(&e);
-	ENV_GW_START(&e, "--route", "/=chat", NULL);
-	worker_start(&e, &w, 1, "chat", "w");
+	wt_env_init(&e);
+	WT_ENV_GW_START(&e, "--route", "/=chat", NULL);
+	wt_env_worker(&e, &w, 1, "chat", "w");
 	WT_EXPECT_OPEN(&a, "127.0.0.1", e.gw.port, "/");
 	WT_EXPECT_OPEN(&b, "127.0.0.1", e.gw.port, "/");
 	send_text(&a, "a");
@@ -817,8 +746,8 @@ START_TEST(test_send_to_closed_gets_gone)
 	snprintf(needle, sizeof(needle), "close %llu ", ra.conn);
 	ck_assert_int_eq(wtp_count_file(w.log_path, needle), 1);
 	wt_close(&b);
-	worker_stop(&w);
-	env_done(&e);
+	wt_env_worker_stop(&w);
+	wt_env_done(&e);
 }
 END_TEST
 
@@ -826,11 +755,11 @@ END_TEST
 
 /* The client asks for 2000 x 16 KiB (32 MB, more than the kernel buffers hold) and reads
  * nothing for a while: the gateway's queue for it passes --max-outbound. */
-static void flood_unread(struct env *e, struct wtp_proc *w, struct wt_conn *c, const char *policy)
+static void flood_unread(struct wt_env *e, struct wtp_proc *w, struct wt_conn *c, const char *policy)
 {
-	ENV_GW_START(e, "--route", "/=chat", "--max-message", "65536", "--max-outbound", "262144",
+	WT_ENV_GW_START(e, "--route", "/=chat", "--max-message", "65536", "--max-outbound", "262144",
 		     "--outbound-policy", policy, NULL);
-	worker_start(e, w, 1, "chat", "w");
+	wt_env_worker(e, w, 1, "chat", "w");
 	WT_EXPECT_OPEN(c, "127.0.0.1", e->gw.port, "/");
 	send_text(c, "flood:2000");
 	ck_assert_msg(wtp_wait_file(w->log_path, "flood ", 10000), "the worker did not flood");
@@ -838,12 +767,12 @@ static void flood_unread(struct env *e, struct wtp_proc *w, struct wt_conn *c, c
 
 START_TEST(test_outbound_policy_close)
 {
-	struct env e;
+	struct wt_env e;
 	struct wtp_proc w;
 	struct wt_conn c;
 	int got = 0, code = 0;
 
-	env_init(&e);
+	wt_env_init(&e);
 	flood_unread(&e, &w, &c, "close");
 	for (;;) {
 		struct wt_frame m;
@@ -864,20 +793,20 @@ START_TEST(test_outbound_policy_close)
 	ck_assert_msg(got < 2000, "all 2000 messages arrived: the cap never applied");
 	ck_assert(wt_gw_log_contains(&e.gw, "over --max-outbound: close 1008"));
 	wt_close(&c);
-	worker_stop(&w);
-	env_done(&e);
+	wt_env_worker_stop(&w);
+	wt_env_done(&e);
 }
 END_TEST
 
 START_TEST(test_outbound_policy_drop)
 {
-	struct env e;
+	struct wt_env e;
 	struct wtp_proc w;
 	struct wt_conn c;
 	struct reply r;
 	int got = 0;
 
-	env_init(&e);
+	wt_env_init(&e);
 	flood_unread(&e, &w, &c, "drop");
 	expect_reply(&c, "flood:2000", 10, &r, -1, "flood request echo");
 	/* Drain what was queued; the connection stays open and works afterwards. */
@@ -899,8 +828,8 @@ START_TEST(test_outbound_policy_drop)
 	send_text(&c, "still here");
 	expect_reply(&c, "still here", 10, &r, -1, "after the drops");
 	wt_close(&c);
-	worker_stop(&w);
-	env_done(&e);
+	wt_env_worker_stop(&w);
+	wt_env_done(&e);
 }
 END_TEST
 
@@ -908,7 +837,7 @@ END_TEST
 
 START_TEST(test_authorize)
 {
-	struct env e;
+	struct wt_env e;
 	struct wtp_proc w;
 	struct wt_conn c;
 	struct wt_http h;
@@ -916,9 +845,9 @@ START_TEST(test_authorize)
 	char req[1024], val[128];
 	int n;
 
-	env_init(&e);
-	ENV_GW_START(&e, "--route", "/auth=authp,authorize", "--authorize-timeout", "1", NULL);
-	worker_start(&e, &w, 1, "authp", "w");
+	wt_env_init(&e);
+	WT_ENV_GW_START(&e, "--route", "/auth=authp,authorize", "--authorize-timeout", "1", NULL);
+	wt_env_worker(&e, &w, 1, "authp", "w");
 
 	/* ACCEPT with a subprotocol */
 	WT_OK(&c, wt_connect(&c, "127.0.0.1", e.gw.port));
@@ -955,8 +884,8 @@ START_TEST(test_authorize)
 	wt_close(&c);
 	ck_assert_msg(wtp_wait_file(w.log_path, " 1006\n", 2000),
 		      "the worker got no CLOSE(1006) for the timed-out authorization");
-	worker_stop(&w);
-	env_done(&e);
+	wt_env_worker_stop(&w);
+	wt_env_done(&e);
 }
 END_TEST
 
@@ -964,18 +893,18 @@ END_TEST
 
 START_TEST(test_no_worker_503)
 {
-	struct env e;
+	struct wt_env e;
 	struct wt_conn c;
 	char req[512];
 
-	env_init(&e);
-	ENV_GW_START(&e, "--route", "/=chat", NULL);
+	wt_env_init(&e);
+	WT_ENV_GW_START(&e, "--route", "/=chat", NULL);
 	WT_OK(&c, wt_connect(&c, "127.0.0.1", e.gw.port));
 	int n = wt_request_build(&c, req, sizeof(req), "/", NULL);
 	WT_OK(&c, wt_send_raw(&c, req, (size_t)n));
 	WT_EXPECT_HTTP(&c, NULL, 503);
 	wt_close(&c);
-	env_done(&e);
+	wt_env_done(&e);
 }
 END_TEST
 
@@ -992,12 +921,12 @@ END_TEST
 START_TEST(test_busy_worker_stays_attached)
 {
 	static struct lc l[T10_CONNS];
-	struct env e;
+	struct wt_env e;
 	struct wtp_proc w;
 
-	env_init(&e);
-	ENV_GW_START(&e, "--route", "/=chat", "--heartbeat", "0.05", NULL);
-	worker_start(&e, &w, 0, "chat", "echo");
+	wt_env_init(&e);
+	WT_ENV_GW_START(&e, "--route", "/=chat", "--heartbeat", "0.05", NULL);
+	wt_env_worker(&e, &w, 0, "chat", "echo");
 	memset(l, 0, sizeof(l));
 	for (int i = 0; i < T10_CONNS; i++)
 		WT_EXPECT_OPEN(&l[i].c, "127.0.0.1", e.gw.port, "/");
@@ -1034,8 +963,8 @@ START_TEST(test_busy_worker_stays_attached)
 	ck_assert_msg(sent == echoed, "%u of %u messages never came back", sent - echoed, sent);
 	for (int i = 0; i < T10_CONNS; i++)
 		wt_close(&l[i].c);
-	worker_stop(&w);
-	env_done(&e);
+	wt_env_worker_stop(&w);
+	wt_env_done(&e);
 }
 END_TEST
 
