@@ -1,0 +1,530 @@
+/*
+ * Fault tests: workers and clients that do what they must not, and a gateway that must
+ * keep serving everyone else (issue "Workers fail, clients don't"). Real gateway, real
+ * workers, real sockets; hostile workers speak the control channel by hand (wtctl.h).
+ */
+#include <check.h>
+#include <dirent.h>
+#include <endian.h>
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "tests/lib/wtctl.h"
+#include "tests/lib/wtenv.h"
+#include "wsgw/protocol.h"
+
+/* ---- helpers ------------------------------------------------------------ */
+
+/* Every client sends one tagged message and must get exactly that back. */
+static void echo_round(struct wt_conn *c, int n, int round, const char *what)
+{
+	char msg[64];
+
+	for (int i = 0; i < n; i++) {
+		int len = snprintf(msg, sizeof(msg), "%s c%d r%d", what, i, round);
+
+		WT_OK(&c[i], wt_send_frame(&c[i], WT_TEXT, 1, msg, (size_t)len));
+	}
+	for (int i = 0; i < n; i++) {
+		int len = snprintf(msg, sizeof(msg), "%s c%d r%d", what, i, round);
+
+		WT_EXPECT_MESSAGE(&c[i], WT_TEXT, msg, (size_t)len);
+	}
+}
+
+static void expect_alive(struct wt_gw *gw)
+{
+	if (wt_gw_wait(gw, 0) == 0) {
+		wt_gw_dump_log(gw, 40);
+		ck_abort_msg("the gateway exited (status %d)", gw->status);
+	}
+}
+
+/* CPU seconds (user + system, all threads) the process has used. */
+static double cpu_seconds(pid_t pid)
+{
+	char path[64], buf[1024];
+	unsigned long ut = 0, st = 0;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+	f = fopen(path, "re");
+	if (!f)
+		return -1;
+	size_t n = fread(buf, 1, sizeof(buf) - 1, f);
+	fclose(f);
+	buf[n] = 0;
+	/* Fields after the command's closing parenthesis: state is 3, utime 14, stime 15. */
+	const char *p = strrchr(buf, ')');
+	if (!p || sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu", &ut, &st) != 2)
+		return -1;
+	return (double)(ut + st) / (double)sysconf(_SC_CLK_TCK);
+}
+
+/* Times the main thread of pid slept voluntarily: each is one wake-up of the loop. */
+static long wakeups(pid_t pid)
+{
+	char path[64], line[128];
+	long v = -1;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "/proc/%d/task/%d/status", (int)pid, (int)pid);
+	f = fopen(path, "re");
+	if (!f)
+		return -1;
+	while (fgets(line, sizeof(line), f))
+		if (sscanf(line, "voluntary_ctxt_switches: %ld", &v) == 1)
+			break;
+	fclose(f);
+	return v;
+}
+
+/* An idle gateway sleeps until its next sweep: a handful of wake-ups a second, not one
+ * per millisecond (a stuck "poll for ring space" flag). */
+static void expect_idle(struct wt_gw *gw, const char *what)
+{
+	long a = wakeups(gw->pid);
+	wt_sleep_ms(1000);
+	long b = wakeups(gw->pid);
+
+	ck_assert_msg(a >= 0 && b >= 0, "cannot read the gateway's context switches");
+	printf("%s: %ld wake-ups in 1 s while idle\n", what, b - a);
+	ck_assert_msg(b - a < 100, "%s: the idle gateway woke %ld times in 1 s (busy polling)", what,
+		      b - a);
+}
+
+/* ---- 1. a worker corrupts its to-gateway ring ------------------------------ */
+
+#define C1_HEALTHY 20
+#define C1_VICTIMS 5
+
+static const char *const corruptions[] = {
+	"a record with a bad length",
+	"random records",
+	"the head moved backwards",
+	"the head moved forwards past the capacity",
+};
+
+static void corrupt(struct wt_shm_peer *h, int how)
+{
+	struct shm_ring *r = &h->to_gw;
+	uint64_t tail = atomic_load(&r->ctl->tail);
+
+	switch (how) {
+	case 0: {
+		struct shm_rec_hdr bad = { .len = 0x7fffffffu, .type = WSGW_SEND, .conn = 1 };
+
+		memcpy(r->data + (tail & r->mask), &bad, sizeof(bad));
+		atomic_store(&r->ctl->head, tail + 64);
+		break;
+	}
+	case 1:
+		srandom(42);
+		for (uint64_t i = 0; i < 4096; i++)
+			r->data[(tail + i) & r->mask] = (unsigned char)random();
+		atomic_store(&r->ctl->head, tail + 4096);
+		break;
+	case 2:
+		atomic_store(&r->ctl->head, tail - 64);
+		break;
+	default:
+		atomic_store(&r->ctl->head, tail + r->cap + 4096);
+	}
+	wt_shm_peer_ring(h);
+}
+
+START_TEST(test_corrupt_ring)
+{
+	static struct wt_conn ok[C1_HEALTHY], victim[C1_VICTIMS];
+	struct wt_env e;
+	struct wt_proc a;
+	struct wt_shm_peer h;
+
+	wt_env_init(&e);
+	WT_ENV_GW_START(&e, "--route", "/=p", NULL);
+	wt_env_worker(&e, &a, WT_WORKER_ECHO, "p", "healthy");
+	for (int i = 0; i < C1_HEALTHY; i++)
+		WT_EXPECT_OPEN(&ok[i], "127.0.0.1", e.gw.port, "/");
+	echo_round(ok, C1_HEALTHY, 0, "before");
+
+	ck_assert_int_eq(wt_shm_peer_attach(&h, e.control, "p"), 0);
+	/* The hostile worker has no connections: the next ones are pinned to it. */
+	for (int i = 0; i < C1_VICTIMS; i++) {
+		WT_EXPECT_OPEN(&victim[i], "127.0.0.1", e.gw.port, "/");
+		WT_OK(&victim[i], wt_send_frame(&victim[i], WT_TEXT, 1, "unread", 6));
+	}
+	wt_sleep_ms(100);
+	corrupt(&h, _i);
+	int noticed = wt_wait_file(e.gw.log_path, "corrupt", 3000);
+	expect_alive(&e.gw);
+	ck_assert_msg(noticed, "the gateway did not log that the ring was corrupt (%s)",
+		      corruptions[_i]);
+
+	for (int round = 1; round <= 10; round++)
+		echo_round(ok, C1_HEALTHY, round, "after");
+	/* The hostile worker's clients moved to the healthy one, their message with them. */
+	for (int i = 0; i < C1_VICTIMS; i++)
+		WT_EXPECT_MESSAGE(&victim[i], WT_TEXT, "unread", 6);
+	echo_round(victim, C1_VICTIMS, 1, "moved");
+	expect_alive(&e.gw);
+	printf("corrupt ring (%s): %d + %d clients kept every connection and message\n",
+	       corruptions[_i], C1_HEALTHY, C1_VICTIMS);
+	wt_shm_peer_close(&h);
+	wt_env_worker_stop(&a);
+	wt_env_done(&e);
+}
+END_TEST
+
+/* ---- 2. BYE and HELLO bursts ---------------------------------------------- */
+
+#define C2_CONNS 10
+
+START_TEST(test_control_bursts)
+{
+	static struct wt_conn c[C2_CONNS];
+	struct wt_env e;
+	struct wt_proc z;
+	struct wt_ctl r;
+	struct wt_ctl_msg m;
+
+	wt_env_init(&e);
+	WT_ENV_GW_START(&e, "--route", "/=p", NULL);
+	/* A live zmq worker: flushing its output once made the gateway read input. */
+	wt_env_worker(&e, &z, WT_WORKER_ZMQ, "p", "zmq");
+	for (int i = 0; i < C2_CONNS; i++)
+		WT_EXPECT_OPEN(&c[i], "127.0.0.1", e.gw.port, "/");
+	echo_round(c, C2_CONNS, 0, "before");
+
+	for (int round = 0; round < 5; round++) {
+		const char *bye[] = { "BYE" };
+
+		ck_assert_int_eq(wt_ctl_connect(&r, e.control), 0);
+		ck_assert_int_eq(wt_ctl_hello(&r, "p", round % 2 ? "shm" : "zmq", &m, 5000), 0);
+		wt_ctl_msg_free(&m);
+		ck_assert_int_eq(wt_ctl_send(&r, 1, bye, NULL), 0);
+		ck_assert_int_eq(wt_ctl_send(&r, 1, bye, NULL), 0);
+		ck_assert_int_eq(wt_ctl_send(&r, 1, bye, NULL), 0);
+		wt_sleep_ms(50);
+		wt_ctl_close(&r);
+		expect_alive(&e.gw);
+	}
+	/* Three HELLOs in one burst from one socket: each re-attaches; one attachment stays. */
+	ck_assert_int_eq(wt_ctl_connect(&r, e.control), 0);
+	char version[8], pid[16];
+	snprintf(version, sizeof(version), "%d", WSGW_PROTOCOL_VERSION);
+	snprintf(pid, sizeof(pid), "%d", (int)getpid());
+	const char *hello[] = { "HELLO", version, "p", "zmq", pid };
+	for (int i = 0; i < 3; i++)
+		ck_assert_int_eq(wt_ctl_send(&r, 5, hello, NULL), 0);
+	for (int i = 0; i < 3; i++) {
+		ck_assert_int_eq(wt_ctl_recv_verb(&r, "WELCOME", &m, 5000), 0);
+		wt_ctl_msg_free(&m);
+	}
+	expect_alive(&e.gw);
+	echo_round(c, C2_CONNS, 1, "after");
+	const char *bye[] = { "BYE" };
+	wt_ctl_send(&r, 1, bye, NULL);
+	wt_ctl_close(&r);
+	wt_env_worker_stop(&z);
+	wt_env_done(&e);
+}
+END_TEST
+
+/* ---- 3. SIGTERM of zmq workers under load, 30 times ------------------------- */
+
+#define C3_CONNS 40
+#define C3_KILLS 30
+
+/* Reads whatever arrived for a client within ms: echoes of messages sent earlier. */
+static void drain(struct wt_conn *c, int ms)
+{
+	struct wt_frame m;
+
+	while (wt_read_message(c, &m, ms) == 0) {
+		ck_assert_msg(m.opcode == WT_TEXT, "got opcode %d (close code %d) during the storm",
+			      m.opcode, m.opcode == WT_CLOSE ? wt_close_code(&m) : 0);
+		wt_frame_free(&m);
+		ms = 0;
+	}
+}
+
+START_TEST(test_sigterm_zmq_under_load)
+{
+	static struct wt_conn c[C3_CONNS];
+	struct wt_env e;
+	struct wt_proc z[2];
+	char msg[64], name[32];
+
+	wt_env_init(&e);
+	WT_ENV_GW_START(&e, "--route", "/=p", NULL);
+	wt_env_worker(&e, &z[0], WT_WORKER_ZMQ, "p", "z0");
+	wt_env_worker(&e, &z[1], WT_WORKER_ZMQ, "p", "z1");
+	for (int i = 0; i < C3_CONNS; i++)
+		WT_EXPECT_OPEN(&c[i], "127.0.0.1", e.gw.port, "/");
+	echo_round(c, C3_CONNS, 0, "before");
+
+	for (int k = 0; k < C3_KILLS; k++) {
+		struct wt_proc *victim = &z[k % 2];
+
+		for (int burst = 0; burst < 4; burst++)
+			for (int i = 0; i < C3_CONNS; i++) {
+				int len = snprintf(msg, sizeof(msg), "k%d b%d c%d", k, burst, i);
+
+				WT_OK(&c[i], wt_send_frame(&c[i], WT_TEXT, 1, msg, (size_t)len));
+			}
+		/* It says BYE and exits at once: BYE and the pidfd arrive together. */
+		ck_assert_int_eq(wt_proc_kill(victim, SIGTERM), 0);
+		ck_assert_int_eq(wt_proc_reap(victim, 5000), 0);
+		expect_alive(&e.gw);
+		snprintf(name, sizeof(name), "z%d-%d", k % 2, k);
+		wt_env_worker(&e, victim, WT_WORKER_ZMQ, "p", name);
+		for (int i = 0; i < C3_CONNS; i++)
+			drain(&c[i], 1);
+	}
+	for (int i = 0; i < C3_CONNS; i++)
+		drain(&c[i], 200);
+	echo_round(c, C3_CONNS, 1, "after");
+	expect_alive(&e.gw);
+	expect_idle(&e.gw, "after 30 worker SIGTERMs");
+	for (int i = 0; i < 2; i++)
+		wt_env_worker_stop(&z[i]);
+	wt_env_done(&e);
+}
+END_TEST
+
+/* ---- 4. the fd limit ------------------------------------------------------ */
+
+#define C4_SLOTS 20
+
+static int count_fds(pid_t pid)
+{
+	char path[64];
+	snprintf(path, sizeof(path), "/proc/%d/fd", (int)pid);
+	DIR *d = opendir(path);
+	int n = 0;
+
+	if (!d)
+		return -1;
+	while (readdir(d))
+		n++;
+	closedir(d);
+	return n - 2;
+}
+
+START_TEST(test_fd_exhaustion)
+{
+	static struct wt_conn c[2 * C4_SLOTS], fresh[C4_SLOTS / 2];
+	struct wt_gw gw;
+	char req[512];
+
+	WT_GW_START(&gw, "--route", "/=echo", NULL);
+	int base = count_fds(gw.pid);
+	ck_assert_int_gt(base, 0);
+	struct rlimit rl = { (rlim_t)(base + C4_SLOTS), (rlim_t)(base + C4_SLOTS) };
+	ck_assert_msg(prlimit(gw.pid, RLIMIT_NOFILE, &rl, NULL) == 0, "prlimit: %s", strerror(errno));
+
+	/* Twice as many clients as there are fds: the later ones cannot be accepted. */
+	int opened = 0;
+	for (int i = 0; i < 2 * C4_SLOTS; i++) {
+		WT_OK(&c[i], wt_connect(&c[i], "127.0.0.1", gw.port));
+		int n = wt_request_build(&c[i], req, sizeof(req), "/", NULL);
+		WT_OK(&c[i], wt_send_raw(&c[i], req, (size_t)n));
+	}
+	for (int i = 0; i < 2 * C4_SLOTS; i++) {
+		struct wt_http r;
+		c[i].timeout_ms = 300;
+		if (wt_http_read(&c[i], &r) == 101)
+			opened++;
+	}
+	printf("fd limit: %d of %d clients got 101 with %d fds free\n", opened, 2 * C4_SLOTS, C4_SLOTS);
+	ck_assert_int_gt(opened, 0);
+	ck_assert_int_lt(opened, 2 * C4_SLOTS);
+
+	double t0 = cpu_seconds(gw.pid);
+	wt_sleep_ms(2000);
+	double used = cpu_seconds(gw.pid) - t0;
+	printf("fd limit: the gateway used %.0f%% of a core while it could not accept\n", used * 50);
+	ck_assert_msg(used < 0.2, "the gateway used %.2f s of CPU in 2 s at the fd limit", used);
+	int lines = wt_count_file(gw.log_path, "accept");
+	ck_assert_msg(lines <= 10, "%d log lines about accept errors in 2 s", lines);
+	expect_alive(&gw);
+
+	/* Clients leave: the gateway accepts again. */
+	for (int i = 0; i < 2 * C4_SLOTS; i++)
+		wt_close(&c[i]);
+	/* Until the gateway retries (within a second), a new client may still be shed. */
+	for (int i = 0; i < C4_SLOTS / 2; i++) {
+		int64_t end = wt_now_ms() + 5000;
+		int rc;
+		while ((rc = wt_open(&fresh[i], "127.0.0.1", gw.port, "/")) != 0 && wt_now_ms() < end) {
+			wt_close(&fresh[i]);
+			wt_sleep_ms(100);
+		}
+		ck_assert_msg(rc == 0, "client %d not served after fds were freed: %s", i, fresh[i].err);
+	}
+	echo_round(fresh, C4_SLOTS / 2, 0, "fresh");
+	for (int i = 0; i < C4_SLOTS / 2; i++)
+		wt_close(&fresh[i]);
+	WT_GW_STOP(&gw);
+}
+END_TEST
+
+/* ---- 5. an OPEN that would not fit the ring ------------------------------- */
+
+START_TEST(test_ring_too_small_for_headers)
+{
+	char dir[128], log[192];
+	int status;
+
+	ck_assert_int_eq(wt_dir_new(dir, sizeof(dir)), 0);
+	snprintf(log, sizeof(log), "%s/gw.log", dir);
+	const char *build = getenv("WSGW_BUILD");
+	char prog[512], control[200];
+	snprintf(prog, sizeof(prog), "%s/wsgw", build && *build ? build : "build");
+	snprintf(control, sizeof(control), "ipc://%s/control", dir);
+	const char *argv[] = { prog, "--listen", "127.0.0.1:0", "--route", "/=p", "--control", control,
+			       "--ring-size", "65536", "--max-header", "65536", "--max-message", "4096",
+			       NULL };
+	struct wt_proc p;
+	ck_assert_int_eq(wt_proc_spawn(&p, argv, log), 0);
+	ck_assert_msg(wt_proc_reap(&p, 5000) == 0, "a gateway whose ring cannot hold an OPEN started");
+	status = p.status;
+	ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 2, "exit status %d", status);
+	ck_assert_msg(wt_count_file(log, "--max-header"), "the error does not name --max-header");
+	wt_dir_remove(dir);
+
+	/* Without --ring-size the ring is sized for the largest OPEN: one arrives whole. */
+	struct wt_env e;
+	struct wt_proc w;
+	struct wt_conn c;
+	static char extra[60 * 1024], req[64 * 1024];
+	wt_env_init(&e);
+	WT_ENV_GW_START(&e, "--route", "/=p", "--max-header", "65536", "--max-message", "4096", NULL);
+	wt_env_worker(&e, &w, WT_WORKER_TEST, "p", "w");
+	int n = snprintf(extra, sizeof(extra), "Cookie: ");
+	memset(extra + n, 'k', sizeof(extra) - (size_t)n - 200);
+	n = (int)sizeof(extra) - 200;
+	n += snprintf(extra + n, sizeof(extra) - (size_t)n, "\r\n");
+	WT_OK(&c, wt_connect(&c, "127.0.0.1", e.gw.port));
+	int len = wt_request_build(&c, req, sizeof(req), "/big", extra);
+	ck_assert_int_gt(len, 0);
+	WT_OK(&c, wt_send_raw(&c, req, (size_t)len));
+	WT_EXPECT_HTTP(&c, NULL, 101);
+	{
+		WT_OK(&c, wt_send_frame(&c, WT_TEXT, 1, "hi", 2));
+		struct wt_frame m;
+		WT_OK(&c, wt_read_message(&c, &m, -1));
+		ck_assert_msg(m.len > 3 && memmem(m.payload, m.len, " o|hi", 5),
+			      "the worker did not see the OPEN first: %.*s", (int)m.len, (char *)m.payload);
+		wt_frame_free(&m);
+	}
+	wt_close(&c);
+	wt_env_worker_stop(&w);
+	wt_env_done(&e);
+}
+END_TEST
+
+/* ---- 6. an ACCEPT with many headers; over-long commands ------------------- */
+
+START_TEST(test_accept_many_headers)
+{
+	struct wt_env e;
+	struct wt_ctl r;
+	struct wt_ctl_msg m;
+	struct wt_conn c;
+	struct wt_http h;
+	char req[1024], val[64];
+
+	wt_env_init(&e);
+	WT_ENV_GW_START(&e, "--route", "/a=authp,authorize", NULL);
+	ck_assert_int_eq(wt_ctl_connect(&r, e.control), 0);
+	ck_assert_int_eq(wt_ctl_hello(&r, "authp", "zmq", &m, 5000), 0);
+	wt_ctl_msg_free(&m);
+
+	WT_OK(&c, wt_connect(&c, "127.0.0.1", e.gw.port));
+	int n = wt_request_build(&c, req, sizeof(req), "/a", NULL);
+	WT_OK(&c, wt_send_raw(&c, req, (size_t)n));
+	ck_assert_int_eq(wt_ctl_recv_verb(&r, "OPEN", &m, 5000), 0);
+	char id[8];
+	memcpy(id, m.f[1], 8);
+	wt_ctl_msg_free(&m);
+
+	static char hdr[40][32];
+	const char *f[3 + 40];
+	size_t l[3 + 40];
+	f[0] = "ACCEPT", l[0] = 6;
+	f[1] = id, l[1] = 8;
+	f[2] = "", l[2] = 0;
+	for (int i = 0; i < 40; i++) {
+		snprintf(hdr[i], sizeof(hdr[i]), "X-H-%d: v%d", i, i);
+		f[3 + i] = hdr[i], l[3 + i] = strlen(hdr[i]);
+	}
+	ck_assert_int_eq(wt_ctl_send(&r, 43, f, l), 0);
+	WT_EXPECT_HTTP(&c, &h, 101);
+	ck_assert_msg(wt_http_header(&h, "X-H-39", val, sizeof(val)) && !strcmp(val, "v39"),
+		      "the 40th header is missing from the 101");
+	wt_close(&c);
+
+	/* A command with far too many frames is answered, not dropped in silence. */
+	const char *big[100];
+	for (int i = 0; i < 100; i++)
+		big[i] = i == 0 ? "SEND" : "x";
+	ck_assert_int_eq(wt_ctl_send(&r, 100, big, NULL), 0);
+	ck_assert_msg(wt_ctl_recv_verb(&r, "ERROR", &m, 3000) == 0,
+		      "no ERROR for a 100-frame command");
+	printf("100-frame command: ERROR %s\n", m.n > 1 ? m.f[1] : "");
+	wt_ctl_msg_free(&m);
+	ck_assert(wt_count_file(e.gw.log_path, "frames"));
+	wt_ctl_close(&r);
+	wt_env_done(&e);
+}
+END_TEST
+
+static Suite *faults_suite(void)
+{
+	Suite *s = suite_create("faults");
+	struct {
+		const char *name;
+		const TTest *t;
+		int timeout, loops;
+	} cases[] = {
+		{ "corrupt_ring", test_corrupt_ring, 20, 4 },
+		{ "control_bursts", test_control_bursts, 20, 1 },
+		{ "sigterm_zmq", test_sigterm_zmq_under_load, 90, 1 },
+		{ "fd_exhaustion", test_fd_exhaustion, 30, 1 },
+		{ "ring_vs_header", test_ring_too_small_for_headers, 20, 1 },
+		{ "accept_headers", test_accept_many_headers, 20, 1 },
+	};
+
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		TCase *tc = tcase_create(cases[i].name);
+
+		tcase_set_timeout(tc, cases[i].timeout);
+		tcase_add_unchecked_fixture(tc, wt_fixture_setup, wt_fixture_teardown);
+		tcase_add_loop_test(tc, cases[i].t, 0, cases[i].loops);
+		suite_add_tcase(s, tc);
+	}
+	return s;
+}
+
+int main(int argc, char **argv)
+{
+	if (argc > 1 && !strcmp(argv[1], "--as-zmq-worker"))
+		return wt_zw_main(argc, argv);
+	if (argc > 1 && !strcmp(argv[1], "--as-worker"))
+		return wt_worker_main(argc, argv);
+
+	setvbuf(stdout, NULL, _IOLBF, 0);
+	signal(SIGPIPE, SIG_IGN);
+	SRunner *sr = srunner_create(faults_suite());
+	srunner_run_all(sr, CK_ENV);
+	int failed = srunner_ntests_failed(sr);
+	srunner_free(sr);
+	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}
