@@ -387,14 +387,21 @@ static int parse_args(struct gw_config *cfg, int argc, char **argv)
 		for (size_t i = 0; i < sizeof(defaults) / sizeof(defaults[0]); i++)
 			strcpy(cfg->forward[cfg->n_forward++], defaults[i]);
 	}
+	/* The largest record a ring must take: a message, or an OPEN carrying what a
+	 * request of --max-header bytes can put in its fields. */
+	uint64_t open_max = cfg_open_max(cfg);
+	uint64_t largest = cfg->max_message > open_max ? cfg->max_message : open_max;
 	if (!cfg->ring_bytes) {
-		/* A record holds at most half a ring (shm/ring.h): room for two largest messages. */
-		uint64_t need = 4 * (cfg->max_message + 64);
+		/* A record holds at most half a ring (shm/ring.h): room for two largest. */
+		uint64_t need = 4 * (largest + 64);
 		cfg->ring_bytes = 4u << 20;
 		while (cfg->ring_bytes < need)
 			cfg->ring_bytes <<= 1;
-	} else if (cfg->ring_bytes / 2 < cfg->max_message + 64) {
-		fprintf(stderr, "wsgw: --ring-size must be at least twice --max-message plus 128\n");
+	} else if (cfg->ring_bytes / 2 < largest + 64) {
+		fprintf(stderr, "wsgw: --ring-size %llu cannot hold a record of %llu bytes: a ring holds records up to half its size, and must take a message of --max-message (%llu) and an OPEN of a request of --max-header (%zu bytes, up to %llu as OPEN fields)\n",
+			(unsigned long long)cfg->ring_bytes, (unsigned long long)largest,
+			(unsigned long long)cfg->max_message, cfg->max_header,
+			(unsigned long long)open_max);
 		return -EINVAL;
 	}
 	if (!cfg->runtime_dir[0]) {
@@ -530,6 +537,18 @@ static int load(struct gw_config *cfg, int argc, char **argv)
 	int rc = parse_args(cfg, n, args);
 	free(text);
 	return rc;
+}
+
+uint64_t cfg_open_max(const struct gw_config *cfg)
+{
+	/* Each field costs its name and 5 bytes: :peer (an IPv6 address and port), :path,
+	 * :query, :protocols, :protocol (up to 255 bytes, added after an ACCEPT) and the
+	 * forwarded headers. Their values come from the request itself, which is at most
+	 * --max-header bytes (joined repeats are shorter than the header lines they join). */
+	uint64_t fields = 5 + 5 + 54 + 4 * (5 + 10) + 255;
+	for (int i = 0; i < cfg->n_forward; i++)
+		fields += 5 + strlen(cfg->forward[i]);
+	return cfg->max_header + fields;
 }
 
 int cfg_load(struct gw_config *cfg, int argc, char **argv)

@@ -62,6 +62,10 @@ int cfg_load(struct gw_config *cfg, int argc, char **argv);
  * -EINVAL with the reason printed to stderr (cfg is then unspecified: use a scratch one). */
 int cfg_reload(struct gw_config *cfg);
 
+/* The largest OPEN record a request within cfg->max_header can make (the ring is sized
+ * for it). */
+uint64_t cfg_open_max(const struct gw_config *cfg);
+
 /* Index of the route whose prefix matches path best (longest, on a '/' boundary), or -1.
  * Prefix "/" matches every path; "/chat" matches "/chat", "/chat/x", not "/chatroom". */
 int cfg_route_match(const struct gw_config *cfg, const char *path, size_t n);
