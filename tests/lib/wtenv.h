@@ -30,7 +30,7 @@ void wt_env_init(struct wt_env *e);
 /* Starts the gateway with --control in the env's dir plus the NULL-terminated args. */
 #define WT_ENV_GW_START(e, ...) do { \
 		WT_GW_START(&(e)->gw, "--control", (e)->control, __VA_ARGS__); \
-		wtp_track_gateway((e)->gw.pid); \
+		wt_track_gateway((e)->gw.pid); \
 	} while (0)
 /* Stops the gateway (asserting exit 0) and checks it removed its segments. */
 void wt_env_gw_stop(struct wt_env *e);
@@ -38,9 +38,9 @@ void wt_env_gw_stop(struct wt_env *e);
 void wt_env_done(struct wt_env *e);
 /* Starts a worker of kind for pool, its log DIR/name.log, and waits until the gateway says
  * it attached; returns its worker id. */
-int wt_env_worker(struct wt_env *e, struct wtp_proc *p, enum wt_worker_kind kind,
+int wt_env_worker(struct wt_env *e, struct wt_proc *p, enum wt_worker_kind kind,
 		  const char *pool, const char *name);
 /* SIGTERM, asserting exit 0 within 5 s. */
-void wt_env_worker_stop(struct wtp_proc *p);
+void wt_env_worker_stop(struct wt_proc *p);
 
 #endif

@@ -19,7 +19,7 @@
 
 #include "wsgw/worker.h"
 
-#define WTP_MAX 32
+#define WT_PROC_MAX 32
 
 
 /* ---- registries: what the exit handler cleans up ------------------------ */
@@ -40,17 +40,17 @@ struct gw_entry {
 	pid_t owner, pid;
 };
 
-static char base_dir[96];       /* see wtp_fixture_setup */
-static struct proc_entry procs[WTP_MAX];
-static struct dir_entry dirs[WTP_MAX];
-static struct gw_entry gws[WTP_MAX];
+static char base_dir[96];       /* see wt_fixture_setup */
+static struct proc_entry procs[WT_PROC_MAX];
+static struct dir_entry dirs[WT_PROC_MAX];
+static struct gw_entry gws[WT_PROC_MAX];
 static int atexit_done;
 
 static void at_exit(void)
 {
 	pid_t me = getpid();
 
-	for (int i = 0; i < WTP_MAX; i++) {
+	for (int i = 0; i < WT_PROC_MAX; i++) {
 		struct proc_entry *e = &procs[i];
 
 		if (!e->pid || e->owner != me)
@@ -59,18 +59,18 @@ static void at_exit(void)
 			(int)e->pid);
 		kill(e->pid, SIGKILL);
 		waitpid(e->pid, NULL, 0);
-		wtp_dump("worker log", e->log_path, 20);
+		wt_dump("worker log", e->log_path, 20);
 		e->pid = 0;
 	}
 	/* wstest's exit handler (registered after this one) has killed its gateways by now. */
-	for (int i = 0; i < WTP_MAX; i++)
+	for (int i = 0; i < WT_PROC_MAX; i++)
 		if (gws[i].pid && gws[i].owner == me) {
-			wtp_shm_remove(gws[i].pid);
+			wt_shm_remove(gws[i].pid);
 			gws[i].pid = 0;
 		}
-	for (int i = 0; i < WTP_MAX; i++)
+	for (int i = 0; i < WT_PROC_MAX; i++)
 		if (dirs[i].dir[0] && dirs[i].owner == me)
-			wtp_dir_remove(dirs[i].dir);
+			wt_dir_remove(dirs[i].dir);
 }
 
 static void reg_atexit(void)
@@ -81,10 +81,10 @@ static void reg_atexit(void)
 	}
 }
 
-static void proc_reg(const struct wtp_proc *p)
+static void proc_reg(const struct wt_proc *p)
 {
 	reg_atexit();
-	for (int i = 0; i < WTP_MAX; i++)
+	for (int i = 0; i < WT_PROC_MAX; i++)
 		if (!procs[i].pid || procs[i].owner != getpid()) {
 			procs[i].owner = getpid();
 			procs[i].pid = p->pid;
@@ -95,12 +95,12 @@ static void proc_reg(const struct wtp_proc *p)
 
 static void proc_unreg(pid_t pid)
 {
-	for (int i = 0; i < WTP_MAX; i++)
+	for (int i = 0; i < WT_PROC_MAX; i++)
 		if (procs[i].pid == pid && procs[i].owner == getpid())
 			procs[i].pid = 0;
 }
 
-void wtp_track_gateway(pid_t gw_pid)
+void wt_track_gateway(pid_t gw_pid)
 {
 	if (base_dir[0]) {
 		char path[160];
@@ -114,7 +114,7 @@ void wtp_track_gateway(pid_t gw_pid)
 		}
 	}
 	reg_atexit();
-	for (int i = 0; i < WTP_MAX; i++)
+	for (int i = 0; i < WT_PROC_MAX; i++)
 		if (!gws[i].pid || gws[i].owner != getpid()) {
 			gws[i].owner = getpid();
 			gws[i].pid = gw_pid;
@@ -163,13 +163,13 @@ static const char *tmp_root(void)
 	return tmp && *tmp && strlen(tmp) <= 40 ? tmp : "/tmp";
 }
 
-void wtp_fixture_setup(void)
+void wt_fixture_setup(void)
 {
 	if (make_dir(base_dir, sizeof(base_dir), tmp_root()))
 		base_dir[0] = 0;
 }
 
-void wtp_fixture_teardown(void)
+void wt_fixture_teardown(void)
 {
 	char path[160];
 	FILE *f;
@@ -180,7 +180,7 @@ void wtp_fixture_teardown(void)
 	snprintf(path, sizeof(path), "%s/gateways", base_dir);
 	f = fopen(path, "re");
 	while (f && fscanf(f, "%d", &pid) == 1)
-		if (wtp_shm_remove(pid))
+		if (wt_shm_remove(pid))
 			fprintf(stderr, "wtproc: removed leftover segments of gateway %d\n", pid);
 	if (f)
 		fclose(f);
@@ -188,14 +188,14 @@ void wtp_fixture_teardown(void)
 	base_dir[0] = 0;
 }
 
-int wtp_dir_new(char *dir, size_t cap)
+int wt_dir_new(char *dir, size_t cap)
 {
 	int rc = make_dir(dir, cap, base_dir[0] ? base_dir : tmp_root());
 
 	if (rc)
 		return rc;
 	reg_atexit();
-	for (int i = 0; i < WTP_MAX; i++)
+	for (int i = 0; i < WT_PROC_MAX; i++)
 		if (!dirs[i].dir[0] || dirs[i].owner != getpid()) {
 			dirs[i].owner = getpid();
 			snprintf(dirs[i].dir, sizeof(dirs[i].dir), "%s", dir);
@@ -204,17 +204,17 @@ int wtp_dir_new(char *dir, size_t cap)
 	return 0;
 }
 
-void wtp_dir_remove(const char *dir)
+void wt_dir_remove(const char *dir)
 {
 	remove_tree(dir, 0);
-	for (int i = 0; i < WTP_MAX; i++)
+	for (int i = 0; i < WT_PROC_MAX; i++)
 		if (dirs[i].owner == getpid() && !strcmp(dirs[i].dir, dir))
 			dirs[i].dir[0] = 0;
 }
 
 /* ---- processes ---------------------------------------------------------- */
 
-int wtp_spawn(struct wtp_proc *p, const char *const *argv, const char *log_path)
+int wt_proc_spawn(struct wt_proc *p, const char *const *argv, const char *log_path)
 {
 	int logfd;
 
@@ -234,7 +234,7 @@ int wtp_spawn(struct wtp_proc *p, const char *const *argv, const char *log_path)
 	return 0;
 }
 
-int wtp_start_echo(struct wtp_proc *p, const char *control, const char *pool,
+int wt_start_echo(struct wt_proc *p, const char *control, const char *pool,
 		   const char *log_path)
 {
 	const char *build = getenv("WSGW_BUILD");
@@ -242,10 +242,10 @@ int wtp_start_echo(struct wtp_proc *p, const char *control, const char *pool,
 
 	snprintf(prog, sizeof(prog), "%s/wsgw-echo", build && *build ? build : "build");
 	const char *argv[] = { prog, "--control", control, "--pool", pool, NULL };
-	return wtp_spawn(p, argv, log_path);
+	return wt_proc_spawn(p, argv, log_path);
 }
 
-int wtp_start_test_worker(struct wtp_proc *p, const char *control, const char *pool,
+int wt_start_test_worker(struct wt_proc *p, const char *control, const char *pool,
 			  const char *log_path)
 {
 	char self[512];
@@ -255,17 +255,17 @@ int wtp_start_test_worker(struct wtp_proc *p, const char *control, const char *p
 		return -errno;
 	self[n] = 0;
 	const char *argv[] = { self, "--as-worker", "--control", control, "--pool", pool, NULL };
-	return wtp_spawn(p, argv, log_path);
+	return wt_proc_spawn(p, argv, log_path);
 }
 
-int wtp_kill(struct wtp_proc *p, int sig)
+int wt_proc_kill(struct wt_proc *p, int sig)
 {
 	if (!p->pid)
 		return -ESRCH;
 	return kill(p->pid, sig) < 0 ? -errno : 0;
 }
 
-int wtp_reap(struct wtp_proc *p, int timeout_ms)
+int wt_proc_reap(struct wt_proc *p, int timeout_ms)
 {
 	if (!p->pid)
 		return 0;
@@ -277,15 +277,15 @@ int wtp_reap(struct wtp_proc *p, int timeout_ms)
 	return rc;
 }
 
-int wtp_stop(struct wtp_proc *p, int timeout_ms)
+int wt_proc_stop(struct wt_proc *p, int timeout_ms)
 {
 	if (!p->pid)
 		return p->status;
 	kill(p->pid, SIGTERM);
-	if (wtp_reap(p, timeout_ms) == 0)
+	if (wt_proc_reap(p, timeout_ms) == 0)
 		return p->status;
 	kill(p->pid, SIGKILL);
-	wtp_reap(p, 5000);
+	wt_proc_reap(p, 5000);
 	return -ETIMEDOUT;
 }
 
@@ -314,7 +314,7 @@ static char *slurp(const char *path)
 	return buf;
 }
 
-int wtp_count_file(const char *path, const char *needle)
+int wt_count_file(const char *path, const char *needle)
 {
 	char *s = slurp(path);
 	int count = 0;
@@ -325,12 +325,12 @@ int wtp_count_file(const char *path, const char *needle)
 	return count;
 }
 
-int wtp_wait_file(const char *path, const char *needle, int timeout_ms)
+int wt_wait_file(const char *path, const char *needle, int timeout_ms)
 {
 	int64_t deadline = wt_now_ms() + timeout_ms;
 
 	for (;;) {
-		if (wtp_count_file(path, needle) > 0)
+		if (wt_count_file(path, needle) > 0)
 			return 1;
 		if (wt_now_ms() >= deadline)
 			return 0;
@@ -338,7 +338,7 @@ int wtp_wait_file(const char *path, const char *needle, int timeout_ms)
 	}
 }
 
-int wtp_last_attached(const char *path, const char *pool, pid_t pid)
+int wt_last_attached(const char *path, const char *pool, pid_t pid)
 {
 	char needle[160];
 	char *s = slurp(path);
@@ -362,12 +362,12 @@ int wtp_last_attached(const char *path, const char *pool, pid_t pid)
 	return id;
 }
 
-int wtp_wait_attached(const char *gw_log, const char *pool, pid_t pid, int timeout_ms)
+int wt_wait_attached(const char *gw_log, const char *pool, pid_t pid, int timeout_ms)
 {
 	int64_t deadline = wt_now_ms() + timeout_ms;
 
 	for (;;) {
-		int id = wtp_last_attached(gw_log, pool, pid);
+		int id = wt_last_attached(gw_log, pool, pid);
 
 		if (id > 0)
 			return id;
@@ -377,23 +377,23 @@ int wtp_wait_attached(const char *gw_log, const char *pool, pid_t pid, int timeo
 	}
 }
 
-int wtp_count_attached(const char *gw_log, const char *pool, pid_t pid)
+int wt_count_attached(const char *gw_log, const char *pool, pid_t pid)
 {
 	char needle[160];
 
 	snprintf(needle, sizeof(needle), " attached to pool %s (pid %d,", pool, (int)pid);
-	return wtp_count_file(gw_log, needle);
+	return wt_count_file(gw_log, needle);
 }
 
-int wtp_wait_gone(const char *gw_log, const char *pool, pid_t pid, int timeout_ms)
+int wt_wait_gone(const char *gw_log, const char *pool, pid_t pid, int timeout_ms)
 {
 	char needle[160];
 
 	snprintf(needle, sizeof(needle), "(pool %s, pid %d) gone", pool, (int)pid);
-	return wtp_wait_file(gw_log, needle, timeout_ms);
+	return wt_wait_file(gw_log, needle, timeout_ms);
 }
 
-void wtp_dump(const char *title, const char *path, int max_lines)
+void wt_dump(const char *title, const char *path, int max_lines)
 {
 	char *s = slurp(path);
 
@@ -437,12 +437,12 @@ static int shm_walk(pid_t gw_pid, int remove)
 	return n;
 }
 
-int wtp_shm_remove(pid_t gw_pid)
+int wt_shm_remove(pid_t gw_pid)
 {
 	return shm_walk(gw_pid, 1);
 }
 
-int wtp_shm_count(pid_t gw_pid)
+int wt_shm_count(pid_t gw_pid)
 {
 	return shm_walk(gw_pid, 0);
 }
@@ -572,7 +572,7 @@ static void tw_message(struct wsgw_worker *w, const struct wsgw_event *ev)
 	}
 }
 
-int wtp_worker_main(int argc, char **argv)
+int wt_worker_main(int argc, char **argv)
 {
 	struct wsgw_options o = { .attach_timeout_ms = 5000 };
 	static const struct option opts[] = {

@@ -8,8 +8,8 @@
  * Every process started here gets PR_SET_PDEATHSIG(SIGKILL) and is registered: if the
  * test process exits with it still running (a failed ck_assert exits the forked test), it
  * is killed by its PID and reaped, and its log tail is printed. Temp dirs made by
- * wtp_dir_new() and the /dev/shm/wsgw-<pid>-* segments of gateways named with
- * wtp_track_gateway() are removed at exit too, and by wtp_fixture_teardown() in Check's
+ * wt_dir_new() and the /dev/shm/wsgw-<pid>-* segments of gateways named with
+ * wt_track_gateway() are removed at exit too, and by wt_fixture_teardown() in Check's
  * parent when the test could not clean up. Every wait is bounded.
  */
 #ifndef WTPROC_H
@@ -18,7 +18,7 @@
 #include <stddef.h>
 #include <sys/types.h>
 
-struct wtp_proc {
+struct wt_proc {
 	pid_t pid;              /* 0 once reaped */
 	int status;             /* wait status once reaped */
 	char log_path[192];     /* stdout and stderr of the process */
@@ -28,63 +28,63 @@ struct wtp_proc {
  * Check's unchecked fixture for every test case that uses wtproc: a failed ck_assert
  * leaves the forked test with _exit(), so its temp dirs and the shared memory of its
  * gateways are removed from the parent after the case:
- *	tcase_add_unchecked_fixture(tc, wtp_fixture_setup, wtp_fixture_teardown);
+ *	tcase_add_unchecked_fixture(tc, wt_fixture_setup, wt_fixture_teardown);
  * Processes need no such help: they die with the test (PR_SET_PDEATHSIG).
  */
-void wtp_fixture_setup(void);
-void wtp_fixture_teardown(void);
+void wt_fixture_setup(void);
+void wt_fixture_teardown(void);
 
 /* Makes a fresh temp dir (TMPDIR or /tmp, short enough for an ipc:// path) into dir and
  * registers it for removal at exit. 0 or a negative errno. */
-int wtp_dir_new(char *dir, size_t cap);
+int wt_dir_new(char *dir, size_t cap);
 /* Removes the files in dir (not recursive) and dir itself. Idempotent. */
-void wtp_dir_remove(const char *dir);
+void wt_dir_remove(const char *dir);
 
 /* Starts argv[0] (a path) with stdin /dev/null, stdout and stderr appended to log_path.
  * Returns 0 or a negative errno. */
-int wtp_spawn(struct wtp_proc *p, const char *const *argv, const char *log_path);
+int wt_proc_spawn(struct wt_proc *p, const char *const *argv, const char *log_path);
 /* $WSGW_BUILD/wsgw-echo --control control --pool pool. */
-int wtp_start_echo(struct wtp_proc *p, const char *control, const char *pool,
+int wt_start_echo(struct wt_proc *p, const char *control, const char *pool,
 		   const char *log_path);
 /* /proc/self/exe --as-worker --control control --pool pool: the test worker below. */
-int wtp_start_test_worker(struct wtp_proc *p, const char *control, const char *pool,
+int wt_start_test_worker(struct wt_proc *p, const char *control, const char *pool,
 			  const char *log_path);
 
 /* Sends sig; -ESRCH once reaped. */
-int wtp_kill(struct wtp_proc *p, int sig);
+int wt_proc_kill(struct wt_proc *p, int sig);
 /* Reaps within timeout_ms: 0 (status in p->status), or -ETIMEDOUT. */
-int wtp_reap(struct wtp_proc *p, int timeout_ms);
+int wt_proc_reap(struct wt_proc *p, int timeout_ms);
 /* SIGTERM, reap within timeout_ms, SIGKILL after that. Returns the wait status, or
  * -ETIMEDOUT when it had to be killed. */
-int wtp_stop(struct wtp_proc *p, int timeout_ms);
+int wt_proc_stop(struct wt_proc *p, int timeout_ms);
 
 /* 1 once the file contains needle, 0 when timeout_ms passed without it. */
-int wtp_wait_file(const char *path, const char *needle, int timeout_ms);
+int wt_wait_file(const char *path, const char *needle, int timeout_ms);
 /* How many times needle occurs in the file (0 if it cannot be read). */
-int wtp_count_file(const char *path, const char *needle);
+int wt_count_file(const char *path, const char *needle);
 /* Waits until the gateway log says "worker N attached to pool POOL (pid PID, ...)" and
  * returns N (> 0; the last such line's), or -ETIMEDOUT. */
-int wtp_wait_attached(const char *gw_log, const char *pool, pid_t pid, int timeout_ms);
+int wt_wait_attached(const char *gw_log, const char *pool, pid_t pid, int timeout_ms);
 /* The id of the last "worker N attached to pool POOL (pid PID, ...)" line, or -ENOENT. */
-int wtp_last_attached(const char *gw_log, const char *pool, pid_t pid);
+int wt_last_attached(const char *gw_log, const char *pool, pid_t pid);
 /* How many times the worker with PID attached to POOL. */
-int wtp_count_attached(const char *gw_log, const char *pool, pid_t pid);
+int wt_count_attached(const char *gw_log, const char *pool, pid_t pid);
 /* Waits for "worker ... (pool POOL, pid PID) gone" in the gateway log: 1, or 0 on timeout. */
-int wtp_wait_gone(const char *gw_log, const char *pool, pid_t pid, int timeout_ms);
+int wt_wait_gone(const char *gw_log, const char *pool, pid_t pid, int timeout_ms);
 
 /* Remembers a gateway PID whose /dev/shm/wsgw-<pid>-* segments must go at exit. */
-void wtp_track_gateway(pid_t gw_pid);
+void wt_track_gateway(pid_t gw_pid);
 /* Removes /dev/shm/wsgw-<gw_pid>-*; returns how many there were. */
-int wtp_shm_remove(pid_t gw_pid);
+int wt_shm_remove(pid_t gw_pid);
 /* Counts /dev/shm/wsgw-<gw_pid>-* without removing them. */
-int wtp_shm_count(pid_t gw_pid);
+int wt_shm_count(pid_t gw_pid);
 
 /* Prints the last max_lines of a log file to stderr, under a title. */
-void wtp_dump(const char *title, const char *path, int max_lines);
+void wt_dump(const char *title, const char *path, int max_lines);
 
 /*
  * The test worker, run by a test binary's main() when argv[1] is "--as-worker":
- *	if (argc > 1 && !strcmp(argv[1], "--as-worker")) return wtp_worker_main(argc, argv);
+ *	if (argc > 1 && !strcmp(argv[1], "--as-worker")) return wt_worker_main(argc, argv);
  * It serves one pool through libwsgw and logs every OPEN, CLOSE, GONE, ERROR and RESET
  * event to stderr as one line ("open CONN resumed=R authorize=A path=P", "close CONN CODE",
  * "gone CONN", "error TEXT", "reset id N"). It answers each message with
@@ -96,6 +96,6 @@ void wtp_dump(const char *title, const char *path, int max_lines);
  * subprotocol "chat.v1" and header "X-Test: yes", one containing "/no" is REJECTed with 403,
  * any other is left unanswered.
  */
-int wtp_worker_main(int argc, char **argv);
+int wt_worker_main(int argc, char **argv);
 
 #endif

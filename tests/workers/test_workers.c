@@ -97,7 +97,7 @@ START_TEST(test_two_workers_many_clients)
 	static struct wt_conn c[T1_CONNS];
 	static struct reply first[T1_CONNS];
 	struct wt_env e;
-	struct wtp_proc w1, w2;
+	struct wt_proc w1, w2;
 	char msg[64];
 
 	wt_env_init(&e);
@@ -162,9 +162,9 @@ START_TEST(test_two_workers_many_clients)
 		char needle[64];
 
 		snprintf(needle, sizeof(needle), "close %llu 1000\n", first[i].conn);
-		ck_assert_msg(wtp_wait_file(log, needle, 3000), "worker never got CLOSE for conn %llu",
+		ck_assert_msg(wt_wait_file(log, needle, 3000), "worker never got CLOSE for conn %llu",
 			      first[i].conn);
-		ck_assert_int_eq(wtp_count_file(log, needle), 1);
+		ck_assert_int_eq(wt_count_file(log, needle), 1);
 	}
 	wt_env_worker_stop(&w1);
 	wt_env_worker_stop(&w2);
@@ -253,7 +253,7 @@ START_TEST(test_worker_crash_under_load)
 {
 	static struct lc l[T2_CONNS];
 	struct wt_env e;
-	struct wtp_proc w1, w2;
+	struct wt_proc w1, w2;
 
 	wt_env_init(&e);
 	WT_ENV_GW_START(&e, "--route", "/=chat", NULL);
@@ -271,9 +271,9 @@ START_TEST(test_worker_crash_under_load)
 		before += l[i].next;
 
 	pid_t dead = w1.pid;
-	ck_assert_int_eq(wtp_kill(&w1, SIGKILL), 0);
+	ck_assert_int_eq(wt_proc_kill(&w1, SIGKILL), 0);
 	/* Reaped: from here on the dead worker cannot consume anything. */
-	ck_assert_int_eq(wtp_reap(&w1, 5000), 0);
+	ck_assert_int_eq(wt_proc_reap(&w1, 5000), 0);
 	for (int i = 0; i < T2_CONNS; i++)
 		l[i].kill_seq = l[i].sent;
 
@@ -307,7 +307,7 @@ START_TEST(test_worker_crash_under_load)
 		after += l[i].sent - l[i].kill_seq;
 		ck_assert_msg(l[i].c.fd >= 0 && !l[i].c.eof, "conn %d was closed", i);
 	}
-	ck_assert_msg(wtp_wait_gone(e.gw.log_path, "chat", dead, 3000),
+	ck_assert_msg(wt_wait_gone(e.gw.log_path, "chat", dead, 3000),
 		      "the gateway never logged worker pid %d gone", (int)dead);
 	printf("worker crash: %u messages sent (%u echoed before the kill, %u sent after it), "
 	       "%u lost with the dead worker (bound 256)\n", total, before, after, lost);
@@ -329,7 +329,7 @@ START_TEST(test_worker_restart)
 	struct wt_conn c[T3_CONNS];
 	struct reply r[T3_CONNS], r2;
 	struct wt_env e;
-	struct wtp_proc a, b;
+	struct wt_proc a, b;
 	char msg[64];
 
 	wt_env_init(&e);
@@ -342,9 +342,9 @@ START_TEST(test_worker_restart)
 		ck_assert_int_eq(r[i].wid, ida);
 	}
 	pid_t dead = a.pid;
-	ck_assert_int_eq(wtp_kill(&a, SIGKILL), 0);
-	ck_assert_int_eq(wtp_reap(&a, 5000), 0);
-	ck_assert_msg(wtp_wait_gone(e.gw.log_path, "chat", dead, 3000), "no 'gone' for pid %d",
+	ck_assert_int_eq(wt_proc_kill(&a, SIGKILL), 0);
+	ck_assert_int_eq(wt_proc_reap(&a, 5000), 0);
+	ck_assert_msg(wt_wait_gone(e.gw.log_path, "chat", dead, 3000), "no 'gone' for pid %d",
 		      (int)dead);
 	/* No worker: these wait in the gateway (or in TCP) for the next one. */
 	for (int i = 0; i < T3_CONNS; i++)
@@ -372,7 +372,7 @@ START_TEST(test_worker_restart)
 		char needle[64];
 
 		snprintf(needle, sizeof(needle), "open %llu resumed=1", r[i].conn);
-		ck_assert_int_eq(wtp_count_file(b.log_path, needle), 1);
+		ck_assert_int_eq(wt_count_file(b.log_path, needle), 1);
 		send_text(&c[i], "after");
 		expect_reply(&c[i], "after", 5, &r2, -1, "after the restart");
 		ck_assert_int_eq(r2.wid, idb);
@@ -387,7 +387,7 @@ START_TEST(test_orphan_timeout)
 {
 	struct wt_conn c[T3_CONNS];
 	struct wt_env e;
-	struct wtp_proc a;
+	struct wt_proc a;
 
 	wt_env_init(&e);
 	WT_ENV_GW_START(&e, "--route", "/=chat", "--orphan-timeout", "1", NULL);
@@ -397,8 +397,8 @@ START_TEST(test_orphan_timeout)
 		send_text(&c[i], "hello");
 		WT_EXPECT_MESSAGE(&c[i], WT_TEXT, "hello", 5);
 	}
-	ck_assert_int_eq(wtp_kill(&a, SIGKILL), 0);
-	ck_assert_int_eq(wtp_reap(&a, 5000), 0);
+	ck_assert_int_eq(wt_proc_kill(&a, SIGKILL), 0);
+	ck_assert_int_eq(wt_proc_reap(&a, 5000), 0);
 	int64_t t0 = wt_now_ms();
 	for (int i = 0; i < T3_CONNS; i++)
 		send_text(&c[i], "anyone?");
@@ -432,28 +432,28 @@ END_TEST
  * T4_CLIENTS new clients get their echoes through it. Returns the worker id. */
 #define T4_CLIENTS 5
 
-static int t4_check_reattached(struct wt_env *e, struct wtp_proc *w, int resets, const char *what)
+static int t4_check_reattached(struct wt_env *e, struct wt_proc *w, int resets, const char *what)
 {
 	struct wt_conn c[T4_CLIENTS];
 	struct reply r;
 	char needle[32];
 
-	int id = wtp_wait_attached(e->gw.log_path, "chat", w->pid, 8000);
+	int id = wt_wait_attached(e->gw.log_path, "chat", w->pid, 8000);
 	snprintf(needle, sizeof(needle), "reset id ");
 	int got_reset = 0;
 	for (int64_t end = wt_now_ms() + 3000; wt_now_ms() < end; wt_sleep_ms(10))
-		if ((got_reset = wtp_count_file(w->log_path, needle)) >= resets)
+		if ((got_reset = wt_count_file(w->log_path, needle)) >= resets)
 			break;
 	if (id < 0 || got_reset < resets) {
 		wt_gw_dump_log(&e->gw, 20);
-		wtp_dump("worker", w->log_path, 20);
+		wt_dump("worker", w->log_path, 20);
 	}
 	ck_assert_msg(id > 0, "%s: the worker did not reattach within 8 s", what);
 	ck_assert_msg(got_reset >= resets, "%s: the worker reattached without WSGW_EV_RESET", what);
 	/* Let queued HELLOs (if any) play out before judging which attachment is live. */
 	wt_sleep_ms(300);
-	id = wtp_last_attached(e->gw.log_path, "chat", w->pid);
-	int n = wtp_count_attached(e->gw.log_path, "chat", w->pid);
+	id = wt_last_attached(e->gw.log_path, "chat", w->pid);
+	int n = wt_count_attached(e->gw.log_path, "chat", w->pid);
 	printf("gateway restart (%s): worker attached %d time(s) to the new gateway, last as %d\n",
 	       what, n, id);
 	for (int i = 0; i < T4_CLIENTS; i++) {
@@ -463,7 +463,7 @@ static int t4_check_reattached(struct wt_env *e, struct wtp_proc *w, int resets,
 		int rc = wt_read_message(&c[i], &m, 3000);
 		if (rc) {
 			wt_gw_dump_log(&e->gw, 20);
-			wtp_dump("worker", w->log_path, 20);
+			wt_dump("worker", w->log_path, 20);
 		}
 		ck_assert_msg(rc == 0, "%s: client %d got no echo through the reattached worker: %s",
 			      what, i, strerror(-rc));
@@ -485,7 +485,7 @@ START_TEST(test_gateway_restart)
 	struct wt_conn c;
 	struct reply r;
 	struct wt_env e;
-	struct wtp_proc w;
+	struct wt_proc w;
 
 	wt_env_init(&e);
 	WT_ENV_GW_START(&e, "--route", "/=chat", "--heartbeat", "0.2", NULL);
@@ -506,7 +506,7 @@ START_TEST(test_gateway_restart)
 	ck_assert_int_eq(kill(old, SIGKILL), 0);
 	ck_assert_int_eq(wt_gw_wait(&e.gw, 5000), 0);
 	wt_gw_stop(&e.gw, 0); /* removes its log and dir */
-	wtp_shm_remove(old);
+	wt_shm_remove(old);
 	wt_sleep_ms(2500);
 	WT_ENV_GW_START(&e, "--route", "/=chat", "--heartbeat", "0.2", NULL);
 	t4_check_reattached(&e, &w, 2, "killed, restarted after 2.5 s");
@@ -562,7 +562,7 @@ static int zmq_ask(const char *endpoint, const char *const *frames, char *out, s
 START_TEST(test_hello_refused)
 {
 	struct wt_env e;
-	struct wtp_proc w;
+	struct wt_proc w;
 	char pid[16], got[256];
 
 	wt_env_init(&e);
@@ -570,11 +570,11 @@ START_TEST(test_hello_refused)
 
 	char log[256];
 	snprintf(log, sizeof(log), "%s/nope.log", e.dir);
-	ck_assert_int_eq(wtp_start_echo(&w, e.control, "nope", log), 0);
-	ck_assert_msg(wtp_reap(&w, 5000) == 0, "wsgw-echo for an unknown pool did not exit");
+	ck_assert_int_eq(wt_start_echo(&w, e.control, "nope", log), 0);
+	ck_assert_msg(wt_proc_reap(&w, 5000) == 0, "wsgw-echo for an unknown pool did not exit");
 	ck_assert_msg(WIFEXITED(w.status) && WEXITSTATUS(w.status) != 0,
 		      "wsgw-echo for an unknown pool: status 0x%x, wanted a non-zero exit", w.status);
-	ck_assert_msg(wtp_count_file(log, "unknown pool") > 0, "no 'unknown pool' on stderr");
+	ck_assert_msg(wt_count_file(log, "unknown pool") > 0, "no 'unknown pool' on stderr");
 
 	snprintf(pid, sizeof(pid), "%d", (int)getpid());
 	const char *v99[] = { "HELLO", "99", "chat", "shm", pid, NULL };
@@ -615,7 +615,7 @@ static void t6_payload(uint8_t *p, uint32_t seq)
 START_TEST(test_stalled_worker_backpressure)
 {
 	struct wt_env e;
-	struct wtp_proc s, ok;
+	struct wt_proc s, ok;
 	struct wt_conn a, b;
 	struct reply r;
 	static uint8_t pay[T6_SIZE];
@@ -686,7 +686,7 @@ START_TEST(test_stalled_worker_backpressure)
 	}
 	printf("stalled worker: other pool's round trips during the stall: worst %" PRId64 " ms\n",
 	       worst);
-	ck_assert_msg(wtp_count_file(s.log_path, "stall done") == 0,
+	ck_assert_msg(wt_count_file(s.log_path, "stall done") == 0,
 		      "the stall ended before the other pool was checked; widen T6_STALL_MS");
 	ck_assert_msg(worst < 500, "another pool's client waited %" PRId64 " ms during the stall",
 		      worst);
@@ -703,7 +703,7 @@ START_TEST(test_stalled_worker_backpressure)
 		expect_reply(&a, pay, T6_SIZE, &r, 10000, what);
 	}
 	expect_silence(&a, 100, "after all echoes");
-	ck_assert_msg(wtp_count_file(e.gw.log_path, ") gone") == 0,
+	ck_assert_msg(wt_count_file(e.gw.log_path, ") gone") == 0,
 		      "a worker was declared gone during the stall");
 	wt_close(&a);
 	wt_close(&b);
@@ -718,7 +718,7 @@ END_TEST
 START_TEST(test_send_to_closed_gets_gone)
 {
 	struct wt_env e;
-	struct wtp_proc w;
+	struct wt_proc w;
 	struct wt_conn a, b;
 	struct reply ra, rb;
 	char needle[64];
@@ -737,14 +737,14 @@ START_TEST(test_send_to_closed_gets_gone)
 	WT_EXPECT_CLOSE_EOF(&a, 1000);
 	wt_close(&a);
 	snprintf(needle, sizeof(needle), "close %llu 1000\n", ra.conn);
-	ck_assert_msg(wtp_wait_file(w.log_path, needle, 3000), "no CLOSE for conn %llu", ra.conn);
+	ck_assert_msg(wt_wait_file(w.log_path, needle, 3000), "no CLOSE for conn %llu", ra.conn);
 	snprintf(needle, sizeof(needle), "gone %llu\n", ra.conn);
-	ck_assert_msg(wtp_wait_file(w.log_path, needle, 3000),
+	ck_assert_msg(wt_wait_file(w.log_path, needle, 3000),
 		      "the worker sent to closed conn %llu and got no GONE", ra.conn);
 	/* The late message went nowhere: not to the other client either. */
 	expect_silence(&b, 200, "another client");
 	snprintf(needle, sizeof(needle), "close %llu ", ra.conn);
-	ck_assert_int_eq(wtp_count_file(w.log_path, needle), 1);
+	ck_assert_int_eq(wt_count_file(w.log_path, needle), 1);
 	wt_close(&b);
 	wt_env_worker_stop(&w);
 	wt_env_done(&e);
@@ -755,20 +755,20 @@ END_TEST
 
 /* The client asks for 2000 x 16 KiB (32 MB, more than the kernel buffers hold) and reads
  * nothing for a while: the gateway's queue for it passes --max-outbound. */
-static void flood_unread(struct wt_env *e, struct wtp_proc *w, struct wt_conn *c, const char *policy)
+static void flood_unread(struct wt_env *e, struct wt_proc *w, struct wt_conn *c, const char *policy)
 {
 	WT_ENV_GW_START(e, "--route", "/=chat", "--max-message", "65536", "--max-outbound", "262144",
 		     "--outbound-policy", policy, NULL);
 	wt_env_worker(e, w, 1, "chat", "w");
 	WT_EXPECT_OPEN(c, "127.0.0.1", e->gw.port, "/");
 	send_text(c, "flood:2000");
-	ck_assert_msg(wtp_wait_file(w->log_path, "flood ", 10000), "the worker did not flood");
+	ck_assert_msg(wt_wait_file(w->log_path, "flood ", 10000), "the worker did not flood");
 }
 
 START_TEST(test_outbound_policy_close)
 {
 	struct wt_env e;
-	struct wtp_proc w;
+	struct wt_proc w;
 	struct wt_conn c;
 	int got = 0, code = 0;
 
@@ -801,7 +801,7 @@ END_TEST
 START_TEST(test_outbound_policy_drop)
 {
 	struct wt_env e;
-	struct wtp_proc w;
+	struct wt_proc w;
 	struct wt_conn c;
 	struct reply r;
 	int got = 0;
@@ -838,7 +838,7 @@ END_TEST
 START_TEST(test_authorize)
 {
 	struct wt_env e;
-	struct wtp_proc w;
+	struct wt_proc w;
 	struct wt_conn c;
 	struct wt_http h;
 	struct reply r;
@@ -882,7 +882,7 @@ START_TEST(test_authorize)
 	printf("authorize: no answer → 503 after %" PRId64 " ms (--authorize-timeout 1)\n", waited);
 	ck_assert_msg(waited >= 900, "503 after %" PRId64 " ms, before the 1 s timeout", waited);
 	wt_close(&c);
-	ck_assert_msg(wtp_wait_file(w.log_path, " 1006\n", 2000),
+	ck_assert_msg(wt_wait_file(w.log_path, " 1006\n", 2000),
 		      "the worker got no CLOSE(1006) for the timed-out authorization");
 	wt_env_worker_stop(&w);
 	wt_env_done(&e);
@@ -922,7 +922,7 @@ START_TEST(test_busy_worker_stays_attached)
 {
 	static struct lc l[T10_CONNS];
 	struct wt_env e;
-	struct wtp_proc w;
+	struct wt_proc w;
 
 	wt_env_init(&e);
 	WT_ENV_GW_START(&e, "--route", "/=chat", "--heartbeat", "0.05", NULL);
@@ -933,8 +933,8 @@ START_TEST(test_busy_worker_stays_attached)
 	int64_t end = wt_now_ms() + T10_MS;
 	while (wt_now_ms() < end) {
 		lc_round(l, T10_CONNS, 1, 5);
-		if (wtp_count_file(e.gw.log_path, ") gone") ||
-		    wtp_count_attached(e.gw.log_path, "chat", w.pid) > 1)
+		if (wt_count_file(e.gw.log_path, ") gone") ||
+		    wt_count_attached(e.gw.log_path, "chat", w.pid) > 1)
 			break;
 	}
 	/* Drain: nothing may be lost (kill_seq 0: no gap allowed). */
@@ -951,8 +951,8 @@ START_TEST(test_busy_worker_stays_attached)
 		sent += l[i].sent;
 		echoed += l[i].next;
 	}
-	int attaches = wtp_count_attached(e.gw.log_path, "chat", w.pid);
-	int gone = wtp_count_file(e.gw.log_path, ") gone");
+	int attaches = wt_count_attached(e.gw.log_path, "chat", w.pid);
+	int gone = wt_count_file(e.gw.log_path, ") gone");
 	printf("busy worker, heartbeat 50 ms: %u messages sent, %u echoed, %d attach(es), %d gone\n",
 	       sent, echoed, attaches, gone);
 	if (attaches != 1 || gone)
@@ -995,7 +995,7 @@ static Suite *workers_suite(void)
 		TCase *tc = tcase_create(cases[i].name);
 
 		tcase_set_timeout(tc, cases[i].timeout);
-		tcase_add_unchecked_fixture(tc, wtp_fixture_setup, wtp_fixture_teardown);
+		tcase_add_unchecked_fixture(tc, wt_fixture_setup, wt_fixture_teardown);
 		tcase_add_test(tc, cases[i].t);
 		suite_add_tcase(s, tc);
 	}
@@ -1005,7 +1005,7 @@ static Suite *workers_suite(void)
 int main(int argc, char **argv)
 {
 	if (argc > 1 && !strcmp(argv[1], "--as-worker"))
-		return wtp_worker_main(argc, argv);
+		return wt_worker_main(argc, argv);
 
 	setvbuf(stdout, NULL, _IOLBF, 0);
 	signal(SIGPIPE, SIG_IGN);
