@@ -1,7 +1,7 @@
 # wsgw — one Makefile, readable top to bottom.
 #
 #   make                 build everything into build/
-#   make check           build and run every test
+#   make check           build and run every test (T=NAME: only the tests whose path has NAME)
 #   make check SANITIZE=1  the same under ASan+UBSan (objects in build/san/)
 #   make check-tsan      the concurrent tests under ThreadSanitizer (build/tsan/)
 #   make run             the gateway on 127.0.0.1:8080 with an echo worker (WORKERS=N, WORKER=c|python|node)
@@ -147,18 +147,33 @@ $(BUILD)/obj/tests/%.o: ALL_CFLAGS += $(CHECK_CFLAGS)
 # Every test program runs, even after a failure; the target fails if any did.
 # Tests find the programs under test through WSGW_BUILD. The conformance suite runs twice:
 # against the built-in echo, and through a worker process (WT_GW_WORKER).
+# T=NAME runs only the test programs whose path contains NAME (T=test_faults,
+# T=gateway/), T=conformance-worker the second conformance run, T=lang the language suites.
+T ?=
+comma := ,
+CHECK_BIN := $(strip $(if $(T),$(foreach b,$(TEST_BIN),$(if $(findstring $(T),$(b)),$(b))),$(TEST_BIN)))
+CHECK_CONF_WORKER := $(if $(T),$(filter conformance-worker,$(T)),yes)
+CHECK_LANG := $(if $(T),$(filter lang,$(T)),yes)
+
 check: all
-	@failed=""; for t in $(TEST_BIN); do \
+	@if [ -z "$(CHECK_BIN)$(CHECK_CONF_WORKER)$(CHECK_LANG)" ]; then \
+	  echo "make check: T=$(T) names no test (programs: $(TEST_BIN:$(BUILD)/tests/%=%), conformance-worker, lang)"; \
+	  exit 2; fi
+	@failed=""; for t in $(CHECK_BIN); do \
 	  echo "== $$t"; \
 	  WSGW_BUILD=$(abspath $(BUILD)) $$t || failed="$$failed $$t"; \
 	done; \
-	echo "== $(BUILD)/tests/conformance/test_conformance through build/wsgw-echo"; \
-	WSGW_BUILD=$(abspath $(BUILD)) WT_GW_WORKER=$(abspath $(BUILD))/wsgw-echo \
-	  $(BUILD)/tests/conformance/test_conformance || failed="$$failed conformance-through-worker"; \
-	echo "== tests/workers/run_lang_tests.sh (Python and Node workers)"; \
-	WSGW_BUILD=$(abspath $(BUILD)) tests/workers/run_lang_tests.sh || failed="$$failed run_lang_tests.sh"; \
+	if [ -n "$(CHECK_CONF_WORKER)" ]; then \
+	  echo "== $(BUILD)/tests/conformance/test_conformance through build/wsgw-echo"; \
+	  WSGW_BUILD=$(abspath $(BUILD)) WT_GW_WORKER=$(abspath $(BUILD))/wsgw-echo \
+	    $(BUILD)/tests/conformance/test_conformance || failed="$$failed conformance-through-worker"; \
+	fi; \
+	if [ -n "$(CHECK_LANG)" ]; then \
+	  echo "== tests/workers/run_lang_tests.sh (Python and Node workers)"; \
+	  WSGW_BUILD=$(abspath $(BUILD)) tests/workers/run_lang_tests.sh || failed="$$failed run_lang_tests.sh"; \
+	fi; \
 	if [ -n "$$failed" ]; then echo "FAILED:$$failed"; exit 1; fi; \
-	echo "all $(words $(TEST_BIN)) test programs, the worker conformance run and the language suites passed"
+	echo "passed: $(words $(CHECK_BIN)) test programs$(if $(CHECK_CONF_WORKER),$(comma) the worker conformance run)$(if $(CHECK_LANG),$(comma) the language suites)"
 
 # ThreadSanitizer sees threads, not processes: the ring's two-thread tests, and the worker
 # tests with the gateway (loop, doorbell waker, RCU threads) and libwsgw built with it. A

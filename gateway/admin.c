@@ -1,8 +1,5 @@
 #include "gateway/admin.h"
-#include "gateway/conn.h"
 #include "gateway/log.h"
-#include "gateway/pool.h"
-#include "gateway/server.h"
 #include "gateway/stats.h"
 
 #include <arpa/inet.h>
@@ -13,6 +10,7 @@
 #include <sys/epoll.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
+#include <stdlib.h>
 #include <unistd.h>
 
 #define ADMIN_CONNS 16
@@ -20,26 +18,39 @@
 #define ADMIN_TIMEOUT_MS 5000
 
 struct admin_conn {
-	uint8_t kind; /* EP_ADMIN */
-	uint8_t listener;
+	struct loop_src src;
+	struct admin *owner;
 	int fd;
 	uint32_t since;
 	size_t len;
 	char req[ADMIN_REQ_MAX];
 };
 
-static struct {
+struct admin {
 	struct admin_conn lsn;
 	struct admin_conn conns[ADMIN_CONNS];
-	int epfd;
+	struct loop *loop;
+	admin_gauges_fn *gauges;
+	void *arg;
 	int draining;
-} A = { .lsn.fd = -1 };
+};
 
-int admin_init(const struct cfg_listen *l, int epfd)
+static void on_listener(struct loop_src *src, uint32_t events);
+static void on_conn(struct loop_src *src, uint32_t events);
+static void tick(void *arg);
+
+int admin_new(struct loop *lp, const struct cfg_listen *l, admin_gauges_fn *gauges, void *arg,
+	      struct admin **out)
 {
-	A.epfd = epfd;
+	struct admin *A = calloc(1, sizeof(*A));
+	if (!A)
+		return -ENOMEM;
+	A->loop = lp;
+	A->gauges = gauges;
+	A->arg = arg;
+	A->lsn.fd = -1;
 	for (int i = 0; i < ADMIN_CONNS; i++)
-		A.conns[i].fd = -1;
+		A->conns[i].fd = -1;
 	int fd = socket(l->addr.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	int one = 1;
 	if (fd >= 0)
@@ -49,17 +60,19 @@ int admin_init(const struct cfg_listen *l, int epfd)
 		log_error(err, "admin endpoint on %s", l->text);
 		if (fd >= 0)
 			close(fd);
+		free(A);
 		return -err;
 	}
-	A.lsn.kind = EP_ADMIN;
-	A.lsn.listener = 1;
-	A.lsn.fd = fd;
-	struct epoll_event ev = { .events = EPOLLIN, .data.ptr = &A.lsn };
-	if (epoll_ctl(epfd, EPOLL_CTL_ADD, fd, &ev) < 0) {
-		int err = errno;
-		log_error(err, "epoll_ctl(ADD, admin listener)");
-		return -err;
+	A->lsn.owner = A;
+	A->lsn.fd = fd;
+	A->lsn.src.fn = on_listener;
+	int rc = loop_add(lp, fd, EPOLLIN, &A->lsn.src);
+	if (rc) {
+		admin_free(A);
+		return rc;
 	}
+	struct loop_hooks h = { .arg = A, .tick = tick };
+	loop_add_hooks(lp, &h);
 	struct sockaddr_storage ss;
 	socklen_t len = sizeof(ss);
 	getsockname(fd, (struct sockaddr *)&ss, &len);
@@ -67,6 +80,7 @@ int admin_init(const struct cfg_listen *l, int epfd)
 	unsigned port = ntohs(ss.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&ss)->sin6_port
 						      : ((struct sockaddr_in *)&ss)->sin_port);
 	log_info("admin endpoint on port %u of %s (/metrics, /healthz)", port, l->text);
+	*out = A;
 	return 0;
 }
 
@@ -76,20 +90,22 @@ static void drop(struct admin_conn *a)
 	a->fd = -1;
 }
 
-static void respond(struct admin_conn *a)
+static void respond(struct admin *A, struct admin_conn *a)
 {
 	static char body[8192];
 	char head[256];
 	int status = 200, n;
 	const char *type = "text/plain; charset=utf-8";
 	if (strncmp(a->req, "GET /metrics ", 13) == 0 || strncmp(a->req, "GET /metrics?", 13) == 0) {
-		n = stats_format(body, sizeof(body), conn_count(), pool_live_workers());
+		struct admin_gauges g = { 0, 0 };
+		A->gauges(A->arg, &g);
+		n = stats_format(body, sizeof(body), g.conns, g.workers);
 		type = "text/plain; version=0.0.4; charset=utf-8";
 		if (n < 0)
 			status = 500, n = snprintf(body, sizeof(body), "metrics do not fit\n");
 	} else if (strncmp(a->req, "GET /healthz ", 13) == 0) {
-		status = A.draining ? 503 : 200;
-		n = snprintf(body, sizeof(body), A.draining ? "draining\n" : "ok\n");
+		status = A->draining ? 503 : 200;
+		n = snprintf(body, sizeof(body), A->draining ? "draining\n" : "ok\n");
 	} else {
 		status = 404;
 		n = snprintf(body, sizeof(body), "GET /metrics or /healthz\n");
@@ -107,10 +123,12 @@ static void respond(struct admin_conn *a)
 	drop(a);
 }
 
-static void on_accept(void)
+static void on_listener(struct loop_src *src, uint32_t events)
 {
+	struct admin *A = ((struct admin_conn *)src)->owner;
+	(void)events;
 	for (;;) {
-		int fd = accept4(A.lsn.fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+		int fd = accept4(A->lsn.fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
 		if (fd < 0) {
 			if (errno == EINTR)
 				continue;
@@ -120,31 +138,27 @@ static void on_accept(void)
 		}
 		struct admin_conn *slot = NULL;
 		for (int i = 0; i < ADMIN_CONNS && !slot; i++)
-			if (A.conns[i].fd < 0)
-				slot = &A.conns[i];
+			if (A->conns[i].fd < 0)
+				slot = &A->conns[i];
 		if (!slot) {
 			log_warn(0, "admin endpoint: %d requests pending already, refusing one", ADMIN_CONNS);
 			close(fd);
 			continue;
 		}
-		slot->kind = EP_ADMIN;
-		slot->listener = 0;
+		slot->owner = A;
 		slot->fd = fd;
 		slot->len = 0;
-		slot->since = srv_now();
-		struct epoll_event ev = { .events = EPOLLIN, .data.ptr = slot };
-		if (epoll_ctl(A.epfd, EPOLL_CTL_ADD, fd, &ev) < 0)
+		slot->since = loop_now(A->loop);
+		slot->src.fn = on_conn;
+		if (loop_add(A->loop, fd, EPOLLIN, &slot->src))
 			drop(slot);
 	}
 }
 
-void admin_on_event(void *ptr)
+static void on_conn(struct loop_src *src, uint32_t events)
 {
-	struct admin_conn *a = ptr;
-	if (a->listener) {
-		on_accept();
-		return;
-	}
+	struct admin_conn *a = (struct admin_conn *)src;
+	(void)events;
 	if (a->fd < 0)
 		return; /* closed earlier in this batch */
 	ssize_t r = read(a->fd, a->req + a->len, sizeof(a->req) - 1 - a->len);
@@ -157,27 +171,31 @@ void admin_on_event(void *ptr)
 	a->len += (size_t)r;
 	a->req[a->len] = 0;
 	if (strstr(a->req, "\r\n\r\n") || a->len == sizeof(a->req) - 1)
-		respond(a);
+		respond(a->owner, a);
 }
 
-void admin_set_draining(void)
+void admin_set_draining(struct admin *A)
 {
-	A.draining = 1;
+	A->draining = 1;
 }
 
-void admin_tick(uint32_t now)
+static void tick(void *arg)
 {
+	struct admin *A = arg;
+	uint32_t now = loop_now(A->loop);
 	for (int i = 0; i < ADMIN_CONNS; i++)
-		if (A.conns[i].fd >= 0 && now - A.conns[i].since > ADMIN_TIMEOUT_MS)
-			drop(&A.conns[i]);
+		if (A->conns[i].fd >= 0 && now - A->conns[i].since > ADMIN_TIMEOUT_MS)
+			drop(&A->conns[i]);
 }
 
-void admin_shutdown(void)
+void admin_free(struct admin *A)
 {
+	if (!A)
+		return;
 	for (int i = 0; i < ADMIN_CONNS; i++)
-		if (A.conns[i].fd >= 0)
-			drop(&A.conns[i]);
-	if (A.lsn.fd >= 0)
-		close(A.lsn.fd);
-	A.lsn.fd = -1;
+		if (A->conns[i].fd >= 0)
+			drop(&A->conns[i]);
+	if (A->lsn.fd >= 0)
+		close(A->lsn.fd);
+	free(A);
 }

@@ -1,20 +1,29 @@
-/* The admin endpoint: GET /metrics (Prometheus text) and GET /healthz on --admin ADDR:PORT.
- * Served by the loop thread: a handful of short requests, never a client's concern. */
+/*
+ * The admin endpoint: GET /metrics (Prometheus text) and GET /healthz on --admin ADDR:PORT.
+ * Served by the loop thread: a handful of short requests, never a client's concern. It
+ * reads counters (gateway/stats.h) and the gauges its owner hands it, nothing else.
+ */
 #ifndef WSGW_ADMIN_H
 #define WSGW_ADMIN_H
 
-#include <stdint.h>
-
 #include "gateway/config.h"
+#include "gateway/loop.h"
 
-/* Listens on l and registers with epfd (tag EP_ADMIN). Returns 0 or -errno (logged). */
-int admin_init(const struct cfg_listen *l, int epfd);
-/* An EP_ADMIN event: ptr is its epoll data. */
-void admin_on_event(void *ptr);
-/* /healthz answers 503 from now on (SIGTERM drain). */
-void admin_set_draining(void);
-/* Closes admin connections that did not send a request within 5 s. now: loop ms clock. */
-void admin_tick(uint32_t now);
-void admin_shutdown(void);
+struct admin;
+
+/* What /metrics reports beside the counters, filled in by the owner at each request. */
+struct admin_gauges {
+	unsigned long conns;
+	unsigned workers;
+};
+typedef void admin_gauges_fn(void *arg, struct admin_gauges *g);
+
+/* Listens on lc and joins the loop. Returns 0 and *out, or -errno (logged). */
+int admin_new(struct loop *l, const struct cfg_listen *lc, admin_gauges_fn *gauges, void *arg,
+	      struct admin **out);
+/* /healthz answers 503 from now on (the drain). */
+void admin_set_draining(struct admin *a);
+/* Closes the listener and every admin connection. NULL is a no-op. */
+void admin_free(struct admin *a);
 
 #endif

@@ -35,8 +35,9 @@ enum conn_flag {
 	CONN_WORKER = 1 << 6,      /* a worker got OPEN and is still owed its CLOSE */
 };
 
-/* The tag of everything registered with epoll: data.ptr points at one of these first. */
-enum ep_kind { EP_CONN = 1, EP_LISTENER, EP_SIGNAL, EP_CONTROL, EP_PIDFD, EP_BELL, EP_ADMIN };
+/* The tag of everything registered with epoll: data.ptr points at one of these first. A
+ * client connection is EP_CONN; every other fd is a struct loop_src (gateway/loop.h). */
+enum ep_kind { EP_CONN = 1, EP_SRC };
 
 struct conn {
 	uint8_t kind;  /* EP_CONN */

@@ -5,8 +5,8 @@
  * one of the response builders and keeps the bytes that follow the request (the client's
  * first frames). Time limits are the caller's.
  *
- * Thread safety: a ws_hs belongs to one thread at a time; the free functions
- * (ws_hs_accept_key, ws_hs_response_error) are reentrant.
+ * Thread safety: a ws_hs belongs to one thread at a time. The responses are written by
+ * gateway/hsresp.h.
  */
 #ifndef WSGW_HANDSHAKE_H
 #define WSGW_HANDSHAKE_H
@@ -97,33 +97,6 @@ struct ws_slice ws_hs_header(const struct ws_hs *hs, const char *name);
 
 /* Bytes this ws_hs holds right now (struct + header storage), for metrics and tests. */
 size_t ws_hs_mem(const struct ws_hs *hs);
-
-/* Sec-WebSocket-Accept = base64(SHA-1(key + "258EAFA5-E914-47DA-95CA-C5AB0DC85B11")).
-   out gets 28 characters and a NUL. Aborts only if OpenSSL cannot allocate a digest
-   context (a few hundred bytes). */
-void ws_hs_accept_key(const char *key, size_t key_len, char out[29]);
-
-/*
- * Writes the 101 Switching Protocols response for a request ws_hs_feed accepted into out.
- * protocol (may be NULL) becomes Sec-WebSocket-Protocol. extra_headers (may be NULL) are
- * appended verbatim: zero or more complete "Name: value\r\n" lines.
- * Returns the length written (no NUL is written), -ENOSPC when it does not fit in cap
- * (out's content is then unspecified), -EINVAL when hs has no accepted request, protocol
- * contains CR, LF or NUL, or extra_headers is not a block of "\r\n"-terminated non-empty
- * lines without bare CR/LF (so a worker cannot split the response).
- */
-int ws_hs_response_101(char *out, size_t cap, const struct ws_hs *hs, const char *protocol,
-		       const char *extra_headers) __attribute__((warn_unused_result));
-
-/*
- * Writes an error response: "HTTP/1.1 <status> <reason>\r\n", Connection: close,
- * Content-Type: text/plain, Content-Length and a one-line body "<status> <reason>\n".
- * 426 carries "Sec-WebSocket-Version: 13", 405 carries "Allow: GET".
- * Known reasons: 400 401 403 404 405 408 426 429 431 500 502 503 504; any other status in
- * 400..599 is answered with a generic reason. Returns the length, -ENOSPC when it does not
- * fit in cap, -EINVAL for a status outside 400..599.
- */
-int ws_hs_response_error(char *out, size_t cap, int status) __attribute__((warn_unused_result));
 
 /* Short human reason of the failure ("missing Sec-WebSocket-Key", ...) for the log line;
    "no error" while none happened. A static string: valid after ws_hs_free. */

@@ -1,8 +1,16 @@
-/* Worker pools: which worker serves a connection, moving records between connections and
- * workers' rings, and what happens when a worker dies. Loop thread only.
+/*
+ * Worker pools: which worker serves a connection; client messages to workers and their
+ * commands back to clients; attaching, death and hand-over. Loop thread only.
  *
- * Every route names a pool. The pool "echo" is built in (messages come straight back);
- * any other pool is served by the workers that attach to it over the control channel. */
+ * Every route names a pool. The pool "echo" is built in (the session layer answers
+ * itself); any other is served by the workers that attach over the control channel.
+ * Commands reach the session layer only through struct pool_conn_ops.
+ *
+ * A worker's death is marked where it is noticed (pool_worker_fail) and handled once, at
+ * the end of the batch (the loop's flush): what it sent last is read, its connections
+ * move to the rest of its pool with OPEN(resumed), the records it never consumed follow
+ * them in order, the clients it had paused read again, and it is freed, here.
+ */
 #ifndef WSGW_POOL_H
 #define WSGW_POOL_H
 
@@ -11,93 +19,105 @@
 #include <sys/types.h>
 
 #include "gateway/config.h"
+#include "gateway/loop.h"
 
 struct conn;
-struct worker;
-struct ctl_link;
+struct pools;
 struct shm_rec;
+struct worker;
 
 #define POOL_NO_WORKER 0xffffu
 
-/* Builds the pools the routes name and the gateway's doorbell. Returns 0 or -errno. */
-int pool_init(const struct gw_config *cfg);
-/* Detaches every worker and removes every segment. */
-void pool_shutdown(void);
+/* The session layer, as workers' commands and the pools' decisions reach it. */
+struct pool_conn_ops {
+	/* A message (op WS_OP_TEXT or WS_OP_BINARY) for the client. */
+	void (*send)(void *arg, struct conn *c, unsigned op, const void *p, size_t n);
+	/* The worker closes the client: code and reason (n bytes, not NUL-terminated). */
+	void (*close)(void *arg, struct conn *c, unsigned code, const char *reason, size_t n);
+	/* An authorizing client is let in: ACCEPT's fields (docs/PROTOCOL.md). */
+	void (*accept)(void *arg, struct conn *c, const void *fields, size_t n);
+	/* An authorizing client is refused with an HTTP status. */
+	void (*reject)(void *arg, struct conn *c, unsigned status, const char *reason, size_t n);
+	/* c was paused because its worker could not take more: read it again. */
+	void (*resume)(void *arg, struct conn *c);
+	/* c waited for a worker longer than --orphan-timeout: close it with 1013. */
+	void (*expire)(void *arg, struct conn *c);
+};
 
+/* Builds the pools the routes of cfg name; with a worker pool among them, also the
+ * gateway's doorbell and the loop hooks that move records. Returns 0 and *out, or -errno
+ * (logged). */
+int pool_new(struct loop *l, const struct gw_config *cfg, const struct pool_conn_ops *ops,
+	     void *arg, struct pools **out);
+/* Frees every worker and segment. */
+void pool_free(struct pools *ps);
+
+/* 1 when some pool is served by workers (the control channel is needed). */
+int pool_serves_workers(const struct pools *ps);
 /* The pool (an index, stable for the gateway's life) that route serves. */
-int pool_for_route(unsigned route);
+unsigned pool_for_route(const struct pools *ps, unsigned route);
 /* 1 when the pool is the built-in echo. */
-int pool_is_echo(unsigned pool);
+int pool_is_echo(const struct pools *ps, unsigned pool);
 /* SIGHUP: maps the routes of cfg to pools, adding the pools it names. Returns 0, or
  * -EINVAL with *why (a first worker pool needs a restart; too many pools); nothing changed. */
-int pool_routes_update(const struct gw_config *cfg, const char **why);
+int pool_routes_update(struct pools *ps, const struct gw_config *cfg, const char **why);
 
-/* --- connections (session.c) --- */
+/* --- connections (the session layer) --- */
 
 /* Pins c (in pool c->pool) to the pool's least-loaded worker and sends it OPEN with the
- * given fields (pool takes a copy, kept for OPEN(resumed) after a worker death).
- * Returns 0, or -EAGAIN when the pool has no live worker (the client gets 503). */
-int pool_open(struct conn *c, const uint8_t *fields, size_t n, int authorize);
-/* Adds a field to the copy kept for c (e.g. ":protocol" once agreed). */
-void pool_add_field(struct conn *c, const char *name, const char *val, size_t vlen);
-/* Hands a whole client message to c's worker. Returns 0 or -ENOMEM. */
-int pool_message(struct conn *c, unsigned op, const uint8_t *p, size_t n);
+ * given fields (copied, and kept for OPEN(resumed) after a worker death). Returns 0,
+ * -EAGAIN (the pool has no live worker), -ENOMEM, or -EMSGSIZE (the OPEN can never fit the
+ * worker's ring); c is not pinned on error. */
+int pool_open(struct pools *ps, struct conn *c, const uint8_t *fields, size_t n, int authorize)
+	__attribute__((warn_unused_result));
+/* Adds a field to the copy kept for c (":protocol" once agreed). */
+void pool_add_field(struct pools *ps, struct conn *c, const char *name, const char *val,
+		    size_t vlen);
+/* Hands a whole client message to c's worker (or keeps it while c waits for one).
+ * Returns 0, -ENOMEM, or -EMSGSIZE (it can never fit the worker's ring). */
+int pool_message(struct pools *ps, struct conn *c, unsigned op, const uint8_t *p, size_t n)
+	__attribute__((warn_unused_result));
 /* Tells c's worker the client is gone; only the first call per connection sends CLOSE.
- * Also frees what the pool kept for c. */
-void pool_closed(struct conn *c, unsigned code, const char *reason);
-/* 1 when c must not be read now: its worker's ring is full or its pool has no worker.
- * The pool resumes reading c (sess_resume) when that changes. */
-int pool_blocked(struct conn *c);
+ * Frees what the pools kept for c. */
+void pool_closed(struct pools *ps, struct conn *c, unsigned code, const char *reason);
+/* 1 when c must not be read now (its worker cannot take more, or it has none); the pools
+ * resume it (pool_conn_ops.resume) when that changes. */
+int pool_blocked(struct pools *ps, struct conn *c);
 
-/* --- the loop (server.c) --- */
+/* --- workers (the control channel) --- */
 
-/* Consumes every worker's to-gateway ring. Returns the number of records handled. */
-int pool_poll(void);
-/* End of an event batch: wakes the workers that got records, retries held-back records. */
-void pool_flush(void);
-/* Before sleeping: 1 when a ring has records (then do not sleep). Announces the sleep on
- * the gateway's doorbell otherwise; pool_wakeup() withdraws it. */
-int pool_prepare_sleep(void);
-void pool_wakeup(void);
-/* The eventfd that becomes readable when a worker rings the gateway's doorbell. */
-int pool_bell_fd(void);
-/* Longest the loop may sleep (ms) given held-back records and orphan deadlines; -1: any. */
-int pool_timeout_ms(void);
-/* Periodic: orphan deadlines. */
-void pool_tick(void);
+/* How a new worker is reached: the shm transport (zmq 0), or the zmq transport to ident
+ * on the ROUTER sock (*sent set after each send; see gateway/tr_zmq.h). */
+struct pool_link {
+	int zmq;
+	void *sock;
+	const uint8_t *ident;
+	size_t ilen;
+	int *sent;
+};
 
-/* --- workers (control.c) --- */
-
+/* What WELCOME tells the worker. */
 struct pool_welcome {
 	unsigned id;
-	char segment[64];
-	char bell[64];
+	char segment[64], bell[64];   /* shm: the segment and doorbell page; zmq: empty */
 	uint64_t to_worker_bytes, to_gateway_bytes;
 };
 
-/* Attaches a new worker to pool `name`. link NULL: the shm transport, a segment is created
- * (named in *out); else the zmq transport through link. Returns the worker, or NULL with
- * *why set ("unknown pool", ...). */
-struct worker *pool_attach(const char *name, pid_t pid, struct ctl_link *link,
-			   struct pool_welcome *out, const char **why);
-/* After WELCOME went out: the connections waiting in w's pool move to w (OPEN resumed)
- * with the messages held for them, in order. */
-void pool_adopt_orphans(struct worker *w);
-/* A command from w (SEND, CLOSE, ACCEPT, REJECT) as a record: from its ring, or decoded
- * from ZeroMQ frames by control.c. Call with rcu_read_lock held. */
-void pool_command(struct worker *w, const struct shm_rec *r);
-/* The worker is gone (crash, missed heartbeats, BYE, a corrupt ring): its connections move
- * to the rest of its pool with OPEN(resumed) and its unconsumed records follow them, in
- * order; its segment is removed. w stays allocated until pool_worker_free. */
-void pool_worker_gone(struct worker *w, const char *why);
-/* Workers attached now, in all pools. */
-unsigned pool_live_workers(void);
-/* 0 once pool_worker_gone ran (control.c then drops the worker). */
-int pool_worker_alive(const struct worker *w);
-/* Frees w (calling pool_worker_gone first if it still lives). Control channel only. */
-void pool_worker_free(struct worker *w);
-unsigned pool_worker_id(const struct worker *w);
-/* 1 for a worker on the zmq transport. */
-int pool_worker_is_zmq(const struct worker *w);
+/* Attaches a new worker to pool `name`. Returns it, or NULL with *why ("unknown pool",
+ * "too many workers", ...). Connections waiting in the pool move to it at the end of the
+ * batch, after the caller's WELCOME went out. */
+struct worker *pool_attach(struct pools *ps, const char *name, pid_t pid,
+			   const struct pool_link *link, struct pool_welcome *out,
+			   const char **why);
+/* The live worker with this id, or NULL (never attached, dead, or dying). */
+struct worker *pool_worker(struct pools *ps, unsigned id);
+/* A command (SEND, CLOSE, ACCEPT, REJECT) from w, as its ring carries it. Call with
+ * rcu_read_lock held. */
+void pool_command(struct pools *ps, struct worker *w, const struct shm_rec *r);
+/* w is dead (exited, silent, said BYE, corrupt, ...): it takes no more work and its
+ * death is handled at the end of the batch. Idempotent. */
+void pool_worker_fail(struct pools *ps, struct worker *w, const char *why);
+/* Workers attached and alive now, in all pools. */
+unsigned pool_live_workers(const struct pools *ps);
 
 #endif

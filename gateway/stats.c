@@ -89,5 +89,13 @@ int stats_format(char *out, size_t cap, unsigned long conns_open, unsigned worke
 		stats.records_handed_over);
 	counter(&b, "gone_sent_total", "Worker commands for connections that no longer exist.",
 		stats.gone_sent);
+	counter(&b, "commands_refused_total", "Malformed worker commands answered with ERROR.",
+		stats.commands_refused);
+	counter(&b, "records_dropped_total", "Records that could not be delivered (each logged).",
+		stats.records_dropped);
+	counter(&b, "accept_pauses_total", "Times accepting paused at the file descriptor limit.",
+		stats.accept_pauses);
+	counter(&b, "accept_shed_total", "Connections shed while accepting was paused.",
+		stats.accept_shed);
 	return b.full ? -ENOSPC : (int)b.len;
 }

@@ -18,6 +18,10 @@ struct gw_stats {
 	uint64_t worker_attaches, worker_deaths;
 	uint64_t records_handed_over; /* from dead workers' rings to new owners */
 	uint64_t gone_sent;           /* commands for connections that no longer exist */
+	uint64_t commands_refused;    /* malformed worker commands answered with ERROR */
+	uint64_t records_dropped;     /* records that could not be delivered (logged) */
+	uint64_t accept_pauses;       /* times accepting paused at the fd limit */
+	uint64_t accept_shed;         /* connections shed while paused */
 };
 
 extern struct gw_stats stats;

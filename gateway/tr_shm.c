@@ -1,0 +1,144 @@
+#include "gateway/tr_shm.h"
+#include "gateway/log.h"
+#include "shm/segment.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+struct tr_shm {
+	struct tr tr;
+	struct shm_seg *seg;
+	struct shm_ring to_w, to_gw;
+	char name[64];
+	int dirty; /* records pushed since the last notify */
+};
+
+static int shm_push(struct tr *t, const struct tr_rec *r)
+{
+	struct tr_shm *s = (struct tr_shm *)t;
+	size_t n = r->na + r->nb;
+	void *dst;
+	if (n > UINT32_MAX)
+		return -EMSGSIZE;
+	int rc = shm_ring_reserve(&s->to_w, (uint32_t)n, &dst);
+	switch (rc) {
+	case 0:
+		break;
+	case -ENOBUFS:
+		return -EAGAIN;
+	case -EMSGSIZE:
+		return rc;
+	default: /* -EBADMSG: the worker corrupted the ring's tail */
+		return -EIO;
+	}
+	if (r->na)
+		memcpy(dst, r->a, r->na);
+	if (r->nb)
+		memcpy((uint8_t *)dst + r->na, r->b, r->nb);
+	shm_ring_commit(&s->to_w, r->type, r->flags, r->conn, (uint32_t)n);
+	s->dirty = 1;
+	return 0;
+}
+
+static void shm_flush(struct tr *t)
+{
+	struct tr_shm *s = (struct tr_shm *)t;
+	if (s->dirty) {
+		s->dirty = 0;
+		shm_ring_notify(&s->to_w);
+	}
+}
+
+static int shm_poll(struct tr *t, tr_rec_fn *fn, void *arg)
+{
+	struct tr_shm *s = (struct tr_shm *)t;
+	struct shm_ring_iter it;
+	int rc = shm_ring_peek(&s->to_gw, &it);
+	if (rc <= 0)
+		return rc < 0 ? -EBADMSG : 0;
+	int n = 0;
+	struct shm_rec r;
+	while ((rc = shm_ring_next(&it, &r)) == 1) {
+		fn(arg, &r);
+		n++;
+	}
+	shm_ring_release(&s->to_gw, &it);
+	return rc < 0 ? -EBADMSG : n;
+}
+
+static int shm_pending(struct tr *t)
+{
+	struct tr_shm *s = (struct tr_shm *)t;
+	return shm_ring_pending(&s->to_gw);
+}
+
+static void shm_salvage(struct tr *t, tr_rec_fn *fn, void *arg)
+{
+	struct tr_shm *s = (struct tr_shm *)t;
+	/* Committed records become visible only when published: publish, then read them back
+	 * as the consumer the worker was. */
+	shm_ring_notify(&s->to_w);
+	struct shm_ring r;
+	struct shm_ring_iter it;
+	if (shm_seg_ring(s->seg, SHM_SEG_TO_WORKER, SHM_RING_CONSUMER, &r) ||
+	    shm_ring_peek(&r, &it) < 0) {
+		log_warn(0, "segment %s: the worker corrupted its to-worker ring; its unconsumed records are lost",
+			 s->name);
+		return;
+	}
+	struct shm_rec rec;
+	while (shm_ring_next(&it, &rec) == 1)
+		fn(arg, &rec);
+}
+
+static void shm_free(struct tr *t)
+{
+	struct tr_shm *s = (struct tr_shm *)t;
+	shm_seg_close(s->seg);
+	free(s);
+}
+
+static const struct tr_ops shm_ops = {
+	.name = "shm",
+	.push = shm_push,
+	.flush = shm_flush,
+	.poll = shm_poll,
+	.pending = shm_pending,
+	.salvage = shm_salvage,
+	.free = shm_free,
+};
+
+int tr_shm_new(const struct tr_shm_opts *o, struct tr **out, struct tr_shm_info *info)
+{
+	struct tr_shm *s = calloc(1, sizeof(*s));
+	if (!s)
+		return -ENOMEM;
+	s->tr.ops = &shm_ops;
+	snprintf(s->name, sizeof(s->name), "/wsgw-%d-%u", (int)getpid(), o->worker_id);
+	struct shm_seg_opts so = {
+		.capacity = { o->ring_bytes, o->ring_bytes },
+		.mode = o->mode,
+		.gid = (gid_t)-1,
+	};
+	int rc = shm_seg_create_named(s->name, &so, &s->seg);
+	if (rc == 0)
+		rc = shm_seg_ring(s->seg, SHM_SEG_TO_WORKER, SHM_RING_PRODUCER, &s->to_w);
+	if (rc == 0)
+		rc = shm_seg_ring(s->seg, SHM_SEG_TO_GATEWAY, SHM_RING_CONSUMER, &s->to_gw);
+	if (rc) {
+		log_error(-rc, "segment %s", s->name);
+		shm_seg_close(s->seg);
+		free(s);
+		return rc;
+	}
+	/* The worker rings the gateway's one doorbell, which one thread sleeps on for all. */
+	shm_ring_set_data_doorbell(&s->to_gw, o->bell);
+	s->tr.max_len = shm_ring_max_payload(&s->to_w);
+	snprintf(info->segment, sizeof(info->segment), "%s", s->name);
+	info->to_worker_bytes = info->to_gateway_bytes = o->ring_bytes;
+	*out = &s->tr;
+	return 0;
+}

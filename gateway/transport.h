@@ -1,0 +1,56 @@
+/*
+ * How the gateway talks to one worker: the shm transport (gateway/tr_shm.c, records in the
+ * worker's segment) and the zmq transport (gateway/tr_zmq.c, multipart messages on the
+ * control socket) behind one small table of operations, so nothing above them branches on
+ * the transport. Loop thread only.
+ */
+#ifndef WSGW_TRANSPORT_H
+#define WSGW_TRANSPORT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "shm/ring.h"
+
+/* A record on its way to a worker: verb, flags, connection, and a body in two parts (a,
+ * then b) so a header and a payload need not be joined first. */
+struct tr_rec {
+	uint16_t type, flags;
+	uint64_t conn;
+	const void *a;
+	size_t na;
+	const void *b;
+	size_t nb;
+};
+
+struct tr;
+
+/* Receives one record: a command from the worker (poll), or a record the worker never
+ * consumed (salvage). r and its payload are valid only during the call. */
+typedef void tr_rec_fn(void *arg, const struct shm_rec *r);
+
+struct tr_ops {
+	const char *name; /* "shm", "zmq": for logs */
+	/* Queues r for the worker. 0; -EAGAIN: no room now (hold it and retry); -EMSGSIZE: it
+	 * can never fit; -EIO: the transport is broken (the worker must be dropped). */
+	int (*push)(struct tr *t, const struct tr_rec *r);
+	/* End of a batch: makes what was pushed visible to the worker, waking it if needed. */
+	void (*flush)(struct tr *t);
+	/* Dispatches the worker's commands waiting now to fn. Returns how many, or -EBADMSG
+	 * when the worker corrupted the channel (records before the corruption were given).
+	 * NULL when the commands arrive another way (zmq: the control channel decodes them). */
+	int (*poll)(struct tr *t, tr_rec_fn *fn, void *arg);
+	/* 1 when commands are waiting (before sleeping). NULL with poll. */
+	int (*pending)(struct tr *t);
+	/* After the worker died: every record it was sent and never consumed, in order. */
+	void (*salvage)(struct tr *t, tr_rec_fn *fn, void *arg);
+	void (*free)(struct tr *t);
+};
+
+/* Every transport's struct begins with this. */
+struct tr {
+	const struct tr_ops *ops;
+	uint64_t max_len; /* the largest body push can ever take */
+};
+
+#endif

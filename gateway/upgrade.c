@@ -1,0 +1,259 @@
+#include "gateway/upgrade.h"
+#include "gateway/conn.h"
+#include "gateway/handshake.h"
+#include "gateway/hsresp.h"
+#include "gateway/log.h"
+#include "gateway/stats.h"
+#include "gateway/zmsg.h"
+#include "wsgw/protocol.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+
+/* What an ACCEPT may add to the 101: the zmq codec's limits, for both transports. */
+#define ACCEPT_HEADERS ZMSG_ACCEPT_HEADERS
+#define ACCEPT_BYTES ZMSG_ACCEPT_BYTES
+
+static void peer_text(const struct conn *c, char *out, size_t cap)
+{
+	struct sockaddr_storage ss;
+	socklen_t len = sizeof(ss);
+	char host[INET6_ADDRSTRLEN] = "?";
+	unsigned port = 0;
+	if (getpeername(c->fd, (struct sockaddr *)&ss, &len) == 0) {
+		if (ss.ss_family == AF_INET6) {
+			const struct sockaddr_in6 *a = (const struct sockaddr_in6 *)&ss;
+			inet_ntop(AF_INET6, &a->sin6_addr, host, sizeof(host));
+			port = ntohs(a->sin6_port);
+		} else {
+			const struct sockaddr_in *a = (const struct sockaddr_in *)&ss;
+			inet_ntop(AF_INET, &a->sin_addr, host, sizeof(host));
+			port = ntohs(a->sin_port);
+		}
+	} else {
+		ss.ss_family = AF_INET;
+	}
+	snprintf(out, cap, ss.ss_family == AF_INET6 ? "[%s]:%u" : "%s:%u", host, port);
+}
+
+int upg_start(const struct upg_env *u, struct conn *c)
+{
+	const struct gw_config *cfg = loop_cfg(u->loop);
+	struct ws_hs_limits lim = { .max_header_bytes = cfg->max_header };
+	c->hs = ws_hs_new(&lim);
+	if (!c->hs)
+		return -ENOMEM;
+	c->worker = POOL_NO_WORKER;
+	c->state = CONN_HANDSHAKE;
+	c->deadline = loop_now(u->loop) + cfg->handshake_ms;
+	return 0;
+}
+
+void upg_closing(struct conn *c)
+{
+	ws_hs_free(c->hs);
+	c->hs = NULL;
+}
+
+void upg_error(const struct upg_env *u, struct conn *c, int status, const char *why)
+{
+	char peer[64], resp[512];
+	peer_text(c, peer, sizeof(peer));
+	log_info("reject %s: %d %s", peer, status, why);
+	stats_rejected(status);
+	int n = ws_resp_error(resp, sizeof(resp), status);
+	if (c->state == CONN_AUTHORIZING) {
+		free(c->msg);
+		c->msg = NULL;
+		c->msg_len = c->msg_cap = 0;
+	}
+	upg_closing(c);
+	c->state = CONN_LINGER; /* the union now holds `in`, which is NULL */
+	if (n > 0 && outq_append2(&c->out, resp, (size_t)n, NULL, 0) == 0)
+		loop_linger(u->loop, c);
+	else
+		loop_close(u->loop, c, "error response");
+}
+
+/* The OPEN fields of docs/PROTOCOL.md, from the request. */
+static int open_worker(const struct upg_env *u, struct conn *c, int authorize)
+{
+	const struct gw_config *cfg = loop_cfg(u->loop);
+	char peer[64];
+	peer_text(c, peer, sizeof(peer));
+	struct { const char *name; struct ws_slice v; } f[3 + CFG_MAX_FORWARD];
+	int nf = 0;
+	f[nf].name = ":path", f[nf++].v = ws_hs_path(c->hs);
+	f[nf].name = ":query", f[nf++].v = ws_hs_query(c->hs);
+	f[nf].name = ":protocols", f[nf++].v = ws_hs_protocols(c->hs);
+	for (int i = 0; i < cfg->n_forward; i++)
+		f[nf].name = cfg->forward[i], f[nf++].v = ws_hs_header(c->hs, cfg->forward[i]);
+	size_t total = wsgw_field_size(5, strlen(peer));
+	for (int i = 0; i < nf; i++)
+		total += wsgw_field_size(strlen(f[i].name), f[i].v.n);
+	uint8_t *buf = malloc(total), *p = buf;
+	if (!buf)
+		return -ENOMEM;
+	p = wsgw_field_put(p, ":peer", 5, peer, strlen(peer));
+	for (int i = 0; i < nf; i++)
+		if (f[i].v.p)
+			p = wsgw_field_put(p, f[i].name, strlen(f[i].name), f[i].v.p, f[i].v.n);
+	int rc = pool_open(u->ps, c, buf, (size_t)(p - buf), authorize);
+	free(buf);
+	return rc;
+}
+
+static int send_101(const struct upg_env *u, struct conn *c, const char *protocol,
+		    const char *headers)
+{
+	char resp[ACCEPT_BYTES + 4096];
+	int n = ws_resp_101(resp, sizeof(resp), ws_hs_key(c->hs), protocol, headers);
+	if (n < 0 || outq_append2(&c->out, resp, (size_t)n, NULL, 0))
+		return -1;
+	upg_closing(c);
+	c->state = CONN_OPEN;
+	c->deadline = loop_now(u->loop) + loop_cfg(u->loop)->idle_ms;
+	stats.upgraded++;
+	loop_mark(u->loop, c);
+	return 0;
+}
+
+/* The request is complete: route it and answer 101 or the error; an authorizing route
+ * waits for its worker. */
+static enum upg_result finish(const struct upg_env *u, struct conn *c)
+{
+	const struct gw_config *cfg = loop_cfg(u->loop);
+	struct ws_slice path = ws_hs_path(c->hs);
+	int route = cfg_route_match(cfg, path.p, path.n);
+	if (route < 0) {
+		upg_error(u, c, 404, "no route for the path");
+		return UPG_DONE;
+	}
+	if (c->flags & CONN_REJECT_503) {
+		upg_error(u, c, 503, "too many connections (--max-conns)");
+		return UPG_DONE;
+	}
+	c->pool = (uint8_t)pool_for_route(u->ps, (unsigned)route);
+	int authorize = cfg->routes[route].authorize;
+	if (!pool_is_echo(u->ps, c->pool)) {
+		int rc = open_worker(u, c, authorize);
+		if (rc == -EMSGSIZE) {
+			log_error(EMSGSIZE, "conn %llu: its OPEN does not fit the worker's ring",
+				  (unsigned long long)c->id);
+			upg_error(u, c, 431, "request headers too large for the worker's ring");
+			return UPG_DONE;
+		}
+		if (rc) {
+			upg_error(u, c, 503, rc == -EAGAIN ? "no worker in the route's pool" : "out of memory");
+			return UPG_DONE;
+		}
+		if (authorize) {
+			c->state = CONN_AUTHORIZING;
+			c->deadline = loop_now(u->loop) + cfg->authorize_ms;
+			c->flags |= CONN_READ_PAUSED;
+			return UPG_WAIT;
+		}
+	}
+	if (send_101(u, c, NULL, NULL)) {
+		pool_closed(u->ps, c, WS_CLOSE_INTERNAL, "101 response did not fit");
+		upg_error(u, c, 500, "101 response did not fit");
+		return UPG_DONE;
+	}
+	log_debug("conn %llu: open on route %s", (unsigned long long)c->id, cfg->routes[route].prefix);
+	return UPG_OPEN;
+}
+
+enum upg_result upg_feed(const struct upg_env *u, struct conn *c, const uint8_t *buf, size_t n,
+			 size_t *used)
+{
+	*used = 0;
+	int rc = ws_hs_feed(c->hs, (const char *)buf, n, used);
+	if (rc == 0)
+		return UPG_MORE;
+	if (rc < 0) {
+		upg_error(u, c, -rc, ws_hs_error_reason(c->hs));
+		return UPG_DONE;
+	}
+	enum upg_result r = finish(u, c);
+	size_t rest = n - *used;
+	if (r == UPG_WAIT && rest) {
+		/* The client's first frames wait for the worker's decision; `in` is taken by
+		 * the handshake, so they are kept as if a message were being assembled. */
+		c->msg = malloc(rest);
+		if (!c->msg) {
+			loop_close(u->loop, c, "out of memory");
+			return UPG_DONE;
+		}
+		memcpy(c->msg, buf + *used, rest);
+		c->msg_len = c->msg_cap = (uint32_t)rest;
+	}
+	return r;
+}
+
+int upg_accept(const struct upg_env *u, struct conn *c, const void *fields, size_t n)
+{
+	char protocol[256] = "", headers[ACCEPT_BYTES + 1];
+	size_t hl = 0;
+	int count = 0;
+	const char *bad = NULL;
+	const uint8_t *p = fields, *end = p + n;
+	struct wsgw_field f;
+	while (!bad && wsgw_field_next(&p, end, &f) == 1) {
+		size_t vl = f.value_len;
+		if (f.name_len == 8 && memcmp(f.name, "protocol", 8) == 0) {
+			if (vl >= sizeof(protocol))
+				bad = "a subprotocol over 255 bytes";
+			memcpy(protocol, f.value, vl < sizeof(protocol) ? vl : 0);
+			protocol[vl < sizeof(protocol) ? vl : 0] = 0;
+		} else if (f.name_len == 6 && memcmp(f.name, "header", 6) == 0) {
+			if (++count > ACCEPT_HEADERS || hl + vl + 2 > ACCEPT_BYTES) {
+				bad = "more than 64 headers or 8192 bytes of them";
+				break;
+			}
+			memcpy(headers + hl, f.value, vl);
+			memcpy(headers + hl + vl, "\r\n", 2);
+			hl += vl + 2;
+		}
+	}
+	headers[hl] = 0;
+	if (!bad && protocol[0])
+		pool_add_field(u->ps, c, ":protocol", protocol, strlen(protocol));
+	if (!bad && send_101(u, c, protocol[0] ? protocol : NULL, hl ? headers : NULL))
+		bad = "an invalid subprotocol or header";
+	if (bad) {
+		log_warn(0, "conn %llu: the worker's ACCEPT has %s: 500", (unsigned long long)c->id, bad);
+		pool_closed(u->ps, c, WS_CLOSE_INTERNAL, "bad ACCEPT");
+		upg_error(u, c, 500, "the worker's ACCEPT was unusable");
+		return -1;
+	}
+	log_debug("conn %llu: accepted by its worker", (unsigned long long)c->id);
+	return 0;
+}
+
+void upg_reject(const struct upg_env *u, struct conn *c, unsigned status, const char *reason,
+		size_t n)
+{
+	char why[128];
+	snprintf(why, sizeof(why), "rejected by the worker: %.*s", (int)(n < 100 ? n : 100), reason);
+	pool_closed(u->ps, c, WS_CLOSE_POLICY, "rejected");
+	upg_error(u, c, status >= 400 && status <= 599 ? (int)status : 403, why);
+}
+
+void upg_deadline(const struct upg_env *u, struct conn *c)
+{
+	if (c->state == CONN_AUTHORIZING) {
+		pool_closed(u->ps, c, WS_CLOSE_ABNORMAL, "authorization timeout");
+		upg_error(u, c, 503, "no ACCEPT or REJECT within --authorize-timeout");
+		return;
+	}
+	char peer[64];
+	peer_text(c, peer, sizeof(peer));
+	log_info("reject %s: upgrade request not complete within --handshake-timeout", peer);
+	stats.handshake_timeouts++;
+	loop_close(u->loop, c, "handshake timeout");
+}

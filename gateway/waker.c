@@ -1,0 +1,125 @@
+#include "gateway/waker.h"
+#include "gateway/log.h"
+#include "shm/bell.h"
+
+#include <errno.h>
+#include <linux/futex.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+struct waker {
+	struct loop_src src; /* the eventfd; the loop only needs to wake, so it does nothing */
+	struct loop *loop;
+	struct shm_bell *bell;
+	char name[64];
+	int efd;
+	pthread_t thread;
+	int started;
+	atomic_int stop;
+};
+
+static void *waker_main(void *arg)
+{
+	struct waker *w = arg;
+	struct shm_doorbell *db = shm_bell_doorbell(w->bell);
+	uint32_t seen = atomic_load_explicit(&db->seq, memory_order_acquire);
+	while (!atomic_load(&w->stop)) {
+		syscall(SYS_futex, &db->seq, FUTEX_WAIT, seen, NULL, NULL, 0);
+		uint32_t now = atomic_load_explicit(&db->seq, memory_order_acquire);
+		if (now != seen) {
+			seen = now;
+			uint64_t one = 1;
+			/* The loop registers it edge-triggered and never reads it: each write
+			 * is a new edge, and the counter cannot overflow in practice. */
+			if (write(w->efd, &one, sizeof(one)) < 0)
+				log_warn(errno, "write(eventfd)");
+		}
+	}
+	return NULL;
+}
+
+static void on_bell(struct loop_src *src, uint32_t events)
+{
+	(void)src, (void)events; /* the rings are polled at the top of every iteration */
+}
+
+int waker_new(struct loop *l, mode_t mode, struct waker **out)
+{
+	struct waker *w = calloc(1, sizeof(*w));
+	if (!w)
+		return -ENOMEM;
+	w->loop = l;
+	w->efd = -1;
+	snprintf(w->name, sizeof(w->name), "/wsgw-%d-bell", (int)getpid());
+	int rc = shm_bell_create(w->name, mode, &w->bell);
+	if (rc) {
+		log_error(-rc, "shm_open(%s)", w->name);
+		goto fail;
+	}
+	w->efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+	if (w->efd < 0) {
+		rc = -errno;
+		log_error(errno, "eventfd");
+		goto fail;
+	}
+	w->src.fn = on_bell;
+	rc = loop_add(l, w->efd, EPOLLIN | EPOLLET, &w->src);
+	if (rc)
+		goto fail;
+	rc = -pthread_create(&w->thread, NULL, waker_main, w);
+	if (rc) {
+		log_error(-rc, "pthread_create(waker)");
+		goto fail;
+	}
+	w->started = 1;
+	*out = w;
+	return 0;
+fail:
+	waker_free(w);
+	return rc;
+}
+
+void waker_free(struct waker *w)
+{
+	if (!w)
+		return;
+	if (w->started) {
+		atomic_store(&w->stop, 1);
+		struct shm_doorbell *db = shm_bell_doorbell(w->bell);
+		atomic_fetch_add(&db->seq, 1);
+		syscall(SYS_futex, &db->seq, FUTEX_WAKE, 1, NULL, NULL, 0);
+		pthread_join(w->thread, NULL);
+	}
+	if (w->efd >= 0) {
+		loop_del(w->loop, w->efd);
+		close(w->efd);
+	}
+	shm_bell_close(w->bell);
+	free(w);
+}
+
+struct shm_doorbell *waker_doorbell(struct waker *w)
+{
+	return shm_bell_doorbell(w->bell);
+}
+
+const char *waker_name(const struct waker *w)
+{
+	return w->name;
+}
+
+void waker_prepare(struct waker *w)
+{
+	shm_doorbell_prepare(shm_bell_doorbell(w->bell));
+}
+
+void waker_cancel(struct waker *w)
+{
+	shm_doorbell_cancel(shm_bell_doorbell(w->bell));
+}

@@ -1,0 +1,32 @@
+/*
+ * The gateway's doorbell and the thread that watches it. A futex cannot be waited on
+ * with epoll, so one thread sleeps on the doorbell every worker rings (shm/bell.h) and
+ * turns each ring into an eventfd event in the loop's epoll set. Only a ring that finds
+ * the loop asleep costs syscalls: a busy loop polls the rings itself.
+ */
+#ifndef WSGW_WAKER_H
+#define WSGW_WAKER_H
+
+#include <sys/types.h>
+
+#include "gateway/loop.h"
+#include "shm/doorbell.h"
+
+struct waker;
+
+/* Creates the doorbell page /wsgw-<pid>-bell with mode, registers the eventfd with l and
+ * starts the thread. Returns 0 and *out, or -errno (logged; nothing is left). */
+int waker_new(struct loop *l, mode_t mode, struct waker **out);
+/* Stops the thread, unlinks the page. NULL is a no-op. */
+void waker_free(struct waker *w);
+
+struct shm_doorbell *waker_doorbell(struct waker *w);
+/* The page's name, which WELCOME gives every shm worker. */
+const char *waker_name(const struct waker *w);
+
+/* Before the loop sleeps: announces it on the doorbell (the caller then re-checks the
+ * rings and calls waker_cancel when it found records). After it woke: waker_cancel. */
+void waker_prepare(struct waker *w);
+void waker_cancel(struct waker *w);
+
+#endif
