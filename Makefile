@@ -178,7 +178,7 @@ check: all
 # ThreadSanitizer sees threads, not processes: the ring's two-thread tests, and the worker
 # tests with the gateway (loop, doorbell waker, RCU threads) and libwsgw built with it. A
 # report makes the process exit 66, which fails the test.
-TSAN_TESTS := $(wildcard tests/*/test_*threads*.c) tests/workers/test_workers.c
+TSAN_TESTS := $(wildcard tests/*/test_*threads*.c) tests/workers/test_workers.c tests/faults/test_faults.c
 check-tsan:
 	$(MAKE) SANITIZE=thread build/tsan/wsgw build/tsan/wsgw-echo \
 	  $(patsubst tests/%.c,build/tsan/tests/%,$(TSAN_TESTS))
