@@ -33,6 +33,7 @@ enum conn_flag {
 	CONN_REJECT_503 = 1 << 4,  /* over max_conns: answer 503 once the request is read */
 	CONN_READ_PAUSED = 1 << 5, /* output over the high mark, or the worker cannot take more */
 	CONN_WORKER = 1 << 6,      /* a worker got OPEN and is still owed its CLOSE */
+	CONN_ECHO = 1 << 7,        /* routed to the built-in echo pool */
 };
 
 /* The tag of everything registered with epoll: data.ptr points at one of these first. A

@@ -22,14 +22,10 @@
 #define SESS_STOP (-1)
 
 struct sess {
-	struct upg_env u;        /* the loop and the pools */
-	uint32_t dropped_log_at; /* --outbound-policy drop logs at most once a second */
+	struct upg_env u;             /* the loop and the pools */
+	const struct gw_config *cfg;  /* the loop's: changed in place on reload, never moved */
+	uint32_t dropped_log_at;      /* --outbound-policy drop logs at most once a second */
 };
-
-static const struct gw_config *cfg_of(const struct sess *s)
-{
-	return loop_cfg(s->u.loop);
-}
 
 static void count_drop(struct sess *s, const struct conn *c)
 {
@@ -48,8 +44,8 @@ static int send_frame(struct sess *s, struct conn *c, unsigned op, const uint8_t
 {
 	uint8_t hdr[WS_FRAME_HDR_MAX];
 	size_t hlen = ws_frame_header(hdr, op, 1, n, NULL);
-	if (c->out.bytes + hlen + n > cfg_of(s)->max_outbound) {
-		if (cfg_of(s)->outbound_drop) {
+	if (c->out.bytes + hlen + n > s->cfg->max_outbound) {
+		if (s->cfg->outbound_drop) {
 			count_drop(s, c);
 			return 0;
 		}
@@ -113,7 +109,7 @@ static int deliver(struct sess *s, struct conn *c, unsigned op, const uint8_t *p
 {
 	stats.messages_in++;
 	stats.bytes_in += n;
-	if (pool_is_echo(s->u.ps, c->pool))
+	if (c->flags & CONN_ECHO)
 		return send_frame(s, c, op, p, n);
 	int rc = pool_message(s->u.ps, c, op, p, n);
 	if (rc == 0)
@@ -150,8 +146,8 @@ static int on_data(void *ud, unsigned op, uint8_t *p, size_t n, int first, int l
 			uint64_t cap = c->msg_cap ? c->msg_cap : 4096;
 			while (cap < (uint64_t)c->msg_len + n)
 				cap *= 2;
-			if (cap > cfg_of(s)->max_message)
-				cap = cfg_of(s)->max_message;
+			if (cap > s->cfg->max_message)
+				cap = s->cfg->max_message;
 			uint8_t *m = realloc(c->msg, cap);
 			if (!m) {
 				log_error(ENOMEM, "conn %llu: message buffer of %llu bytes",
@@ -219,7 +215,7 @@ static size_t process_frames(struct sess *s, struct conn *c, uint8_t *buf, size_
 	if (c->state != CONN_OPEN && c->state != CONN_CLOSE_WAIT)
 		return 0;
 	struct rx_ctx x = { s, c };
-	ssize_t r = ws_rx_feed(&c->rx, buf, n, cfg_of(s)->max_message, &rx_ops, &x);
+	ssize_t r = ws_rx_feed(&c->rx, buf, n, s->cfg->max_message, &rx_ops, &x);
 	if (r == SESS_STOP) {
 		/* A callback stopped the parser mid-stream: its state is lost, so waiting for
 		 * the peer's close frame is no longer possible. */
@@ -318,7 +314,7 @@ static void read_conn(struct sess *s, struct conn *c)
 			return;
 		}
 		if (c->state == CONN_OPEN) {
-			c->deadline = loop_now(s->u.loop) + cfg_of(s)->idle_ms;
+			c->deadline = loop_now(s->u.loop) + s->cfg->idle_ms;
 			c->flags &= (uint8_t)~CONN_PING_SENT;
 		}
 		size_t total = have + (size_t)r;
@@ -358,7 +354,7 @@ void sess_close(struct sess *s, struct conn *c, unsigned code, const char *reaso
 		pool_closed(s->u.ps, c, code, reason);
 		send_close_frame(s, c, code, reason);
 		c->state = CONN_CLOSE_WAIT;
-		c->deadline = loop_now(s->u.loop) + cfg_of(s)->close_ms;
+		c->deadline = loop_now(s->u.loop) + s->cfg->close_ms;
 		break;
 	default:
 		break; /* already closing */
@@ -398,7 +394,7 @@ static void on_deadline(void *arg, struct conn *c)
 	case CONN_OPEN:
 		if (!(c->flags & CONN_PING_SENT)) {
 			c->flags |= CONN_PING_SENT;
-			c->deadline = loop_now(s->u.loop) + cfg_of(s)->idle_ms;
+			c->deadline = loop_now(s->u.loop) + s->cfg->idle_ms;
 			send_frame(s, c, WS_OP_PING, NULL, 0);
 		} else {
 			log_info("conn %llu: no answer to ping within --idle-timeout: close 1001",
@@ -511,6 +507,7 @@ int sess_new(struct loop *l, const struct gw_config *cfg, struct sess **out)
 	if (!s)
 		return -ENOMEM;
 	s->u.loop = l;
+	s->cfg = loop_cfg(l);
 	int rc = pool_new(l, cfg, &pool_ops, s, &s->u.ps);
 	if (rc) {
 		free(s);

@@ -140,7 +140,9 @@ static enum upg_result finish(const struct upg_env *u, struct conn *c)
 	}
 	c->pool = (uint8_t)pool_for_route(u->ps, (unsigned)route);
 	int authorize = cfg->routes[route].authorize;
-	if (!pool_is_echo(u->ps, c->pool)) {
+	if (pool_is_echo(u->ps, c->pool)) {
+		c->flags |= CONN_ECHO;
+	} else {
 		int rc = open_worker(u, c, authorize);
 		if (rc == -EMSGSIZE) {
 			log_error(EMSGSIZE, "conn %llu: its OPEN does not fit the worker's ring",
