@@ -1,4 +1,5 @@
 #include "gateway/control.h"
+#include "gateway/attach.h"
 #include "gateway/curve.h"
 #include "gateway/log.h"
 #include "gateway/pool.h"
@@ -40,6 +41,7 @@ struct ctl {
 	struct pools *ps;
 	void *ctx, *sock;
 	struct curve *curve;
+	struct att *att;     /* where shm workers fetch their segments */
 	struct ctl_peer *peers[MAX_PEERS];
 	/* ZMQ_FD is edge-like and a send may consume its edge: after the fd fired or after
 	 * any send, ZMQ_EVENTS must be asked again before the loop may sleep. */
@@ -184,7 +186,7 @@ static void on_hello(struct ctl *k, const uint8_t *ident, size_t ilen, zmq_msg_t
 	snprintf(hb, sizeof(hb), "%u", k->cfg->heartbeat_ms);
 	snprintf(tw, sizeof(tw), "%llu", (unsigned long long)wel.to_worker_bytes);
 	snprintf(tg, sizeof(tg), "%llu", (unsigned long long)wel.to_gateway_bytes);
-	const char *out[] = { "WELCOME", id, hb, wel.segment, tw, tg, wel.bell };
+	const char *out[] = { "WELCOME", id, hb, zmq_transport ? "" : att_path(k->att), tw, tg, wel.token };
 	/* Before any OPEN: the pools move waiting connections to it at the batch's end. */
 	send_frames(k, ident, ilen, out, 7);
 }
@@ -397,6 +399,13 @@ int ctl_new(struct loop *l, const struct gw_config *cfg, struct pools *ps, struc
 	rc = loop_add(l, fd, EPOLLIN | EPOLLET, &k->src);
 	if (rc)
 		goto fail;
+	char path[256];
+	if (k->local)
+		snprintf(path, sizeof(path), "%s.fds", cfg->control + 6);
+	else if ((rc = mkdir_p(cfg->runtime_dir)) == 0)
+		snprintf(path, sizeof(path), "%s/attach-%d", cfg->runtime_dir, (int)getpid());
+	if (rc || (rc = att_new(l, ps, path, cfg->shm_mode, &k->att)))
+		goto fail;
 	k->check = 1;
 	struct loop_hooks h = { .arg = k, .poll = hook_poll, .sleep = hook_sleep, .tick = hook_tick };
 	loop_add_hooks(l, &h);
@@ -421,6 +430,7 @@ void ctl_free(struct ctl *k)
 		free(p);
 	}
 	curve_free(k->curve);
+	att_free(k->att);
 	if (k->sock)
 		zmq_close(k->sock);
 	if (k->ctx)

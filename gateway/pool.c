@@ -5,6 +5,7 @@
 #include "gateway/tr_shm.h"
 #include "gateway/tr_zmq.h"
 #include "gateway/waker.h"
+#include "shm/fdpass.h"
 #include "wsgw/protocol.h"
 
 #include <errno.h>
@@ -328,15 +329,16 @@ struct worker *pool_attach(struct pools *ps, const char *name, pid_t pid,
 					 .mode = ps->cfg->shm_mode, .bell = waker_doorbell(ps->waker) };
 		struct tr_shm_info info;
 		rc = tr_shm_new(&o, &w->tr, &info);
+		if (rc == 0)
+			rc = shm_fdpass_token(w->token);
 		if (rc == 0) {
-			snprintf(out->segment, sizeof(out->segment), "%s", info.segment);
-			snprintf(out->bell, sizeof(out->bell), "%s", waker_name(ps->waker));
+			snprintf(out->token, sizeof(out->token), "%s", w->token);
 			out->to_worker_bytes = info.to_worker_bytes;
 			out->to_gateway_bytes = info.to_gateway_bytes;
 		}
 	}
 	if (rc) {
-		free(w);
+		wk_free(w);
 		*why = "cannot create its transport";
 		return NULL;
 	}
@@ -345,9 +347,29 @@ struct worker *pool_attach(struct pools *ps, const char *name, pid_t pid,
 	ps->att[ps->n_att++] = w;
 	p->workers++;
 	stats.worker_attaches++;
-	log_info("worker %u attached to pool %s (pid %d, %s%s)", w->id, p->name, (int)pid,
-		 link->zmq ? "zmq transport" : "segment ", out->segment);
+	log_info("worker %u attached to pool %s (pid %d, %s transport)", w->id, p->name, (int)pid,
+		 link->zmq ? "zmq" : "shm");
 	return w;
+}
+
+int pool_shm_fds(struct pools *ps, const char *token, pid_t pid, int fds[2], const char **why)
+{
+	for (unsigned i = 0; i < ps->n_att; i++) {
+		struct worker *w = ps->att[i];
+		if (w->state != WK_ALIVE || !w->token[0] || strcmp(w->token, token) != 0)
+			continue;
+		/* The process that said HELLO, if it said who it is. */
+		if (w->pid > 0 && pid != w->pid) {
+			*why = "not the process that said HELLO";
+			return -EPERM;
+		}
+		w->token[0] = 0; /* one use */
+		fds[0] = tr_shm_fd(w->tr);
+		fds[1] = waker_fd(ps->waker);
+		return 0;
+	}
+	*why = "an unknown or used token";
+	return -ENOENT;
 }
 
 struct worker *pool_worker(struct pools *ps, unsigned id)

@@ -99,7 +99,7 @@ struct pool_link {
 /* What WELCOME tells the worker. */
 struct pool_welcome {
 	unsigned id;
-	char segment[64], bell[64];   /* shm: the segment and doorbell page; zmq: empty */
+	char token[33];   /* shm: fetches the segment at the attach socket once; zmq: empty */
 	uint64_t to_worker_bytes, to_gateway_bytes;
 };
 
@@ -109,6 +109,10 @@ struct pool_welcome {
 struct worker *pool_attach(struct pools *ps, const char *name, pid_t pid,
 			   const struct pool_link *link, struct pool_welcome *out,
 			   const char **why);
+/* The attach socket's question: the segment and doorbell fds (still owned by the pools)
+ * of the live shm worker whose WELCOME carried token, asked by process pid. A token
+ * works once. Returns 0, or -ENOENT / -EPERM with *why. */
+int pool_shm_fds(struct pools *ps, const char *token, pid_t pid, int fds[2], const char **why);
 /* The live worker with this id, or NULL (never attached, dead, or dying). */
 struct worker *pool_worker(struct pools *ps, unsigned id);
 /* A command (SEND, CLOSE, ACCEPT, REJECT) from w, as its ring carries it. Call with

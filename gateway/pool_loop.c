@@ -9,7 +9,6 @@
 #include "gateway/pool_int.h"
 #include "gateway/stats.h"
 #include "gateway/waker.h"
-#include "shm/sweep.h"
 #include "wsgw/protocol.h"
 
 #include <errno.h>
@@ -310,11 +309,6 @@ static void hook_tick(void *arg)
 	expire_orphans(arg);
 }
 
-static void log_swept(const char *name, long pid)
-{
-	log_info("removed stale segment %s of a gateway that is gone (pid %ld)", name, pid);
-}
-
 int pool_new(struct loop *l, const struct gw_config *cfg, const struct pool_conn_ops *ops,
 	     void *arg, struct pools **out)
 {
@@ -332,8 +326,7 @@ int pool_new(struct loop *l, const struct gw_config *cfg, const struct pool_conn
 	for (unsigned i = 0; i < ps->n_pools; i++)
 		workers |= !ps->pools[i].echo;
 	if (workers) {
-		shm_sweep_stale(log_swept);
-		int rc = waker_new(l, cfg->shm_mode, &ps->waker);
+		int rc = waker_new(l, &ps->waker);
 		if (rc) {
 			free(ps);
 			return rc;

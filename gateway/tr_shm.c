@@ -94,6 +94,11 @@ static void shm_salvage(struct tr *t, tr_rec_fn *fn, void *arg)
 		fn(arg, &rec);
 }
 
+int tr_shm_fd(const struct tr *t)
+{
+	return shm_seg_fd(((const struct tr_shm *)t)->seg);
+}
+
 static void shm_free(struct tr *t)
 {
 	struct tr_shm *s = (struct tr_shm *)t;
@@ -117,13 +122,15 @@ int tr_shm_new(const struct tr_shm_opts *o, struct tr **out, struct tr_shm_info 
 	if (!s)
 		return -ENOMEM;
 	s->tr.ops = &shm_ops;
-	snprintf(s->name, sizeof(s->name), "/wsgw-%d-%u", (int)getpid(), o->worker_id);
+	snprintf(s->name, sizeof(s->name), "wsgw-%d-%u", (int)getpid(), o->worker_id);
 	struct shm_seg_opts so = {
 		.capacity = { o->ring_bytes, o->ring_bytes },
 		.mode = o->mode,
 		.gid = (gid_t)-1,
 	};
-	int rc = shm_seg_create_named(s->name, &so, &s->seg);
+	/* A sealed memfd: no name another process could open, and a worker holding the fd
+	 * cannot shrink it under the gateway (which would SIGBUS it). */
+	int rc = shm_seg_create_memfd(s->name, &so, &s->seg);
 	if (rc == 0)
 		rc = shm_seg_ring(s->seg, SHM_SEG_TO_WORKER, SHM_RING_PRODUCER, &s->to_w);
 	if (rc == 0)
@@ -137,7 +144,6 @@ int tr_shm_new(const struct tr_shm_opts *o, struct tr **out, struct tr_shm_info 
 	/* The worker rings the gateway's one doorbell, which one thread sleeps on for all. */
 	shm_ring_set_data_doorbell(&s->to_gw, o->bell);
 	s->tr.max_len = shm_ring_max_payload(&s->to_w);
-	snprintf(info->segment, sizeof(info->segment), "%s", s->name);
 	info->to_worker_bytes = info->to_gateway_bytes = o->ring_bytes;
 	*out = &s->tr;
 	return 0;

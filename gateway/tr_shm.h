@@ -1,4 +1,5 @@
-/* The shm transport: a worker's segment with its two rings (shm/segment.h, docs/SHM.md). */
+/* The shm transport: a worker's segment with its two rings (shm/segment.h, docs/SHM.md),
+ * in a sealed memfd that reaches the worker only as a file descriptor (gateway/attach.h). */
 #ifndef WSGW_TR_SHM_H
 #define WSGW_TR_SHM_H
 
@@ -9,7 +10,7 @@
 #include "shm/doorbell.h"
 
 struct tr_shm_opts {
-	unsigned worker_id;         /* names the segment: /wsgw-<gateway pid>-<id> */
+	unsigned worker_id;         /* labels the memfd: wsgw-<gateway pid>-<id> */
 	uint64_t ring_bytes;        /* each ring, a power of two */
 	mode_t mode;                /* segment permissions */
 	struct shm_doorbell *bell;  /* the gateway's doorbell, which the worker rings */
@@ -17,12 +18,13 @@ struct tr_shm_opts {
 
 /* What WELCOME tells the worker about its segment. */
 struct tr_shm_info {
-	char segment[64];
 	uint64_t to_worker_bytes, to_gateway_bytes;
 };
 
 /* Creates the worker's segment and opens the gateway's side of its rings. Returns 0 with
  * *out (freed through its ops) and *info, or -errno (logged; nothing is left behind). */
 int tr_shm_new(const struct tr_shm_opts *o, struct tr **out, struct tr_shm_info *info);
+/* The segment's memfd (t must be a shm transport), to pass to the worker. */
+int tr_shm_fd(const struct tr *t);
 
 #endif

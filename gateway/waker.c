@@ -17,7 +17,6 @@ struct waker {
 	struct loop_src src; /* the eventfd; the loop only needs to wake, so it does nothing */
 	struct loop *loop;
 	struct shm_bell *bell;
-	char name[64];
 	int efd;
 	pthread_t thread;
 	int started;
@@ -49,17 +48,16 @@ static void on_bell(struct loop_src *src, uint32_t events)
 	(void)src, (void)events; /* the rings are polled at the top of every iteration */
 }
 
-int waker_new(struct loop *l, mode_t mode, struct waker **out)
+int waker_new(struct loop *l, struct waker **out)
 {
 	struct waker *w = calloc(1, sizeof(*w));
 	if (!w)
 		return -ENOMEM;
 	w->loop = l;
 	w->efd = -1;
-	snprintf(w->name, sizeof(w->name), "/wsgw-%d-bell", (int)getpid());
-	int rc = shm_bell_create(w->name, mode, &w->bell);
+	int rc = shm_bell_create(&w->bell);
 	if (rc) {
-		log_error(-rc, "shm_open(%s)", w->name);
+		log_error(-rc, "the doorbell page (memfd_create)");
 		goto fail;
 	}
 	w->efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
@@ -109,9 +107,9 @@ struct shm_doorbell *waker_doorbell(struct waker *w)
 	return shm_bell_doorbell(w->bell);
 }
 
-const char *waker_name(const struct waker *w)
+int waker_fd(const struct waker *w)
 {
-	return w->name;
+	return shm_bell_fd(w->bell);
 }
 
 void waker_prepare(struct waker *w)

@@ -7,22 +7,20 @@
 #ifndef WSGW_WAKER_H
 #define WSGW_WAKER_H
 
-#include <sys/types.h>
-
 #include "gateway/loop.h"
 #include "shm/doorbell.h"
 
 struct waker;
 
-/* Creates the doorbell page /wsgw-<pid>-bell with mode, registers the eventfd with l and
- * starts the thread. Returns 0 and *out, or -errno (logged; nothing is left). */
-int waker_new(struct loop *l, mode_t mode, struct waker **out);
-/* Stops the thread, unlinks the page. NULL is a no-op. */
+/* Creates the doorbell page (a sealed memfd), registers the eventfd with l and starts the
+ * thread. Returns 0 and *out, or -errno (logged; nothing is left). */
+int waker_new(struct loop *l, struct waker **out);
+/* Stops the thread, unmaps the page. NULL is a no-op. */
 void waker_free(struct waker *w);
 
 struct shm_doorbell *waker_doorbell(struct waker *w);
-/* The page's name, which WELCOME gives every shm worker. */
-const char *waker_name(const struct waker *w);
+/* The page's memfd, which every shm worker receives with its segment. */
+int waker_fd(const struct waker *w);
 
 /* Before the loop sleeps: announces it on the doorbell (the caller then re-checks the
  * rings and calls waker_cancel when it found records). After it woke: waker_cancel. */

@@ -55,6 +55,7 @@ struct worker {
 	uint64_t *waiting;    /* ids of connections paused until held is empty */
 	size_t n_waiting, cap_waiting;
 	char why[80];         /* what killed it */
+	char token[33];       /* shm: until it fetched its segment; then empty */
 };
 
 /* Sends r through w's transport, or holds it behind the records already held: order per

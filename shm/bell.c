@@ -23,8 +23,7 @@ _Static_assert(sizeof(struct bell_page) <= BELL_SIZE, "bell page fits a page");
 
 struct shm_bell {
 	struct bell_page *page;
-	char name[64];
-	int creator;
+	int fd; /* the creator's memfd, else -1 */
 };
 
 static int map_fd(int fd, struct bell_page **out)
@@ -36,49 +35,34 @@ static int map_fd(int fd, struct bell_page **out)
 	return 0;
 }
 
-int shm_bell_create(const char *name, mode_t mode, struct shm_bell **out)
+int shm_bell_create(struct shm_bell **out)
 {
-	if (strlen(name) >= sizeof(((struct shm_bell *)0)->name))
-		return -EINVAL;
 	struct shm_bell *b = calloc(1, sizeof(*b));
 	if (!b)
 		return -ENOMEM;
-	int rc;
-	int fd = shm_open(name, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, mode);
-	if (fd < 0) {
+	int rc = 0;
+	b->fd = memfd_create("wsgw-bell", MFD_CLOEXEC | MFD_ALLOW_SEALING);
+	if (b->fd < 0 || ftruncate(b->fd, BELL_SIZE) < 0 ||
+	    fcntl(b->fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL) < 0)
 		rc = -errno;
-		goto fail;
+	if (rc == 0)
+		rc = map_fd(b->fd, &b->page);
+	if (rc) {
+		if (b->fd >= 0)
+			close(b->fd);
+		free(b);
+		return rc;
 	}
-	/* shm_open applies the umask; the mode asked for is the contract. */
-	if (fchmod(fd, mode) < 0 || ftruncate(fd, BELL_SIZE) < 0) {
-		rc = -errno;
-		goto fail_unlink;
-	}
-	rc = map_fd(fd, &b->page);
-	if (rc)
-		goto fail_unlink;
-	close(fd);
 	memset(b->page, 0, sizeof(*b->page));
 	b->page->version = 1;
 	b->page->size = BELL_SIZE;
-	b->page->magic = BELL_MAGIC; /* workers map it only after WELCOME names it */
-	strcpy(b->name, name);
-	b->creator = 1;
+	b->page->magic = BELL_MAGIC;
 	*out = b;
 	return 0;
-fail_unlink:
-	close(fd);
-	shm_unlink(name);
-fail:
-	free(b);
-	return rc;
 }
 
-int shm_bell_attach(const char *name, struct shm_bell **out)
+int shm_bell_attach_fd(int fd, struct shm_bell **out)
 {
-	int fd = shm_open(name, O_RDWR | O_CLOEXEC, 0);
-	if (fd < 0)
-		return -errno;
 	struct stat st;
 	int rc = fstat(fd, &st) < 0 ? -errno : 0;
 	if (rc == 0 && st.st_size != BELL_SIZE)
@@ -86,7 +70,6 @@ int shm_bell_attach(const char *name, struct shm_bell **out)
 	struct bell_page *page = NULL;
 	if (rc == 0)
 		rc = map_fd(fd, &page);
-	close(fd);
 	if (rc)
 		return rc;
 	if (page->magic != BELL_MAGIC || page->version != 1 || page->size != BELL_SIZE) {
@@ -99,8 +82,14 @@ int shm_bell_attach(const char *name, struct shm_bell **out)
 		return -ENOMEM;
 	}
 	b->page = page;
+	b->fd = -1;
 	*out = b;
 	return 0;
+}
+
+int shm_bell_fd(const struct shm_bell *b)
+{
+	return b->fd;
 }
 
 struct shm_doorbell *shm_bell_doorbell(struct shm_bell *b)
@@ -113,7 +102,7 @@ void shm_bell_close(struct shm_bell *b)
 	if (!b)
 		return;
 	munmap(b->page, BELL_SIZE);
-	if (b->creator)
-		shm_unlink(b->name);
+	if (b->fd >= 0)
+		close(b->fd);
 	free(b);
 }

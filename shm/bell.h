@@ -4,22 +4,22 @@
 #ifndef WSGW_SHM_BELL_H
 #define WSGW_SHM_BELL_H
 
-#include <sys/types.h>
-
 #include "shm/doorbell.h"
 
 struct shm_bell;
 
-/* Creates the POSIX shm object `name` ("/x", exclusively) with mode, maps it and formats it.
- * Returns 0 and *out, or -errno. The creator's shm_bell_close() unlinks it. */
-int shm_bell_create(const char *name, mode_t mode, struct shm_bell **out)
-	__attribute__((warn_unused_result));
-/* Maps an existing bell page and validates it. Returns 0, -EBADMSG (not a bell page), or
- * -errno of shm_open/mmap. */
-int shm_bell_attach(const char *name, struct shm_bell **out) __attribute__((warn_unused_result));
+/* Creates the page in a memfd sealed against shrinking and growing (a worker holding the fd
+ * cannot truncate it under the gateway), formatted and mapped. Returns 0 and *out, or
+ * -errno. */
+int shm_bell_create(struct shm_bell **out) __attribute__((warn_unused_result));
+/* Maps the page in fd (received from the gateway) and validates it; does not keep fd.
+ * Returns 0, -EBADMSG (not a bell page), or -errno of fstat/mmap. */
+int shm_bell_attach_fd(int fd, struct shm_bell **out) __attribute__((warn_unused_result));
+/* The creator's fd, to pass to a worker; -1 for an attached page. */
+int shm_bell_fd(const struct shm_bell *b);
 /* The doorbell inside the page. */
 struct shm_doorbell *shm_bell_doorbell(struct shm_bell *b);
-/* Unmaps (and unlinks, for the creator). NULL is a no-op. */
+/* Unmaps (and closes the creator's fd). NULL is a no-op. */
 void shm_bell_close(struct shm_bell *b);
 
 #endif

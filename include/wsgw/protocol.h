@@ -9,7 +9,7 @@
 #include <string.h>
 
 /* HELLO carries it; the gateway refuses any other (ERROR "version mismatch"). */
-#define WSGW_PROTOCOL_VERSION 1
+#define WSGW_PROTOCOL_VERSION 2
 
 /* Record types (shm) — the ZeroMQ transport spells the same verbs as ASCII names. */
 enum wsgw_verb {

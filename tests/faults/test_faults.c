@@ -5,6 +5,8 @@
  */
 #include <check.h>
 #include <dirent.h>
+#include <fcntl.h>
+#include <sys/mman.h>
 #include <endian.h>
 #include <errno.h>
 #include <signal.h>
@@ -176,6 +178,50 @@ START_TEST(test_corrupt_ring)
 	printf("corrupt ring (%s): %d + %d clients kept every connection and message\n",
 	       corruptions[_i], C1_HEALTHY, C1_VICTIMS);
 	wt_shm_peer_close(&h);
+	wt_env_worker_stop(&a);
+	wt_env_done(&e);
+}
+END_TEST
+
+/* ---- 1b. a worker tries to shrink or grow what the gateway maps ---------- */
+
+START_TEST(test_truncate_segment)
+{
+	static struct wt_conn ok[C1_HEALTHY], victim[C1_VICTIMS];
+	struct wt_env e;
+	struct wt_proc a;
+	struct wt_shm_peer h;
+	static const off_t sizes[] = { 0, 1, 4097, 1 << 30 };
+
+	wt_env_init(&e);
+	WT_ENV_GW_START(&e, "--route", "/=p", NULL);
+	wt_env_worker(&e, &a, WT_WORKER_ECHO, "p", "healthy");
+	for (int i = 0; i < C1_HEALTHY; i++)
+		WT_EXPECT_OPEN(&ok[i], "127.0.0.1", e.gw.port, "/");
+	ck_assert_int_eq(wt_shm_peer_attach(&h, e.control, "p"), 0);
+	for (int i = 0; i < C1_VICTIMS; i++)
+		WT_EXPECT_OPEN(&victim[i], "127.0.0.1", e.gw.port, "/");
+	/* The segment and the doorbell page are sealed memfds: no size change is allowed. */
+	for (int f = 0; f < 2; f++)
+		for (size_t i = 0; i < sizeof(sizes) / sizeof(sizes[0]); i++) {
+			errno = 0;
+			ck_assert_msg(ftruncate(h.fds[f], sizes[i]) < 0 && errno == EPERM,
+				      "ftruncate(%s, %lld) was allowed (%s)", f ? "doorbell" : "segment",
+				      (long long)sizes[i], strerror(errno));
+		}
+	ck_assert_msg(fcntl(h.fds[0], F_ADD_SEALS, F_SEAL_WRITE) < 0 && errno == EPERM,
+		      "the seals can still be changed");
+	/* Its own mapping is its own business: unmapping it changes nothing for the gateway. */
+	ck_assert_int_eq(munmap(shm_seg_base(h.seg), shm_seg_header(h.seg)->seg_size), 0);
+	for (int i = 0; i < C1_VICTIMS; i++)
+		WT_OK(&victim[i], wt_send_frame(&victim[i], WT_TEXT, 1, "to a worker that unmapped", 25));
+	echo_round(ok, C1_HEALTHY, 1, "after");
+	expect_alive(&e.gw);
+	/* It never answers, so it dies of silence; its clients move on with their messages. */
+	wt_ctl_close(&h.ctl);
+	for (int i = 0; i < C1_VICTIMS; i++)
+		WT_EXPECT_MESSAGE_T(&victim[i], WT_TEXT, "to a worker that unmapped", 25, 10000);
+	expect_alive(&e.gw);
 	wt_env_worker_stop(&a);
 	wt_env_done(&e);
 }
@@ -495,6 +541,7 @@ static Suite *faults_suite(void)
 		int timeout, loops;
 	} cases[] = {
 		{ "corrupt_ring", test_corrupt_ring, 20, 4 },
+		{ "truncate_segment", test_truncate_segment, 20, 1 },
 		{ "control_bursts", test_control_bursts, 20, 1 },
 		{ "sigterm_zmq", test_sigterm_zmq_under_load, 90, 1 },
 		{ "fd_exhaustion", test_fd_exhaustion, 30, 1 },

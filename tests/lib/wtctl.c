@@ -1,6 +1,7 @@
 /* wtctl: the control channel spoken by hand (tests/lib/wtctl.h). */
 #include "tests/lib/wtctl.h"
 #include "tests/lib/wstest.h"
+#include "shm/fdpass.h"
 #include "wsgw/protocol.h"
 
 #include <endian.h>
@@ -151,6 +152,7 @@ int wt_shm_peer_attach(struct wt_shm_peer *p, const char *endpoint, const char *
 	int rc;
 
 	memset(p, 0, sizeof(*p));
+	p->fds[0] = p->fds[1] = -1;
 	rc = wt_ctl_connect(&p->ctl, endpoint);
 	if (rc == 0)
 		rc = wt_ctl_hello(&p->ctl, pool, "shm", &w, 5000);
@@ -161,9 +163,11 @@ int wt_shm_peer_attach(struct wt_shm_peer *p, const char *endpoint, const char *
 		return -EPROTO;
 	}
 	p->id = (unsigned)strtoul(w.f[1], NULL, 10);
-	rc = shm_seg_attach_named(w.f[3], &p->seg);
+	rc = shm_fdpass_fetch(w.f[3], w.f[6], 5000, p->fds, 2);
 	if (rc == 0)
-		rc = shm_bell_attach(w.f[6], &p->bell);
+		rc = shm_seg_attach_fd(p->fds[0], &p->seg);
+	if (rc == 0)
+		rc = shm_bell_attach_fd(p->fds[1], &p->bell);
 	if (rc == 0)
 		rc = shm_seg_ring(p->seg, SHM_SEG_TO_WORKER, SHM_RING_CONSUMER, &p->to_w);
 	if (rc == 0)
@@ -185,6 +189,9 @@ void wt_shm_peer_ring(struct wt_shm_peer *p)
 
 void wt_shm_peer_close(struct wt_shm_peer *p)
 {
+	for (int i = 0; i < 2; i++)
+		if (p->fds[i] >= 0)
+			close(p->fds[i]);
 	shm_seg_close(p->seg);
 	shm_bell_close(p->bell);
 	wt_ctl_close(&p->ctl);

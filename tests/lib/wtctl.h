@@ -5,7 +5,8 @@
  * - wt_ctl_*: a raw ZeroMQ DEALER on the gateway's control socket: any frames, bursts of
  *   them, HELLO without the rest of a worker.
  * - wt_shm_peer_*: a shm worker that attaches like libwsgw and then holds its segment's
- *   rings itself, so a test can write garbage into them.
+ *   rings and file descriptors itself, so a test can write garbage into them or try to
+ *   truncate them.
  * - wt_zw_*: a real zmq-transport echo worker (the test binary re-executed with
  *   --as-zmq-worker); like the Python library, it says BYE on SIGTERM and exits at once.
  * Every wait is bounded.
@@ -54,6 +55,7 @@ int wt_ctl_hello(struct wt_ctl *c, const char *pool, const char *transport,
 struct wt_shm_peer {
 	struct wt_ctl ctl;
 	unsigned id;
+	int fds[2];            /* the segment's and the doorbell page's, as received */
 	struct shm_seg *seg;
 	struct shm_bell *bell;
 	struct shm_ring to_w;  /* consumer */

@@ -19,6 +19,7 @@
 
 #include "tests/lib/wstest.h"
 #include "tests/lib/wtenv.h"
+#include "wsgw/protocol.h"
 
 /* A test worker's reply "w<id> c<conn> <f>|<payload>", parsed. */
 struct reply {
@@ -585,7 +586,14 @@ START_TEST(test_hello_refused)
 	ck_assert_int_eq(zmq_ask(e.control, early, got, sizeof(got)), 0);
 	ck_assert_str_eq(got, "ERROR|not attached");
 
-	const char *transport[] = { "HELLO", "1", "chat", "pigeon", pid, NULL };
+	/* Version 1 named its segments; a version 1 worker cannot use what version 2 sends. */
+	const char *v1[] = { "HELLO", "1", "chat", "shm", pid, NULL };
+	ck_assert_int_eq(zmq_ask(e.control, v1, got, sizeof(got)), 0);
+	ck_assert_str_eq(got, "ERROR|version mismatch");
+
+	char version[8];
+	snprintf(version, sizeof(version), "%d", WSGW_PROTOCOL_VERSION);
+	const char *transport[] = { "HELLO", version, "chat", "pigeon", pid, NULL };
 	ck_assert_int_eq(zmq_ask(e.control, transport, got, sizeof(got)), 0);
 	ck_assert_str_eq(got, "ERROR|unknown transport");
 

@@ -2,6 +2,7 @@
 #include "wsgw/worker.h"
 #include "wsgw/protocol.h"
 #include "shm/bell.h"
+#include "shm/fdpass.h"
 #include "shm/segment.h"
 
 #include <errno.h>
@@ -88,22 +89,31 @@ static void unmap(struct wsgw_worker *w)
 	w->rsv_max = 0;
 }
 
-/* WELCOME id hb segment to_worker to_gateway bell */
+/* WELCOME id hb attach-socket to_worker to_gateway token: the segment and the doorbell page
+ * come as file descriptors from the attach socket, for the token (shm/fdpass.h). */
 static int on_welcome(struct wsgw_worker *w, char f[][256], int n)
 {
 	if (n != 7)
 		return -EPROTO;
 	struct shm_seg *seg = NULL;
 	struct shm_bell *bell = NULL;
-	int rc = shm_seg_attach_named(f[3], &seg);
+	int fds[2];
+	int rc = shm_fdpass_fetch(f[3], f[6], 5000, fds, 2);
+	if (rc) {
+		fprintf(stderr, "libwsgw: segment from %s: %s\n", f[3], strerror(-rc));
+		return rc;
+	}
+	rc = shm_seg_attach_fd(fds[0], &seg);
 	if (rc == 0)
-		rc = shm_bell_attach(f[6], &bell);
+		rc = shm_bell_attach_fd(fds[1], &bell);
+	close(fds[0]);
+	close(fds[1]);
 	if (rc == 0)
 		rc = shm_seg_ring(seg, SHM_SEG_TO_WORKER, SHM_RING_CONSUMER, &w->to_w);
 	if (rc == 0)
 		rc = shm_seg_ring(seg, SHM_SEG_TO_GATEWAY, SHM_RING_PRODUCER, &w->to_gw);
 	if (rc) {
-		fprintf(stderr, "libwsgw: segment %s: %s\n", f[3], strerror(-rc));
+		fprintf(stderr, "libwsgw: segment from %s: %s\n", f[3], strerror(-rc));
 		shm_seg_close(seg);
 		shm_bell_close(bell);
 		return rc;

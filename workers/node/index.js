@@ -11,7 +11,7 @@
 
 const zmq = require('zeromq');
 
-const PROTOCOL_VERSION = 1;
+const PROTOCOL_VERSION = 2;
 const QUEUE_MAX = 4096; // events read ahead of the application
 
 class WorkerError extends Error {}

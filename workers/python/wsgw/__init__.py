@@ -21,7 +21,7 @@ import zmq
 
 __all__ = ["Worker", "Event", "WorkerError", "PROTOCOL_VERSION"]
 
-PROTOCOL_VERSION = 1
+PROTOCOL_VERSION = 2
 
 _ID = struct.Struct(">Q")
 

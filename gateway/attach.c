@@ -1,0 +1,178 @@
+#include "gateway/attach.h"
+#include "gateway/log.h"
+#include "gateway/pool.h"
+#include "shm/fdpass.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#define ATT_CONNS 16
+#define ATT_TIMEOUT_MS 5000
+
+struct att_conn {
+	struct loop_src src;
+	struct att *owner;
+	int fd;
+	uint32_t since;
+	size_t len;
+	char line[SHM_FDPASS_TOKEN_LEN + 1];
+};
+
+struct att {
+	struct loop_src src; /* the listening socket */
+	struct loop *loop;
+	struct pools *ps;
+	int fd;
+	char path[108];
+	struct att_conn conns[ATT_CONNS];
+};
+
+static void drop(struct att_conn *c)
+{
+	close(c->fd);
+	c->fd = -1;
+}
+
+static void answer(struct att *a, struct att_conn *c)
+{
+	struct ucred cred = { 0 };
+	socklen_t len = sizeof(cred);
+	int fds[2];
+	char token[SHM_FDPASS_TOKEN_LEN + 1];
+	memcpy(token, c->line, SHM_FDPASS_TOKEN_LEN);
+	token[SHM_FDPASS_TOKEN_LEN] = 0;
+	getsockopt(c->fd, SOL_SOCKET, SO_PEERCRED, &cred, &len);
+	const char *why = NULL;
+	if (c->line[SHM_FDPASS_TOKEN_LEN] != '\n')
+		why = "a malformed token";
+	else if (pool_shm_fds(a->ps, token, cred.pid, fds, &why) == 0)
+		why = NULL;
+	if (why)
+		log_warn(0, "attach socket: refused pid %d: %s", (int)cred.pid, why);
+	if (shm_fdpass_send(c->fd, why ? 1 : 0, fds, 2) < 0)
+		log_warn(errno, "attach socket: answer to pid %d", (int)cred.pid);
+	drop(c);
+}
+
+static void on_conn(struct loop_src *src, uint32_t events)
+{
+	struct att_conn *c = (struct att_conn *)src;
+	(void)events;
+	if (c->fd < 0)
+		return;
+	ssize_t r = read(c->fd, c->line + c->len, sizeof(c->line) - c->len);
+	if (r < 0 && (errno == EAGAIN || errno == EINTR))
+		return;
+	if (r <= 0) {
+		drop(c);
+		return;
+	}
+	c->len += (size_t)r;
+	if (c->len == sizeof(c->line) || memchr(c->line, '\n', c->len))
+		answer(c->owner, c);
+}
+
+static void on_listener(struct loop_src *src, uint32_t events)
+{
+	struct att *a = (struct att *)src;
+	(void)events;
+	for (;;) {
+		int fd = accept4(a->fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+		if (fd < 0) {
+			if (errno == EINTR)
+				continue;
+			if (errno != EAGAIN)
+				log_warn(errno, "accept4 on the attach socket");
+			return;
+		}
+		struct att_conn *c = NULL;
+		for (int i = 0; i < ATT_CONNS && !c; i++)
+			if (a->conns[i].fd < 0)
+				c = &a->conns[i];
+		if (!c) {
+			log_warn(0, "attach socket: %d attaches pending already, refusing one", ATT_CONNS);
+			close(fd);
+			continue;
+		}
+		c->owner = a;
+		c->fd = fd;
+		c->len = 0;
+		c->since = loop_now(a->loop);
+		c->src.fn = on_conn;
+		if (loop_add(a->loop, fd, EPOLLIN, &c->src))
+			drop(c);
+	}
+}
+
+static void tick(void *arg)
+{
+	struct att *a = arg;
+	for (int i = 0; i < ATT_CONNS; i++)
+		if (a->conns[i].fd >= 0 && loop_now(a->loop) - a->conns[i].since > ATT_TIMEOUT_MS)
+			drop(&a->conns[i]);
+}
+
+int att_new(struct loop *l, struct pools *ps, const char *path, mode_t mode, struct att **out)
+{
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	if (strlen(path) >= sizeof(sa.sun_path)) {
+		log_error(ENAMETOOLONG, "attach socket %s", path);
+		return -ENAMETOOLONG;
+	}
+	struct att *a = calloc(1, sizeof(*a));
+	if (!a)
+		return -ENOMEM;
+	a->loop = l;
+	a->ps = ps;
+	for (int i = 0; i < ATT_CONNS; i++)
+		a->conns[i].fd = -1;
+	strcpy(a->path, path);
+	strcpy(sa.sun_path, path);
+	a->fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	unlink(path);
+	int rc = 0;
+	/* The mode is the contract whatever the umask: set it before anyone can connect. */
+	if (a->fd < 0 || bind(a->fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 ||
+	    chmod(path, mode) < 0 || listen(a->fd, 64) < 0) {
+		rc = -errno;
+		log_error(errno, "attach socket %s", path);
+		if (a->fd >= 0)
+			close(a->fd);
+		free(a);
+		return rc;
+	}
+	a->src.fn = on_listener;
+	rc = loop_add(l, a->fd, EPOLLIN, &a->src);
+	if (rc) {
+		att_free(a);
+		return rc;
+	}
+	struct loop_hooks h = { .arg = a, .tick = tick };
+	loop_add_hooks(l, &h);
+	*out = a;
+	return 0;
+}
+
+void att_free(struct att *a)
+{
+	if (!a)
+		return;
+	for (int i = 0; i < ATT_CONNS; i++)
+		if (a->conns[i].fd >= 0)
+			drop(&a->conns[i]);
+	close(a->fd);
+	unlink(a->path);
+	free(a);
+}
+
+const char *att_path(const struct att *a)
+{
+	return a->path;
+}
