@@ -668,6 +668,36 @@ START_TEST(test_config_file_and_reload)
 }
 END_TEST
 
+/*
+ * BUG (gateway/config.c, config_path): getopt_long takes any unambiguous abbreviation of a
+ * long option, so "--conf FILE" and "--confi=FILE" parse as --config, whose case in
+ * parse_args does nothing ("read by cfg_load before the other options"). But config_path
+ * only looks for the exact "--config" and "--config=": the file is never read, and
+ * cfg_load returns 0 with the defaults. It should read the file, or refuse the option.
+ */
+START_TEST(test_config_file_abbreviated)
+{
+	char path[] = "/tmp/wsgw-test-config-XXXXXX", eq[64];
+	int fd = mkstemp(path);
+
+	ck_assert_int_ge(fd, 0);
+	ck_assert_int_eq(write(fd, "max-message = 2000\n", 19), 19);
+	close(fd);
+	ck_assert_int_eq(load("--config", path), 0);
+	ck_assert_uint_eq(cfg.max_message, 2000);
+
+	snprintf(eq, sizeof(eq), "--confi=%s", path);
+	const char *const forms[][3] = { { "--conf", path, NULL }, { eq, NULL, NULL } };
+	for (int i = 0; i < 2; i++) {
+		int rc = loadv(forms[i]);
+		REQUIRE_MSG(rc == -EINVAL || (rc == 0 && cfg.max_message == 2000),
+			    "%s: cfg_load returned %d with max_message %llu: the file was ignored",
+			    forms[i][0], rc, (unsigned long long)cfg.max_message);
+	}
+	unlink(path);
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("config");
@@ -680,6 +710,7 @@ int main(void)
 	tcase_add_test(tc, test_misc_errors);
 	tcase_add_test(tc, test_help_version);
 	tcase_add_test(tc, test_config_file_and_reload);
+	tcase_add_test(tc, test_config_file_abbreviated);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("routes");
