@@ -1,0 +1,399 @@
+/* Tests of gateway/outq.c: a connection's output queue written to real sockets and pipes. */
+#include "gateway/outq.h"
+
+#include <check.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <malloc.h>
+#include <signal.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+/* ck_assert* reports every success to the parent process; loops over many bytes use this. */
+#define REQUIRE(cond) do { if (!(cond)) ck_abort_msg("%s:%d: %s", __FILE__, __LINE__, #cond); } while (0)
+
+/* The -ENOMEM test asks malloc for 2^62 bytes: ASan must answer NULL as glibc does, not abort. */
+const char *__asan_default_options(void);
+const char *__asan_default_options(void)
+{
+	return "allocator_may_return_null=1";
+}
+
+/* Byte i of every test's output stream: frames are cut from it in order, so the reader
+ * checks order and content with one comparison per byte, whatever the cuts. */
+static uint8_t pat(size_t i)
+{
+	return (uint8_t)(i * 131 + (i >> 9) + (i >> 17));
+}
+
+static uint8_t *stream_new(size_t n)
+{
+	uint8_t *s = malloc(n);
+	ck_assert_ptr_nonnull(s);
+	for (size_t i = 0; i < n; i++)
+		s[i] = pat(i);
+	return s;
+}
+
+static uint32_t rng_next(uint32_t *s)
+{
+	*s ^= *s << 13;
+	*s ^= *s >> 17;
+	*s ^= *s << 5;
+	return *s;
+}
+
+/* A non-blocking socketpair whose writer (sv[0]) has the smallest send buffer, so writes
+ * come up short every few KiB. */
+static void small_socketpair(int sv[2])
+{
+	int one = 1;
+	ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, sv), 0);
+	ck_assert_int_eq(setsockopt(sv[0], SOL_SOCKET, SO_SNDBUF, &one, sizeof(one)), 0);
+}
+
+/* A non-blocking pipe that takes 1 MiB (the unprivileged maximum) before it is full. */
+static void big_pipe(int p[2])
+{
+	ck_assert_int_eq(pipe2(p, O_NONBLOCK | O_CLOEXEC), 0);
+	ck_assert_int_ge(fcntl(p[1], F_SETPIPE_SZ, 1 << 20), 1 << 20);
+}
+
+/* Reads everything fd holds now; checks it continues the pattern at *at. */
+static size_t drain(int fd, size_t *at)
+{
+	static uint8_t buf[65536];
+	size_t got = 0;
+	for (;;) {
+		ssize_t r = read(fd, buf, sizeof(buf));
+		if (r < 0 && errno == EAGAIN)
+			return got;
+		REQUIRE(r > 0);
+		for (ssize_t i = 0; i < r; i++)
+			REQUIRE(buf[i] == pat(*at + (size_t)i));
+		*at += (size_t)r;
+		got += (size_t)r;
+	}
+}
+
+/* Appends stream[*off..] as a frame of hlen header bytes and n payload bytes. */
+static void append(struct outq *q, const uint8_t *stream, size_t *off, size_t hlen, size_t n)
+{
+	size_t before = q->bytes;
+	REQUIRE(outq_append2(q, stream + *off, hlen, stream + *off + hlen, n) == 0);
+	REQUIRE(q->bytes == before + hlen + n);
+	*off += hlen + n;
+}
+
+START_TEST(test_empty_queue)
+{
+	struct outq q = { 0 };
+
+	/* Nothing to write: no write is attempted, even on a descriptor that is not one. */
+	ck_assert_int_eq(outq_flush(&q, -1), 0);
+	outq_clear(&q);
+	ck_assert_ptr_null(q.head);
+	ck_assert_ptr_null(q.tail);
+	ck_assert_uint_eq(q.bytes, 0);
+}
+END_TEST
+
+START_TEST(test_order_and_bytes)
+{
+	/* Header-only frames, empty payloads, frames that fill the first chunk exactly, and
+	 * ones larger than a standard chunk, in one queue. */
+	static const size_t sizes[][2] = {
+		{ 2, 0 }, { 0, 5 }, { 14, 125 }, { 10, 1000 }, { 4, 16380 }, { 2, 1 },
+		{ 10, 40000 }, { 0, 0 }, { 2, 16382 }, { 6, 7 }, { 10, 100000 }, { 2, 3 },
+	};
+	size_t total = 0, off = 0, at = 0;
+	for (size_t i = 0; i < sizeof(sizes) / sizeof(sizes[0]); i++)
+		total += sizes[i][0] + sizes[i][1];
+	uint8_t *s = stream_new(total);
+	struct outq q = { 0 };
+	int p[2];
+
+	big_pipe(p);
+	for (size_t i = 0; i < sizeof(sizes) / sizeof(sizes[0]); i++)
+		append(&q, s, &off, sizes[i][0], sizes[i][1]);
+	ck_assert_uint_eq(q.bytes, total);
+	ck_assert_int_eq(outq_flush(&q, p[1]), 0);
+	ck_assert_uint_eq(q.bytes, 0);
+	ck_assert_ptr_null(q.head);
+	ck_assert_ptr_null(q.tail);
+	ck_assert_uint_eq(drain(p[0], &at), total);
+	close(p[0]);
+	close(p[1]);
+	free(s);
+}
+END_TEST
+
+START_TEST(test_more_chunks_than_one_writev)
+{
+	/* 9000-byte frames never share a 16 KiB chunk: 100 chunks, more than one writev's
+	 * vector. With room for all of it, one flush must write all of it. */
+	size_t n = 100, fsz = 9000, off = 0, at = 0;
+	uint8_t *s = stream_new(n * fsz);
+	struct outq q = { 0 };
+	int p[2];
+
+	big_pipe(p);
+	for (size_t i = 0; i < n; i++)
+		append(&q, s, &off, 10, fsz - 10);
+	ck_assert_int_eq(outq_flush(&q, p[1]), 0);
+	ck_assert_uint_eq(q.bytes, 0);
+	ck_assert_ptr_null(q.head);
+	ck_assert_uint_eq(drain(p[0], &at), n * fsz);
+	close(p[0]);
+	close(p[1]);
+	free(s);
+}
+END_TEST
+
+START_TEST(test_partial_writes)
+{
+	/* 2 MiB in frames of random sizes (a few past 64 KiB) through a socket that takes a
+	 * few KiB at a time: each flush writes what fits and says 1 until the end, and
+	 * q->bytes is always exactly what the reader has not received. */
+	size_t total = 2u << 20, off = 0, at = 0, rounds = 0;
+	uint8_t *s = stream_new(total);
+	struct outq q = { 0 };
+	uint32_t rng = 0x9e3779b9;
+	int sv[2];
+
+	small_socketpair(sv);
+	while (off < total) {
+		uint32_t r = rng_next(&rng);
+		size_t hlen = (size_t[]){ 2, 4, 10, 14 }[r & 3];
+		size_t n = (r >> 8) % 64 == 0 ? 65536 + (r >> 12) % 100000 : (r >> 8) % 3000;
+		if (off + hlen + n > total)
+			hlen = 0, n = total - off;
+		append(&q, s, &off, hlen, n);
+	}
+	ck_assert_uint_eq(q.bytes, total);
+	for (;;) {
+		size_t before = q.bytes;
+		int rc = outq_flush(&q, sv[0]);
+		drain(sv[1], &at);
+		REQUIRE(at == total - q.bytes);
+		if (rc == 0)
+			break;
+		REQUIRE(rc == 1);
+		REQUIRE(q.bytes > 0 && q.bytes < before);
+		REQUIRE(++rounds < total);
+	}
+	ck_assert_uint_eq(at, total);
+	ck_assert_ptr_null(q.head);
+	ck_assert_ptr_null(q.tail);
+	/* The socket really was small: the test exercised short writes. */
+	ck_assert_uint_gt(rounds, 10);
+	close(sv[0]);
+	close(sv[1]);
+	free(s);
+}
+END_TEST
+
+START_TEST(test_full_socket)
+{
+	size_t off = 0, at = 0;
+	uint8_t *s = stream_new(1u << 20);
+	struct outq q = { 0 };
+	int sv[2];
+
+	small_socketpair(sv);
+	append(&q, s, &off, 10, (1u << 20) - 10);
+	ck_assert_int_eq(outq_flush(&q, sv[0]), 1);
+	size_t left = q.bytes;
+	ck_assert_uint_gt(left, 0);
+	/* Nobody read: the socket is still full, nothing moves, nothing is lost. */
+	ck_assert_int_eq(outq_flush(&q, sv[0]), 1);
+	ck_assert_uint_eq(q.bytes, left);
+	ck_assert_uint_eq(drain(sv[1], &at), (1u << 20) - left);
+	while (outq_flush(&q, sv[0]) == 1)
+		drain(sv[1], &at);
+	drain(sv[1], &at);
+	ck_assert_uint_eq(at, 1u << 20);
+	close(sv[0]);
+	close(sv[1]);
+	free(s);
+}
+END_TEST
+
+START_TEST(test_large_payload_own_chunk)
+{
+	/* A large frame is copied into one chunk of its own size: the connection holds what
+	 * it queued, not that rounded up to a power of two or a multiple of 16 KiB. */
+	size_t big = (1u << 20) + 333, off = 0, at = 0;
+	uint8_t *s = stream_new(big + 100);
+	struct outq q = { 0 };
+	int p[2];
+
+	append(&q, s, &off, 2, 5);
+	void *first = q.tail;
+	append(&q, s, &off, 10, big - 10);
+	ck_assert_ptr_ne(q.tail, first);
+	size_t usable = malloc_usable_size(q.tail);
+	ck_assert_uint_ge(usable, big);
+	ck_assert_uint_lt(usable, big + 4096);
+	/* It is full: the next frame starts another chunk instead of growing this one. */
+	void *bigc = q.tail;
+	append(&q, s, &off, 2, 50);
+	ck_assert_ptr_ne(q.tail, bigc);
+
+	small_socketpair(p);
+	while (outq_flush(&q, p[0]) == 1)
+		drain(p[1], &at);
+	drain(p[1], &at);
+	ck_assert_uint_eq(at, off);
+	close(p[0]);
+	close(p[1]);
+	free(s);
+}
+END_TEST
+
+START_TEST(test_chunk_cache)
+{
+	/* Flushed 16 KiB chunks are kept for the next queue; a recycled chunk must come back
+	 * empty (its old bytes and write offset gone) and only for a standard-size need. */
+	size_t off = 0, at = 0;
+	uint8_t *s = stream_new(200000);
+	struct outq q = { 0 }, q2 = { 0 };
+	void *std[3];
+	int sv[2];
+
+	small_socketpair(sv);
+	append(&q, s, &off, 2, 3); /* the small first chunk */
+	for (int i = 0; i < 3; i++) {
+		append(&q, s, &off, 10, 8990);
+		std[i] = q.tail;
+	}
+	ck_assert(std[0] != std[1] && std[1] != std[2]);
+	/* Flushed with short writes, so each chunk had a write offset inside it. */
+	while (outq_flush(&q, sv[0]) == 1)
+		drain(sv[1], &at);
+	drain(sv[1], &at);
+	ck_assert_uint_eq(at, off);
+
+	append(&q2, s, &off, 2, 3);
+	append(&q2, s, &off, 10, 8990);
+	ck_assert(q2.tail == std[0] || q2.tail == std[1] || q2.tail == std[2]);
+	/* A frame too large for a standard chunk gets its own, never a cached one. */
+	append(&q2, s, &off, 10, 40000);
+	ck_assert(q2.tail != std[0] && q2.tail != std[1] && q2.tail != std[2]);
+	ck_assert_uint_ge(malloc_usable_size(q2.tail), 40010);
+	append(&q2, s, &off, 10, 100);
+	while (outq_flush(&q2, sv[0]) == 1)
+		drain(sv[1], &at);
+	drain(sv[1], &at);
+	ck_assert_uint_eq(at, off);
+	ck_assert_uint_eq(q2.bytes, 0);
+	close(sv[0]);
+	close(sv[1]);
+	free(s);
+}
+END_TEST
+
+START_TEST(test_closed_peer)
+{
+	size_t off = 0;
+	uint8_t *s = stream_new(1000);
+	struct outq q = { 0 };
+	int sv[2];
+
+	/* As the gateway does (server.c): a dead peer is an error to handle, not a signal. */
+	signal(SIGPIPE, SIG_IGN);
+	ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0, sv), 0);
+	close(sv[1]);
+	append(&q, s, &off, 2, 100);
+	ck_assert_int_eq(outq_flush(&q, sv[0]), -EPIPE);
+	outq_clear(&q);
+	ck_assert_uint_eq(q.bytes, 0);
+	ck_assert_ptr_null(q.head);
+	ck_assert_ptr_null(q.tail);
+	close(sv[0]);
+	free(s);
+}
+END_TEST
+
+START_TEST(test_clear_after_partial_write)
+{
+	/* Clearing drops what is still queued, including the rest of a half-written chunk;
+	 * the queue then works as a new one. */
+	size_t off = 0, at = 0;
+	uint8_t *s = stream_new(1u << 20);
+	struct outq q = { 0 };
+	int sv[2];
+
+	small_socketpair(sv);
+	append(&q, s, &off, 10, 300000);
+	append(&q, s, &off, 2, 20);
+	ck_assert_int_eq(outq_flush(&q, sv[0]), 1);
+	size_t written = off - q.bytes;
+	outq_clear(&q);
+	ck_assert_uint_eq(q.bytes, 0);
+	ck_assert_ptr_null(q.head);
+	ck_assert_ptr_null(q.tail);
+	ck_assert_uint_eq(drain(sv[1], &at), written);
+
+	/* New bytes continue the pattern from where the reader is. */
+	ck_assert_int_eq(outq_append2(&q, s + at, 4, s + at + 4, 1000), 0);
+	ck_assert_uint_eq(q.bytes, 1004);
+	while (outq_flush(&q, sv[0]) == 1)
+		drain(sv[1], &at);
+	drain(sv[1], &at);
+	ck_assert_uint_eq(at, written + 1004);
+	close(sv[0]);
+	close(sv[1]);
+	free(s);
+}
+END_TEST
+
+START_TEST(test_enomem_appends_nothing)
+{
+	size_t off = 0, at = 0;
+	uint8_t *s = stream_new(100);
+	struct outq q = { 0 };
+	int p[2];
+
+	append(&q, s, &off, 2, 10);
+	struct outq before = q;
+	/* malloc cannot serve 2^62 bytes; the payload is never read. */
+	ck_assert_int_eq(outq_append2(&q, s, 2, s, (size_t)1 << 62), -ENOMEM);
+	ck_assert_uint_eq(q.bytes, before.bytes);
+	ck_assert_ptr_eq(q.head, before.head);
+	ck_assert_ptr_eq(q.tail, before.tail);
+	big_pipe(p);
+	ck_assert_int_eq(outq_flush(&q, p[1]), 0);
+	ck_assert_uint_eq(drain(p[0], &at), 12);
+	close(p[0]);
+	close(p[1]);
+	free(s);
+}
+END_TEST
+
+int main(void)
+{
+	Suite *s = suite_create("outq");
+	TCase *tc = tcase_create("outq");
+
+	tcase_set_timeout(tc, 60);
+	tcase_add_test(tc, test_empty_queue);
+	tcase_add_test(tc, test_order_and_bytes);
+	tcase_add_test(tc, test_more_chunks_than_one_writev);
+	tcase_add_test(tc, test_partial_writes);
+	tcase_add_test(tc, test_full_socket);
+	tcase_add_test(tc, test_large_payload_own_chunk);
+	tcase_add_test(tc, test_chunk_cache);
+	tcase_add_test(tc, test_closed_peer);
+	tcase_add_test(tc, test_clear_after_partial_write);
+	tcase_add_test(tc, test_enomem_appends_nothing);
+	suite_add_tcase(s, tc);
+	SRunner *sr = srunner_create(s);
+	srunner_run_all(sr, CK_NORMAL);
+	int failed = srunner_ntests_failed(sr);
+	srunner_free(sr);
+	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}
