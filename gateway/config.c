@@ -1,5 +1,6 @@
 #include "gateway/config.h"
 #include "gateway/log.h"
+#include "shm/ring.h"
 
 #include <arpa/inet.h>
 #include <ctype.h>
@@ -38,7 +39,7 @@ static void usage(FILE *f)
 		"  --heartbeat SEC           heartbeat interval; a worker silent 3 intervals is dead (default 1)\n"
 		"  --authorize-timeout SEC   wait for ACCEPT/REJECT, then 503 (default 5)\n"
 		"  --orphan-timeout SEC      connections whose pool has no worker wait, then close 1013 (default 30)\n"
-		"  --ring-size BYTES         each shared-memory ring, a power of two (default: 4 MiB or 4x max-message)\n"
+		"  --ring-size BYTES         each shared-memory ring, a power of two (default: 4 MiB, or 4x the largest record)\n"
 		"  --shm-mode MODE           segment permissions, octal (default 0600)\n"
 		"  --forward-header NAME     request header passed to workers in OPEN (repeatable;\n"
 		"                            default origin, host, user-agent, cookie, authorization)\n"
@@ -205,6 +206,18 @@ static const struct option long_opts[] = {
 	{ NULL, 0, NULL, 0 },
 };
 
+/* getopt_long takes any unambiguous abbreviation; a setting misread that way (or a
+ * --config no one reads) is worse than an error. The option getopt just returned is the
+ * word before optind, or the one before that when its value was a word of its own. */
+static int exact_name(char **argv, const char *name)
+{
+	const char *w = argv[optind - 1];
+	if (strncmp(w, "--", 2) != 0 && optind >= 2)
+		w = argv[optind - 2];
+	size_t n = strcspn(w + 2, "=");
+	return strncmp(w, "--", 2) == 0 && n == strlen(name) && strncmp(w + 2, name, n) == 0;
+}
+
 static int parse_args(struct gw_config *cfg, int argc, char **argv)
 {
 	memset(cfg, 0, sizeof(*cfg));
@@ -221,11 +234,17 @@ static int parse_args(struct gw_config *cfg, int argc, char **argv)
 	int have_outbound = 0, have_forward = 0;
 
 	optind = 0; /* 0, not 1: glibc then resets all its state, needed for a reload */
-	int c;
-	while ((c = getopt_long(argc, argv, "", long_opts, NULL)) != -1) {
+	int c, idx;
+	while ((c = getopt_long(argc, argv, "", long_opts, &idx)) != -1) {
 		uint64_t v;
 		int rc = 0;
 		const char *what = NULL;
+		if (c != '?' && !exact_name(argv, long_opts[idx].name)) {
+			fprintf(stderr, "wsgw: options are spelled out whole: %s is --%s\n",
+				argv[optind - 1][0] == '-' ? argv[optind - 1] : argv[optind - 2],
+				long_opts[idx].name);
+			return -EINVAL;
+		}
 		switch (c) {
 		case OPT_LISTEN:
 			if (cfg->n_listen == CFG_MAX_LISTEN)
@@ -336,10 +355,20 @@ static int parse_args(struct gw_config *cfg, int argc, char **argv)
 			rc = cfg->n_forward < CFG_MAX_FORWARD && strlen(optarg) < CFG_NAME_MAX &&
 			     strlen(optarg) > 0 ? 0 : -EINVAL;
 			if (!rc) {
-				char *dst = cfg->forward[cfg->n_forward++];
-				for (size_t i = 0; optarg[i]; i++)
-					dst[i] = (char)tolower((unsigned char)optarg[i]);
-				dst[strlen(optarg)] = 0;
+				char name[CFG_NAME_MAX];
+				for (size_t i = 0; i <= strlen(optarg); i++)
+					name[i] = (char)tolower((unsigned char)optarg[i]);
+				/* A header forwarded twice, or the offered subprotocols (already
+				 * :protocols), would put the same request bytes in the OPEN twice:
+				 * more than the rings are sized for (cfg_open_max). */
+				int dup = strcmp(name, "sec-websocket-protocol") == 0;
+				for (int i = 0; i < cfg->n_forward && !dup; i++)
+					dup = strcmp(cfg->forward[i], name) == 0;
+				if (dup)
+					fprintf(stderr, "wsgw: --forward-header %s: already in the OPEN fields, not forwarded twice\n",
+						optarg);
+				else
+					strcpy(cfg->forward[cfg->n_forward++], name);
 			}
 			what = "--forward-header wants a header name (at most 16 of them)";
 			break;
@@ -392,11 +421,18 @@ static int parse_args(struct gw_config *cfg, int argc, char **argv)
 	uint64_t open_max = cfg_open_max(cfg);
 	uint64_t largest = cfg->max_message > open_max ? cfg->max_message : open_max;
 	if (!cfg->ring_bytes) {
-		/* A record holds at most half a ring (shm/ring.h): room for two largest. */
-		uint64_t need = 4 * (largest + 64);
+		/* A record holds at most half a ring (shm/ring.h); four times the largest holds
+		 * two of them wherever the ring's head is. */
+		uint64_t need = 4 * largest;
 		cfg->ring_bytes = 4u << 20;
 		while (cfg->ring_bytes < need)
 			cfg->ring_bytes <<= 1;
+		if (cfg->ring_bytes > SHM_RING_MAX_CAPACITY) {
+			fprintf(stderr, "wsgw: --max-message %llu needs rings of %llu bytes, more than the %u a ring may have\n",
+				(unsigned long long)cfg->max_message, (unsigned long long)cfg->ring_bytes,
+				SHM_RING_MAX_CAPACITY);
+			return -EINVAL;
+		}
 	} else if (cfg->ring_bytes / 2 < largest + 64) {
 		fprintf(stderr, "wsgw: --ring-size %llu cannot hold a record of %llu bytes: a ring holds records up to half its size, and must take a message of --max-message (%llu) and an OPEN of a request of --max-header (%zu bytes, up to %llu as OPEN fields)\n",
 			(unsigned long long)cfg->ring_bytes, (unsigned long long)largest,

@@ -119,6 +119,7 @@ int loop_add(struct loop *l, int fd, uint32_t events, struct loop_src *src)
 
 int loop_mod(struct loop *l, int fd, uint32_t events, struct loop_src *src)
 {
+	src->kind = EP_SRC;
 	return ctl(l, EPOLL_CTL_MOD, fd, events, src);
 }
 

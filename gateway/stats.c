@@ -6,7 +6,7 @@
 
 struct gw_stats stats;
 
-static const int reject_status[] = { 400, 404, 405, 426, 431, 500 };
+static const int reject_status[] = { 400, 404, 405, 426, 431 };
 static const unsigned close_code[] = { 1000, 1001, 1002, 1007, 1008, 1009, 1011, 1013 };
 
 void stats_rejected(int status)
@@ -16,7 +16,8 @@ void stats_rejected(int status)
 			stats.rejected[i]++;
 			return;
 		}
-	stats.rejected[5]++; /* 5xx and anything else */
+	/* A worker's REJECT may be any 4xx: other client errors are not server errors. */
+	stats.rejected[status < 500 ? 5 : 6]++;
 }
 
 void stats_close_sent(unsigned code)
@@ -66,8 +67,8 @@ int stats_format(char *out, size_t cap, unsigned long conns_open, unsigned worke
 	counter(&b, "upgraded_total", "WebSocket upgrades answered with 101.", stats.upgraded);
 	put(&b, "# HELP wsgw_rejected_total Upgrade requests answered with an HTTP error.\n"
 		"# TYPE wsgw_rejected_total counter\n");
-	static const char *const st[] = { "400", "404", "405", "426", "431", "5xx" };
-	for (int i = 0; i < 6; i++)
+	static const char *const st[] = { "400", "404", "405", "426", "431", "4xx", "5xx" };
+	for (int i = 0; i < 7; i++)
 		put(&b, "wsgw_rejected_total{status=\"%s\"} %llu\n", st[i],
 		    (unsigned long long)stats.rejected[i]);
 	counter(&b, "handshake_timeouts_total", "Clients cut for a slow upgrade request.",

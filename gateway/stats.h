@@ -9,7 +9,7 @@
 struct gw_stats {
 	uint64_t accepted;            /* TCP connections accepted */
 	uint64_t upgraded;            /* 101 sent */
-	uint64_t rejected[6];         /* HTTP answers: 400, 404, 405, 426, 431, 5xx */
+	uint64_t rejected[7];         /* HTTP answers: 400, 404, 405, 426, 431, other 4xx, 5xx */
 	uint64_t handshake_timeouts;
 	uint64_t messages_in, bytes_in;   /* whole client messages */
 	uint64_t messages_out, bytes_out; /* messages queued to clients */

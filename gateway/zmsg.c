@@ -39,6 +39,37 @@ static void put(struct out *o, const void *p, size_t n, int more)
 		o->err = errno;
 }
 
+/* The body (a, then b) from byte skip on, as one frame: joined only when both parts have
+ * bytes left. */
+static void put_body(struct out *o, const struct tr_rec *r, size_t skip, int more)
+{
+	const uint8_t *a = r->a, *b = r->b;
+	size_t na = r->na, nb = r->nb;
+	size_t sa = skip < na ? skip : na, sb = skip - sa < nb ? skip - sa : nb;
+	a += sa, na -= sa, b += sb, nb -= sb;
+	if (!nb || !na) {
+		put(o, na ? (const void *)a : (const void *)b, na ? na : nb, more);
+		return;
+	}
+	zmq_msg_t m;
+	if (o->err || zmq_msg_init_size(&m, na + nb) < 0) {
+		o->err = o->err ? o->err : ENOMEM;
+		return;
+	}
+	memcpy(zmq_msg_data(&m), a, na);
+	memcpy((uint8_t *)zmq_msg_data(&m) + na, b, nb);
+	if (zmq_msg_send(&m, o->sock, (more ? ZMQ_SNDMORE : 0) | ZMQ_DONTWAIT) < 0) {
+		o->err = errno;
+		zmq_msg_close(&m);
+	}
+}
+
+/* Byte i of the body (a, then b). */
+static uint8_t body_at(const struct tr_rec *r, size_t i)
+{
+	return i < r->na ? ((const uint8_t *)r->a)[i] : ((const uint8_t *)r->b)[i - r->na];
+}
+
 int zmsg_send_record(void *sock, const uint8_t *ident, size_t ilen, const struct tr_rec *r)
 {
 	const char *verb;
@@ -52,16 +83,22 @@ int zmsg_send_record(void *sock, const uint8_t *ident, size_t ilen, const struct
 		log_error(0, "control: no zmq form for record type %u", r->type);
 		return -EIO;
 	}
+	/* OPEN's fields are walked in place: held or not, its body is one part. */
+	if (r->type == WSGW_OPEN && r->nb) {
+		log_error(0, "control: an OPEN in two parts");
+		return -EIO;
+	}
 	/* The first frame decides: past the high-water mark nothing is queued. EHOSTUNREACH:
 	 * the worker's connection is gone and its death is about to be noticed. */
 	if (zmq_send(sock, ident, ilen, ZMQ_SNDMORE | ZMQ_DONTWAIT) < 0)
 		return errno == EAGAIN || errno == EHOSTUNREACH ? -EAGAIN : -EIO;
 	struct out o = { sock, 0 };
 	uint64_t be = htobe64(r->conn);
+	size_t len = r->na + r->nb;
 	put(&o, verb, strlen(verb), 1);
 	switch (r->type) {
 	case WSGW_ERROR:
-		put(&o, r->a, r->na, 0);
+		put_body(&o, r, 0, 0);
 		break;
 	case WSGW_GONE:
 		put(&o, &be, 8, 0);
@@ -72,30 +109,36 @@ int zmsg_send_record(void *sock, const uint8_t *ident, size_t ilen, const struct
 			put(&o, "binary", 6, 1);
 		else
 			put(&o, "text", 4, 1);
-		put(&o, r->a, r->na, 0);
+		put_body(&o, r, 0, 0);
 		break;
 	case WSGW_CLOSE: {
-		/* A CLOSE body is the code (a) and the reason (b). */
-		const uint8_t *code = r->a;
+		/* A CLOSE body is the code (2 bytes, big-endian), then the reason. */
 		char num[8];
-		snprintf(num, sizeof(num), "%u", r->na >= 2 ? (unsigned)(code[0] << 8 | code[1]) : 1005u);
+		snprintf(num, sizeof(num), "%u",
+			 len >= 2 ? (unsigned)(body_at(r, 0) << 8 | body_at(r, 1)) : 1005u);
 		put(&o, &be, 8, 1);
 		put(&o, num, strlen(num), 1);
-		put(&o, r->b, r->nb, 0);
+		put_body(&o, r, 2, 0);
 		break;
 	}
 	default: { /* WSGW_OPEN: flags, then name and value frames for each field */
-		const char *fl = (r->flags & WSGW_F_RESUMED)	 ? "resumed"
-				 : (r->flags & WSGW_F_AUTHORIZE) ? "authorize"
-								 : "";
+		char fl[24] = "";
+		if (r->flags & WSGW_F_RESUMED)
+			strcat(fl, "resumed");
+		if (r->flags & WSGW_F_AUTHORIZE)
+			strcat(fl, fl[0] ? ",authorize" : "authorize");
 		const uint8_t *q = r->a, *end = q + r->na;
 		struct wsgw_field f;
 		put(&o, &be, 8, 1);
 		put(&o, fl, strlen(fl), q < end);
-		while (wsgw_field_next(&q, end, &f) == 1) {
+		int rc;
+		while ((rc = wsgw_field_next(&q, end, &f)) == 1) {
 			put(&o, f.name, f.name_len, 1);
 			put(&o, f.value, f.value_len, q < end);
 		}
+		/* Malformed fields (never ours): end the message rather than leave it open. */
+		if (rc < 0)
+			put(&o, "", 0, 0);
 	}
 	}
 	if (o.err) {
@@ -121,7 +164,7 @@ static int frame_u64(zmq_msg_t *m, uint64_t *out)
 static int frame_num(zmq_msg_t *m, unsigned lo, unsigned hi, unsigned *out)
 {
 	char buf[12], *end;
-	if (zmsg_frame_str(m, buf, sizeof(buf)) || !buf[0])
+	if (zmsg_frame_str(m, buf, sizeof(buf)) || !buf[0] || strspn(buf, "0123456789") != strlen(buf))
 		return -1;
 	unsigned long v = strtoul(buf, &end, 10);
 	if (*end || v < lo || v > hi)

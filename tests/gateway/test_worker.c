@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #define REQUIRE(cond) do { if (!(cond)) ck_abort_msg("%s:%d: %s", __FILE__, __LINE__, #cond); } while (0)
@@ -20,7 +21,6 @@
 #define RING 4096u /* each ring: records of up to 2032 bytes */
 
 static struct shm_bell *bell;
-static char bell_name[64];
 static struct worker *w;
 static struct tr_shm_info info;
 static struct shm_seg *wseg;    /* the worker's mapping */
@@ -41,21 +41,13 @@ static struct worker *worker_new(unsigned id, uint64_t ring_bytes)
 
 static void setup(void)
 {
-	snprintf(bell_name, sizeof(bell_name), "/wsgw-test-bell-%d", (int)getpid());
-	ck_assert_int_eq(shm_bell_create(bell_name, 0600, &bell), 0);
+	ck_assert_int_eq(shm_bell_create(&bell), 0);
 	w = worker_new(1, RING);
-	char want[64];
-	snprintf(want, sizeof(want), "/wsgw-%d-1", (int)getpid());
-	ck_assert_str_eq(info.segment, want);
 	ck_assert_uint_eq(info.to_worker_bytes, RING);
 	ck_assert_uint_eq(info.to_gateway_bytes, RING);
-	ck_assert_int_eq(shm_seg_attach_named(info.segment, &wseg), 0);
+	/* The worker's side: the segment as the descriptor the attach socket would pass. */
+	ck_assert_int_eq(shm_seg_attach_fd(tr_shm_fd(w->tr), &wseg), 0);
 	ck_assert_int_eq(shm_seg_ring(wseg, SHM_SEG_TO_WORKER, SHM_RING_CONSUMER, &wring), 0);
-	/* A failed check ends the test process at once, without teardown: the names go now
-	 * (the mappings stay), so nothing is left in /dev/shm. test_second_worker_segment
-	 * checks that freeing a worker removes its segment. */
-	shm_unlink(info.segment);
-	shm_unlink(bell_name);
 }
 
 static void teardown(void)
@@ -374,23 +366,22 @@ END_TEST
 
 START_TEST(test_second_worker_segment)
 {
-	/* Each worker has a segment of its own, named by its id, with the size asked for. */
+	/* Each worker has a segment of its own, a sealed memfd of the size asked for. */
 	struct tr_shm_info first = info;
 	struct worker *x = worker_new(2, 65536);
-	char want[64];
+	struct stat st;
 
-	snprintf(want, sizeof(want), "/wsgw-%d-2", (int)getpid());
-	ck_assert_str_eq(info.segment, want);
-	ck_assert_str_ne(info.segment, first.segment);
+	ck_assert_int_ne(tr_shm_fd(x->tr), tr_shm_fd(w->tr));
 	ck_assert_uint_eq(info.to_worker_bytes, 65536);
 	ck_assert_uint_eq(x->tr->max_len, 65536 / 2 - 16);
-	/* The same id again: the name is taken, and nothing is left behind by the failure. */
-	struct tr *t;
-	struct tr_shm_opts o = { .worker_id = 2, .ring_bytes = RING, .mode = 0600,
-				 .bell = shm_bell_doorbell(bell) };
-	ck_assert_int_eq(tr_shm_new(&o, &t, &info), -EEXIST);
+	ck_assert_int_eq(fstat(tr_shm_fd(x->tr), &st), 0);
+	ck_assert_int_eq(fcntl(tr_shm_fd(x->tr), F_GET_SEALS),
+			 F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL);
+	ck_assert(ftruncate(tr_shm_fd(x->tr), 4096) < 0 && errno == EPERM);
+	/* Freeing the worker closes the descriptor. */
+	int fd = tr_shm_fd(x->tr);
 	wk_free(x);
-	ck_assert(shm_open(want, O_RDONLY, 0) < 0 && errno == ENOENT);
+	ck_assert(fcntl(fd, F_GETFD) < 0 && errno == EBADF);
 	info = first;
 }
 END_TEST
