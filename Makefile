@@ -7,13 +7,14 @@
 #   make run             the gateway on 127.0.0.1:8080 with an echo worker (WORKERS=N, WORKER=c|python|node)
 #   make bench-ring      shared-memory ring benchmark
 #   make V=1             show the commands
+#   make NO_DEPS=1       do not look for (or install) the Debian packages below
 
 CC      ?= cc
 prefix  ?= /usr/local
 DESTDIR ?=
 LISTEN  ?= 127.0.0.1:8080
 
-# Debian packages the build and the tests need; installed when missing.
+# Debian packages the build and the tests need; installed when missing (tools/need-debs).
 DEPS_PKGS := libzmq3-dev liburcu-dev node-llhttp check libsubunit-dev \
              pkg-config zlib1g-dev libssl-dev
 
@@ -69,7 +70,6 @@ SHM_LIB  := $(BUILD)/libwsgw-shm.a
 LIBWSGW_OBJ := $(LIBWSGW_SRC:%.c=$(BUILD)/obj/%.o) $(SHM_OBJ)
 LIBWSGW_A  := $(BUILD)/libwsgw.a
 LIBWSGW_SO := $(BUILD)/libwsgw.so.1
-DEPS_STAMP := build/.deps-installed
 
 PROGRAMS := $(BUILD)/wsgw $(BUILD)/wsgw-bench $(BUILD)/wsgw-echo $(LIBWSGW_SO)
 
@@ -78,25 +78,31 @@ PROGRAMS := $(BUILD)/wsgw $(BUILD)/wsgw-bench $(BUILD)/wsgw-echo $(LIBWSGW_SO)
 .SECONDARY:
 all: $(PROGRAMS) $(TEST_BIN)
 
-# Installs the Debian packages that are missing; a no-op once they are there.
-deps: $(DEPS_STAMP)
-$(DEPS_STAMP):
-	@missing=""; for p in $(DEPS_PKGS); do \
-	  dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q 'ok installed' || missing="$$missing $$p"; \
-	done; \
-	if [ -n "$$missing" ]; then \
-	  echo "installing missing packages:$$missing"; \
-	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \
-	fi
-	@mkdir -p $(@D) && touch $@
+# The Debian packages must be there before make reads any path they provide: a pattern
+# rule's prerequisite such as /usr/share/llhttp/llhttp.c is looked up while make plans,
+# before any recipe of the same run, so an install step inside the build comes too late.
+# DEPS_MK is an included makefile: GNU make brings it up to date first and, when it had
+# to, starts over with the packages in place. It is redone whenever dpkg's database
+# changes (a package removed), which costs one dpkg-query per package.
+DEPS_MK := build/.deps.mk
+ifeq ($(NO_DEPS),)
+ifneq ($(filter-out clean deps,$(or $(MAKECMDGOALS),all)),)
+include $(DEPS_MK)
+endif
+endif
+$(DEPS_MK): Makefile $(wildcard /var/lib/dpkg/status)
+	@tools/need-debs $(DEPS_PKGS)
+	@mkdir -p $(@D) && echo '# Debian packages present: $(DEPS_PKGS)' > $@
+deps:
+	@tools/need-debs $(DEPS_PKGS)
 
-$(BUILD)/obj/%.o: %.c | $(DEPS_STAMP)
+$(BUILD)/obj/%.o: %.c
 	@mkdir -p $(@D)
 	@$(if $(Q),echo "  CC      $<")
 	$(Q)$(CC) $(ALL_CFLAGS) -c -o $@ $<
 
 # llhttp's own sources are compiled, not vendored; they are not -Wextra clean.
-$(BUILD)/obj/llhttp/%.o: $(LLHTTP_SRC_DIR)/%.c | $(DEPS_STAMP)
+$(BUILD)/obj/llhttp/%.o: $(LLHTTP_SRC_DIR)/%.c
 	@mkdir -p $(@D)
 	@$(if $(Q),echo "  CC      $<")
 	$(Q)$(CC) -std=gnu11 $(CFLAGS) $(SAN_FLAGS) -Wall -Wextra -Wno-unused-parameter \
@@ -174,6 +180,8 @@ check-tsan:
 	done
 
 # The gateway on $(LISTEN) with $(WORKERS) echo workers in $(WORKER) (c, python, node).
+# workers/run-demo installs what a Python or Node worker needs, and stops when a worker
+# does not attach.
 WORKERS ?= 1
 WORKER  ?= c
 run: $(BUILD)/wsgw $(BUILD)/wsgw-echo
