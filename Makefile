@@ -16,7 +16,7 @@ LISTEN  ?= 127.0.0.1:8080
 
 # Debian packages the build and the tests need; installed when missing (tools/need-debs).
 DEPS_PKGS := libzmq3-dev liburcu-dev node-llhttp check libsubunit-dev \
-             pkg-config zlib1g-dev libssl-dev
+             pkg-config zlib1g-dev libssl-dev libsystemd-dev
 
 LLHTTP_SRC_DIR ?= /usr/share/llhttp
 LLHTTP_INC_DIR ?= /usr/share/include/llhttp
@@ -39,7 +39,7 @@ Q := @
 endif
 
 # pkg-config runs when a recipe needs it (recursive '='), after the packages exist.
-PKG_LIBS   = liburcu liburcu-cds libzmq libcrypto zlib
+PKG_LIBS   = liburcu liburcu-cds libzmq libcrypto zlib libsystemd
 PKG_CFLAGS = $(shell pkg-config --cflags $(PKG_LIBS))
 PKG_LDLIBS = $(shell pkg-config --libs $(PKG_LIBS))
 CHECK_CFLAGS = $(shell pkg-config --cflags check)

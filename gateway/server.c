@@ -6,6 +6,7 @@
 #include "gateway/handshake.h"
 #include "gateway/log.h"
 #include "gateway/pool.h"
+#include "gateway/sdnotify.h"
 #include "gateway/session.h"
 #include "gateway/stats.h"
 
@@ -321,11 +322,14 @@ static void on_signal(void)
 		case SIGINT:
 			if (!L.draining) {
 				log_info("signal %d: stopping", (int)si.ssi_signo);
+				sdn_stopping("draining");
 				start_drain();
 			}
 			break;
 		case SIGHUP:
+			sdn_reloading();
 			reload();
+			sdn_ready("reloaded");
 			break;
 		}
 	}
@@ -398,6 +402,7 @@ static int setup(struct gw_config *cfg)
 	log_set_level((enum log_level)cfg->log_level);
 	L.reserve_fd = -1;
 	L.sig.fd = -1;
+	sdn_init();
 	clock_gettime(CLOCK_MONOTONIC, &L.start);
 	L.fd_conns = raise_fd_limit();
 	set_limits();
@@ -495,6 +500,7 @@ int srv_run(struct gw_config *cfg)
 		goto out;
 	log_info("started: max %u connections, max message %llu bytes", L.max_conns,
 		 (unsigned long long)cfg->max_message);
+	sdn_ready("serving");
 	struct epoll_event events[MAX_EVENTS];
 	update_now();
 	L.next_sweep = L.now + L.sweep_ms;
@@ -555,6 +561,7 @@ int srv_run(struct gw_config *cfg)
 		if ((int32_t)(L.now - L.next_sweep) >= 0) {
 			conn_for_each(check_deadline, NULL);
 			admin_tick(L.now);
+			sdn_tick(L.now);
 			if (L.workers) {
 				ctl_tick();
 				pool_tick();
