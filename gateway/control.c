@@ -3,6 +3,7 @@
 #include "gateway/frame.h"
 #include "gateway/log.h"
 #include "gateway/pool.h"
+#include "gateway/rundir.h"
 #include "gateway/server.h"
 #include "shm/ring.h"
 #include "wsgw/protocol.h"
@@ -46,6 +47,7 @@ static struct {
 	uint8_t (*clients)[32];    /* allowed client public keys; NULL: any key */
 	size_t n_clients;
 	int local; /* ipc:// endpoint: worker pids are ours to watch */
+	struct rundir_sock owned; /* the ipc:// socket file this process bound */
 } C;
 
 static int mkdir_p(const char *dir)
@@ -249,6 +251,12 @@ int ctl_init(const struct gw_config *cfg, int epfd)
 		int err = errno;
 		log_error(err, "zmq_bind(%s)", cfg->control);
 		return -err;
+	}
+	int orc = C.local ? rundir_sock_claim(&C.owned, cfg->control + 6, cfg->socket_mode, cfg->gid) : 0;
+	if (orc) {
+		log_error(-orc, "control socket %s: chmod 0%o / chown to group %s", cfg->control + 6,
+			  cfg->socket_mode, cfg->group[0] ? cfg->group : "-");
+		return orc;
 	}
 	size_t len = sizeof(C.fd);
 	zmq_getsockopt(C.sock, ZMQ_FD, &C.fd, &len);
@@ -694,6 +702,6 @@ void ctl_shutdown(void)
 	if (C.ctx)
 		zmq_ctx_term(C.ctx);
 	if (C.local)
-		unlink(C.cfg->control + 6);
+		rundir_sock_release(&C.owned, C.cfg->control + 6); /* never another's socket */
 	memset(&C, 0, sizeof(C));
 }

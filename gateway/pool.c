@@ -237,7 +237,7 @@ int pool_init(const struct gw_config *cfg)
 		return 0;
 	remove_stale_segments();
 	snprintf(P.bell_name, sizeof(P.bell_name), "/wsgw-%d-bell", (int)getpid());
-	int rc = shm_bell_create(P.bell_name, cfg->shm_mode, &P.bell);
+	int rc = shm_bell_create(P.bell_name, cfg->shm_mode, cfg->gid, &P.bell);
 	if (rc) {
 		log_error(-rc, "shm_open(%s)", P.bell_name);
 		return rc;
@@ -691,7 +691,7 @@ static int attach_segment(struct worker *w, struct pool_welcome *out)
 	struct shm_seg_opts o = {
 		.capacity = { P.cfg->ring_bytes, P.cfg->ring_bytes },
 		.mode = P.cfg->shm_mode,
-		.gid = (gid_t)-1,
+		.gid = P.cfg->gid,
 	};
 	int rc = shm_seg_create_named(out->segment, &o, &w->seg);
 	if (rc == 0)

@@ -6,6 +6,7 @@
 #include "gateway/handshake.h"
 #include "gateway/log.h"
 #include "gateway/pool.h"
+#include "gateway/rundir.h"
 #include "gateway/sdnotify.h"
 #include "gateway/session.h"
 #include "gateway/stats.h"
@@ -61,6 +62,7 @@ static struct {
 	uint32_t sweep_ms;
 	int draining;
 	uint32_t drain_deadline;
+	struct rundir rundir; /* the runtime directory's lock, held while workers may attach */
 } L;
 
 const struct gw_config *srv_cfg(void)
@@ -266,6 +268,8 @@ static void keep_fixed(struct gw_config *next, const struct gw_config *cur)
 	KEEP(runtime_dir, "runtime-dir")
 	KEEP(ring_bytes, "ring-size")
 	KEEP(shm_mode, "shm-mode")
+	KEEP(socket_mode, "socket-mode")
+	KEEP(gid, "group")
 	KEEP(curve_secret, "curve-secret-key")
 	KEEP(curve_clients, "curve-clients")
 	KEEP(heartbeat_ms, "heartbeat")
@@ -490,12 +494,18 @@ static void teardown(void)
 	if (L.epfd >= 0)
 		close(L.epfd);
 	free(L.rbuf);
+	rundir_unlock(&L.rundir); /* last: the control socket is gone by now */
 }
 
 int srv_run(struct gw_config *cfg)
 {
+	/* Before anything else: a second gateway on this runtime directory must change nothing
+	 * of the first's (ZeroMQ's bind would replace its control socket). */
+	int rc = rundir_start(&L.rundir, cfg);
+	if (rc)
+		return rc;
 	rcu_register_thread();
-	int rc = setup(cfg);
+	rc = setup(cfg);
 	if (rc)
 		goto out;
 	log_info("started: max %u connections, max message %llu bytes", L.max_conns,

@@ -36,7 +36,7 @@ static int map_fd(int fd, struct bell_page **out)
 	return 0;
 }
 
-int shm_bell_create(const char *name, mode_t mode, struct shm_bell **out)
+int shm_bell_create(const char *name, mode_t mode, gid_t gid, struct shm_bell **out)
 {
 	if (strlen(name) >= sizeof(((struct shm_bell *)0)->name))
 		return -EINVAL;
@@ -50,7 +50,8 @@ int shm_bell_create(const char *name, mode_t mode, struct shm_bell **out)
 		goto fail;
 	}
 	/* shm_open applies the umask; the mode asked for is the contract. */
-	if (fchmod(fd, mode) < 0 || ftruncate(fd, BELL_SIZE) < 0) {
+	if (fchmod(fd, mode) < 0 || (gid != (gid_t)-1 && fchown(fd, (uid_t)-1, gid) < 0) ||
+	    ftruncate(fd, BELL_SIZE) < 0) {
 		rc = -errno;
 		goto fail_unlink;
 	}

@@ -10,9 +10,10 @@
 
 struct shm_bell;
 
-/* Creates the POSIX shm object `name` ("/x", exclusively) with mode, maps it and formats it.
- * Returns 0 and *out, or -errno. The creator's shm_bell_close() unlinks it. */
-int shm_bell_create(const char *name, mode_t mode, struct shm_bell **out)
+/* Creates the POSIX shm object `name` ("/x", exclusively) with mode and, unless gid is
+ * (gid_t)-1, group gid; maps it and formats it. Returns 0 and *out, or -errno (nothing is
+ * left behind then). The creator's shm_bell_close() unlinks it. */
+int shm_bell_create(const char *name, mode_t mode, gid_t gid, struct shm_bell **out)
 	__attribute__((warn_unused_result));
 /* Maps an existing bell page and validates it. Returns 0, -EBADMSG (not a bell page), or
  * -errno of shm_open/mmap. */
