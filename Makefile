@@ -68,7 +68,7 @@ CHECK_LDLIBS = $(shell pkg-config --libs check)
 
 CFLAGS  ?= -O2 -g
 WARN    := -Wall -Wextra -Wshadow -Wstrict-prototypes -Wmissing-prototypes
-ALL_CFLAGS = -std=gnu11 $(WARN) $(CFLAGS) $(SAN_FLAGS) -MMD -MP -pthread \
+ALL_CFLAGS = -std=gnu11 $(WARN) $(CPPFLAGS) $(CFLAGS) $(SAN_FLAGS) -MMD -MP -pthread \
              -D_GNU_SOURCE -D_LGPL_SOURCE -Iinclude -I. -I$(LLHTTP_INC_DIR) $(PKG_CFLAGS)
 ALL_LDFLAGS = $(LDFLAGS) $(SAN_FLAGS) -pthread
 
@@ -127,7 +127,7 @@ $(BUILD)/obj/%.o: %.c
 $(BUILD)/obj/llhttp/%.o: $(LLHTTP_SRC_DIR)/%.c
 	@mkdir -p $(@D)
 	@$(if $(Q),echo "  CC      $<")
-	$(Q)$(CC) -std=gnu11 $(CFLAGS) $(SAN_FLAGS) -Wall -Wextra -Wno-unused-parameter \
+	$(Q)$(CC) -std=gnu11 $(CPPFLAGS) $(CFLAGS) $(SAN_FLAGS) -Wall -Wextra -Wno-unused-parameter \
 	    -I$(LLHTTP_INC_DIR) -c -o $@ $<
 
 $(CORE_LIB): $(GATEWAY_OBJ) $(LLHTTP_OBJ)
