@@ -37,9 +37,12 @@ static void env_init(struct env *e)
 	snprintf(e->control, sizeof(e->control), "ipc://%s/control", e->dir);
 }
 
-/* Starts the gateway with --control in the env's dir plus the NULL-terminated args. */
+/* Starts the gateway with --control and --runtime-dir in the env's dir plus the
+ * NULL-terminated args: its own runtime directory, so that it never meets the lock of
+ * another test's gateway, nor that of an installed wsgw.service in /run/wsgw. */
 #define ENV_GW_START(e, ...) do { \
-		WT_GW_START(&(e)->gw, "--control", (e)->control, __VA_ARGS__); \
+		WT_GW_START(&(e)->gw, "--control", (e)->control, "--runtime-dir", (e)->dir, \
+			    __VA_ARGS__); \
 		wtp_track_gateway((e)->gw.pid); \
 	} while (0)
 
