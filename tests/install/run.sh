@@ -123,7 +123,8 @@ stop_worker() {
 
 log "tools"
 "$ROOT/tools/need-debs" debhelper dh-python python3-all dpkg-dev fakeroot lintian rpm \
-	python3-zmq python3-websockets libzmq3-dev pkg-config gcc scdoc util-linux adduser man-db ||
+	python3-zmq python3-websockets libzmq3-dev pkg-config gcc scdoc util-linux adduser man-db \
+	rpmlint ||
 	{ not_ok "the test's tools are installed"; finish; }
 
 log "make deb"
