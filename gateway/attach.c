@@ -1,6 +1,7 @@
 #include "gateway/attach.h"
 #include "gateway/log.h"
 #include "gateway/pool.h"
+#include "gateway/rundir.h"
 #include "shm/fdpass.h"
 
 #include <errno.h>
@@ -31,6 +32,7 @@ struct att {
 	struct pools *ps;
 	int fd;
 	char path[108];
+	struct rundir_sock owned;
 	struct att_conn conns[ATT_CONNS];
 };
 
@@ -119,12 +121,18 @@ static void tick(void *arg)
 			drop(&a->conns[i]);
 }
 
-int att_new(struct loop *l, struct pools *ps, const char *path, mode_t mode, struct att **out)
+int att_new(struct loop *l, struct pools *ps, const char *path, mode_t mode, gid_t gid,
+	    struct att **out)
 {
 	struct sockaddr_un sa = { .sun_family = AF_UNIX };
 	if (strlen(path) >= sizeof(sa.sun_path)) {
 		log_error(ENAMETOOLONG, "attach socket %s", path);
 		return -ENAMETOOLONG;
+	}
+	int rc = rundir_sock_free(path);
+	if (rc) {
+		log_error(-rc, "attach socket %s: in use by another process", path);
+		return rc;
 	}
 	struct att *a = calloc(1, sizeof(*a));
 	if (!a)
@@ -135,17 +143,14 @@ int att_new(struct loop *l, struct pools *ps, const char *path, mode_t mode, str
 		a->conns[i].fd = -1;
 	strcpy(a->path, path);
 	strcpy(sa.sun_path, path);
-	a->fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	unlink(path);
-	int rc = 0;
+	a->fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	/* The mode is the contract whatever the umask: set it before anyone can connect. */
 	if (a->fd < 0 || bind(a->fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 ||
-	    chmod(path, mode) < 0 || listen(a->fd, 64) < 0) {
-		rc = -errno;
-		log_error(errno, "attach socket %s", path);
-		if (a->fd >= 0)
-			close(a->fd);
-		free(a);
+	    (rc = rundir_sock_claim(&a->owned, path, mode, gid)) || listen(a->fd, 64) < 0) {
+		rc = rc ? rc : -errno;
+		log_error(-rc, "attach socket %s", path);
+		att_free(a);
 		return rc;
 	}
 	a->src.fn = on_listener;
@@ -167,8 +172,9 @@ void att_free(struct att *a)
 	for (int i = 0; i < ATT_CONNS; i++)
 		if (a->conns[i].fd >= 0)
 			drop(&a->conns[i]);
-	close(a->fd);
-	unlink(a->path);
+	if (a->fd >= 0)
+		close(a->fd);
+	rundir_sock_release(&a->owned, a->path);
 	free(a);
 }
 

@@ -15,10 +15,12 @@
 struct att;
 struct pools;
 
-/* Listens on path (an old socket there is replaced) with the given mode. Returns 0 and
- * *out, or -errno (logged). */
-int att_new(struct loop *l, struct pools *ps, const char *path, mode_t mode, struct att **out);
-/* Closes the socket and removes it. NULL is a no-op. */
+/* Listens on path with the given mode and, unless gid is (gid_t)-1, group. A socket left
+ * there by a gateway that is gone is replaced; one another process accepts on is not
+ * (-EADDRINUSE). Returns 0 and *out, or -errno (logged). */
+int att_new(struct loop *l, struct pools *ps, const char *path, mode_t mode, gid_t gid,
+	    struct att **out);
+/* Closes the socket and removes it if it is still the one it bound. NULL is a no-op. */
 void att_free(struct att *a);
 /* The socket's path, for WELCOME. */
 const char *att_path(const struct att *a);

@@ -6,6 +6,7 @@
 #include <ctype.h>
 #include <errno.h>
 #include <getopt.h>
+#include <grp.h>
 #include <math.h>
 #include <netinet/in.h>
 #include <stdio.h>
@@ -35,12 +36,15 @@ static void usage(FILE *f)
 		"workers:\n"
 		"  --route PREFIX=POOL,authorize  the pool's worker must ACCEPT each client first\n"
 		"  --control ENDPOINT        ZeroMQ endpoint workers attach to (default ipc://RUNTIME_DIR/control)\n"
-		"  --runtime-dir DIR         default /run/wsgw (root), $XDG_RUNTIME_DIR/wsgw, or /tmp/wsgw-UID\n"
+		"  --runtime-dir DIR         default $RUNTIME_DIRECTORY (systemd), /run/wsgw (root),\n"
+		"                            $XDG_RUNTIME_DIR/wsgw, or /tmp/wsgw-UID; one gateway per directory\n"
 		"  --heartbeat SEC           heartbeat interval; a worker silent 3 intervals is dead (default 1)\n"
 		"  --authorize-timeout SEC   wait for ACCEPT/REJECT, then 503 (default 5)\n"
 		"  --orphan-timeout SEC      connections whose pool has no worker wait, then close 1013 (default 30)\n"
 		"  --ring-size BYTES         each shared-memory ring, a power of two (default: 4 MiB, or 4x the largest record)\n"
-		"  --shm-mode MODE           segment permissions, octal (default 0600)\n"
+		"  --socket-mode MODE        control and attach sockets' permissions, octal (default 0600)\n"
+		"  --group NAME              group of the runtime dir and the sockets (with --socket-mode\n"
+		"                            0660, its members may attach)\n"
 		"  --forward-header NAME     request header passed to workers in OPEN (repeatable;\n"
 		"                            default origin, host, user-agent, cookie, authorization)\n"
 		"  --curve-secret-key FILE   encrypt and authenticate the control channel with CURVE\n"
@@ -173,8 +177,8 @@ enum {
 	OPT_LISTEN = 256, OPT_ROUTE, OPT_MAX_MESSAGE, OPT_MAX_HEADER, OPT_MAX_OUTBOUND,
 	OPT_MAX_CONNS, OPT_HS_TIMEOUT, OPT_IDLE_TIMEOUT, OPT_CLOSE_TIMEOUT, OPT_LOG_LEVEL,
 	OPT_HELP, OPT_VERSION, OPT_CONTROL, OPT_RUNTIME_DIR, OPT_HEARTBEAT, OPT_AUTH_TIMEOUT,
-	OPT_ORPHAN_TIMEOUT, OPT_RING_SIZE, OPT_SHM_MODE, OPT_FORWARD, OPT_CURVE_SECRET,
-	OPT_CURVE_CLIENTS, OPT_OUTBOUND_POLICY, OPT_ADMIN, OPT_CONFIG,
+	OPT_ORPHAN_TIMEOUT, OPT_RING_SIZE, OPT_FORWARD, OPT_CURVE_SECRET,
+	OPT_CURVE_CLIENTS, OPT_OUTBOUND_POLICY, OPT_ADMIN, OPT_CONFIG, OPT_SOCKET_MODE, OPT_GROUP,
 };
 
 static const struct option long_opts[] = {
@@ -197,7 +201,8 @@ static const struct option long_opts[] = {
 	{ "authorize-timeout", required_argument, NULL, OPT_AUTH_TIMEOUT },
 	{ "orphan-timeout", required_argument, NULL, OPT_ORPHAN_TIMEOUT },
 	{ "ring-size", required_argument, NULL, OPT_RING_SIZE },
-	{ "shm-mode", required_argument, NULL, OPT_SHM_MODE },
+	{ "socket-mode", required_argument, NULL, OPT_SOCKET_MODE },
+	{ "group", required_argument, NULL, OPT_GROUP },
 	{ "forward-header", required_argument, NULL, OPT_FORWARD },
 	{ "curve-secret-key", required_argument, NULL, OPT_CURVE_SECRET },
 	{ "curve-clients", required_argument, NULL, OPT_CURVE_CLIENTS },
@@ -230,7 +235,8 @@ static int parse_args(struct gw_config *cfg, int argc, char **argv)
 	cfg->heartbeat_ms = 1000;
 	cfg->authorize_ms = 5000;
 	cfg->orphan_ms = 30000;
-	cfg->shm_mode = 0600;
+	cfg->socket_mode = 0600;
+	cfg->gid = (gid_t)-1;
 	int have_outbound = 0, have_forward = 0;
 
 	optind = 0; /* 0, not 1: glibc then resets all its state, needed for a reload */
@@ -341,12 +347,29 @@ static int parse_args(struct gw_config *cfg, int argc, char **argv)
 				rc = -EINVAL;
 			what = "--ring-size wants a power of two, 4096..1073741824";
 			break;
-		case OPT_SHM_MODE: {
+		case OPT_SOCKET_MODE: {
 			char *end;
 			unsigned long m = strtoul(optarg, &end, 8);
 			rc = *end || end == optarg || (m != 0600 && m != 0660) ? -EINVAL : 0;
-			cfg->shm_mode = (unsigned)m;
-			what = "--shm-mode wants 0600 or 0660";
+			cfg->socket_mode = (unsigned)m;
+			what = "--socket-mode wants 0600 or 0660";
+			break;
+		}
+		case OPT_GROUP: {
+			/* Resolved now: a name that does not exist is an error at start, not later. */
+			struct group *g = strlen(optarg) < sizeof(cfg->group) ? getgrnam(optarg) : NULL;
+			char *end;
+			unsigned long id = strtoul(optarg, &end, 10);
+			rc = 0;
+			if (g)
+				cfg->gid = g->gr_gid;
+			else if (optarg[0] && !*end && id < (gid_t)-1)
+				cfg->gid = (gid_t)id;
+			else
+				rc = -EINVAL;
+			if (!rc)
+				snprintf(cfg->group, sizeof(cfg->group), "%s", optarg);
+			what = "--group wants the name or number of an existing group";
 			break;
 		}
 		case OPT_FORWARD:
@@ -442,7 +465,11 @@ static int parse_args(struct gw_config *cfg, int argc, char **argv)
 	}
 	if (!cfg->runtime_dir[0]) {
 		const char *xdg = getenv("XDG_RUNTIME_DIR");
-		if (geteuid() == 0)
+		/* systemd's RuntimeDirectory= names the directory it made for the service. */
+		const char *sd = getenv("RUNTIME_DIRECTORY");
+		if (sd && sd[0] == '/' && !strchr(sd, ':') && strlen(sd) < sizeof(cfg->runtime_dir))
+			strcpy(cfg->runtime_dir, sd);
+		else if (geteuid() == 0)
 			strcpy(cfg->runtime_dir, "/run/wsgw");
 		else if (xdg && xdg[0] == '/' && strlen(xdg) < sizeof(cfg->runtime_dir) - 6)
 			snprintf(cfg->runtime_dir, sizeof(cfg->runtime_dir), "%s/wsgw", xdg);

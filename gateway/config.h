@@ -5,6 +5,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/socket.h>
+#include <sys/types.h>
 
 #define CFG_MAX_LISTEN 16
 #define CFG_MAX_ROUTES 64
@@ -45,7 +46,9 @@ struct gw_config {
 	unsigned authorize_ms;    /* wait this long for ACCEPT/REJECT, then 503 */
 	unsigned orphan_ms;       /* connections with no worker left wait this long, then 1013 */
 	uint64_t ring_bytes;      /* each ring of a worker's segment; a power of two */
-	unsigned shm_mode;        /* segment permissions */
+	unsigned socket_mode;     /* permissions of the control (ipc://) and attach sockets */
+	char group[CFG_NAME_MAX]; /* --group: owner group of the runtime dir and the sockets */
+	gid_t gid;                /* its id; (gid_t)-1 without --group */
 	char forward[CFG_MAX_FORWARD][CFG_NAME_MAX]; /* request headers passed in OPEN */
 	char curve_secret[256];   /* file with the gateway's Z85 CURVE secret key: CURVE on */
 	char curve_clients[256];  /* file of Z85 public keys allowed to attach */

@@ -3,6 +3,7 @@
 #include "gateway/curve.h"
 #include "gateway/log.h"
 #include "gateway/pool.h"
+#include "gateway/rundir.h"
 #include "gateway/stats.h"
 #include "gateway/zmsg.h"
 #include "wsgw/protocol.h"
@@ -47,7 +48,7 @@ struct ctl {
 	 * any send, ZMQ_EVENTS must be asked again before the loop may sleep. */
 	int check;
 	int local; /* ipc:// endpoint: worker pids are ours to watch */
-	int bound; /* the endpoint is ours to remove at exit */
+	struct rundir_sock owned; /* the ipc:// socket file this process bound */
 };
 
 static int mkdir_p(const char *dir)
@@ -391,7 +392,11 @@ int ctl_new(struct loop *l, const struct gw_config *cfg, struct pools *ps, struc
 		log_error(errno, "zmq_bind(%s)", cfg->control);
 		goto fail;
 	}
-	k->bound = 1;
+	if (k->local && (rc = rundir_sock_claim(&k->owned, cfg->control + 6, cfg->socket_mode, cfg->gid))) {
+		log_error(-rc, "control socket %s: chmod 0%o / chown to group %s", cfg->control + 6,
+			  cfg->socket_mode, cfg->group[0] ? cfg->group : "-");
+		goto fail;
+	}
 	int fd;
 	size_t len = sizeof(fd);
 	zmq_getsockopt(k->sock, ZMQ_FD, &fd, &len);
@@ -404,7 +409,7 @@ int ctl_new(struct loop *l, const struct gw_config *cfg, struct pools *ps, struc
 		snprintf(path, sizeof(path), "%s.fds", cfg->control + 6);
 	else if ((rc = mkdir_p(cfg->runtime_dir)) == 0)
 		snprintf(path, sizeof(path), "%s/attach-%d", cfg->runtime_dir, (int)getpid());
-	if (rc || (rc = att_new(l, ps, path, cfg->shm_mode, &k->att)))
+	if (rc || (rc = att_new(l, ps, path, cfg->socket_mode, cfg->gid, &k->att)))
 		goto fail;
 	k->check = 1;
 	struct loop_hooks h = { .arg = k, .poll = hook_poll, .sleep = hook_sleep, .tick = hook_tick };
@@ -435,7 +440,7 @@ void ctl_free(struct ctl *k)
 		zmq_close(k->sock);
 	if (k->ctx)
 		zmq_ctx_term(k->ctx);
-	if (k->local && k->bound)
-		unlink(k->cfg->control + 6);
+	if (k->local)
+		rundir_sock_release(&k->owned, k->cfg->control + 6); /* never another's socket */
 	free(k);
 }

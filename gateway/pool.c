@@ -326,7 +326,7 @@ struct worker *pool_attach(struct pools *ps, const char *name, pid_t pid,
 		rc = tr_zmq_new(link->sock, link->ident, link->ilen, link->sent, &w->tr);
 	} else {
 		struct tr_shm_opts o = { .worker_id = w->id, .ring_bytes = ps->cfg->ring_bytes,
-					 .mode = ps->cfg->shm_mode, .bell = waker_doorbell(ps->waker) };
+					 .mode = 0600, .bell = waker_doorbell(ps->waker) };
 		struct tr_shm_info info;
 		rc = tr_shm_new(&o, &w->tr, &info);
 		if (rc == 0)

@@ -9,6 +9,8 @@
 #include "gateway/log.h"
 #include "gateway/loop.h"
 #include "gateway/pool.h"
+#include "gateway/rundir.h"
+#include "gateway/sdnotify.h"
 #include "gateway/session.h"
 #include "gateway/stats.h"
 
@@ -40,6 +42,7 @@ struct server {
 	unsigned max_conns;
 	int draining;
 	uint32_t drain_deadline;
+	struct rundir rundir; /* the runtime directory's lock, held while workers may attach */
 };
 
 static void set_limits(struct server *s)
@@ -99,7 +102,8 @@ static void keep_fixed(struct gw_config *next, const struct gw_config *cur)
 	KEEP(control, "control")
 	KEEP(runtime_dir, "runtime-dir")
 	KEEP(ring_bytes, "ring-size")
-	KEEP(shm_mode, "shm-mode")
+	KEEP(socket_mode, "socket-mode")
+	KEEP(gid, "group")
 	KEEP(curve_secret, "curve-secret-key")
 	KEEP(curve_clients, "curve-clients")
 	KEEP(heartbeat_ms, "heartbeat")
@@ -145,20 +149,25 @@ static void on_signal(struct loop_src *src, uint32_t events)
 		case SIGINT:
 			if (!s->draining) {
 				log_info("signal %d: stopping", (int)si.ssi_signo);
+				sdn_stopping("draining");
 				start_drain(s);
 			}
 			break;
 		case SIGHUP:
+			sdn_reloading();
 			reload(s);
+			sdn_ready("reloaded");
 			break;
 		}
 	}
 }
 
-/* The drain ends when the last connection is gone, or at its deadline. */
-static void check_drain(void *arg)
+/* The service manager's watchdog; the drain ends when the last connection is gone, or at
+ * its deadline. */
+static void tick(void *arg)
 {
 	struct server *s = arg;
+	sdn_tick(loop_now(s->loop));
 	if (!s->draining)
 		return;
 	if (conn_count() == 0) {
@@ -198,6 +207,7 @@ static int setup(struct server *s, struct gw_config *cfg)
 	s->cfg = cfg;
 	s->sigfd = -1;
 	log_set_level((enum log_level)cfg->log_level);
+	sdn_init();
 	s->fd_conns = raise_fd_limit();
 
 	/* Blocked before any thread exists (liburcu starts some in conn_map_init): threads
@@ -243,7 +253,7 @@ static int setup(struct server *s, struct gw_config *cfg)
 		rc = ctl_new(s->loop, cfg, sess_pools(s->sess), &s->ctl);
 	if (rc)
 		return rc;
-	struct loop_hooks h = { .arg = s, .tick = check_drain };
+	struct loop_hooks h = { .arg = s, .tick = tick };
 	return loop_add_hooks(s->loop, &h);
 }
 
@@ -260,17 +270,24 @@ static void teardown(struct server *s)
 	if (s->sigfd >= 0)
 		close(s->sigfd);
 	loop_free(s->loop);
+	rundir_unlock(&s->rundir); /* last: the sockets are gone by now */
 }
 
 int srv_run(struct gw_config *cfg)
 {
 	struct server s;
 	memset(&s, 0, sizeof(s));
+	/* Before anything else: a second gateway on this runtime directory must change nothing
+	 * of the first's (ZeroMQ's bind would replace its control socket). */
+	int rc = rundir_start(&s.rundir, cfg);
+	if (rc)
+		return rc;
 	rcu_register_thread();
-	int rc = setup(&s, cfg);
+	rc = setup(&s, cfg);
 	if (rc == 0) {
 		log_info("started: max %u connections, max message %llu bytes", s.max_conns,
 			 (unsigned long long)cfg->max_message);
+		sdn_ready("serving");
 		rc = loop_run(s.loop);
 		log_info("stopped");
 	}

@@ -12,7 +12,7 @@
 struct tr_shm_opts {
 	unsigned worker_id;         /* labels the memfd: wsgw-<gateway pid>-<id> */
 	uint64_t ring_bytes;        /* each ring, a power of two */
-	mode_t mode;                /* segment permissions */
+	mode_t mode;                /* the memfd's mode (it has no name: 0600) */
 	struct shm_doorbell *bell;  /* the gateway's doorbell, which the worker rings */
 };
 

@@ -93,7 +93,7 @@ START_TEST(test_defaults)
 	ck_assert_uint_eq(cfg.heartbeat_ms, 1000);
 	ck_assert_uint_eq(cfg.authorize_ms, 5000);
 	ck_assert_uint_eq(cfg.orphan_ms, 30000);
-	ck_assert_uint_eq(cfg.shm_mode, 0600);
+	ck_assert_uint_eq(cfg.socket_mode, 0600);
 	ck_assert_int_eq(cfg.n_forward, 5);
 	static const char *const fwd[] = { "origin", "host", "user-agent", "cookie", "authorization" };
 	for (int i = 0; i < 5; i++)
@@ -143,7 +143,7 @@ static const struct opt_case opt_cases[] = {
 	{ .opt = "--ring-size", .good = { "4096", "1073741824" },
 	  .bad = { "0", "4095", "6000", "4097", "2147483648", "x" },
 	  .extra = { "--max-message", "100", "--max-header", "256" } },
-	{ .opt = "--shm-mode", .good = { "0600", "0660", "600" },
+	{ .opt = "--socket-mode", .good = { "0600", "0660", "600" },
 	  .bad = { "0644", "0777", "", "abc", "0600x", "0" } },
 	{ .opt = "--forward-header", .good = { "x-real-ip", "X-Forwarded-For" }, .bad = { "" } },
 	{ .opt = "--listen", .good = { "1.2.3.4:80", "[::1]:8080", "*:9", "0.0.0.0:0", "127.0.0.1:65535" },
@@ -197,9 +197,9 @@ START_TEST(test_option_values)
 	ck_assert_uint_eq(cfg.close_ms, 2592000000u);
 	ck_assert_uint_eq(cfg.heartbeat_ms, 250);
 
-	ck_assert_int_eq(load("--shm-mode", "0660", "--outbound-policy", "drop", "--max-conns", "77",
+	ck_assert_int_eq(load("--socket-mode", "0660", "--outbound-policy", "drop", "--max-conns", "77",
 			      "--log-level", "warn", "--max-header", "4096"), 0);
-	ck_assert_uint_eq(cfg.shm_mode, 0660);
+	ck_assert_uint_eq(cfg.socket_mode, 0660);
 	ck_assert_int_eq(cfg.outbound_drop, 1);
 	ck_assert_uint_eq(cfg.max_conns, 77);
 	ck_assert_int_eq(cfg.log_level, LOG_WARN);

@@ -27,9 +27,12 @@ enum wt_worker_kind {
 
 /* Makes the temp dir and the control endpoint ipc://DIR/control. */
 void wt_env_init(struct wt_env *e);
-/* Starts the gateway with --control in the env's dir plus the NULL-terminated args. */
+/* Starts the gateway with --control and --runtime-dir in the env's dir plus the
+ * NULL-terminated args: its own runtime directory, so that it never meets the lock of
+ * another test's gateway, nor that of an installed wsgw.service in /run/wsgw. */
 #define WT_ENV_GW_START(e, ...) do { \
-		WT_GW_START(&(e)->gw, "--control", (e)->control, __VA_ARGS__); \
+		WT_GW_START(&(e)->gw, "--control", (e)->control, "--runtime-dir", (e)->dir, \
+			    __VA_ARGS__); \
 		wt_track_gateway((e)->gw.pid); \
 	} while (0)
 /* Stops the gateway (asserting exit 0) and checks it removed its segments. */
