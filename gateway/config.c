@@ -27,6 +27,11 @@ static void usage(FILE *f)
 		"  --max-header BYTES        largest upgrade request (default 8192; beyond: 431)\n"
 		"  --max-outbound BYTES      bytes queued per client (default 16 MiB or 2x max-message)\n"
 		"  --outbound-policy POLICY  past --max-outbound: close (1008, default) or drop the message\n"
+		"  --memory-budget BYTES     bytes held for all peers together: messages being assembled,\n"
+		"                            queued output, records held for workers (default: a quarter\n"
+		"                            of the machine's memory; 0: none)\n"
+		"  --worker-memory BYTES     records held for one worker before it is dropped as not\n"
+		"                            taking them (default 64 MiB)\n"
 		"  --max-conns N             connections at once (default: what the fd limit allows; beyond: 503)\n"
 		"  --handshake-timeout SEC   deadline for the upgrade request (default 10)\n"
 		"  --idle-timeout SEC        ping a silent client after SEC, close it after SEC more (default 60)\n"
@@ -175,6 +180,7 @@ int cfg_route_match(const struct gw_config *cfg, const char *path, size_t n)
 
 enum {
 	OPT_LISTEN = 256, OPT_ROUTE, OPT_MAX_MESSAGE, OPT_MAX_HEADER, OPT_MAX_OUTBOUND,
+	OPT_MEMORY_BUDGET, OPT_WORKER_MEMORY,
 	OPT_MAX_CONNS, OPT_HS_TIMEOUT, OPT_IDLE_TIMEOUT, OPT_CLOSE_TIMEOUT, OPT_LOG_LEVEL,
 	OPT_HELP, OPT_VERSION, OPT_CONTROL, OPT_RUNTIME_DIR, OPT_HEARTBEAT, OPT_AUTH_TIMEOUT,
 	OPT_ORPHAN_TIMEOUT, OPT_RING_SIZE, OPT_FORWARD, OPT_CURVE_SECRET,
@@ -187,6 +193,8 @@ static const struct option long_opts[] = {
 	{ "max-message", required_argument, NULL, OPT_MAX_MESSAGE },
 	{ "max-header", required_argument, NULL, OPT_MAX_HEADER },
 	{ "max-outbound", required_argument, NULL, OPT_MAX_OUTBOUND },
+	{ "memory-budget", required_argument, NULL, OPT_MEMORY_BUDGET },
+	{ "worker-memory", required_argument, NULL, OPT_WORKER_MEMORY },
 	{ "outbound-policy", required_argument, NULL, OPT_OUTBOUND_POLICY },
 	{ "max-conns", required_argument, NULL, OPT_MAX_CONNS },
 	{ "handshake-timeout", required_argument, NULL, OPT_HS_TIMEOUT },
@@ -237,7 +245,8 @@ static int parse_args(struct gw_config *cfg, int argc, char **argv)
 	cfg->orphan_ms = 30000;
 	cfg->socket_mode = 0600;
 	cfg->gid = (gid_t)-1;
-	int have_outbound = 0, have_forward = 0;
+	int have_outbound = 0, have_forward = 0, have_budget = 0;
+	cfg->worker_memory = 64u << 20;
 
 	optind = 0; /* 0, not 1: glibc then resets all its state, needed for a reload */
 	int c, idx;
@@ -287,6 +296,18 @@ static int parse_args(struct gw_config *cfg, int argc, char **argv)
 			if ((rc = parse_u64(optarg, 1024, (uint64_t)1 << 34, &v)) == 0)
 				cfg->max_outbound = v, have_outbound = 1;
 			what = "--max-outbound wants 1024..17179869184";
+			break;
+		case OPT_MEMORY_BUDGET:
+			if (strcmp(optarg, "0") == 0)
+				cfg->memory_budget = 0, have_budget = 1;
+			else if ((rc = parse_u64(optarg, 1 << 20, (uint64_t)1 << 50, &v)) == 0)
+				cfg->memory_budget = v, have_budget = 1;
+			what = "--memory-budget wants 0 (none) or 1048576..2^50 bytes";
+			break;
+		case OPT_WORKER_MEMORY:
+			if ((rc = parse_u64(optarg, 1 << 16, (uint64_t)1 << 40, &v)) == 0)
+				cfg->worker_memory = v;
+			what = "--worker-memory wants 65536..2^40 bytes";
 			break;
 		case OPT_OUTBOUND_POLICY:
 			rc = strcmp(optarg, "close") == 0 || strcmp(optarg, "drop") == 0 ? 0 : -EINVAL;
@@ -482,6 +503,12 @@ static int parse_args(struct gw_config *cfg, int argc, char **argv)
 	}
 	if (!cfg->control[0])
 		snprintf(cfg->control, sizeof(cfg->control), "ipc://%s/control", cfg->runtime_dir);
+	if (!have_budget) {
+		/* A quarter of the memory: the rest for the kernel's socket buffers (which grow
+		 * with connections too), the workers and everything else on the host. */
+		long pages = sysconf(_SC_PHYS_PAGES), page = sysconf(_SC_PAGESIZE);
+		cfg->memory_budget = pages > 0 && page > 0 ? (uint64_t)pages * (uint64_t)page / 4 : 0;
+	}
 	if (!have_outbound) {
 		uint64_t two = 2 * cfg->max_message + 64;
 		cfg->max_outbound = two > (16u << 20) ? two : (16u << 20);

@@ -34,6 +34,8 @@ struct gw_config {
 	size_t max_header;        /* bytes of the HTTP upgrade request; beyond: 431 */
 	size_t max_outbound;      /* queued bytes per connection; beyond: the policy */
 	int outbound_drop;        /* policy past max_outbound: 0 close 1008, 1 drop the message */
+	uint64_t memory_budget;   /* bytes held for peers in all (gateway/budget.h); 0: none */
+	uint64_t worker_memory;   /* records held for one worker; beyond: it is dropped */
 	unsigned max_conns;       /* 0: as many as file descriptors allow */
 	unsigned handshake_ms;    /* the whole request must arrive within this */
 	unsigned idle_ms;         /* silent this long: ping; silent again: close */

@@ -1,4 +1,5 @@
 #include "gateway/conn.h"
+#include "gateway/budget.h"
 #include "gateway/log.h"
 
 #include <pthread.h>
@@ -156,4 +157,27 @@ void conn_for_each(void (*fn)(struct conn *c, void *arg), void *arg)
 unsigned long conn_count(void)
 {
 	return live;
+}
+
+int conn_msg_grow(struct conn *c, uint32_t cap)
+{
+	if (cap <= c->msg_cap)
+		return 0;
+	if (!bud_room(BUD_ASSEMBLY, cap - c->msg_cap))
+		return -ENOBUFS;
+	uint8_t *m = realloc(c->msg, cap);
+	if (!m)
+		return -ENOMEM;
+	bud_charge(BUD_ASSEMBLY, cap - c->msg_cap);
+	c->msg = m;
+	c->msg_cap = cap;
+	return 0;
+}
+
+void conn_msg_free(struct conn *c)
+{
+	bud_credit(BUD_ASSEMBLY, c->msg_cap);
+	free(c->msg);
+	c->msg = NULL;
+	c->msg_len = c->msg_cap = 0;
 }

@@ -92,4 +92,11 @@ void conn_for_each(void (*fn)(struct conn *c, void *arg), void *arg);
 /* Connections in the map. */
 unsigned long conn_count(void);
 
+/* Grows c->msg (the message being assembled, or an authorizing client's early frames) to
+ * cap bytes, within the memory budget (gateway/budget.h). Returns 0, -ENOBUFS (over the
+ * budget: nothing changed), or -ENOMEM. */
+int conn_msg_grow(struct conn *c, uint32_t cap) __attribute__((warn_unused_result));
+/* Frees c->msg and gives its bytes back to the budget. */
+void conn_msg_free(struct conn *c);
+
 #endif

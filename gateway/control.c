@@ -379,6 +379,10 @@ int ctl_new(struct loop *l, const struct gw_config *cfg, struct pools *ps, struc
 	 * high-water mark; with it the send fails with EAGAIN and the records are held
 	 * back (gateway/worker.c), pausing that worker's clients. */
 	zmq_setsockopt(k->sock, ZMQ_ROUTER_MANDATORY, &one, sizeof(one));
+	/* A frame's size is known before ZeroMQ allocates it: a worker sending more than any
+	 * command may carry is disconnected then, not after the memory was spent. */
+	int64_t maxmsg = (int64_t)cfg->max_message + ZMSG_ACCEPT_BYTES + 1024;
+	zmq_setsockopt(k->sock, ZMQ_MAXMSGSIZE, &maxmsg, sizeof(maxmsg));
 	if (cfg->curve_secret[0]) {
 		rc = curve_new(l, cfg, k->ctx, k->sock, &k->curve);
 		if (rc)

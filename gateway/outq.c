@@ -1,4 +1,5 @@
 #include "gateway/outq.h"
+#include "gateway/budget.h"
 
 #include <errno.h>
 #include <limits.h>
@@ -67,6 +68,7 @@ int outq_append2(struct outq *q, const void *hdr, size_t hlen, const void *paylo
 		memcpy(c->data + c->len + hlen, payload, n);
 	c->len += need;
 	q->bytes += need;
+	bud_charge(BUD_OUTBOUND, need);
 	return 0;
 }
 
@@ -110,6 +112,7 @@ int outq_flush(struct outq *q, int fd)
 		}
 		size_t left = (size_t)w;
 		q->bytes -= left;
+		bud_credit(BUD_OUTBOUND, left);
 		while (left) {
 			struct outq_chunk *c = q->head;
 			size_t avail = c->len - c->off;
@@ -135,5 +138,6 @@ void outq_clear(struct outq *q)
 {
 	while (q->head)
 		pop_head(q);
+	bud_credit(BUD_OUTBOUND, q->bytes);
 	q->bytes = 0;
 }

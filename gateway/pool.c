@@ -1,4 +1,5 @@
 #include "gateway/pool_int.h"
+#include "gateway/budget.h"
 #include "gateway/conn.h"
 #include "gateway/log.h"
 #include "gateway/stats.h"
@@ -90,6 +91,14 @@ int pool__push(struct pools *ps, struct worker *w, const struct tr_rec *r)
 		pool_worker_fail(ps, w, "its channel broke");
 		return 0;
 	}
+	/* Held records grow only while the worker does not take what it is sent (its
+	 * clients are paused meanwhile): past its share it is a worker that will not. */
+	if (rc == 0 && w->state == WK_ALIVE && w->held.bytes > ps->cfg->worker_memory) {
+		stats.workers_over_share++;
+		log_warn(0, "worker %u (pool %s): %zu bytes held for it, over --worker-memory %llu: dropped",
+			 w->id, w->pool->name, w->held.bytes, (unsigned long long)ps->cfg->worker_memory);
+		pool_worker_fail(ps, w, "over its memory share: it does not take the records it is sent");
+	}
 	return rc;
 }
 
@@ -177,6 +186,8 @@ int pool_message(struct pools *ps, struct conn *c, unsigned op, const uint8_t *p
 	struct worker *w = pool__worker_of(ps, c);
 	if (w)
 		return pool__push(ps, w, &r);
+	if (!bud_room(BUD_HELD, sizeof(struct wk_held) + n))
+		return -ENOBUFS;
 	struct wk_held *h = wk_held_new(&r);
 	if (!h)
 		return -ENOMEM;

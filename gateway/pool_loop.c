@@ -59,7 +59,7 @@ static void replay(struct pools *ps, struct wk_list *list)
 			wk_list_append(&pool__of(ps, c)->pending, h);
 			continue;
 		}
-		free(h);
+		wk_held_free(h);
 	}
 }
 
@@ -125,7 +125,7 @@ static void hand_over(struct pools *ps, struct worker *w)
 		struct shm_rec r = { .payload = h->body, .len = h->len, .type = h->type,
 				     .flags = h->flags, .conn = h->conn };
 		keep_for_others(&left, &r);
-		free(h);
+		wk_held_free(h);
 	}
 	size_t n_left = left.n;
 	unsigned moved = w->conns;

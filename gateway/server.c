@@ -1,5 +1,6 @@
 #include "gateway/server.h"
 #include "gateway/admin.h"
+#include "gateway/budget.h"
 #include "gateway/conn.h"
 #include "gateway/control.h"
 #include "gateway/frame.h"
@@ -48,6 +49,7 @@ struct server {
 static void set_limits(struct server *s)
 {
 	const struct gw_config *cfg = s->cfg;
+	bud_set_limit(cfg->memory_budget);
 	s->max_conns = cfg->max_conns && cfg->max_conns < s->fd_conns ? cfg->max_conns : s->fd_conns;
 	loop_set_config(s->loop);
 }
@@ -285,8 +287,9 @@ int srv_run(struct gw_config *cfg)
 	rcu_register_thread();
 	rc = setup(&s, cfg);
 	if (rc == 0) {
-		log_info("started: max %u connections, max message %llu bytes", s.max_conns,
-			 (unsigned long long)cfg->max_message);
+		log_info("started: max %u connections, max message %llu bytes, memory budget %llu bytes",
+			 s.max_conns, (unsigned long long)cfg->max_message,
+			 (unsigned long long)cfg->memory_budget);
 		sdn_ready("serving");
 		rc = loop_run(s.loop);
 		log_info("stopped");

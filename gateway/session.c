@@ -1,4 +1,5 @@
 #include "gateway/session.h"
+#include "gateway/budget.h"
 #include "gateway/conn.h"
 #include "gateway/frame.h"
 #include "gateway/log.h"
@@ -44,13 +45,17 @@ static int send_frame(struct sess *s, struct conn *c, unsigned op, const uint8_t
 {
 	uint8_t hdr[WS_FRAME_HDR_MAX];
 	size_t hlen = ws_frame_header(hdr, op, 1, n, NULL);
-	if (c->out.bytes + hlen + n > s->cfg->max_outbound) {
+	/* A client that keeps up has nothing queued between batches: only one that does not
+	 * is refused, past its own share or past the gateway's memory budget. */
+	int over_share = c->out.bytes + hlen + n > s->cfg->max_outbound;
+	if (over_share || (c->out.bytes && !bud_room(BUD_OUTBOUND, hlen + n))) {
 		if (s->cfg->outbound_drop) {
 			count_drop(s, c);
 			return 0;
 		}
-		log_warn(0, "conn %llu: %zu bytes queued for a slow client, over --max-outbound: close 1008",
-			 (unsigned long long)c->id, c->out.bytes);
+		log_warn(0, "conn %llu: %zu bytes queued for a slow client, over %s: close 1008",
+			 (unsigned long long)c->id, c->out.bytes,
+			 over_share ? "--max-outbound" : "--memory-budget");
 		outq_clear(&c->out);
 		sess_close(s, c, WS_CLOSE_POLICY, "outbound limit");
 		return SESS_STOP;
@@ -115,6 +120,13 @@ static int deliver(struct sess *s, struct conn *c, unsigned op, const uint8_t *p
 	if (rc == 0)
 		return 0;
 	stats.records_dropped++;
+	if (rc == -ENOBUFS) {
+		/* The worker is behind and everyone's held records are at the budget. */
+		log_warn(0, "conn %llu: holding a message of %zu bytes for its worker would pass --memory-budget: close 1013",
+			 (unsigned long long)c->id, n);
+		fail(s, c, WS_CLOSE_TRY_AGAIN, "server busy");
+		return SESS_STOP;
+	}
 	log_error(-rc, "conn %llu: a message of %zu bytes for the worker", (unsigned long long)c->id, n);
 	if (rc == -EMSGSIZE)
 		fail(s, c, WS_CLOSE_TOO_BIG, "message too big for the worker's ring");
@@ -148,15 +160,21 @@ static int on_data(void *ud, unsigned op, uint8_t *p, size_t n, int first, int l
 				cap *= 2;
 			if (cap > s->cfg->max_message)
 				cap = s->cfg->max_message;
-			uint8_t *m = realloc(c->msg, cap);
-			if (!m) {
+			int rc = conn_msg_grow(c, (uint32_t)cap);
+			if (rc == -ENOBUFS) {
+				/* Everyone's partial messages together are over the budget: this one
+				 * is refused as too big, before its memory is spent. */
+				log_warn(0, "conn %llu: assembling a message would pass --memory-budget (%llu bytes held in all): close 1009",
+					 (unsigned long long)c->id, (unsigned long long)bud_total());
+				fail(s, c, WS_CLOSE_TOO_BIG, "over the memory budget");
+				return SESS_STOP;
+			}
+			if (rc) {
 				log_error(ENOMEM, "conn %llu: message buffer of %llu bytes",
 					  (unsigned long long)c->id, (unsigned long long)cap);
 				fail(s, c, WS_CLOSE_INTERNAL, "out of memory");
 				return SESS_STOP;
 			}
-			c->msg = m;
-			c->msg_cap = (uint32_t)cap;
 		}
 		memcpy(c->msg + c->msg_len, p, n);
 		c->msg_len += (uint32_t)n;
@@ -164,9 +182,7 @@ static int on_data(void *ud, unsigned op, uint8_t *p, size_t n, int first, int l
 	if (!last)
 		return 0;
 	int rc = deliver(s, c, op, c->msg, c->msg_len);
-	free(c->msg);
-	c->msg = NULL;
-	c->msg_len = c->msg_cap = 0;
+	conn_msg_free(c);
 	return rc;
 }
 
@@ -419,9 +435,7 @@ static void on_closing(void *arg, struct conn *c)
 		free(c->in);
 	c->in = NULL;
 	c->in_len = 0;
-	free(c->msg);
-	c->msg = NULL;
-	c->msg_len = c->msg_cap = 0;
+	conn_msg_free(c);
 	outq_clear(&c->out);
 }
 
@@ -463,16 +477,12 @@ static void on_accept(void *arg, struct conn *c, const void *fields, size_t n)
 		return;
 	if (upg_accept(&s->u, c, fields, n))
 		return;
-	uint8_t *early = c->msg;
-	size_t early_len = c->msg_len;
-	c->msg = NULL;
-	c->msg_len = c->msg_cap = 0;
-	if (early) {
+	if (c->msg) {
 		/* Frames the client sent right behind its request. */
-		size_t cap;
+		size_t cap, early_len = c->msg_len;
 		uint8_t *rbuf = loop_rbuf(s->u.loop, &cap);
-		memcpy(rbuf, early, early_len);
-		free(early);
+		memcpy(rbuf, c->msg, early_len);
+		conn_msg_free(c);
 		size_t keep = process_frames(s, c, rbuf, early_len);
 		if (c->state != CONN_DEAD)
 			keep_tail(s, c, rbuf + early_len - keep, keep);

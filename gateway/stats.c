@@ -1,4 +1,5 @@
 #include "gateway/stats.h"
+#include "gateway/budget.h"
 
 #include <errno.h>
 #include <stdarg.h>
@@ -98,5 +99,20 @@ int stats_format(char *out, size_t cap, unsigned long conns_open, unsigned worke
 		stats.accept_pauses);
 	counter(&b, "accept_shed_total", "Connections shed while accepting was paused.",
 		stats.accept_shed);
+	counter(&b, "workers_over_share_total", "Workers dropped for holding more than --worker-memory.",
+		stats.workers_over_share);
+	put(&b, "# HELP wsgw_memory_budget_bytes The --memory-budget (0: none).\n"
+		"# TYPE wsgw_memory_budget_bytes gauge\nwsgw_memory_budget_bytes %llu\n",
+	    (unsigned long long)bud_limit());
+	put(&b, "# HELP wsgw_memory_bytes Bytes held for peers now, by kind.\n"
+		"# TYPE wsgw_memory_bytes gauge\n");
+	for (int k = 0; k < BUD_KINDS; k++)
+		put(&b, "wsgw_memory_bytes{kind=\"%s\"} %llu\n", bud_name(k),
+		    (unsigned long long)bud_used(k));
+	put(&b, "# HELP wsgw_memory_refused_total Allocations refused by the memory budget, by kind.\n"
+		"# TYPE wsgw_memory_refused_total counter\n");
+	for (int k = 0; k < BUD_KINDS; k++)
+		put(&b, "wsgw_memory_refused_total{kind=\"%s\"} %llu\n", bud_name(k),
+		    (unsigned long long)bud_refused(k));
 	return b.full ? -ENOSPC : (int)b.len;
 }

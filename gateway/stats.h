@@ -22,6 +22,7 @@ struct gw_stats {
 	uint64_t records_dropped;     /* records that could not be delivered (logged) */
 	uint64_t accept_pauses;       /* times accepting paused at the fd limit */
 	uint64_t accept_shed;         /* connections shed while paused */
+	uint64_t workers_over_share;  /* workers dropped past --worker-memory */
 };
 
 extern struct gw_stats stats;

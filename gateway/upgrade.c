@@ -67,11 +67,8 @@ void upg_error(const struct upg_env *u, struct conn *c, int status, const char *
 	log_info("reject %s: %d %s", peer, status, why);
 	stats_rejected(status);
 	int n = ws_resp_error(resp, sizeof(resp), status);
-	if (c->state == CONN_AUTHORIZING) {
-		free(c->msg);
-		c->msg = NULL;
-		c->msg_len = c->msg_cap = 0;
-	}
+	if (c->state == CONN_AUTHORIZING)
+		conn_msg_free(c);
 	upg_closing(c);
 	c->state = CONN_LINGER; /* the union now holds `in`, which is NULL */
 	if (n > 0 && outq_append2(&c->out, resp, (size_t)n, NULL, 0) == 0)
@@ -186,13 +183,12 @@ enum upg_result upg_feed(const struct upg_env *u, struct conn *c, const uint8_t 
 	if (r == UPG_WAIT && rest) {
 		/* The client's first frames wait for the worker's decision; `in` is taken by
 		 * the handshake, so they are kept as if a message were being assembled. */
-		c->msg = malloc(rest);
-		if (!c->msg) {
-			loop_close(u->loop, c, "out of memory");
+		if (conn_msg_grow(c, (uint32_t)rest)) {
+			loop_close(u->loop, c, "out of memory or over --memory-budget");
 			return UPG_DONE;
 		}
 		memcpy(c->msg, buf + *used, rest);
-		c->msg_len = c->msg_cap = (uint32_t)rest;
+		c->msg_len = (uint32_t)rest;
 	}
 	return r;
 }

@@ -1,5 +1,7 @@
 #include "gateway/worker.h"
+#include "gateway/budget.h"
 #include "gateway/log.h"
+#include "wsgw/protocol.h"
 
 #include <errno.h>
 #include <stdlib.h>
@@ -18,11 +20,20 @@ struct wk_held *wk_held_new(const struct tr_rec *r)
 	h->len = (uint32_t)n;
 	h->type = r->type;
 	h->flags = r->flags;
+	bud_charge(BUD_HELD, sizeof(*h) + n);
 	if (r->na)
 		memcpy(h->body, r->a, r->na);
 	if (r->nb)
 		memcpy(h->body + r->na, r->b, r->nb);
 	return h;
+}
+
+void wk_held_free(struct wk_held *h)
+{
+	if (!h)
+		return;
+	bud_credit(BUD_HELD, sizeof(*h) + h->len);
+	free(h);
 }
 
 void wk_list_append(struct wk_list *l, struct wk_held *h)
@@ -34,6 +45,7 @@ void wk_list_append(struct wk_list *l, struct wk_held *h)
 		l->head = h;
 	l->tail = h;
 	l->n++;
+	l->bytes += h->len;
 }
 
 struct wk_held *wk_list_pop(struct wk_list *l)
@@ -45,6 +57,7 @@ struct wk_held *wk_list_pop(struct wk_list *l)
 	if (!l->head)
 		l->tail = NULL;
 	l->n--;
+	l->bytes -= h->len;
 	h->next = NULL;
 	return h;
 }
@@ -53,11 +66,16 @@ void wk_list_clear(struct wk_list *l)
 {
 	struct wk_held *h;
 	while ((h = wk_list_pop(l)))
-		free(h);
+		wk_held_free(h);
 }
 
 static int hold(struct worker *w, const struct tr_rec *r)
 {
+	/* Client messages are refused past the budget; the records that say what happened to
+	 * a connection (OPEN, CLOSE) must reach its worker, and replies are bounded by the
+	 * worker's share. */
+	if (r->type == WSGW_MESSAGE && !bud_room(BUD_HELD, sizeof(struct wk_held) + r->na + r->nb))
+		return -ENOBUFS;
 	struct wk_held *h = wk_held_new(r);
 	if (!h)
 		return -ENOMEM;
@@ -80,8 +98,10 @@ int wk_push(struct worker *w, const struct tr_rec *r)
 		log_warn(0, "worker %u: its %s channel is full, pausing its clients", w->id,
 			 w->tr->ops->name);
 		return hold(w, r);
-	default:
-		return hold(w, r) ? -ENOMEM : -EIO;
+	default: {
+		int hr = hold(w, r);
+		return hr ? hr : -EIO;
+	}
 	}
 }
 
@@ -101,7 +121,7 @@ int wk_retry(struct worker *w)
 		if (rc == -EMSGSIZE)
 			log_error(EMSGSIZE, "worker %u: a held record of %u bytes can never fit; dropped",
 				  w->id, h->len);
-		free(wk_list_pop(&w->held));
+		wk_held_free(wk_list_pop(&w->held));
 	}
 	return 1;
 }

@@ -25,10 +25,13 @@ struct wk_held {
 struct wk_list {
 	struct wk_held *head, *tail;
 	size_t n;
+	size_t bytes; /* of their bodies */
 };
 
-/* A copy of r, or NULL when out of memory. */
+/* A copy of r, charged to the memory budget's held records; NULL when out of memory. */
 struct wk_held *wk_held_new(const struct tr_rec *r);
+/* Frees h and gives its bytes back to the budget. NULL is a no-op. */
+void wk_held_free(struct wk_held *h);
 void wk_list_append(struct wk_list *l, struct wk_held *h);
 /* Removes and returns the first record, NULL when empty. */
 struct wk_held *wk_list_pop(struct wk_list *l);
@@ -60,8 +63,9 @@ struct worker {
 
 /* Sends r through w's transport, or holds it behind the records already held: order per
  * worker is the transport's order. A dying worker holds everything (its death hands the
- * records on). Returns 0, -ENOMEM or -EMSGSIZE (nothing queued), or -EIO: the transport
- * broke (r is held; the caller fails the worker). */
+ * records on). Returns 0; -ENOMEM, -EMSGSIZE, or -ENOBUFS (holding it would pass the
+ * memory budget): nothing queued; or -EIO: the transport broke (r is held; the caller
+ * fails the worker). */
 int wk_push(struct worker *w, const struct tr_rec *r) __attribute__((warn_unused_result));
 /* Moves held records into the transport while it takes them. Returns 1 when the held
  * queue became empty now, 0 otherwise, -EIO when the transport broke. */

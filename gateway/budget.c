@@ -1,0 +1,59 @@
+#include "gateway/budget.h"
+
+static struct {
+	uint64_t limit;
+	uint64_t used[BUD_KINDS];
+	uint64_t refused[BUD_KINDS];
+	uint64_t total;
+} B;
+
+void bud_set_limit(uint64_t limit)
+{
+	B.limit = limit;
+}
+
+uint64_t bud_limit(void)
+{
+	return B.limit;
+}
+
+int bud_room(enum bud_kind k, size_t n)
+{
+	if (!B.limit || B.total + n <= B.limit)
+		return 1;
+	B.refused[k]++;
+	return 0;
+}
+
+void bud_charge(enum bud_kind k, size_t n)
+{
+	B.used[k] += n;
+	B.total += n;
+}
+
+void bud_credit(enum bud_kind k, size_t n)
+{
+	B.used[k] -= n;
+	B.total -= n;
+}
+
+uint64_t bud_used(enum bud_kind k)
+{
+	return B.used[k];
+}
+
+uint64_t bud_refused(enum bud_kind k)
+{
+	return B.refused[k];
+}
+
+uint64_t bud_total(void)
+{
+	return B.total;
+}
+
+const char *bud_name(enum bud_kind k)
+{
+	static const char *const names[BUD_KINDS] = { "assembly", "outbound", "held" };
+	return names[k];
+}
