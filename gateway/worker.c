@@ -45,7 +45,7 @@ void wk_list_append(struct wk_list *l, struct wk_held *h)
 		l->head = h;
 	l->tail = h;
 	l->n++;
-	l->bytes += h->len;
+	l->bytes += sizeof(*h) + h->len;
 }
 
 struct wk_held *wk_list_pop(struct wk_list *l)
@@ -57,7 +57,7 @@ struct wk_held *wk_list_pop(struct wk_list *l)
 	if (!l->head)
 		l->tail = NULL;
 	l->n--;
-	l->bytes -= h->len;
+	l->bytes -= sizeof(*h) + h->len;
 	h->next = NULL;
 	return h;
 }

@@ -25,7 +25,7 @@ struct wk_held {
 struct wk_list {
 	struct wk_held *head, *tail;
 	size_t n;
-	size_t bytes; /* of their bodies */
+	size_t bytes; /* they take, headers included */
 };
 
 /* A copy of r, charged to the memory budget's held records; NULL when out of memory. */

@@ -21,79 +21,13 @@
 #include "tests/lib/wtenv.h"
 #include "wsgw/protocol.h"
 
-/* ---- helpers ------------------------------------------------------------ */
-
-/* Every client sends one tagged message and must get exactly that back. */
-static void echo_round(struct wt_conn *c, int n, int round, const char *what)
-{
-	char msg[64];
-
-	for (int i = 0; i < n; i++) {
-		int len = snprintf(msg, sizeof(msg), "%s c%d r%d", what, i, round);
-
-		WT_OK(&c[i], wt_send_frame(&c[i], WT_TEXT, 1, msg, (size_t)len));
-	}
-	for (int i = 0; i < n; i++) {
-		int len = snprintf(msg, sizeof(msg), "%s c%d r%d", what, i, round);
-
-		WT_EXPECT_MESSAGE(&c[i], WT_TEXT, msg, (size_t)len);
-	}
-}
-
-static void expect_alive(struct wt_gw *gw)
-{
-	if (wt_gw_wait(gw, 0) == 0) {
-		wt_gw_dump_log(gw, 40);
-		ck_abort_msg("the gateway exited (status %d)", gw->status);
-	}
-}
-
-/* CPU seconds (user + system, all threads) the process has used. */
-static double cpu_seconds(pid_t pid)
-{
-	char path[64], buf[1024];
-	unsigned long ut = 0, st = 0;
-	FILE *f;
-
-	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
-	f = fopen(path, "re");
-	if (!f)
-		return -1;
-	size_t n = fread(buf, 1, sizeof(buf) - 1, f);
-	fclose(f);
-	buf[n] = 0;
-	/* Fields after the command's closing parenthesis: state is 3, utime 14, stime 15. */
-	const char *p = strrchr(buf, ')');
-	if (!p || sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu", &ut, &st) != 2)
-		return -1;
-	return (double)(ut + st) / (double)sysconf(_SC_CLK_TCK);
-}
-
-/* Times the main thread of pid slept voluntarily: each is one wake-up of the loop. */
-static long wakeups(pid_t pid)
-{
-	char path[64], line[128];
-	long v = -1;
-	FILE *f;
-
-	snprintf(path, sizeof(path), "/proc/%d/task/%d/status", (int)pid, (int)pid);
-	f = fopen(path, "re");
-	if (!f)
-		return -1;
-	while (fgets(line, sizeof(line), f))
-		if (sscanf(line, "voluntary_ctxt_switches: %ld", &v) == 1)
-			break;
-	fclose(f);
-	return v;
-}
-
 /* An idle gateway sleeps until its next sweep: a handful of wake-ups a second, not one
  * per millisecond (a stuck "poll for ring space" flag). */
 static void expect_idle(struct wt_gw *gw, const char *what)
 {
-	long a = wakeups(gw->pid);
+	long a = wt_proc_wakeups(gw->pid);
 	wt_sleep_ms(1000);
-	long b = wakeups(gw->pid);
+	long b = wt_proc_wakeups(gw->pid);
 
 	ck_assert_msg(a >= 0 && b >= 0, "cannot read the gateway's context switches");
 	printf("%s: %ld wake-ups in 1 s while idle\n", what, b - a);
@@ -153,7 +87,7 @@ START_TEST(test_corrupt_ring)
 	wt_env_worker(&e, &a, WT_WORKER_ECHO, "p", "healthy");
 	for (int i = 0; i < C1_HEALTHY; i++)
 		WT_EXPECT_OPEN(&ok[i], "127.0.0.1", e.gw.port, "/");
-	echo_round(ok, C1_HEALTHY, 0, "before");
+	wt_echo_round(ok, C1_HEALTHY, 0, "before");
 
 	ck_assert_int_eq(wt_shm_peer_attach(&h, e.control, "p"), 0);
 	/* The hostile worker has no connections: the next ones are pinned to it. */
@@ -164,17 +98,17 @@ START_TEST(test_corrupt_ring)
 	wt_sleep_ms(100);
 	corrupt(&h, _i);
 	int noticed = wt_wait_file(e.gw.log_path, "corrupt", 3000);
-	expect_alive(&e.gw);
+	wt_gw_expect_alive(&e.gw);
 	ck_assert_msg(noticed, "the gateway did not log that the ring was corrupt (%s)",
 		      corruptions[_i]);
 
 	for (int round = 1; round <= 10; round++)
-		echo_round(ok, C1_HEALTHY, round, "after");
+		wt_echo_round(ok, C1_HEALTHY, round, "after");
 	/* The hostile worker's clients moved to the healthy one, their message with them. */
 	for (int i = 0; i < C1_VICTIMS; i++)
 		WT_EXPECT_MESSAGE(&victim[i], WT_TEXT, "unread", 6);
-	echo_round(victim, C1_VICTIMS, 1, "moved");
-	expect_alive(&e.gw);
+	wt_echo_round(victim, C1_VICTIMS, 1, "moved");
+	wt_gw_expect_alive(&e.gw);
 	printf("corrupt ring (%s): %d + %d clients kept every connection and message\n",
 	       corruptions[_i], C1_HEALTHY, C1_VICTIMS);
 	wt_shm_peer_close(&h);
@@ -215,13 +149,13 @@ START_TEST(test_truncate_segment)
 	ck_assert_int_eq(munmap(shm_seg_base(h.seg), shm_seg_header(h.seg)->seg_size), 0);
 	for (int i = 0; i < C1_VICTIMS; i++)
 		WT_OK(&victim[i], wt_send_frame(&victim[i], WT_TEXT, 1, "to a worker that unmapped", 25));
-	echo_round(ok, C1_HEALTHY, 1, "after");
-	expect_alive(&e.gw);
+	wt_echo_round(ok, C1_HEALTHY, 1, "after");
+	wt_gw_expect_alive(&e.gw);
 	/* It never answers, so it dies of silence; its clients move on with their messages. */
 	wt_ctl_close(&h.ctl);
 	for (int i = 0; i < C1_VICTIMS; i++)
 		WT_EXPECT_MESSAGE_T(&victim[i], WT_TEXT, "to a worker that unmapped", 25, 10000);
-	expect_alive(&e.gw);
+	wt_gw_expect_alive(&e.gw);
 	wt_env_worker_stop(&a);
 	wt_env_done(&e);
 }
@@ -245,7 +179,7 @@ START_TEST(test_control_bursts)
 	wt_env_worker(&e, &z, WT_WORKER_ZMQ, "p", "zmq");
 	for (int i = 0; i < C2_CONNS; i++)
 		WT_EXPECT_OPEN(&c[i], "127.0.0.1", e.gw.port, "/");
-	echo_round(c, C2_CONNS, 0, "before");
+	wt_echo_round(c, C2_CONNS, 0, "before");
 
 	for (int round = 0; round < 5; round++) {
 		const char *bye[] = { "BYE" };
@@ -258,7 +192,7 @@ START_TEST(test_control_bursts)
 		ck_assert_int_eq(wt_ctl_send(&r, 1, bye, NULL), 0);
 		wt_sleep_ms(50);
 		wt_ctl_close(&r);
-		expect_alive(&e.gw);
+		wt_gw_expect_alive(&e.gw);
 	}
 	/* Three HELLOs in one burst from one socket: each re-attaches; one attachment stays. */
 	ck_assert_int_eq(wt_ctl_connect(&r, e.control), 0);
@@ -272,8 +206,8 @@ START_TEST(test_control_bursts)
 		ck_assert_int_eq(wt_ctl_recv_verb(&r, "WELCOME", &m, 5000), 0);
 		wt_ctl_msg_free(&m);
 	}
-	expect_alive(&e.gw);
-	echo_round(c, C2_CONNS, 1, "after");
+	wt_gw_expect_alive(&e.gw);
+	wt_echo_round(c, C2_CONNS, 1, "after");
 	const char *bye[] = { "BYE" };
 	wt_ctl_send(&r, 1, bye, NULL);
 	wt_ctl_close(&r);
@@ -313,7 +247,7 @@ START_TEST(test_sigterm_zmq_under_load)
 	wt_env_worker(&e, &z[1], WT_WORKER_ZMQ, "p", "z1");
 	for (int i = 0; i < C3_CONNS; i++)
 		WT_EXPECT_OPEN(&c[i], "127.0.0.1", e.gw.port, "/");
-	echo_round(c, C3_CONNS, 0, "before");
+	wt_echo_round(c, C3_CONNS, 0, "before");
 
 	for (int k = 0; k < C3_KILLS; k++) {
 		struct wt_proc *victim = &z[k % 2];
@@ -327,7 +261,7 @@ START_TEST(test_sigterm_zmq_under_load)
 		/* It says BYE and exits at once: BYE and the pidfd arrive together. */
 		ck_assert_int_eq(wt_proc_kill(victim, SIGTERM), 0);
 		ck_assert_int_eq(wt_proc_reap(victim, 5000), 0);
-		expect_alive(&e.gw);
+		wt_gw_expect_alive(&e.gw);
 		snprintf(name, sizeof(name), "z%d-%d", k % 2, k);
 		wt_env_worker(&e, victim, WT_WORKER_ZMQ, "p", name);
 		for (int i = 0; i < C3_CONNS; i++)
@@ -335,8 +269,8 @@ START_TEST(test_sigterm_zmq_under_load)
 	}
 	for (int i = 0; i < C3_CONNS; i++)
 		drain(&c[i], 200);
-	echo_round(c, C3_CONNS, 1, "after");
-	expect_alive(&e.gw);
+	wt_echo_round(c, C3_CONNS, 1, "after");
+	wt_gw_expect_alive(&e.gw);
 	expect_idle(&e.gw, "after 30 worker SIGTERMs");
 	for (int i = 0; i < 2; i++)
 		wt_env_worker_stop(&z[i]);
@@ -392,14 +326,14 @@ START_TEST(test_fd_exhaustion)
 	ck_assert_int_gt(opened, 0);
 	ck_assert_int_lt(opened, 2 * C4_SLOTS);
 
-	double t0 = cpu_seconds(gw.pid);
+	double t0 = wt_proc_cpu_s(gw.pid);
 	wt_sleep_ms(2000);
-	double used = cpu_seconds(gw.pid) - t0;
+	double used = wt_proc_cpu_s(gw.pid) - t0;
 	printf("fd limit: the gateway used %.0f%% of a core while it could not accept\n", used * 50);
 	ck_assert_msg(used < 0.2, "the gateway used %.2f s of CPU in 2 s at the fd limit", used);
 	int lines = wt_count_file(gw.log_path, "accept");
 	ck_assert_msg(lines <= 10, "%d log lines about accept errors in 2 s", lines);
-	expect_alive(&gw);
+	wt_gw_expect_alive(&gw);
 
 	/* Clients leave: the gateway accepts again. */
 	for (int i = 0; i < 2 * C4_SLOTS; i++)
@@ -414,7 +348,7 @@ START_TEST(test_fd_exhaustion)
 		}
 		ck_assert_msg(rc == 0, "client %d not served after fds were freed: %s", i, fresh[i].err);
 	}
-	echo_round(fresh, C4_SLOTS / 2, 0, "fresh");
+	wt_echo_round(fresh, C4_SLOTS / 2, 0, "fresh");
 	for (int i = 0; i < C4_SLOTS / 2; i++)
 		wt_close(&fresh[i]);
 	WT_GW_STOP(&gw);

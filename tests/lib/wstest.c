@@ -608,6 +608,13 @@ static void conn_init(struct wt_conn *c)
 	c->timeout_ms = wt_timeout_ms();
 }
 
+static int rcvbuf; /* wt_set_rcvbuf */
+
+void wt_set_rcvbuf(int bytes)
+{
+	rcvbuf = bytes;
+}
+
 int wt_connect(struct wt_conn *c, const char *host, int port)
 {
 	struct addrinfo hints = { .ai_socktype = SOCK_STREAM, .ai_flags = AI_NUMERICHOST };
@@ -630,6 +637,9 @@ int wt_connect(struct wt_conn *c, const char *host, int port)
 		return rc;
 	}
 	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	/* Before connect: the window it advertises is fixed by then. */
+	if (rcvbuf)
+		setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &rcvbuf, sizeof(rcvbuf));
 	rc = connect(fd, ai->ai_addr, ai->ai_addrlen);
 	freeaddrinfo(ai);
 	if (rc < 0 && errno != EINPROGRESS) {

@@ -109,6 +109,9 @@ struct wt_conn {
 	char err[256];
 };
 
+/* The SO_RCVBUF of the sockets wt_connect makes from now on (0: the kernel's default): a
+ * small one keeps what the client does not read in the server. */
+void wt_set_rcvbuf(int bytes);
 /* Connects to host ("127.0.0.1", "::1") and port, TCP_NODELAY, non-blocking. */
 int wt_connect(struct wt_conn *c, const char *host, int port);
 /* Closes the socket (abortively if linger_rst) and frees the buffers. Idempotent. */

@@ -3,6 +3,8 @@
 #include "tests/lib/wtctl.h"
 
 #include <check.h>
+#include <stdlib.h>
+#include <unistd.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/wait.h>
@@ -65,4 +67,79 @@ void wt_env_worker_stop(struct wt_proc *p)
 
 	ck_assert_msg(st >= 0 && WIFEXITED(st) && WEXITSTATUS(st) == 0,
 		      "worker did not exit 0 on SIGTERM (status %d)", st);
+}
+
+void wt_echo_round(struct wt_conn *c, int n, int round, const char *what)
+{
+	char msg[64];
+
+	for (int i = 0; i < n; i++) {
+		int len = snprintf(msg, sizeof(msg), "%s c%d r%d", what, i, round);
+
+		WT_OK(&c[i], wt_send_frame(&c[i], WT_TEXT, 1, msg, (size_t)len));
+	}
+	for (int i = 0; i < n; i++) {
+		int len = snprintf(msg, sizeof(msg), "%s c%d r%d", what, i, round);
+
+		WT_EXPECT_MESSAGE(&c[i], WT_TEXT, msg, (size_t)len);
+	}
+}
+
+void wt_gw_expect_alive(struct wt_gw *gw)
+{
+	if (wt_gw_wait(gw, 0) == 0) {
+		wt_gw_dump_log(gw, 40);
+		ck_abort_msg("the gateway exited (status %d)", gw->status);
+	}
+}
+
+double wt_proc_cpu_s(pid_t pid)
+{
+	char path[64], buf[1024];
+	unsigned long ut = 0, st = 0;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+	f = fopen(path, "re");
+	if (!f)
+		return -1;
+	size_t n = fread(buf, 1, sizeof(buf) - 1, f);
+	fclose(f);
+	buf[n] = 0;
+	/* Fields after the command's closing parenthesis: state is 3, utime 14, stime 15. */
+	const char *p = strrchr(buf, ')');
+	if (!p || sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu", &ut, &st) != 2)
+		return -1;
+	return (double)(ut + st) / (double)sysconf(_SC_CLK_TCK);
+}
+
+static long status_field(const char *path, const char *fmt)
+{
+	char line[128];
+	long v = -1;
+	FILE *f = fopen(path, "re");
+
+	if (!f)
+		return -1;
+	while (fgets(line, sizeof(line), f))
+		if (sscanf(line, fmt, &v) == 1)
+			break;
+	fclose(f);
+	return v;
+}
+
+long wt_proc_rss_kib(pid_t pid)
+{
+	char path[64];
+
+	snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
+	return status_field(path, "VmRSS: %ld kB");
+}
+
+long wt_proc_wakeups(pid_t pid)
+{
+	char path[64];
+
+	snprintf(path, sizeof(path), "/proc/%d/task/%d/status", (int)pid, (int)pid);
+	return status_field(path, "voluntary_ctxt_switches: %ld");
 }

@@ -46,4 +46,17 @@ int wt_env_worker(struct wt_env *e, struct wt_proc *p, enum wt_worker_kind kind,
 /* SIGTERM, asserting exit 0 within 5 s. */
 void wt_env_worker_stop(struct wt_proc *p);
 
+/* Every one of the n clients sends one message tagged with what and round, and must get
+ * exactly it back (an echo route or an echo worker). */
+void wt_echo_round(struct wt_conn *c, int n, int round, const char *what);
+/* Fails the test, with the log, when the gateway exited. */
+void wt_gw_expect_alive(struct wt_gw *gw);
+
+/* What /proc says of a process: CPU seconds used (user + system, every thread), resident
+ * memory in KiB, voluntary context switches of its main thread (its sleeps); -1 when it
+ * cannot be read. */
+double wt_proc_cpu_s(pid_t pid);
+long wt_proc_rss_kib(pid_t pid);
+long wt_proc_wakeups(pid_t pid);
+
 #endif
