@@ -189,7 +189,7 @@ check: all
 	  exit 2; fi
 	@failed=""; for t in $(CHECK_BIN); do \
 	  echo "== $$t"; \
-	  WSGW_BUILD=$(abspath $(BUILD)) $$t || failed="$$failed $$t"; \
+	  WSGW_BUILD=$(abspath $(BUILD)) WT_SANITIZE=$(SANITIZE) $$t || failed="$$failed $$t"; \
 	done; \
 	if [ -n "$(CHECK_CONF_WORKER)" ]; then \
 	  echo "== $(BUILD)/tests/conformance/test_conformance through build/wsgw-echo"; \

@@ -156,6 +156,7 @@ START_TEST(test_truncate_segment)
 	for (int i = 0; i < C1_VICTIMS; i++)
 		WT_EXPECT_MESSAGE_T(&victim[i], WT_TEXT, "to a worker that unmapped", 25, 10000);
 	wt_gw_expect_alive(&e.gw);
+	wt_shm_peer_close(&h); /* unmapping what is no longer mapped is harmless */
 	wt_env_worker_stop(&a);
 	wt_env_done(&e);
 }

@@ -143,3 +143,10 @@ long wt_proc_wakeups(pid_t pid)
 	snprintf(path, sizeof(path), "/proc/%d/task/%d/status", (int)pid, (int)pid);
 	return status_field(path, "voluntary_ctxt_switches: %ld");
 }
+
+int wt_sanitized(void)
+{
+	const char *s = getenv("WT_SANITIZE");
+
+	return s && *s && strcmp(s, "0") != 0;
+}

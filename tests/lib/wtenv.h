@@ -56,6 +56,9 @@ void wt_gw_expect_alive(struct wt_gw *gw);
  * memory in KiB, voluntary context switches of its main thread (its sleeps); -1 when it
  * cannot be read. */
 double wt_proc_cpu_s(pid_t pid);
+/* 1 when the programs under test are built with sanitizers (make check SANITIZE=...):
+ * their RSS then says more about the sanitizer's quarantine than about them. */
+int wt_sanitized(void);
 long wt_proc_rss_kib(pid_t pid);
 long wt_proc_wakeups(pid_t pid);
 
