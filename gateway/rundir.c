@@ -30,8 +30,8 @@ static int mkdir_parents(const char *dir)
 	return 0;
 }
 
-/* The directory must be ours to trust: a directory, and nobody else may create or rename
- * files in it. Hands it to gid (group r-x) when asked. */
+/* The directory must be ours to trust: a directory of this user's, in which nobody else
+ * may create or rename files. Hands it to gid (group r-x) when asked. */
 static int check_dir(const char *dir, gid_t gid)
 {
 	struct stat st;
@@ -39,7 +39,7 @@ static int check_dir(const char *dir, gid_t gid)
 		return -errno;
 	if (!S_ISDIR(st.st_mode))
 		return -ENOTDIR;
-	if (st.st_mode & (S_IWGRP | S_IWOTH))
+	if (st.st_mode & (S_IWGRP | S_IWOTH) || st.st_uid != geteuid())
 		return -EPERM;
 	if (gid == (gid_t)-1)
 		return 0;
@@ -200,6 +200,18 @@ int rundir_start(struct rundir *rd, const struct gw_config *cfg)
 	}
 	if (strncmp(cfg->control, "ipc://", 6) == 0) {
 		const char *path = cfg->control + 6;
+		/* A socket elsewhere than the runtime directory needs a directory as safe. */
+		char dir[sizeof(rd->path)];
+		snprintf(dir, sizeof(dir), "%s", path);
+		char *slash = strrchr(dir, '/');
+		if (slash)
+			*(slash == dir ? slash + 1 : slash) = 0;
+		if (slash && strcmp(dir, cfg->runtime_dir) != 0 && (rc = check_dir(dir, (gid_t)-1))) {
+			log_error(-rc, "the control socket's directory %s: it must be a directory of this user's that only its owner may write to",
+				  dir);
+			rundir_unlock(rd);
+			return rc;
+		}
 		rc = rundir_sock_free(path);
 		if (rc == -EADDRINUSE)
 			log_error(0, "control socket %s is in use by another process: give this "

@@ -28,8 +28,8 @@ struct rundir_sock {
 
 /*
  * Makes dir (mode 0750; missing parents 0755) if it does not exist and checks it: a
- * directory (not a symlink), not writable by group or others (they could swap the socket
- * or the lock file). With gid != (gid_t)-1 the directory is given to that group with mode
+ * directory (not a symlink) of this user's, not writable by group or others (they could
+ * swap the socket or the lock file). With gid != (gid_t)-1 the directory is given to that group with mode
  * 0750, so the group's members may reach the socket inside. Then takes the lock.
  * Returns 0 with rd holding the lock; -EBUSY when another process holds it (*holder: its
  * pid, or 0 when the file does not say); -ENOTDIR, -EPERM (unsafe permissions, or a

@@ -7,6 +7,7 @@
 #include <dirent.h>
 #include <fcntl.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
 #include <endian.h>
 #include <errno.h>
 #include <signal.h>
@@ -467,6 +468,64 @@ START_TEST(test_accept_many_headers)
 }
 END_TEST
 
+/* ---- 7. permissions by construction --------------------------------------- */
+
+/* Starts the gateway on a control socket in dir; returns its exit status if it exits within
+ * 2 s, or -1 while it runs (it is stopped then). */
+static int gateway_in(const char *dir, const char *log)
+{
+	char prog[512], control[200];
+	const char *build = getenv("WSGW_BUILD");
+	snprintf(prog, sizeof(prog), "%s/wsgw", build && *build ? build : "build");
+	snprintf(control, sizeof(control), "ipc://%s/control", dir);
+	const char *argv[] = { prog, "--listen", "127.0.0.1:0", "--route", "/=p", "--control", control,
+			       "--runtime-dir", dir, NULL };
+	struct wt_proc p;
+	ck_assert_int_eq(wt_proc_spawn(&p, argv, log), 0);
+	if (wt_proc_reap(&p, 2000) == 0)
+		return p.status;
+	ck_assert(wt_wait_file(log, "control channel on", 3000));
+	char sock[256];
+	struct stat st;
+	snprintf(sock, sizeof(sock), "%s/control", dir);
+	ck_assert_int_eq(stat(sock, &st), 0);
+	ck_assert_msg((st.st_mode & 0777) == 0600, "control socket mode 0%o under umask 000",
+		      st.st_mode & 0777);
+	snprintf(sock, sizeof(sock), "%s/control.fds", dir);
+	ck_assert_int_eq(stat(sock, &st), 0);
+	ck_assert_msg((st.st_mode & 0777) == 0600, "attach socket mode 0%o under umask 000",
+		      st.st_mode & 0777);
+	wt_proc_stop(&p, 5000);
+	return -1;
+}
+
+START_TEST(test_permissions)
+{
+	char dir[128], log[192];
+
+	ck_assert_int_eq(wt_dir_new(dir, sizeof(dir)), 0);
+	snprintf(log, sizeof(log), "%s.log", dir);
+	/* Whatever the umask, the sockets get the mode configured (0600 by default). */
+	mode_t old = umask(0);
+	ck_assert_int_eq(gateway_in(dir, log), -1);
+	/* A runtime directory others may write to, or another user's, is refused. */
+	ck_assert_int_eq(chmod(dir, 0777), 0);
+	int st = gateway_in(dir, log);
+	ck_assert_msg(st > 0 && WIFEXITED(st) && WEXITSTATUS(st) != 0,
+		      "a gateway started in a world-writable runtime directory (status %d)", st);
+	ck_assert(wt_count_file(log, "only its owner may write"));
+	ck_assert_int_eq(chmod(dir, 0700), 0);
+	ck_assert_int_eq(chown(dir, 65534, (gid_t)-1), 0);
+	st = gateway_in(dir, log);
+	ck_assert_msg(st > 0 && WIFEXITED(st) && WEXITSTATUS(st) != 0,
+		      "a gateway started in another user's runtime directory (status %d)", st);
+	ck_assert_int_eq(chown(dir, getuid(), (gid_t)-1), 0);
+	umask(old);
+	unlink(log);
+	wt_dir_remove(dir);
+}
+END_TEST
+
 static Suite *faults_suite(void)
 {
 	Suite *s = suite_create("faults");
@@ -482,6 +541,7 @@ static Suite *faults_suite(void)
 		{ "fd_exhaustion", test_fd_exhaustion, 30, 1 },
 		{ "ring_vs_header", test_ring_too_small_for_headers, 20, 1 },
 		{ "accept_headers", test_accept_many_headers, 20, 1 },
+		{ "permissions", test_permissions, 20, 1 },
 	};
 
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
