@@ -21,11 +21,30 @@ enum wsgw_verb {
 	                   * From a worker: close that client with this code. */
 	WSGW_GONE = 4,    /* no body: a command named a connection that does not exist */
 	WSGW_ERROR = 5,   /* body: text; a malformed command was refused */
+	WSGW_TOPIC = 6,   /* answer to QUERY: conn = the query's id; body: u8 topic length,
+	                   * topic, u32 subscribers (LE), then their ids (u64 LE each) when
+	                   * there are at most WSGW_TOPIC_LIST_MAX */
+	WSGW_STAT = 7,    /* answer to STAT: conn; body: u64 bytes queued for the client, u32 ms
+	                   * the oldest of them has waited (LE) */
 	/* worker → gateway */
 	WSGW_SEND = 16,   /* body: payload; flags: WSGW_F_BINARY */
 	WSGW_ACCEPT = 17, /* authorize: body: fields ("protocol", "header") */
 	WSGW_REJECT = 18, /* authorize: body: u16 HTTP status (big-endian) + reason */
+	WSGW_SUBSCRIBE = 19,   /* conn; body: the topic (1-255 bytes) */
+	WSGW_UNSUBSCRIBE = 20, /* conn; body: the topic */
+	WSGW_PUBLISH = 21,     /* conn = a connection to leave out (0: none); flags: binary;
+	                        * body: u8 topic length, topic, payload */
+	WSGW_SENDMANY = 22,    /* flags: binary; body: u32 count (LE), count ids (u64 LE),
+	                        * payload: one message to every connection listed */
+	WSGW_QUERY = 23,       /* conn = an id of the worker's choosing, echoed in TOPIC;
+	                        * body: the topic */
+	WSGW_STATQ = 24,       /* conn: the connection asked about; answered with STAT */
 };
+
+/* Topics are byte strings of 1 to this many bytes. */
+#define WSGW_TOPIC_MAX 255
+/* TOPIC lists the subscribers' ids when there are at most this many. */
+#define WSGW_TOPIC_LIST_MAX 1024
 
 enum wsgw_flag {
 	WSGW_F_BINARY = 1 << 0,    /* MESSAGE, SEND: binary frame (else text) */
