@@ -7,6 +7,8 @@
 #include <sys/socket.h>
 #include <sys/types.h>
 
+#include "gateway/deflate.h"
+
 #define CFG_MAX_LISTEN 16
 #define CFG_MAX_ROUTES 64
 #define CFG_NAME_MAX 64
@@ -21,11 +23,16 @@ enum cfg_slow {
 	CFG_SLOW_LATEST,      /* only the newest unsent message of each topic is kept */
 };
 
+enum cfg_deflate { CFG_DEFLATE_ON, CFG_DEFLATE_OFF, CFG_DEFLATE_TAKEOVER };
+
 struct cfg_route {
 	char prefix[256];
 	char pool[CFG_NAME_MAX];
-	int authorize; /* "/x=pool,authorize": the pool's worker ACCEPTs or REJECTs first */
-	uint8_t slow;  /* ",slow=POLICY": enum cfg_slow */
+	int authorize;        /* "/x=pool,authorize": the pool's worker ACCEPTs or REJECTs first */
+	uint8_t slow;         /* ",slow=POLICY": enum cfg_slow */
+	uint8_t deflate;      /* ",deflate=on|off|takeover": enum cfg_deflate */
+	uint8_t need_protocol; /* ",protocols=...!": a client offering none of them gets 400 */
+	char protocols[128];  /* ",protocols=a|b": the subprotocols it speaks, preferred first */
 };
 
 struct cfg_listen {
@@ -45,6 +52,7 @@ struct gw_config {
 	size_t max_outbound;      /* queued bytes per connection; beyond: the policy */
 	int outbound_drop;        /* policy past max_outbound: 0 close 1008, 1 drop the message */
 	uint64_t memory_budget;   /* bytes held for peers in all (gateway/budget.h); 0: none */
+	struct pmd_cfg deflate;   /* permessage-deflate's settings; routes turn it off or on */
 	uint64_t worker_memory;   /* records held for one worker; beyond: it is dropped */
 	unsigned max_conns;       /* 0: as many as file descriptors allow */
 	unsigned handshake_ms;    /* the whole request must arrive within this */
