@@ -272,6 +272,22 @@ void pool_command(struct pools *ps, struct worker *w, const struct shm_rec *r)
 	}
 }
 
+int pool_ack(struct pools *ps, struct worker *w, uint64_t n, const char **why)
+{
+	(void)ps;
+	/* Only frees what the worker had: the held records go in at the batch's end. */
+	switch (wk_ack(w, n)) {
+	case 0:
+		return 0;
+	case -ERANGE:
+		*why = "ACK of more records than were sent";
+		return -EINVAL;
+	default:
+		*why = "ACK is for zmq workers";
+		return -EINVAL;
+	}
+}
+
 struct cmd_ctx {
 	struct pools *ps;
 	struct worker *w;
@@ -323,7 +339,8 @@ struct worker *pool_attach(struct pools *ps, const char *name, pid_t pid,
 	out->id = w->id;
 	int rc;
 	if (link->zmq) {
-		rc = tr_zmq_new(link->sock, link->ident, link->ilen, link->sent, &w->tr);
+		struct tr_zmq_window win = { ps->cfg->zmq_window, ps->cfg->zmq_window_bytes };
+		rc = tr_zmq_new(link->sock, link->ident, link->ilen, link->sent, &win, &w->tr);
 	} else {
 		struct tr_shm_opts o = { .worker_id = w->id, .ring_bytes = ps->cfg->ring_bytes,
 					 .mode = 0600, .bell = waker_doorbell(ps->waker) };

@@ -237,8 +237,13 @@ static void hook_flush(void *arg)
 		if (rc < 0) {
 			pool_worker_fail(ps, w, "its channel broke");
 		} else if (rc > 0) {
-			log_info("worker %u (pool %s): room again, resuming %zu clients", w->id,
-				 w->pool->name, w->n_waiting);
+			if (w->quiet_hold)
+				log_debug("worker %u (pool %s): acknowledged, resuming %zu clients", w->id,
+					  w->pool->name, w->n_waiting);
+			else
+				log_info("worker %u (pool %s): room again, resuming %zu clients", w->id,
+					 w->pool->name, w->n_waiting);
+			w->quiet_hold = 0;
 			resume_waiting(ps, w);
 		}
 	}
@@ -268,8 +273,9 @@ static int hook_timeout(void *arg)
 		struct worker *w = ps->att[i];
 		if (w->adopt)
 			return 0;
-		/* A worker that stops reading does not ring us when it resumes: poll for room. */
-		if (w->held.head)
+		/* A worker that stops reading does not ring us when it resumes: poll for room.
+		 * Not for a zmq window: the ACK that opens it wakes the loop by itself. */
+		if (w->held.head && !wk_awaits_input(w))
 			return 1;
 	}
 	return -1;

@@ -71,8 +71,9 @@ void wt_shm_peer_close(struct wt_shm_peer *p);
 /* Starts the zmq echo worker: this test binary with --as-zmq-worker. */
 int wt_zw_start(struct wt_proc *p, const char *control, const char *pool, const char *log_path);
 /* main() of a test binary calls this when argv[1] is "--as-zmq-worker". It echoes every
- * MESSAGE with SEND, logs "open ID" and "close ID CODE", heartbeats, and on SIGTERM sends
- * BYE and exits 0 at once. */
+ * MESSAGE with SEND, logs "open ID" and "close ID CODE", heartbeats, acknowledges what it
+ * handled (ACK every 32, and before it waits), and on SIGTERM sends BYE and exits 0 at
+ * once. */
 int wt_zw_main(int argc, char **argv);
 
 #endif
