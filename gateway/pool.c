@@ -278,6 +278,7 @@ int pool_ack(struct pools *ps, struct worker *w, uint64_t n, const char **why)
 	/* Only frees what the worker had: the held records go in at the batch's end. */
 	switch (wk_ack(w, n)) {
 	case 0:
+		w->stall_since = 0; /* it acknowledges: whatever waits, it is not stuck */
 		return 0;
 	case -ERANGE:
 		*why = "ACK of more records than were sent";

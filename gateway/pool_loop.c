@@ -310,9 +310,31 @@ static void hook_wake(void *arg)
 	waker_cancel(ps->waker);
 }
 
+/* A full window is routine, but one that stays full means the worker never acknowledges
+ * (written against a protocol without ACK?) or is stuck: its clients wait. Said once per
+ * episode, after three heartbeat intervals. */
+static void watch_windows(struct pools *ps)
+{
+	uint32_t now = loop_now(ps->loop) | 1; /* never 0, which means "not full" */
+	for (unsigned i = 0; i < ps->n_att; i++) {
+		struct worker *w = ps->att[i];
+		if (w->state != WK_ALIVE || !wk_awaits_input(w)) {
+			w->stall_since = 0;
+			w->stall_logged = 0;
+		} else if (!w->stall_since) {
+			w->stall_since = now;
+		} else if (!w->stall_logged && now - w->stall_since >= 3 * ps->cfg->heartbeat_ms) {
+			w->stall_logged = 1;
+			log_warn(0, "worker %u (pool %s): its window has been full for %u ms with no ACK; its %zu paused clients wait (a zmq worker must acknowledge, docs/PROTOCOL.md)",
+				 w->id, w->pool->name, now - w->stall_since, w->n_waiting);
+		}
+	}
+}
+
 static void hook_tick(void *arg)
 {
 	expire_orphans(arg);
+	watch_windows(arg);
 }
 
 int pool_new(struct loop *l, const struct gw_config *cfg, const struct pool_conn_ops *ops,

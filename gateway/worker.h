@@ -48,6 +48,8 @@ struct worker {
 	uint8_t broken;       /* its channel was corrupt: read nothing more from it */
 	uint8_t adopt;        /* attached while its pool had waiting connections */
 	uint8_t quiet_hold;   /* its records are held for its window (zmq): routine, no log */
+	uint8_t stall_logged; /* the window has been full too long: said once */
+	uint32_t stall_since; /* loop time its window was seen full with no ACK since; 0: not */
 	struct pool *pool;
 	pid_t pid;
 	unsigned conns;       /* connections pinned to it */

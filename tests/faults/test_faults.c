@@ -821,6 +821,15 @@ START_TEST(test_zmq_window)
 		echo_round(q, C9_CONNS, round, "other pool");
 	expect_alive(&e.gw);
 	expect_idle(&e.gw, "a full zmq window");
+	/* Full for three heartbeat intervals with no ACK: the operator is told, once. */
+	int64_t end = wt_now_ms() + 6000;
+	while (!wt_count_file(e.gw.log_path, "with no ACK") && wt_now_ms() < end) {
+		const char *hb[] = { "HEARTBEAT" };
+		wt_ctl_send(&r, 1, hb, NULL);
+		wt_sleep_ms(200);
+	}
+	ck_assert_msg(wt_count_file(e.gw.log_path, "with no ACK") == 1,
+		      "no single warning about a window full for long");
 
 	/* ACKs that are malformed or count more than was sent are refused; nothing moves. */
 	int refused = wt_count_file(e.gw.log_path, "control: worker");
