@@ -58,6 +58,8 @@ static void usage(FILE *f)
 		"  --authorize-timeout SEC   wait for ACCEPT/REJECT, then 503 (default 5)\n"
 		"  --orphan-timeout SEC      connections whose pool has no worker wait, then close 1013 (default 30)\n"
 		"  --ring-size BYTES         each shared-memory ring, a power of two (default: 4 MiB, or 4x the largest record)\n"
+		"  --zmq-window N            records a zmq worker may leave unacknowledged (default 1024)\n"
+		"  --zmq-window-bytes BYTES  and their bytes (default 4194304)\n"
 		"  --socket-mode MODE        control and attach sockets' permissions, octal (default 0600)\n"
 		"  --group NAME              group of the runtime dir and the sockets (with --socket-mode\n"
 		"                            0660, its members may attach)\n"
@@ -237,6 +239,7 @@ enum {
 	OPT_HELP, OPT_VERSION, OPT_CONTROL, OPT_RUNTIME_DIR, OPT_HEARTBEAT, OPT_AUTH_TIMEOUT,
 	OPT_ORPHAN_TIMEOUT, OPT_RING_SIZE, OPT_FORWARD, OPT_CURVE_SECRET,
 	OPT_CURVE_CLIENTS, OPT_OUTBOUND_POLICY, OPT_ADMIN, OPT_CONFIG, OPT_SOCKET_MODE, OPT_GROUP,
+	OPT_ZMQ_WINDOW, OPT_ZMQ_WINDOW_BYTES,
 };
 
 static const struct option long_opts[] = {
@@ -265,6 +268,8 @@ static const struct option long_opts[] = {
 	{ "authorize-timeout", required_argument, NULL, OPT_AUTH_TIMEOUT },
 	{ "orphan-timeout", required_argument, NULL, OPT_ORPHAN_TIMEOUT },
 	{ "ring-size", required_argument, NULL, OPT_RING_SIZE },
+	{ "zmq-window", required_argument, NULL, OPT_ZMQ_WINDOW },
+	{ "zmq-window-bytes", required_argument, NULL, OPT_ZMQ_WINDOW_BYTES },
 	{ "socket-mode", required_argument, NULL, OPT_SOCKET_MODE },
 	{ "group", required_argument, NULL, OPT_GROUP },
 	{ "forward-header", required_argument, NULL, OPT_FORWARD },
@@ -300,6 +305,8 @@ static int parse_args(struct gw_config *cfg, int argc, char **argv)
 	cfg->authorize_ms = 5000;
 	cfg->orphan_ms = 30000;
 	cfg->socket_mode = 0600;
+	cfg->zmq_window = 1024;
+	cfg->zmq_window_bytes = 4u << 20;
 	cfg->gid = (gid_t)-1;
 	int have_outbound = 0, have_forward = 0, have_budget = 0;
 	cfg->worker_memory = 64u << 20;
@@ -444,6 +451,15 @@ static int parse_args(struct gw_config *cfg, int argc, char **argv)
 			if (!rc && (cfg->ring_bytes & (cfg->ring_bytes - 1)))
 				rc = -EINVAL;
 			what = "--ring-size wants a power of two, 4096..1073741824";
+			break;
+		case OPT_ZMQ_WINDOW:
+			if ((rc = parse_u64(optarg, 1, 1u << 20, &v)) == 0)
+				cfg->zmq_window = (unsigned)v;
+			what = "--zmq-window wants 1..1048576 records";
+			break;
+		case OPT_ZMQ_WINDOW_BYTES:
+			rc = parse_u64(optarg, 4096, (uint64_t)1 << 30, &cfg->zmq_window_bytes);
+			what = "--zmq-window-bytes wants 4096..1073741824";
 			break;
 		case OPT_SOCKET_MODE: {
 			char *end;

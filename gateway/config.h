@@ -66,6 +66,8 @@ struct gw_config {
 	unsigned authorize_ms;    /* wait this long for ACCEPT/REJECT, then 503 */
 	unsigned orphan_ms;       /* connections with no worker left wait this long, then 1013 */
 	uint64_t ring_bytes;      /* each ring of a worker's segment; a power of two */
+	unsigned zmq_window;      /* records a zmq worker may leave unacknowledged */
+	uint64_t zmq_window_bytes; /* and their bytes (one record always fits an empty window) */
 	unsigned socket_mode;     /* permissions of the control (ipc://) and attach sockets */
 	char group[CFG_NAME_MAX]; /* --group: owner group of the runtime dir and the sockets */
 	gid_t gid;                /* its id; (gid_t)-1 without --group */
