@@ -36,7 +36,7 @@ PY_VERSION   = $(shell /usr/bin/python3 -c 'import sys; print("%d.%d" % sys.vers
 pythondir   ?= $(if $(filter /usr,$(prefix)),$(prefix)/lib/python3/dist-packages,$(prefix)/lib/python$(PY_VERSION)/dist-packages)
 
 # Debian packages the build and the tests need; installed when missing (tools/need-debs).
-DEPS_PKGS := libzmq3-dev liburcu-dev node-llhttp check libsubunit-dev \
+DEPS_PKGS := libzmq3-dev liburcu-dev node-llhttp libinih-dev check libsubunit-dev \
              pkg-config zlib1g-dev libssl-dev libsystemd-dev scdoc
 
 LLHTTP_SRC_DIR ?= /usr/share/llhttp
@@ -60,7 +60,7 @@ Q := @
 endif
 
 # pkg-config runs when a recipe needs it (recursive '='), after the packages exist.
-PKG_LIBS   = liburcu liburcu-cds libzmq libcrypto zlib libsystemd
+PKG_LIBS   = liburcu liburcu-cds libzmq libcrypto zlib libsystemd inih
 PKG_CFLAGS = $(shell pkg-config --cflags $(PKG_LIBS))
 PKG_LDLIBS = $(shell pkg-config --libs $(PKG_LIBS))
 CHECK_CFLAGS = $(shell pkg-config --cflags check)

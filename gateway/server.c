@@ -87,7 +87,8 @@ static void start_drain(struct server *s)
 	s->drain_deadline = loop_now(s->loop) + s->cfg->close_ms + 1000;
 }
 
-/* Settings bound to sockets, segments or threads made at start keep their value. */
+/* Settings bound to sockets, segments or threads made at start keep their value, each
+ * with a line saying so. */
 static void keep_fixed(struct gw_config *next, const struct gw_config *cur)
 {
 #define KEEP(field, name)                                                                      \
@@ -95,27 +96,36 @@ static void keep_fixed(struct gw_config *next, const struct gw_config *cur)
 		log_warn(0, "SIGHUP: %s changed; it takes effect after a restart", name);      \
 		memcpy(&next->field, &cur->field, sizeof(cur->field));                         \
 	}
-	if (next->n_listen != cur->n_listen ||
-	    memcmp(next->listen, cur->listen, sizeof(cur->listen[0]) * (size_t)cur->n_listen)) {
-		log_warn(0, "SIGHUP: listen changed; it takes effect after a restart");
-		next->n_listen = cur->n_listen;
-		memcpy(next->listen, cur->listen, sizeof(cur->listen));
-	}
-	KEEP(admin, "admin")
-	KEEP(control, "control")
-	KEEP(runtime_dir, "runtime-dir")
-	KEEP(ring_bytes, "ring-size")
-	KEEP(zmq_window, "zmq-window") /* the control socket's high-water mark follows it */
-	KEEP(socket_mode, "socket-mode")
-	KEEP(gid, "group")
-	KEEP(curve_secret, "curve-secret-key")
-	KEEP(curve_clients, "curve-clients")
-	KEEP(heartbeat_ms, "heartbeat")
-	KEEP(max_message, "max-message") /* rings are sized for it */
-	KEEP(max_header, "max-header")   /* and for the OPEN it makes */
-	KEEP(forward, "forward")
-	KEEP(n_forward, "forward")
+	int listen_changed = next->n_listen != cur->n_listen;
+	for (int i = 0; i < cur->n_listen && !listen_changed; i++)
+		listen_changed = cur->listen[i].len != next->listen[i].len ||
+				 memcmp(&cur->listen[i].addr, &next->listen[i].addr, cur->listen[i].len);
+	if (listen_changed)
+		log_warn(0, "SIGHUP: [listen] changed; it takes effect after a restart");
+	next->n_listen = cur->n_listen;
+	memcpy(next->listen, cur->listen, sizeof(cur->listen));
+	if (next->admin.len != cur->admin.len || memcmp(&next->admin.addr, &cur->admin.addr, cur->admin.len))
+		log_warn(0, "SIGHUP: [admin] address changed; it takes effect after a restart");
+	next->admin = cur->admin;
+	KEEP(control, "[gateway] control")
+	KEEP(runtime_dir, "[gateway] runtime-dir")
+	KEEP(ring_bytes, "[gateway] ring-size")
+	KEEP(zmq_window, "[gateway] zmq-window") /* the control socket's high-water mark follows it */
+	KEEP(socket_mode, "[gateway] socket-mode")
+	KEEP(gid, "[gateway] group")
+	KEEP(curve_secret, "[gateway] curve-secret-key")
+	KEEP(curve_clients, "[gateway] curve-clients")
+	KEEP(heartbeat_ms, "[gateway] heartbeat")
+	KEEP(max_message, "[limits] max-message") /* rings are sized for it */
+	KEEP(max_header, "[limits] max-header")   /* and for the OPEN it makes */
+	KEEP(forward, "[gateway] forward-header")
+	KEEP(n_forward, "[gateway] forward-header")
 #undef KEEP
+	/* Routes resolved their limits against the max-message kept. */
+	for (int i = 0; i < next->n_routes; i++)
+		if (next->routes[i].lim.max_message > next->max_message)
+			next->routes[i].lim.max_message = next->max_message;
+	next->lim.max_message = next->max_message;
 }
 
 /* SIGHUP: routes and limits from the config file and command line again; connections
@@ -124,7 +134,7 @@ static void reload(struct server *s)
 {
 	static struct gw_config next;
 	if (cfg_reload(&next)) {
-		log_error(0, "SIGHUP: the configuration does not parse (above); nothing changed");
+		log_error(0, "SIGHUP: refused, the configuration in force is kept: %s", cfg_error());
 		return;
 	}
 	keep_fixed(&next, s->cfg);
@@ -136,6 +146,7 @@ static void reload(struct server *s)
 	}
 	*s->cfg = next;
 	log_set_level((enum log_level)s->cfg->log_level);
+	log_set_format((enum log_format)s->cfg->log_format);
 	set_limits(s);
 	log_info("SIGHUP: reloaded: %d routes, max %u connections, max outbound %zu bytes (%s)",
 		 s->cfg->n_routes, s->max_conns, s->cfg->max_outbound,
@@ -211,6 +222,7 @@ static int setup(struct server *s, struct gw_config *cfg)
 	s->cfg = cfg;
 	s->sigfd = -1;
 	log_set_level((enum log_level)cfg->log_level);
+	log_set_format((enum log_format)cfg->log_format);
 	sdn_init();
 	s->fd_conns = raise_fd_limit();
 
