@@ -10,11 +10,13 @@
 #include "gateway/config.h"
 #include "gateway/loop.h"
 
+#include <sys/socket.h>
+
 struct lsn;
 
-/* Called for every accepted socket (non-blocking, close-on-exec, TCP_NODELAY); the callee
- * owns fd. */
-typedef void lsn_accept_fn(void *arg, int fd);
+/* Called for every accepted socket (non-blocking, close-on-exec, TCP_NODELAY) with its
+ * peer's address; the callee owns fd. */
+typedef void lsn_accept_fn(void *arg, int fd, const struct sockaddr *peer);
 
 /* Opens every listener of cfg and registers them with l. Returns 0 and *out, or -errno
  * (logged; nothing is left open). */

@@ -1,7 +1,9 @@
 #include "gateway/server.h"
 #include "gateway/admin.h"
 #include "gateway/budget.h"
+#include "gateway/clog.h"
 #include "gateway/conn.h"
+#include "gateway/door.h"
 #include "gateway/control.h"
 #include "gateway/frame.h"
 #include "gateway/handshake.h"
@@ -51,16 +53,21 @@ static void set_limits(struct server *s)
 {
 	const struct gw_config *cfg = s->cfg;
 	bud_set_limit(cfg->memory_budget);
+	bud_set_kind_limit(BUD_ASSEMBLY, cfg->max_assembly);
+	door_set_limits(cfg->max_conns_per_ip, cfg->handshake_rate, cfg->handshake_rate_per_ip);
 	s->max_conns = cfg->max_conns && cfg->max_conns < s->fd_conns ? cfg->max_conns : s->fd_conns;
 	loop_set_config(s->loop);
 }
 
-static void on_accept(void *arg, int fd)
+static void on_accept(void *arg, int fd, const struct sockaddr *peer)
 {
 	struct server *s = arg;
 	struct conn *c = conn_new(fd);
 	if (conn_count() > s->max_conns)
 		c->flags |= CONN_REJECT_503;
+	unsigned retry;
+	c->door = (uint8_t)door_enter(peer, loop_now(s->loop), &c->ip, &c->port, &retry);
+	c->retry_s = (uint8_t)(retry > 255 ? 255 : retry);
 	if (sess_start(s->sess, c)) {
 		log_error(ENOMEM, "new connection");
 		loop_close(s->loop, c, "out of memory");
@@ -183,6 +190,7 @@ static void tick(void *arg)
 {
 	struct server *s = arg;
 	sdn_tick(loop_now(s->loop));
+	door_tick(loop_now(s->loop));
 	if (!s->draining)
 		return;
 	if (conn_count() == 0) {
@@ -221,6 +229,7 @@ static int setup(struct server *s, struct gw_config *cfg)
 {
 	s->cfg = cfg;
 	s->sigfd = -1;
+	clog_set_config(cfg);
 	log_set_level((enum log_level)cfg->log_level);
 	log_set_format((enum log_format)cfg->log_format);
 	sdn_init();
@@ -284,6 +293,7 @@ static void teardown(struct server *s)
 	ctl_free(s->ctl);
 	top_destroy();
 	conn_map_destroy();
+	door_reset();
 	if (s->sigfd >= 0)
 		close(s->sigfd);
 	loop_free(s->loop);
