@@ -16,6 +16,7 @@
 #include "gateway/sdnotify.h"
 #include "gateway/session.h"
 #include "gateway/stats.h"
+#include "gateway/supervise.h"
 #include "gateway/topics.h"
 
 #include <errno.h>
@@ -28,6 +29,9 @@
 #include <sys/signalfd.h>
 #include <unistd.h>
 #include <urcu.h>
+
+/* How long the workers the gateway runs get to exit after SIGTERM. */
+#define WORKER_STOP_MS 5000
 
 /* Kept free below the fd limit for listeners, the log, and the reserve fd. */
 #define FD_HEADROOM 32
@@ -46,6 +50,13 @@ struct server {
 	unsigned max_conns;
 	int draining;
 	uint32_t drain_deadline;
+	uint32_t drain_start;
+	unsigned drain_rate;      /* as it was when the drain began */
+	uint64_t *drain_ids;      /* the clients to close, in turn; NULL once all were */
+	size_t drain_n, drain_i, drain_cap;
+	struct sup *sup;          /* the workers the gateway runs */
+	int workers_stopping;
+	uint32_t workers_deadline;
 	struct rundir rundir; /* the runtime directory's lock, held while workers may attach */
 };
 
@@ -77,21 +88,76 @@ static void on_accept(void *arg, int fd, const struct sockaddr *peer)
 		loop_close(s->loop, c, "epoll_ctl failed");
 }
 
-static void drain_one(struct conn *c, void *arg)
+static void drain_collect(struct conn *c, void *arg)
 {
 	struct server *s = arg;
+	if (s->drain_n < s->drain_cap)
+		s->drain_ids[s->drain_n++] = c->id;
+}
+
+/* Closes the clients whose turn has come: drain-rate per second since the drain began,
+ * the first one at once. */
+static void drain_step(struct server *s)
+{
+	uint32_t now = loop_now(s->loop);
+	uint64_t due = s->drain_rate ? (uint64_t)(now - s->drain_start) * s->drain_rate / 1000 + 1
+				     : s->drain_n;
+	rcu_read_lock();
+	while (s->drain_i < s->drain_n && s->drain_i < due) {
+		struct conn *c = conn_lookup(s->drain_ids[s->drain_i++]);
+		if (c && c->state != CONN_DEAD) {
+			stats.drained++;
+			sess_close(s->sess, c, WS_CLOSE_GOING_AWAY, "server shutting down");
+		}
+	}
+	rcu_read_unlock();
+	if (s->drain_i == s->drain_n && s->drain_ids) {
+		free(s->drain_ids);
+		s->drain_ids = NULL;
+		s->drain_deadline = now + s->cfg->close_ms + 1000;
+		if (s->drain_rate)
+			log_info("drain: every client was sent close 1001");
+	}
+}
+
+static void drain_all(struct conn *c, void *arg)
+{
+	struct server *s = arg;
+	stats.drained++;
 	sess_close(s->sess, c, WS_CLOSE_GOING_AWAY, "server shutting down");
 }
 
 static void start_drain(struct server *s)
 {
+	if (s->draining)
+		return;
 	s->draining = 1;
 	if (s->admin)
 		admin_set_draining(s->admin);
 	lsn_close(s->lsn);
-	log_info("draining %lu connections (close 1001)", conn_count());
-	conn_for_each(drain_one, s);
-	s->drain_deadline = loop_now(s->loop) + s->cfg->close_ms + 1000;
+	unsigned long n = conn_count();
+	s->drain_rate = s->cfg->drain_rate;
+	s->drain_start = loop_now(s->loop);
+	s->drain_cap = n;
+	s->drain_n = s->drain_i = 0;
+	s->drain_ids = malloc((n ? n : 1) * sizeof(*s->drain_ids));
+	if (!s->drain_ids) {
+		log_error(ENOMEM, "drain: closing every client at once");
+		s->drain_rate = 0;
+		s->drain_cap = 0;
+	}
+	conn_for_each(drain_collect, s);
+	if (s->drain_rate)
+		log_info("draining %lu connections (close 1001), %u per second: about %lu s", n,
+			 s->drain_rate, n / s->drain_rate + 1);
+	else
+		log_info("draining %lu connections (close 1001)", n);
+	/* Until the last close is sent, then close-timeout + 1 s for the handshakes. */
+	s->drain_deadline = s->drain_start + (uint32_t)(s->drain_rate ? 1000 * (n / s->drain_rate + 1) : 0) +
+			    s->cfg->close_ms + 1000;
+	drain_step(s);
+	if (!s->drain_ids && !s->drain_rate && s->drain_cap == 0)
+		conn_for_each(drain_all, s); /* no memory for the list */
 }
 
 /* Settings bound to sockets, segments or threads made at start keep their value, each
@@ -155,6 +221,8 @@ static void reload(struct server *s)
 	log_set_level((enum log_level)s->cfg->log_level);
 	log_set_format((enum log_format)s->cfg->log_format);
 	set_limits(s);
+	if (!s->draining)
+		sup_reload(s->sup);
 	log_info("SIGHUP: reloaded: %d routes, max %u connections, max outbound %zu bytes (%s)",
 		 s->cfg->n_routes, s->max_conns, s->cfg->max_outbound,
 		 s->cfg->outbound_drop ? "drop" : "close 1008");
@@ -193,12 +261,47 @@ static void tick(void *arg)
 	door_tick(loop_now(s->loop));
 	if (!s->draining)
 		return;
-	if (conn_count() == 0) {
-		loop_stop(s->loop);
-	} else if ((int32_t)(loop_now(s->loop) - s->drain_deadline) >= 0) {
+	uint32_t now = loop_now(s->loop);
+	int clients_gone = conn_count() == 0 && !s->drain_ids;
+	if (!clients_gone && (int32_t)(now - s->drain_deadline) >= 0) {
 		log_warn(0, "drain deadline: %lu connections closed without handshake", conn_count());
+		clients_gone = 1;
+	}
+	if (!clients_gone)
+		return;
+	/* The workers the gateway runs served the draining clients until now. */
+	if (!s->workers_stopping) {
+		s->workers_stopping = 1;
+		s->workers_deadline = now + WORKER_STOP_MS;
+		sup_stop_all(s->sup);
+	}
+	if (sup_running(s->sup) == 0) {
+		loop_stop(s->loop);
+	} else if ((int32_t)(now - s->workers_deadline) >= 0) {
+		log_warn(0, "%u workers still running %d ms after SIGTERM: SIGKILL", sup_running(s->sup),
+			 WORKER_STOP_MS);
+		sup_kill_all(s->sup);
 		loop_stop(s->loop);
 	}
+}
+
+/* The drain's next closes are due when the clock says so. */
+static int hook_poll(void *arg)
+{
+	struct server *s = arg;
+	if (s->drain_ids)
+		drain_step(s);
+	return 0;
+}
+
+static int hook_timeout(void *arg)
+{
+	struct server *s = arg;
+	if (!s->drain_ids || !s->drain_rate)
+		return -1;
+	uint64_t at = (uint64_t)s->drain_i * 1000 / s->drain_rate;
+	int64_t left = (int64_t)at - (int64_t)(uint32_t)(loop_now(s->loop) - s->drain_start);
+	return left > 0 ? (int)left : 0;
 }
 
 static void gauges(void *arg, struct admin_gauges *g)
@@ -276,15 +379,19 @@ static int setup(struct server *s, struct gw_config *cfg)
 		rc = sess_new(s->loop, cfg, &s->sess);
 	if (rc == 0 && pool_serves_workers(sess_pools(s->sess)))
 		rc = ctl_new(s->loop, cfg, sess_pools(s->sess), &s->ctl);
+	if (rc == 0)
+		rc = sup_new(s->loop, cfg, &s->sup);
 	if (rc)
 		return rc;
-	struct loop_hooks h = { .arg = s, .tick = tick };
+	struct loop_hooks h = { .arg = s, .tick = tick, .poll = hook_poll, .timeout_ms = hook_timeout };
 	return loop_add_hooks(s->loop, &h);
 }
 
 static void teardown(struct server *s)
 {
 	lsn_free(s->lsn);
+	sup_free(s->sup);
+	free(s->drain_ids);
 	if (s->loop && s->sess)
 		loop_close_all(s->loop);
 	admin_free(s->admin);
@@ -316,6 +423,8 @@ int srv_run(struct gw_config *cfg)
 			 s.max_conns, (unsigned long long)cfg->max_message,
 			 (unsigned long long)cfg->memory_budget);
 		sdn_ready("serving");
+		/* Listening, with the control socket open: the workers can attach now. */
+		sup_start(s.sup);
 		rc = loop_run(s.loop);
 		log_info("stopped");
 	}
