@@ -244,3 +244,13 @@ void lsn_free(struct lsn *s)
 		close(s->reserve_fd);
 	free(s);
 }
+
+int lsn_count(const struct lsn *s)
+{
+	return s ? s->n : 0;
+}
+
+const char *lsn_address(const struct lsn *s, int i)
+{
+	return s->socks[i].text;
+}

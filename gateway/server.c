@@ -12,6 +12,7 @@
 #include "gateway/log.h"
 #include "gateway/loop.h"
 #include "gateway/pool.h"
+#include "gateway/report.h"
 #include "gateway/rundir.h"
 #include "gateway/sdnotify.h"
 #include "gateway/session.h"
@@ -27,6 +28,7 @@
 #include <sys/epoll.h>
 #include <sys/resource.h>
 #include <sys/signalfd.h>
+#include <time.h>
 #include <unistd.h>
 #include <urcu.h>
 
@@ -55,6 +57,7 @@ struct server {
 	uint64_t *drain_ids;      /* the clients to close, in turn; NULL once all were */
 	size_t drain_n, drain_i, drain_cap;
 	struct sup *sup;          /* the workers the gateway runs */
+	struct rpt_src rpt;       /* what the admin endpoint reports reads */
 	int workers_stopping;
 	uint32_t workers_deadline;
 	struct rundir rundir; /* the runtime directory's lock, held while workers may attach */
@@ -132,8 +135,6 @@ static void start_drain(struct server *s)
 	if (s->draining)
 		return;
 	s->draining = 1;
-	if (s->admin)
-		admin_set_draining(s->admin);
 	lsn_close(s->lsn);
 	unsigned long n = conn_count();
 	s->drain_rate = s->cfg->drain_rate;
@@ -203,12 +204,12 @@ static void keep_fixed(struct gw_config *next, const struct gw_config *cur)
 
 /* SIGHUP: routes and limits from the config file and command line again; connections
  * stay. A file that does not parse changes nothing. */
-static void reload(struct server *s)
+static int reload(struct server *s)
 {
 	static struct gw_config next;
 	if (cfg_reload(&next)) {
 		log_error(0, "SIGHUP: refused, the configuration in force is kept: %s", cfg_error());
-		return;
+		return -EINVAL;
 	}
 	keep_fixed(&next, s->cfg);
 	const char *why = NULL;
@@ -226,6 +227,7 @@ static void reload(struct server *s)
 	log_info("SIGHUP: reloaded: %d routes, max %u connections, max outbound %zu bytes (%s)",
 		 s->cfg->n_routes, s->max_conns, s->cfg->max_outbound,
 		 s->cfg->outbound_drop ? "drop" : "close 1008");
+	return 0;
 }
 
 static void on_signal(struct loop_src *src, uint32_t events)
@@ -304,12 +306,75 @@ static int hook_timeout(void *arg)
 	return left > 0 ? (int)left : 0;
 }
 
-static void gauges(void *arg, struct admin_gauges *g)
+/* --- the admin endpoint's questions --- */
+
+static int a_metrics(void *arg, char *out, size_t cap)
+{
+	return rpt_metrics(&((struct server *)arg)->rpt, out, cap);
+}
+
+static int a_healthz(void *arg, char *out, size_t cap, int *ok)
+{
+	return rpt_healthz(&((struct server *)arg)->rpt, out, cap, ok);
+}
+
+static int a_status(void *arg, char *out, size_t cap)
+{
+	return rpt_status(&((struct server *)arg)->rpt, out, cap);
+}
+
+static int a_workers(void *arg, char *out, size_t cap)
+{
+	return rpt_workers(&((struct server *)arg)->rpt, out, cap);
+}
+
+static int a_connections(void *arg, const char *route, unsigned long limit, char *out, size_t cap)
+{
+	return rpt_connections(&((struct server *)arg)->rpt, route, limit, out, cap);
+}
+
+static int a_config(void *arg, int json, char *out, size_t cap)
+{
+	return cfg_format(((struct server *)arg)->cfg, json, out, cap);
+}
+
+static int a_kick(void *arg, uint64_t id, unsigned code)
 {
 	struct server *s = arg;
-	g->conns = conn_count();
-	g->workers = pool_live_workers(sess_pools(s->sess));
+	rcu_read_lock();
+	struct conn *c = conn_lookup(id);
+	if (c && c->state != CONN_DEAD) {
+		clog_info(c, "closed by the operator with %u (%s)", code, ws_close_name(code));
+		sess_close(s->sess, c, code, "closed by the operator");
+	}
+	rcu_read_unlock();
+	return c ? 0 : -ENOENT;
 }
+
+static void a_drain(void *arg)
+{
+	struct server *s = arg;
+	if (!s->draining) {
+		sdn_stopping("draining");
+		start_drain(s);
+	}
+}
+
+static int a_reload(void *arg, char *why, size_t cap)
+{
+	struct server *s = arg;
+	sdn_reloading();
+	int rc = reload(s);
+	sdn_ready("reloaded");
+	snprintf(why, cap, "%s", rc ? cfg_error() : "");
+	return rc;
+}
+
+static const struct admin_ops admin_ops = {
+	.metrics = a_metrics, .healthz = a_healthz, .status = a_status, .workers = a_workers,
+	.connections = a_connections, .config = a_config, .kick = a_kick, .drain = a_drain,
+	.reload = a_reload,
+};
 
 /* Connections are bounded by file descriptors: take the hard limit. */
 static unsigned raise_fd_limit(void)
@@ -373,14 +438,20 @@ static int setup(struct server *s, struct gw_config *cfg)
 	int rc = loop_add(s->loop, s->sigfd, EPOLLIN, &s->sig);
 	if (rc == 0)
 		rc = lsn_open(s->loop, cfg, on_accept, s, &s->lsn);
-	if (rc == 0 && cfg->admin.len)
-		rc = admin_new(s->loop, &cfg->admin, gauges, s, &s->admin);
 	if (rc == 0)
 		rc = sess_new(s->loop, cfg, &s->sess);
 	if (rc == 0 && pool_serves_workers(sess_pools(s->sess)))
 		rc = ctl_new(s->loop, cfg, sess_pools(s->sess), &s->ctl);
 	if (rc == 0)
 		rc = sup_new(s->loop, cfg, &s->sup);
+	if (rc == 0) {
+		struct timespec ts;
+		clock_gettime(CLOCK_REALTIME, &ts);
+		s->rpt = (struct rpt_src){ cfg, s->loop, sess_pools(s->sess), s->sup, s->lsn, &s->draining,
+					   (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000 };
+	}
+	if (rc == 0 && cfg->admin.len)
+		rc = admin_new(s->loop, cfg, &admin_ops, s, &s->admin);
 	if (rc)
 		return rc;
 	struct loop_hooks h = { .arg = s, .tick = tick, .poll = hook_poll, .timeout_ms = hook_timeout };
