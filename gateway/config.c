@@ -544,3 +544,8 @@ const struct cfg_pool *cfg_pool_find(const struct gw_config *cfg, const char *na
 			return &cfg->pools[i];
 	return NULL;
 }
+
+int cfg_parse_address(const char *s, struct cfg_listen *l)
+{
+	return cfg__parse_listen(s, l);
+}

@@ -182,6 +182,9 @@ static inline const struct cfg_conn_limits *cfg_limits(const struct gw_config *c
 	return route < (unsigned)cfg->n_routes ? &cfg->routes[route].lim : &cfg->lim;
 }
 
+/* "127.0.0.1:8080", "[::1]:8080" or "*:8080" into l. Returns 0 or -EINVAL. */
+int cfg_parse_address(const char *s, struct cfg_listen *l);
+
 /* The [pool NAME] section of pool name, or NULL (the defaults apply). */
 const struct cfg_pool *cfg_pool_find(const struct gw_config *cfg, const char *name);
 

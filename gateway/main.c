@@ -2,6 +2,7 @@
 #include "gateway/config.h"
 #include "gateway/log.h"
 #include "gateway/server.h"
+#include "gateway/wsctl.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -9,6 +10,8 @@
 int main(int argc, char **argv)
 {
 	static struct gw_config cfg;
+	if (argc > 1 && strcmp(argv[1], "ctl") == 0)
+		return wsctl_main(argc - 1, argv + 1);
 	int rc = cfg_load(&cfg, argc, argv);
 	if (rc == CFG_EXIT) {
 		if (cfg_error()[0])
