@@ -4,7 +4,8 @@
 #   make check           build and run every test (T=NAME: only the tests whose path has NAME)
 #   make check SANITIZE=1  the same under ASan+UBSan (objects in build/san/)
 #   make check-tsan      the concurrent tests under ThreadSanitizer (build/tsan/)
-#   make run             the gateway on 127.0.0.1:8080 with an echo worker (WORKERS=N, WORKER=c|python|node)
+#   make run             the gateway from a config file on 127.0.0.1:8080, admin on 127.0.0.1:9090,
+#                        echo workers it runs itself (WORKERS=N, WORKER=c|python|node)
 #   make bench-ring      shared-memory ring benchmark
 #   make install         programs, libwsgw, headers, wsgw.pc, man pages, config, units, Python
 #                        package into $(DESTDIR)$(prefix) (prefix=/usr/local)
