@@ -436,6 +436,10 @@ static int setup(struct server *s, struct gw_config *cfg)
 	}
 	s->sig.fn = on_signal;
 	int rc = loop_add(s->loop, s->sigfd, EPOLLIN, &s->sig);
+	/* The admin endpoint first: its log line comes before "listening on", which tells
+	 * scripts and tests the gateway is up. It reads the parts only at requests. */
+	if (rc == 0 && cfg->admin.len)
+		rc = admin_new(s->loop, cfg, &admin_ops, s, &s->admin);
 	if (rc == 0)
 		rc = lsn_open(s->loop, cfg, on_accept, s, &s->lsn);
 	if (rc == 0)
@@ -450,8 +454,6 @@ static int setup(struct server *s, struct gw_config *cfg)
 		s->rpt = (struct rpt_src){ cfg, s->loop, sess_pools(s->sess), s->sup, s->lsn, &s->draining,
 					   (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000 };
 	}
-	if (rc == 0 && cfg->admin.len)
-		rc = admin_new(s->loop, cfg, &admin_ops, s, &s->admin);
 	if (rc)
 		return rc;
 	struct loop_hooks h = { .arg = s, .tick = tick, .poll = hook_poll, .timeout_ms = hook_timeout };
