@@ -202,6 +202,31 @@ static void keep_fixed(struct gw_config *next, const struct gw_config *cur)
 	next->lim.max_message = next->max_message;
 }
 
+/* Connections name their route by index: after a reload the index of the route with the
+ * same prefix, or none (the global limits then apply to them). */
+static uint8_t route_map[CFG_MAX_ROUTES];
+
+static void remap_one(struct conn *c, void *arg)
+{
+	(void)arg;
+	if (c->route < CFG_MAX_ROUTES)
+		c->route = route_map[c->route];
+}
+
+static void remap_routes(const struct gw_config *cur, const struct gw_config *next)
+{
+	int moved = 0;
+	for (int i = 0; i < CFG_MAX_ROUTES; i++) {
+		route_map[i] = CFG_NO_ROUTE;
+		for (int k = 0; i < cur->n_routes && k < next->n_routes; k++)
+			if (!strcmp(cur->routes[i].prefix, next->routes[k].prefix))
+				route_map[i] = (uint8_t)k;
+		moved |= i < cur->n_routes && route_map[i] != i;
+	}
+	if (moved)
+		conn_for_each(remap_one, NULL);
+}
+
 /* SIGHUP: routes and limits from the config file and command line again; connections
  * stay. A file that does not parse changes nothing. */
 static int reload(struct server *s)
@@ -218,6 +243,7 @@ static int reload(struct server *s)
 		next.n_routes = s->cfg->n_routes;
 		memcpy(next.routes, s->cfg->routes, sizeof(next.routes));
 	}
+	remap_routes(s->cfg, &next);
 	*s->cfg = next;
 	log_set_level((enum log_level)s->cfg->log_level);
 	log_set_format((enum log_format)s->cfg->log_format);
