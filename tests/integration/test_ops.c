@@ -203,6 +203,32 @@ START_TEST(healthz_names_what_is_missing)
 }
 END_TEST
 
+/* BUG (gateway/session.c): a connection's lines named its id alone (no peer, no route),
+ * and close codes by number. */
+START_TEST(log_lines_name_the_connection)
+{
+	struct wt_conn c;
+	char big[200];
+	WT_GW_START(&gw, "--max-message", "100", "--log-level", "debug", "--route", "/chat=echo", NULL);
+	WT_EXPECT_OPEN(&c, "127.0.0.1", gw.port, "/chat");
+	memset(big, 'x', sizeof(big));
+	WT_OK(&c, wt_send_frame(&c, WT_TEXT, 1, big, sizeof(big)));
+	WT_EXPECT_CLOSE(&c, 1009);
+	wt_close(&c);
+	ck_assert_msg(log_wait("closing with 1009 (message too big)\" conn=", 3000), "no named 1009 line");
+	ck_assert_msg(wt_gw_log_contains(&gw, "msg=\"open, built-in echo\" conn="), "no open line");
+	FILE *f = fopen(gw.log_path, "r");
+	char line[2048];
+	int named = 0;
+	while (f && fgets(line, sizeof(line), f))
+		if (strstr(line, " conn="))
+			named += strstr(line, " peer=127.0.0.1:") && strstr(line, " route=/chat\n") ? 1 : -1000;
+	if (f)
+		fclose(f);
+	ck_assert_msg(named >= 2, "a connection's line without its peer or route (%d)", named);
+}
+END_TEST
+
 /* ---- limits at the door ---- */
 
 START_TEST(limit_per_address)
@@ -575,6 +601,7 @@ int main(void)
 	tcase_add_test(tc, admin_metrics_move_exactly);
 	tcase_add_test(tc, admin_token);
 	tcase_add_test(tc, healthz_names_what_is_missing);
+	tcase_add_test(tc, log_lines_name_the_connection);
 	tcase_add_test(tc, limit_per_address);
 	tcase_add_test(tc, limit_handshake_rates);
 	tcase_add_test(tc, limit_origins);
