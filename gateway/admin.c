@@ -202,8 +202,8 @@ static void reply_text(struct admin_conn *a, int status, const char *headers, co
 	reply(a, status, "text/plain; charset=utf-8", headers, text, strlen(text));
 }
 
-/* Calls a writer with more room until it fits. */
-typedef int writer_fn(struct admin *A, struct admin_conn *a, char *out, size_t cap, void *x);
+/* Calls a writer with more room until it fits. A writer may set *status (200 before). */
+typedef int writer_fn(struct admin *A, int *status, char *out, size_t cap, void *x);
 
 static void render(struct admin_conn *a, const char *type, writer_fn *fn, void *x)
 {
@@ -212,10 +212,10 @@ static void render(struct admin_conn *a, const char *type, writer_fn *fn, void *
 		char *buf = malloc(cap);
 		if (!buf)
 			break;
-		int n = fn(A, a, buf, cap, x);
+		int status = 200;
+		int n = fn(A, &status, buf, cap, x);
 		if (n >= 0) {
-			int status = n >> 24 ? 503 : 200;
-			reply(a, status, type, NULL, buf, (size_t)(n & 0xffffff));
+			reply(a, status, type, NULL, buf, (size_t)n);
 			free(buf);
 			return;
 		}
@@ -253,30 +253,30 @@ static int query_param(const char *q, const char *name, char *out, size_t cap)
 	return 0;
 }
 
-static int w_metrics(struct admin *A, struct admin_conn *a, char *out, size_t cap, void *x)
+static int w_metrics(struct admin *A, int *status, char *out, size_t cap, void *x)
 {
-	(void)a, (void)x;
+	(void)status, (void)x;
 	return A->ops->metrics(A->arg, out, cap);
 }
 
-static int w_health(struct admin *A, struct admin_conn *a, char *out, size_t cap, void *x)
+static int w_health(struct admin *A, int *status, char *out, size_t cap, void *x)
 {
 	int ok = 0;
-	(void)a, (void)x;
+	(void)x;
 	int n = A->ops->healthz(A->arg, out, cap, &ok);
-	/* The status rides in the high byte of the length: 503 when not ok. */
-	return n < 0 ? n : n | (ok ? 0 : 1 << 24);
+	*status = ok ? 200 : 503;
+	return n;
 }
 
-static int w_status(struct admin *A, struct admin_conn *a, char *out, size_t cap, void *x)
+static int w_status(struct admin *A, int *status, char *out, size_t cap, void *x)
 {
-	(void)a, (void)x;
+	(void)status, (void)x;
 	return A->ops->status(A->arg, out, cap);
 }
 
-static int w_workers(struct admin *A, struct admin_conn *a, char *out, size_t cap, void *x)
+static int w_workers(struct admin *A, int *status, char *out, size_t cap, void *x)
 {
-	(void)a, (void)x;
+	(void)status, (void)x;
 	return A->ops->workers(A->arg, out, cap);
 }
 
@@ -286,16 +286,16 @@ struct conn_query {
 	unsigned long limit;
 };
 
-static int w_conns(struct admin *A, struct admin_conn *a, char *out, size_t cap, void *x)
+static int w_conns(struct admin *A, int *status, char *out, size_t cap, void *x)
 {
 	struct conn_query *q = x;
-	(void)a;
+	(void)status;
 	return A->ops->connections(A->arg, q->has_route ? q->route : NULL, q->limit, out, cap);
 }
 
-static int w_config(struct admin *A, struct admin_conn *a, char *out, size_t cap, void *x)
+static int w_config(struct admin *A, int *status, char *out, size_t cap, void *x)
 {
-	(void)a;
+	(void)status;
 	return A->ops->config(A->arg, *(int *)x, out, cap);
 }
 
