@@ -148,6 +148,8 @@ START_TEST(admin_metrics_move_exactly)
 	for (int i = 0; i < 100 && metric(port, "wsgw_connections") != 2; i++)
 		wt_sleep_ms(20);
 	ck_assert(metric(port, "wsgw_connections") == 2);
+	/* Its connections live on this stack: closed before it unwinds. */
+	wt_close_all();
 }
 END_TEST
 
@@ -226,6 +228,8 @@ START_TEST(log_lines_name_the_connection)
 	if (f)
 		fclose(f);
 	ck_assert_msg(named >= 2, "a connection's line without its peer or route (%d)", named);
+	/* Its connections live on this stack: closed before it unwinds. */
+	wt_close_all();
 }
 END_TEST
 
@@ -249,6 +253,8 @@ START_TEST(limit_per_address)
 		wt_sleep_ms(20);
 	WT_EXPECT_OPEN(&c[0], "127.0.0.1", gw.port, "/");
 	ck_assert(metric(port, "wsgw_door_refused_total{limit=\"max_conns_per_ip\"}") == 1);
+	/* Its connections live on this stack: closed before it unwinds. */
+	wt_close_all();
 }
 END_TEST
 
@@ -289,6 +295,8 @@ START_TEST(limit_handshake_rates)
 	/* Five within a fraction of a second, a burst of three: no more than three pass. */
 	ck_assert_msg(ok <= 3 + 1 && limited >= 1 && ok + limited == 5, "%d passed, %d limited", ok, limited);
 	ck_assert(metric(port, "wsgw_door_refused_total{limit=\"handshake_rate\"}") == limited);
+	/* Its connections live on this stack: closed before it unwinds. */
+	wt_close_all();
 }
 END_TEST
 
@@ -313,6 +321,8 @@ START_TEST(limit_origins)
 	wt_close(&c);
 	ck_assert(metric(port, "wsgw_door_refused_total{limit=\"origin\"}") == 3);
 	ck_assert(metric(port, "wsgw_rejected_total{status=\"4xx\"}") == 3);
+	/* Its connections live on this stack: closed before it unwinds. */
+	wt_close_all();
 }
 END_TEST
 
