@@ -119,6 +119,10 @@ START_TEST(admin_http_forms)
 }
 END_TEST
 
+/* wt_close_all() closes sockets only: a test's own wt_conns are closed with wt_close. */
+#define close_all_of(...) do { struct wt_conn *cs_[] = { __VA_ARGS__ }; \
+	for (size_t i_ = 0; i_ < sizeof(cs_) / sizeof(cs_[0]); i_++) wt_close(cs_[i_]); } while (0)
+
 START_TEST(admin_metrics_move_exactly)
 {
 	struct wt_conn c[3], bad;
@@ -148,8 +152,8 @@ START_TEST(admin_metrics_move_exactly)
 	for (int i = 0; i < 100 && metric(port, "wsgw_connections") != 2; i++)
 		wt_sleep_ms(20);
 	ck_assert(metric(port, "wsgw_connections") == 2);
-	/* Its connections live on this stack: closed before it unwinds. */
-	wt_close_all();
+	/* Its connections live on this stack: closed (buffers too) before it unwinds. */
+	close_all_of(&c[0], &c[1], &c[2], &bad);
 }
 END_TEST
 
@@ -228,8 +232,8 @@ START_TEST(log_lines_name_the_connection)
 	if (f)
 		fclose(f);
 	ck_assert_msg(named >= 2, "a connection's line without its peer or route (%d)", named);
-	/* Its connections live on this stack: closed before it unwinds. */
-	wt_close_all();
+	/* Its connections live on this stack: closed (buffers too) before it unwinds. */
+	close_all_of(&c);
 }
 END_TEST
 
@@ -253,8 +257,8 @@ START_TEST(limit_per_address)
 		wt_sleep_ms(20);
 	WT_EXPECT_OPEN(&c[0], "127.0.0.1", gw.port, "/");
 	ck_assert(metric(port, "wsgw_door_refused_total{limit=\"max_conns_per_ip\"}") == 1);
-	/* Its connections live on this stack: closed before it unwinds. */
-	wt_close_all();
+	/* Its connections live on this stack: closed (buffers too) before it unwinds. */
+	close_all_of(&c[0], &c[1], &c[2], &c[3]);
 }
 END_TEST
 
@@ -295,8 +299,8 @@ START_TEST(limit_handshake_rates)
 	/* Five within a fraction of a second, a burst of three: no more than three pass. */
 	ck_assert_msg(ok <= 3 + 1 && limited >= 1 && ok + limited == 5, "%d passed, %d limited", ok, limited);
 	ck_assert(metric(port, "wsgw_door_refused_total{limit=\"handshake_rate\"}") == limited);
-	/* Its connections live on this stack: closed before it unwinds. */
-	wt_close_all();
+	/* Its connections live on this stack: closed (buffers too) before it unwinds. */
+	close_all_of(&c);
 }
 END_TEST
 
@@ -321,8 +325,8 @@ START_TEST(limit_origins)
 	wt_close(&c);
 	ck_assert(metric(port, "wsgw_door_refused_total{limit=\"origin\"}") == 3);
 	ck_assert(metric(port, "wsgw_rejected_total{status=\"4xx\"}") == 3);
-	/* Its connections live on this stack: closed before it unwinds. */
-	wt_close_all();
+	/* Its connections live on this stack: closed (buffers too) before it unwinds. */
+	close_all_of(&c);
 }
 END_TEST
 
