@@ -68,7 +68,8 @@ int outq_append2(struct outq *q, const void *hdr, size_t hlen, const void *paylo
 {
 	size_t need = hlen + n;
 	struct outq_chunk *c = q->tail;
-	if (!c || c->cap - c->len < need) {
+	/* A shared node (cap 0) has no room of its own: the frame goes into a new chunk. */
+	if (!c || c->buf || c->cap - c->len < need) {
 		size_t cap = need > OUTQ_CHUNK ? need : OUTQ_CHUNK;
 		if (!q->head && need <= OUTQ_FIRST)
 			cap = OUTQ_FIRST;

@@ -433,6 +433,36 @@ START_TEST(test_trim_keeps_the_frame_under_way)
 }
 END_TEST
 
+/* A frame of the queue's own behind a shared one (a close frame after a published
+ * message): it goes into a chunk of its own, never into the shared node, which has no
+ * room at all. Found by ASan in the slow-subscriber close policy. */
+START_TEST(test_own_frame_after_shared)
+{
+	size_t off = 0, at = 0;
+	uint8_t *s = stream_new(4096);
+	struct outq q = { 0 };
+	int p[2];
+
+	big_pipe(p);
+	for (int i = 0; i < 3; i++) {
+		struct outq_buf *b = outq_buf_new(100, 1);
+		ck_assert_ptr_nonnull(b);
+		memcpy(b->data, s + off, 100);
+		off += 100;
+		ck_assert_int_eq(outq_append_buf(&q, b), 0);
+		outq_buf_unref(b);
+		append(&q, s, &off, 2, i ? 30 : 0);
+	}
+	ck_assert_uint_eq(q.bytes, off);
+	ck_assert_int_eq(outq_flush(&q, p[1]), 0);
+	drain(p[0], &at);
+	ck_assert_uint_eq(at, off);
+	close(p[0]);
+	close(p[1]);
+	free(s);
+}
+END_TEST
+
 START_TEST(test_enomem_appends_nothing)
 {
 	size_t off = 0, at = 0;
@@ -474,6 +504,7 @@ int main(void)
 	tcase_add_test(tc, test_trim_keeps_the_frame_under_way);
 	tcase_add_test(tc, test_enomem_appends_nothing);
 	tcase_add_test(tc, test_stream_write_iov_consume);
+	tcase_add_test(tc, test_own_frame_after_shared);
 	suite_add_tcase(s, tc);
 	SRunner *sr = srunner_create(s);
 	srunner_run_all(sr, CK_NORMAL);
