@@ -93,7 +93,8 @@ LIBWSGW_A  := $(BUILD)/libwsgw.a
 LIBWSGW_SO := $(BUILD)/libwsgw.so.1
 LIBWSGW_SOVERSION := 1.0.0
 
-PROGRAMS := $(BUILD)/wsgw $(BUILD)/wsgw-bench $(BUILD)/wsgw-echo $(LIBWSGW_SO)
+PROGRAMS := $(BUILD)/wsgw $(BUILD)/wsgw-bench $(BUILD)/wsgw-echo $(BUILD)/wsgw-broadcast \
+            $(BUILD)/wsgw-chat $(LIBWSGW_SO)
 
 .PHONY: all deps check check-tsan run bench-ring clean install uninstall man deb rpm npm-pack
 # Keep test objects: they are intermediate files to make, and rebuilding them is waste.
@@ -153,6 +154,15 @@ $(BUILD)/wsgw-echo: $(BUILD)/obj/workers/echo/echo.o $(LIBWSGW_A)
 	@$(if $(Q),echo "  LD      $@")
 	$(Q)$(CC) $(ALL_LDFLAGS) -o $@ $^ -lzmq
 
+$(BUILD)/wsgw-broadcast: $(BUILD)/obj/workers/broadcast/broadcast.o $(LIBWSGW_A)
+	@$(if $(Q),echo "  LD      $@")
+	$(Q)$(CC) $(ALL_LDFLAGS) -o $@ $^ -lzmq
+
+CHAT_OBJ := $(BUILD)/obj/workers/chat/chatmsg.o
+$(BUILD)/wsgw-chat: $(BUILD)/obj/workers/chat/chat.o $(CHAT_OBJ) $(LIBWSGW_A)
+	@$(if $(Q),echo "  LD      $@")
+	$(Q)$(CC) $(ALL_LDFLAGS) -o $@ $^ -lzmq
+
 $(BUILD)/wsgw: $(BUILD)/obj/gateway/main.o $(CORE_LIB) $(SHM_LIB)
 	@$(if $(Q),echo "  LD      $@")
 	$(Q)$(CC) $(ALL_LDFLAGS) -o $@ $^ $(PKG_LDLIBS)
@@ -171,6 +181,8 @@ $(BUILD)/tests/%: $(BUILD)/obj/tests/%.o $(TESTLIB_OBJ) $(CORE_LIB) $(LIBWSGW_A)
 	$(Q)$(CC) $(ALL_LDFLAGS) -o $@ $^ $(CHECK_LDLIBS) $(PKG_LDLIBS)
 
 $(BUILD)/obj/tests/%.o: ALL_CFLAGS += $(CHECK_CFLAGS)
+# The chat worker's message code, tested on its own.
+$(BUILD)/tests/workers/test_chatmsg: $(CHAT_OBJ)
 
 # Every test program runs, even after a failure; the target fails if any did.
 # Tests find the programs under test through WSGW_BUILD. The conformance suite runs twice:
@@ -256,7 +268,8 @@ install: $(PROGRAMS) $(LIBWSGW_A) $(MAN_OUT) $(GENERATED)
 	    $(DESTDIR)$(unitdir) $(DESTDIR)$(pythondir)/wsgw \
 	    $(DESTDIR)$(mandir)/man1 $(DESTDIR)$(mandir)/man3 $(DESTDIR)$(mandir)/man5 $(DESTDIR)$(mandir)/man8
 	install -m 0755 $(BUILD)/wsgw $(DESTDIR)$(sbindir)/
-	install -m 0755 $(BUILD)/wsgw-echo $(BUILD)/wsgw-bench $(DESTDIR)$(bindir)/
+	install -m 0755 $(BUILD)/wsgw-echo $(BUILD)/wsgw-broadcast $(BUILD)/wsgw-chat \
+	    $(BUILD)/wsgw-bench $(DESTDIR)$(bindir)/
 	install -m 0644 $(LIBWSGW_SO) $(DESTDIR)$(libdir)/libwsgw.so.$(LIBWSGW_SOVERSION)
 	ln -sf libwsgw.so.$(LIBWSGW_SOVERSION) $(DESTDIR)$(libdir)/libwsgw.so.1
 	ln -sf libwsgw.so.1 $(DESTDIR)$(libdir)/libwsgw.so
@@ -274,6 +287,7 @@ install: $(PROGRAMS) $(LIBWSGW_A) $(MAN_OUT) $(GENERATED)
 # Everything install wrote except the configuration, which may hold the admin's edits.
 uninstall:
 	rm -f $(DESTDIR)$(sbindir)/wsgw $(DESTDIR)$(bindir)/wsgw-echo $(DESTDIR)$(bindir)/wsgw-bench \
+	    $(DESTDIR)$(bindir)/wsgw-broadcast $(DESTDIR)$(bindir)/wsgw-chat \
 	    $(DESTDIR)$(libdir)/libwsgw.so.$(LIBWSGW_SOVERSION) $(DESTDIR)$(libdir)/libwsgw.so.1 \
 	    $(DESTDIR)$(libdir)/libwsgw.so $(DESTDIR)$(libdir)/libwsgw.a \
 	    $(DESTDIR)$(pkgconfigdir)/wsgw.pc $(DESTDIR)$(unitdir)/wsgw.service \
