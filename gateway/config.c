@@ -40,6 +40,9 @@ static void usage(FILE *f)
 		"  --admin ADDR:PORT         serve GET /metrics (Prometheus text) and /healthz there\n"
 		"workers:\n"
 		"  --route PREFIX=POOL,authorize  the pool's worker must ACCEPT each client first\n"
+		"  --route PREFIX=POOL,slow=POLICY  a subscriber past its outbound share, for published\n"
+		"                            messages: close, drop-newest, drop-oldest or latest (default:\n"
+		"                            as --outbound-policy)\n"
 		"  --control ENDPOINT        ZeroMQ endpoint workers attach to (default ipc://RUNTIME_DIR/control)\n"
 		"  --runtime-dir DIR         default $RUNTIME_DIRECTORY (systemd), /run/wsgw (root),\n"
 		"                            $XDG_RUNTIME_DIR/wsgw, or /tmp/wsgw-UID; one gateway per directory\n"
@@ -109,17 +112,31 @@ static int cfg_parse_listen(const char *s, struct cfg_listen *l)
 
 static int parse_route(const char *s, struct cfg_route *r)
 {
+	static const char *const slow[] = { [CFG_SLOW_CLOSE] = "close",
+		[CFG_SLOW_DROP_NEWEST] = "drop-newest", [CFG_SLOW_DROP_OLDEST] = "drop-oldest",
+		[CFG_SLOW_LATEST] = "latest" };
 	const char *eq = strchr(s, '=');
 	if (!eq || s[0] != '/' || eq[1] == 0)
 		return -EINVAL;
-	size_t plen = (size_t)(eq - s), nlen = strlen(eq + 1);
-	const char *opt = strchr(eq + 1, ',');
+	size_t plen = (size_t)(eq - s), nlen = strcspn(eq + 1, ",");
 	r->authorize = 0;
-	if (opt) {
-		if (strcmp(opt, ",authorize") != 0)
+	r->slow = CFG_SLOW_DEFAULT;
+	/* Options after the pool, each once: ",authorize", ",slow=POLICY". */
+	for (const char *o = eq + 1 + nlen; *o == ','; ) {
+		o++;
+		size_t ol = strcspn(o, ",");
+		if (ol == 9 && strncmp(o, "authorize", 9) == 0 && !r->authorize) {
+			r->authorize = 1;
+		} else if (ol > 5 && strncmp(o, "slow=", 5) == 0 && r->slow == CFG_SLOW_DEFAULT) {
+			for (int i = CFG_SLOW_CLOSE; i <= CFG_SLOW_LATEST; i++)
+				if (strlen(slow[i]) == ol - 5 && strncmp(o + 5, slow[i], ol - 5) == 0)
+					r->slow = (uint8_t)i;
+			if (r->slow == CFG_SLOW_DEFAULT)
+				return -EINVAL;
+		} else {
 			return -EINVAL;
-		r->authorize = 1;
-		nlen = (size_t)(opt - eq - 1);
+		}
+		o += ol;
 	}
 	if (nlen == 0)
 		return -EINVAL;

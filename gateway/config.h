@@ -12,10 +12,20 @@
 #define CFG_NAME_MAX 64
 #define CFG_MAX_FORWARD 16
 
+/* What a subscriber past its outbound share gets of a published message. */
+enum cfg_slow {
+	CFG_SLOW_DEFAULT,     /* as --outbound-policy says: close, or drop-newest */
+	CFG_SLOW_CLOSE,       /* close 1008 */
+	CFG_SLOW_DROP_NEWEST, /* this message is not queued */
+	CFG_SLOW_DROP_OLDEST, /* unsent published messages go, oldest first, until it fits */
+	CFG_SLOW_LATEST,      /* only the newest unsent message of each topic is kept */
+};
+
 struct cfg_route {
 	char prefix[256];
 	char pool[CFG_NAME_MAX];
 	int authorize; /* "/x=pool,authorize": the pool's worker ACCEPTs or REJECTs first */
+	uint8_t slow;  /* ",slow=POLICY": enum cfg_slow */
 };
 
 struct cfg_listen {

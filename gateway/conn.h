@@ -15,6 +15,7 @@
 #include "gateway/outq.h"
 
 struct ws_hs;
+struct top_sub;
 
 enum conn_state {
 	CONN_HANDSHAKE,  /* reading the HTTP upgrade request */
@@ -60,6 +61,9 @@ struct conn {
 	uint8_t *fields;    /* pool.c: the OPEN fields, kept for OPEN(resumed); NULL for echo */
 	uint32_t fields_len;
 	struct outq out;
+	uint32_t out_since;  /* loop ms clock: when out last went from empty to not */
+	uint8_t slow;        /* enum cfg_slow of its route, for published messages */
+	struct top_sub *subs; /* gateway/topics.c: its subscriptions */
 	struct conn *flush_next;
 	struct cds_lfht_node node;
 	union {

@@ -15,18 +15,21 @@
 
 struct outq_chunk {
 	struct outq_chunk *next;
-	size_t off; /* first unwritten byte */
-	size_t len; /* bytes filled */
-	size_t cap;
+	size_t off;           /* first unwritten byte */
+	size_t len;           /* bytes filled */
+	size_t cap;           /* 0 for a shared node */
+	struct outq_buf *buf; /* a shared node's bytes; NULL: data[] */
 	uint8_t data[];
 };
 
 /* Standard-size chunks are recycled: malloc and free of 16 KiB for every flushed echo
  * made glibc grow and trim the heap with one brk() per message (measured: as many brk
- * calls as writev calls). Only the loop thread queues output, so the cache needs no lock. */
+ * calls as writev calls). Shared nodes are recycled too, so a publish to thousands of
+ * connections allocates nothing in steady state. A loop's queues are its thread's alone. */
 #define OUTQ_CACHE_MAX 64
-static struct outq_chunk *cache;
-static unsigned cached;
+#define OUTQ_NODES_MAX 65536
+static _Thread_local struct outq_chunk *cache, *nodes;
+static _Thread_local unsigned cached, n_nodes;
 
 static struct outq_chunk *chunk_new(size_t cap)
 {
@@ -35,6 +38,10 @@ static struct outq_chunk *chunk_new(size_t cap)
 		c = cache;
 		cache = c->next;
 		cached--;
+	} else if (cap == 0 && nodes) {
+		c = nodes;
+		nodes = c->next;
+		n_nodes--;
 	} else {
 		c = malloc(sizeof(*c) + cap);
 	}
@@ -43,7 +50,17 @@ static struct outq_chunk *chunk_new(size_t cap)
 	c->next = NULL;
 	c->off = c->len = 0;
 	c->cap = cap;
+	c->buf = NULL;
 	return c;
+}
+
+static void link_tail(struct outq *q, struct outq_chunk *c)
+{
+	if (q->tail)
+		q->tail->next = c;
+	else
+		q->head = c;
+	q->tail = c;
 }
 
 int outq_append2(struct outq *q, const void *hdr, size_t hlen, const void *payload, size_t n)
@@ -57,11 +74,7 @@ int outq_append2(struct outq *q, const void *hdr, size_t hlen, const void *paylo
 		c = chunk_new(cap);
 		if (!c)
 			return -ENOMEM;
-		if (q->tail)
-			q->tail->next = c;
-		else
-			q->head = c;
-		q->tail = c;
+		link_tail(q, c);
 	}
 	memcpy(c->data + c->len, hdr, hlen);
 	if (n)
@@ -72,9 +85,51 @@ int outq_append2(struct outq *q, const void *hdr, size_t hlen, const void *paylo
 	return 0;
 }
 
+struct outq_buf *outq_buf_new(size_t n, uint64_t tag)
+{
+	struct outq_buf *b = malloc(sizeof(*b) + n);
+	if (!b)
+		return NULL;
+	b->refs = 1;
+	b->len = (uint32_t)n;
+	b->tag = tag;
+	bud_charge(BUD_OUTBOUND, n);
+	return b;
+}
+
+void outq_buf_unref(struct outq_buf *b)
+{
+	if (--b->refs)
+		return;
+	bud_credit(BUD_OUTBOUND, b->len);
+	free(b);
+}
+
+int outq_append_buf(struct outq *q, struct outq_buf *b)
+{
+	struct outq_chunk *c = chunk_new(0);
+	if (!c)
+		return -ENOMEM;
+	c->buf = b;
+	c->len = b->len;
+	b->refs++;
+	link_tail(q, c);
+	q->bytes += b->len;
+	return 0;
+}
+
 static void chunk_free(struct outq_chunk *c)
 {
-	if (c->cap == OUTQ_CHUNK && cached < OUTQ_CACHE_MAX) {
+	if (c->buf) {
+		outq_buf_unref(c->buf);
+		if (n_nodes < OUTQ_NODES_MAX) {
+			c->next = nodes;
+			nodes = c;
+			n_nodes++;
+			return;
+		}
+		free(c);
+	} else if (c->cap == OUTQ_CHUNK && cached < OUTQ_CACHE_MAX) {
 		c->next = cache;
 		cache = c;
 		cached++;
@@ -83,13 +138,49 @@ static void chunk_free(struct outq_chunk *c)
 	}
 }
 
+static const uint8_t *chunk_data(const struct outq_chunk *c)
+{
+	return c->buf ? c->buf->data : c->data;
+}
+
 static void pop_head(struct outq *q)
 {
 	struct outq_chunk *c = q->head;
 	q->head = c->next;
 	if (!q->head)
 		q->tail = NULL;
+	/* Owned bytes are the budget's until written; a shared buffer's until its last unref. */
+	if (!c->buf)
+		bud_credit(BUD_OUTBOUND, c->len - c->off);
+	q->bytes -= c->len - c->off;
 	chunk_free(c);
+}
+
+size_t outq_drop_unsent(struct outq *q, uint64_t tag, size_t need, size_t *freed)
+{
+	size_t n = 0, got = 0;
+	struct outq_chunk *prev = NULL, *c = q->head;
+	while (c && (!need || got < need)) {
+		struct outq_chunk *next = c->next;
+		if (c->buf && c->off == 0 && (!tag || c->buf->tag == tag)) {
+			if (prev)
+				prev->next = next;
+			else
+				q->head = next;
+			if (q->tail == c)
+				q->tail = prev;
+			q->bytes -= c->len;
+			got += c->len;
+			n++;
+			chunk_free(c);
+		} else {
+			prev = c;
+		}
+		c = next;
+	}
+	if (freed)
+		*freed = got;
+	return n;
 }
 
 int outq_flush(struct outq *q, int fd)
@@ -98,7 +189,7 @@ int outq_flush(struct outq *q, int fd)
 		struct iovec iov[OUTQ_IOV];
 		int cnt = 0;
 		for (struct outq_chunk *c = q->head; c && cnt < OUTQ_IOV; c = c->next) {
-			iov[cnt].iov_base = c->data + c->off;
+			iov[cnt].iov_base = (void *)(chunk_data(c) + c->off);
 			iov[cnt].iov_len = c->len - c->off;
 			cnt++;
 		}
@@ -111,13 +202,14 @@ int outq_flush(struct outq *q, int fd)
 			return -errno;
 		}
 		size_t left = (size_t)w;
-		q->bytes -= left;
-		bud_credit(BUD_OUTBOUND, left);
 		while (left) {
 			struct outq_chunk *c = q->head;
 			size_t avail = c->len - c->off;
 			if (left < avail) {
 				c->off += left;
+				q->bytes -= left;
+				if (!c->buf)
+					bud_credit(BUD_OUTBOUND, left);
 				break;
 			}
 			left -= avail;
@@ -138,6 +230,20 @@ void outq_clear(struct outq *q)
 {
 	while (q->head)
 		pop_head(q);
-	bud_credit(BUD_OUTBOUND, q->bytes);
 	q->bytes = 0;
+}
+
+void outq_trim(struct outq *q)
+{
+	struct outq_chunk *keep = q->head && q->head->off ? q->head : NULL;
+	if (!keep) {
+		outq_clear(q);
+		return;
+	}
+	/* A chunk holds whole frames: what remains of the head ends at a frame boundary. */
+	q->head = keep->next;
+	while (q->head)
+		pop_head(q);
+	keep->next = NULL;
+	q->head = q->tail = keep;
 }

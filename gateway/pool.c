@@ -112,17 +112,6 @@ int pool__send_open(struct pools *ps, struct worker *w, struct conn *c, uint16_t
 	return rc;
 }
 
-/* An answer from the gateway itself; a dying worker is past answering. */
-static void reply(struct pools *ps, struct worker *w, uint16_t type, uint64_t conn,
-		  const char *text)
-{
-	if (w->state != WK_ALIVE)
-		return;
-	struct tr_rec r = { .type = type, .conn = conn, .a = text, .na = text ? strlen(text) : 0 };
-	if (pool__push(ps, w, &r))
-		log_error(ENOMEM, "answer to worker %u", w->id);
-}
-
 struct worker *pool__least_loaded(struct pools *ps, struct pool *p)
 {
 	struct worker *best = NULL;
@@ -231,81 +220,6 @@ int pool_blocked(struct pools *ps, struct conn *c)
 	/* Read again when the held records are in, or from the new worker after the death.
 	 * Without the memory to remember that, it is read now: its records are held too. */
 	return wk_wait(w, c->id) == 0;
-}
-
-/* --- commands from workers --- */
-
-static uint16_t be16(const uint8_t *p)
-{
-	return (uint16_t)(p[0] << 8 | p[1]);
-}
-
-static void refuse(struct pools *ps, struct worker *w, uint64_t conn, const char *text)
-{
-	stats.commands_refused++;
-	log_warn(0, "worker %u: %s (conn %llu)", w->id, text, (unsigned long long)conn);
-	reply(ps, w, WSGW_ERROR, conn, text);
-}
-
-void pool_command(struct pools *ps, struct worker *w, const struct shm_rec *r)
-{
-	struct conn *c = conn_lookup(r->conn);
-	/* A connection that closed, or that belongs to another worker, is not this worker's
-	 * to touch: GONE, never a delivery to someone else. */
-	if (!c || c->worker != w->slot || !(c->flags & CONN_WORKER)) {
-		stats.gone_sent++;
-		reply(ps, w, WSGW_GONE, r->conn, NULL);
-		return;
-	}
-	switch (r->type) {
-	case WSGW_SEND:
-		ps->ops->send(ps->arg, c, (r->flags & WSGW_F_BINARY) ? 2 : 1, r->payload, r->len);
-		break;
-	case WSGW_CLOSE:
-		if (r->len < 2) {
-			refuse(ps, w, r->conn, "CLOSE without a code");
-			break;
-		}
-		ps->ops->close(ps->arg, c, be16(r->payload), (const char *)r->payload + 2, r->len - 2);
-		break;
-	case WSGW_ACCEPT:
-		ps->ops->accept(ps->arg, c, r->payload, r->len);
-		break;
-	case WSGW_REJECT:
-		if (r->len < 2) {
-			refuse(ps, w, r->conn, "REJECT without a status");
-			break;
-		}
-		ps->ops->reject(ps->arg, c, be16(r->payload), (const char *)r->payload + 2, r->len - 2);
-		break;
-	default:
-		refuse(ps, w, r->conn, "unknown record type");
-	}
-}
-
-struct cmd_ctx {
-	struct pools *ps;
-	struct worker *w;
-};
-
-static void on_record(void *arg, const struct shm_rec *r)
-{
-	struct cmd_ctx *x = arg;
-	pool_command(x->ps, x->w, r);
-}
-
-/* Dispatches w's waiting commands; a corrupt channel fails w. Returns how many. */
-int pool__poll_worker(struct pools *ps, struct worker *w)
-{
-	if (w->broken || !w->tr->ops->poll)
-		return 0;
-	struct cmd_ctx x = { ps, w };
-	int n = w->tr->ops->poll(w->tr, on_record, &x);
-	if (n >= 0)
-		return n;
-	w->broken = 1;
-	pool_worker_fail(ps, w, "corrupt to-gateway ring");
-	return 0;
 }
 
 /* --- attach, death, orphans --- */

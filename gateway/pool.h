@@ -42,6 +42,13 @@ struct pool_conn_ops {
 	void (*resume)(void *arg, struct conn *c);
 	/* c waited for a worker longer than --orphan-timeout: close it with 1013. */
 	void (*expire)(void *arg, struct conn *c);
+	/* A message for every subscriber of the topic but exclude (0: none). Called with
+	 * rcu_read_lock held. */
+	void (*publish)(void *arg, const void *topic, size_t tlen, unsigned op, const void *p,
+			size_t n, uint64_t exclude);
+	/* One message for each of the connections. */
+	void (*send_many)(void *arg, struct conn *const *conns, size_t count, unsigned op,
+			  const void *p, size_t n);
 };
 
 /* Builds the pools the routes of cfg name; with a worker pool among them, also the

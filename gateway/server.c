@@ -14,6 +14,7 @@
 #include "gateway/sdnotify.h"
 #include "gateway/session.h"
 #include "gateway/stats.h"
+#include "gateway/topics.h"
 
 #include <errno.h>
 #include <signal.h>
@@ -234,8 +235,8 @@ static int setup(struct server *s, struct gw_config *cfg)
 		log_error(0, "SHA-1 self-test failed: OpenSSL gave %s", accept);
 		return -EIO;
 	}
-	if (conn_map_init()) {
-		log_error(ENOMEM, "connection map");
+	if (conn_map_init() || top_init()) {
+		log_error(ENOMEM, "connection map and topic index");
 		return -ENOMEM;
 	}
 	s->sigfd = signalfd(-1, &set, SFD_NONBLOCK | SFD_CLOEXEC);
@@ -268,6 +269,7 @@ static void teardown(struct server *s)
 	/* The pools first: zmq workers' transports name the control socket. */
 	sess_free(s->sess);
 	ctl_free(s->ctl);
+	top_destroy();
 	conn_map_destroy();
 	if (s->sigfd >= 0)
 		close(s->sigfd);

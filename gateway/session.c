@@ -1,10 +1,11 @@
-#include "gateway/session.h"
+#include "gateway/session_int.h"
 #include "gateway/budget.h"
 #include "gateway/conn.h"
 #include "gateway/frame.h"
 #include "gateway/log.h"
 #include "gateway/pool.h"
 #include "gateway/stats.h"
+#include "gateway/topics.h"
 #include "gateway/upgrade.h"
 
 #include <errno.h>
@@ -22,12 +23,6 @@
 /* Returned by our ws_rx callbacks to stop the parser without a protocol error. */
 #define SESS_STOP (-1)
 
-struct sess {
-	struct upg_env u;             /* the loop and the pools */
-	const struct gw_config *cfg;  /* the loop's: changed in place on reload, never moved */
-	uint32_t dropped_log_at;      /* --outbound-policy drop logs at most once a second */
-};
-
 static void count_drop(struct sess *s, const struct conn *c)
 {
 	uint32_t now = loop_now(s->u.loop);
@@ -41,7 +36,7 @@ static void count_drop(struct sess *s, const struct conn *c)
 /* Queues one unfragmented server frame. Past the outbound cap the client is too slow to
  * keep up: the policy closes it with 1008 or drops the message, rather than let its queue
  * grow without bound. Returns 0 or SESS_STOP. */
-static int send_frame(struct sess *s, struct conn *c, unsigned op, const uint8_t *p, size_t n)
+int sess__send_frame(struct sess *s, struct conn *c, unsigned op, const uint8_t *p, size_t n)
 {
 	uint8_t hdr[WS_FRAME_HDR_MAX];
 	size_t hlen = ws_frame_header(hdr, op, 1, n, NULL);
@@ -56,10 +51,12 @@ static int send_frame(struct sess *s, struct conn *c, unsigned op, const uint8_t
 		log_warn(0, "conn %llu: %zu bytes queued for a slow client, over %s: close 1008",
 			 (unsigned long long)c->id, c->out.bytes,
 			 over_share ? "--max-outbound" : "--memory-budget");
-		outq_clear(&c->out);
+		outq_trim(&c->out);
 		sess_close(s, c, WS_CLOSE_POLICY, "outbound limit");
 		return SESS_STOP;
 	}
+	if (!c->out.bytes)
+		c->out_since = loop_now(s->u.loop);
 	if (outq_append2(&c->out, hdr, hlen, p, n)) {
 		log_error(ENOMEM, "conn %llu: queueing %zu bytes", (unsigned long long)c->id, n);
 		loop_close(s->u.loop, c, "out of memory");
@@ -115,7 +112,7 @@ static int deliver(struct sess *s, struct conn *c, unsigned op, const uint8_t *p
 	stats.messages_in++;
 	stats.bytes_in += n;
 	if (c->flags & CONN_ECHO)
-		return send_frame(s, c, op, p, n);
+		return sess__send_frame(s, c, op, p, n);
 	int rc = pool_message(s->u.ps, c, op, p, n);
 	if (rc == 0)
 		return 0;
@@ -194,7 +191,7 @@ static int on_control(void *ud, unsigned op, uint8_t *p, size_t n, unsigned code
 	struct conn *c = x->c;
 	switch (op) {
 	case WS_OP_PING:
-		return c->state == CONN_OPEN ? send_frame(s, c, WS_OP_PONG, p, n) : 0;
+		return c->state == CONN_OPEN ? sess__send_frame(s, c, WS_OP_PONG, p, n) : 0;
 	case WS_OP_PONG:
 		c->flags &= (uint8_t)~CONN_PING_SENT;
 		return 0;
@@ -226,7 +223,7 @@ static const char *violation(unsigned code)
 }
 
 /* Parses frames (OPEN, CLOSE_WAIT) or drops input (LINGER). Returns bytes to keep. */
-static size_t process_frames(struct sess *s, struct conn *c, uint8_t *buf, size_t n)
+size_t sess__process_frames(struct sess *s, struct conn *c, uint8_t *buf, size_t n)
 {
 	if (c->state != CONN_OPEN && c->state != CONN_CLOSE_WAIT)
 		return 0;
@@ -255,15 +252,15 @@ static size_t process_frames(struct sess *s, struct conn *c, uint8_t *buf, size_
 static size_t process(struct sess *s, struct conn *c, uint8_t *buf, size_t n)
 {
 	if (c->state != CONN_HANDSHAKE)
-		return process_frames(s, c, buf, n);
+		return sess__process_frames(s, c, buf, n);
 	size_t used;
 	if (upg_feed(&s->u, c, buf, n, &used) != UPG_OPEN)
 		return 0;
 	/* Bytes after the request in the same read are the client's first frames. */
-	return process_frames(s, c, buf + used, n - used);
+	return sess__process_frames(s, c, buf + used, n - used);
 }
 
-static void keep_tail(struct sess *s, struct conn *c, const uint8_t *tail, size_t n)
+void sess__keep_tail(struct sess *s, struct conn *c, const uint8_t *tail, size_t n)
 {
 	if (n == 0) {
 		free(c->in);
@@ -293,7 +290,7 @@ static void on_eof(struct sess *s, struct conn *c)
 }
 
 /* Reading stops while the client's output is over the high mark, or its worker cannot
- * take more; resume() starts it again. */
+ * take more; sess__resume() starts it again. */
 static int must_pause(struct sess *s, struct conn *c)
 {
 	return c->out.bytes >= OUT_HIGH || (c->state == CONN_OPEN && pool_blocked(s->u.ps, c));
@@ -338,7 +335,7 @@ static void read_conn(struct sess *s, struct conn *c)
 		if (c->state == CONN_DEAD)
 			return;
 		if (c->state != CONN_HANDSHAKE && c->state != CONN_AUTHORIZING)
-			keep_tail(s, c, rbuf + total - keep, keep);
+			sess__keep_tail(s, c, rbuf + total - keep, keep);
 		/* A short read emptied the socket's receive queue; bytes that arrive later
 		 * raise a new edge. Reading again would only cost an EAGAIN syscall. */
 		if ((size_t)r < cap)
@@ -346,7 +343,7 @@ static void read_conn(struct sess *s, struct conn *c)
 	}
 }
 
-static void resume(void *arg, struct conn *c)
+void sess__resume(void *arg, struct conn *c)
 {
 	struct sess *s = arg;
 	if (c->state == CONN_DEAD || c->state == CONN_AUTHORIZING || !(c->flags & CONN_READ_PAUSED))
@@ -396,7 +393,7 @@ static void on_drained(void *arg, struct conn *c)
 		}
 	}
 	if (c->out.bytes < OUT_LOW)
-		resume(s, c);
+		sess__resume(s, c);
 }
 
 static void on_deadline(void *arg, struct conn *c)
@@ -411,7 +408,7 @@ static void on_deadline(void *arg, struct conn *c)
 		if (!(c->flags & CONN_PING_SENT)) {
 			c->flags |= CONN_PING_SENT;
 			c->deadline = loop_now(s->u.loop) + s->cfg->idle_ms;
-			send_frame(s, c, WS_OP_PING, NULL, 0);
+			sess__send_frame(s, c, WS_OP_PING, NULL, 0);
 		} else {
 			log_info("conn %llu: no answer to ping within --idle-timeout: close 1001",
 				 (unsigned long long)c->id);
@@ -427,6 +424,7 @@ static void on_deadline(void *arg, struct conn *c)
 static void on_closing(void *arg, struct conn *c)
 {
 	struct sess *s = arg;
+	top_drop_conn(c);
 	pool_closed(s->u.ps, c, WS_CLOSE_ABNORMAL, "connection lost");
 	/* The state still tells which member of the union lives. */
 	if (c->state == CONN_HANDSHAKE || c->state == CONN_AUTHORIZING)
@@ -439,107 +437,12 @@ static void on_closing(void *arg, struct conn *c)
 	outq_clear(&c->out);
 }
 
-static const struct loop_conn_ops loop_ops = {
+const struct loop_conn_ops sess__loop_ops = {
 	.event = on_event,
 	.drained = on_drained,
 	.deadline = on_deadline,
 	.closing = on_closing,
 };
-
-/* --- the pools' callbacks: commands from c's worker --- */
-
-static void on_send(void *arg, struct conn *c, unsigned op, const void *p, size_t n)
-{
-	if (c->state == CONN_OPEN)
-		send_frame(arg, c, op, p, n);
-	else
-		log_debug("conn %llu: SEND while closing, dropped", (unsigned long long)c->id);
-}
-
-static void on_worker_close(void *arg, struct conn *c, unsigned code, const char *reason, size_t n)
-{
-	char why[WS_CONTROL_MAX - 1];
-	if (n >= sizeof(why))
-		n = sizeof(why) - 1;
-	if (n)
-		memcpy(why, reason, n);
-	why[n] = 0;
-	/* The worker may only send what a peer may (RFC 6455 7.4), 1000 when it did not. */
-	if (!ws_close_code_valid(code))
-		code = WS_CLOSE_NORMAL;
-	sess_close(arg, c, code, why);
-}
-
-static void on_accept(void *arg, struct conn *c, const void *fields, size_t n)
-{
-	struct sess *s = arg;
-	if (c->state != CONN_AUTHORIZING)
-		return;
-	if (upg_accept(&s->u, c, fields, n))
-		return;
-	if (c->msg) {
-		/* Frames the client sent right behind its request. */
-		size_t cap, early_len = c->msg_len;
-		uint8_t *rbuf = loop_rbuf(s->u.loop, &cap);
-		memcpy(rbuf, c->msg, early_len);
-		conn_msg_free(c);
-		size_t keep = process_frames(s, c, rbuf, early_len);
-		if (c->state != CONN_DEAD)
-			keep_tail(s, c, rbuf + early_len - keep, keep);
-	}
-	resume(s, c);
-}
-
-static void on_reject(void *arg, struct conn *c, unsigned status, const char *reason, size_t n)
-{
-	struct sess *s = arg;
-	if (c->state == CONN_AUTHORIZING)
-		upg_reject(&s->u, c, status, reason, n);
-}
-
-static void on_expire(void *arg, struct conn *c)
-{
-	sess_close(arg, c, WS_CLOSE_TRY_AGAIN, "no worker available");
-}
-
-static const struct pool_conn_ops pool_ops = {
-	.send = on_send,
-	.close = on_worker_close,
-	.accept = on_accept,
-	.reject = on_reject,
-	.resume = resume,
-	.expire = on_expire,
-};
-
-int sess_new(struct loop *l, const struct gw_config *cfg, struct sess **out)
-{
-	struct sess *s = calloc(1, sizeof(*s));
-	if (!s)
-		return -ENOMEM;
-	s->u.loop = l;
-	s->cfg = loop_cfg(l);
-	int rc = pool_new(l, cfg, &pool_ops, s, &s->u.ps);
-	if (rc) {
-		free(s);
-		return rc;
-	}
-	loop_set_conn_ops(l, &loop_ops, s);
-	*out = s;
-	return 0;
-}
-
-void sess_free(struct sess *s)
-{
-	if (!s)
-		return;
-	pool_free(s->u.ps);
-	free(s);
-}
-
-struct pools *sess_pools(struct sess *s)
-{
-	return s->u.ps;
-}
 
 int sess_start(struct sess *s, struct conn *c)
 {

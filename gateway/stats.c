@@ -1,5 +1,6 @@
 #include "gateway/stats.h"
 #include "gateway/budget.h"
+#include "gateway/topics.h"
 
 #include <errno.h>
 #include <stdarg.h>
@@ -99,6 +100,17 @@ int stats_format(char *out, size_t cap, unsigned long conns_open, unsigned worke
 		stats.accept_pauses);
 	counter(&b, "accept_shed_total", "Connections shed while accepting was paused.",
 		stats.accept_shed);
+	put(&b, "# HELP wsgw_topics Topics with at least one subscriber.\n# TYPE wsgw_topics gauge\n"
+		"wsgw_topics %lu\n", top_topics());
+	put(&b, "# HELP wsgw_subscriptions Subscriptions in all topics.\n"
+		"# TYPE wsgw_subscriptions gauge\nwsgw_subscriptions %lu\n", top_subscriptions());
+	counter(&b, "published_total", "PUBLISH commands.", stats.published);
+	counter(&b, "delivered_total", "Published (and SENDMANY) messages queued to connections.",
+		stats.delivered);
+	counter(&b, "publish_dropped_total", "Published messages a slow subscriber did not get.",
+		stats.publish_dropped);
+	counter(&b, "closed_slow_total", "Subscribers closed with 1008 for being slow.",
+		stats.closed_slow);
 	counter(&b, "workers_over_share_total", "Workers dropped for holding more than --worker-memory.",
 		stats.workers_over_share);
 	put(&b, "# HELP wsgw_memory_budget_bytes The --memory-budget (0: none).\n"

@@ -23,6 +23,10 @@ struct gw_stats {
 	uint64_t accept_pauses;       /* times accepting paused at the fd limit */
 	uint64_t accept_shed;         /* connections shed while paused */
 	uint64_t workers_over_share;  /* workers dropped past --worker-memory */
+	uint64_t published;           /* PUBLISH commands */
+	uint64_t delivered;           /* messages queued to subscribers (PUBLISH, SENDMANY) */
+	uint64_t publish_dropped;     /* of those, not queued: slow subscribers, policies */
+	uint64_t closed_slow;         /* subscribers closed 1008 for being slow */
 };
 
 extern struct gw_stats stats;

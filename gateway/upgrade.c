@@ -136,6 +136,7 @@ static enum upg_result finish(const struct upg_env *u, struct conn *c)
 		return UPG_DONE;
 	}
 	c->pool = (uint8_t)pool_for_route(u->ps, (unsigned)route);
+	c->slow = cfg->routes[route].slow;
 	int authorize = cfg->routes[route].authorize;
 	if (pool_is_echo(u->ps, c->pool)) {
 		c->flags |= CONN_ECHO;

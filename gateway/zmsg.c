@@ -64,6 +64,38 @@ static void put_body(struct out *o, const struct tr_rec *r, size_t skip, int mor
 	}
 }
 
+/* TOPIC's body (u8 topic length, topic, u32 count, ids little-endian) as frames: topic,
+ * count, ids (8-byte big-endian each, one frame). */
+static void put_topic(struct out *o, const uint8_t *p, size_t n)
+{
+	size_t tl = n ? p[0] : 0;
+	if (n < 1 + tl + 4) {
+		o->err = EINVAL;
+		return;
+	}
+	uint32_t count = (uint32_t)p[1 + tl] | (uint32_t)p[2 + tl] << 8 | (uint32_t)p[3 + tl] << 16 |
+			 (uint32_t)p[4 + tl] << 24;
+	size_t listed = (n - 1 - tl - 4) / 8;
+	char num[12];
+	snprintf(num, sizeof(num), "%u", count);
+	put(o, p + 1, tl, 1);
+	put(o, num, strlen(num), 1);
+	zmq_msg_t m;
+	if (o->err || zmq_msg_init_size(&m, listed * 8) < 0) {
+		o->err = o->err ? o->err : ENOMEM;
+		return;
+	}
+	uint8_t *ids = zmq_msg_data(&m);
+	const uint8_t *le = p + 1 + tl + 4;
+	for (size_t k = 0; k < listed; k++)
+		for (int i = 0; i < 8; i++)
+			ids[k * 8 + (size_t)i] = le[k * 8 + 7 - (size_t)i];
+	if (zmq_msg_send(&m, o->sock, ZMQ_DONTWAIT) < 0) {
+		o->err = errno;
+		zmq_msg_close(&m);
+	}
+}
+
 /* Byte i of the body (a, then b). */
 static uint8_t body_at(const struct tr_rec *r, size_t i)
 {
@@ -79,13 +111,15 @@ int zmsg_send_record(void *sock, const uint8_t *ident, size_t ilen, const struct
 	case WSGW_CLOSE: verb = "CLOSE"; break;
 	case WSGW_GONE: verb = "GONE"; break;
 	case WSGW_ERROR: verb = "ERROR"; break;
+	case WSGW_TOPIC: verb = "TOPIC"; break;
+	case WSGW_STAT: verb = "STAT"; break;
 	default:
 		log_error(0, "control: no zmq form for record type %u", r->type);
 		return -EIO;
 	}
-	/* OPEN's fields are walked in place: held or not, its body is one part. */
-	if (r->type == WSGW_OPEN && r->nb) {
-		log_error(0, "control: an OPEN in two parts");
+	/* OPEN's fields, TOPIC and STAT are read in place: the gateway makes them in one part. */
+	if ((r->type == WSGW_OPEN || r->type == WSGW_TOPIC || r->type == WSGW_STAT) && r->nb) {
+		log_error(0, "control: a record of type %u in two parts", r->type);
 		return -EIO;
 	}
 	/* The first frame decides: past the high-water mark nothing is queued. EHOSTUNREACH:
@@ -119,6 +153,26 @@ int zmsg_send_record(void *sock, const uint8_t *ident, size_t ilen, const struct
 		put(&o, &be, 8, 1);
 		put(&o, num, strlen(num), 1);
 		put_body(&o, r, 2, 0);
+		break;
+	}
+	case WSGW_TOPIC:
+		put(&o, &be, 8, 1);
+		put_topic(&o, r->a, r->na);
+		break;
+	case WSGW_STAT: {
+		const uint8_t *q = r->a;
+		char bytes[24], age[12];
+		uint64_t b = 0;
+		uint32_t a = 0;
+		for (int i = 0; r->na >= 12 && i < 8; i++)
+			b |= (uint64_t)q[i] << (8 * i);
+		for (int i = 0; r->na >= 12 && i < 4; i++)
+			a |= (uint32_t)q[8 + i] << (8 * i);
+		snprintf(bytes, sizeof(bytes), "%llu", (unsigned long long)b);
+		snprintf(age, sizeof(age), "%u", a);
+		put(&o, &be, 8, 1);
+		put(&o, bytes, strlen(bytes), 1);
+		put(&o, age, strlen(age), 0);
 		break;
 	}
 	default: { /* WSGW_OPEN: flags, then name and value frames for each field */
@@ -205,10 +259,82 @@ static int decode_accept(zmq_msg_t *f, int n, struct zmsg_cmd *cmd, const char *
 	return 0;
 }
 
+static int is_type(zmq_msg_t *m)
+{
+	return zmsg_frame_is(m, "text") || zmsg_frame_is(m, "binary");
+}
+
+/* PUBLISH, topic, text|binary, payload[, id left out]: the body of the record is built,
+ * u8 topic length, topic, payload (one copy of the payload, for every subscriber). */
+static int decode_publish(zmq_msg_t *f, int n, uint64_t max_message, struct zmsg_cmd *cmd,
+			  const char **why)
+{
+	size_t tl = n >= 4 ? zmq_msg_size(&f[1]) : 0, pl = n >= 4 ? zmq_msg_size(&f[3]) : 0;
+	if ((n != 4 && n != 5) || tl == 0 || tl > WSGW_TOPIC_MAX || !is_type(&f[2]) ||
+	    (n == 5 && frame_u64(&f[4], &cmd->rec.conn))) {
+		*why = "malformed PUBLISH: want PUBLISH, topic (1-255 bytes), text|binary, payload[, 8-byte id]";
+		return -EINVAL;
+	}
+	if (pl > max_message) {
+		*why = "PUBLISH payload over --max-message";
+		return -EINVAL;
+	}
+	cmd->fields = malloc(1 + tl + pl);
+	if (!cmd->fields)
+		return -ENOMEM;
+	cmd->fields[0] = (uint8_t)tl;
+	memcpy(cmd->fields + 1, zmq_msg_data(&f[1]), tl);
+	if (pl)
+		memcpy(cmd->fields + 1 + tl, zmq_msg_data(&f[3]), pl);
+	cmd->rec.type = WSGW_PUBLISH;
+	cmd->rec.flags = zmsg_frame_is(&f[2], "binary") ? WSGW_F_BINARY : 0;
+	cmd->rec.payload = cmd->fields;
+	cmd->rec.len = (uint32_t)(1 + tl + pl);
+	return 0;
+}
+
+/* SENDMANY, text|binary, payload, ids (8-byte big-endian each): body u32 count, ids
+ * (little-endian), payload. */
+static int decode_send_many(zmq_msg_t *f, int n, uint64_t max_message, struct zmsg_cmd *cmd,
+			    const char **why)
+{
+	size_t pl = n == 4 ? zmq_msg_size(&f[2]) : 0, il = n == 4 ? zmq_msg_size(&f[3]) : 0;
+	if (n != 4 || !is_type(&f[1]) || il == 0 || il % 8 || il / 8 > UINT32_MAX) {
+		*why = "malformed SENDMANY: want SENDMANY, text|binary, payload, ids (8 bytes each, at least one)";
+		return -EINVAL;
+	}
+	if (pl > max_message) {
+		*why = "SENDMANY payload over --max-message";
+		return -EINVAL;
+	}
+	size_t count = il / 8;
+	cmd->fields = malloc(4 + il + pl);
+	if (!cmd->fields)
+		return -ENOMEM;
+	uint8_t *q = cmd->fields;
+	const uint8_t *ids = zmq_msg_data(&f[3]);
+	for (int i = 0; i < 4; i++)
+		q[i] = (uint8_t)(count >> (8 * i));
+	for (size_t k = 0; k < count; k++)
+		for (int i = 0; i < 8; i++)
+			q[4 + k * 8 + (size_t)i] = ids[k * 8 + 7 - (size_t)i];
+	if (pl)
+		memcpy(q + 4 + il, zmq_msg_data(&f[2]), pl);
+	cmd->rec.type = WSGW_SENDMANY;
+	cmd->rec.flags = zmsg_frame_is(&f[1], "binary") ? WSGW_F_BINARY : 0;
+	cmd->rec.payload = cmd->fields;
+	cmd->rec.len = (uint32_t)(4 + il + pl);
+	return 0;
+}
+
 int zmsg_decode(zmq_msg_t *f, int n, uint64_t max_message, struct zmsg_cmd *cmd, const char **why)
 {
 	memset(&cmd->rec, 0, sizeof(cmd->rec));
 	cmd->fields = NULL;
+	if (n >= 1 && zmsg_frame_is(&f[0], "PUBLISH"))
+		return decode_publish(f, n, max_message, cmd, why);
+	if (n >= 1 && zmsg_frame_is(&f[0], "SENDMANY"))
+		return decode_send_many(f, n, max_message, cmd, why);
 	if (n < 2 || frame_u64(&f[1], &cmd->rec.conn)) {
 		*why = "malformed command: want VERB, 8-byte connection id, ...";
 		return -EINVAL;
@@ -245,6 +371,26 @@ int zmsg_decode(zmq_msg_t *f, int n, uint64_t max_message, struct zmsg_cmd *cmd,
 			memcpy(cmd->small + 2, zmq_msg_data(&f[3]), rl);
 		cmd->rec.payload = cmd->small;
 		cmd->rec.len = (uint32_t)(2 + rl);
+		return 0;
+	}
+	int sub = zmsg_frame_is(&f[0], "SUBSCRIBE"), unsub = zmsg_frame_is(&f[0], "UNSUBSCRIBE");
+	if (sub || unsub || zmsg_frame_is(&f[0], "QUERY")) {
+		size_t tl = n == 3 ? zmq_msg_size(&f[2]) : 0;
+		if (tl == 0 || tl > WSGW_TOPIC_MAX) {
+			*why = "malformed SUBSCRIBE, UNSUBSCRIBE or QUERY: want VERB, id, topic (1-255 bytes)";
+			return -EINVAL;
+		}
+		cmd->rec.type = sub ? WSGW_SUBSCRIBE : unsub ? WSGW_UNSUBSCRIBE : WSGW_QUERY;
+		cmd->rec.payload = zmq_msg_data(&f[2]);
+		cmd->rec.len = (uint32_t)tl;
+		return 0;
+	}
+	if (zmsg_frame_is(&f[0], "STAT")) {
+		if (n != 2) {
+			*why = "malformed STAT: want STAT, id";
+			return -EINVAL;
+		}
+		cmd->rec.type = WSGW_STATQ;
 		return 0;
 	}
 	if (zmsg_frame_is(&f[0], "ACCEPT")) {

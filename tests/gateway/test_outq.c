@@ -351,6 +351,45 @@ START_TEST(test_clear_after_partial_write)
 }
 END_TEST
 
+START_TEST(test_trim_keeps_the_frame_under_way)
+{
+	/* Trimming after a partial write keeps the rest of the frame being written, so the
+	 * peer still gets whole frames after it (a close frame); everything behind it goes.
+	 * outq_clear there would cut a frame in half and turn the next one into its payload. */
+	size_t off = 0, at = 0;
+	uint8_t *s = stream_new(1u << 20);
+	struct outq q = { 0 };
+	int sv[2];
+
+	small_socketpair(sv);
+	append(&q, s, &off, 10, 300000);
+	size_t first = off;
+	append(&q, s, &off, 2, 20);
+	struct outq_buf *b = outq_buf_new(100, 7);
+	memcpy(b->data, s + off, 100);
+	ck_assert_int_eq(outq_append_buf(&q, b), 0);
+	outq_buf_unref(b);
+	ck_assert_int_eq(outq_flush(&q, sv[0]), 1);
+	size_t written = first + 22 + 100 - q.bytes;
+	ck_assert_uint_lt(written, first);
+	outq_trim(&q);
+	ck_assert_uint_eq(q.bytes, first - written);
+	while (outq_flush(&q, sv[0]) == 1)
+		drain(sv[1], &at);
+	drain(sv[1], &at);
+	ck_assert_uint_eq(at, first); /* exactly the first frame, whole; nothing after it */
+	ck_assert_uint_eq(q.bytes, 0);
+	/* Nothing partly written: trimming is clearing. */
+	append(&q, s, &off, 2, 20);
+	outq_trim(&q);
+	ck_assert_ptr_null(q.head);
+	ck_assert_uint_eq(q.bytes, 0);
+	close(sv[0]);
+	close(sv[1]);
+	free(s);
+}
+END_TEST
+
 START_TEST(test_enomem_appends_nothing)
 {
 	size_t off = 0, at = 0;
@@ -389,6 +428,7 @@ int main(void)
 	tcase_add_test(tc, test_chunk_cache);
 	tcase_add_test(tc, test_closed_peer);
 	tcase_add_test(tc, test_clear_after_partial_write);
+	tcase_add_test(tc, test_trim_keeps_the_frame_under_way);
 	tcase_add_test(tc, test_enomem_appends_nothing);
 	suite_add_tcase(s, tc);
 	SRunner *sr = srunner_create(s);

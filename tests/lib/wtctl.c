@@ -236,9 +236,10 @@ int wt_zw_main(int argc, char **argv)
 		{ "as-zmq-worker", no_argument, NULL, 'a' },
 		{ "control", required_argument, NULL, 'c' },
 		{ "pool", required_argument, NULL, 'p' },
+		{ "publish", required_argument, NULL, 't' },
 		{ NULL, 0, NULL, 0 },
 	};
-	const char *control = NULL, *pool = NULL;
+	const char *control = NULL, *pool = NULL, *topic = NULL;
 	struct wt_ctl ctl;
 	struct wt_ctl_msg m;
 	int c, hb = 1000;
@@ -249,11 +250,14 @@ int wt_zw_main(int argc, char **argv)
 			control = optarg;
 		else if (c == 'p')
 			pool = optarg;
+		else if (c == 't')
+			topic = optarg;
 		else if (c != 'a')
 			return 2;
 	}
 	if (!control || !pool)
 		return 2;
+	uint64_t published = 0;
 	struct sigaction sa = { .sa_handler = zw_on_term };
 	sigaction(SIGTERM, &sa, NULL);
 	if (wt_ctl_connect(&ctl, control) || wt_ctl_hello(&ctl, pool, "zmq", &m, 5000)) {
@@ -266,7 +270,19 @@ int wt_zw_main(int argc, char **argv)
 	wt_ctl_msg_free(&m);
 	last_sent = wt_now_ms();
 	while (!zw_term) {
-		int rc = wt_ctl_recv(&ctl, &m, 50);
+		/* A publisher: sequence numbers to the topic as fast as ZeroMQ takes them. */
+		for (int k = 0; topic && k < 100 && published < 10000000; k++) {
+			char seq[24];
+			int len = snprintf(seq, sizeof(seq), "%llu", (unsigned long long)published);
+			const char *f[] = { "PUBLISH", topic, "text", seq };
+			size_t l[] = { 7, strlen(topic), 4, (size_t)len };
+			if (zmq_send(ctl.sock, f[0], l[0], ZMQ_SNDMORE | ZMQ_DONTWAIT) < 0)
+				break;
+			for (int i = 1; i < 4; i++)
+				zmq_send(ctl.sock, f[i], l[i], i < 3 ? ZMQ_SNDMORE : 0);
+			published++;
+		}
+		int rc = wt_ctl_recv(&ctl, &m, topic ? 0 : 50);
 
 		if (wt_now_ms() - last_sent >= hb / 2) {
 			const char *f[] = { "HEARTBEAT" };

@@ -1,0 +1,224 @@
+/*
+ * What workers' commands do to client connections (the session layer's struct
+ * pool_conn_ops): a message, a close, an ACCEPT or REJECT, and the fan-out of PUBLISH and
+ * SENDMANY — framed once into a shared buffer every subscriber's queue points at, under
+ * the route's policy for subscribers that fall behind. Also the session layer's creation.
+ */
+#include "gateway/budget.h"
+#include "gateway/conn.h"
+#include "gateway/frame.h"
+#include "gateway/log.h"
+#include "gateway/pool.h"
+#include "gateway/session_int.h"
+#include "gateway/stats.h"
+#include "gateway/topics.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* --- the pools' callbacks: commands from c's worker --- */
+
+static void on_send(void *arg, struct conn *c, unsigned op, const void *p, size_t n)
+{
+	if (c->state == CONN_OPEN)
+		sess__send_frame(arg, c, op, p, n);
+	else
+		log_debug("conn %llu: SEND while closing, dropped", (unsigned long long)c->id);
+}
+
+/* A shared frame for c, under its route's policy for a subscriber past its share. Never
+ * closes c's socket (its subscriptions must stay put while a publish walks them).
+ * Returns 1 when it was queued. */
+static int enqueue_shared(struct sess *s, struct conn *c, struct outq_buf *b)
+{
+	if (c->state != CONN_OPEN)
+		return 0;
+	unsigned policy = c->slow ? c->slow
+				  : s->cfg->outbound_drop ? CFG_SLOW_DROP_NEWEST : CFG_SLOW_CLOSE;
+	/* A ticker's subscriber wants the last value, not a backlog: one per topic. */
+	if (policy == CFG_SLOW_LATEST && b->tag)
+		stats.publish_dropped += outq_drop_unsent(&c->out, b->tag, 0, NULL);
+	size_t cap = s->cfg->max_outbound;
+	int over = c->out.bytes + b->len > cap || (c->out.bytes && !bud_room(BUD_OUTBOUND, 0));
+	if (over && (policy == CFG_SLOW_DROP_OLDEST || policy == CFG_SLOW_LATEST)) {
+		size_t need = c->out.bytes + b->len > cap ? c->out.bytes + b->len - cap : 0;
+		stats.publish_dropped += outq_drop_unsent(&c->out, 0, need, NULL);
+		over = c->out.bytes + b->len > cap || (c->out.bytes && !bud_room(BUD_OUTBOUND, 0));
+	}
+	if (over) {
+		if (policy != CFG_SLOW_CLOSE) {
+			stats.publish_dropped++;
+			return 0;
+		}
+		stats.closed_slow++;
+		log_warn(0, "conn %llu: %zu bytes queued for a slow subscriber, over its share: close 1008",
+			 (unsigned long long)c->id, c->out.bytes);
+		outq_trim(&c->out);
+		sess_close(s, c, WS_CLOSE_POLICY, "too slow");
+		return 0;
+	}
+	if (!c->out.bytes)
+		c->out_since = loop_now(s->u.loop);
+	if (outq_append_buf(&c->out, b)) {
+		log_error(ENOMEM, "conn %llu: queueing a published message", (unsigned long long)c->id);
+		stats.publish_dropped++;
+		return 0;
+	}
+	loop_mark(s->u.loop, c);
+	return 1;
+}
+
+static void count_fanout(unsigned long delivered, size_t n)
+{
+	stats.delivered += delivered;
+	stats.messages_out += delivered;
+	stats.bytes_out += delivered * n;
+}
+
+/* One frame for many connections: framed once, referenced by each queue. */
+static struct outq_buf *frame_shared(unsigned op, const void *p, size_t n, uint64_t tag)
+{
+	uint8_t hdr[WS_FRAME_HDR_MAX];
+	size_t hlen = ws_frame_header(hdr, op, 1, n, NULL);
+	struct outq_buf *b = outq_buf_new(hlen + n, tag);
+	if (!b) {
+		log_error(ENOMEM, "a message of %zu bytes for many connections", n);
+		return NULL;
+	}
+	memcpy(b->data, hdr, hlen);
+	if (n)
+		memcpy(b->data + hlen, p, n);
+	return b;
+}
+
+static void on_publish(void *arg, const void *topic, size_t tlen, unsigned op, const void *p,
+		       size_t n, uint64_t exclude)
+{
+	struct sess *s = arg;
+	stats.published++;
+	struct topic *t = top_find(topic, tlen);
+	if (!t)
+		return;
+	struct outq_buf *b = frame_shared(op, p, n, top_id(t));
+	if (!b) {
+		stats.publish_dropped += top_count(t);
+		return;
+	}
+	/* From the last: a subscriber closed on the way leaves the array by swapping the last
+	 * one into its place, which has been served already. */
+	unsigned long got = 0;
+	for (unsigned i = top_count(t); i-- > 0;) {
+		if (i >= top_count(t))
+			continue;
+		struct conn *c = top_conn(t, i);
+		if (c->id != exclude)
+			got += (unsigned long)enqueue_shared(s, c, b);
+	}
+	count_fanout(got, n);
+	outq_buf_unref(b);
+}
+
+static void on_send_many(void *arg, struct conn *const *conns, size_t count, unsigned op,
+			 const void *p, size_t n)
+{
+	struct sess *s = arg;
+	struct outq_buf *b = frame_shared(op, p, n, 0);
+	if (!b) {
+		stats.publish_dropped += count;
+		return;
+	}
+	unsigned long got = 0;
+	for (size_t i = 0; i < count; i++)
+		got += (unsigned long)enqueue_shared(s, conns[i], b);
+	count_fanout(got, n);
+	outq_buf_unref(b);
+}
+
+static void on_worker_close(void *arg, struct conn *c, unsigned code, const char *reason, size_t n)
+{
+	char why[WS_CONTROL_MAX - 1];
+	if (n >= sizeof(why))
+		n = sizeof(why) - 1;
+	if (n)
+		memcpy(why, reason, n);
+	why[n] = 0;
+	/* The worker may only send what a peer may (RFC 6455 7.4), 1000 when it did not. */
+	if (!ws_close_code_valid(code))
+		code = WS_CLOSE_NORMAL;
+	sess_close(arg, c, code, why);
+}
+
+static void on_accept(void *arg, struct conn *c, const void *fields, size_t n)
+{
+	struct sess *s = arg;
+	if (c->state != CONN_AUTHORIZING)
+		return;
+	if (upg_accept(&s->u, c, fields, n))
+		return;
+	if (c->msg) {
+		/* Frames the client sent right behind its request. */
+		size_t cap, early_len = c->msg_len;
+		uint8_t *rbuf = loop_rbuf(s->u.loop, &cap);
+		memcpy(rbuf, c->msg, early_len);
+		conn_msg_free(c);
+		size_t keep = sess__process_frames(s, c, rbuf, early_len);
+		if (c->state != CONN_DEAD)
+			sess__keep_tail(s, c, rbuf + early_len - keep, keep);
+	}
+	sess__resume(s, c);
+}
+
+static void on_reject(void *arg, struct conn *c, unsigned status, const char *reason, size_t n)
+{
+	struct sess *s = arg;
+	if (c->state == CONN_AUTHORIZING)
+		upg_reject(&s->u, c, status, reason, n);
+}
+
+static void on_expire(void *arg, struct conn *c)
+{
+	sess_close(arg, c, WS_CLOSE_TRY_AGAIN, "no worker available");
+}
+
+static const struct pool_conn_ops pool_ops = {
+	.send = on_send,
+	.close = on_worker_close,
+	.accept = on_accept,
+	.reject = on_reject,
+	.resume = sess__resume,
+	.expire = on_expire,
+	.publish = on_publish,
+	.send_many = on_send_many,
+};
+
+int sess_new(struct loop *l, const struct gw_config *cfg, struct sess **out)
+{
+	struct sess *s = calloc(1, sizeof(*s));
+	if (!s)
+		return -ENOMEM;
+	s->u.loop = l;
+	s->cfg = loop_cfg(l);
+	int rc = pool_new(l, cfg, &pool_ops, s, &s->u.ps);
+	if (rc) {
+		free(s);
+		return rc;
+	}
+	loop_set_conn_ops(l, &sess__loop_ops, s);
+	*out = s;
+	return 0;
+}
+
+void sess_free(struct sess *s)
+{
+	if (!s)
+		return;
+	pool_free(s->u.ps);
+	free(s);
+}
+
+struct pools *sess_pools(struct sess *s)
+{
+	return s->u.ps;
+}
+

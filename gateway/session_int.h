@@ -1,0 +1,31 @@
+/*
+ * What gateway/session.c (the open session) and gateway/delivery.c (what workers' commands
+ * do to connections) share. Nothing else includes this.
+ */
+#ifndef WSGW_SESSION_INT_H
+#define WSGW_SESSION_INT_H
+
+#include "gateway/session.h"
+#include "gateway/upgrade.h"
+
+struct sess {
+	struct upg_env u;             /* the loop and the pools */
+	const struct gw_config *cfg;  /* the loop's: changed in place on reload, never moved */
+	uint32_t dropped_log_at;      /* --outbound-policy drop logs at most once a second */
+};
+
+/* The loop's callbacks for client connections (gateway/session.c). */
+extern const struct loop_conn_ops sess__loop_ops;
+
+/* Queues one unfragmented frame for c under its outbound share. Returns 0, or -1 when c
+ * was closed or is closing for it. */
+int sess__send_frame(struct sess *s, struct conn *c, unsigned op, const uint8_t *p, size_t n);
+/* Parses frames of an open (or closing) c from buf; returns the bytes to keep. */
+size_t sess__process_frames(struct sess *s, struct conn *c, uint8_t *buf, size_t n);
+/* Keeps the unparsed tail of a read for the next one. */
+void sess__keep_tail(struct sess *s, struct conn *c, const uint8_t *tail, size_t n);
+/* Reads c again after a pause (its output drained, or its worker took more). arg: the
+ * struct sess (it is a struct pool_conn_ops callback too). */
+void sess__resume(void *arg, struct conn *c);
+
+#endif

@@ -1,0 +1,206 @@
+#include "gateway/topics.h"
+#include "gateway/conn.h"
+#include "gateway/log.h"
+#include "wsgw/protocol.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <urcu.h>
+#include <urcu/rculfhash.h>
+
+/* A subscription: on its topic's array (at idx) and on its connection's list. */
+struct top_sub {
+	struct conn *c;
+	struct topic *t;
+	uint32_t idx;
+	struct top_sub *next; /* the connection's next subscription */
+};
+
+struct topic {
+	struct cds_lfht_node node;
+	struct rcu_head rcu;
+	uint64_t id;
+	uint32_t n, cap;
+	struct top_sub **subs;
+	uint8_t len;
+	uint8_t name[WSGW_TOPIC_MAX];
+};
+
+static struct cds_lfht *index_;
+static unsigned long n_topics, n_subs;
+static uint64_t next_id = 1;
+
+/* FNV-1a: topics are short; one pass per publish. */
+static unsigned long hash_name(const void *name, size_t n)
+{
+	const uint8_t *p = name;
+	uint64_t h = 0xcbf29ce484222325ull;
+	for (size_t i = 0; i < n; i++)
+		h = (h ^ p[i]) * 0x100000001b3ull;
+	return (unsigned long)(h ^ h >> 31);
+}
+
+struct key {
+	const void *name;
+	size_t n;
+};
+
+static int match(struct cds_lfht_node *node, const void *k)
+{
+	const struct topic *t = caa_container_of(node, struct topic, node);
+	const struct key *key = k;
+	return t->len == key->n && memcmp(t->name, key->name, key->n) == 0;
+}
+
+int top_init(void)
+{
+	index_ = cds_lfht_new(64, 64, 0, CDS_LFHT_AUTO_RESIZE | CDS_LFHT_ACCOUNTING, NULL);
+	return index_ ? 0 : -ENOMEM;
+}
+
+void top_destroy(void)
+{
+	if (!index_)
+		return;
+	rcu_barrier();
+	if (cds_lfht_destroy(index_, NULL))
+		log_warn(0, "cds_lfht_destroy: topics left");
+	index_ = NULL;
+}
+
+struct topic *top_find(const void *name, size_t n)
+{
+	struct key k = { name, n };
+	struct cds_lfht_iter it;
+	cds_lfht_lookup(index_, hash_name(name, n), match, &k, &it);
+	struct cds_lfht_node *node = cds_lfht_iter_get_node(&it);
+	return node ? caa_container_of(node, struct topic, node) : NULL;
+}
+
+uint64_t top_id(const struct topic *t)
+{
+	return t->id;
+}
+
+unsigned top_count(const struct topic *t)
+{
+	return t->n;
+}
+
+struct conn *top_conn(const struct topic *t, unsigned i)
+{
+	return t->subs[i]->c;
+}
+
+unsigned long top_topics(void)
+{
+	return n_topics;
+}
+
+unsigned long top_subscriptions(void)
+{
+	return n_subs;
+}
+
+static void free_topic(struct rcu_head *head)
+{
+	struct topic *t = caa_container_of(head, struct topic, rcu);
+	free(t->subs);
+	free(t);
+}
+
+int top_subscribe(struct conn *c, const void *name, size_t n)
+{
+	if (n == 0 || n > WSGW_TOPIC_MAX)
+		return -EINVAL;
+	for (struct top_sub *s = c->subs; s; s = s->next)
+		if (s->t->len == n && memcmp(s->t->name, name, n) == 0)
+			return 1;
+	rcu_read_lock();
+	struct topic *t = top_find(name, n);
+	struct topic *fresh = NULL;
+	if (!t) {
+		fresh = t = calloc(1, sizeof(*t));
+		if (!t) {
+			rcu_read_unlock();
+			return -ENOMEM;
+		}
+		t->id = next_id++;
+		t->len = (uint8_t)n;
+		memcpy(t->name, name, n);
+		cds_lfht_node_init(&t->node);
+	}
+	struct top_sub *s = malloc(sizeof(*s));
+	if (s && t->n == t->cap) {
+		uint32_t cap = t->cap ? 2 * t->cap : 4;
+		struct top_sub **v = realloc(t->subs, cap * sizeof(*v));
+		if (v) {
+			t->subs = v;
+			t->cap = cap;
+		} else {
+			free(s);
+			s = NULL;
+		}
+	}
+	if (!s) {
+		rcu_read_unlock();
+		if (fresh)
+			free_topic(&fresh->rcu);
+		return -ENOMEM;
+	}
+	if (fresh) {
+		cds_lfht_add(index_, hash_name(name, n), &t->node);
+		n_topics++;
+	}
+	rcu_read_unlock();
+	s->c = c;
+	s->t = t;
+	s->idx = t->n;
+	t->subs[t->n++] = s;
+	s->next = c->subs;
+	c->subs = s;
+	n_subs++;
+	return 0;
+}
+
+/* Removes s from its topic (the last subscriber takes its place) and frees the topic when
+ * it was the last; s itself is the caller's to unlink and free. */
+static void unlink_sub(struct top_sub *s)
+{
+	struct topic *t = s->t;
+	struct top_sub *last = t->subs[--t->n];
+	t->subs[s->idx] = last;
+	last->idx = s->idx;
+	n_subs--;
+	if (t->n)
+		return;
+	rcu_read_lock();
+	cds_lfht_del(index_, &t->node);
+	rcu_read_unlock();
+	n_topics--;
+	call_rcu(&t->rcu, free_topic);
+}
+
+int top_unsubscribe(struct conn *c, const void *name, size_t n)
+{
+	for (struct top_sub **pp = &c->subs, *s; (s = *pp); pp = &s->next) {
+		if (s->t->len != n || memcmp(s->t->name, name, n) != 0)
+			continue;
+		*pp = s->next;
+		unlink_sub(s);
+		free(s);
+		return 0;
+	}
+	return -ENOENT;
+}
+
+void top_drop_conn(struct conn *c)
+{
+	struct top_sub *s;
+	while ((s = c->subs)) {
+		c->subs = s->next;
+		unlink_sub(s);
+		free(s);
+	}
+}
