@@ -4,7 +4,8 @@
 #   make check           build and run every test (T=NAME: only the tests whose path has NAME)
 #   make check SANITIZE=1  the same under ASan+UBSan (objects in build/san/)
 #   make check-tsan      the concurrent tests under ThreadSanitizer (build/tsan/)
-#   make run             the gateway on 127.0.0.1:8080 with an echo worker (WORKERS=N, WORKER=c|python|node)
+#   make run             the gateway on 127.0.0.1:8080 with an echo worker (WORKERS=N,
+#                        WORKER=c|broadcast|python|node), the chat on /chat, the demo page
 #   make bench-ring      shared-memory ring benchmark
 #   make install         programs, libwsgw, headers, wsgw.pc, man pages, config, units, Python
 #                        package into $(DESTDIR)$(prefix) (prefix=/usr/local)
@@ -228,12 +229,13 @@ check-tsan:
 	    $$t || exit 1; \
 	done
 
-# The gateway on $(LISTEN) with $(WORKERS) echo workers in $(WORKER) (c, python, node).
+# The gateway on $(LISTEN) with $(WORKERS) echo workers in $(WORKER) (c, python, node;
+# broadcast: wsgw-broadcast), a chat worker on /chat and the demo page (demo/, --static).
 # workers/run-demo installs what a Python or Node worker needs, and stops when a worker
 # does not attach.
 WORKERS ?= 1
 WORKER  ?= c
-run: $(BUILD)/wsgw $(BUILD)/wsgw-echo
+run: $(BUILD)/wsgw $(BUILD)/wsgw-echo $(BUILD)/wsgw-broadcast $(BUILD)/wsgw-chat
 	BUILD=$(BUILD) LISTEN=$(LISTEN) WORKERS=$(WORKERS) WORKER=$(WORKER) workers/run-demo
 
 bench-ring: $(BUILD)/bench-ring
