@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "tests/lib/wstest.h"
@@ -174,6 +175,55 @@ END_TEST
 START_TEST(broadcast_sends)
 {
 	broadcast_test("--sends", 1);
+}
+END_TEST
+
+/* wsgw-bench --mode fanout through wsgw-broadcast: every delivery checked, nothing lost;
+ * and against an echo (no fan-out) it must fail, or it checks nothing. */
+static int bench_fanout(struct wt_env *e, const char *path, char *json, size_t cap)
+{
+	const char *build = getenv("WSGW_BUILD");
+	char prog[512], target[64], log[256];
+	snprintf(prog, sizeof(prog), "%s/wsgw-bench", build && *build ? build : "build");
+	snprintf(target, sizeof(target), "127.0.0.1:%d%s", e->gw.port, path);
+	snprintf(log, sizeof(log), "%s/bench.out", e->dir);
+	const char *argv[] = { prog, "--target", target, "--mode", "fanout", "-c", "51", "-k", "4",
+			       "-s", "64", "-d", "1", "-q", "--connect-timeout", "2", NULL };
+	struct wt_proc p;
+	ck_assert_int_eq(wt_proc_spawn(&p, argv, log), 0);
+	ck_assert_int_eq(wt_proc_reap(&p, 30000), 0);
+	FILE *f = fopen(log, "re");
+	ck_assert_ptr_nonnull(f);
+	json[0] = 0;
+	char line[4096];
+	while (fgets(line, sizeof(line), f))
+		if (line[0] == '{')
+			snprintf(json, cap, "%s", line);
+	fclose(f);
+	return WIFEXITED(p.status) ? WEXITSTATUS(p.status) : -1;
+}
+
+START_TEST(bench_fanout_checks_every_delivery)
+{
+	struct wt_env e;
+	struct wt_proc w;
+	char json[4096];
+	wt_env_init(&e);
+	WT_ENV_GW_START(&e, "--route", "/echo=echo", "--route", "/=bc", NULL);
+	start_worker(&e, &w, "wsgw-broadcast", "bc", NULL, "bc");
+	int rc = bench_fanout(&e, "/", json, sizeof(json));
+	ck_assert_msg(rc == 0, "wsgw-bench exited %d: %s", rc, json);
+	ck_assert_msg(strstr(json, "\"ok\":true") && strstr(json, "\"mismatches\":0,") &&
+		      strstr(json, "\"stranded\":0,") && strstr(json, "\"ready\":51,"), "%s", json);
+	long d = atol(strstr(json, "\"deliveries\":") + 13);
+	ck_assert_msg(d > 51 * 100, "only %ld deliveries: %s", d, json);
+	printf("wsgw-bench fanout through wsgw-broadcast: %ld deliveries checked\n", d);
+	/* An echo delivers to the sender only: the others never get a probe. */
+	rc = bench_fanout(&e, "/echo", json, sizeof(json));
+	ck_assert_msg(rc == 1 && strstr(json, "\"ok\":false") && strstr(json, "\"ready\":1,"),
+		      "against an echo: exit %d, %s", rc, json);
+	ck_assert_int_eq(wt_proc_stop(&w, 5000), 0);
+	wt_env_done(&e);
 }
 END_TEST
 
@@ -373,6 +423,7 @@ int main(void)
 	tcase_add_test(tc, broadcast_publish_two_workers);
 	tcase_add_test(tc, broadcast_sendmany);
 	tcase_add_test(tc, broadcast_sends);
+	tcase_add_test(tc, bench_fanout_checks_every_delivery);
 	tcase_add_test(tc, chat_rooms);
 	tcase_add_test(tc, chat_bad_input);
 	tcase_add_test(tc, chat_worker_replaced);
