@@ -328,6 +328,8 @@ START_TEST(chat_rooms)
 	wt_close(&b1);
 	EXPECT_JSON(&a1, "{\"type\":\"left\",\"room\":\"a\",\"name\":\"cy2\",\"time\":T}");
 	EXPECT_JSON(&a1, "{\"type\":\"count\",\"room\":\"a\",\"members\":1}");
+	wt_close(&a1);
+	wt_close(&a2);
 	wt_close_all();
 	ck_assert_int_eq(wt_proc_stop(&w1, 5000), 0);
 	ck_assert_int_eq(wt_proc_stop(&w2, 5000), 0);
@@ -368,6 +370,7 @@ START_TEST(chat_bad_input)
 	/* Still served. */
 	say(&a, "{\"type\":\"count\",\"room\":\"r\"}");
 	EXPECT_JSON(&a, "{\"type\":\"count\",\"room\":\"r\",\"members\":0}");
+	wt_close(&a);
 	wt_close_all();
 	ck_assert_int_eq(wt_proc_stop(&w, 5000), 0);
 	wt_env_done(&e);
@@ -408,6 +411,8 @@ START_TEST(chat_worker_replaced)
 	say(&b, "{\"type\":\"count\",\"room\":\"r\"}");
 	EXPECT_JSON(&b, "{\"type\":\"count\",\"room\":\"r\",\"members\":2}");
 	expect_quiet(&a, "a (a rejoin makes no notice)");
+	wt_close(&a);
+	wt_close(&b);
 	wt_close_all();
 	ck_assert_int_eq(wt_proc_stop(&w2, 5000), 0);
 	wt_env_done(&e);
