@@ -220,6 +220,23 @@ void pool_command(struct pools *ps, struct worker *w, const struct shm_rec *r)
 	}
 }
 
+int pool_ack(struct pools *ps, struct worker *w, uint64_t n, const char **why)
+{
+	(void)ps;
+	/* Only frees what the worker had: the held records go in at the batch's end. */
+	switch (wk_ack(w, n)) {
+	case 0:
+		w->stall_since = 0; /* it acknowledges: whatever waits, it is not stuck */
+		return 0;
+	case -ERANGE:
+		*why = "ACK of more records than were sent";
+		return -EINVAL;
+	default:
+		*why = "ACK is for zmq workers";
+		return -EINVAL;
+	}
+}
+
 struct cmd_ctx {
 	struct pools *ps;
 	struct worker *w;

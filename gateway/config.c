@@ -27,6 +27,10 @@ static void usage(FILE *f)
 		"  --max-header BYTES        largest upgrade request (default 8192; beyond: 431)\n"
 		"  --max-outbound BYTES      bytes queued per client (default 16 MiB or 2x max-message)\n"
 		"  --outbound-policy POLICY  past --max-outbound: close (1008, default) or drop the message\n"
+		"  --deflate-window BITS     permessage-deflate's window, 9..15 (default 10)\n"
+		"  --deflate-level N         zlib compression level 1..9 (default 6)\n"
+		"  --deflate-mem-level N     zlib memLevel 1..9 (default 4)\n"
+		"  --deflate-min-size BYTES  shorter messages are sent uncompressed (default 64)\n"
 		"  --memory-budget BYTES     bytes held for all peers together: messages being assembled,\n"
 		"                            queued output, records held for workers (default: a quarter\n"
 		"                            of the machine's memory; 0: none)\n"
@@ -44,6 +48,10 @@ static void usage(FILE *f)
 		"  --static-max BYTES        the largest file --static serves (default 1048576; beyond: 403)\n"
 		"workers:\n"
 		"  --route PREFIX=POOL,authorize  the pool's worker must ACCEPT each client first\n"
+		"  --route PREFIX=POOL,protocols=A|B[!]  subprotocols the route speaks, preferred first;\n"
+		"                            the first a client offers is answered (! : 400 if none)\n"
+		"  --route PREFIX=POOL,deflate=on|off|takeover  permessage-deflate (default on, without\n"
+		"                            context takeover; takeover: keep context both ways)\n"
 		"  --route PREFIX=POOL,slow=POLICY  a subscriber past its outbound share, for published\n"
 		"                            messages: close, drop-newest, drop-oldest or latest (default:\n"
 		"                            as --outbound-policy)\n"
@@ -54,6 +62,8 @@ static void usage(FILE *f)
 		"  --authorize-timeout SEC   wait for ACCEPT/REJECT, then 503 (default 5)\n"
 		"  --orphan-timeout SEC      connections whose pool has no worker wait, then close 1013 (default 30)\n"
 		"  --ring-size BYTES         each shared-memory ring, a power of two (default: 4 MiB, or 4x the largest record)\n"
+		"  --zmq-window N            records a zmq worker may leave unacknowledged (default 1024)\n"
+		"  --zmq-window-bytes BYTES  and their bytes (default 4194304)\n"
 		"  --socket-mode MODE        control and attach sockets' permissions, octal (default 0600)\n"
 		"  --group NAME              group of the runtime dir and the sockets (with --socket-mode\n"
 		"                            0660, its members may attach)\n"
@@ -125,12 +135,38 @@ static int parse_route(const char *s, struct cfg_route *r)
 	size_t plen = (size_t)(eq - s), nlen = strcspn(eq + 1, ",");
 	r->authorize = 0;
 	r->slow = CFG_SLOW_DEFAULT;
+	r->deflate = CFG_DEFLATE_ON;
+	r->need_protocol = 0;
+	r->protocols[0] = 0;
 	/* Options after the pool, each once: ",authorize", ",slow=POLICY". */
 	for (const char *o = eq + 1 + nlen; *o == ','; ) {
 		o++;
 		size_t ol = strcspn(o, ",");
 		if (ol == 9 && strncmp(o, "authorize", 9) == 0 && !r->authorize) {
 			r->authorize = 1;
+		} else if (ol > 8 && strncmp(o, "deflate=", 8) == 0) {
+			const char *v = o + 8;
+			size_t vl = ol - 8;
+			r->deflate = vl == 2 && !strncmp(v, "on", 2)	     ? CFG_DEFLATE_ON
+				     : vl == 3 && !strncmp(v, "off", 3)	     ? CFG_DEFLATE_OFF
+				     : vl == 8 && !strncmp(v, "takeover", 8) ? CFG_DEFLATE_TAKEOVER
+									     : 0xff;
+			if (r->deflate == 0xff)
+				return -EINVAL;
+		} else if (ol > 10 && strncmp(o, "protocols=", 10) == 0 && !r->protocols[0]) {
+			size_t vl = ol - 10;
+			if (o[10 + vl - 1] == '!')
+				r->need_protocol = 1, vl--;
+			if (!vl || vl >= sizeof(r->protocols))
+				return -EINVAL;
+			memcpy(r->protocols, o + 10, vl);
+			r->protocols[vl] = 0;
+			/* Tokens (RFC 7230) separated by '|'. */
+			for (size_t i = 0; i < vl; i++)
+				if (!strchr("!#$%&'*+-.^_`~|", r->protocols[i]) && !isalnum((unsigned char)r->protocols[i]))
+					return -EINVAL;
+			if (r->protocols[0] == '|' || r->protocols[vl - 1] == '|' || strstr(r->protocols, "||"))
+				return -EINVAL;
 		} else if (ol > 5 && strncmp(o, "slow=", 5) == 0 && r->slow == CFG_SLOW_DEFAULT) {
 			for (int i = CFG_SLOW_CLOSE; i <= CFG_SLOW_LATEST; i++)
 				if (strlen(slow[i]) == ol - 5 && strncmp(o + 5, slow[i], ol - 5) == 0)
@@ -201,12 +237,13 @@ int cfg_route_match(const struct gw_config *cfg, const char *path, size_t n)
 
 enum {
 	OPT_LISTEN = 256, OPT_ROUTE, OPT_MAX_MESSAGE, OPT_MAX_HEADER, OPT_MAX_OUTBOUND,
-	OPT_MEMORY_BUDGET, OPT_WORKER_MEMORY,
+	OPT_MEMORY_BUDGET, OPT_WORKER_MEMORY, OPT_DEFLATE_WINDOW, OPT_DEFLATE_LEVEL,
+	OPT_DEFLATE_MEM, OPT_DEFLATE_MIN,
 	OPT_MAX_CONNS, OPT_HS_TIMEOUT, OPT_IDLE_TIMEOUT, OPT_CLOSE_TIMEOUT, OPT_LOG_LEVEL,
 	OPT_HELP, OPT_VERSION, OPT_CONTROL, OPT_RUNTIME_DIR, OPT_HEARTBEAT, OPT_AUTH_TIMEOUT,
 	OPT_ORPHAN_TIMEOUT, OPT_RING_SIZE, OPT_FORWARD, OPT_CURVE_SECRET,
 	OPT_CURVE_CLIENTS, OPT_OUTBOUND_POLICY, OPT_ADMIN, OPT_CONFIG, OPT_SOCKET_MODE, OPT_GROUP,
-	OPT_STATIC, OPT_STATIC_MAX,
+	OPT_ZMQ_WINDOW, OPT_ZMQ_WINDOW_BYTES, OPT_STATIC, OPT_STATIC_MAX,
 };
 
 static const struct option long_opts[] = {
@@ -216,6 +253,10 @@ static const struct option long_opts[] = {
 	{ "max-header", required_argument, NULL, OPT_MAX_HEADER },
 	{ "max-outbound", required_argument, NULL, OPT_MAX_OUTBOUND },
 	{ "memory-budget", required_argument, NULL, OPT_MEMORY_BUDGET },
+	{ "deflate-window", required_argument, NULL, OPT_DEFLATE_WINDOW },
+	{ "deflate-level", required_argument, NULL, OPT_DEFLATE_LEVEL },
+	{ "deflate-mem-level", required_argument, NULL, OPT_DEFLATE_MEM },
+	{ "deflate-min-size", required_argument, NULL, OPT_DEFLATE_MIN },
 	{ "worker-memory", required_argument, NULL, OPT_WORKER_MEMORY },
 	{ "outbound-policy", required_argument, NULL, OPT_OUTBOUND_POLICY },
 	{ "max-conns", required_argument, NULL, OPT_MAX_CONNS },
@@ -233,6 +274,8 @@ static const struct option long_opts[] = {
 	{ "authorize-timeout", required_argument, NULL, OPT_AUTH_TIMEOUT },
 	{ "orphan-timeout", required_argument, NULL, OPT_ORPHAN_TIMEOUT },
 	{ "ring-size", required_argument, NULL, OPT_RING_SIZE },
+	{ "zmq-window", required_argument, NULL, OPT_ZMQ_WINDOW },
+	{ "zmq-window-bytes", required_argument, NULL, OPT_ZMQ_WINDOW_BYTES },
 	{ "socket-mode", required_argument, NULL, OPT_SOCKET_MODE },
 	{ "group", required_argument, NULL, OPT_GROUP },
 	{ "forward-header", required_argument, NULL, OPT_FORWARD },
@@ -268,9 +311,12 @@ static int parse_args(struct gw_config *cfg, int argc, char **argv)
 	cfg->authorize_ms = 5000;
 	cfg->orphan_ms = 30000;
 	cfg->socket_mode = 0600;
+	cfg->zmq_window = 1024;
+	cfg->zmq_window_bytes = 4u << 20;
 	cfg->gid = (gid_t)-1;
 	int have_outbound = 0, have_forward = 0, have_budget = 0;
 	cfg->worker_memory = 64u << 20;
+	pmd_cfg_default(&cfg->deflate);
 	cfg->static_max = 1u << 20;
 
 	optind = 0; /* 0, not 1: glibc then resets all its state, needed for a reload */
@@ -339,6 +385,26 @@ static int parse_args(struct gw_config *cfg, int argc, char **argv)
 				cfg->memory_budget = v, have_budget = 1;
 			what = "--memory-budget wants 0 (none) or 1048576..2^50 bytes";
 			break;
+		case OPT_DEFLATE_WINDOW:
+			if ((rc = parse_u64(optarg, 9, 15, &v)) == 0)
+				cfg->deflate.server_bits = cfg->deflate.client_bits = (uint8_t)v;
+			what = "--deflate-window wants 9..15";
+			break;
+		case OPT_DEFLATE_LEVEL:
+			if ((rc = parse_u64(optarg, 1, 9, &v)) == 0)
+				cfg->deflate.level = (uint8_t)v;
+			what = "--deflate-level wants 1..9";
+			break;
+		case OPT_DEFLATE_MEM:
+			if ((rc = parse_u64(optarg, 1, 9, &v)) == 0)
+				cfg->deflate.mem_level = (uint8_t)v;
+			what = "--deflate-mem-level wants 1..9";
+			break;
+		case OPT_DEFLATE_MIN:
+			if ((rc = parse_u64(optarg, 0, 65535, &v)) == 0)
+				cfg->deflate.min_size = (uint16_t)v;
+			what = "--deflate-min-size wants 0..65535";
+			break;
 		case OPT_WORKER_MEMORY:
 			if ((rc = parse_u64(optarg, 1 << 16, (uint64_t)1 << 40, &v)) == 0)
 				cfg->worker_memory = v;
@@ -402,6 +468,15 @@ static int parse_args(struct gw_config *cfg, int argc, char **argv)
 			if (!rc && (cfg->ring_bytes & (cfg->ring_bytes - 1)))
 				rc = -EINVAL;
 			what = "--ring-size wants a power of two, 4096..1073741824";
+			break;
+		case OPT_ZMQ_WINDOW:
+			if ((rc = parse_u64(optarg, 1, 1u << 20, &v)) == 0)
+				cfg->zmq_window = (unsigned)v;
+			what = "--zmq-window wants 1..1048576 records";
+			break;
+		case OPT_ZMQ_WINDOW_BYTES:
+			rc = parse_u64(optarg, 4096, (uint64_t)1 << 30, &cfg->zmq_window_bytes);
+			what = "--zmq-window-bytes wants 4096..1073741824";
 			break;
 		case OPT_SOCKET_MODE: {
 			char *end;

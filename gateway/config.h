@@ -7,6 +7,8 @@
 #include <sys/socket.h>
 #include <sys/types.h>
 
+#include "gateway/deflate.h"
+
 #define CFG_MAX_LISTEN 16
 #define CFG_MAX_ROUTES 64
 #define CFG_NAME_MAX 64
@@ -21,11 +23,16 @@ enum cfg_slow {
 	CFG_SLOW_LATEST,      /* only the newest unsent message of each topic is kept */
 };
 
+enum cfg_deflate { CFG_DEFLATE_ON, CFG_DEFLATE_OFF, CFG_DEFLATE_TAKEOVER };
+
 struct cfg_route {
 	char prefix[256];
 	char pool[CFG_NAME_MAX];
-	int authorize; /* "/x=pool,authorize": the pool's worker ACCEPTs or REJECTs first */
-	uint8_t slow;  /* ",slow=POLICY": enum cfg_slow */
+	int authorize;        /* "/x=pool,authorize": the pool's worker ACCEPTs or REJECTs first */
+	uint8_t slow;         /* ",slow=POLICY": enum cfg_slow */
+	uint8_t deflate;      /* ",deflate=on|off|takeover": enum cfg_deflate */
+	uint8_t need_protocol; /* ",protocols=...!": a client offering none of them gets 400 */
+	char protocols[128];  /* ",protocols=a|b": the subprotocols it speaks, preferred first */
 };
 
 struct cfg_listen {
@@ -47,6 +54,7 @@ struct gw_config {
 	size_t max_outbound;      /* queued bytes per connection; beyond: the policy */
 	int outbound_drop;        /* policy past max_outbound: 0 close 1008, 1 drop the message */
 	uint64_t memory_budget;   /* bytes held for peers in all (gateway/budget.h); 0: none */
+	struct pmd_cfg deflate;   /* permessage-deflate's settings; routes turn it off or on */
 	uint64_t worker_memory;   /* records held for one worker; beyond: it is dropped */
 	unsigned max_conns;       /* 0: as many as file descriptors allow */
 	unsigned handshake_ms;    /* the whole request must arrive within this */
@@ -60,6 +68,8 @@ struct gw_config {
 	unsigned authorize_ms;    /* wait this long for ACCEPT/REJECT, then 503 */
 	unsigned orphan_ms;       /* connections with no worker left wait this long, then 1013 */
 	uint64_t ring_bytes;      /* each ring of a worker's segment; a power of two */
+	unsigned zmq_window;      /* records a zmq worker may leave unacknowledged */
+	uint64_t zmq_window_bytes; /* and their bytes (one record always fits an empty window) */
 	unsigned socket_mode;     /* permissions of the control (ipc://) and attach sockets */
 	char group[CFG_NAME_MAX]; /* --group: owner group of the runtime dir and the sockets */
 	gid_t gid;                /* its id; (gid_t)-1 without --group */

@@ -11,11 +11,13 @@
 #include <urcu.h>
 #include <urcu/rculfhash.h>
 
+#include "gateway/deflate.h"
 #include "gateway/frame.h"
 #include "gateway/outq.h"
 
 struct ws_hs;
 struct top_sub;
+struct pmd_stream;
 
 enum conn_state {
 	CONN_HANDSHAKE,  /* reading the HTTP upgrade request */
@@ -63,6 +65,8 @@ struct conn {
 	struct outq out;
 	uint32_t out_since;  /* loop ms clock: when out last went from empty to not */
 	uint8_t slow;        /* enum cfg_slow of its route, for published messages */
+	struct pmd_params pmd; /* permessage-deflate as agreed (pmd.on 0: none) */
+	struct pmd_stream *pmd_s; /* its own zlib streams, with context takeover only */
 	struct top_sub *subs; /* gateway/topics.c: its subscriptions */
 	struct conn *flush_next;
 	struct cds_lfht_node node;

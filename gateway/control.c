@@ -224,6 +224,18 @@ static void on_command(struct ctl *k, struct ctl_peer *p, struct worker *w, zmq_
 	zmsg_cmd_free(&cmd);
 }
 
+/* ACK, N: the worker finished with the first N counted records (docs/PROTOCOL.md). */
+static void on_ack(struct ctl *k, struct ctl_peer *p, struct worker *w, zmq_msg_t *f, int n)
+{
+	uint64_t count;
+	const char *why = NULL;
+	if (!p->zmq)
+		why = "ACK is for zmq workers";
+	else if (zmsg_decode_ack(f, n, &count, &why) == 0 && pool_ack(k->ps, w, count, &why) == 0)
+		return;
+	refuse(k, p, why);
+}
+
 static void on_message(struct ctl *k, zmq_msg_t *f, int n)
 {
 	const uint8_t *ident = zmq_msg_data(&f[0]);
@@ -249,6 +261,10 @@ static void on_message(struct ctl *k, zmq_msg_t *f, int n)
 		return;
 	if (zmsg_frame_is(&body[0], "BYE")) {
 		drop_peer(k, p, "said BYE");
+		return;
+	}
+	if (zmsg_frame_is(&body[0], "ACK")) {
+		on_ack(k, p, w, body, nb);
 		return;
 	}
 	on_command(k, p, w, body, nb);
@@ -383,6 +399,11 @@ int ctl_new(struct loop *l, const struct gw_config *cfg, struct pools *ps, struc
 	 * command may carry is disconnected then, not after the memory was spent. */
 	int64_t maxmsg = (int64_t)cfg->max_message + ZMSG_ACCEPT_BYTES + 1024;
 	zmq_setsockopt(k->sock, ZMQ_MAXMSGSIZE, &maxmsg, sizeof(maxmsg));
+	/* A zmq worker's window (--zmq-window) is what should stop records, before ZeroMQ's
+	 * default of 1000 does: room for a full window plus the ERRORs and heartbeats that
+	 * are not counted in it. */
+	int hwm = (int)cfg->zmq_window + 1000;
+	zmq_setsockopt(k->sock, ZMQ_SNDHWM, &hwm, sizeof(hwm));
 	if (cfg->curve_secret[0]) {
 		rc = curve_new(l, cfg, k->ctx, k->sock, &k->curve);
 		if (rc)

@@ -70,18 +70,14 @@ static int enqueue_shared(struct sess *s, struct conn *c, struct outq_buf *b)
 	return 1;
 }
 
-static void count_fanout(unsigned long delivered, size_t n)
-{
-	stats.delivered += delivered;
-	stats.messages_out += delivered;
-	stats.bytes_out += delivered * n;
-}
 
 /* One frame for many connections: framed once, referenced by each queue. */
-static struct outq_buf *frame_shared(unsigned op, const void *p, size_t n, uint64_t tag)
+static struct outq_buf *frame_shared(unsigned op, int rsv1, const void *p, size_t n, uint64_t tag)
 {
 	uint8_t hdr[WS_FRAME_HDR_MAX];
 	size_t hlen = ws_frame_header(hdr, op, 1, n, NULL);
+	if (rsv1)
+		hdr[0] |= 0x40;
 	struct outq_buf *b = outq_buf_new(hlen + n, tag);
 	if (!b) {
 		log_error(ENOMEM, "a message of %zu bytes for many connections", n);
@@ -93,47 +89,103 @@ static struct outq_buf *frame_shared(unsigned op, const void *p, size_t n, uint6
 	return b;
 }
 
+/* A message for many: the plain frame, and compressed frames made once per window size
+ * among the subscribers that agreed to permessage-deflate without context takeover. One
+ * that keeps context gets its own compression (sess__send_frame). */
+#define FAN_VARIANTS 2
+struct fan {
+	struct sess *s;
+	unsigned op;
+	const void *p;
+	size_t n;
+	uint64_t tag;
+	struct outq_buf *plain;
+	struct outq_buf *z[FAN_VARIANTS];
+	uint8_t zbits[FAN_VARIANTS];
+	int failed;
+	unsigned long got;
+};
+
+static struct outq_buf *fan_frame(struct fan *f, const struct conn *c)
+{
+	const struct pmd_cfg *dc = &f->s->cfg->deflate;
+	if (c->pmd.on && f->n >= dc->min_size) {
+		for (int i = 0; i < FAN_VARIANTS; i++) {
+			if (f->z[i] && f->zbits[i] == c->pmd.server_bits)
+				return f->z[i];
+			if (!f->z[i]) {
+				const uint8_t *z;
+				size_t zn;
+				struct pmd_stream *none = NULL;
+				if (pmd_deflate(&c->pmd, dc, &none, f->p, f->n, &z, &zn) || zn >= f->n)
+					break; /* not worth it: everyone gets the plain frame */
+				f->z[i] = frame_shared(f->op, 1, z, zn, f->tag);
+				f->zbits[i] = c->pmd.server_bits;
+				if (f->z[i])
+					return f->z[i];
+				break;
+			}
+		}
+	}
+	if (!f->plain && !f->failed && !(f->plain = frame_shared(f->op, 0, f->p, f->n, f->tag)))
+		f->failed = 1;
+	return f->plain;
+}
+
+static void fan_one(struct fan *f, struct conn *c)
+{
+	if (c->pmd.on && (c->pmd.takeover & 2)) {
+		if (c->state == CONN_OPEN && sess__send_frame(f->s, c, f->op, f->p, f->n) == 0)
+			f->got++;
+		return;
+	}
+	struct outq_buf *b = fan_frame(f, c);
+	if (!b) {
+		stats.publish_dropped++;
+		return;
+	}
+	f->got += (unsigned long)enqueue_shared(f->s, c, b);
+}
+
+static void fan_done(struct fan *f)
+{
+	stats.delivered += f->got;
+	stats.messages_out += f->got;
+	stats.bytes_out += f->got * f->n;
+	if (f->plain)
+		outq_buf_unref(f->plain);
+	for (int i = 0; i < FAN_VARIANTS; i++)
+		if (f->z[i])
+			outq_buf_unref(f->z[i]);
+}
+
 static void on_publish(void *arg, const void *topic, size_t tlen, unsigned op, const void *p,
 		       size_t n, uint64_t exclude)
 {
-	struct sess *s = arg;
 	stats.published++;
 	struct topic *t = top_find(topic, tlen);
 	if (!t)
 		return;
-	struct outq_buf *b = frame_shared(op, p, n, top_id(t));
-	if (!b) {
-		stats.publish_dropped += top_count(t);
-		return;
-	}
+	struct fan f = { .s = arg, .op = op, .p = p, .n = n, .tag = top_id(t) };
 	/* From the last: a subscriber closed on the way leaves the array by swapping the last
 	 * one into its place, which has been served already. */
-	unsigned long got = 0;
 	for (unsigned i = top_count(t); i-- > 0;) {
 		if (i >= top_count(t))
 			continue;
 		struct conn *c = top_conn(t, i);
 		if (c->id != exclude)
-			got += (unsigned long)enqueue_shared(s, c, b);
+			fan_one(&f, c);
 	}
-	count_fanout(got, n);
-	outq_buf_unref(b);
+	fan_done(&f);
 }
 
 static void on_send_many(void *arg, struct conn *const *conns, size_t count, unsigned op,
 			 const void *p, size_t n)
 {
-	struct sess *s = arg;
-	struct outq_buf *b = frame_shared(op, p, n, 0);
-	if (!b) {
-		stats.publish_dropped += count;
-		return;
-	}
-	unsigned long got = 0;
+	struct fan f = { .s = arg, .op = op, .p = p, .n = n };
 	for (size_t i = 0; i < count; i++)
-		got += (unsigned long)enqueue_shared(s, conns[i], b);
-	count_fanout(got, n);
-	outq_buf_unref(b);
+		fan_one(&f, conns[i]);
+	fan_done(&f);
 }
 
 static void on_worker_close(void *arg, struct conn *c, unsigned code, const char *reason, size_t n)

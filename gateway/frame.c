@@ -145,7 +145,9 @@ static inline int rx_piece(struct ws_rx *rx, uint8_t *p, size_t take,
 	rx->phase = (uint8_t)((rx->phase + take) & 3);
 	rx->remaining -= take;
 	last = rx->remaining == 0 && rx->frame_fin;
-	if (op == WS_OP_TEXT) {
+	if (rx->compressed) {
+		op |= WS_OP_COMPRESSED;
+	} else if (op == WS_OP_TEXT) {
 		/* Validated before delivery: a worker never sees a byte of a bad message. */
 		rx->utf8 = utf8_validate(rx->utf8, p, take);
 		if (rx->utf8 == UTF8_REJECT || (last && rx->utf8 != UTF8_ACCEPT))
@@ -178,7 +180,10 @@ ssize_t ws_rx_feed(struct ws_rx *rx, uint8_t *buf, size_t n, uint64_t max_msg,
 			 * Each rule is checked as soon as the bytes that prove it are
 			 * here, so garbage is refused without waiting for more input.
 			 */
-			if (h[0] & RSV_BITS)
+			/* RSV1 marks a compressed message (RFC 7692 6.1): on its first frame only,
+			 * never on a control frame or a continuation. */
+			if ((h[0] & RSV_BITS) &&
+			    ((h[0] & RSV_BITS) != 0x40 || !rx->rsv1_ok || !(op == WS_OP_TEXT || op == WS_OP_BINARY)))
 				return -WS_CLOSE_PROTOCOL;
 			if (op & 0x8) {
 				if (op > WS_OP_PONG || !(h[0] & FIN_BIT))
@@ -229,6 +234,7 @@ ssize_t ws_rx_feed(struct ws_rx *rx, uint8_t *buf, size_t n, uint64_t max_msg,
 				rx->msg_op = (uint8_t)op;
 				rx->utf8 = UTF8_ACCEPT;
 				rx->started = 0;
+				rx->compressed = (h[0] & 0x40) != 0;
 			}
 			rx->msg_len = have + len;
 			rx->remaining = len;

@@ -58,7 +58,14 @@ struct ws_rx {
 	uint8_t msg_op;		/* 0: no message in progress; else WS_OP_TEXT or WS_OP_BINARY */
 	uint8_t in_frame;	/* 1 while inside a data frame's payload */
 	uint8_t started;	/* 1 once the current message's first piece went to ops->data */
+	uint8_t rsv1_ok;	/* set by the caller: permessage-deflate was agreed (RFC 7692) */
+	uint8_t compressed;	/* the current message came with RSV1 */
 };
+
+/* Or'ed into ops->data's op for a message that came with RSV1 (permessage-deflate): its
+ * pieces are the compressed bytes, not checked as UTF-8 (the caller checks them once
+ * inflated). */
+#define WS_OP_COMPRESSED 0x40
 
 struct ws_rx_ops {
 	/*
@@ -103,7 +110,8 @@ struct ws_rx_ops {
  * them are present (RSV, opcode and fragmentation at the first byte, masking,
  * control length and a 1-byte close body at the second), a control frame's
  * body once it is complete; no callback runs for an offending frame:
- *  -WS_CLOSE_PROTOCOL: unmasked frame, RSV bits (no extension is supported),
+ *  -WS_CLOSE_PROTOCOL: unmasked frame, RSV bits (but RSV1 on the first frame of a data
+ *     message when rx->rsv1_ok),
  *     reserved opcode, control frame > 125 bytes or without FIN, CONT without
  *     a message, TEXT/BINARY inside a fragmented message, 64-bit length with
  *     the top bit set, non-minimal length encoding, close frame with a 1-byte

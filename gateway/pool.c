@@ -248,7 +248,8 @@ struct worker *pool_attach(struct pools *ps, const char *name, pid_t pid,
 	out->id = w->id;
 	int rc;
 	if (link->zmq) {
-		rc = tr_zmq_new(link->sock, link->ident, link->ilen, link->sent, &w->tr);
+		struct tr_zmq_window win = { ps->cfg->zmq_window, ps->cfg->zmq_window_bytes };
+		rc = tr_zmq_new(link->sock, link->ident, link->ilen, link->sent, &win, &w->tr);
 	} else {
 		struct tr_shm_opts o = { .worker_id = w->id, .ring_bytes = ps->cfg->ring_bytes,
 					 .mode = 0600, .bell = waker_doorbell(ps->waker) };

@@ -125,6 +125,12 @@ struct worker *pool_worker(struct pools *ps, unsigned id);
 /* A command (SEND, CLOSE, ACCEPT, REJECT) from w, as its ring carries it. Call with
  * rcu_read_lock held. */
 void pool_command(struct pools *ps, struct worker *w, const struct shm_rec *r);
+/* w's ACK (zmq transport): it has finished with the first n counted records it was sent
+ * since WELCOME; their copies are freed and its window opens (the records held meanwhile
+ * go in at the batch's end). Returns 0, or -EINVAL with *why: n is more than w was sent,
+ * or w's transport takes no ACK; nothing changed. */
+int pool_ack(struct pools *ps, struct worker *w, uint64_t n, const char **why)
+	__attribute__((warn_unused_result));
 /* w is dead (exited, silent, said BYE, corrupt, ...): it takes no more work and its
  * death is handled at the end of the batch. Idempotent. */
 void pool_worker_fail(struct pools *ps, struct worker *w, const char *why);

@@ -237,8 +237,13 @@ static void hook_flush(void *arg)
 		if (rc < 0) {
 			pool_worker_fail(ps, w, "its channel broke");
 		} else if (rc > 0) {
-			log_info("worker %u (pool %s): room again, resuming %zu clients", w->id,
-				 w->pool->name, w->n_waiting);
+			if (w->quiet_hold)
+				log_debug("worker %u (pool %s): acknowledged, resuming %zu clients", w->id,
+					  w->pool->name, w->n_waiting);
+			else
+				log_info("worker %u (pool %s): room again, resuming %zu clients", w->id,
+					 w->pool->name, w->n_waiting);
+			w->quiet_hold = 0;
 			resume_waiting(ps, w);
 		}
 	}
@@ -268,8 +273,9 @@ static int hook_timeout(void *arg)
 		struct worker *w = ps->att[i];
 		if (w->adopt)
 			return 0;
-		/* A worker that stops reading does not ring us when it resumes: poll for room. */
-		if (w->held.head)
+		/* A worker that stops reading does not ring us when it resumes: poll for room.
+		 * Not for a zmq window: the ACK that opens it wakes the loop by itself. */
+		if (w->held.head && !wk_awaits_input(w))
 			return 1;
 	}
 	return -1;
@@ -304,9 +310,31 @@ static void hook_wake(void *arg)
 	waker_cancel(ps->waker);
 }
 
+/* A full window is routine, but one that stays full means the worker never acknowledges
+ * (written against a protocol without ACK?) or is stuck: its clients wait. Said once per
+ * episode, after three heartbeat intervals. */
+static void watch_windows(struct pools *ps)
+{
+	uint32_t now = loop_now(ps->loop) | 1; /* never 0, which means "not full" */
+	for (unsigned i = 0; i < ps->n_att; i++) {
+		struct worker *w = ps->att[i];
+		if (w->state != WK_ALIVE || !wk_awaits_input(w)) {
+			w->stall_since = 0;
+			w->stall_logged = 0;
+		} else if (!w->stall_since) {
+			w->stall_since = now;
+		} else if (!w->stall_logged && now - w->stall_since >= 3 * ps->cfg->heartbeat_ms) {
+			w->stall_logged = 1;
+			log_warn(0, "worker %u (pool %s): its window has been full for %u ms with no ACK; its %zu paused clients wait (a zmq worker must acknowledge, docs/PROTOCOL.md)",
+				 w->id, w->pool->name, now - w->stall_since, w->n_waiting);
+		}
+	}
+}
+
 static void hook_tick(void *arg)
 {
 	expire_orphans(arg);
+	watch_windows(arg);
 }
 
 int pool_new(struct loop *l, const struct gw_config *cfg, const struct pool_conn_ops *ops,

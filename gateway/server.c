@@ -107,6 +107,7 @@ static void keep_fixed(struct gw_config *next, const struct gw_config *cur)
 	KEEP(control, "control")
 	KEEP(runtime_dir, "runtime-dir")
 	KEEP(ring_bytes, "ring-size")
+	KEEP(zmq_window, "zmq-window") /* the control socket's high-water mark follows it */
 	KEEP(socket_mode, "socket-mode")
 	KEEP(gid, "group")
 	KEEP(curve_secret, "curve-secret-key")

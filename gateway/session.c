@@ -7,6 +7,7 @@
 #include "gateway/stats.h"
 #include "gateway/topics.h"
 #include "gateway/upgrade.h"
+#include "gateway/utf8.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -39,7 +40,23 @@ static void count_drop(struct sess *s, const struct conn *c)
 int sess__send_frame(struct sess *s, struct conn *c, unsigned op, const uint8_t *p, size_t n)
 {
 	uint8_t hdr[WS_FRAME_HDR_MAX];
+	size_t plain = n;
+	int rsv1 = 0;
+	if (c->pmd.on && (op == WS_OP_TEXT || op == WS_OP_BINARY) && n >= s->cfg->deflate.min_size) {
+		const uint8_t *z;
+		size_t zn;
+		/* Sent compressed when it is smaller; with context kept, always (the client's
+		 * inflater must see every message the deflater saw). */
+		if (pmd_deflate(&c->pmd, &s->cfg->deflate, &c->pmd_s, p, n, &z, &zn) == 0 &&
+		    (zn < n || (c->pmd.takeover & 2))) {
+			p = z;
+			n = zn;
+			rsv1 = 1;
+		}
+	}
 	size_t hlen = ws_frame_header(hdr, op, 1, n, NULL);
+	if (rsv1)
+		hdr[0] |= 0x40;
 	/* A client that keeps up has nothing queued between batches: only one that does not
 	 * is refused, past its own share or past the gateway's memory budget. */
 	int over_share = c->out.bytes + hlen + n > s->cfg->max_outbound;
@@ -64,7 +81,7 @@ int sess__send_frame(struct sess *s, struct conn *c, unsigned op, const uint8_t 
 	}
 	if (op == WS_OP_TEXT || op == WS_OP_BINARY) {
 		stats.messages_out++;
-		stats.bytes_out += n;
+		stats.bytes_out += plain;
 	}
 	loop_mark(s->u.loop, c);
 	return 0;
@@ -106,9 +123,41 @@ static void fail(struct sess *s, struct conn *c, unsigned code, const char *why)
 	loop_linger(s->u.loop, c);
 }
 
+/* A compressed message's payload, inflated within --max-message and checked. Returns 0
+ * with *p, *n replaced, or SESS_STOP (c was failed with the RFC's code). */
+static int inflate_message(struct sess *s, struct conn *c, unsigned op, const uint8_t **p,
+			   size_t *n)
+{
+	const uint8_t *out;
+	size_t on;
+	int rc = pmd_inflate(&c->pmd, &c->pmd_s, *p, *n, s->cfg->max_message, &out, &on);
+	unsigned code = rc == -EMSGSIZE ? WS_CLOSE_TOO_BIG : rc ? WS_CLOSE_BAD_DATA : 0;
+	if (!rc && op == WS_OP_TEXT && utf8_validate(UTF8_ACCEPT, out, on) != UTF8_ACCEPT)
+		code = WS_CLOSE_BAD_DATA;
+	if (rc == -ENOMEM)
+		code = WS_CLOSE_INTERNAL;
+	if (code) {
+		const char *why = rc == -EMSGSIZE ? "a compressed message inflating past --max-message"
+				  : rc == -ENOMEM ? "out of memory inflating a message"
+				  : rc		  ? "invalid compressed data"
+						  : "invalid UTF-8 after inflating";
+		log_info("conn %llu: %s, closing with %u", (unsigned long long)c->id, why, code);
+		fail(s, c, code, why);
+		return SESS_STOP;
+	}
+	*p = out;
+	*n = on;
+	return 0;
+}
+
 /* Hands a whole message to the route's pool: the built-in echo, or c's worker. */
 static int deliver(struct sess *s, struct conn *c, unsigned op, const uint8_t *p, size_t n)
 {
+	if (op & WS_OP_COMPRESSED) {
+		op &= ~(unsigned)WS_OP_COMPRESSED;
+		if (inflate_message(s, c, op, &p, &n))
+			return SESS_STOP;
+	}
 	stats.messages_in++;
 	stats.bytes_in += n;
 	if (c->flags & CONN_ECHO)
@@ -425,6 +474,8 @@ static void on_closing(void *arg, struct conn *c)
 {
 	struct sess *s = arg;
 	top_drop_conn(c);
+	pmd_stream_free(c->pmd_s);
+	c->pmd_s = NULL;
 	pool_closed(s->u.ps, c, WS_CLOSE_ABNORMAL, "connection lost");
 	/* The state still tells which member of the union lives. */
 	if (c->state == CONN_HANDSHAKE || c->state == CONN_AUTHORIZING)

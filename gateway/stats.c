@@ -96,6 +96,9 @@ int stats_format(char *out, size_t cap, unsigned long conns_open, unsigned worke
 		stats.commands_refused);
 	counter(&b, "records_dropped_total", "Records that could not be delivered (each logged).",
 		stats.records_dropped);
+	counter(&b, "window_waits_total",
+		"Times a zmq worker's unacknowledged window filled and its clients paused.",
+		stats.window_waits);
 	counter(&b, "accept_pauses_total", "Times accepting paused at the file descriptor limit.",
 		stats.accept_pauses);
 	counter(&b, "accept_shed_total", "Connections shed while accepting was paused.",

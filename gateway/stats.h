@@ -20,6 +20,7 @@ struct gw_stats {
 	uint64_t gone_sent;           /* commands for connections that no longer exist */
 	uint64_t commands_refused;    /* malformed worker commands answered with ERROR */
 	uint64_t records_dropped;     /* records that could not be delivered (logged) */
+	uint64_t window_waits;        /* times a zmq worker's full window paused its clients */
 	uint64_t accept_pauses;       /* times accepting paused at the fd limit */
 	uint64_t accept_shed;         /* connections shed while paused */
 	uint64_t workers_over_share;  /* workers dropped past --worker-memory */

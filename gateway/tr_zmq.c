@@ -1,23 +1,104 @@
 #include "gateway/tr_zmq.h"
 #include "gateway/zmsg.h"
+#include "wsgw/protocol.h"
 
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 
+/* A record sent and not yet acknowledged: what salvage gives back if the worker dies. */
+struct kept {
+	struct kept *next;
+	uint64_t conn;
+	uint32_t len;
+	uint16_t type, flags;
+	uint8_t body[];
+};
+
 struct tr_zmq {
 	struct tr tr;
 	void *sock;
 	int *sent;
+	struct kept *head, *tail; /* in the order sent */
+	uint64_t counted;         /* counted records sent since WELCOME */
+	uint64_t acked;           /* of them, acknowledged: head is record acked + 1 */
+	uint64_t kept_bytes;      /* their bodies' bytes */
+	struct tr_zmq_window win;
+	int starved;              /* the last push was refused for the window */
 	size_t ilen;
 	uint8_t ident[];
 };
 
+/* The verbs the worker counts and acknowledges; ERROR answers a command and is not. */
+static int counted(uint16_t type)
+{
+	return type == WSGW_OPEN || type == WSGW_MESSAGE || type == WSGW_CLOSE || type == WSGW_GONE;
+}
+
 static int zmq_push(struct tr *t, const struct tr_rec *r)
 {
 	struct tr_zmq *z = (struct tr_zmq *)t;
+	if (!counted(r->type)) {
+		*z->sent = 1;
+		return zmsg_send_record(z->sock, z->ident, z->ilen, r);
+	}
+	size_t n = r->na + r->nb;
+	uint64_t out = z->counted - z->acked;
+	if (out && (out >= z->win.records || z->kept_bytes + n > z->win.bytes)) {
+		z->starved = 1;
+		return -EAGAIN;
+	}
+	z->starved = 0;
+	/* Copied before the send: once ZeroMQ has it there is no taking it back. A size the
+	 * client controls, so no abort on failure: the caller keeps it or refuses it. */
+	struct kept *k = n <= UINT32_MAX ? malloc(sizeof(*k) + n) : NULL;
+	if (!k)
+		return -ENOMEM;
+	k->next = NULL;
+	k->conn = r->conn;
+	k->len = (uint32_t)n;
+	k->type = r->type;
+	k->flags = r->flags;
+	if (r->na)
+		memcpy(k->body, r->a, r->na);
+	if (r->nb)
+		memcpy(k->body + r->na, r->b, r->nb);
 	*z->sent = 1;
-	return zmsg_send_record(z->sock, z->ident, z->ilen, r);
+	int rc = zmsg_send_record(z->sock, z->ident, z->ilen, r);
+	if (rc) {
+		free(k);
+		return rc;
+	}
+	if (z->tail)
+		z->tail->next = k;
+	else
+		z->head = k;
+	z->tail = k;
+	z->counted++;
+	z->kept_bytes += n;
+	return 0;
+}
+
+static int zmq_awaits_input(struct tr *t)
+{
+	return ((struct tr_zmq *)t)->starved;
+}
+
+static int zmq_ack(struct tr *t, uint64_t n)
+{
+	struct tr_zmq *z = (struct tr_zmq *)t;
+	if (n > z->counted)
+		return -ERANGE;
+	while (z->acked < n) {
+		struct kept *k = z->head;
+		z->head = k->next;
+		if (!z->head)
+			z->tail = NULL;
+		z->kept_bytes -= k->len;
+		z->acked++;
+		free(k);
+	}
+	return 0;
 }
 
 static void zmq_flush(struct tr *t)
@@ -27,32 +108,50 @@ static void zmq_flush(struct tr *t)
 
 static void zmq_salvage(struct tr *t, tr_rec_fn *fn, void *arg)
 {
-	/* What ZeroMQ queued to the worker cannot be read back. */
-	(void)t, (void)fn, (void)arg;
+	struct tr_zmq *z = (struct tr_zmq *)t;
+	/* ZeroMQ's queues cannot be read back, but everything in them (and everything the
+	 * worker took and did not finish) is still here: what the worker never acknowledged. */
+	for (struct kept *k = z->head; k; k = k->next) {
+		struct shm_rec r = { .payload = k->body, .len = k->len, .type = k->type,
+				     .flags = k->flags, .conn = k->conn };
+		fn(arg, &r);
+	}
 }
 
 static void zmq_free(struct tr *t)
 {
-	free(t);
+	struct tr_zmq *z = (struct tr_zmq *)t;
+	struct kept *k, *next;
+	for (k = z->head; k; k = next) {
+		next = k->next;
+		free(k);
+	}
+	free(z);
 }
 
 static const struct tr_ops zmq_ops = {
 	.name = "zmq",
 	.push = zmq_push,
+	.awaits_input = zmq_awaits_input,
+	.ack = zmq_ack,
 	.flush = zmq_flush,
 	.salvage = zmq_salvage,
 	.free = zmq_free,
 };
 
-int tr_zmq_new(void *sock, const uint8_t *ident, size_t ilen, int *sent, struct tr **out)
+int tr_zmq_new(void *sock, const uint8_t *ident, size_t ilen, int *sent,
+	       const struct tr_zmq_window *win, struct tr **out)
 {
-	struct tr_zmq *z = malloc(sizeof(*z) + ilen);
+	struct tr_zmq *z = calloc(1, sizeof(*z) + ilen);
 	if (!z)
 		return -ENOMEM;
 	z->tr.ops = &zmq_ops;
 	z->tr.max_len = UINT32_MAX;
 	z->sock = sock;
 	z->sent = sent;
+	z->win = *win;
+	if (!z->win.records)
+		z->win.records = 1;
 	z->ilen = ilen;
 	memcpy(z->ident, ident, ilen);
 	*out = &z->tr;

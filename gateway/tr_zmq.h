@@ -7,10 +7,21 @@
 
 #include "gateway/transport.h"
 
+/* How much a zmq worker may have unacknowledged (docs/PROTOCOL.md, "Acknowledgements"):
+ * records and their body bytes. One record is let through an empty window whatever its
+ * size, so a message larger than bytes still goes. */
+struct tr_zmq_window {
+	uint32_t records;
+	uint64_t bytes;
+};
+
 /* A transport to the worker whose routing id is ident on sock (the control channel's
  * ROUTER, which stays the control channel's). *sent is set to 1 after every send: ZeroMQ
  * may then have taken the socket's fd edge, so its owner must look for input again.
- * Returns 0 and *out, or -ENOMEM. */
-int tr_zmq_new(void *sock, const uint8_t *ident, size_t ilen, int *sent, struct tr **out);
+ * Every OPEN, MESSAGE, CLOSE and GONE it sends is counted and a copy kept until the
+ * worker's ACK covers it (tr_ops.ack); past the window push returns -EAGAIN. ERROR is
+ * neither counted nor kept. Returns 0 and *out, or -ENOMEM. */
+int tr_zmq_new(void *sock, const uint8_t *ident, size_t ilen, int *sent,
+	       const struct tr_zmq_window *win, struct tr **out);
 
 #endif

@@ -32,8 +32,19 @@ typedef void tr_rec_fn(void *arg, const struct shm_rec *r);
 struct tr_ops {
 	const char *name; /* "shm", "zmq": for logs */
 	/* Queues r for the worker. 0; -EAGAIN: no room now (hold it and retry); -EMSGSIZE: it
-	 * can never fit; -EIO: the transport is broken (the worker must be dropped). */
+	 * can never fit; -ENOMEM: no memory for it now (nothing queued); -EIO: the transport
+	 * is broken (the worker must be dropped). */
 	int (*push)(struct tr *t, const struct tr_rec *r);
+	/* 1 when the last push was refused for room that only the worker's own input can
+	 * make (zmq: its window, opened by an ACK, whose arrival wakes the loop anyway), so
+	 * nobody needs to poll for it. NULL: never (shm: a consumer does not ring). */
+	int (*awaits_input)(struct tr *t);
+	/* The worker's acknowledgement: it has finished with the first n records it was sent
+	 * since it attached that the transport counts. Frees what it kept for them. Returns
+	 * 0 (n at most what it already acknowledged changes nothing), or -ERANGE: n is more
+	 * than were sent (nothing changed). NULL: the transport takes none (shm: the ring's
+	 * tail says what was consumed). */
+	int (*ack)(struct tr *t, uint64_t n);
 	/* End of a batch: makes what was pushed visible to the worker, waking it if needed. */
 	void (*flush)(struct tr *t);
 	/* Dispatches the worker's commands waiting now to fn. Returns how many, or -EBADMSG
@@ -42,7 +53,8 @@ struct tr_ops {
 	int (*poll)(struct tr *t, tr_rec_fn *fn, void *arg);
 	/* 1 when commands are waiting (before sleeping). NULL with poll. */
 	int (*pending)(struct tr *t);
-	/* After the worker died: every record it was sent and never consumed, in order. */
+	/* After the worker died: every record it was sent and never consumed (shm: left in
+	 * its ring; zmq: never acknowledged), in order. */
 	void (*salvage)(struct tr *t, tr_rec_fn *fn, void *arg);
 	void (*free)(struct tr *t);
 };

@@ -1,5 +1,6 @@
 #include "gateway/upgrade.h"
 #include "gateway/conn.h"
+#include "gateway/deflate.h"
 #include "gateway/handshake.h"
 #include "gateway/hsresp.h"
 #include "gateway/log.h"
@@ -78,17 +79,43 @@ void upg_error(const struct upg_env *u, struct conn *c, int status, const char *
 		loop_close(u->loop, c, "error response");
 }
 
+/* The route's first subprotocol that the client offers (Sec-WebSocket-Protocol, a comma
+ * list of tokens), into out. Returns 1, or 0 when none is (or the route names none). */
+static int choose_protocol(const struct cfg_route *r, struct ws_slice offered, char *out, size_t cap)
+{
+	for (const char *p = r->protocols; *p;) {
+		size_t n = strcspn(p, "|");
+		for (const char *q = offered.p, *end = offered.p + offered.n; q && q < end;) {
+			while (q < end && (*q == ' ' || *q == '\t' || *q == ','))
+				q++;
+			size_t m = 0;
+			while (q + m < end && q[m] != ',' && q[m] != ' ' && q[m] != '\t')
+				m++;
+			if (m && m == n && memcmp(q, p, n) == 0 && n < cap) {
+				memcpy(out, p, n);
+				out[n] = 0;
+				return 1;
+			}
+			q += m;
+		}
+		p += n + (p[n] == '|');
+	}
+	return 0;
+}
+
 /* The OPEN fields of docs/PROTOCOL.md, from the request. */
-static int open_worker(const struct upg_env *u, struct conn *c, int authorize)
+static int open_worker(const struct upg_env *u, struct conn *c, int authorize, const char *protocol)
 {
 	const struct gw_config *cfg = loop_cfg(u->loop);
 	char peer[64];
 	peer_text(c, peer, sizeof(peer));
-	struct { const char *name; struct ws_slice v; } f[3 + CFG_MAX_FORWARD];
+	struct { const char *name; struct ws_slice v; } f[4 + CFG_MAX_FORWARD];
 	int nf = 0;
 	f[nf].name = ":path", f[nf++].v = ws_hs_path(c->hs);
 	f[nf].name = ":query", f[nf++].v = ws_hs_query(c->hs);
 	f[nf].name = ":protocols", f[nf++].v = ws_hs_protocols(c->hs);
+	if (protocol[0])
+		f[nf].name = ":protocol", f[nf++].v = (struct ws_slice){ protocol, strlen(protocol) };
 	for (int i = 0; i < cfg->n_forward; i++)
 		f[nf].name = cfg->forward[i], f[nf++].v = ws_hs_header(c->hs, cfg->forward[i]);
 	size_t total = wsgw_field_size(5, strlen(peer));
@@ -106,11 +133,17 @@ static int open_worker(const struct upg_env *u, struct conn *c, int authorize)
 	return rc;
 }
 
+/* The 101 with the subprotocol, the agreed extension and a worker's headers. */
 static int send_101(const struct upg_env *u, struct conn *c, const char *protocol,
 		    const char *headers)
 {
-	char resp[ACCEPT_BYTES + 4096];
-	int n = ws_resp_101(resp, sizeof(resp), ws_hs_key(c->hs), protocol, headers);
+	char resp[ACCEPT_BYTES + 4096], extra[ACCEPT_BYTES + 256];
+	int el = pmd_header(&c->pmd, extra, sizeof(extra));
+	if (el < 0)
+		return -1;
+	if (headers)
+		snprintf(extra + el, sizeof(extra) - (size_t)el, "%s", headers);
+	int n = ws_resp_101(resp, sizeof(resp), ws_hs_key(c->hs), protocol, extra[0] ? extra : NULL);
 	if (n < 0 || outq_append2(&c->out, resp, (size_t)n, NULL, 0))
 		return -1;
 	upg_closing(c);
@@ -136,13 +169,30 @@ static enum upg_result finish(const struct upg_env *u, struct conn *c)
 		upg_error(u, c, 503, "too many connections (--max-conns)");
 		return UPG_DONE;
 	}
+	const struct cfg_route *r = &cfg->routes[route];
 	c->pool = (uint8_t)pool_for_route(u->ps, (unsigned)route);
-	c->slow = cfg->routes[route].slow;
-	int authorize = cfg->routes[route].authorize;
+	c->slow = r->slow;
+	char protocol[128] = "";
+	struct ws_slice offered = ws_hs_protocols(c->hs);
+	if (r->protocols[0] && !choose_protocol(r, offered, protocol, sizeof(protocol))) {
+		if (r->need_protocol) {
+			upg_error(u, c, 400, "no subprotocol the route speaks was offered");
+			return UPG_DONE;
+		}
+		if (offered.n)
+			log_debug("conn %llu: offered subprotocols %.*s, none of the route's %s: answered without one",
+				  (unsigned long long)c->id, (int)offered.n, offered.p, r->protocols);
+	}
+	struct pmd_cfg pc = cfg->deflate;
+	pc.on = pc.on && r->deflate != CFG_DEFLATE_OFF;
+	pc.takeover = r->deflate == CFG_DEFLATE_TAKEOVER ? 3 : 0;
+	pmd_negotiate(&pc, ws_hs_extensions(c->hs), &c->pmd);
+	c->rx.rsv1_ok = c->pmd.on;
+	int authorize = r->authorize;
 	if (pool_is_echo(u->ps, c->pool)) {
 		c->flags |= CONN_ECHO;
 	} else {
-		int rc = open_worker(u, c, authorize);
+		int rc = open_worker(u, c, authorize, protocol);
 		if (rc == -EMSGSIZE) {
 			log_error(EMSGSIZE, "conn %llu: its OPEN does not fit the worker's ring",
 				  (unsigned long long)c->id);
@@ -160,7 +210,7 @@ static enum upg_result finish(const struct upg_env *u, struct conn *c)
 			return UPG_WAIT;
 		}
 	}
-	if (send_101(u, c, NULL, NULL)) {
+	if (send_101(u, c, protocol[0] ? protocol : NULL, NULL)) {
 		pool_closed(u->ps, c, WS_CLOSE_INTERNAL, "101 response did not fit");
 		upg_error(u, c, 500, "101 response did not fit");
 		return UPG_DONE;
@@ -256,8 +306,17 @@ int upg_accept(const struct upg_env *u, struct conn *c, const void *fields, size
 		}
 	}
 	headers[hl] = 0;
-	if (!bad && protocol[0])
+	if (!bad && protocol[0]) {
 		pool_add_field(u->ps, c, ":protocol", protocol, strlen(protocol));
+	} else if (!bad) {
+		/* No choice of the worker's: the route's, if it made one. */
+		const uint8_t *q = c->fields, *qend = q + c->fields_len;
+		while (wsgw_field_next(&q, qend, &f) == 1)
+			if (f.name_len == 9 && memcmp(f.name, ":protocol", 9) == 0 && f.value_len < sizeof(protocol)) {
+				memcpy(protocol, f.value, f.value_len);
+				protocol[f.value_len] = 0;
+			}
+	}
 	if (!bad && send_101(u, c, protocol[0] ? protocol : NULL, hl ? headers : NULL))
 		bad = "an invalid subprotocol or header";
 	if (bad) {

@@ -2,6 +2,7 @@
 #include "gateway/budget.h"
 #include "gateway/log.h"
 #include "wsgw/protocol.h"
+#include "gateway/stats.h"
 
 #include <errno.h>
 #include <stdlib.h>
@@ -95,9 +96,20 @@ int wk_push(struct worker *w, const struct tr_rec *r)
 	case -EMSGSIZE:
 		return rc;
 	case -EAGAIN:
-		log_warn(0, "worker %u: its %s channel is full, pausing its clients", w->id,
-			 w->tr->ops->name);
+		/* A zmq worker's full window is flow control doing its job, many times a second
+		 * under load: counted, not logged. */
+		w->quiet_hold = w->tr->ops->awaits_input && w->tr->ops->awaits_input(w->tr);
+		if (w->quiet_hold) {
+			stats.window_waits++;
+			log_debug("worker %u: its window is full, pausing its clients until it acknowledges",
+				  w->id);
+		} else {
+			log_warn(0, "worker %u: its %s channel is full, pausing its clients", w->id,
+				 w->tr->ops->name);
+		}
 		return hold(w, r);
+	case -ENOMEM:
+		return rc;
 	default: {
 		int hr = hold(w, r);
 		return hr ? hr : -EIO;
@@ -114,7 +126,7 @@ int wk_retry(struct worker *w)
 		struct tr_rec r = { .type = h->type, .flags = h->flags, .conn = h->conn,
 				    .a = h->body, .na = h->len };
 		int rc = w->tr->ops->push(w->tr, &r);
-		if (rc == -EAGAIN)
+		if (rc == -EAGAIN || rc == -ENOMEM)
 			return 0;
 		if (rc == -EIO)
 			return rc;
@@ -124,6 +136,16 @@ int wk_retry(struct worker *w)
 		wk_held_free(wk_list_pop(&w->held));
 	}
 	return 1;
+}
+
+int wk_awaits_input(const struct worker *w)
+{
+	return w->held.head && w->tr->ops->awaits_input && w->tr->ops->awaits_input(w->tr);
+}
+
+int wk_ack(struct worker *w, uint64_t n)
+{
+	return w->tr->ops->ack ? w->tr->ops->ack(w->tr, n) : -ENOTSUP;
 }
 
 int wk_wait(struct worker *w, uint64_t conn)

@@ -50,6 +50,9 @@ struct worker {
 	uint8_t state;        /* enum wk_state */
 	uint8_t broken;       /* its channel was corrupt: read nothing more from it */
 	uint8_t adopt;        /* attached while its pool had waiting connections */
+	uint8_t quiet_hold;   /* its records are held for its window (zmq): routine, no log */
+	uint8_t stall_logged; /* the window has been full too long: said once */
+	uint32_t stall_since; /* loop time its window was seen full with no ACK since; 0: not */
 	struct pool *pool;
 	pid_t pid;
 	unsigned conns;       /* connections pinned to it */
@@ -70,6 +73,12 @@ int wk_push(struct worker *w, const struct tr_rec *r) __attribute__((warn_unused
 /* Moves held records into the transport while it takes them. Returns 1 when the held
  * queue became empty now, 0 otherwise, -EIO when the transport broke. */
 int wk_retry(struct worker *w);
+/* 1 when w holds records and only its own input (an ACK) can make room for them: no
+ * need to poll. */
+int wk_awaits_input(const struct worker *w);
+/* w acknowledged the first n counted records it was sent (tr_ops.ack). Returns 0,
+ * -ERANGE (more than it was sent), or -ENOTSUP (its transport takes no ACK). */
+int wk_ack(struct worker *w, uint64_t n);
 /* Remembers that the connection id waits for w's held queue to empty. 0 or -ENOMEM. */
 int wk_wait(struct worker *w, uint64_t conn);
 /* Hands the waiting ids to the caller (who frees *ids), leaving none. */

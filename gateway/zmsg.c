@@ -404,6 +404,27 @@ int zmsg_decode(zmq_msg_t *f, int n, uint64_t max_message, struct zmsg_cmd *cmd,
 	return -EINVAL;
 }
 
+int zmsg_decode_ack(zmq_msg_t *f, int n, uint64_t *count, const char **why)
+{
+	const uint8_t *d = n == 2 ? zmq_msg_data(&f[1]) : NULL;
+	size_t len = n == 2 ? zmq_msg_size(&f[1]) : 0;
+	uint64_t v = 0;
+	/* By hand, not strtoull: no sign, no spaces, no locale, and the frame is not
+	 * NUL-terminated. */
+	int ok = len >= 1 && len <= 20;
+	for (size_t i = 0; ok && i < len; i++) {
+		unsigned digit = (unsigned)d[i] - '0';
+		ok = digit <= 9 && v <= (UINT64_MAX - digit) / 10;
+		v = v * 10 + digit;
+	}
+	if (!ok) {
+		*why = "malformed ACK: want ACK, count (decimal)";
+		return -EINVAL;
+	}
+	*count = v;
+	return 0;
+}
+
 void zmsg_cmd_free(struct zmsg_cmd *cmd)
 {
 	free(cmd->fields);

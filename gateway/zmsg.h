@@ -41,6 +41,13 @@ int zmsg_decode(zmq_msg_t *f, int n, uint64_t max_message, struct zmsg_cmd *cmd,
 		const char **why) __attribute__((warn_unused_result));
 void zmsg_cmd_free(struct zmsg_cmd *cmd);
 
+/* Decodes `ACK, N` in frames f[0..n) (the verb first; the routing id removed): N, decimal
+ * without sign or spaces, at most UINT64_MAX, into *count. Returns 0, or -EINVAL with *why
+ * (the text of the ERROR to answer). Whether N is more than was sent is the transport's
+ * question (tr_ops.ack). */
+int zmsg_decode_ack(zmq_msg_t *f, int n, uint64_t *count, const char **why)
+	__attribute__((warn_unused_result));
+
 /* 1 when frame m holds exactly the string s. */
 int zmsg_frame_is(const zmq_msg_t *m, const char *s);
 /* Frame m as a NUL-terminated string in buf: 0, or -1 when it does not fit or holds a NUL. */

@@ -526,6 +526,346 @@ START_TEST(test_permissions)
 }
 END_TEST
 
+/* ---- 8. zmq workers die with messages queued to them: nothing is lost ------ */
+
+/* What one client sent (tagged "c<i> s<seq>") and what came back. Delivery to a dead
+ * zmq worker's clients is at least once: each seq must come back, first deliveries in
+ * order; a second delivery (the dead worker handled it but had not acknowledged it) is
+ * counted, not failed. */
+struct tally {
+	int id, sent, last_first, dups, disorder;
+	unsigned char got[4096];
+};
+
+static void tally_send(struct wt_conn *c, struct tally *t)
+{
+	char msg[48];
+	int len = snprintf(msg, sizeof(msg), "c%d s%d", t->id, t->sent);
+
+	ck_assert_int_lt(t->sent, (int)sizeof(t->got));
+	WT_OK(c, wt_send_frame(c, WT_TEXT, 1, msg, (size_t)len));
+	t->sent++;
+}
+
+/* Reads what arrived within ms (then without waiting) into t. */
+static void tally_drain(struct wt_conn *c, struct tally *t, int ms)
+{
+	struct wt_frame m;
+
+	while (wt_read_message(c, &m, ms) == 0) {
+		int id = -1, seq = -1;
+		ck_assert_msg(m.opcode == WT_TEXT, "client %d: opcode %d (close code %d)", t->id,
+			      m.opcode, m.opcode == WT_CLOSE ? wt_close_code(&m) : 0);
+		ck_assert_msg(m.len < 48 && sscanf((const char *)m.payload, "c%d s%d", &id, &seq) == 2 &&
+			      id == t->id && seq >= 0 && seq < t->sent,
+			      "client %d: unexpected echo '%.*s'", t->id, (int)m.len, (char *)m.payload);
+		if (t->got[seq]++ == 0) {
+			t->disorder += seq < t->last_first;
+			t->last_first = seq;
+		} else {
+			t->dups++;
+		}
+		wt_frame_free(&m);
+		ms = 0;
+	}
+}
+
+static int tally_missing(const struct tally *t)
+{
+	int n = 0;
+	for (int i = 0; i < t->sent; i++)
+		n += !t->got[i];
+	return n;
+}
+
+/* Drains every client until all came back (within ms), then a little more for late
+ * duplicates; sums the tallies. */
+static void tally_finish(struct wt_conn *c, struct tally *t, int n, int ms, int *lost, int *dups,
+			 int *disorder)
+{
+	int64_t end = wt_now_ms() + ms;
+	int missing;
+
+	do {
+		missing = 0;
+		for (int i = 0; i < n; i++) {
+			tally_drain(&c[i], &t[i], 1);
+			missing += tally_missing(&t[i]);
+		}
+	} while (missing && wt_now_ms() < end);
+	for (int i = 0; i < n; i++)
+		tally_drain(&c[i], &t[i], i ? 1 : 200);
+	*lost = *dups = *disorder = 0;
+	for (int i = 0; i < n; i++) {
+		*lost += tally_missing(&t[i]);
+		*dups += t[i].dups;
+		*disorder += t[i].disorder;
+	}
+}
+
+/* Records the gateway handed from dead workers to new owners, from its log lines. */
+static long handed_over(const char *log_path)
+{
+	char line[512];
+	long n = 0, v;
+	FILE *f = fopen(log_path, "re");
+
+	if (!f)
+		return -1;
+	while (fgets(line, sizeof(line), f)) {
+		const char *p = strstr(line, "connections moved");
+		if (p && (p = strchr(p, ',')) && sscanf(p, ", %ld unconsumed", &v) == 1)
+			n += v;
+	}
+	fclose(f);
+	return n;
+}
+
+#define C7_CONNS 40
+#define C7_KILLS 10
+#define C7_BURST 16
+#define ZMQ_WINDOW 1024 /* the gateway's default --zmq-window */
+
+START_TEST(test_sigkill_zmq_under_load)
+{
+	static struct wt_conn c[C7_CONNS];
+	static struct tally t[C7_CONNS];
+	struct wt_env e;
+	struct wt_proc z[2];
+	char name[32];
+	int total = 0, lost, dups, disorder;
+
+	memset(t, 0, sizeof(t));
+	wt_env_init(&e);
+	WT_ENV_GW_START(&e, "--route", "/=p", NULL);
+	wt_env_worker(&e, &z[0], WT_WORKER_ZMQ, "p", "z0");
+	wt_env_worker(&e, &z[1], WT_WORKER_ZMQ, "p", "z1");
+	for (int i = 0; i < C7_CONNS; i++) {
+		WT_EXPECT_OPEN(&c[i], "127.0.0.1", e.gw.port, "/");
+		t[i].id = i;
+	}
+	for (int k = 0; k < C7_KILLS; k++) {
+		struct wt_proc *victim = &z[k % 2];
+
+		/* Sent back to back, then the kill at once: some are queued in ZeroMQ to the
+		 * victim, some it has taken and not acknowledged, some it has answered. */
+		for (int b = 0; b < C7_BURST; b++)
+			for (int i = 0; i < C7_CONNS; i++)
+				tally_send(&c[i], &t[i]);
+		ck_assert_int_eq(wt_proc_kill(victim, SIGKILL), 0);
+		ck_assert_int_eq(wt_proc_reap(victim, 5000), 0);
+		wt_gw_expect_alive(&e.gw);
+		snprintf(name, sizeof(name), "z%d-%d", k % 2, k);
+		wt_env_worker(&e, victim, WT_WORKER_ZMQ, "p", name);
+		for (int i = 0; i < C7_CONNS; i++)
+			tally_drain(&c[i], &t[i], 1);
+	}
+	tally_finish(c, t, C7_CONNS, 10000, &lost, &dups, &disorder);
+	for (int i = 0; i < C7_CONNS; i++)
+		total += t[i].sent;
+	printf("sigkill zmq: %d kills, %d messages: %d lost, %d delivered twice, %d out of order; %ld records handed over\n",
+	       C7_KILLS, total, lost, dups, disorder, handed_over(e.gw.log_path));
+	ck_assert_msg(lost == 0, "%d of %d messages lost with their zmq worker", lost, total);
+	ck_assert_msg(disorder == 0, "%d first deliveries out of order", disorder);
+	ck_assert_msg(dups <= C7_KILLS * ZMQ_WINDOW, "%d duplicates: more than a window per death", dups);
+	wt_echo_round(c, C7_CONNS, 1, "after");
+	wt_gw_expect_alive(&e.gw);
+	for (int i = 0; i < 2; i++)
+		wt_env_worker_stop(&z[i]);
+	wt_env_done(&e);
+}
+END_TEST
+
+/* ---- 9. SIGSTOP of a pool's only zmq worker until it is declared dead ------- */
+
+#define C8_CONNS 50
+#define C8_MSGS 30
+
+START_TEST(test_sigstop_zmq_until_dead)
+{
+	static struct wt_conn c[C8_CONNS];
+	static struct tally t[C8_CONNS];
+	struct wt_env e;
+	struct wt_proc z0, z1;
+	int lost, dups, disorder;
+
+	memset(t, 0, sizeof(t));
+	wt_env_init(&e);
+	WT_ENV_GW_START(&e, "--route", "/=p", "--heartbeat", "0.2", NULL);
+	wt_env_worker(&e, &z0, WT_WORKER_ZMQ, "p", "z0");
+	for (int i = 0; i < C8_CONNS; i++) {
+		WT_EXPECT_OPEN(&c[i], "127.0.0.1", e.gw.port, "/");
+		t[i].id = i;
+	}
+	wt_echo_round(c, C8_CONNS, 0, "before");
+	ck_assert_int_eq(wt_proc_kill(&z0, SIGSTOP), 0);
+	/* 1500 messages: a window's worth queued in ZeroMQ to the stopped worker, the rest
+	 * held by the gateway with their clients paused. */
+	for (int m = 0; m < C8_MSGS; m++)
+		for (int i = 0; i < C8_CONNS; i++)
+			tally_send(&c[i], &t[i]);
+	ck_assert_msg(wt_wait_file(e.gw.log_path, "missed 3 heartbeats", 5000),
+		      "the stopped worker was not declared dead");
+	/* Its connections wait for a worker, with what it never acknowledged. */
+	wt_env_worker(&e, &z1, WT_WORKER_ZMQ, "p", "z1");
+	ck_assert_int_eq(wt_proc_kill(&z0, SIGCONT), 0);
+	tally_finish(c, t, C8_CONNS, 10000, &lost, &dups, &disorder);
+	printf("sigstop zmq: %d messages to a stopped worker: %d lost, %d delivered twice, %d out of order; %ld records handed over\n",
+	       C8_CONNS * C8_MSGS, lost, dups, disorder, handed_over(e.gw.log_path));
+	ck_assert_msg(lost == 0, "%d of %d messages lost with the stopped worker", lost,
+		      C8_CONNS * C8_MSGS);
+	ck_assert_msg(disorder == 0, "%d first deliveries out of order", disorder);
+	ck_assert_msg(dups <= ZMQ_WINDOW, "%d duplicates: more than its window", dups);
+	/* The woken worker's answers are refused ("not attached"), never delivered. */
+	wt_echo_round(c, C8_CONNS, 1, "after");
+	wt_gw_expect_alive(&e.gw);
+	wt_env_worker_stop(&z0);
+	wt_env_worker_stop(&z1);
+	wt_env_done(&e);
+}
+END_TEST
+
+/* ---- 10. a zmq worker that never acknowledges gets at most its window ------- */
+
+#define C9_CONNS 10
+#define C9_MSGS 200
+
+/* Reads what the hand-made worker r is sent until nothing came for 300 ms (at most 5 s),
+ * heartbeating; counts the counted verbs and checks each client's messages come in
+ * order. Returns how many counted records arrived. */
+static int take_all(struct wt_ctl *r, int *next, int *sent_cmds)
+{
+	struct wt_ctl_msg m;
+	int counted = 0;
+	int64_t end = wt_now_ms() + 5000, beat = 0;
+
+	while (wt_now_ms() < end) {
+		if (wt_now_ms() - beat >= 300) {
+			const char *hb[] = { "HEARTBEAT" };
+			wt_ctl_send(r, 1, hb, NULL);
+			beat = wt_now_ms();
+		}
+		if (wt_ctl_recv(r, &m, 300))
+			break;
+		if (wt_ctl_frame_is(&m, 0, "OPEN") || wt_ctl_frame_is(&m, 0, "CLOSE") ||
+		    wt_ctl_frame_is(&m, 0, "GONE")) {
+			counted++;
+		} else if (wt_ctl_frame_is(&m, 0, "MESSAGE")) {
+			int cl = -1, seq = -1;
+			counted++;
+			ck_assert_msg(m.n == 4 && sscanf(m.f[3], "c%d s%d", &cl, &seq) == 2 && cl >= 0 &&
+				      cl < C9_CONNS && seq == next[cl],
+				      "out of order: %s (want c%d s%d)", m.n == 4 ? m.f[3] : "?", cl,
+				      cl >= 0 && cl < C9_CONNS ? next[cl] : -1);
+			next[cl]++;
+			/* Answer the last one of each client: SENDs still flow. */
+			if (seq == C9_MSGS - 1) {
+				const char *f[] = { "SEND", m.f[1], "text", "done" };
+				size_t l[] = { 4, 8, 4, 4 };
+				wt_ctl_send(r, 4, f, l);
+				(*sent_cmds)++;
+			}
+		}
+		wt_ctl_msg_free(&m);
+	}
+	return counted;
+}
+
+static void send_ack(struct wt_ctl *r, const char *n)
+{
+	const char *f[] = { "ACK", n };
+	ck_assert_int_eq(wt_ctl_send(r, 2, f, NULL), 0);
+}
+
+START_TEST(test_zmq_window)
+{
+	static struct wt_conn p[C9_CONNS], q[C9_CONNS];
+	static struct tally t[C9_CONNS];
+	struct wt_env e;
+	struct wt_proc z;
+	struct wt_ctl r;
+	struct wt_ctl_msg m;
+	int next[C9_CONNS] = { 0 }, cmds = 0;
+	char num[24];
+
+	memset(t, 0, sizeof(t));
+	wt_env_init(&e);
+	WT_ENV_GW_START(&e, "--route", "/p=p", "--route", "/q=q", "--log-level", "debug", NULL);
+	wt_env_worker(&e, &z, WT_WORKER_ZMQ, "q", "healthy");
+	ck_assert_int_eq(wt_ctl_connect(&r, e.control), 0);
+	ck_assert_int_eq(wt_ctl_hello(&r, "p", "zmq", &m, 5000), 0);
+	wt_ctl_msg_free(&m);
+	for (int i = 0; i < C9_CONNS; i++) {
+		WT_EXPECT_OPEN(&p[i], "127.0.0.1", e.gw.port, "/p");
+		WT_EXPECT_OPEN(&q[i], "127.0.0.1", e.gw.port, "/q");
+		t[i].id = i;
+	}
+	for (int k = 0; k < C9_MSGS; k++)
+		for (int i = 0; i < C9_CONNS; i++)
+			tally_send(&p[i], &t[i]);
+	/* 10 OPENs and 2000 messages are waiting; the worker never acknowledged. */
+	int got = take_all(&r, next, &cmds);
+	printf("zmq window: a worker that never acknowledges got %d of %d records\n", got,
+	       C9_CONNS * (C9_MSGS + 1));
+	ck_assert_int_eq(got, ZMQ_WINDOW);
+	ck_assert_msg(wt_count_file(e.gw.log_path, "window is full, pausing its clients"),
+		      "the gateway did not pause the worker's clients");
+	/* Nobody else notices, and the gateway sleeps while it waits for an ACK. */
+	for (int round = 0; round < 5; round++)
+		wt_echo_round(q, C9_CONNS, round, "other pool");
+	wt_gw_expect_alive(&e.gw);
+	expect_idle(&e.gw, "a full zmq window");
+	/* Full for three heartbeat intervals with no ACK: the operator is told, once. */
+	int64_t end = wt_now_ms() + 6000;
+	while (!wt_count_file(e.gw.log_path, "with no ACK") && wt_now_ms() < end) {
+		const char *hb[] = { "HEARTBEAT" };
+		wt_ctl_send(&r, 1, hb, NULL);
+		wt_sleep_ms(200);
+	}
+	ck_assert_msg(wt_count_file(e.gw.log_path, "with no ACK") == 1,
+		      "no single warning about a window full for long");
+
+	/* ACKs that are malformed or count more than was sent are refused; nothing moves. */
+	int refused = wt_count_file(e.gw.log_path, "control: worker");
+	send_ack(&r, "x");
+	ck_assert_int_eq(wt_ctl_recv_verb(&r, "ERROR", &m, 3000), 0);
+	ck_assert_msg(strstr(m.f[1], "malformed ACK"), "ERROR %s", m.f[1]);
+	wt_ctl_msg_free(&m);
+	snprintf(num, sizeof(num), "%d", ZMQ_WINDOW + 1);
+	send_ack(&r, num);
+	ck_assert_int_eq(wt_ctl_recv_verb(&r, "ERROR", &m, 3000), 0);
+	ck_assert_msg(strstr(m.f[1], "more records than were sent"), "ERROR %s", m.f[1]);
+	wt_ctl_msg_free(&m);
+	ck_assert_int_eq(wt_count_file(e.gw.log_path, "control: worker") - refused, 2);
+	ck_assert_int_eq(take_all(&r, next, &cmds), 0);
+
+	/* Each ACK lets the next window in, in order, until everything has arrived. */
+	int total = got, acks = 0;
+	while (total < C9_CONNS * (C9_MSGS + 1) && acks < 10) {
+		snprintf(num, sizeof(num), "%d", total);
+		send_ack(&r, num);
+		acks++;
+		int more = take_all(&r, next, &cmds);
+		ck_assert_int_le(more, ZMQ_WINDOW);
+		ck_assert_int_gt(more, 0);
+		total += more;
+	}
+	ck_assert_int_eq(total, C9_CONNS * (C9_MSGS + 1));
+	for (int i = 0; i < C9_CONNS; i++)
+		ck_assert_int_eq(next[i], C9_MSGS);
+	ck_assert_msg(wt_count_file(e.gw.log_path, "acknowledged, resuming"),
+		      "the paused clients were not resumed");
+	ck_assert_int_eq(cmds, C9_CONNS);
+	for (int i = 0; i < C9_CONNS; i++)
+		WT_EXPECT_MESSAGE(&p[i], WT_TEXT, "done", 4);
+	wt_echo_round(q, C9_CONNS, 9, "other pool, after");
+	wt_gw_expect_alive(&e.gw);
+	wt_ctl_close(&r);
+	wt_env_worker_stop(&z);
+	wt_env_done(&e);
+}
+END_TEST
+
 static Suite *faults_suite(void)
 {
 	Suite *s = suite_create("faults");
@@ -542,6 +882,9 @@ static Suite *faults_suite(void)
 		{ "ring_vs_header", test_ring_too_small_for_headers, 20, 1 },
 		{ "accept_headers", test_accept_many_headers, 20, 1 },
 		{ "permissions", test_permissions, 20, 1 },
+		{ "sigkill_zmq", test_sigkill_zmq_under_load, 90, 1 },
+		{ "sigstop_zmq", test_sigstop_zmq_until_dead, 40, 1 },
+		{ "zmq_window", test_zmq_window, 60, 1 },
 	};
 
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {

@@ -94,6 +94,8 @@ START_TEST(test_defaults)
 	ck_assert_uint_eq(cfg.authorize_ms, 5000);
 	ck_assert_uint_eq(cfg.orphan_ms, 30000);
 	ck_assert_uint_eq(cfg.socket_mode, 0600);
+	ck_assert_uint_eq(cfg.zmq_window, 1024);
+	ck_assert_uint_eq(cfg.zmq_window_bytes, 4u << 20);
 	ck_assert_int_eq(cfg.n_forward, 5);
 	static const char *const fwd[] = { "origin", "host", "user-agent", "cookie", "authorization" };
 	for (int i = 0; i < 5; i++)
@@ -143,6 +145,10 @@ static const struct opt_case opt_cases[] = {
 	{ .opt = "--ring-size", .good = { "4096", "1073741824" },
 	  .bad = { "0", "4095", "6000", "4097", "2147483648", "x" },
 	  .extra = { "--max-message", "100", "--max-header", "256" } },
+	{ .opt = "--zmq-window", .good = { "1", "1024", "1048576" },
+	  .bad = { "0", "1048577", "-1", "1k", "" } },
+	{ .opt = "--zmq-window-bytes", .good = { "4096", "1073741824" },
+	  .bad = { "4095", "1073741825", "-4096", "4M", "" } },
 	{ .opt = "--socket-mode", .good = { "0600", "0660", "600" },
 	  .bad = { "0644", "0777", "", "abc", "0600x", "0" } },
 	{ .opt = "--forward-header", .good = { "x-real-ip", "X-Forwarded-For" }, .bad = { "" } },

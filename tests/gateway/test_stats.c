@@ -182,7 +182,8 @@ START_TEST(test_format_parses)
 		"wsgw_closes_sent_total{code=\"1000\"}", "wsgw_closes_sent_total{code=\"1013\"}",
 		"wsgw_outbound_dropped_total", "wsgw_worker_attaches_total", "wsgw_worker_deaths_total",
 		"wsgw_records_handed_over_total", "wsgw_gone_sent_total", "wsgw_commands_refused_total",
-		"wsgw_records_dropped_total", "wsgw_accept_pauses_total", "wsgw_accept_shed_total",
+		"wsgw_records_dropped_total", "wsgw_window_waits_total", "wsgw_accept_pauses_total",
+		"wsgw_accept_shed_total",
 	};
 	for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++)
 		ck_assert_uint_eq(value(keys[i]), 0);
@@ -223,6 +224,7 @@ START_TEST(test_counters_move_by_what_changed)
 		{ &stats.gone_sent, "wsgw_gone_sent_total" },
 		{ &stats.commands_refused, "wsgw_commands_refused_total" },
 		{ &stats.records_dropped, "wsgw_records_dropped_total" },
+		{ &stats.window_waits, "wsgw_window_waits_total" },
 		{ &stats.accept_pauses, "wsgw_accept_pauses_total" },
 		{ &stats.accept_shed, "wsgw_accept_shed_total" },
 	};

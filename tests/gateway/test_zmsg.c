@@ -5,6 +5,7 @@
 #include <check.h>
 #include <endian.h>
 #include <errno.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -320,6 +321,72 @@ START_TEST(test_decode_unknown)
 }
 END_TEST
 
+static uint64_t ack_count;
+
+/* ACK with these frames after the verb: decoded to want, or refused (want_ok 0). */
+static void ack(int want_ok, uint64_t want, int n, ...)
+{
+	va_list ap;
+
+	frames_reset();
+	f_str("ACK");
+	va_start(ap, n);
+	for (int i = 0; i < n; i++) {
+		const char *p = va_arg(ap, const char *);
+		f_bytes(p, va_arg(ap, size_t));
+	}
+	va_end(ap);
+	why = NULL;
+	ack_count = 0xdeadbeef;
+	int rc = zmsg_decode_ack(fr, nfr, &ack_count, &why);
+	if (want_ok) {
+		REQUIRE_MSG(rc == 0, "ACK %.*s: refused (%s)", n ? (int)zmq_msg_size(&fr[1]) : 0,
+			    n ? (const char *)zmq_msg_data(&fr[1]) : "", why);
+		ck_assert_uint_eq(ack_count, want);
+	} else {
+		REQUIRE_MSG(rc == -EINVAL && why && strstr(why, "malformed ACK"),
+			    "ACK %.*s (%d frames): rc %d, why %s", n ? (int)zmq_msg_size(&fr[1]) : 0,
+			    n ? (const char *)zmq_msg_data(&fr[1]) : "", n + 1, rc, why ? why : "-");
+		ck_assert_uint_eq(ack_count, 0xdeadbeef); /* untouched */
+	}
+}
+
+#define A(s) s, sizeof(s) - 1
+
+START_TEST(test_decode_ack)
+{
+	ack(1, 0, 1, A("0"));
+	ack(1, 32, 1, A("32"));
+	ack(1, 32, 1, A("00032"));
+	ack(1, 4294967296ull, 1, A("4294967296"));
+	ack(1, UINT64_MAX, 1, A("18446744073709551615"));
+	ack(1, 1, 1, A("00000000000000000001")); /* 20 digits */
+
+	ack(0, 0, 0);                               /* no count */
+	ack(0, 0, 1, A(""));
+	ack(0, 0, 1, A("18446744073709551616"));    /* UINT64_MAX + 1 */
+	ack(0, 0, 1, A("99999999999999999999"));
+	ack(0, 0, 1, A("000000000000000000001"));   /* 21 digits */
+	ack(0, 0, 1, A("-1"));
+	ack(0, 0, 1, A("+1"));
+	ack(0, 0, 1, A(" 1"));
+	ack(0, 0, 1, A("1 "));
+	ack(0, 0, 1, A("1x"));
+	ack(0, 0, 1, A("0x10"));
+	ack(0, 0, 1, A("1\0"));                    /* a NUL after the digits */
+	ack(0, 0, 1, A("3.5"));
+	ack(0, 0, 1, A("\x01\x02\x03\x04\x05\x06\x07\x08")); /* a binary count */
+	ack(0, 0, 2, A("1"), A("2"));               /* too many frames */
+	ack(0, 0, 2, A("1"), A(""));
+	/* Every digit string that fits is read back as the number it spells. */
+	char num[24];
+	for (uint64_t v = 1; v && v < UINT64_MAX / 3; v = v * 3 + 1) {
+		int len = snprintf(num, sizeof(num), "%llu", (unsigned long long)v);
+		ack(1, v, 1, num, (size_t)len);
+	}
+}
+END_TEST
+
 START_TEST(test_frame_helpers)
 {
 	char buf[6];
@@ -625,6 +692,7 @@ int main(void)
 	tcase_add_test(tc, test_decode_reject);
 	tcase_add_test(tc, test_decode_accept);
 	tcase_add_test(tc, test_decode_unknown);
+	tcase_add_test(tc, test_decode_ack);
 	tcase_add_test(tc, test_frame_helpers);
 	suite_add_tcase(s, tc);
 

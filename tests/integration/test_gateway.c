@@ -820,6 +820,52 @@ START_TEST(missing_config_file_is_a_clear_error)
 }
 END_TEST
 
+/* Subprotocols per route: the route's preference among what the client offers. */
+static int upgrade_offering(struct wt_conn *c, const char *path, const char *offer,
+			    struct wt_http *r)
+{
+	char req[1024], extra[256] = "";
+	if (offer)
+		snprintf(extra, sizeof(extra), "Sec-WebSocket-Protocol: %s\r\n", offer);
+	WT_OK(c, wt_connect(c, "127.0.0.1", gw.port));
+	int n = wt_request_build(c, req, sizeof(req), path, extra);
+	WT_OK(c, wt_send_raw(c, req, (size_t)n));
+	return wt_http_read(c, r);
+}
+
+START_TEST(subprotocols_per_route)
+{
+	struct wt_conn c;
+	struct wt_http r;
+	char v[64];
+
+	WT_GW_START(&gw, "--route", "/chat=echo,protocols=chat.v2|chat.v1", "--route",
+		    "/strict=echo,protocols=only.v1!", "--log-level", "debug", NULL);
+	/* The route's first choice, whatever the client's order. */
+	ck_assert_int_eq(upgrade_offering(&c, "/chat", "chat.v1, chat.v2", &r), 101);
+	ck_assert_str_eq(wt_http_header(&r, "Sec-WebSocket-Protocol", v, sizeof(v)), "chat.v2");
+	echo_one(&c, WT_TEXT, 10, 1);
+	wt_close(&c);
+	ck_assert_int_eq(upgrade_offering(&c, "/chat", "other, chat.v1", &r), 101);
+	ck_assert_str_eq(wt_http_header(&r, "Sec-WebSocket-Protocol", v, sizeof(v)), "chat.v1");
+	wt_close(&c);
+	/* None matches: the RFC's answer is no header at all (and a debug line). */
+	ck_assert_int_eq(upgrade_offering(&c, "/chat", "mqtt", &r), 101);
+	ck_assert_ptr_null(wt_http_header(&r, "Sec-WebSocket-Protocol", v, sizeof(v)));
+	wt_close(&c);
+	ck_assert(wt_gw_log_contains(&gw, "none of the route's"));
+	/* A route that requires one refuses a client offering none of them. */
+	ck_assert_int_eq(upgrade_offering(&c, "/strict", "mqtt", &r), 400);
+	wt_close(&c);
+	ck_assert_int_eq(upgrade_offering(&c, "/strict", NULL, &r), 400);
+	wt_close(&c);
+	ck_assert_int_eq(upgrade_offering(&c, "/strict", "only.v1", &r), 101);
+	ck_assert_str_eq(wt_http_header(&r, "Sec-WebSocket-Protocol", v, sizeof(v)), "only.v1");
+	wt_close(&c);
+	WT_GW_STOP(&gw);
+}
+END_TEST
+
 START_TEST(config_file_and_sighup_reload)
 {
 	char path[] = "/tmp/wsgw-conf.XXXXXX";
@@ -1159,6 +1205,7 @@ static Suite *gateway_suite(void)
 	tcase_add_test(own, idle_connection_not_answering_is_closed);
 	tcase_add_test(own, ipv6_listener);
 	tcase_add_test(own, admin_metrics_and_healthz);
+	tcase_add_test(own, subprotocols_per_route);
 	tcase_add_test(own, missing_config_file_is_a_clear_error);
 	tcase_add_test(own, config_file_and_sighup_reload);
 	tcase_add_test(own, slow_reader_does_not_block_others);

@@ -499,14 +499,17 @@ int wt_gw_startv(struct wt_gw *gw, const char *const *args)
 
 	memset(gw, 0, sizeof(*gw));
 	snprintf(prog, sizeof(prog), "%s/wsgw", build && *build ? build : "build");
-	int has_route = 0;
+	int has_route = 0, conf_route = 0;
 	for (nargs = 0; args && args[nargs]; nargs++) {
 		if (!strcmp(args[nargs], "--listen"))
 			has_listen = 1;
 		if (!strcmp(args[nargs], "--route"))
 			has_route = 1;
+		if (nargs && !strcmp(args[nargs - 1], "--route") && strstr(args[nargs], "=conf"))
+			conf_route = 1;
 	}
-	int use_worker = wt_worker_mode() && !has_route;
+	/* Routes of its own that name pool "conf" get the worker too. */
+	int use_worker = wt_worker_mode() && (!has_route || conf_route);
 	if (nargs + 8 > (int)(sizeof(argv) / sizeof(argv[0])))
 		return -E2BIG;
 
@@ -518,8 +521,10 @@ int wt_gw_startv(struct wt_gw *gw, const char *const *args)
 	for (int i = 0; i < nargs; i++)
 		argv[argc++] = args[i];
 	if (use_worker) {
-		argv[argc++] = "--route";
-		argv[argc++] = "/=conf";
+		if (!has_route) {
+			argv[argc++] = "--route";
+			argv[argc++] = "/=conf";
+		}
 		argv[argc++] = "--runtime-dir";
 		argv[argc++] = gw->dir; /* filled in below, before the fork */
 	}

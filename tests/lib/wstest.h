@@ -66,7 +66,8 @@ struct wt_gw {
 
 /* Worker mode: with $WT_GW_WORKER naming a worker program (build/wsgw-echo), a gateway
  * started without --route serves "/" through pool "conf" and one such worker, started
- * and attached before wt_gw_start returns, stopped after the gateway. */
+ * and attached before wt_gw_start returns, stopped after the gateway; one started with
+ * routes of its own that name pool "conf" gets the worker too. */
 int wt_worker_mode(void);
 
 /*

@@ -230,6 +230,22 @@ static uint64_t zw_id(const struct wt_ctl_msg *m)
 	return be64toh(be);
 }
 
+/* The verbs a worker counts for ACK (docs/PROTOCOL.md, "Acknowledgements"). */
+static int zw_counted(const struct wt_ctl_msg *m)
+{
+	return wt_ctl_frame_is(m, 0, "OPEN") || wt_ctl_frame_is(m, 0, "MESSAGE") ||
+	       wt_ctl_frame_is(m, 0, "CLOSE") || wt_ctl_frame_is(m, 0, "GONE");
+}
+
+static void zw_ack(struct wt_ctl *ctl, uint64_t n)
+{
+	char num[24];
+	const char *f[] = { "ACK", num };
+
+	snprintf(num, sizeof(num), "%llu", (unsigned long long)n);
+	wt_ctl_send(ctl, 2, f, NULL);
+}
+
 int wt_zw_main(int argc, char **argv)
 {
 	static const struct option opts[] = {
@@ -244,6 +260,8 @@ int wt_zw_main(int argc, char **argv)
 	struct wt_ctl_msg m;
 	int c, hb = 1000;
 	int64_t last_sent;
+	/* Counted messages since WELCOME, all handled once the loop comes back; and acked. */
+	uint64_t handled = 0, acked = 0;
 
 	while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
 		if (c == 'c')
@@ -282,8 +300,20 @@ int wt_zw_main(int argc, char **argv)
 				zmq_send(ctl.sock, f[i], l[i], i < 3 ? ZMQ_SNDMORE : 0);
 			published++;
 		}
-		int rc = wt_ctl_recv(&ctl, &m, topic ? 0 : 50);
+		/* What is handled is acknowledged in batches of 32, and before waiting. */
+		if (handled - acked >= 32) {
+			zw_ack(&ctl, acked = handled);
+			last_sent = wt_now_ms();
+		}
+		int rc = wt_ctl_recv(&ctl, &m, 0);
 
+		if (rc == -ETIMEDOUT) {
+			if (handled > acked) {
+				zw_ack(&ctl, acked = handled);
+				last_sent = wt_now_ms();
+			}
+			rc = wt_ctl_recv(&ctl, &m, topic && published < 10000000 ? 0 : 50);
+		}
 		if (wt_now_ms() - last_sent >= hb / 2) {
 			const char *f[] = { "HEARTBEAT" };
 
@@ -292,6 +322,7 @@ int wt_zw_main(int argc, char **argv)
 		}
 		if (rc)
 			continue;
+		handled += (uint64_t)zw_counted(&m);
 		if (wt_ctl_frame_is(&m, 0, "MESSAGE") && m.n == 4) {
 			const char *f[] = { "SEND", m.f[1], m.f[2], m.f[3] };
 			size_t l[] = { 4, m.len[1], m.len[2], m.len[3] };
@@ -307,7 +338,10 @@ int wt_zw_main(int argc, char **argv)
 		}
 		wt_ctl_msg_free(&m);
 	}
-	/* What pyzmq's worker does on SIGTERM: say BYE, leave at once. */
+	/* What pyzmq's worker does on SIGTERM: acknowledge what it handled (or it would be
+	 * handed to another worker again), say BYE, leave at once. */
+	if (handled > acked)
+		zw_ack(&ctl, handled);
 	const char *bye[] = { "BYE" };
 	wt_ctl_send(&ctl, 1, bye, NULL);
 	int linger = 1000;

@@ -71,9 +71,10 @@ void wt_shm_peer_close(struct wt_shm_peer *p);
 /* Starts the zmq echo worker: this test binary with --as-zmq-worker. */
 int wt_zw_start(struct wt_proc *p, const char *control, const char *pool, const char *log_path);
 /* main() of a test binary calls this when argv[1] is "--as-zmq-worker". It echoes every
- * MESSAGE with SEND, logs "open ID" and "close ID CODE", heartbeats, and on SIGTERM sends
- * BYE and exits 0 at once. With --publish TOPIC it also publishes "0", "1", ... to TOPIC
- * as fast as the gateway takes them. */
+ * MESSAGE with SEND, logs "open ID" and "close ID CODE", heartbeats, acknowledges what it
+ * handled (ACK every 32, and before it waits), and on SIGTERM sends BYE and exits 0 at
+ * once. With --publish TOPIC it also publishes "0", "1", ... to TOPIC as fast as the
+ * gateway takes them. */
 int wt_zw_main(int argc, char **argv);
 
 #endif

@@ -8,6 +8,13 @@
 //
 // Heartbeats run on a timer, so they go out as long as the event loop is not blocked for
 // a whole heartbeat interval (a worker silent for three intervals is dead to the gateway).
+//
+// Delivery is at least once. An event counts as handled when the consumer asks for the
+// next one (calls recv() again, or the for-await loop comes round); the worker then
+// acknowledges it to the gateway (ACK, in batches of 32, and before it waits for input).
+// If the worker dies, the gateway gives every event it had not acknowledged to the
+// connection's next worker: events this one handled but had not acknowledged yet may be
+// handled twice, and none is lost.
 
 const zmq = require('zeromq');
 
@@ -15,6 +22,9 @@ const PROTOCOL_VERSION = 2;
 const QUEUE_MAX = 4096; // events read ahead of the application
 const TOPIC_MAX = 255; // bytes of a topic
 const TOPIC_LIST_MAX = 1024; // a TOPIC answer lists the subscribers when at most this many
+// The gateway counts these from WELCOME on; ACK N says the first N are handled.
+const COUNTED = new Set(['OPEN', 'MESSAGE', 'CLOSE', 'GONE']);
+const ACK_BATCH = 32;
 
 class WorkerError extends Error {}
 
@@ -69,6 +79,13 @@ class Worker {
     this._attached = false;
     this._closed = false;
     this._sock = null;
+    // Acknowledgements, per attachment (_gen): counted messages received, handled by the
+    // consumer, acknowledged; _ret: the queue item of the event handed out last; _ackOut:
+    // an ACK still last in _out, which a later count may overwrite.
+    this._gen = 0;
+    this._rcvd = this._handled = this._acked = 0;
+    this._ret = null;
+    this._ackOut = null;
     this.ready = new Promise((resolve, reject) => {
       this._ready = { resolve, reject };
     });
@@ -109,6 +126,12 @@ class Worker {
     this._out = [];
     this._writing = false;
     this._attached = false;
+    // Counting starts again at WELCOME; events still queued from before are not
+    // acknowledged to the new attachment.
+    this._gen++;
+    this._rcvd = this._handled = this._acked = 0;
+    this._ret = null;
+    this._ackOut = null;
     const s = new zmq.Dealer({ linger: 0, sendHighWaterMark: this._hwm,
       receiveHighWaterMark: this._hwm, ...(this._curve || {}) });
     s.connect(this.control);
@@ -152,7 +175,36 @@ class Worker {
       this._detached();
       return;
     }
-    if (now - this._lastSent >= hb) this._push(['HEARTBEAT']);
+    if (now - this._lastSent >= hb) {
+      if (this._handled > this._acked) this._ack(); // says as much as a heartbeat
+      else this._push(['HEARTBEAT']);
+    }
+  }
+
+  // ---------------------------------------------------------------- acknowledgements
+
+  // The consumer came back for more: the event handed out last is handled.
+  _took() {
+    const r = this._ret;
+    if (r) {
+      this._ret = null;
+      if (r.gen === this._gen) this._handled = r.seq;
+    }
+    if (this._handled - this._acked >= ACK_BATCH) this._ack();
+  }
+
+  // ACK goes after the commands the handled events caused: a count may only be raised in
+  // an ACK that is still the last thing queued, never moved ahead of later commands.
+  _ack() {
+    if (!this._attached || this._handled <= this._acked) return;
+    this._acked = this._handled;
+    const out = this._out;
+    if (this._ackOut && out.length && out[out.length - 1] === this._ackOut) {
+      this._ackOut[1] = String(this._acked);
+      return;
+    }
+    this._ackOut = ['ACK', String(this._acked)];
+    this._push(this._ackOut);
   }
 
   // ---------------------------------------------------------------- receiving
@@ -168,7 +220,7 @@ class Worker {
       if (s !== this._sock) return;
       this._lastHeard = Date.now();
       const ev = this._dispatch(f);
-      if (ev) this._emit(ev);
+      if (ev) this._emit(ev, this._rcvd);
       // An application slower than the gateway: stop reading, so ZeroMQ's queues (and then
       // the gateway's TCP backpressure on the clients) hold the rest, not this process.
       if (this._events.length >= QUEUE_MAX)
@@ -179,6 +231,7 @@ class Worker {
   _dispatch(f) {
     const verb = str(f[0]);
     const n = f.length;
+    if (this._attached && COUNTED.has(verb)) this._rcvd++;
     switch (verb) {
       case 'MESSAGE':
         if (n !== 4) break;
@@ -242,30 +295,41 @@ class Worker {
       reason: `unexpected message from the gateway: ${f.slice(0, 3).map(str).join(' ')}` };
   }
 
-  _emit(ev) {
+  // seq: the count of the messages received up to this event; null for one the worker
+  // made itself (a close after a detach), which acknowledges nothing.
+  _emit(ev, seq = null) {
+    const item = { ev, gen: this._gen, seq };
     const w = this._waiters.shift();
-    if (w) w(ev);
-    else this._events.push(ev);
+    if (w) w(item);
+    else this._events.push(item);
+  }
+
+  _handOut(item) {
+    if (item.seq !== null) this._ret = item;
+    return item.ev;
   }
 
   // The next event, or null after timeoutMs (undefined: wait as long as it takes; null
-  // too once the worker is detached).
+  // too once the worker is detached). Calling it says the event it gave last is handled.
   recv(timeoutMs) {
+    this._took();
     if (this._events.length) {
-      const ev = this._events.shift();
+      const item = this._events.shift();
       if (this._resume && this._events.length < QUEUE_MAX / 2) {
         const r = this._resume;
         this._resume = null;
         r();
       }
-      return Promise.resolve(ev);
+      return Promise.resolve(this._handOut(item));
     }
     if (this._closed) return Promise.resolve(null);
+    // Nothing to hand out: what is handled is acknowledged before waiting.
+    this._ack();
     return new Promise((resolve) => {
       let t = null;
-      const waiter = (ev) => {
+      const waiter = (item) => {
         if (t) clearTimeout(t);
-        resolve(ev);
+        resolve(item ? this._handOut(item) : null);
       };
       this._waiters.push(waiter);
       if (timeoutMs !== undefined) {
@@ -309,8 +373,10 @@ class Worker {
     const s = this._sock;
     const out = this._out;
     while (out.length) {
+      const frames = out.shift();
+      if (frames === this._ackOut) this._ackOut = null; // on its way: no longer to raise
       try {
-        await s.send(out.shift());
+        await s.send(frames);
       } catch (e) {
         if (s !== this._sock || this._closed) return;
         // EAGAIN: the gateway took nothing for three heartbeat intervals; it is gone.
@@ -410,6 +476,9 @@ class Worker {
   async detach() {
     if (this._closed) return;
     if (this._attached) {
+      // What was handled is not handed to another worker again. The event given out last
+      // is not known to be: it may be (at least once, never lost).
+      this._ack();
       this._out.push(['BYE']);
       this._flush();
       const t0 = Date.now();

@@ -11,6 +11,12 @@ One Worker is one DEALER socket and is not thread-safe: use it from one thread. 
 are sent from inside the iteration (and recv()), so the application must come back to the
 loop at least once per heartbeat interval (the gateway's --heartbeat, 1 s by default);
 a worker silent for three intervals is dead to the gateway.
+
+Delivery is at least once.  An event counts as handled when the application asks for the
+next one (calls recv() again, or iterates on); the worker then acknowledges it to the
+gateway (ACK, in batches of 32, and before it waits for input).  If the worker dies, the
+gateway gives every event it had not acknowledged to the connection's next worker: events
+this one handled but had not acknowledged yet may be handled twice, and none is lost.
 """
 
 import os
@@ -27,6 +33,10 @@ TOPIC_MAX = 255          # bytes of a topic
 TOPIC_LIST_MAX = 1024    # a TOPIC answer lists the subscribers when at most this many
 
 _ID = struct.Struct(">Q")
+
+# The gateway counts these from WELCOME on; ACK N says the first N are handled.
+_COUNTED = frozenset((b"OPEN", b"MESSAGE", b"CLOSE", b"GONE"))
+ACK_BATCH = 32
 
 
 class WorkerError(Exception):
@@ -151,6 +161,11 @@ class Worker:
         self._pending = []
         self._attached = False
         self._closed = False
+        # Acknowledgements, per attachment (_gen): counted messages received, handled by
+        # the application, and acknowledged; _ret: (gen, count) of the event last returned.
+        self._gen = 0
+        self._rcvd = self._handled = self._acked = 0
+        self._ret = None
         self._attach(attach_timeout)
 
     @property
@@ -191,6 +206,10 @@ class Worker:
         self.heartbeat = max(int(f[2]), 1) / 1000.0
         self._sock.setsockopt(zmq.SNDTIMEO, int(self.heartbeat * 3000))
         self._attached = True
+        # Counting starts again: nothing from an earlier attachment is acknowledged here.
+        self._gen += 1
+        self._rcvd = self._handled = self._acked = 0
+        self._ret = None
 
     def _attach(self, timeout):
         self._hello()
@@ -234,8 +253,10 @@ class Worker:
 
     def recv(self, timeout=None):
         """The next event, or None after `timeout` seconds (None: wait as long as it
-        takes).  Sends heartbeats and re-attaches while it waits."""
+        takes).  Sends heartbeats and re-attaches while it waits.  Calling it says the
+        event it returned last is handled (see the module's doc on delivery)."""
         deadline = None if timeout is None else time.monotonic() + timeout
+        self._took()
         while not self._closed:
             if self._pending:
                 return self._pending.pop(0)
@@ -248,9 +269,12 @@ class Worker:
                 self._last_heard = now
                 ev = self._dispatch(f)
                 if ev is not None:
+                    self._ret = (self._gen, self._rcvd)
                     self._tick(now)
                     return ev
                 continue
+            # Nothing to read: what is handled is acknowledged before waiting.
+            self._ack()
             if self._tick(now):
                 continue
             wake = self._next_tick()
@@ -260,6 +284,22 @@ class Worker:
                 wake = min(wake, deadline)
             self._sock.poll(max(int((wake - now) * 1000) + 1, 1))
         return None
+
+    def _took(self):
+        """The application came back for more: the event returned last is handled."""
+        if self._ret is not None:
+            gen, n = self._ret
+            self._ret = None
+            if gen == self._gen:
+                self._handled = n
+        if self._handled - self._acked >= ACK_BATCH:
+            self._ack()
+
+    def _ack(self):
+        if self._attached and self._handled > self._acked:
+            n = self._handled
+            if self._send([b"ACK", str(n).encode()]):
+                self._acked = n
 
     def _next_tick(self):
         hb = self.heartbeat
@@ -279,12 +319,17 @@ class Worker:
             self._detached("missed 3 heartbeats")
             return True
         if now - self._last_sent >= hb:
-            self._send([b"HEARTBEAT"])
+            if self._handled > self._acked:
+                self._ack()  # says as much as a heartbeat
+            else:
+                self._send([b"HEARTBEAT"])
         return False
 
     def _dispatch(self, f):
         verb = f[0]
         n = len(f)
+        if verb in _COUNTED and self._attached:
+            self._rcvd += 1
         if verb == b"MESSAGE" and n == 4:
             c = _ID.unpack(f[1])[0]
             if f[2] == b"binary":
@@ -426,6 +471,9 @@ class Worker:
         if self._closed:
             return
         if self._attached:
+            # What was handled is not handed to another worker again.  The event returned
+            # last is not known to be: it may be (at least once, never lost).
+            self._ack()
             try:
                 self._sock.send(b"BYE", zmq.NOBLOCK)
             except zmq.ZMQError:
