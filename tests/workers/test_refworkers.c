@@ -17,6 +17,7 @@
 #include "tests/lib/wtenv.h"
 #include "tests/lib/wtproc.h"
 #include "workers/chat/chatmsg.h"
+#include "wsgw/worker.h"
 
 static void start_worker(struct wt_env *e, struct wt_proc *p, const char *prog,
 			 const char *pool, const char *mode, const char *name)
@@ -227,6 +228,91 @@ START_TEST(bench_fanout_checks_every_delivery)
 }
 END_TEST
 
+static void expect_quiet(struct wt_conn *c, const char *who);
+
+/* ---- libwsgw's verbs, in this process, through the real gateway ----------- */
+
+/* The next event of type on w within ms (others skipped); fails the test otherwise. */
+static struct wsgw_event next_ev(struct wsgw_worker *w, int type, int ms)
+{
+	static struct wsgw_event ev[64];
+	static int n, i;
+	int64_t end = wt_now_ms() + ms;
+	for (;;) {
+		for (; i < n; i++)
+			if (ev[i].type == type)
+				return ev[i++];
+		int64_t left = end - wt_now_ms();
+		ck_assert_msg(left > 0, "no event of type %d within %d ms", type, ms);
+		n = wsgw_wait(w, ev, 64, (int)left);
+		i = 0;
+		ck_assert_int_ge(n, 0);
+	}
+}
+
+START_TEST(libwsgw_verbs_through_the_gateway)
+{
+	struct wt_env e;
+	struct wt_conn c[3];
+	uint64_t id[3];
+	wt_env_init(&e);
+	WT_ENV_GW_START(&e, "--route", "/=lib", NULL);
+	struct wsgw_worker *w;
+	struct wsgw_options o = { .control = e.control, .pool = "lib", .attach_timeout_ms = 5000 };
+	ck_assert_int_eq(wsgw_attach(&o, &w), 0);
+	for (int i = 0; i < 3; i++) {
+		WT_EXPECT_OPEN(&c[i], "127.0.0.1", e.gw.port, "/");
+		id[i] = next_ev(w, WSGW_EV_OPEN, 5000).conn;
+	}
+	for (int i = 0; i < 3; i++)
+		ck_assert_int_eq(wsgw_subscribe(w, id[i], "t\0x", 3), 0);
+	ck_assert_int_eq(wsgw_query(w, "t\0x", 3, 4242), 0);
+	struct wsgw_event ev = next_ev(w, WSGW_EV_TOPIC, 5000);
+	const void *tp;
+	size_t tl;
+	uint32_t subs;
+	uint64_t got[4];
+	ck_assert_uint_eq(ev.conn, 4242);
+	ck_assert_int_eq(wsgw_topic_info(&ev, &tp, &tl, &subs), 0);
+	ck_assert_uint_eq(tl, 3);
+	ck_assert_mem_eq(tp, "t\0x", 3);
+	ck_assert_uint_eq(subs, 3);
+	ck_assert_uint_eq(wsgw_topic_conns(&ev, got, 4), 3);
+	for (int i = 0; i < 3; i++)
+		ck_assert(got[0] == id[i] || got[1] == id[i] || got[2] == id[i]);
+
+	ck_assert_int_eq(wsgw_publish(w, "t\0x", 3, 1, "\x01pub", 4, id[1]), 0);
+	wsgw_flush(w);
+	WT_EXPECT_MESSAGE(&c[0], WT_BINARY, "\x01pub", 4);
+	WT_EXPECT_MESSAGE(&c[2], WT_BINARY, "\x01pub", 4);
+	ck_assert_int_eq(wsgw_send_many(w, id, 2, 0, "many", 4), 0);
+	ck_assert_int_eq(wsgw_unsubscribe(w, id[0], "t\0x", 3), 0);
+	ck_assert_int_eq(wsgw_publish(w, "t\0x", 3, 0, "after", 5, 0), 0);
+	wsgw_flush(w);
+	WT_EXPECT_MESSAGE(&c[0], WT_TEXT, "many", 4);
+	WT_EXPECT_MESSAGE(&c[1], WT_TEXT, "many", 4); /* not "\x01pub": it was left out */
+	WT_EXPECT_MESSAGE(&c[1], WT_TEXT, "after", 5);
+	WT_EXPECT_MESSAGE(&c[2], WT_TEXT, "after", 5);
+	expect_quiet(&c[0], "c0 (unsubscribed)");
+
+	ck_assert_int_eq(wsgw_stat(w, id[2]), 0);
+	ev = next_ev(w, WSGW_EV_STAT, 5000);
+	uint64_t queued = 1;
+	uint32_t age = 1;
+	ck_assert_uint_eq(ev.conn, id[2]);
+	ck_assert_int_eq(wsgw_stat_info(&ev, &queued, &age), 0);
+	ck_assert_uint_eq(queued, 0); /* a client that reads has nothing waiting */
+	ck_assert_uint_eq(age, 0);
+	ck_assert_int_eq(wsgw_stat(w, 999999), 0);
+	ck_assert_uint_eq(next_ev(w, WSGW_EV_GONE, 5000).conn, 999999);
+	for (int i = 0; i < 3; i++)
+		wt_close(&c[i]);
+	wsgw_detach(w);
+	wt_close_all();
+	wt_env_done(&e);
+}
+END_TEST
+
 /* ---- wsgw-chat ----------------------------------------------------------- */
 
 /* The next text message of c with its "time":N replaced by "time":T. */
@@ -429,6 +515,7 @@ int main(void)
 	tcase_add_test(tc, broadcast_sendmany);
 	tcase_add_test(tc, broadcast_sends);
 	tcase_add_test(tc, bench_fanout_checks_every_delivery);
+	tcase_add_test(tc, libwsgw_verbs_through_the_gateway);
 	tcase_add_test(tc, chat_rooms);
 	tcase_add_test(tc, chat_bad_input);
 	tcase_add_test(tc, chat_worker_replaced);
