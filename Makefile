@@ -38,7 +38,7 @@ pythondir   ?= $(if $(filter /usr,$(prefix)),$(prefix)/lib/python3/dist-packages
 
 # Debian packages the build and the tests need; installed when missing (tools/need-debs).
 DEPS_PKGS := libzmq3-dev liburcu-dev node-llhttp check libsubunit-dev \
-             pkg-config zlib1g-dev libssl-dev libsystemd-dev scdoc
+             pkg-config zlib1g-dev libssl-dev libsystemd-dev scdoc openssl python3-websockets
 
 LLHTTP_SRC_DIR ?= /usr/share/llhttp
 LLHTTP_INC_DIR ?= /usr/share/include/llhttp
@@ -61,7 +61,7 @@ Q := @
 endif
 
 # pkg-config runs when a recipe needs it (recursive '='), after the packages exist.
-PKG_LIBS   = liburcu liburcu-cds libzmq libcrypto zlib libsystemd
+PKG_LIBS   = liburcu liburcu-cds libzmq libssl libcrypto zlib libsystemd
 PKG_CFLAGS = $(shell pkg-config --cflags $(PKG_LIBS))
 PKG_LDLIBS = $(shell pkg-config --libs $(PKG_LIBS))
 CHECK_CFLAGS = $(shell pkg-config --cflags check)
@@ -97,7 +97,7 @@ LIBWSGW_SOVERSION := 1.0.0
 PROGRAMS := $(BUILD)/wsgw $(BUILD)/wsgw-bench $(BUILD)/wsgw-echo $(BUILD)/wsgw-broadcast \
             $(BUILD)/wsgw-chat $(LIBWSGW_SO)
 
-.PHONY: all deps check check-tsan run bench-ring clean install uninstall man deb rpm npm-pack
+.PHONY: all deps check check-tsan run bench-ring clean install uninstall man deb rpm npm-pack tls-certs
 # Keep test objects: they are intermediate files to make, and rebuilding them is waste.
 .SECONDARY:
 all: $(PROGRAMS) $(TEST_BIN)
@@ -189,7 +189,7 @@ $(BUILD)/tests/workers/test_chatmsg: $(CHAT_OBJ)
 # Tests find the programs under test through WSGW_BUILD. The conformance suite runs twice:
 # against the built-in echo, and through a worker process (WT_GW_WORKER).
 # T=NAME runs only the test programs whose path contains NAME (T=test_faults,
-# T=gateway/), T=conformance-worker the second conformance run, T=lang the language suites.
+# T=gateway/), T=conformance-worker the other conformance runs, T=lang the language suites.
 T ?=
 comma := ,
 CHECK_BIN := $(strip $(if $(T),$(foreach b,$(TEST_BIN),$(if $(findstring $(T),$(b)),$(b))),$(TEST_BIN)))
@@ -197,7 +197,30 @@ CHECK_CONF_WORKER := $(if $(T),$(filter conformance-worker,$(T)),yes)
 CHECK_LANG := $(if $(T),$(filter lang,$(T)),yes)
 CHECK_BROWSER := $(if $(T),$(filter browser,$(T)),yes)
 
-check: all
+# A test CA and two certificates it signed for 127.0.0.1 and localhost (CN localhost, and
+# localhost2 for the reload test): the TLS tests trust the CA; `make run TLS=1` serves
+# the first (a browser calls it untrusted unless the CA is imported).
+TLS_DIR := $(BUILD)/tls
+$(TLS_DIR)/cert.pem: | $(DEPS_MK)
+	@mkdir -p $(@D)
+	$(Q)openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 3650 \
+	  -subj "/CN=wsgw test CA" -keyout $(@D)/ca.key -out $(@D)/ca.pem 2>/dev/null
+	$(Q)printf 'subjectAltName=DNS:localhost,IP:127.0.0.1,IP:::1\nextendedKeyUsage=serverAuth\n' > $(@D)/ext.cnf
+	$(Q)for n in 2 ""; do \
+	  openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -subj /CN=localhost$$n \
+	    -keyout $(@D)/key$$n.pem -out $(@D)/cert$$n.csr 2>/dev/null && \
+	  openssl x509 -req -in $(@D)/cert$$n.csr -CA $(@D)/ca.pem -CAkey $(@D)/ca.key \
+	    -CAcreateserial -days 3650 -extfile $(@D)/ext.cnf -out $(@D)/cert$$n.pem.tmp 2>/dev/null && \
+	  mv $(@D)/cert$$n.pem.tmp $(@D)/cert$$n.pem || exit 1; done
+tls-certs: $(TLS_DIR)/cert.pem
+
+# The conformance suites (RFC 6455, permessage-deflate) run four ways: against the
+# built-in echo, through a worker process (WT_GW_WORKER), and both over TLS (WT_TLS).
+CONF_SUITES := $(BUILD)/tests/conformance/test_conformance $(BUILD)/tests/conformance/test_deflate
+CONF_RUNS := worker:WT_GW_WORKER=$(abspath $(BUILD))/wsgw-echo tls:WT_TLS=1 \
+	     tls-worker:WT_TLS=1:WT_GW_WORKER=$(abspath $(BUILD))/wsgw-echo
+
+check: all $(TLS_DIR)/cert.pem
 	@if [ -z "$(CHECK_BIN)$(CHECK_CONF_WORKER)$(CHECK_LANG)$(CHECK_BROWSER)" ]; then \
 	  echo "make check: T=$(T) names no test (programs: $(TEST_BIN:$(BUILD)/tests/%=%), conformance-worker, lang, browser)"; \
 	  exit 2; fi
@@ -206,9 +229,11 @@ check: all
 	  WSGW_BUILD=$(abspath $(BUILD)) WT_SANITIZE=$(SANITIZE) $$t || failed="$$failed $$t"; \
 	done; \
 	if [ -n "$(CHECK_CONF_WORKER)" ]; then \
-	  echo "== $(BUILD)/tests/conformance/test_conformance through build/wsgw-echo"; \
-	  WSGW_BUILD=$(abspath $(BUILD)) WT_GW_WORKER=$(abspath $(BUILD))/wsgw-echo \
-	    $(BUILD)/tests/conformance/test_conformance || failed="$$failed conformance-through-worker"; \
+	  for run in $(CONF_RUNS); do for t in $(CONF_SUITES); do \
+	    echo "== $$t: $${run%%:*}"; \
+	    env WSGW_BUILD=$(abspath $(BUILD)) $$(echo "$${run#*:}" | tr : ' ') $$t \
+	      || failed="$$failed $$t($${run%%:*})"; \
+	  done; done; \
 	fi; \
 	if [ -n "$(CHECK_LANG)" ]; then \
 	  echo "== tests/workers/run_lang_tests.sh (Python and Node workers)"; \
@@ -219,7 +244,7 @@ check: all
 	  WSGW_BUILD=$(abspath $(BUILD)) tests/browser/run.sh || failed="$$failed browser"; \
 	fi; \
 	if [ -n "$$failed" ]; then echo "FAILED:$$failed"; exit 1; fi; \
-	echo "passed: $(words $(CHECK_BIN)) test programs$(if $(CHECK_CONF_WORKER),$(comma) the worker conformance run)$(if $(CHECK_LANG),$(comma) the language suites)$(if $(CHECK_BROWSER),$(comma) the browser test)"
+	echo "passed: $(words $(CHECK_BIN)) test programs$(if $(CHECK_CONF_WORKER),$(comma) the conformance suites through a worker and over TLS)$(if $(CHECK_LANG),$(comma) the language suites)$(if $(CHECK_BROWSER),$(comma) the browser test)"
 
 # ThreadSanitizer sees threads, not processes: the ring's two-thread tests, and the worker
 # tests with the gateway (loop, doorbell waker, RCU threads) and libwsgw built with it. A
@@ -238,10 +263,11 @@ check-tsan:
 # broadcast: wsgw-broadcast), a chat worker on /chat and the demo page (demo/, --static).
 # workers/run-demo installs what a Python or Node worker needs, and stops when a worker
 # does not attach.
+# TLS=1 adds wss://127.0.0.1:8443 with the test certificate.
 WORKERS ?= 1
 WORKER  ?= c
-run: $(BUILD)/wsgw $(BUILD)/wsgw-echo $(BUILD)/wsgw-broadcast $(BUILD)/wsgw-chat
-	BUILD=$(BUILD) LISTEN=$(LISTEN) WORKERS=$(WORKERS) WORKER=$(WORKER) workers/run-demo
+run: $(BUILD)/wsgw $(BUILD)/wsgw-echo $(BUILD)/wsgw-broadcast $(BUILD)/wsgw-chat $(if $(TLS),$(TLS_DIR)/cert.pem)
+	BUILD=$(BUILD) LISTEN=$(LISTEN) WORKERS=$(WORKERS) WORKER=$(WORKER) TLS=$(TLS) workers/run-demo
 
 bench-ring: $(BUILD)/bench-ring
 	$(BUILD)/bench-ring

@@ -20,7 +20,11 @@ static void usage(FILE *f)
 {
 	fprintf(f,
 		"usage: wsgw [options]\n"
-		"  --listen ADDR:PORT        listen here (repeatable; [::1]:8080 for IPv6; default 127.0.0.1:8080)\n"
+		"  --listen ADDR:PORT[,tls]  listen here (repeatable; [::1]:8080 for IPv6; default 127.0.0.1:8080);\n"
+		"                            ,tls: clients speak TLS 1.2 or 1.3 (wss://) there\n"
+		"  --tls-cert FILE           PEM certificate of the tls listeners (may hold its chain)\n"
+		"  --tls-key FILE            its PEM private key\n"
+		"  --tls-chain FILE          PEM intermediate certificates, if not in --tls-cert\n"
 		"  --route PREFIX=POOL       route paths starting with PREFIX to POOL (repeatable;\n"
 		"                            default /=echo; 'echo' is the built-in echo pool)\n"
 		"  --max-message BYTES       largest message accepted (default 1048576; beyond: close 1009)\n"
@@ -79,11 +83,17 @@ static void usage(FILE *f)
 }
 
 /* "127.0.0.1:8080", "[::1]:8080" or "*:8080" into l. Returns 0 or -EINVAL. */
-static int cfg_parse_listen(const char *s, struct cfg_listen *l)
+static int cfg_parse_listen(const char *arg, struct cfg_listen *l)
 {
-	char host[64];
+	char host[64], s[80];
 	const char *colon;
 	memset(l, 0, sizeof(*l));
+	size_t n = strcspn(arg, ",");
+	if (n >= sizeof(s) || (arg[n] && strcmp(arg + n, ",tls") != 0))
+		return -EINVAL;
+	memcpy(s, arg, n);
+	s[n] = 0;
+	l->tls = arg[n] != 0;
 	if (s[0] == '[') {
 		const char *end = strchr(s, ']');
 		if (!end || end[1] != ':' || (size_t)(end - s - 1) >= sizeof(host))
@@ -120,7 +130,7 @@ static int cfg_parse_listen(const char *s, struct cfg_listen *l)
 	} else {
 		return -EINVAL;
 	}
-	snprintf(l->text, sizeof(l->text), "%s", s);
+	snprintf(l->text, sizeof(l->text), "%s", arg);
 	return 0;
 }
 
@@ -243,7 +253,8 @@ enum {
 	OPT_HELP, OPT_VERSION, OPT_CONTROL, OPT_RUNTIME_DIR, OPT_HEARTBEAT, OPT_AUTH_TIMEOUT,
 	OPT_ORPHAN_TIMEOUT, OPT_RING_SIZE, OPT_FORWARD, OPT_CURVE_SECRET,
 	OPT_CURVE_CLIENTS, OPT_OUTBOUND_POLICY, OPT_ADMIN, OPT_CONFIG, OPT_SOCKET_MODE, OPT_GROUP,
-	OPT_ZMQ_WINDOW, OPT_ZMQ_WINDOW_BYTES, OPT_STATIC, OPT_STATIC_MAX,
+	OPT_ZMQ_WINDOW, OPT_ZMQ_WINDOW_BYTES, OPT_TLS_CERT, OPT_TLS_KEY, OPT_TLS_CHAIN,
+	OPT_STATIC, OPT_STATIC_MAX,
 };
 
 static const struct option long_opts[] = {
@@ -281,6 +292,9 @@ static const struct option long_opts[] = {
 	{ "forward-header", required_argument, NULL, OPT_FORWARD },
 	{ "curve-secret-key", required_argument, NULL, OPT_CURVE_SECRET },
 	{ "curve-clients", required_argument, NULL, OPT_CURVE_CLIENTS },
+	{ "tls-cert", required_argument, NULL, OPT_TLS_CERT },
+	{ "tls-key", required_argument, NULL, OPT_TLS_KEY },
+	{ "tls-chain", required_argument, NULL, OPT_TLS_CHAIN },
 	{ "help", no_argument, NULL, OPT_HELP },
 	{ "version", no_argument, NULL, OPT_VERSION },
 	{ NULL, 0, NULL, 0 },
@@ -338,7 +352,7 @@ static int parse_args(struct gw_config *cfg, int argc, char **argv)
 			else if ((rc = cfg_parse_listen(optarg, &cfg->listen[cfg->n_listen])) == 0)
 				cfg->n_listen++;
 			else
-				what = "--listen wants ADDR:PORT or [ADDR6]:PORT";
+				what = "--listen wants ADDR:PORT or [ADDR6]:PORT, then ,tls or nothing";
 			break;
 		case OPT_CONFIG:
 			break; /* read by cfg_load before the other options */
@@ -354,6 +368,8 @@ static int parse_args(struct gw_config *cfg, int argc, char **argv)
 			break;
 		case OPT_ADMIN:
 			rc = cfg_parse_listen(optarg, &cfg->admin);
+			if (!rc && cfg->admin.tls)
+				rc = -EINVAL;
 			what = "--admin wants ADDR:PORT or [ADDR6]:PORT";
 			break;
 		case OPT_ROUTE:
@@ -526,6 +542,17 @@ static int parse_args(struct gw_config *cfg, int argc, char **argv)
 			}
 			what = "--forward-header wants a header name (at most 16 of them)";
 			break;
+		case OPT_TLS_CERT:
+		case OPT_TLS_KEY:
+		case OPT_TLS_CHAIN: {
+			char *dst = c == OPT_TLS_CERT ? cfg->tls_cert : c == OPT_TLS_KEY ? cfg->tls_key
+											: cfg->tls_chain;
+			rc = optarg[0] && strlen(optarg) < sizeof(cfg->tls_cert) ? 0 : -EINVAL;
+			if (!rc)
+				strcpy(dst, optarg);
+			what = "--tls-cert, --tls-key and --tls-chain want a file path";
+			break;
+		}
 		case OPT_CURVE_SECRET:
 		case OPT_CURVE_CLIENTS: {
 			char *dst = c == OPT_CURVE_SECRET ? cfg->curve_secret : cfg->curve_clients;
@@ -606,6 +633,17 @@ static int parse_args(struct gw_config *cfg, int argc, char **argv)
 			snprintf(cfg->runtime_dir, sizeof(cfg->runtime_dir), "%s/wsgw", xdg);
 		else
 			snprintf(cfg->runtime_dir, sizeof(cfg->runtime_dir), "/tmp/wsgw-%u", (unsigned)geteuid());
+	}
+	int tls = 0;
+	for (int i = 0; i < cfg->n_listen; i++)
+		tls |= cfg->listen[i].tls;
+	if (tls && (!cfg->tls_cert[0] || !cfg->tls_key[0])) {
+		fprintf(stderr, "wsgw: a ,tls listener needs --tls-cert and --tls-key\n");
+		return -EINVAL;
+	}
+	if (!tls && (cfg->tls_cert[0] || cfg->tls_key[0] || cfg->tls_chain[0])) {
+		fprintf(stderr, "wsgw: --tls-cert, --tls-key and --tls-chain need a ,tls listener (--listen ADDR:PORT,tls)\n");
+		return -EINVAL;
 	}
 	if (cfg->curve_clients[0] && !cfg->curve_secret[0]) {
 		fprintf(stderr, "wsgw: --curve-clients needs --curve-secret-key\n");

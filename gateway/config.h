@@ -39,6 +39,7 @@ struct cfg_listen {
 	struct sockaddr_storage addr;
 	socklen_t len;
 	char text[80]; /* as given, for logs */
+	uint8_t tls;   /* ",tls": clients speak TLS here (--tls-cert, --tls-key) */
 };
 
 struct gw_config {
@@ -76,6 +77,9 @@ struct gw_config {
 	char forward[CFG_MAX_FORWARD][CFG_NAME_MAX]; /* request headers passed in OPEN */
 	char curve_secret[256];   /* file with the gateway's Z85 CURVE secret key: CURVE on */
 	char curve_clients[256];  /* file of Z85 public keys allowed to attach */
+	char tls_cert[256];       /* PEM certificate (may hold its chain) of ",tls" listeners */
+	char tls_key[256];        /* its PEM private key */
+	char tls_chain[256];      /* optional PEM intermediates; "" when none */
 	int n_forward;
 };
 

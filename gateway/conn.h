@@ -18,6 +18,7 @@
 struct ws_hs;
 struct top_sub;
 struct pmd_stream;
+struct tls_conn;
 
 enum conn_state {
 	CONN_HANDSHAKE,  /* reading the HTTP upgrade request */
@@ -68,6 +69,7 @@ struct conn {
 	struct pmd_params pmd; /* permessage-deflate as agreed (pmd.on 0: none) */
 	struct pmd_stream *pmd_s; /* its own zlib streams, with context takeover only */
 	struct top_sub *subs; /* gateway/topics.c: its subscriptions */
+	struct tls_conn *tls; /* on a ",tls" listener: its TLS state; NULL otherwise */
 	struct conn *flush_next;
 	struct cds_lfht_node node;
 	union {

@@ -12,9 +12,9 @@
 
 struct lsn;
 
-/* Called for every accepted socket (non-blocking, close-on-exec, TCP_NODELAY); the callee
- * owns fd. */
-typedef void lsn_accept_fn(void *arg, int fd);
+/* Called for every accepted socket (non-blocking, close-on-exec, TCP_NODELAY), tls set
+ * when its listener is marked ",tls"; the callee owns fd. */
+typedef void lsn_accept_fn(void *arg, int fd, int tls);
 
 /* Opens every listener of cfg and registers them with l. Returns 0 and *out, or -errno
  * (logged; nothing is left open). */

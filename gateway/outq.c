@@ -3,6 +3,7 @@
 
 #include <errno.h>
 #include <limits.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/uio.h>
@@ -183,16 +184,68 @@ size_t outq_drop_unsent(struct outq *q, uint64_t tag, size_t need, size_t *freed
 	return n;
 }
 
+size_t outq_iov(const struct outq *q, struct iovec *iov, int max, size_t limit, int *cnt)
+{
+	size_t got = 0;
+	int n = 0;
+	for (struct outq_chunk *c = q->head; c && n < max && got < limit; c = c->next) {
+		size_t len = c->len - c->off;
+		if (len > limit - got)
+			len = limit - got;
+		iov[n].iov_base = (void *)(chunk_data(c) + c->off);
+		iov[n].iov_len = len;
+		got += len;
+		n++;
+	}
+	*cnt = n;
+	return got;
+}
+
+void outq_consume(struct outq *q, size_t n)
+{
+	while (n) {
+		struct outq_chunk *c = q->head;
+		size_t avail = c->len - c->off;
+		if (n < avail) {
+			c->off += n;
+			q->bytes -= n;
+			if (!c->buf)
+				bud_credit(BUD_OUTBOUND, n);
+			return;
+		}
+		n -= avail;
+		pop_head(q);
+	}
+}
+
+int outq_write(struct outq *q, const void *p, size_t n)
+{
+	const uint8_t *src = p;
+	while (n) {
+		struct outq_chunk *c = q->tail;
+		if (!c || c->buf || c->len == c->cap) {
+			c = chunk_new(OUTQ_CHUNK);
+			if (!c)
+				return -ENOMEM;
+			link_tail(q, c);
+		}
+		size_t k = c->cap - c->len < n ? c->cap - c->len : n;
+		memcpy(c->data + c->len, src, k);
+		c->len += k;
+		q->bytes += k;
+		bud_charge(BUD_OUTBOUND, k);
+		src += k;
+		n -= k;
+	}
+	return 0;
+}
+
 int outq_flush(struct outq *q, int fd)
 {
 	while (q->head) {
 		struct iovec iov[OUTQ_IOV];
-		int cnt = 0;
-		for (struct outq_chunk *c = q->head; c && cnt < OUTQ_IOV; c = c->next) {
-			iov[cnt].iov_base = (void *)(chunk_data(c) + c->off);
-			iov[cnt].iov_len = c->len - c->off;
-			cnt++;
-		}
+		int cnt;
+		size_t asked = outq_iov(q, iov, OUTQ_IOV, SIZE_MAX, &cnt);
 		ssize_t w = writev(fd, iov, cnt);
 		if (w < 0) {
 			if (errno == EINTR)
@@ -201,25 +254,9 @@ int outq_flush(struct outq *q, int fd)
 				return 1;
 			return -errno;
 		}
-		size_t left = (size_t)w;
-		while (left) {
-			struct outq_chunk *c = q->head;
-			size_t avail = c->len - c->off;
-			if (left < avail) {
-				c->off += left;
-				q->bytes -= left;
-				if (!c->buf)
-					bud_credit(BUD_OUTBOUND, left);
-				break;
-			}
-			left -= avail;
-			pop_head(q);
-		}
+		outq_consume(q, (size_t)w);
 		/* A partial write means the socket buffer is full: another writev would only
 		 * return EAGAIN, which costs a syscall. */
-		size_t asked = 0;
-		for (int i = 0; i < cnt; i++)
-			asked += iov[i].iov_len;
 		if ((size_t)w < asked)
 			return 1;
 	}

@@ -14,6 +14,7 @@
 #include "gateway/sdnotify.h"
 #include "gateway/session.h"
 #include "gateway/stats.h"
+#include "gateway/tls.h"
 #include "gateway/topics.h"
 
 #include <errno.h>
@@ -40,6 +41,7 @@ struct server {
 	struct lsn *lsn;
 	struct ctl *ctl;
 	struct admin *admin;
+	struct tls_srv *tls;  /* the certificate of ",tls" listeners; NULL without one */
 	unsigned fd_conns;    /* what the fd limit allows */
 	unsigned max_conns;
 	int draining;
@@ -55,12 +57,17 @@ static void set_limits(struct server *s)
 	loop_set_config(s->loop);
 }
 
-static void on_accept(void *arg, int fd)
+static void on_accept(void *arg, int fd, int tls)
 {
 	struct server *s = arg;
 	struct conn *c = conn_new(fd);
 	if (conn_count() > s->max_conns)
 		c->flags |= CONN_REJECT_503;
+	if (tls && !(c->tls = tls_conn_new(s->tls, fd))) {
+		log_error(ENOMEM, "new TLS connection");
+		loop_close(s->loop, c, "out of memory");
+		return;
+	}
 	if (sess_start(s->sess, c)) {
 		log_error(ENOMEM, "new connection");
 		loop_close(s->loop, c, "out of memory");
@@ -136,6 +143,8 @@ static void reload(struct server *s)
 		next.n_routes = s->cfg->n_routes;
 		memcpy(next.routes, s->cfg->routes, sizeof(next.routes));
 	}
+	if (s->tls)
+		tls_srv_reload(s->tls, &next);
 	*s->cfg = next;
 	log_set_level((enum log_level)s->cfg->log_level);
 	set_limits(s);
@@ -249,6 +258,9 @@ static int setup(struct server *s, struct gw_config *cfg)
 	}
 	s->sig.fn = on_signal;
 	int rc = loop_add(s->loop, s->sigfd, EPOLLIN, &s->sig);
+	for (int i = 0; rc == 0 && i < cfg->n_listen && !s->tls; i++)
+		if (cfg->listen[i].tls)
+			rc = tls_srv_new(cfg, &s->tls);
 	if (rc == 0)
 		rc = lsn_open(s->loop, cfg, on_accept, s, &s->lsn);
 	if (rc == 0 && cfg->admin.len)
@@ -272,6 +284,7 @@ static void teardown(struct server *s)
 	/* The pools first: zmq workers' transports name the control socket. */
 	sess_free(s->sess);
 	ctl_free(s->ctl);
+	tls_srv_free(s->tls);
 	top_destroy();
 	conn_map_destroy();
 	if (s->sigfd >= 0)

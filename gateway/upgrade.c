@@ -6,6 +6,7 @@
 #include "gateway/log.h"
 #include "gateway/static.h"
 #include "gateway/stats.h"
+#include "gateway/tls.h"
 #include "gateway/zmsg.h"
 #include "wsgw/protocol.h"
 
@@ -21,7 +22,7 @@
 #define ACCEPT_HEADERS ZMSG_ACCEPT_HEADERS
 #define ACCEPT_BYTES ZMSG_ACCEPT_BYTES
 
-static void peer_text(const struct conn *c, char *out, size_t cap)
+void upg_peer(const struct conn *c, char *out, size_t cap)
 {
 	struct sockaddr_storage ss;
 	socklen_t len = sizeof(ss);
@@ -65,7 +66,7 @@ void upg_closing(struct conn *c)
 void upg_error(const struct upg_env *u, struct conn *c, int status, const char *why)
 {
 	char peer[64], resp[512];
-	peer_text(c, peer, sizeof(peer));
+	upg_peer(c, peer, sizeof(peer));
 	log_info("reject %s: %d %s", peer, status, why);
 	stats_rejected(status);
 	int n = ws_resp_error(resp, sizeof(resp), status);
@@ -108,7 +109,7 @@ static int open_worker(const struct upg_env *u, struct conn *c, int authorize, c
 {
 	const struct gw_config *cfg = loop_cfg(u->loop);
 	char peer[64];
-	peer_text(c, peer, sizeof(peer));
+	upg_peer(c, peer, sizeof(peer));
 	struct { const char *name; struct ws_slice v; } f[4 + CFG_MAX_FORWARD];
 	int nf = 0;
 	f[nf].name = ":path", f[nf++].v = ws_hs_path(c->hs);
@@ -237,7 +238,7 @@ static void answer_static(const struct upg_env *u, struct conn *c, struct ws_sli
 		stc_respond(u->stc, head, path.p, path.n, &r);
 	}
 	char peer[64];
-	peer_text(c, peer, sizeof(peer));
+	upg_peer(c, peer, sizeof(peer));
 	log_debug("static %s: %s %.*s: %d", peer, head ? "HEAD" : "GET", (int)(path.n < 200 ? path.n : 200),
 		  path.p, r.status);
 	upg_closing(c);
@@ -346,8 +347,11 @@ void upg_deadline(const struct upg_env *u, struct conn *c)
 		return;
 	}
 	char peer[64];
-	peer_text(c, peer, sizeof(peer));
-	log_info("reject %s: upgrade request not complete within --handshake-timeout", peer);
+	upg_peer(c, peer, sizeof(peer));
+	if (c->tls && !tls_ready(c->tls))
+		log_info("reject %s: TLS handshake not complete within --handshake-timeout", peer);
+	else
+		log_info("reject %s: upgrade request not complete within --handshake-timeout", peer);
 	stats.handshake_timeouts++;
 	loop_close(u->loop, c, "handshake timeout");
 }

@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 /* ck_assert* reports every success to the parent process; loops over many bytes use this. */
@@ -87,6 +88,48 @@ static void append(struct outq *q, const uint8_t *stream, size_t *off, size_t hl
 	REQUIRE(q->bytes == before + hlen + n);
 	*off += hlen + n;
 }
+
+/* The ciphertext queue's way (gateway/tls.c): a byte stream written in odd pieces across
+ * standard chunks, looked at through outq_iov with a limit, consumed in odd amounts; the
+ * bytes come out in order and the counts stay exact. */
+START_TEST(test_stream_write_iov_consume)
+{
+	enum { N = 300000 };
+	uint8_t *stream = stream_new(N);
+	struct outq q = { 0 };
+	uint32_t rng = 7;
+	size_t in = 0, out = 0;
+
+	while (out < N) {
+		while (in < N && q.bytes < 100000) {
+			size_t k = rng_next(&rng) % 20000;
+			if (k > N - in)
+				k = N - in;
+			REQUIRE(outq_write(&q, stream + in, k) == 0);
+			in += k;
+		}
+		struct iovec iov[8];
+		int cnt;
+		size_t limit = 1 + rng_next(&rng) % 70000;
+		size_t got = outq_iov(&q, iov, 8, limit, &cnt);
+		REQUIRE(got <= limit && got <= q.bytes && cnt <= 8);
+		REQUIRE(got == limit || got == q.bytes || cnt == 8);
+		size_t take = got ? 1 + rng_next(&rng) % got : 0, seen = 0;
+		for (int i = 0; i < cnt && seen < take; i++) {
+			const uint8_t *b = iov[i].iov_base;
+			for (size_t j = 0; j < iov[i].iov_len && seen < take; j++, seen++)
+				REQUIRE(b[j] == pat(out + seen));
+		}
+		size_t before = q.bytes;
+		outq_consume(&q, take);
+		REQUIRE(q.bytes == before - take);
+		out += take;
+	}
+	ck_assert_ptr_null(q.head);
+	ck_assert_uint_eq(q.bytes, 0);
+	free(stream);
+}
+END_TEST
 
 START_TEST(test_empty_queue)
 {
@@ -430,6 +473,7 @@ int main(void)
 	tcase_add_test(tc, test_clear_after_partial_write);
 	tcase_add_test(tc, test_trim_keeps_the_frame_under_way);
 	tcase_add_test(tc, test_enomem_appends_nothing);
+	tcase_add_test(tc, test_stream_write_iov_consume);
 	suite_add_tcase(s, tc);
 	SRunner *sr = srunner_create(s);
 	srunner_run_all(sr, CK_NORMAL);
