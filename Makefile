@@ -4,7 +4,8 @@
 #   make check           build and run every test (T=NAME: only the tests whose path has NAME)
 #   make check SANITIZE=1  the same under ASan+UBSan (objects in build/san/)
 #   make check-tsan      the concurrent tests under ThreadSanitizer (build/tsan/)
-#   make run             the gateway on 127.0.0.1:8080 with an echo worker (WORKERS=N, WORKER=c|python|node)
+#   make run             the gateway on 127.0.0.1:8080 with an echo worker (WORKERS=N,
+#                        WORKER=c|broadcast|python|node), the chat on /chat, the demo page
 #   make bench-ring      shared-memory ring benchmark
 #   make install         programs, libwsgw, headers, wsgw.pc, man pages, config, units, Python
 #                        package into $(DESTDIR)$(prefix) (prefix=/usr/local)
@@ -93,7 +94,8 @@ LIBWSGW_A  := $(BUILD)/libwsgw.a
 LIBWSGW_SO := $(BUILD)/libwsgw.so.1
 LIBWSGW_SOVERSION := 1.0.0
 
-PROGRAMS := $(BUILD)/wsgw $(BUILD)/wsgw-bench $(BUILD)/wsgw-echo $(LIBWSGW_SO)
+PROGRAMS := $(BUILD)/wsgw $(BUILD)/wsgw-bench $(BUILD)/wsgw-echo $(BUILD)/wsgw-broadcast \
+            $(BUILD)/wsgw-chat $(LIBWSGW_SO)
 
 .PHONY: all deps check check-tsan run bench-ring clean install uninstall man deb rpm npm-pack tls-certs
 # Keep test objects: they are intermediate files to make, and rebuilding them is waste.
@@ -153,6 +155,15 @@ $(BUILD)/wsgw-echo: $(BUILD)/obj/workers/echo/echo.o $(LIBWSGW_A)
 	@$(if $(Q),echo "  LD      $@")
 	$(Q)$(CC) $(ALL_LDFLAGS) -o $@ $^ -lzmq
 
+$(BUILD)/wsgw-broadcast: $(BUILD)/obj/workers/broadcast/broadcast.o $(LIBWSGW_A)
+	@$(if $(Q),echo "  LD      $@")
+	$(Q)$(CC) $(ALL_LDFLAGS) -o $@ $^ -lzmq
+
+CHAT_OBJ := $(BUILD)/obj/workers/chat/chatmsg.o
+$(BUILD)/wsgw-chat: $(BUILD)/obj/workers/chat/chat.o $(CHAT_OBJ) $(LIBWSGW_A)
+	@$(if $(Q),echo "  LD      $@")
+	$(Q)$(CC) $(ALL_LDFLAGS) -o $@ $^ -lzmq
+
 $(BUILD)/wsgw: $(BUILD)/obj/gateway/main.o $(CORE_LIB) $(SHM_LIB)
 	@$(if $(Q),echo "  LD      $@")
 	$(Q)$(CC) $(ALL_LDFLAGS) -o $@ $^ $(PKG_LDLIBS)
@@ -171,6 +182,8 @@ $(BUILD)/tests/%: $(BUILD)/obj/tests/%.o $(TESTLIB_OBJ) $(CORE_LIB) $(LIBWSGW_A)
 	$(Q)$(CC) $(ALL_LDFLAGS) -o $@ $^ $(CHECK_LDLIBS) $(PKG_LDLIBS)
 
 $(BUILD)/obj/tests/%.o: ALL_CFLAGS += $(CHECK_CFLAGS)
+# The chat worker's message code, tested on its own.
+$(BUILD)/tests/workers/test_chatmsg: $(CHAT_OBJ)
 
 # Every test program runs, even after a failure; the target fails if any did.
 # Tests find the programs under test through WSGW_BUILD. The conformance suite runs twice:
@@ -182,6 +195,7 @@ comma := ,
 CHECK_BIN := $(strip $(if $(T),$(foreach b,$(TEST_BIN),$(if $(findstring $(T),$(b)),$(b))),$(TEST_BIN)))
 CHECK_CONF_WORKER := $(if $(T),$(filter conformance-worker,$(T)),yes)
 CHECK_LANG := $(if $(T),$(filter lang,$(T)),yes)
+CHECK_BROWSER := $(if $(T),$(filter browser,$(T)),yes)
 
 # A test CA and two certificates it signed for 127.0.0.1 and localhost (CN localhost, and
 # localhost2 for the reload test): the TLS tests trust the CA; `make run TLS=1` serves
@@ -207,8 +221,8 @@ CONF_RUNS := worker:WT_GW_WORKER=$(abspath $(BUILD))/wsgw-echo tls:WT_TLS=1 \
 	     tls-worker:WT_TLS=1:WT_GW_WORKER=$(abspath $(BUILD))/wsgw-echo
 
 check: all $(TLS_DIR)/cert.pem
-	@if [ -z "$(CHECK_BIN)$(CHECK_CONF_WORKER)$(CHECK_LANG)" ]; then \
-	  echo "make check: T=$(T) names no test (programs: $(TEST_BIN:$(BUILD)/tests/%=%), conformance-worker, lang)"; \
+	@if [ -z "$(CHECK_BIN)$(CHECK_CONF_WORKER)$(CHECK_LANG)$(CHECK_BROWSER)" ]; then \
+	  echo "make check: T=$(T) names no test (programs: $(TEST_BIN:$(BUILD)/tests/%=%), conformance-worker, lang, browser)"; \
 	  exit 2; fi
 	@failed=""; for t in $(CHECK_BIN); do \
 	  echo "== $$t"; \
@@ -225,8 +239,12 @@ check: all $(TLS_DIR)/cert.pem
 	  echo "== tests/workers/run_lang_tests.sh (Python and Node workers)"; \
 	  WSGW_BUILD=$(abspath $(BUILD)) tests/workers/run_lang_tests.sh || failed="$$failed run_lang_tests.sh"; \
 	fi; \
+	if [ -n "$(CHECK_BROWSER)" ]; then \
+	  echo "== tests/browser/run.sh (the demo page in chromium)"; \
+	  WSGW_BUILD=$(abspath $(BUILD)) tests/browser/run.sh || failed="$$failed browser"; \
+	fi; \
 	if [ -n "$$failed" ]; then echo "FAILED:$$failed"; exit 1; fi; \
-	echo "passed: $(words $(CHECK_BIN)) test programs$(if $(CHECK_CONF_WORKER),$(comma) the conformance suites through a worker and over TLS)$(if $(CHECK_LANG),$(comma) the language suites)"
+	echo "passed: $(words $(CHECK_BIN)) test programs$(if $(CHECK_CONF_WORKER),$(comma) the conformance suites through a worker and over TLS)$(if $(CHECK_LANG),$(comma) the language suites)$(if $(CHECK_BROWSER),$(comma) the browser test)"
 
 # ThreadSanitizer sees threads, not processes: the ring's two-thread tests, and the worker
 # tests with the gateway (loop, doorbell waker, RCU threads) and libwsgw built with it. A
@@ -241,13 +259,14 @@ check-tsan:
 	    $$t || exit 1; \
 	done
 
-# The gateway on $(LISTEN) with $(WORKERS) echo workers in $(WORKER) (c, python, node).
+# The gateway on $(LISTEN) with $(WORKERS) echo workers in $(WORKER) (c, python, node;
+# broadcast: wsgw-broadcast), a chat worker on /chat and the demo page (demo/, --static).
 # workers/run-demo installs what a Python or Node worker needs, and stops when a worker
 # does not attach.
 # TLS=1 adds wss://127.0.0.1:8443 with the test certificate.
 WORKERS ?= 1
 WORKER  ?= c
-run: $(BUILD)/wsgw $(BUILD)/wsgw-echo $(if $(TLS),$(TLS_DIR)/cert.pem)
+run: $(BUILD)/wsgw $(BUILD)/wsgw-echo $(BUILD)/wsgw-broadcast $(BUILD)/wsgw-chat $(if $(TLS),$(TLS_DIR)/cert.pem)
 	BUILD=$(BUILD) LISTEN=$(LISTEN) WORKERS=$(WORKERS) WORKER=$(WORKER) TLS=$(TLS) workers/run-demo
 
 bench-ring: $(BUILD)/bench-ring
@@ -282,7 +301,8 @@ install: $(PROGRAMS) $(LIBWSGW_A) $(MAN_OUT) $(GENERATED)
 	    $(DESTDIR)$(unitdir) $(DESTDIR)$(pythondir)/wsgw \
 	    $(DESTDIR)$(mandir)/man1 $(DESTDIR)$(mandir)/man3 $(DESTDIR)$(mandir)/man5 $(DESTDIR)$(mandir)/man8
 	install -m 0755 $(BUILD)/wsgw $(DESTDIR)$(sbindir)/
-	install -m 0755 $(BUILD)/wsgw-echo $(BUILD)/wsgw-bench $(DESTDIR)$(bindir)/
+	install -m 0755 $(BUILD)/wsgw-echo $(BUILD)/wsgw-broadcast $(BUILD)/wsgw-chat \
+	    $(BUILD)/wsgw-bench $(DESTDIR)$(bindir)/
 	install -m 0644 $(LIBWSGW_SO) $(DESTDIR)$(libdir)/libwsgw.so.$(LIBWSGW_SOVERSION)
 	ln -sf libwsgw.so.$(LIBWSGW_SOVERSION) $(DESTDIR)$(libdir)/libwsgw.so.1
 	ln -sf libwsgw.so.1 $(DESTDIR)$(libdir)/libwsgw.so
@@ -300,6 +320,7 @@ install: $(PROGRAMS) $(LIBWSGW_A) $(MAN_OUT) $(GENERATED)
 # Everything install wrote except the configuration, which may hold the admin's edits.
 uninstall:
 	rm -f $(DESTDIR)$(sbindir)/wsgw $(DESTDIR)$(bindir)/wsgw-echo $(DESTDIR)$(bindir)/wsgw-bench \
+	    $(DESTDIR)$(bindir)/wsgw-broadcast $(DESTDIR)$(bindir)/wsgw-chat \
 	    $(DESTDIR)$(libdir)/libwsgw.so.$(LIBWSGW_SOVERSION) $(DESTDIR)$(libdir)/libwsgw.so.1 \
 	    $(DESTDIR)$(libdir)/libwsgw.so $(DESTDIR)$(libdir)/libwsgw.a \
 	    $(DESTDIR)$(pkgconfigdir)/wsgw.pc $(DESTDIR)$(unitdir)/wsgw.service \

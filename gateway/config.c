@@ -46,6 +46,10 @@ static void usage(FILE *f)
 		"  --close-timeout SEC       wait this long for the peer's close (default 5)\n"
 		"  --log-level LEVEL         debug, info, warn or error (default info)\n"
 		"  --admin ADDR:PORT         serve GET /metrics (Prometheus text) and /healthz there\n"
+		"  --static DIR              answer plain GET and HEAD requests (not upgrades) with the\n"
+		"                            files of DIR (off by default; no links followed, no dotfiles;\n"
+		"                            with --admin, GET /metrics too)\n"
+		"  --static-max BYTES        the largest file --static serves (default 1048576; beyond: 403)\n"
 		"workers:\n"
 		"  --route PREFIX=POOL,authorize  the pool's worker must ACCEPT each client first\n"
 		"  --route PREFIX=POOL,protocols=A|B[!]  subprotocols the route speaks, preferred first;\n"
@@ -250,6 +254,7 @@ enum {
 	OPT_ORPHAN_TIMEOUT, OPT_RING_SIZE, OPT_FORWARD, OPT_CURVE_SECRET,
 	OPT_CURVE_CLIENTS, OPT_OUTBOUND_POLICY, OPT_ADMIN, OPT_CONFIG, OPT_SOCKET_MODE, OPT_GROUP,
 	OPT_ZMQ_WINDOW, OPT_ZMQ_WINDOW_BYTES, OPT_TLS_CERT, OPT_TLS_KEY, OPT_TLS_CHAIN,
+	OPT_STATIC, OPT_STATIC_MAX,
 };
 
 static const struct option long_opts[] = {
@@ -271,6 +276,8 @@ static const struct option long_opts[] = {
 	{ "close-timeout", required_argument, NULL, OPT_CLOSE_TIMEOUT },
 	{ "log-level", required_argument, NULL, OPT_LOG_LEVEL },
 	{ "admin", required_argument, NULL, OPT_ADMIN },
+	{ "static", required_argument, NULL, OPT_STATIC },
+	{ "static-max", required_argument, NULL, OPT_STATIC_MAX },
 	{ "config", required_argument, NULL, OPT_CONFIG },
 	{ "control", required_argument, NULL, OPT_CONTROL },
 	{ "runtime-dir", required_argument, NULL, OPT_RUNTIME_DIR },
@@ -324,6 +331,7 @@ static int parse_args(struct gw_config *cfg, int argc, char **argv)
 	int have_outbound = 0, have_forward = 0, have_budget = 0;
 	cfg->worker_memory = 64u << 20;
 	pmd_cfg_default(&cfg->deflate);
+	cfg->static_max = 1u << 20;
 
 	optind = 0; /* 0, not 1: glibc then resets all its state, needed for a reload */
 	int c, idx;
@@ -348,6 +356,16 @@ static int parse_args(struct gw_config *cfg, int argc, char **argv)
 			break;
 		case OPT_CONFIG:
 			break; /* read by cfg_load before the other options */
+		case OPT_STATIC:
+			rc = optarg[0] && strlen(optarg) < sizeof(cfg->static_dir) ? 0 : -EINVAL;
+			if (!rc)
+				strcpy(cfg->static_dir, optarg);
+			what = "--static wants a directory";
+			break;
+		case OPT_STATIC_MAX:
+			rc = parse_u64(optarg, 1, (uint64_t)1 << 30, &cfg->static_max);
+			what = "--static-max wants 1..1073741824";
+			break;
 		case OPT_ADMIN:
 			rc = cfg_parse_listen(optarg, &cfg->admin);
 			if (!rc && cfg->admin.tls)

@@ -46,6 +46,8 @@ struct gw_config {
 	struct cfg_listen listen[CFG_MAX_LISTEN];
 	int n_listen;
 	struct cfg_listen admin;  /* --admin: /metrics and /healthz; len 0 when off */
+	char static_dir[256];     /* --static: plain GETs are served from here; "" when off */
+	uint64_t static_max;      /* --static-max: the largest file served */
 	struct cfg_route routes[CFG_MAX_ROUTES];
 	int n_routes;
 	uint64_t max_message;     /* bytes; larger messages close with 1009 */

@@ -109,6 +109,8 @@ static void keep_fixed(struct gw_config *next, const struct gw_config *cur)
 		memcpy(next->listen, cur->listen, sizeof(cur->listen));
 	}
 	KEEP(admin, "admin")
+	KEEP(static_dir, "static") /* its directory is opened at start */
+	KEEP(static_max, "static-max")
 	KEEP(control, "control")
 	KEEP(runtime_dir, "runtime-dir")
 	KEEP(ring_bytes, "ring-size")

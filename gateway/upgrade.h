@@ -14,11 +14,13 @@
 #include "gateway/pool.h"
 
 struct conn;
+struct stc;
 
 /* What the upgrade code works with. */
 struct upg_env {
 	struct loop *loop;
 	struct pools *ps;
+	struct stc *stc; /* --static: plain GETs and HEADs get files from it; NULL when off */
 };
 
 /* Sets up a new accepted connection: handshake state and deadline. 0 or -ENOMEM. */
