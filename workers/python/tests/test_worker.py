@@ -206,6 +206,7 @@ class Acknowledge(unittest.TestCase):
         r.bind(ep)
         self.addCleanup(r.close, 0)
         heard = []
+        sent = __import__("threading").Event()
 
         def gateway():
             ident, *f = r.recv_multipart()
@@ -216,6 +217,7 @@ class Acknowledge(unittest.TestCase):
             for i in range(39):
                 r.send_multipart([ident, b"MESSAGE", cid, b"text", b"m%d" % i])
             r.send_multipart([ident, b"ERROR", b"not counted"])
+            sent.set()
             end = time.monotonic() + 3
             while time.monotonic() < end:
                 if r.poll(50):
@@ -228,6 +230,10 @@ class Acknowledge(unittest.TestCase):
         self.addCleanup(t.join, 5)  # before r closes
         w = Worker(ep, "p", attach_timeout=5)
         self.addCleanup(w.detach)
+        # Batches of 32 are what a worker with input waiting sends: let all of it arrive
+        # first (a worker that finds nothing to read acknowledges before it waits).
+        self.assertTrue(sent.wait(5))
+        time.sleep(0.3)
         acks = lambda: [int(f[1]) for f in heard if f[0] == b"ACK"]
         evs = [w.recv(2) for _ in range(33)]
         self.assertEqual([e.type for e in evs[:2]], ["open", "message"])
