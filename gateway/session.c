@@ -6,7 +6,6 @@
 #include "gateway/pool.h"
 #include "gateway/stats.h"
 #include "gateway/tls.h"
-#include "gateway/topics.h"
 #include "gateway/upgrade.h"
 #include "gateway/utf8.h"
 
@@ -515,7 +514,6 @@ static void on_deadline(void *arg, struct conn *c)
 static void on_closing(void *arg, struct conn *c)
 {
 	struct sess *s = arg;
-	top_drop_conn(c);
 	pmd_stream_free(c->pmd_s);
 	c->pmd_s = NULL;
 	tls_conn_free(c->tls);
