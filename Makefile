@@ -240,7 +240,7 @@ check: all $(TLS_DIR)/cert.pem
 	  WSGW_BUILD=$(abspath $(BUILD)) tests/workers/run_lang_tests.sh || failed="$$failed run_lang_tests.sh"; \
 	fi; \
 	if [ -n "$(CHECK_BROWSER)" ]; then \
-	  echo "== tests/browser/run.sh (the demo page in chromium)"; \
+	  echo "== tests/browser/run.sh (chromium: the demo page; ws:// and wss:// with deflate)"; \
 	  WSGW_BUILD=$(abspath $(BUILD)) tests/browser/run.sh || failed="$$failed browser"; \
 	fi; \
 	if [ -n "$$failed" ]; then echo "FAILED:$$failed"; exit 1; fi; \

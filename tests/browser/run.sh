@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
-# tests/browser/run.sh: the demo page in Debian's chromium, headless, driven by
-# playwright-core (tests/browser/chat.test.js), against the real build/wsgw (or
-# $WSGW_BUILD/wsgw) and build/wsgw-chat.
+# tests/browser/run.sh: Debian's chromium, headless, driven by playwright-core, against
+# the real build/wsgw (or $WSGW_BUILD/wsgw): the demo page with build/wsgw-chat
+# (chat.test.js), and ws:// and wss:// with a subprotocol and permessage-deflate, trusting
+# the test CA of $WSGW_BUILD/tls (wss.test.js; make check makes it).
 #
-# Installs what is missing first: chromium, nodejs and npm from Debian (apt-get, as root or
-# through sudo), and tests/browser/node_modules (npm ci: playwright-core only; it never
-# downloads a browser of its own). Bounded: TEST_TIMEOUT seconds in all (default 180).
+# Installs what is missing first: chromium, libnss3-tools (certutil), nodejs and npm from
+# Debian (apt-get, as root or through sudo), and tests/browser/node_modules (npm ci:
+# playwright-core only; it never downloads a browser of its own). Bounded: TEST_TIMEOUT
+# seconds per test file (default 180).
 # Prints the test's lines, then exactly "N passed, M failed"; exits non-zero on a failure,
 # including a test that could not run at all.
 set -u -o pipefail
@@ -32,12 +34,13 @@ apt_install() {
 
 missing=()
 [ -x "$CHROMIUM" ] || missing+=(chromium)
+command -v certutil >/dev/null || missing+=(libnss3-tools)
 command -v node >/dev/null || missing+=(nodejs)
 command -v npm >/dev/null || missing+=(npm)
 [ ${#missing[@]} -eq 0 ] || apt_install "${missing[@]}" || fail "could not install ${missing[*]}"
 [ -x "$CHROMIUM" ] || fail "$CHROMIUM is missing"
-for b in wsgw wsgw-chat; do
-	[ -x "$WSGW_BUILD/$b" ] || fail "$WSGW_BUILD/$b is missing: build it first"
+for b in wsgw wsgw-chat tls/ca.pem; do
+	[ -e "$WSGW_BUILD/$b" ] || fail "$WSGW_BUILD/$b is missing: build it first (make check makes it)"
 done
 if [ ! -d "$HERE/node_modules/playwright-core" ]; then
 	log "npm ci in tests/browser (playwright-core)"
@@ -46,15 +49,19 @@ if [ ! -d "$HERE/node_modules/playwright-core" ]; then
 		fail "npm ci in tests/browser failed"
 fi
 
-echo "== browser: the demo page in $("$CHROMIUM" --version 2>/dev/null | head -1)"
-out=$(cd "$ROOT" && timeout -k 5 "$TEST_TIMEOUT" node "$HERE/chat.test.js" 2>&1)
-rc=$?
-echo "$out"
-passed=$(grep -c '^ok ' <<<"$out")
-failed=$(grep -c '^not ok ' <<<"$out")
-if [ "$rc" != 0 ] && [ "$failed" = 0 ]; then
-	log "chat.test.js exited $rc without a result (crash or timeout after ${TEST_TIMEOUT} s)"
-	failed=1
-fi
+passed=0 failed=0
+for t in chat wss; do
+	echo "== browser: $t.test.js in $("$CHROMIUM" --version 2>/dev/null | head -1)"
+	out=$(cd "$ROOT" && timeout -k 5 "$TEST_TIMEOUT" node "$HERE/$t.test.js" 2>&1)
+	rc=$?
+	echo "$out"
+	p=$(grep -c '^ok ' <<<"$out")
+	f=$(grep -c '^not ok ' <<<"$out")
+	if [ "$rc" != 0 ] && [ "$f" = 0 ]; then
+		log "$t.test.js exited $rc without a result (crash or timeout after ${TEST_TIMEOUT} s)"
+		f=1
+	fi
+	passed=$((passed + p)) failed=$((failed + f))
+done
 echo "$passed passed, $failed failed"
-[ "$failed" = 0 ] && [ "$rc" = 0 ]
+[ "$failed" = 0 ]
