@@ -9,7 +9,7 @@
  * read past a piece an overflow, both caught by ASan. The answer must not depend on the
  * split. After a success every accessor must point into the ws_hs's own storage (one
  * heap block of exactly the capacity ws_hs_mem reports), and the 101 built from the key
- * must be one well-formed response head.
+ * must be one well-formed response head, as must the error response to a refusal.
  */
 #include "gateway/handshake.h"
 #include "gateway/hsresp.h"
@@ -153,6 +153,24 @@ static void check_101(struct ws_slice key, struct ws_slice protos, uint8_t flags
 	FUZZ_CHECK(ws_resp_101(out, (size_t)len - 1, key, protocol, extra) == -ENOSPC);
 }
 
+/* The answer to a refused request: one head, a body as long as Content-Length says. */
+static void check_error_response(int status)
+{
+	char out[512], want[32];
+	const char *body, *cl;
+	int len = ws_resp_error(out, sizeof(out), status);
+
+	FUZZ_CHECK(len > 0 && (size_t)len < sizeof(out));
+	snprintf(want, sizeof(want), "HTTP/1.1 %d ", status);
+	FUZZ_CHECK(!memcmp(out, want, strlen(want)));
+	body = memmem(out, (size_t)len, "\r\n\r\n", 4);
+	FUZZ_CHECK(body);
+	body += 4;
+	cl = memmem(out, (size_t)(body - out), "\r\nContent-Length: ", 18);
+	FUZZ_CHECK(cl && strtoul(cl + 18, NULL, 10) == (unsigned long)(out + len - body));
+	FUZZ_CHECK(ws_resp_error(out, (size_t)len - 1, status) == -ENOSPC);
+}
+
 static void check_done(struct ws_hs *hs, struct result *res, const uint8_t *req, size_t n,
 		       size_t struct_size, uint8_t flags)
 {
@@ -244,6 +262,7 @@ static void run(const uint8_t *req, size_t n, const struct ws_hs_limits *lim, si
 			FUZZ_CHECK(rc == -400 || rc == -405 || rc == -426 || rc == -431 || rc == -500);
 			FUZZ_CHECK(!ws_hs_path(hs).p && !ws_hs_header(hs, "host").p);
 			FUZZ_CHECK(strcmp(ws_hs_error_reason(hs), "no error"));
+			check_error_response(-rc);
 		}
 		/* Once decided, the answer sticks and nothing more is taken. */
 		FUZZ_CHECK(ws_hs_feed(hs, "x", 1, &used) == rc && used == 0);
