@@ -1,15 +1,16 @@
 /*
  * shm/segment.c (shm_seg_attach_fd): a segment whose header, ring descriptors and
- * indexes someone else wrote, in a real memfd.
+ * indexes someone else wrote, in a real memfd. The attaching side is a worker (libwsgw)
+ * handed the segment's fd; nothing in the file may make it touch memory outside it.
  *
  * Input: [file size u32, at most 1 MiB][record lengths, 8 x u16] then patches, each
  * [offset u32][n u8][n bytes], written into the zero-filled file (a patch list reaches
  * the header at 0 and the control blocks past 1 KiB without megabytes of input).
  * The verdict must be the one the layout rules of docs/SHM.md give, computed here
- * independently. An accepted segment must yield both rings: the gateway consumes the
- * to-gateway ring (every record inside its data area) and produces into the to-worker
- * ring (every reservation inside its data area); when that ring started empty, reading
- * it back as the worker would gives exactly what was pushed.
+ * independently. An accepted segment must yield both rings in the roles libwsgw opens
+ * them: it consumes the to-worker ring (every record inside its data area) and produces
+ * into the to-gateway ring (every reservation inside its data area); when that ring
+ * started empty, the gateway's reading of it gives exactly what was pushed.
  */
 #include "shm/segment.h"
 #include "tests/fuzz/fuzz.h"
@@ -90,17 +91,17 @@ static bool inside(const void *p, size_t n, const uint8_t *base, uint64_t size)
 	return q >= base && q <= base + size && n <= (size_t)(base + size - q);
 }
 
-/* The gateway's poll of the worker's ring. */
+/* The worker's poll of its ring (libwsgw's loop). */
 static void consume(struct shm_seg *s)
 {
-	const struct shm_seg_ring_desc *d = &shm_seg_header(s)->ring[SHM_SEG_TO_GATEWAY];
+	const struct shm_seg_ring_desc *d = &shm_seg_header(s)->ring[SHM_SEG_TO_WORKER];
 	const uint8_t *area = (const uint8_t *)shm_seg_base(s) + d->data_off;
 	struct shm_ring r;
 	struct shm_ring_iter it;
 	struct shm_rec rec;
 	int n, rc;
 
-	FUZZ_CHECK(shm_seg_ring(s, SHM_SEG_TO_GATEWAY, SHM_RING_CONSUMER, &r) == 0);
+	FUZZ_CHECK(shm_seg_ring(s, SHM_SEG_TO_WORKER, SHM_RING_CONSUMER, &r) == 0);
 	n = shm_ring_peek(&r, &it);
 	FUZZ_CHECK(n >= 0 && (uint64_t)n <= d->capacity);
 	while ((rc = shm_ring_next(&it, &rec)) == 1) {
@@ -111,11 +112,11 @@ static void consume(struct shm_seg *s)
 	shm_ring_release(&r, &it);
 }
 
-/* The gateway's pushes to the worker; read back as the worker would when the ring held
-   nothing before. */
+/* The worker's commands; read back as the gateway would when the ring held nothing
+   before. */
 static void produce(struct shm_seg *s, const uint16_t *lens)
 {
-	const struct shm_seg_ring_desc *d = &shm_seg_header(s)->ring[SHM_SEG_TO_WORKER];
+	const struct shm_seg_ring_desc *d = &shm_seg_header(s)->ring[SHM_SEG_TO_GATEWAY];
 	uint8_t *area = (uint8_t *)shm_seg_base(s) + d->data_off;
 	struct shm_ring_ctl *ctl = (void *)((uint8_t *)shm_seg_base(s) + d->ctl_off);
 	bool empty = atomic_load(&ctl->head) == atomic_load(&ctl->tail);
@@ -125,7 +126,7 @@ static void produce(struct shm_seg *s, const uint16_t *lens)
 	uint32_t pushed[PUSHES];
 	int np = 0;
 
-	FUZZ_CHECK(shm_seg_ring(s, SHM_SEG_TO_WORKER, SHM_RING_PRODUCER, &w) == 0);
+	FUZZ_CHECK(shm_seg_ring(s, SHM_SEG_TO_GATEWAY, SHM_RING_PRODUCER, &w) == 0);
 	for (int i = 0; i < PUSHES; i++) {
 		uint32_t len = lens[i] % (shm_ring_max_payload(&w) + 2);
 		void *p;
@@ -147,7 +148,7 @@ static void produce(struct shm_seg *s, const uint16_t *lens)
 	shm_ring_notify(&w);
 	if (!empty)
 		return;
-	FUZZ_CHECK(shm_seg_ring(s, SHM_SEG_TO_WORKER, SHM_RING_CONSUMER, &back) == 0);
+	FUZZ_CHECK(shm_seg_ring(s, SHM_SEG_TO_GATEWAY, SHM_RING_CONSUMER, &back) == 0);
 	FUZZ_CHECK(shm_ring_peek(&back, &it) >= 0);
 	for (int i = 0; i < np; i++) {
 		FUZZ_CHECK(shm_ring_next(&it, &rec) == 1);

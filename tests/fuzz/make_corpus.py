@@ -394,8 +394,8 @@ def segment(caps=(64, 64), magic=MAGIC, version=1, hdr_size=80, size=None, flags
         head, tail = indexes[i]
         if head or tail:
             out += patches(struct.pack("<Q", head), ctl[i]) + patches(struct.pack("<Q", tail), ctl[i] + 128)
-    if records:
-        out += patches(records, data[1])
+    if records:  # into the to-worker ring, which the attaching worker consumes
+        out += patches(records, data[0])
     return out
 
 
@@ -405,12 +405,12 @@ def segment_seeds():
         "fresh": segment(),
         "fresh-4k": segment(caps=(4096, 4096)),
         "asymmetric": segment(caps=(64, 1024)),
-        "records": segment(caps=(64, 256), indexes=((0, 0), (len(two), 0)), records=two),
-        "records-corrupt": segment(caps=(64, 256), indexes=((0, 0), (48, 0)),
+        "records": segment(caps=(256, 64), indexes=((len(two), 0), (0, 0)), records=two),
+        "records-corrupt": segment(caps=(256, 64), indexes=((48, 0), (0, 0)),
                                    records=rec(16, length=200)),
-        "to-worker-busy": segment(caps=(256, 64), indexes=((128, 64), (0, 0))),
-        "to-worker-full": segment(caps=(64, 64), indexes=((64, 0), (0, 0))),
-        "index-near-wrap": segment(indexes=(((1 << 64) - 8, (1 << 64) - 16), (0, 0))),
+        "to-gateway-busy": segment(caps=(64, 256), indexes=((0, 0), (128, 64))),
+        "to-gateway-full": segment(caps=(64, 64), indexes=((0, 0), (64, 0))),
+        "index-near-wrap": segment(indexes=((0, 0), ((1 << 64) - 8, (1 << 64) - 16))),
         "bad-magic": segment(magic=MAGIC + 1),
         "version-2": segment(version=2),
         "hdr-size": segment(hdr_size=88),
