@@ -207,7 +207,8 @@ install: $(BUILD)/wsgw $(BUILD)/wsgw-bench
 # Kept out of `all` and `check`: only these targets need clang and libclang-rt-14-dev, and
 # install them when missing. Each run replays tests/fuzz/regressions/<target>/ first, then
 # fuzzes a corpus copied into build/fuzz/corpus-<target> from tests/fuzz/corpus/<target>;
-# the log is build/fuzz/fuzz_<target>.log, a crash input build/fuzz/crash-<target>-*.
+# the log is build/fuzz/fuzz_<target>.log, a failing input build/fuzz/<target>-crash-*
+# (or -leak-, -timeout-, -oom-). FUZZ_TARGETS=frame runs only that target.
 FUZZ_CC      ?= clang
 FUZZ_SECONDS ?= 60
 FUZZ_FLAGS   ?= -timeout=5 -rss_limit_mb=1024
@@ -282,14 +283,14 @@ fuzz: fuzz-build
 	  echo "== fuzz_$$t for $(FUZZ_SECONDS) s"; \
 	  mkdir -p $(FUZZ_DIR)/corpus-$$t && cp tests/fuzz/corpus/$$t/* $(FUZZ_DIR)/corpus-$$t/; \
 	  if $$bin -max_total_time=$(FUZZ_SECONDS) $(FUZZ_FLAGS) -print_final_stats=1 \
-	      -artifact_prefix=$(FUZZ_DIR)/crash-$$t- $(FUZZ_DIR)/corpus-$$t > $$log 2>&1; then \
+	      -artifact_prefix=$(FUZZ_DIR)/$$t- $(FUZZ_DIR)/corpus-$$t > $$log 2>&1; then \
 	    grep -E '^#[0-9]+.*(DONE|pulse|NEW|REDUCE)' $$log | tail -n 1; \
 	    grep -E '^stat::(number_of_executed_units|peak_rss_mb)' $$log | tr '\n' ' '; echo; \
 	  else \
 	    failed="$$failed $$t"; tail -n 60 $$log; \
 	  fi; \
 	done; \
-	if [ -n "$$failed" ]; then echo "FUZZ FAILED:$$failed (inputs: $(FUZZ_DIR)/crash-*)"; exit 1; fi; \
+	if [ -n "$$failed" ]; then echo "FUZZ FAILED:$$failed (inputs: $(FUZZ_DIR)/<target>-crash-* and the like)"; exit 1; fi; \
 	echo "fuzz: $(words $(FUZZ_TARGETS)) targets, $(FUZZ_SECONDS) s each, no crash"
 
 -include $(shell find $(FUZZ_DIR)/obj -name '*.d' 2>/dev/null)
