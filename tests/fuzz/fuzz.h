@@ -1,6 +1,8 @@
 /*
  * What every harness in tests/fuzz shares. A broken invariant must crash the process so
- * libFuzzer saves the input: FUZZ_CHECK prints where and aborts.
+ * libFuzzer saves the input: FUZZ_CHECK prints where and aborts. It writes to fd 2, not
+ * to the stderr FILE, which a harness may have pointed at /dev/null to silence the code
+ * under test.
  */
 #ifndef WSGW_FUZZ_H
 #define WSGW_FUZZ_H
@@ -13,7 +15,7 @@
 #define FUZZ_CHECK(cond)                                                              \
 	do {                                                                          \
 		if (!(cond)) {                                                        \
-			fprintf(stderr, "%s:%d: invariant broken: %s\n", __FILE__,    \
+			dprintf(2, "%s:%d: invariant broken: %s\n", __FILE__,        \
 				__LINE__, #cond);                                     \
 			abort();                                                      \
 		}                                                                     \
