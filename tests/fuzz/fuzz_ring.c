@@ -1,15 +1,24 @@
 /*
- * shm/ring.c, consumer side: the gateway reading a to-gateway ring that a hostile worker
- * wrote (indexes, record headers, payloads, wrap markers).
+ * shm/ring.c facing a hostile worker, on both of the gateway's sides of a ring.
  *
- * Input: [capacity][tail u64][head - tail, s32][data area bytes (capacity of them, zero
- * past the input)] then steps, each [head delta s16][offset u16][n u8][n bytes]: after
- * every batch the "worker" moves its head and rewrites some bytes, as a live peer would.
- * The gateway's loop (tr_shm.c's poll) runs over it: shm_ring_peek, shm_ring_next until
- * done, shm_ring_release. Every verdict is checked against a reference reading of the
- * layout in docs/SHM.md: the same records, the same point of corruption. Every record
- * must lie inside the data area within shm_ring_max_payload, and the OPEN/ACCEPT field
- * parser (wsgw_field_next) must stay inside each payload.
+ * Consumer (the to-gateway ring): the worker writes the head, the record headers and
+ * the payloads, and may keep rewriting them. Input: [mode][tail u64][head - tail, s32]
+ * [data area bytes (capacity of them, zero past the input)] then steps, each [head delta
+ * s16][offset u16][n u8][n bytes]: after every batch the "worker" moves its head and
+ * rewrites some bytes, as a live peer would. The gateway's loop (tr_shm.c's poll) runs
+ * over it: shm_ring_peek, shm_ring_next until done, shm_ring_release. Every verdict is
+ * checked against a reference reading of the layout in docs/SHM.md: the same records, the
+ * same point of corruption. Every record must lie inside the data area within
+ * shm_ring_max_payload, and the OPEN/ACCEPT field parser (wsgw_field_next) must stay
+ * inside each payload.
+ *
+ * Producer (the to-worker ring, mode bit 0x40): the worker writes the tail. Steps are
+ * [op u8][arg u16]: push a record of arg bytes (tr_shm.c's push), or move the tail, to a
+ * plausible or to any value. Each verdict (0, -ENOBUFS, -EMSGSIZE, -EBADMSG) must be the
+ * one docs/SHM.md's rules give, and a push must never change a byte the worker has not
+ * released yet.
+ *
+ * The mode byte's low bits choose the capacity, 64 bytes to 16 KiB.
  */
 #include "shm/ring.h"
 #include "tests/fuzz/fuzz.h"
@@ -113,11 +122,88 @@ static bool poll_once(struct shm_ring *r, struct shm_ring_ctl *ctl, const uint8_
 	return true;
 }
 
+/* The producer as docs/SHM.md describes it, for the verdicts. */
+struct ref_producer {
+	uint64_t cap, pos, peer;
+	bool broken;
+};
+
+static int ref_reserve(struct ref_producer *m, uint32_t len, uint64_t tail_now, uint64_t *at)
+{
+	uint64_t size = SHM_REC_HDR_SIZE + ((uint64_t)len + 7) / 8 * 8;
+	uint64_t room = m->cap - m->pos % m->cap, skip = room < size ? room : 0;
+
+	if (m->broken)
+		return -EBADMSG;
+	if (len > m->cap / 2 - SHM_REC_HDR_SIZE)
+		return -EMSGSIZE;
+	/* The cached tail is reloaded only when it says the record does not fit. */
+	if (m->pos + skip + size - m->peer > m->cap) {
+		if (tail_now - m->peer > m->pos - m->peer || (tail_now & 7)) {
+			m->broken = true;
+			return -EBADMSG;
+		}
+		m->peer = tail_now;
+		if (m->pos + skip + size - m->peer > m->cap)
+			return -ENOBUFS;
+	}
+	*at = m->pos + skip;
+	return 0;
+}
+
+static void produce(struct fuzz_in *in, struct shm_ring_ctl *ctl, uint8_t *area, uint8_t *copy,
+		    uint64_t cap)
+{
+	struct shm_ring r;
+	struct ref_producer m = { cap, atomic_load(&ctl->head), atomic_load(&ctl->tail), false };
+	uint64_t released = m.peer; /* the worker's last plausible tail: bytes from here are its */
+	int n = 0;
+
+	FUZZ_CHECK(shm_ring_open(&r, ctl, area, cap, SHM_RING_PRODUCER) == 0);
+	while (in->n && n++ < 64) {
+		uint8_t op = fuzz_u8(in);
+		uint16_t arg = (uint16_t)fuzz_le(in, 2);
+		uint64_t at = 0, tail = atomic_load(&ctl->tail), before = m.pos;
+		void *p = NULL;
+
+		if (op & 1) {
+			/* The worker moves its tail: behind the head by arg*8, or anywhere. */
+			tail = op & 2 ? tail + (uint64_t)(int64_t)(int16_t)arg : m.pos - (uint64_t)arg * 8 % (cap + 16);
+			atomic_store(&ctl->tail, tail);
+			if (tail - released <= m.pos - released && !(tail & 7))
+				released = tail;
+			continue;
+		}
+		uint32_t len = arg % (shm_ring_max_payload(&r) + 2);
+		int want = ref_reserve(&m, len, tail, &at);
+		memcpy(copy, area, cap);
+		int rc = shm_ring_reserve(&r, len, &p);
+		FUZZ_CHECK(rc == want);
+		if (rc)
+			continue;
+		uint8_t *rec = area + at % cap;
+		FUZZ_CHECK((uint8_t *)p == rec + SHM_REC_HDR_SIZE);
+		FUZZ_CHECK(at % cap + SHM_REC_HDR_SIZE + len <= cap); /* contiguous, inside */
+		memset(p, 0xa5, len);
+		shm_ring_commit(&r, 16, 0, n, len);
+		m.pos = at + SHM_REC_HDR_SIZE + ((uint64_t)len + 7) / 8 * 8;
+		/* Nothing the worker still holds was touched: [released, before). */
+		for (uint64_t k = released; k != before; k += 8)
+			FUZZ_CHECK(!memcmp(area + k % cap, copy + k % cap, 8));
+		if (op & 2) {
+			shm_ring_notify(&r);
+			FUZZ_CHECK(atomic_load(&ctl->head) == m.pos);
+		}
+	}
+	shm_ring_notify(&r);
+	FUZZ_CHECK(m.broken || atomic_load(&ctl->head) == m.pos);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	struct fuzz_in in = { data, size };
 	uint8_t cb = fuzz_u8(&in);
-	uint64_t cap = (uint64_t)SHM_RING_MIN_CAPACITY << (cb % 9);
+	uint64_t cap = (uint64_t)SHM_RING_MIN_CAPACITY << ((cb & 0x3f) % 9);
 	uint64_t tail = fuzz_le(&in, 8);
 	uint64_t head = tail + (uint64_t)(int64_t)(int32_t)fuzz_le(&in, 4);
 	struct shm_ring_ctl *ctl = aligned_alloc(SHM_CACHELINE, sizeof(*ctl));
@@ -140,6 +226,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (rc)
 		goto out;
 	FUZZ_CHECK(shm_ring_max_payload(&r) == cap / 2 - SHM_REC_HDR_SIZE);
+	if (cb & 0x40) {
+		produce(&in, ctl, area, copy, cap);
+		goto out;
+	}
 	for (;;) {
 		memcpy(copy, area, cap);
 		if (!poll_once(&r, ctl, area, cap, &tail))

@@ -223,6 +223,9 @@ forward-header = X-Request-Id
         "negative": "max-header = -1\n",
         "ring-not-pow2": "ring-size = 5000\n",
         "ring-too-small": "max-message = 1048576\nring-size = 4096\n",
+        # A record takes the message and 64 bytes; a ring holds two: the edge either side.
+        "ring-edge-fits": "max-message = 2097088\nring-size = 4194304\n",
+        "ring-edge-short": "max-message = 2097089\nring-size = 4194304\n",
         "outbound-too-small": "max-message = 1048576\nmax-outbound = 1024\n",
         "timeout-nan": "idle-timeout = nan\n",
         "timeout-inf": "heartbeat = inf\n",
@@ -363,6 +366,30 @@ def ring_seeds():
         "fields-many": ring_input(5, 0, len(rec(1, opens)), rec(1, opens)),
     }
     for name, data in s.items():
+        write("ring", name, data)
+
+    # Producer mode (0x40): the gateway pushes, the worker moves its tail.
+    def producer(cap_exp, tail, used, *steps):
+        return (bytes([0x40 | cap_exp]) + struct.pack("<Qi", tail, used) + b"\0" * (64 << cap_exp)
+                + b"".join(struct.pack("<BH", op, arg) for op, arg in steps))
+
+    PUSH, PUSH_NOTIFY, RELEASE_TO, TAIL_PLUS = 0, 2, 1, 3
+    p = {
+        "producer-fill": producer(0, 0, 0, (PUSH, 8), (PUSH, 8), (PUSH, 8), (PUSH_NOTIFY, 0)),
+        "producer-release": producer(0, 0, 0, (PUSH, 16), (PUSH, 8), (RELEASE_TO, 0), (PUSH, 16),
+                                     (PUSH_NOTIFY, 8)),
+        "producer-wrap": producer(1, 96, 0, (PUSH, 16), (PUSH_NOTIFY, 40), (RELEASE_TO, 2),
+                                  (PUSH, 24), (RELEASE_TO, 0), (PUSH, 48)),
+        "producer-tail-back": producer(0, 64, 0, (PUSH, 16), (TAIL_PLUS, 0xFFF8), (PUSH, 16),
+                                       (PUSH, 16)),
+        "producer-tail-ahead": producer(0, 0, 16, (TAIL_PLUS, 24), (PUSH, 32), (PUSH, 32)),
+        "producer-tail-unaligned": producer(0, 0, 0, (PUSH, 8), (TAIL_PLUS, 3), (PUSH, 40),
+                                            (PUSH, 40)),
+        "producer-emsgsize": producer(0, 0, 0, (PUSH, 17), (PUSH, 16), (PUSH, 0)),
+        "producer-index-wrap": producer(1, (1 << 64) - 40, 0, (PUSH, 8), (PUSH_NOTIFY, 16),
+                                        (RELEASE_TO, 0), (PUSH, 56), (PUSH, 56)),
+    }
+    for name, data in p.items():
         write("ring", name, data)
 
 
