@@ -170,10 +170,13 @@ static void produce(struct fuzz_in *in, struct shm_ring_ctl *ctl, uint8_t *area,
 			/* The worker moves its tail: behind the head by arg*8, or anywhere. */
 			tail = op & 2 ? tail + (uint64_t)(int64_t)(int16_t)arg : m.pos - (uint64_t)arg * 8 % (cap + 16);
 			atomic_store(&ctl->tail, tail);
-			if (tail - released <= m.pos - released && !(tail & 7))
-				released = tail;
 			continue;
 		}
+		/* What the worker has released is what its tail says now, if that is a place it
+		   could have reached: a tail written ahead of the head becomes a valid claim once
+		   the head passes it (the worker then only loses its own records). */
+		if (tail - released <= m.pos - released && !(tail & 7))
+			released = tail;
 		uint32_t len = arg % (shm_ring_max_payload(&r) + 2);
 		int want = ref_reserve(&m, len, tail, &at);
 		memcpy(copy, area, cap);
