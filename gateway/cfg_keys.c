@@ -210,13 +210,40 @@ static void get_bool(const void *o, const struct cfg_key *k, char *out, size_t c
 	snprintf(out, cap, "%s", *CFIELD(o, k, int) ? "yes" : "no");
 }
 
+/* A listener's tls = yes|no (its address may say ",tls" too). */
+static int set_listen_tls(struct cfg_ctx *x, void *o, const struct cfg_key *k, const char *v)
+{
+	struct cfg_listen *l = o;
+	int b;
+	struct cfg_key kk = *k;
+	kk.off = 0;
+	if (set_bool(x, &b, &kk, v))
+		return -EINVAL;
+	l->tls = (uint8_t)b;
+	return 0;
+}
+
+static void get_listen_tls(const void *o, const struct cfg_key *k, char *out, size_t cap)
+{
+	(void)k;
+	snprintf(out, cap, "%s", ((const struct cfg_listen *)o)->tls ? "yes" : "no");
+}
+
+
 /* ---- special values ---- */
 
-int cfg__parse_listen(const char *s, struct cfg_listen *l)
+int cfg__parse_listen(const char *arg, struct cfg_listen *l)
 {
-	char host[64];
+	char host[64], s[80];
 	const char *colon;
 	memset(l, 0, sizeof(*l));
+	/* "ADDR:PORT,tls": a TLS listener (the command line's way of [listen] tls = yes). */
+	size_t n = strcspn(arg, ",");
+	if (n >= sizeof(s) || (arg[n] && strcmp(arg + n, ",tls") != 0))
+		return -EINVAL;
+	memcpy(s, arg, n);
+	s[n] = 0;
+	l->tls = arg[n] != 0;
 	if (s[0] == '[') {
 		const char *end = strchr(s, ']');
 		if (!end || end[1] != ':' || (size_t)(end - s - 1) >= sizeof(host))
@@ -234,7 +261,7 @@ int cfg__parse_listen(const char *s, struct cfg_listen *l)
 	char *endp;
 	long port = strtol(colon + 1, &endp, 10);
 	if (!isdigit((unsigned char)colon[1]) || *endp || port < 0 || port > 65535 ||
-	    strlen(s) >= sizeof(l->text))
+	    strlen(arg) >= sizeof(l->text))
 		return -EINVAL;
 	struct sockaddr_in *v4 = (struct sockaddr_in *)&l->addr;
 	struct sockaddr_in6 *v6 = (struct sockaddr_in6 *)&l->addr;
@@ -254,7 +281,7 @@ int cfg__parse_listen(const char *s, struct cfg_listen *l)
 	} else {
 		return -EINVAL;
 	}
-	snprintf(l->text, sizeof(l->text), "%s", s);
+	snprintf(l->text, sizeof(l->text), "%s", arg);
 	return 0;
 }
 
@@ -262,9 +289,10 @@ static int set_listen(struct cfg_ctx *x, void *o, const struct cfg_key *k, const
 {
 	struct cfg_listen *l = FIELD(o, k, struct cfg_listen), tmp;
 	(void)x;
-	if (cfg__parse_listen(v, &tmp))
-		return -EINVAL;
+	if (cfg__parse_listen(v, &tmp) || (tmp.tls && k->sect == CS_ADMIN))
+		return -EINVAL; /* the admin endpoint speaks plain HTTP */
 	memcpy(tmp.name, l->name, sizeof(tmp.name));
+	tmp.tls |= l->tls;
 	*l = tmp;
 	return 0;
 }
@@ -571,6 +599,16 @@ const struct cfg_key cfg__keys[] = {
 	  "a file path", "CURVE on the control channel: the file holds the gateway's Z85 secret key" },
 	{ CS_GATEWAY, RESTART, 0, "curve-clients", "curve-clients", set_str, get_str, G(curve_clients), 0, 256, NULL,
 	  "a file path", "Z85 public keys of the workers allowed to attach, one per line" },
+	{ CS_GATEWAY, 0, 0, "tls-cert", "tls-cert", set_str, get_str, G(tls_cert), 0, 256, NULL,
+	  "a file path", "PEM certificate of the TLS listeners (may hold its chain); read again at a reload" },
+	{ CS_GATEWAY, 0, 0, "tls-key", "tls-key", set_str, get_str, G(tls_key), 0, 256, NULL,
+	  "a file path", "its PEM private key" },
+	{ CS_GATEWAY, 0, 0, "tls-chain", "tls-chain", set_str, get_str, G(tls_chain), 0, 256, NULL,
+	  "a file path", "PEM intermediate certificates, if not in tls-cert" },
+	{ CS_GATEWAY, RESTART, 0, "static", "static", set_str, get_str, G(static_dir), 0, 256, NULL,
+	  "a directory", "answer plain GET and HEAD requests (not upgrades) with its files (default off; no links followed, no dotfiles)" },
+	{ CS_GATEWAY, RESTART, 0, "static-max", "static-max", set_u64, get_u64, G(static_max), 1, 1u << 30, NULL,
+	  "1..1073741824", "the largest file static serves; beyond: 403 (default 1048576)" },
 	{ CS_GATEWAY, 0, 0, "deflate-window", "deflate-window", set_deflate_u8, get_deflate_u8, DF(server_bits), 9, 15, NULL,
 	  "9..15", "permessage-deflate's window bits (default 10)" },
 	{ CS_GATEWAY, 0, 0, "deflate-level", "deflate-level", set_deflate_u8, get_deflate_u8, DF(level), 1, 9, NULL,
@@ -626,8 +664,10 @@ const struct cfg_key cfg__keys[] = {
 
 	/* [listen NAME] */
 	{ CS_LISTEN, RESTART, 0, "address", "listen", set_listen, get_listen, 0, 0, 0, NULL,
-	  "ADDR:PORT or [ADDR6]:PORT",
+	  "ADDR:PORT or [ADDR6]:PORT, then ,tls or nothing",
 	  "clients connect here; port 0 picks a free one, logged (default 127.0.0.1:8080)" },
+	{ CS_LISTEN, RESTART, 0, "tls", NULL, set_listen_tls, get_listen_tls, 0, 0, 0, yes_no,
+	  "yes or no", "clients speak TLS 1.2 or 1.3 (wss://) here, with [gateway] tls-cert and tls-key (default no)" },
 
 	/* [route PREFIX] */
 	{ CS_ROUTE, 0, 0, "pool", NULL, set_name, get_str, R(pool), 0, CFG_NAME_MAX, NULL,

@@ -80,6 +80,7 @@ static void defaults(struct gw_config *cfg)
 	cfg->zmq_window_bytes = 4u << 20;
 	cfg->gid = (gid_t)-1;
 	cfg->worker_memory = 64u << 20;
+	cfg->static_max = 1u << 20;
 	pmd_cfg_default(&cfg->deflate);
 }
 
@@ -424,6 +425,14 @@ static int finish(struct cfg_ctx *x, const char *file)
 		else
 			snprintf(cfg->runtime_dir, sizeof(cfg->runtime_dir), "/tmp/wsgw-%u", (unsigned)geteuid());
 	}
+	int tls = 0;
+	for (int i = 0; i < cfg->n_listen; i++)
+		tls |= cfg->listen[i].tls;
+	if (tls && (!cfg->tls_cert[0] || !cfg->tls_key[0]))
+		return fail_at(x, file, 0, "a ,tls listener ([listen] tls = yes) needs --tls-cert and --tls-key ([gateway] tls-cert and tls-key)");
+	if (!tls && (cfg->tls_cert[0] || cfg->tls_key[0] || cfg->tls_chain[0]))
+		return fail_at(x, file, key_line(x, CS_GATEWAY, "tls-cert"),
+			       "--tls-cert, --tls-key and --tls-chain ([gateway] tls-*) need a ,tls listener (--listen ADDR:PORT,tls, or [listen] tls = yes)");
 	if (cfg->curve_clients[0] && !cfg->curve_secret[0])
 		return fail_at(x, file, key_line(x, CS_GATEWAY, "curve-clients"),
 			       "[gateway] curve-clients (--curve-clients): expected curve-secret-key (--curve-secret-key) too");

@@ -74,6 +74,7 @@ struct cfg_listen {
 	socklen_t len;
 	char text[80]; /* as given, for logs */
 	char name[CFG_NAME_MAX]; /* [listen NAME]; "" from the command line */
+	uint8_t tls;   /* [listen] tls = yes, or ",tls": clients speak TLS here (tls-cert, tls-key) */
 };
 
 /* [pool NAME]: a pool's own settings (pools without a section have the defaults). */
@@ -100,6 +101,8 @@ struct gw_config {
 	int n_listen;
 	struct cfg_listen admin;  /* [admin] address: the admin endpoint; len 0 when off */
 	char admin_token[128];    /* [admin] token: bearer token for all but /healthz; "" none */
+	char static_dir[256];     /* [gateway] static: plain GETs are served from here; "" when off */
+	uint64_t static_max;      /* [gateway] static-max: the largest file served */
 	struct cfg_route routes[CFG_MAX_ROUTES];
 	int n_routes;
 	struct cfg_pool pools[CFG_MAX_POOLS];
@@ -140,6 +143,9 @@ struct gw_config {
 	char forward[CFG_MAX_FORWARD][CFG_NAME_MAX]; /* request headers passed in OPEN */
 	char curve_secret[256];   /* file with the gateway's Z85 CURVE secret key: CURVE on */
 	char curve_clients[256];  /* file of Z85 public keys allowed to attach */
+	char tls_cert[256];       /* PEM certificate (may hold its chain) of ",tls" listeners */
+	char tls_key[256];        /* its PEM private key */
+	char tls_chain[256];      /* optional PEM intermediates; "" when none */
 	int n_forward;
 	struct cfg_conn_limits lim; /* the global ones together, for unrouted connections */
 	/* [cluster] (another branch adds the fields; gateway/cfg_keys.c maps its keys) */

@@ -18,6 +18,7 @@
 struct ws_hs;
 struct top_sub;
 struct pmd_stream;
+struct tls_conn;
 
 enum conn_state {
 	CONN_HANDSHAKE,  /* reading the HTTP upgrade request */
@@ -73,6 +74,7 @@ struct conn {
 	uint8_t retry_s;     /* a 429's Retry-After */
 	struct pmd_stream *pmd_s; /* its own zlib streams, with context takeover only */
 	struct top_sub *subs; /* gateway/topics.c: its subscriptions */
+	struct tls_conn *tls; /* on a ",tls" listener: its TLS state; NULL otherwise */
 	struct conn *flush_next;
 	struct cds_lfht_node node;
 	union {

@@ -11,6 +11,7 @@
 #include "gateway/log.h"
 #include "gateway/pool.h"
 #include "gateway/session_int.h"
+#include "gateway/static.h"
 #include "gateway/stats.h"
 #include "gateway/topics.h"
 
@@ -257,6 +258,16 @@ int sess_new(struct loop *l, const struct gw_config *cfg, struct sess **out)
 		free(s);
 		return rc;
 	}
+	if (cfg->static_dir[0]) {
+		rc = stc_open(cfg->static_dir, cfg->static_max, &s->u.stc);
+		if (rc) {
+			log_error(-rc, "--static %s", cfg->static_dir);
+			pool_free(s->u.ps);
+			free(s);
+			return rc;
+		}
+		log_info("static files from %s for plain GET and HEAD requests", cfg->static_dir);
+	}
 	loop_set_conn_ops(l, &sess__loop_ops, s);
 	*out = s;
 	return 0;
@@ -267,6 +278,7 @@ void sess_free(struct sess *s)
 	if (!s)
 		return;
 	pool_free(s->u.ps);
+	stc_free(s->u.stc);
 	free(s);
 }
 

@@ -24,6 +24,7 @@ struct lsn_sock {
 	struct loop_src src;
 	struct lsn *owner;
 	int fd;
+	int tls; /* its clients speak TLS */
 	char text[80];
 };
 
@@ -136,7 +137,7 @@ static void on_accept(struct loop_src *src, uint32_t events)
 		/* Small frames are the norm: Nagle would hold each echo for an ACK. */
 		setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 		stats.accepted++;
-		s->fn(s->arg, fd, (const struct sockaddr *)&ss);
+		s->fn(s->arg, fd, (const struct sockaddr *)&ss, k->tls);
 	}
 }
 
@@ -190,13 +191,14 @@ static int open_one(struct lsn *s, const struct cfg_listen *cl, struct lsn_sock 
 	}
 	k->owner = s;
 	k->fd = fd;
+	k->tls = cl->tls;
 	k->src.fn = on_accept;
 	int rc = loop_add(s->loop, fd, EPOLLIN | EPOLLET, &k->src);
 	if (rc) {
 		close(fd);
 		return rc;
 	}
-	log_info("listening on %s", k->text);
+	log_info("listening on %s%s", k->text, k->tls ? " (TLS)" : "");
 	return 0;
 }
 

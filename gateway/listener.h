@@ -15,8 +15,8 @@
 struct lsn;
 
 /* Called for every accepted socket (non-blocking, close-on-exec, TCP_NODELAY) with its
- * peer's address; the callee owns fd. */
-typedef void lsn_accept_fn(void *arg, int fd, const struct sockaddr *peer);
+ * peer's address, tls set when its listener is marked ",tls"; the callee owns fd. */
+typedef void lsn_accept_fn(void *arg, int fd, const struct sockaddr *peer, int tls);
 
 /* Opens every listener of cfg and registers them with l. Returns 0 and *out, or -errno
  * (logged; nothing is left open). */

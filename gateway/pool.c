@@ -4,6 +4,7 @@
 #include "gateway/log.h"
 #include "gateway/stats.h"
 #include "gateway/tr_shm.h"
+#include "gateway/topics.h"
 #include "gateway/tr_zmq.h"
 #include "gateway/waker.h"
 #include "shm/fdpass.h"
@@ -186,6 +187,9 @@ int pool_message(struct pools *ps, struct conn *c, unsigned op, const uint8_t *p
 
 void pool_closed(struct pools *ps, struct conn *c, unsigned code, const char *reason)
 {
+	/* Its subscriptions end with it, as its worker sees it: a QUERY in answer to this
+	 * CLOSE no longer counts it, whatever its TCP connection still does. */
+	top_drop_conn(c);
 	if (c->flags & CONN_WORKER) {
 		c->flags &= (uint8_t)~CONN_WORKER;
 		struct worker *w = pool__worker_of(ps, c);

@@ -1,6 +1,7 @@
 #include "gateway/server.h"
 #include "gateway/admin.h"
 #include "gateway/budget.h"
+#include "gateway/bufpool.h"
 #include "gateway/clog.h"
 #include "gateway/conn.h"
 #include "gateway/door.h"
@@ -18,6 +19,7 @@
 #include "gateway/session.h"
 #include "gateway/stats.h"
 #include "gateway/supervise.h"
+#include "gateway/tls.h"
 #include "gateway/topics.h"
 
 #include <errno.h>
@@ -48,6 +50,7 @@ struct server {
 	struct lsn *lsn;
 	struct ctl *ctl;
 	struct admin *admin;
+	struct tls_srv *tls;  /* the certificate of ",tls" listeners; NULL without one */
 	unsigned fd_conns;    /* what the fd limit allows */
 	unsigned max_conns;
 	int draining;
@@ -73,7 +76,7 @@ static void set_limits(struct server *s)
 	loop_set_config(s->loop);
 }
 
-static void on_accept(void *arg, int fd, const struct sockaddr *peer)
+static void on_accept(void *arg, int fd, const struct sockaddr *peer, int tls)
 {
 	struct server *s = arg;
 	struct conn *c = conn_new(fd);
@@ -82,6 +85,11 @@ static void on_accept(void *arg, int fd, const struct sockaddr *peer)
 	unsigned retry;
 	c->door = (uint8_t)door_enter(peer, loop_now(s->loop), &c->ip, &c->port, &retry);
 	c->retry_s = (uint8_t)(retry > 255 ? 255 : retry);
+	if (tls && !(c->tls = tls_conn_new(s->tls, fd))) {
+		log_error(ENOMEM, "new TLS connection");
+		loop_close(s->loop, c, "out of memory");
+		return;
+	}
 	if (sess_start(s->sess, c)) {
 		log_error(ENOMEM, "new connection");
 		loop_close(s->loop, c, "out of memory");
@@ -172,7 +180,7 @@ static void keep_fixed(struct gw_config *next, const struct gw_config *cur)
 	}
 	int listen_changed = next->n_listen != cur->n_listen;
 	for (int i = 0; i < cur->n_listen && !listen_changed; i++)
-		listen_changed = cur->listen[i].len != next->listen[i].len ||
+		listen_changed = cur->listen[i].len != next->listen[i].len || cur->listen[i].tls != next->listen[i].tls ||
 				 memcmp(&cur->listen[i].addr, &next->listen[i].addr, cur->listen[i].len);
 	if (listen_changed)
 		log_warn(0, "SIGHUP: [listen] changed; it takes effect after a restart");
@@ -181,6 +189,8 @@ static void keep_fixed(struct gw_config *next, const struct gw_config *cur)
 	if (next->admin.len != cur->admin.len || memcmp(&next->admin.addr, &cur->admin.addr, cur->admin.len))
 		log_warn(0, "SIGHUP: [admin] address changed; it takes effect after a restart");
 	next->admin = cur->admin;
+	KEEP(static_dir, "[gateway] static") /* its directory is opened at start */
+	KEEP(static_max, "[gateway] static-max")
 	KEEP(control, "[gateway] control")
 	KEEP(runtime_dir, "[gateway] runtime-dir")
 	KEEP(ring_bytes, "[gateway] ring-size")
@@ -244,6 +254,8 @@ static int reload(struct server *s)
 		memcpy(next.routes, s->cfg->routes, sizeof(next.routes));
 	}
 	remap_routes(s->cfg, &next);
+	if (s->tls)
+		tls_srv_reload(s->tls, &next);
 	*s->cfg = next;
 	log_set_level((enum log_level)s->cfg->log_level);
 	log_set_format((enum log_format)s->cfg->log_format);
@@ -466,6 +478,9 @@ static int setup(struct server *s, struct gw_config *cfg)
 	 * scripts and tests the gateway is up. It reads the parts only at requests. */
 	if (rc == 0 && cfg->admin.len)
 		rc = admin_new(s->loop, cfg, &admin_ops, s, &s->admin);
+	for (int i = 0; rc == 0 && i < cfg->n_listen && !s->tls; i++)
+		if (cfg->listen[i].tls)
+			rc = tls_srv_new(cfg, &s->tls);
 	if (rc == 0)
 		rc = lsn_open(s->loop, cfg, on_accept, s, &s->lsn);
 	if (rc == 0)
@@ -497,12 +512,14 @@ static void teardown(struct server *s)
 	/* The pools first: zmq workers' transports name the control socket. */
 	sess_free(s->sess);
 	ctl_free(s->ctl);
+	tls_srv_free(s->tls);
 	top_destroy();
 	conn_map_destroy();
 	door_reset();
 	if (s->sigfd >= 0)
 		close(s->sigfd);
 	loop_free(s->loop);
+	bp_drain();
 	rundir_unlock(&s->rundir); /* last: the sockets are gone by now */
 }
 

@@ -7,7 +7,7 @@
 #include "gateway/log.h"
 #include "gateway/pool.h"
 #include "gateway/stats.h"
-#include "gateway/topics.h"
+#include "gateway/tls.h"
 #include "gateway/upgrade.h"
 #include "gateway/utf8.h"
 
@@ -16,12 +16,16 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 /* Stop reading a client whose unsent output passed HIGH; read again below LOW. For the
  * echo this is TCP backpressure to a client that writes faster than it reads. */
 #define OUT_HIGH (1u << 20)
 #define OUT_LOW (256u << 10)
+
+/* Frames of at least this many bytes are written at once when nothing is queued. */
+#define SESS_DIRECT_MIN (16u << 10)
 
 /* Returned by our ws_rx callbacks to stop the parser without a protocol error. */
 #define SESS_STOP (-1)
@@ -75,6 +79,20 @@ int sess__send_frame(struct sess *s, struct conn *c, unsigned op, const uint8_t 
 		sess_close(s, c, WS_CLOSE_POLICY, "outbound limit");
 		return SESS_STOP;
 	}
+	if (op == WS_OP_TEXT || op == WS_OP_BINARY) {
+		stats.messages_out++;
+		stats.bytes_out += plain;
+	}
+	/* A large frame for a client with nothing queued goes to the socket now, from where
+	 * it lies (the read buffer, a worker's ring): copying it into the queue first cost
+	 * as much as the rest of its echo. Small frames wait for the batch's one writev. */
+	ssize_t w = -1;
+	if (!c->out.bytes && n >= SESS_DIRECT_MIN && !c->tls && c->fd >= 0) {
+		struct iovec iov[2] = { { hdr, hlen }, { (void *)p, n } };
+		w = writev(c->fd, iov, 2);
+		if (w == (ssize_t)(hlen + n))
+			return 0;
+	}
 	if (!c->out.bytes)
 		c->out_since = loop_now(s->u.loop);
 	if (outq_append2(&c->out, hdr, hlen, p, n)) {
@@ -82,10 +100,10 @@ int sess__send_frame(struct sess *s, struct conn *c, unsigned op, const uint8_t 
 		loop_close(s->u.loop, c, "out of memory");
 		return SESS_STOP;
 	}
-	if (op == WS_OP_TEXT || op == WS_OP_BINARY) {
-		stats.messages_out++;
-		stats.bytes_out += plain;
-	}
+	/* The socket took part of it: the queue holds the frame as partly written. An error
+	 * is the flush's to see. */
+	if (w > 0)
+		outq_consume(&c->out, (size_t)w);
 	loop_mark(s->u.loop, c);
 	return 0;
 }
@@ -350,6 +368,44 @@ static int must_pause(struct sess *s, struct conn *c)
 	return c->out.bytes >= OUT_HIGH || (c->state == CONN_OPEN && pool_blocked(s->u.ps, c));
 }
 
+/* read() or TLS: bytes, 0 at EOF, or -errno. */
+static ssize_t conn_read(struct sess *s, struct conn *c, uint8_t *buf, size_t cap)
+{
+	if (!c->tls) {
+		ssize_t r = read(c->fd, buf, cap);
+		return r < 0 ? -errno : r;
+	}
+	ssize_t r = tls_read(c->tls, buf, cap);
+	/* The handshake's flights, and tickets and alerts, are OpenSSL's to send. */
+	if (tls_has_output(c->tls))
+		loop_mark(s->u.loop, c);
+	return r;
+}
+
+static void on_read_error(struct sess *s, struct conn *c, int err)
+{
+	if (c->state == CONN_OPEN)
+		pool_closed(s->u.ps, c, WS_CLOSE_ABNORMAL, "connection lost");
+	if (err == EPROTO || err == EPROTONOSUPPORT) {
+		char peer[64];
+		upg_peer(c, peer, sizeof(peer));
+		log_info("conn %llu: %s: TLS %s: %s", (unsigned long long)c->id, peer,
+			 tls_ready(c->tls) ? "error" : "handshake failed",
+			 err == EPROTO ? tls_error(c->tls) : "plain HTTP sent to a TLS port");
+	}
+	if (err == EPROTONOSUPPORT) {
+		/* As nginx does: a browser pointed at http:// on the TLS port is told why. One
+		 * write, best effort; the connection closes whatever it takes. */
+		static const char resp[] = "HTTP/1.1 400 Bad Request\r\nConnection: close\r\n"
+					   "Content-Length: 39\r\n\r\nplain HTTP request sent to a TLS port\r\n";
+		if (write(c->fd, resp, sizeof(resp) - 1) < 0)
+			log_debug("conn %llu: the 400 for plain HTTP: %s", (unsigned long long)c->id,
+				  strerror(errno));
+		stats_rejected(400);
+	}
+	loop_close(s->u.loop, c, strerror(err));
+}
+
 static void read_conn(struct sess *s, struct conn *c)
 {
 	size_t cap;
@@ -365,15 +421,12 @@ static void read_conn(struct sess *s, struct conn *c)
 			have = c->in_len;
 			memcpy(rbuf, c->in, have);
 		}
-		ssize_t r = read(c->fd, rbuf + have, cap);
+		ssize_t r = conn_read(s, c, rbuf + have, cap);
+		if (r == -EINTR)
+			continue;
 		if (r < 0) {
-			if (errno == EINTR)
-				continue;
-			if (errno != EAGAIN) {
-				if (c->state == CONN_OPEN)
-					pool_closed(s->u.ps, c, WS_CLOSE_ABNORMAL, "connection lost");
-				loop_close(s->u.loop, c, strerror(errno));
-			}
+			if (r != -EAGAIN)
+				on_read_error(s, c, (int)-r);
 			return;
 		}
 		if (r == 0) {
@@ -391,8 +444,9 @@ static void read_conn(struct sess *s, struct conn *c)
 		if (c->state != CONN_HANDSHAKE && c->state != CONN_AUTHORIZING)
 			sess__keep_tail(s, c, rbuf + total - keep, keep);
 		/* A short read emptied the socket's receive queue; bytes that arrive later
-		 * raise a new edge. Reading again would only cost an EAGAIN syscall. */
-		if ((size_t)r < cap)
+		 * raise a new edge. Reading again would only cost an EAGAIN syscall. Not so
+		 * with TLS: OpenSSL may hold records it read ahead. */
+		if ((size_t)r < cap && !c->tls)
 			return;
 	}
 }
@@ -440,6 +494,11 @@ static void on_drained(void *arg, struct conn *c)
 {
 	struct sess *s = arg;
 	if (c->state == CONN_LINGER && !(c->flags & CONN_SHUT_SENT)) {
+		/* TLS ends with close_notify before the TCP half-close. */
+		if (c->tls && tls_close_notify(c->tls)) {
+			loop_mark(s->u.loop, c);
+			return;
+		}
 		c->flags |= CONN_SHUT_SENT;
 		if (shutdown(c->fd, SHUT_WR) < 0) {
 			loop_close(s->u.loop, c, "shutdown failed");
@@ -477,11 +536,12 @@ static void on_deadline(void *arg, struct conn *c)
 static void on_closing(void *arg, struct conn *c)
 {
 	struct sess *s = arg;
-	top_drop_conn(c);
 	door_leave(c->ip);
 	c->ip = 0;
 	pmd_stream_free(c->pmd_s);
 	c->pmd_s = NULL;
+	tls_conn_free(c->tls);
+	c->tls = NULL;
 	pool_closed(s->u.ps, c, WS_CLOSE_ABNORMAL, "connection lost");
 	/* The state still tells which member of the union lives. */
 	if (c->state == CONN_HANDSHAKE || c->state == CONN_AUTHORIZING)

@@ -6,7 +6,9 @@
 #include "gateway/handshake.h"
 #include "gateway/hsresp.h"
 #include "gateway/log.h"
+#include "gateway/static.h"
 #include "gateway/stats.h"
+#include "gateway/tls.h"
 #include "gateway/zmsg.h"
 #include "wsgw/protocol.h"
 
@@ -23,7 +25,7 @@
 #define ACCEPT_HEADERS ZMSG_ACCEPT_HEADERS
 #define ACCEPT_BYTES ZMSG_ACCEPT_BYTES
 
-static void peer_text(const struct conn *c, char *out, size_t cap)
+void upg_peer(const struct conn *c, char *out, size_t cap)
 {
 	struct sockaddr_storage ss;
 	socklen_t len = sizeof(ss);
@@ -127,7 +129,7 @@ static int open_worker(const struct upg_env *u, struct conn *c, int authorize, c
 {
 	const struct gw_config *cfg = loop_cfg(u->loop);
 	char peer[64];
-	peer_text(c, peer, sizeof(peer));
+	upg_peer(c, peer, sizeof(peer));
 	struct { const char *name; struct ws_slice v; } f[4 + CFG_MAX_FORWARD];
 	int nf = 0;
 	f[nf].name = ":path", f[nf++].v = ws_hs_path(c->hs);
@@ -251,6 +253,36 @@ static enum upg_result finish(const struct upg_env *u, struct conn *c)
 	return UPG_OPEN;
 }
 
+/* A plain GET or HEAD with --static: a file, or the gateway's /metrics when it has an admin
+ * endpoint (so a page can show them without asking another origin); then the connection
+ * closes, as upg_error's do. */
+static void answer_static(const struct upg_env *u, struct conn *c, struct ws_slice path, int head)
+{
+	struct stc_resp r;
+	if (path.n == 8 && !memcmp(path.p, "/metrics", 8) && loop_cfg(u->loop)->admin.len) {
+		static char text[16384];
+		int n = stats_format(text, sizeof(text), conn_count(), pool_live_workers(u->ps));
+		if (n < 0)
+			stc_respond_bytes(head, 500, "text/plain; charset=utf-8", "metrics do not fit\n", 19, &r);
+		else
+			stc_respond_bytes(head, 200, "text/plain; version=0.0.4; charset=utf-8", text,
+					  (size_t)n, &r);
+	} else {
+		stc_respond(u->stc, head, path.p, path.n, &r);
+	}
+	char peer[64];
+	upg_peer(c, peer, sizeof(peer));
+	log_debug("static %s: %s %.*s: %d", peer, head ? "HEAD" : "GET", (int)(path.n < 200 ? path.n : 200),
+		  path.p, r.status);
+	upg_closing(c);
+	c->state = CONN_LINGER; /* the union now holds `in`, which is NULL */
+	if (r.head_len && outq_append2(&c->out, r.head, r.head_len, r.body, r.body ? r.body_len : 0) == 0)
+		loop_linger(u->loop, c);
+	else
+		loop_close(u->loop, c, "static response");
+	stc_resp_free(&r);
+}
+
 enum upg_result upg_feed(const struct upg_env *u, struct conn *c, const uint8_t *buf, size_t n,
 			 size_t *used)
 {
@@ -259,7 +291,12 @@ enum upg_result upg_feed(const struct upg_env *u, struct conn *c, const uint8_t 
 	if (rc == 0)
 		return UPG_MORE;
 	if (rc < 0) {
-		upg_error(u, c, -rc, ws_hs_error_reason(c->hs));
+		struct ws_slice path;
+		int head;
+		if (u->stc && ws_hs_plain(c->hs, &path, &head))
+			answer_static(u, c, path, head);
+		else
+			upg_error(u, c, -rc, ws_hs_error_reason(c->hs));
 		return UPG_DONE;
 	}
 	enum upg_result r = finish(u, c);
@@ -342,7 +379,10 @@ void upg_deadline(const struct upg_env *u, struct conn *c)
 		upg_error(u, c, 503, "no ACCEPT or REJECT within --authorize-timeout");
 		return;
 	}
-	clog_info(c, "reject: upgrade request not complete within handshake-timeout");
+	if (c->tls && !tls_ready(c->tls))
+		clog_info(c, "reject: TLS handshake not complete within --handshake-timeout");
+	else
+		clog_info(c, "reject: upgrade request not complete within --handshake-timeout");
 	stats.handshake_timeouts++;
 	loop_close(u->loop, c, "handshake timeout");
 }

@@ -95,6 +95,7 @@ struct sample {
 	const char *key;    /* section.key */
 	const char *good, *shown, *bad;
 	const char *extra;  /* lines of the section before the key's */
+	const char *pre;    /* sections before the key's section */
 };
 
 /* Most samples need no extra lines: the member is left out. */
@@ -117,6 +118,12 @@ static const struct sample samples[] = {
 	{ "gateway.forward-header", "x-real-ip, Origin", "x-real-ip origin", "" },
 	{ "gateway.curve-secret-key", "/etc/k", NULL, "" },
 	{ "gateway.curve-clients", "/etc/c", NULL, "", "curve-secret-key = /etc/k\n" },
+	{ "gateway.tls-cert", "/etc/c.pem", NULL, "", "tls-key = /etc/k.pem\n", "[listen t]\naddress = 127.0.0.1:0,tls\n" },
+	{ "gateway.tls-key", "/etc/k.pem", NULL, "", "tls-cert = /etc/c.pem\n", "[listen t]\naddress = 127.0.0.1:0\ntls = yes\n" },
+	{ "gateway.tls-chain", "/etc/ch.pem", NULL, "", "tls-cert = /etc/c.pem\ntls-key = /etc/k.pem\n",
+	  "[listen t]\naddress = 127.0.0.1:0,tls\n" },
+	{ "gateway.static", "/srv/www", NULL, "" },
+	{ "gateway.static-max", "2048", NULL, "0" },
 	{ "gateway.deflate-window", "12", NULL, "8" },
 	{ "gateway.deflate-level", "9", NULL, "0" },
 	{ "gateway.deflate-mem-level", "8", NULL, "10" },
@@ -140,6 +147,7 @@ static const struct sample samples[] = {
 	  "0123456789012345678901234567890123456789012345678901234567890123456789"
 	  "0123456789012345678901234567890123456789012345678901234567890123456789" },
 	{ "listen.address", "[::1]:8081", NULL, "[::1]" },
+	{ "listen.tls", "yes", NULL, "maybe", NULL, "[gateway]\ntls-cert = /c\ntls-key = /k\n" },
 	{ "route.pool", "chat", NULL, "a/b" },
 	{ "route.authorize", "yes", NULL, "maybe" },
 	{ "route.protocols", "chat.v2|chat.v1!", NULL, "a||b" },
@@ -191,6 +199,8 @@ static void key_file(const struct cfg_key_info *ki, const struct sample *sm, con
 	const char *s = ki->section;
 	int named = !strcmp(s, "listen") || !strcmp(s, "route") || !strcmp(s, "pool") || !strcmp(s, "worker");
 	n += (size_t)snprintf(out + n, cap - n, "# the key %s.%s\n", s, ki->name);
+	if (sm->pre)
+		n += (size_t)snprintf(out + n, cap - n, "%s", sm->pre);
 	if (!strcmp(s, "pool") || !strcmp(s, "worker"))
 		n += (size_t)snprintf(out + n, cap - n, "[route /w]\npool = wp\n");
 	snprintf(header, hcap, named ? "[%s %s]" : "[%s]", s,

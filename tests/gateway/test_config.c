@@ -294,6 +294,33 @@ START_TEST(test_misc_errors)
 }
 END_TEST
 
+START_TEST(test_tls_listeners)
+{
+	/* ",tls" marks a listener; its certificate and key are required, and only with one. */
+	ck_assert_int_eq(load("--listen", "127.0.0.1:8443,tls", "--listen", "127.0.0.1:8080",
+			      "--tls-cert", "/c.pem", "--tls-key", "/k.pem"), 0);
+	ck_assert_int_eq(cfg.n_listen, 2);
+	ck_assert_int_eq(cfg.listen[0].tls, 1);
+	ck_assert_int_eq(cfg.listen[1].tls, 0);
+	ck_assert_str_eq(cfg.tls_cert, "/c.pem");
+	ck_assert_str_eq(cfg.tls_key, "/k.pem");
+	ck_assert_str_eq(cfg.tls_chain, "");
+	ck_assert_int_eq(load("--listen", "[::1]:8443,tls", "--tls-cert", "/c", "--tls-key", "/k",
+			      "--tls-chain", "/ch"), 0);
+	ck_assert_int_eq(cfg.listen[0].tls, 1);
+	ck_assert_str_eq(cfg.tls_chain, "/ch");
+	ck_assert_int_eq(load("--listen", "127.0.0.1:8443,tls", "--tls-cert", "/c"), -EINVAL);
+	ck_assert_ptr_nonnull(strstr(err_text, "needs --tls-cert and --tls-key"));
+	ck_assert_int_eq(load("--tls-cert", "/c", "--tls-key", "/k"), -EINVAL);
+	ck_assert_ptr_nonnull(strstr(err_text, "need a ,tls listener"));
+	/* Only ",tls" may follow the address; the admin endpoint speaks plain HTTP. */
+	ck_assert_int_eq(load("--listen", "127.0.0.1:8443,ssl"), -EINVAL);
+	ck_assert_int_eq(load("--listen", "127.0.0.1:8443,tls,tls"), -EINVAL);
+	ck_assert_int_eq(load("--admin", "127.0.0.1:9090,tls"), -EINVAL);
+	ck_assert_int_eq(load("--listen", "127.0.0.1:1,tls", "--tls-cert", "", "--tls-key", "/k"), -EINVAL);
+}
+END_TEST
+
 START_TEST(test_help_version)
 {
 	ck_assert_int_eq(load("--help"), 1);
@@ -636,6 +663,7 @@ int main(void)
 	tcase_add_test(tc, test_option_values);
 	tcase_add_test(tc, test_option_counts);
 	tcase_add_test(tc, test_misc_errors);
+	tcase_add_test(tc, test_tls_listeners);
 	tcase_add_test(tc, test_help_version);
 	suite_add_tcase(s, tc);
 

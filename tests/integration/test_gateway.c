@@ -709,44 +709,6 @@ START_TEST(ipv6_listener)
 END_TEST
 
 /* GET path on the admin port; the whole response (read to EOF, bounded) into out. */
-static void admin_get(int port, const char *path, char *out, size_t cap)
-{
-	struct wt_conn c;
-	char req[128];
-	size_t len = 0;
-
-	WT_OK(&c, wt_connect(&c, "127.0.0.1", port));
-	snprintf(req, sizeof(req), "GET %s HTTP/1.1\r\nHost: x\r\n\r\n", path);
-	WT_OK(&c, wt_send_raw(&c, req, strlen(req)));
-	int64_t deadline = wt_now_ms() + 3000;
-	while (len < cap - 1 && wt_now_ms() < deadline) {
-		struct pollfd pf = { .fd = c.fd, .events = POLLIN };
-		if (poll(&pf, 1, 100) <= 0)
-			continue;
-		ssize_t r = read(c.fd, out + len, cap - 1 - len);
-		if (r <= 0)
-			break;
-		len += (size_t)r;
-	}
-	out[len] = 0;
-	wt_close(&c);
-}
-
-/* The admin port's number, from the gateway's log line. */
-static int admin_port(void)
-{
-	char line[512];
-	int port = 0;
-	FILE *f = fopen(gw.log_path, "r");
-
-	while (f && fgets(line, sizeof(line), f))
-		if (strstr(line, "admin endpoint on port "))
-			port = atoi(strstr(line, "on port ") + 8);
-	if (f)
-		fclose(f);
-	return port;
-}
-
 START_TEST(admin_metrics_and_healthz)
 {
 	struct wt_conn c, bad;
@@ -754,7 +716,7 @@ START_TEST(admin_metrics_and_healthz)
 	static char resp[16384];
 
 	WT_GW_START(&gw, "--admin", "127.0.0.1:0", "--route", "/chat=echo", NULL);
-	int port = admin_port();
+	int port = wt_gw_admin_port(&gw);
 	ck_assert_msg(port > 0, "no admin endpoint in the log");
 	WT_EXPECT_OPEN(&c, "127.0.0.1", gw.port, "/chat");
 	echo_one(&c, WT_TEXT, 10, 1);
@@ -767,16 +729,16 @@ START_TEST(admin_metrics_and_healthz)
 	ck_assert_int_eq(wt_http_read(&bad, &r), 404);
 	wt_close(&bad);
 
-	admin_get(port, "/metrics", resp, sizeof(resp));
+	wt_http_get(port, "/metrics", resp, sizeof(resp));
 	ck_assert_msg(strstr(resp, "HTTP/1.1 200 OK"), "metrics: %.100s", resp);
 	ck_assert_msg(strstr(resp, "\nwsgw_connections 1\n"), "one open connection: %s", resp);
 	ck_assert_msg(strstr(resp, "\nwsgw_upgraded_total 1\n"), "one upgrade: %s", resp);
 	ck_assert_msg(strstr(resp, "\nwsgw_messages_in_total 3\n"), "3 messages in: %s", resp);
 	ck_assert_msg(strstr(resp, "\nwsgw_bytes_out_total 60\n"), "60 bytes out: %s", resp);
 	ck_assert_msg(strstr(resp, "wsgw_rejected_total{status=\"404\"} 1\n"), "one 404: %s", resp);
-	admin_get(port, "/healthz", resp, sizeof(resp));
+	wt_http_get(port, "/healthz", resp, sizeof(resp));
 	ck_assert_msg(strstr(resp, "200 OK") && strstr(resp, "\r\n\r\nok\n"), "healthz: %s", resp);
-	admin_get(port, "/other", resp, sizeof(resp));
+	wt_http_get(port, "/other", resp, sizeof(resp));
 	ck_assert_msg(strstr(resp, "404"), "unknown admin path: %.100s", resp);
 	wt_close(&c);
 	WT_GW_STOP(&gw);
