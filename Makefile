@@ -379,13 +379,13 @@ FUZZ_CFLAGS  := -std=gnu11 -g -O1 $(FUZZ_SAN) -fsanitize=fuzzer-no-link -MMD -MP
 # What each target links besides its harness: the code under test and its libraries.
 fuzz_src_frame     := gateway/frame.c gateway/utf8.c
 fuzz_src_handshake := gateway/handshake.c gateway/hsresp.c gateway/log.c
-fuzz_src_config    := gateway/config.c gateway/log.c
+fuzz_src_config    := gateway/config.c gateway/deflate.c gateway/log.c
 fuzz_src_zmsg      := gateway/zmsg.c gateway/log.c
 fuzz_src_ring      := shm/ring.c shm/doorbell.c
 fuzz_src_segment   := shm/segment.c shm/ring.c shm/doorbell.c
 fuzz_obj_handshake := $(LLHTTP_SRC:%.c=$(FUZZ_DIR)/obj/llhttp/%.o)
 fuzz_libs_handshake := -lcrypto
-fuzz_libs_config   := -lm
+fuzz_libs_config   := -lm -lz
 fuzz_libs_zmsg     := -lzmq
 
 FUZZ_BIN := $(FUZZ_TARGETS:%=$(FUZZ_DIR)/fuzz_%)
