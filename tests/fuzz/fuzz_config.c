@@ -74,6 +74,12 @@ static void check_config(const struct gw_config *c)
 	FUZZ_CHECK(c->ring_bytes && !(c->ring_bytes & (c->ring_bytes - 1)));
 	FUZZ_CHECK(c->ring_bytes / 2 >= largest + 64);
 	FUZZ_CHECK(c->socket_mode == 0600 || c->socket_mode == 0660);
+	/* TLS: a ,tls listener has a certificate and a key, and they come only with one. */
+	int tls = 0;
+	for (int i = 0; i < c->n_listen; i++)
+		tls |= c->listen[i].tls;
+	FUZZ_CHECK(tls ? c->tls_cert[0] && c->tls_key[0] : !c->tls_cert[0] && !c->tls_key[0]);
+	FUZZ_CHECK(!c->admin.tls);
 	FUZZ_CHECK(c->n_forward >= 1 && c->n_forward <= CFG_MAX_FORWARD);
 	for (int i = 0; i < c->n_forward; i++) {
 		FUZZ_CHECK(bounded(c->forward[i], CFG_NAME_MAX) && c->forward[i][0]);

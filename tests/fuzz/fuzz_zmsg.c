@@ -77,16 +77,78 @@ static void check_accept(zmq_msg_t *f, int n, const struct zmsg_cmd *cmd)
 	FUZZ_CHECK(n - 3 <= ZMSG_ACCEPT_HEADERS);
 }
 
+static bool frame_type(zmq_msg_t *m, uint16_t flags)
+{
+	return frame_is(m, "binary") ? flags == WSGW_F_BINARY : frame_is(m, "text") && flags == 0;
+}
+
+/* PUBLISH, topic, text|binary, payload[, id]: u8 topic length, topic, payload; the id left
+ * out is the record's connection. */
+static void check_publish(zmq_msg_t *f, int n, uint64_t max_message, const struct zmsg_cmd *cmd)
+{
+	const struct shm_rec *r = &cmd->rec;
+	const uint8_t *b = r->payload;
+	size_t tl = zmq_msg_size(&f[1]), pl = zmq_msg_size(&f[3]);
+	uint64_t be = 0;
+
+	FUZZ_CHECK((n == 4 || n == 5) && frame_is(&f[0], "PUBLISH") && frame_type(&f[2], r->flags));
+	FUZZ_CHECK(tl >= 1 && tl <= WSGW_TOPIC_MAX && pl <= max_message);
+	FUZZ_CHECK(b == cmd->fields && r->len == 1 + tl + pl && b[0] == tl);
+	FUZZ_CHECK(!memcmp(b + 1, zmq_msg_data(&f[1]), tl));
+	FUZZ_CHECK(!pl || !memcmp(b + 1 + tl, zmq_msg_data(&f[3]), pl));
+	if (n == 5) {
+		FUZZ_CHECK(zmq_msg_size(&f[4]) == 8);
+		memcpy(&be, zmq_msg_data(&f[4]), 8);
+	}
+	FUZZ_CHECK(r->conn == be64toh(be));
+}
+
+/* SENDMANY, text|binary, payload, ids: u32 count, ids little-endian, payload. */
+static void check_send_many(zmq_msg_t *f, int n, uint64_t max_message, const struct zmsg_cmd *cmd)
+{
+	const struct shm_rec *r = &cmd->rec;
+	const uint8_t *b = r->payload, *ids = zmq_msg_data(&f[3]);
+	size_t pl = zmq_msg_size(&f[2]), il = zmq_msg_size(&f[3]);
+
+	FUZZ_CHECK(n == 4 && frame_is(&f[0], "SENDMANY") && frame_type(&f[1], r->flags));
+	FUZZ_CHECK(il >= 8 && il % 8 == 0 && pl <= max_message && r->conn == 0);
+	FUZZ_CHECK(b == cmd->fields && r->len == 4 + il + pl);
+	FUZZ_CHECK((b[0] | b[1] << 8 | b[2] << 16 | (uint32_t)b[3] << 24) == il / 8);
+	for (size_t k = 0; k < il / 8; k++)
+		for (int i = 0; i < 8; i++)
+			FUZZ_CHECK(b[4 + k * 8 + (size_t)i] == ids[k * 8 + 7 - (size_t)i]);
+	FUZZ_CHECK(!pl || !memcmp(b + 4 + il, zmq_msg_data(&f[2]), pl));
+}
+
 static void check_decoded(zmq_msg_t *f, int n, uint64_t max_message, const struct zmsg_cmd *cmd)
 {
 	const struct shm_rec *r = &cmd->rec;
 	uint64_t be;
 	unsigned num;
 
+	switch (r->type) {
+	case WSGW_PUBLISH:
+		check_publish(f, n, max_message, cmd);
+		goto payload;
+	case WSGW_SENDMANY:
+		check_send_many(f, n, max_message, cmd);
+		goto payload;
+	}
 	FUZZ_CHECK(n >= 2 && zmq_msg_size(&f[1]) == 8);
 	memcpy(&be, zmq_msg_data(&f[1]), 8);
 	FUZZ_CHECK(r->conn == be64toh(be));
 	switch (r->type) {
+	case WSGW_SUBSCRIBE:
+	case WSGW_UNSUBSCRIBE:
+	case WSGW_QUERY:
+		FUZZ_CHECK(n == 3 && frame_is(&f[0], r->type == WSGW_SUBSCRIBE ? "SUBSCRIBE" :
+						 r->type == WSGW_UNSUBSCRIBE ? "UNSUBSCRIBE" : "QUERY"));
+		FUZZ_CHECK(r->payload == zmq_msg_data(&f[2]) && r->len == zmq_msg_size(&f[2]));
+		FUZZ_CHECK(r->len >= 1 && r->len <= WSGW_TOPIC_MAX);
+		break;
+	case WSGW_STATQ:
+		FUZZ_CHECK(n == 2 && frame_is(&f[0], "STAT") && r->len == 0);
+		break;
 	case WSGW_SEND:
 		FUZZ_CHECK(n == 4 && frame_is(&f[0], "SEND"));
 		FUZZ_CHECK(frame_is(&f[2], "text") || frame_is(&f[2], "binary"));
@@ -111,11 +173,13 @@ static void check_decoded(zmq_msg_t *f, int n, uint64_t max_message, const struc
 		break;
 	case WSGW_ACCEPT:
 		FUZZ_CHECK(n >= 3 && frame_is(&f[0], "ACCEPT"));
+		FUZZ_CHECK(zmq_msg_size(&f[2]) <= ZMSG_PROTOCOL_MAX);
 		check_accept(f, n, cmd);
 		break;
 	default:
 		FUZZ_CHECK(!"a record type the decoder may not produce");
 	}
+payload:;
 	/* Every byte of the payload is readable (ASan knows each block's end). */
 	volatile uint8_t sink = 0;
 	for (uint32_t i = 0; i < r->len; i++)

@@ -295,6 +295,21 @@ def zmsg_seeds():
         "lowercase-verb": zframes("send", CID, "text", "x"),
         "nothing": b"",
         "too-many-frames": zframes("ACCEPT", CID, *["x"] * 70),
+        "accept-protocol-255": zframes("ACCEPT", CID, "p" * 255),
+        "accept-protocol-256": zframes("ACCEPT", CID, "p" * 256),
+        "subscribe": zframes("SUBSCRIBE", CID, "news"),
+        "unsubscribe": zframes("UNSUBSCRIBE", CID, "news"),
+        "subscribe-256": zframes("SUBSCRIBE", CID, "t" * 256),
+        "query": zframes("QUERY", CID, "t" * 255),
+        "stat": zframes("STAT", CID),
+        "stat-extra": zframes("STAT", CID, "x"),
+        "publish": zframes("PUBLISH", "news", "text", "hello"),
+        "publish-exclude": zframes("PUBLISH", "news", "binary", bytes(range(40)), CID),
+        "publish-bad-exclude": zframes("PUBLISH", "news", "text", "x", b"\x01"),
+        "publish-too-big": zframes("PUBLISH", "n", "text", "x" * 40, max_message=16),
+        "sendmany": zframes("SENDMANY", "text", "hi", CID + struct.pack(">Q", 43)),
+        "sendmany-odd-ids": zframes("SENDMANY", "binary", "hi", CID + b"\x01"),
+        "sendmany-no-ids": zframes("SENDMANY", "text", "hi", ""),
     }
     for name, data in s.items():
         write("zmsg", name, data)
