@@ -215,19 +215,26 @@ $(TLS_DIR)/cert.pem: | $(DEPS_MK)
 	  mv $(@D)/cert$$n.pem.tmp $(@D)/cert$$n.pem || exit 1; done
 tls-certs: $(TLS_DIR)/cert.pem
 
+# The tests check /metrics with Prometheus's promtool (tools/fetch-promtool says why it is
+# unpacked here rather than installed). One copy serves every BUILD.
+PROMTOOL := build/tools/promtool
+$(PROMTOOL):
+	tools/fetch-promtool $@
+
 # The conformance suites (RFC 6455, permessage-deflate) run four ways: against the
 # built-in echo, through a worker process (WT_GW_WORKER), and both over TLS (WT_TLS).
 CONF_SUITES := $(BUILD)/tests/conformance/test_conformance $(BUILD)/tests/conformance/test_deflate
 CONF_RUNS := worker:WT_GW_WORKER=$(abspath $(BUILD))/wsgw-echo tls:WT_TLS=1 \
 	     tls-worker:WT_TLS=1:WT_GW_WORKER=$(abspath $(BUILD))/wsgw-echo
 
-check: all $(TLS_DIR)/cert.pem
+check: all $(TLS_DIR)/cert.pem $(PROMTOOL)
 	@if [ -z "$(CHECK_BIN)$(CHECK_CONF_WORKER)$(CHECK_LANG)$(CHECK_BROWSER)" ]; then \
 	  echo "make check: T=$(T) names no test (programs: $(TEST_BIN:$(BUILD)/tests/%=%), conformance-worker, lang, browser)"; \
 	  exit 2; fi
 	@failed=""; for t in $(CHECK_BIN); do \
 	  echo "== $$t"; \
-	  WSGW_BUILD=$(abspath $(BUILD)) WT_SANITIZE=$(SANITIZE) $$t || failed="$$failed $$t"; \
+	  WSGW_BUILD=$(abspath $(BUILD)) WT_SANITIZE=$(SANITIZE) WT_PROMTOOL=$(abspath $(PROMTOOL)) $$t \
+	    || failed="$$failed $$t"; \
 	done; \
 	if [ -n "$(CHECK_CONF_WORKER)" ]; then \
 	  for run in $(CONF_RUNS); do for t in $(CONF_SUITES); do \

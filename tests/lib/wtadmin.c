@@ -81,154 +81,37 @@ int wt_admin_get(int port, const char *path, const char *token, char *out, size_
 	return wt_admin_raw(port, req, out, cap, body);
 }
 
-/* ---- the exposition format ---- */
-
-static int name_ok(const char *s, size_t n, int metric)
-{
-	if (!n)
-		return 0;
-	for (size_t i = 0; i < n; i++) {
-		int c = (unsigned char)s[i];
-		int ok = isalpha(c) || c == '_' || (metric && c == ':') || (i && isdigit(c));
-		if (!ok)
-			return 0;
-	}
-	return 1;
-}
-
-#define MAX_FAMILIES 512
+/* ---- the exposition format, checked by Prometheus's own promtool ---- */
 
 int wt_prom_check(const char *text, char *why, size_t cap)
 {
-	static char fams[MAX_FAMILIES][160], types[MAX_FAMILIES][16];
-	static char series[8192][256];
-	int nfam = 0, nseries = 0, cur = -1, lineno = 0;
-	for (const char *l = text; *l;) {
-		const char *eol = strchr(l, '\n');
-		if (!eol) {
-			snprintf(why, cap, "the last line has no newline");
-			return -1;
-		}
-		size_t n = (size_t)(eol - l);
-		char line[2048];
-		snprintf(line, sizeof(line), "%.*s", (int)(n < sizeof(line) - 1 ? n : sizeof(line) - 1), l);
-		lineno++;
-		l = eol + 1;
-		if (!n)
-			continue;
-		if (line[0] == '#') {
-			char kind[8], name[160], rest[1800] = "";
-			if (sscanf(line, "# %7s %159s %1799[^\n]", kind, name, rest) < 2)
-				continue; /* a plain comment */
-			if (strcmp(kind, "HELP") && strcmp(kind, "TYPE"))
-				continue;
-			if (!name_ok(name, strlen(name), 1)) {
-				snprintf(why, cap, "line %d: bad metric name '%s'", lineno, name);
-				return -1;
-			}
-			int f = -1;
-			for (int i = 0; i < nfam; i++)
-				if (!strcmp(fams[i], name))
-					f = i;
-			if (!strcmp(kind, "TYPE")) {
-				static const char *const t[] = { "counter", "gauge", "histogram", "summary", "untyped" };
-				int ok = 0;
-				for (int i = 0; i < 5; i++)
-					ok |= !strcmp(rest, t[i]);
-				if (!ok) {
-					snprintf(why, cap, "line %d: unknown type '%s'", lineno, rest);
-					return -1;
-				}
-				if (f >= 0 && types[f][0]) {
-					snprintf(why, cap, "line %d: a second TYPE for %s", lineno, name);
-					return -1;
-				}
-				if (!strcmp(rest, "counter") && (strlen(name) < 6 || strcmp(name + strlen(name) - 6, "_total"))) {
-					snprintf(why, cap, "line %d: counter %s does not end in _total", lineno, name);
-					return -1;
-				}
-			}
-			if (f < 0) {
-				if (nfam == MAX_FAMILIES)
-					return snprintf(why, cap, "too many families"), -1;
-				f = nfam++;
-				snprintf(fams[f], sizeof(fams[f]), "%s", name);
-				types[f][0] = 0;
-			} else if (f != cur) {
-				snprintf(why, cap, "line %d: %s %s apart from its family's other lines", lineno, kind, name);
-				return -1;
-			}
-			if (!strcmp(kind, "TYPE"))
-				snprintf(types[f], sizeof(types[f]), "%s", rest);
-			cur = f;
-			continue;
-		}
-		/* A sample: name{labels} value */
-		size_t nl = strcspn(line, "{ ");
-		char name[160];
-		snprintf(name, sizeof(name), "%.*s", (int)nl, line);
-		if (!name_ok(name, nl, 1)) {
-			snprintf(why, cap, "line %d: bad metric name in '%s'", lineno, line);
-			return -1;
-		}
-		if (cur < 0 || strcmp(fams[cur], name)) {
-			snprintf(why, cap, "line %d: sample of %s outside its family (after its TYPE, with the others)", lineno, name);
-			return -1;
-		}
-		const char *p = line + nl;
-		if (*p == '{') {
-			p++;
-			while (*p != '}') {
-				size_t ln = strcspn(p, "=");
-				if (!name_ok(p, ln, 0) || p[ln] != '=' || p[ln + 1] != '"') {
-					snprintf(why, cap, "line %d: bad label in '%s'", lineno, line);
-					return -1;
-				}
-				p += ln + 2;
-				while (*p && *p != '"') {
-					if (*p == '\\') {
-						if (p[1] != '\\' && p[1] != '"' && p[1] != 'n') {
-							snprintf(why, cap, "line %d: bad escape in a label value", lineno);
-							return -1;
-						}
-						p++;
-					}
-					p++;
-				}
-				if (*p != '"') {
-					snprintf(why, cap, "line %d: unterminated label value", lineno);
-					return -1;
-				}
-				p++;
-				if (*p == ',')
-					p++;
-				else if (*p != '}') {
-					snprintf(why, cap, "line %d: expected , or } in '%s'", lineno, line);
-					return -1;
-				}
-			}
-			p++;
-		}
-		size_t sl = (size_t)(p - line);
-		for (int i = 0; i < nseries; i++)
-			if (strlen(series[i]) == sl && !strncmp(series[i], line, sl)) {
-				snprintf(why, cap, "line %d: series %.*s twice", lineno, (int)sl, line);
-				return -1;
-			}
-		if (nseries < 8192)
-			snprintf(series[nseries++], sizeof(series[0]), "%.*s", (int)sl, line);
-		if (*p != ' ') {
-			snprintf(why, cap, "line %d: expected a space before the value", lineno);
-			return -1;
-		}
-		char *end;
-		strtod(p + 1, &end);
-		if (end == p + 1 || (*end && *end != ' ')) {
-			snprintf(why, cap, "line %d: bad value in '%s'", lineno, line);
-			return -1;
-		}
+	const char *tool = getenv("WT_PROMTOOL");
+	char path[] = "/tmp/wt-metrics-XXXXXX", cmd[512];
+	int fd = mkstemp(path);
+	size_t len = strlen(text);
+
+	if (!tool || !*tool)
+		return snprintf(why, cap, "WT_PROMTOOL is not set (make check sets it)"), -1;
+	if (fd < 0 || write(fd, text, len) != (ssize_t)len) {
+		snprintf(why, cap, "%s: %s", path, strerror(errno));
+		if (fd >= 0)
+			close(fd), unlink(path);
+		return -1;
 	}
-	return 0;
+	close(fd);
+	/* promtool reads the text on stdin and prints each problem; exit 1 is a parse error,
+	 * 3 a lint problem (a counter without _total, a family without HELP): both fail. */
+	snprintf(cmd, sizeof(cmd), "'%s' check metrics < %s 2>&1", tool, path);
+	FILE *p = popen(cmd, "r");
+	size_t got = p ? fread(why, 1, cap - 1, p) : 0;
+	why[got] = 0;
+	int st = p ? pclose(p) : -1;
+	unlink(path);
+	if (st == 0)
+		return 0;
+	if (!got)
+		snprintf(why, cap, "promtool exited with status %d", WIFEXITED(st) ? WEXITSTATUS(st) : -1);
+	return -1;
 }
 
 double wt_prom_value(const char *text, const char *series)
