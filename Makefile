@@ -4,8 +4,9 @@
 #   make check           build and run every test (T=NAME: only the tests whose path has NAME)
 #   make check SANITIZE=1  the same under ASan+UBSan (objects in build/san/)
 #   make check-tsan      the concurrent tests under ThreadSanitizer (build/tsan/)
-#   make run             the gateway on 127.0.0.1:8080 with an echo worker (WORKERS=N,
-#                        WORKER=c|broadcast|python|node), the chat on /chat, the demo page
+#   make run             the gateway from a config file on 127.0.0.1:8080, admin on 127.0.0.1:9090,
+#                        workers it runs itself (WORKERS=N, WORKER=c|broadcast|python|node),
+#                        the chat on /chat, the demo page
 #   make bench-ring      shared-memory ring benchmark
 #   make install         programs, libwsgw, headers, wsgw.pc, man pages, config, units, Python
 #                        package into $(DESTDIR)$(prefix) (prefix=/usr/local)
@@ -37,7 +38,7 @@ PY_VERSION   = $(shell /usr/bin/python3 -c 'import sys; print("%d.%d" % sys.vers
 pythondir   ?= $(if $(filter /usr,$(prefix)),$(prefix)/lib/python3/dist-packages,$(prefix)/lib/python$(PY_VERSION)/dist-packages)
 
 # Debian packages the build and the tests need; installed when missing (tools/need-debs).
-DEPS_PKGS := libzmq3-dev liburcu-dev node-llhttp check libsubunit-dev \
+DEPS_PKGS := libzmq3-dev liburcu-dev node-llhttp libinih-dev check libsubunit-dev \
              pkg-config zlib1g-dev libssl-dev libsystemd-dev scdoc openssl python3-websockets
 
 LLHTTP_SRC_DIR ?= /usr/share/llhttp
@@ -61,7 +62,7 @@ Q := @
 endif
 
 # pkg-config runs when a recipe needs it (recursive '='), after the packages exist.
-PKG_LIBS   = liburcu liburcu-cds libzmq libssl libcrypto zlib libsystemd
+PKG_LIBS   = liburcu liburcu-cds libzmq libssl libcrypto zlib libsystemd inih
 PKG_CFLAGS = $(shell pkg-config --cflags $(PKG_LIBS))
 PKG_LDLIBS = $(shell pkg-config --libs $(PKG_LIBS))
 CHECK_CFLAGS = $(shell pkg-config --cflags check)
@@ -214,19 +215,26 @@ $(TLS_DIR)/cert.pem: | $(DEPS_MK)
 	  mv $(@D)/cert$$n.pem.tmp $(@D)/cert$$n.pem || exit 1; done
 tls-certs: $(TLS_DIR)/cert.pem
 
+# The tests check /metrics with Prometheus's promtool (tools/fetch-promtool says why it is
+# unpacked here rather than installed). One copy serves every BUILD.
+PROMTOOL := build/tools/promtool
+$(PROMTOOL):
+	tools/fetch-promtool $@
+
 # The conformance suites (RFC 6455, permessage-deflate) run four ways: against the
 # built-in echo, through a worker process (WT_GW_WORKER), and both over TLS (WT_TLS).
 CONF_SUITES := $(BUILD)/tests/conformance/test_conformance $(BUILD)/tests/conformance/test_deflate
 CONF_RUNS := worker:WT_GW_WORKER=$(abspath $(BUILD))/wsgw-echo tls:WT_TLS=1 \
 	     tls-worker:WT_TLS=1:WT_GW_WORKER=$(abspath $(BUILD))/wsgw-echo
 
-check: all $(TLS_DIR)/cert.pem
+check: all $(TLS_DIR)/cert.pem $(PROMTOOL)
 	@if [ -z "$(CHECK_BIN)$(CHECK_CONF_WORKER)$(CHECK_LANG)$(CHECK_BROWSER)" ]; then \
 	  echo "make check: T=$(T) names no test (programs: $(TEST_BIN:$(BUILD)/tests/%=%), conformance-worker, lang, browser)"; \
 	  exit 2; fi
 	@failed=""; for t in $(CHECK_BIN); do \
 	  echo "== $$t"; \
-	  WSGW_BUILD=$(abspath $(BUILD)) WT_SANITIZE=$(SANITIZE) $$t || failed="$$failed $$t"; \
+	  WSGW_BUILD=$(abspath $(BUILD)) WT_SANITIZE=$(SANITIZE) WT_PROMTOOL=$(abspath $(PROMTOOL)) $$t \
+	    || failed="$$failed $$t"; \
 	done; \
 	if [ -n "$(CHECK_CONF_WORKER)" ]; then \
 	  for run in $(CONF_RUNS); do for t in $(CONF_SUITES); do \
@@ -379,13 +387,13 @@ FUZZ_CFLAGS  := -std=gnu11 -g -O1 $(FUZZ_SAN) -fsanitize=fuzzer-no-link -MMD -MP
 # What each target links besides its harness: the code under test and its libraries.
 fuzz_src_frame     := gateway/frame.c gateway/utf8.c
 fuzz_src_handshake := gateway/handshake.c gateway/hsresp.c gateway/log.c
-fuzz_src_config    := gateway/config.c gateway/deflate.c gateway/log.c
+fuzz_src_config    := gateway/config.c gateway/cfg_keys.c gateway/cfg_file.c gateway/log.c gateway/deflate.c
 fuzz_src_zmsg      := gateway/zmsg.c gateway/log.c
 fuzz_src_ring      := shm/ring.c shm/doorbell.c
 fuzz_src_segment   := shm/segment.c shm/ring.c shm/doorbell.c
 fuzz_obj_handshake := $(LLHTTP_SRC:%.c=$(FUZZ_DIR)/obj/llhttp/%.o)
 fuzz_libs_handshake := -lcrypto
-fuzz_libs_config   := -lm -lz
+fuzz_libs_config   := -lm -linih -lz
 fuzz_libs_zmsg     := -lzmq
 
 FUZZ_BIN := $(FUZZ_TARGETS:%=$(FUZZ_DIR)/fuzz_%)

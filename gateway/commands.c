@@ -2,6 +2,7 @@
  * zmq worker's messages by the control channel, and carried out here: to one connection
  * (SEND, CLOSE, ACCEPT, REJECT, SUBSCRIBE, UNSUBSCRIBE, STAT), to a topic (PUBLISH), to a
  * list (SENDMANY), or answered (QUERY). Every length in a body is the worker's and checked. */
+#include "gateway/clog.h"
 #include "gateway/conn.h"
 #include "gateway/log.h"
 #include "gateway/pool_int.h"
@@ -188,7 +189,7 @@ static void subscription(struct pools *ps, struct worker *w, struct conn *c,
 	if (rc == -EINVAL || (r->type == WSGW_UNSUBSCRIBE && (r->len == 0 || r->len > WSGW_TOPIC_MAX)))
 		refuse(ps, w, r->conn, "malformed SUBSCRIBE or UNSUBSCRIBE: want a topic of 1-255 bytes");
 	else if (rc == -ENOMEM)
-		log_error(ENOMEM, "conn %llu: SUBSCRIBE", (unsigned long long)c->id);
+		clog_error(c, ENOMEM, "SUBSCRIBE");
 }
 
 void pool_command(struct pools *ps, struct worker *w, const struct shm_rec *r)

@@ -327,3 +327,40 @@ unsigned pool_live_workers(const struct pools *ps)
 		n += ps->att[i]->state == WK_ALIVE;
 	return n;
 }
+
+void pool_each(struct pools *ps, void (*fn)(void *arg, const struct pool_info *p), void *arg)
+{
+	for (unsigned i = 0; i < ps->n_pools; i++) {
+		const struct pool *p = &ps->pools[i];
+		struct pool_info info = { p->name, p->echo, p->workers, p->orphans, p->pending.n };
+		fn(arg, &info);
+	}
+}
+
+void pool_each_worker(struct pools *ps, void (*fn)(void *arg, const struct pool_worker_info *w),
+		      void *arg)
+{
+	for (unsigned i = 0; i < ps->n_att; i++) {
+		struct worker *w = ps->att[i];
+		if (w->state != WK_ALIVE)
+			continue;
+		struct tr_stats st = { 0 };
+		if (w->tr->ops->stats)
+			w->tr->ops->stats(w->tr, &st);
+		struct pool_worker_info info = { w->id, w->pool->name, w->pid, w->tr->ops->name, w->conns,
+						 st.bytes, st.capacity, st.records, st.oldest_ms,
+						 w->held.n, w->held.bytes, w->n_waiting };
+		fn(arg, &info);
+	}
+}
+
+const char *pool_conn_pool(const struct pools *ps, const struct conn *c)
+{
+	return c->route == 0xff ? "" : ps->pools[c->pool].name;
+}
+
+unsigned pool_conn_worker(const struct pools *ps, const struct conn *c)
+{
+	const struct worker *w = c->worker == POOL_NO_WORKER ? NULL : ps->slots[c->worker];
+	return w ? w->id : 0;
+}

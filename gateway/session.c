@@ -1,6 +1,8 @@
 #include "gateway/session_int.h"
 #include "gateway/budget.h"
+#include "gateway/clog.h"
 #include "gateway/conn.h"
+#include "gateway/door.h"
 #include "gateway/frame.h"
 #include "gateway/log.h"
 #include "gateway/pool.h"
@@ -33,8 +35,8 @@ static void count_drop(struct sess *s, const struct conn *c)
 	uint32_t now = loop_now(s->u.loop);
 	if (stats.outbound_dropped++ && (int32_t)(now - s->dropped_log_at) < 1000)
 		return;
-	log_warn(0, "conn %llu: over --max-outbound, message dropped (%llu dropped in all)",
-		 (unsigned long long)c->id, (unsigned long long)stats.outbound_dropped);
+	clog_warn(c, 0, "over --max-outbound, message dropped (%llu dropped in all)",
+		 (unsigned long long)stats.outbound_dropped);
 	s->dropped_log_at = now;
 }
 
@@ -63,14 +65,15 @@ int sess__send_frame(struct sess *s, struct conn *c, unsigned op, const uint8_t 
 		hdr[0] |= 0x40;
 	/* A client that keeps up has nothing queued between batches: only one that does not
 	 * is refused, past its own share or past the gateway's memory budget. */
-	int over_share = c->out.bytes + hlen + n > s->cfg->max_outbound;
+	const struct cfg_conn_limits *lim = cfg_limits(s->cfg, c->route);
+	int over_share = c->out.bytes + hlen + n > lim->max_outbound;
 	if (over_share || (c->out.bytes && !bud_room(BUD_OUTBOUND, hlen + n))) {
-		if (s->cfg->outbound_drop) {
+		if (lim->outbound_drop) {
 			count_drop(s, c);
 			return 0;
 		}
-		log_warn(0, "conn %llu: %zu bytes queued for a slow client, over %s: close 1008",
-			 (unsigned long long)c->id, c->out.bytes,
+		clog_warn(c, 0, "%zu bytes queued for a slow client, over %s: close 1008",
+			 c->out.bytes,
 			 over_share ? "--max-outbound" : "--memory-budget");
 		outq_trim(&c->out);
 		sess_close(s, c, WS_CLOSE_POLICY, "outbound limit");
@@ -93,7 +96,7 @@ int sess__send_frame(struct sess *s, struct conn *c, unsigned op, const uint8_t 
 	if (!c->out.bytes)
 		c->out_since = loop_now(s->u.loop);
 	if (outq_append2(&c->out, hdr, hlen, p, n)) {
-		log_error(ENOMEM, "conn %llu: queueing %zu bytes", (unsigned long long)c->id, n);
+		clog_error(c, ENOMEM, "queueing %zu bytes", n);
 		loop_close(s->u.loop, c, "out of memory");
 		return SESS_STOP;
 	}
@@ -148,7 +151,8 @@ static int inflate_message(struct sess *s, struct conn *c, unsigned op, const ui
 {
 	const uint8_t *out;
 	size_t on;
-	int rc = pmd_inflate(&c->pmd, &c->pmd_s, *p, *n, s->cfg->max_message, &out, &on);
+	int rc = pmd_inflate(&c->pmd, &c->pmd_s, *p, *n, cfg_limits(s->cfg, c->route)->max_message,
+			     &out, &on);
 	unsigned code = rc == -EMSGSIZE ? WS_CLOSE_TOO_BIG : rc ? WS_CLOSE_BAD_DATA : 0;
 	if (!rc && op == WS_OP_TEXT && utf8_validate(UTF8_ACCEPT, out, on) != UTF8_ACCEPT)
 		code = WS_CLOSE_BAD_DATA;
@@ -159,7 +163,7 @@ static int inflate_message(struct sess *s, struct conn *c, unsigned op, const ui
 				  : rc == -ENOMEM ? "out of memory inflating a message"
 				  : rc		  ? "invalid compressed data"
 						  : "invalid UTF-8 after inflating";
-		log_info("conn %llu: %s, closing with %u", (unsigned long long)c->id, why, code);
+		clog_info(c, "%s, closing with %u (%s)", why, code, ws_close_name(code));
 		fail(s, c, code, why);
 		return SESS_STOP;
 	}
@@ -186,12 +190,12 @@ static int deliver(struct sess *s, struct conn *c, unsigned op, const uint8_t *p
 	stats.records_dropped++;
 	if (rc == -ENOBUFS) {
 		/* The worker is behind and everyone's held records are at the budget. */
-		log_warn(0, "conn %llu: holding a message of %zu bytes for its worker would pass --memory-budget: close 1013",
-			 (unsigned long long)c->id, n);
+		clog_warn(c, 0, "holding a message of %zu bytes for its worker would pass --memory-budget: close 1013",
+			 n);
 		fail(s, c, WS_CLOSE_TRY_AGAIN, "server busy");
 		return SESS_STOP;
 	}
-	log_error(-rc, "conn %llu: a message of %zu bytes for the worker", (unsigned long long)c->id, n);
+	clog_error(c, -rc, "a message of %zu bytes for the worker", n);
 	if (rc == -EMSGSIZE)
 		fail(s, c, WS_CLOSE_TOO_BIG, "message too big for the worker's ring");
 	else
@@ -222,20 +226,22 @@ static int on_data(void *ud, unsigned op, uint8_t *p, size_t n, int first, int l
 			uint64_t cap = c->msg_cap ? c->msg_cap : 4096;
 			while (cap < (uint64_t)c->msg_len + n)
 				cap *= 2;
-			if (cap > s->cfg->max_message)
-				cap = s->cfg->max_message;
+			uint64_t max = cfg_limits(s->cfg, c->route)->max_message;
+			if (cap > max)
+				cap = max;
 			int rc = conn_msg_grow(c, (uint32_t)cap);
 			if (rc == -ENOBUFS) {
 				/* Everyone's partial messages together are over the budget: this one
 				 * is refused as too big, before its memory is spent. */
-				log_warn(0, "conn %llu: assembling a message would pass --memory-budget (%llu bytes held in all): close 1009",
-					 (unsigned long long)c->id, (unsigned long long)bud_total());
+				clog_warn(c, 0, "assembling a message would pass %s (%llu bytes held in all, %llu in partial messages): close 1009 (message too big)",
+					  bud_refusal(), (unsigned long long)bud_total(),
+					  (unsigned long long)bud_used(BUD_ASSEMBLY));
 				fail(s, c, WS_CLOSE_TOO_BIG, "over the memory budget");
 				return SESS_STOP;
 			}
 			if (rc) {
-				log_error(ENOMEM, "conn %llu: message buffer of %llu bytes",
-					  (unsigned long long)c->id, (unsigned long long)cap);
+				clog_error(c, ENOMEM, "message buffer of %llu bytes",
+					  (unsigned long long)cap);
 				fail(s, c, WS_CLOSE_INTERNAL, "out of memory");
 				return SESS_STOP;
 			}
@@ -265,7 +271,7 @@ static int on_control(void *ud, unsigned op, uint8_t *p, size_t n, unsigned code
 	default: /* WS_OP_CLOSE */
 		if (c->state == CONN_OPEN) {
 			/* Echo the code (RFC 6455 5.5.1); an empty close gets an empty close. */
-			log_debug("conn %llu: peer closed with %u", (unsigned long long)c->id, code);
+			clog_debug(c, "peer closed with %u (%s)", code, ws_close_name(code));
 			send_close_frame(s, c, code, NULL);
 			char why[WS_CONTROL_MAX + 1];
 			if (reason_len)
@@ -295,7 +301,7 @@ size_t sess__process_frames(struct sess *s, struct conn *c, uint8_t *buf, size_t
 	if (c->state != CONN_OPEN && c->state != CONN_CLOSE_WAIT)
 		return 0;
 	struct rx_ctx x = { s, c };
-	ssize_t r = ws_rx_feed(&c->rx, buf, n, s->cfg->max_message, &rx_ops, &x);
+	ssize_t r = ws_rx_feed(&c->rx, buf, n, cfg_limits(s->cfg, c->route)->max_message, &rx_ops, &x);
 	if (r == SESS_STOP) {
 		/* A callback stopped the parser mid-stream: its state is lost, so waiting for
 		 * the peer's close frame is no longer possible. */
@@ -305,7 +311,7 @@ size_t sess__process_frames(struct sess *s, struct conn *c, uint8_t *buf, size_t
 	}
 	if (r < 0) {
 		unsigned code = (unsigned)-r;
-		log_info("conn %llu: %s, closing with %u", (unsigned long long)c->id, violation(code), code);
+		clog_info(c, "%s, closing with %u (%s)", violation(code), code, ws_close_name(code));
 		if (c->state == CONN_OPEN)
 			send_close_frame(s, c, code, NULL);
 		pool_closed(s->u.ps, c, code, violation(code));
@@ -349,8 +355,7 @@ void sess__keep_tail(struct sess *s, struct conn *c, const uint8_t *tail, size_t
 static void on_eof(struct sess *s, struct conn *c)
 {
 	if (c->state == CONN_OPEN) {
-		log_debug("conn %llu: peer vanished without a close frame (1006)",
-			  (unsigned long long)c->id);
+		clog_debug(c, "peer vanished without a close frame (1006)");
 		pool_closed(s->u.ps, c, WS_CLOSE_ABNORMAL, "connection lost");
 	}
 	loop_close(s->u.loop, c, "peer closed");
@@ -429,7 +434,7 @@ static void read_conn(struct sess *s, struct conn *c)
 			return;
 		}
 		if (c->state == CONN_OPEN) {
-			c->deadline = loop_now(s->u.loop) + s->cfg->idle_ms;
+			c->deadline = loop_now(s->u.loop) + cfg_limits(s->cfg, c->route)->idle_ms;
 			c->flags &= (uint8_t)~CONN_PING_SENT;
 		}
 		size_t total = have + (size_t)r;
@@ -515,11 +520,10 @@ static void on_deadline(void *arg, struct conn *c)
 	case CONN_OPEN:
 		if (!(c->flags & CONN_PING_SENT)) {
 			c->flags |= CONN_PING_SENT;
-			c->deadline = loop_now(s->u.loop) + s->cfg->idle_ms;
+			c->deadline = loop_now(s->u.loop) + cfg_limits(s->cfg, c->route)->ping_ms;
 			sess__send_frame(s, c, WS_OP_PING, NULL, 0);
 		} else {
-			log_info("conn %llu: no answer to ping within --idle-timeout: close 1001",
-				 (unsigned long long)c->id);
+			clog_info(c, "no answer to ping within ping-timeout: close 1001 (going away)");
 			fail(s, c, WS_CLOSE_GOING_AWAY, "idle");
 		}
 		break;
@@ -532,6 +536,8 @@ static void on_deadline(void *arg, struct conn *c)
 static void on_closing(void *arg, struct conn *c)
 {
 	struct sess *s = arg;
+	door_leave(c->ip);
+	c->ip = 0;
 	pmd_stream_free(c->pmd_s);
 	c->pmd_s = NULL;
 	tls_conn_free(c->tls);

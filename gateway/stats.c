@@ -115,6 +115,14 @@ int stats_format(char *out, size_t cap, unsigned long conns_open, unsigned worke
 		stats.publish_dropped);
 	counter(&b, "closed_slow_total", "Subscribers closed with 1008 for being slow.",
 		stats.closed_slow);
+	put(&b, "# HELP wsgw_door_refused_total Upgrade requests refused at the door, by limit.\n"
+		"# TYPE wsgw_door_refused_total counter\n");
+	static const char *const door[] = { NULL, "max_conns_per_ip", "handshake_rate_per_ip",
+					    "handshake_rate", "origin" };
+	for (int i = 1; i < 5; i++)
+		put(&b, "wsgw_door_refused_total{limit=\"%s\"} %llu\n", door[i],
+		    (unsigned long long)stats.door_refused[i]);
+	counter(&b, "drained_total", "Clients closed with 1001 by a drain.", stats.drained);
 	counter(&b, "workers_over_share_total", "Workers dropped for holding more than --worker-memory.",
 		stats.workers_over_share);
 	counter(&b, "tls_handshakes_total", "TLS handshakes completed.", stats.tls_handshakes);

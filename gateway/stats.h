@@ -28,6 +28,8 @@ struct gw_stats {
 	uint64_t delivered;           /* messages queued to subscribers (PUBLISH, SENDMANY) */
 	uint64_t publish_dropped;     /* of those, not queued: slow subscribers, policies */
 	uint64_t closed_slow;         /* subscribers closed 1008 for being slow */
+	uint64_t door_refused[5];     /* by enum door_verdict: per-address cap, rates, origin */
+	uint64_t drained;             /* clients closed by a drain */
 	uint64_t tls_handshakes;      /* TLS handshakes completed */
 	uint64_t tls_failures;        /* TLS connections that failed or ended before that */
 };

@@ -103,7 +103,7 @@ async function main() {
       '--runtime-dir', path.join(dir, 'rt'), '--admin', '127.0.0.1:0'], { stdio: ['ignore', fd, fd] });
     fs.closeSync(fd);
     procs.push(gw);
-    const port = Number((await waitFor(() => /listening on 127\.0\.0\.1:(\d+)\n/.exec(log()), 5000, 'ws://'))[1]);
+    const port = Number((await waitFor(() => /listening on 127\.0\.0\.1:(\d+)"?\n/.exec(log()), 5000, 'ws://'))[1]);
     const tlsPort = Number((await waitFor(() => /listening on 127\.0\.0\.1:(\d+) \(TLS\)/.exec(log()), 5000, 'wss://'))[1]);
     const admin = Number((await waitFor(() => /admin endpoint on port (\d+)/.exec(log()), 5000, 'admin'))[1]);
     ok(`gateway on ws://127.0.0.1:${port} and wss://127.0.0.1:${tlsPort}; the browser trusts the test CA`);
