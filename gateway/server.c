@@ -8,6 +8,7 @@
 #include "gateway/control.h"
 #include "gateway/frame.h"
 #include "gateway/handshake.h"
+#include "gateway/handover_run.h"
 #include "gateway/hsresp.h"
 #include "gateway/listener.h"
 #include "gateway/log.h"
@@ -64,6 +65,7 @@ struct server {
 	int workers_stopping;
 	uint32_t workers_deadline;
 	struct rundir rundir; /* the runtime directory's lock, held while workers may attach */
+	int upgraded;         /* a new process took over: what stays here drains */
 };
 
 static void set_limits(struct server *s)
@@ -102,7 +104,8 @@ static void on_accept(void *arg, int fd, const struct sockaddr *peer, int tls)
 static void drain_collect(struct conn *c, void *arg)
 {
 	struct server *s = arg;
-	if (s->drain_n < s->drain_cap)
+	/* A connection handed to a new process at an upgrade is dead here already. */
+	if (s->drain_n < s->drain_cap && c->state != CONN_DEAD)
 		s->drain_ids[s->drain_n++] = c->id;
 }
 
@@ -156,6 +159,8 @@ static void start_drain(struct server *s)
 		s->drain_cap = 0;
 	}
 	conn_for_each(drain_collect, s);
+	if (s->drain_ids)
+		n = s->drain_n;
 	if (s->drain_rate)
 		log_info("draining %lu connections (close 1001), %u per second: about %lu s", n,
 			 s->drain_rate, n / s->drain_rate + 1);
@@ -268,6 +273,8 @@ static int reload(struct server *s)
 	return 0;
 }
 
+static int upgrade(struct server *s, const char *path, struct ho_result *r, char *why, size_t cap);
+
 static void on_signal(struct loop_src *src, uint32_t events)
 {
 	struct server *s = (struct server *)src;
@@ -288,6 +295,14 @@ static void on_signal(struct loop_src *src, uint32_t events)
 			reload(s);
 			sdn_ready("reloaded");
 			break;
+		case SIGUSR2: {
+			char why[600];
+			struct ho_result r;
+			log_info("signal %d: upgrade", (int)si.ssi_signo);
+			if (upgrade(s, NULL, &r, why, sizeof(why)) == -EBUSY)
+				log_warn(0, "upgrade refused: %s", why);
+			break;
+		}
 		}
 	}
 }
@@ -408,10 +423,39 @@ static int a_reload(void *arg, char *why, size_t cap)
 	return rc;
 }
 
+/* The live upgrade (docs/UPGRADE.md): on success what could not move drains here with
+ * 1001 and this process exits once it is gone, as after SIGTERM. */
+static int upgrade(struct server *s, const char *path, struct ho_result *r, char *why, size_t cap)
+{
+	if (s->draining) {
+		snprintf(why, cap, s->upgraded ? "already upgraded: this process is on its way out"
+					       : "the gateway is draining");
+		return -EBUSY;
+	}
+	struct ho_parts p = { s->cfg, s->loop, s->sess, s->lsn, s->admin };
+	int rc = ho_upgrade(&p, path, r, why, cap);
+	if (rc == 0) {
+		s->upgraded = 1;
+		if (r->kept)
+			snprintf(why, cap, "%lu connections could not move and drain with 1001", r->kept);
+		start_drain(s);
+	}
+	return rc;
+}
+
+static int a_upgrade(void *arg, const char *path, unsigned *pid, unsigned long *handed, char *why, size_t cap)
+{
+	struct ho_result r;
+	int rc = upgrade(arg, path, &r, why, cap);
+	*pid = r.pid;
+	*handed = r.handed;
+	return rc;
+}
+
 static const struct admin_ops admin_ops = {
 	.metrics = a_metrics, .healthz = a_healthz, .status = a_status, .workers = a_workers,
 	.connections = a_connections, .config = a_config, .kick = a_kick, .drain = a_drain,
-	.reload = a_reload,
+	.reload = a_reload, .upgrade = a_upgrade,
 };
 
 /* Connections are bounded by file descriptors: take the hard limit. */
@@ -448,6 +492,7 @@ static int setup(struct server *s, struct gw_config *cfg)
 	sigaddset(&set, SIGTERM);
 	sigaddset(&set, SIGINT);
 	sigaddset(&set, SIGHUP);
+	sigaddset(&set, SIGUSR2);
 	sigprocmask(SIG_BLOCK, &set, NULL);
 	signal(SIGPIPE, SIG_IGN);
 
@@ -532,8 +577,19 @@ int srv_run(struct gw_config *cfg)
 	int rc = rundir_start(&s.rundir, cfg);
 	if (rc)
 		return rc;
+	/* Started by a live upgrade: the old gateway's listeners replace our binds. */
+	int chan = ho_inherit(cfg);
+	if (chan < -1)
+		return chan;
 	rcu_register_thread();
 	rc = setup(&s, cfg);
+	if (chan >= 0) {
+		struct ho_parts p = { s.cfg, s.loop, s.sess, s.lsn, s.admin };
+		if (rc == 0)
+			rc = ho_take(&p, chan);
+		else
+			close(chan); /* the old one sees EOF and keeps serving */
+	}
 	if (rc == 0) {
 		log_info("started: max %u connections, max message %llu bytes, memory budget %llu bytes",
 			 s.max_conns, (unsigned long long)cfg->max_message,
