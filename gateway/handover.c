@@ -156,6 +156,24 @@ int ho_get_hello(const uint8_t *p, size_t n, struct ho_hello *h)
 	return r.bad || r.off != n ? -EBADMSG : 0;
 }
 
+int ho_put_batch(struct ho_buf *b, const struct ho_batch *h)
+{
+	size_t at = b->len;
+	if (put(b, h->count, 4) || put(b, h->bytes, 8)) {
+		b->len = at;
+		return -ENOMEM;
+	}
+	return 0;
+}
+
+int ho_get_batch(const uint8_t *p, size_t n, struct ho_batch *h)
+{
+	struct rd r = { p, n, 0, 0 };
+	h->count = (uint32_t)get(&r, 4);
+	h->bytes = get(&r, 8);
+	return r.bad || h->count > HO_FDS_MAX ? -EBADMSG : 0;
+}
+
 int ho_put_listen(struct ho_buf *b, const struct ho_listen *l)
 {
 	size_t at = b->len;

@@ -68,6 +68,17 @@ struct ho_hello {
 int ho_put_hello(struct ho_buf *b, const struct ho_hello *h) __attribute__((warn_unused_result));
 int ho_get_hello(const uint8_t *p, size_t n, struct ho_hello *h) __attribute__((warn_unused_result));
 
+/* A CONNS message's body starts with the batch: how many records (and sockets), and the
+ * section's bytes (this message's rest and the DATA messages after it). 12 bytes. */
+struct ho_batch {
+	uint32_t count;
+	uint64_t bytes;
+};
+#define HO_BATCH 12
+int ho_put_batch(struct ho_buf *b, const struct ho_batch *h) __attribute__((warn_unused_result));
+/* 0 or -EBADMSG (short, or more records than HO_FDS_MAX). */
+int ho_get_batch(const uint8_t *p, size_t n, struct ho_batch *h) __attribute__((warn_unused_result));
+
 /* One listening socket: which of the config's listeners it is. */
 struct ho_listen {
 	uint8_t admin; /* 1: the admin endpoint; 0: cfg->listen[index] */

@@ -390,6 +390,8 @@ int ho_upgrade(const struct ho_parts *p, const char *path, struct ho_result *res
 			}
 			fds[nfds++] = k.v[i]->fd;
 			sent[n_sent++] = k.v[i];
+			res->queued += k.v[i]->out.bytes;
+			res->partial += k.v[i]->rx.msg_op || k.v[i]->rx.in_frame || k.v[i]->in_len;
 		}
 		if (!nfds)
 			break;
@@ -419,8 +421,9 @@ int ho_upgrade(const struct ho_parts *p, const char *path, struct ho_result *res
 	res->pid = (unsigned)pid;
 	res->handed = n_sent;
 	res->ms = (unsigned)(now_ms() - t0);
-	log_info("upgrade: pid %d took %lu connections and the listeners in %u ms; %lu stay here and drain",
-		 (int)pid, res->handed, res->ms, res->kept);
+	log_info("upgrade: pid %d took %lu connections and the listeners in %u ms (%llu bytes queued for "
+		 "clients, %lu messages or frames under way); %lu stay here and drain",
+		 (int)pid, res->handed, res->ms, res->queued, res->partial, res->kept);
 	close(chan);
 	free(buf);
 	free(k.v);

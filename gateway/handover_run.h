@@ -30,6 +30,8 @@ struct ho_result {
 	unsigned long handed;  /* connections it took */
 	unsigned long kept;    /* connections that stay here (they drain: the caller's job) */
 	unsigned ms;           /* from the start to TAKEN */
+	unsigned long long queued; /* bytes of output that moved unwritten */
+	unsigned long partial; /* connections that moved with a message or frame under way */
 };
 
 /*

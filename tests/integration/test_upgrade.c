@@ -23,6 +23,7 @@
 #include <sys/resource.h>
 #include <sys/wait.h>
 #include <unistd.h>
+#include <zlib.h>
 
 #define REQUIRE(cond, ...) do { if (!(cond)) ck_abort_msg(__VA_ARGS__); } while (0)
 
@@ -387,6 +388,121 @@ START_TEST(sigusr2_upgrades)
 }
 END_TEST
 
+/* Output the old gateway queued and could not write (the client does not read) moves as
+ * bytes, the rest of a frame partly written first: the client then reads every echo. */
+START_TEST(queued_output_moves)
+{
+	WT_GW_START(&gw, "--admin", "127.0.0.1:0", NULL);
+	serving = gw.pid;
+	int admin = wt_admin_port(&gw);
+	wt_set_rcvbuf(4096);
+	struct wt_conn c;
+	WT_EXPECT_OPEN(&c, "127.0.0.1", gw.port, "/");
+	wt_set_rcvbuf(0);
+	enum { M = 512, SZ = 16384 }; /* 8 MiB: more than the sockets buffer (tcp_wmem max 4 MiB) */
+	static char msg[SZ];
+	for (int i = 0; i < M; i++) {
+		wt_fill(msg, SZ, (unsigned)i, 0);
+		WT_OK(&c, wt_send_frame(&c, WT_BINARY, 1, msg, SZ));
+	}
+	wt_sleep_ms(200); /* echoed into its queue as far as the gateway reads */
+	struct ctl_run r;
+	ctl_start(&r, admin, NULL);
+	ck_assert_int_eq(ctl_wait(&r), 0);
+	upgraded(&r);
+	/* The old one said it handed output over: that is what this test is about. */
+	ck_assert(wt_gw_log_contains(&gw, "took 1 connections and the listeners"));
+	ck_assert(!wt_gw_log_contains(&gw, "(0 bytes queued"));
+	for (int i = 0; i < M; i++) {
+		wt_fill(msg, SZ, (unsigned)i, 0);
+		WT_EXPECT_MESSAGE_T(&c, WT_BINARY, msg, SZ, 10000);
+	}
+	WT_OK(&c, wt_send_close(&c, 1000, NULL, 0));
+	WT_EXPECT_CLOSE(&c, 1000);
+	wt_close(&c);
+	stop_serving();
+}
+END_TEST
+
+/* permessage-deflate's agreed parameters move: compressed messages both ways go on. */
+static void inflate_check(const struct wt_frame *f, const char *want, size_t n)
+{
+	z_stream z;
+	memset(&z, 0, sizeof(z));
+	ck_assert_int_eq(inflateInit2(&z, -15), Z_OK);
+	uint8_t in[4096], out[4096];
+	ck_assert(f->len + 4 <= sizeof(in));
+	memcpy(in, f->payload, f->len);
+	memcpy(in + f->len, "\x00\x00\xff\xff", 4);
+	z.next_in = in;
+	z.avail_in = (uInt)f->len + 4;
+	z.next_out = out;
+	z.avail_out = sizeof(out);
+	int rc = inflate(&z, Z_SYNC_FLUSH);
+	ck_assert(rc == Z_OK || rc == Z_STREAM_END);
+	ck_assert_uint_eq(z.total_out, n);
+	ck_assert(!memcmp(out, want, n));
+	inflateEnd(&z);
+}
+
+static void deflate_round(struct wt_conn *c, const char *text, size_t n)
+{
+	/* Sent compressed (RSV1), as a client of no context takeover does. */
+	z_stream z;
+	memset(&z, 0, sizeof(z));
+	ck_assert_int_eq(deflateInit2(&z, 6, Z_DEFLATED, -9, 8, Z_DEFAULT_STRATEGY), Z_OK);
+	uint8_t out[4096];
+	z.next_in = (Bytef *)text;
+	z.avail_in = (uInt)n;
+	z.next_out = out;
+	z.avail_out = sizeof(out);
+	ck_assert_int_eq(deflate(&z, Z_SYNC_FLUSH), Z_OK);
+	size_t zn = sizeof(out) - z.avail_out - 4; /* without 00 00 ff ff */
+	deflateEnd(&z);
+	struct wt_frame_spec s = { .opcode = WT_TEXT, .fin = 1, .rsv = 4, .payload = out, .len = zn };
+	WT_OK(c, wt_send_spec(c, &s));
+	/* And uncompressed: both come back compressed (over --deflate-min-size). */
+	WT_OK(c, wt_send_frame(c, WT_TEXT, 1, text, n));
+	for (int k = 0; k < 2; k++) {
+		struct wt_frame f;
+		WT_OK(c, wt_read_frame(c, &f, 5000));
+		ck_assert_int_eq(f.opcode, WT_TEXT);
+		ck_assert_int_eq(f.rsv, 4);
+		inflate_check(&f, text, n);
+		wt_frame_free(&f);
+	}
+}
+
+START_TEST(deflate_parameters_move)
+{
+	WT_GW_START(&gw, "--admin", "127.0.0.1:0", NULL);
+	serving = gw.pid;
+	int admin = wt_admin_port(&gw);
+	struct wt_conn c;
+	char req[1024], ext[256];
+	WT_OK(&c, wt_connect(&c, "127.0.0.1", gw.port));
+	int n = wt_request_build(&c, req, sizeof(req), "/",
+				 "Sec-WebSocket-Extensions: permessage-deflate; client_max_window_bits=9\r\n");
+	WT_OK(&c, wt_send_raw(&c, req, (size_t)n));
+	struct wt_http h;
+	ck_assert_int_eq(wt_http_read(&c, &h), 101);
+	ck_assert(wt_http_header(&h, "Sec-WebSocket-Extensions", ext, sizeof(ext)));
+	ck_assert_msg(!strncmp(ext, "permessage-deflate", 18), "answer: %s", ext);
+	char text[300];
+	wt_fill(text, sizeof(text), 3, 1);
+	deflate_round(&c, text, sizeof(text));
+	for (int u = 0; u < 2; u++) {
+		struct ctl_run r;
+		ctl_start(&r, admin, NULL);
+		ck_assert_int_eq(ctl_wait(&r), 0);
+		upgraded(&r);
+		deflate_round(&c, text, sizeof(text));
+	}
+	wt_close(&c);
+	stop_serving();
+}
+END_TEST
+
 int main(void)
 {
 	setup();
@@ -402,6 +518,8 @@ int main(void)
 	tcase_add_test(tc, new_binary_reads_another_version);
 	tcase_add_test(tc, new_binary_dies_half_way);
 	tcase_add_test(tc, sigusr2_upgrades);
+	tcase_add_test(tc, queued_output_moves);
+	tcase_add_test(tc, deflate_parameters_move);
 	tcase_add_test(tc, upgrade_2000_clients_3_times);
 	suite_add_tcase(s, tc);
 	SRunner *sr = srunner_create(s);
