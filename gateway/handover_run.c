@@ -226,9 +226,16 @@ static int spawn(const char *path, int chan, pid_t *pid, char *why, size_t cap)
 static void reap(pid_t pid, char *why, size_t cap, const char *when)
 {
 	int st = 0;
-	kill(pid, SIGKILL); /* ours, by its pid: a half-started one must not accept */
-	while (waitpid(pid, &st, 0) < 0 && errno == EINTR)
-		;
+	pid_t got = 0;
+	/* One that is exiting (it closed the channel) gets a moment, so its status says why;
+	 * then it is killed, by its pid (ours): a half-started one must not accept. */
+	for (int i = 0; i < 100 && (got = waitpid(pid, &st, WNOHANG)) == 0; i++)
+		usleep(5000);
+	if (got == 0) {
+		kill(pid, SIGKILL);
+		while (waitpid(pid, &st, 0) < 0 && errno == EINTR)
+			;
+	}
 	if (WIFEXITED(st) && WEXITSTATUS(st) != 0 && !why[0])
 		snprintf(why, cap, "the new process (pid %d) exited with status %d %s", (int)pid,
 			 WEXITSTATUS(st), when);
@@ -431,6 +438,14 @@ int ho_upgrade(const struct ho_parts *p, const char *path, struct ho_result *res
 	ho_buf_free(&sec);
 	return 0;
 fail:
+	if (rc == -EPIPE && buf) {
+		/* It may have refused before closing: its reason is still in the channel. */
+		char w2[300] = "";
+		if (expect(chan, buf, HO_READY, w2, sizeof(w2)) == -EPROTONOSUPPORT) {
+			rc = -EPROTONOSUPPORT;
+			snprintf(why, cap, "%s", w2);
+		}
+	}
 	if (!why[0])
 		snprintf(why, cap, "%s", strerror(-rc));
 	if (rc == -EPIPE)

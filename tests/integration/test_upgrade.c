@@ -11,6 +11,7 @@
  */
 #include "tests/lib/wstest.h"
 #include "tests/lib/wtadmin.h"
+#include "tests/lib/wttls.h"
 
 #include <check.h>
 #include <errno.h>
@@ -503,6 +504,42 @@ START_TEST(deflate_parameters_move)
 }
 END_TEST
 
+/* Without kernel TLS a TLS connection's record state cannot leave the process: it stays
+ * and gets close 1001 while the plain connections move. */
+START_TEST(tls_connections_drain_others_move)
+{
+	WT_GW_START(&gw, "--listen", "127.0.0.1:0", "--listen", "127.0.0.1:0,tls", "--tls-cert",
+		    wt_tls_file("cert.pem"), "--tls-key", wt_tls_file("key.pem"), "--admin", "127.0.0.1:0", NULL);
+	serving = gw.pid;
+	int admin = wt_admin_port(&gw);
+	ck_assert_int_eq(gw.nlisten, 2);
+	struct wt_conn p, t;
+	WT_EXPECT_OPEN(&p, "127.0.0.1", gw.ports[0], "/");
+	WT_EXPECT_OPEN(&t, "127.0.0.1", gw.ports[1], "/");
+	ck_assert(t.tls != NULL);
+	WT_OK(&t, wt_send_frame(&t, WT_TEXT, 1, "tls", 3));
+	WT_EXPECT_MESSAGE(&t, WT_TEXT, "tls", 3);
+	struct ctl_run r;
+	ctl_start(&r, admin, NULL);
+	ck_assert_int_eq(ctl_wait(&r), 0);
+	ck_assert_msg(strstr(r.out, "took 1 connections; 1 connections could not move and drain with 1001"),
+		      "ctl said: %s", r.out);
+	WT_EXPECT_CLOSE(&t, 1001);
+	WT_OK(&t, wt_send_close(&t, 1001, NULL, 0));
+	upgraded(&r);
+	wt_close(&t);
+	WT_OK(&p, wt_send_frame(&p, WT_TEXT, 1, "plain", 5));
+	WT_EXPECT_MESSAGE(&p, WT_TEXT, "plain", 5);
+	/* The new process took the TLS listener too, and serves new TLS clients. */
+	WT_EXPECT_OPEN(&t, "127.0.0.1", gw.ports[1], "/");
+	WT_OK(&t, wt_send_frame(&t, WT_TEXT, 1, "tls2", 4));
+	WT_EXPECT_MESSAGE(&t, WT_TEXT, "tls2", 4);
+	wt_close(&t);
+	wt_close(&p);
+	stop_serving();
+}
+END_TEST
+
 int main(void)
 {
 	setup();
@@ -520,6 +557,7 @@ int main(void)
 	tcase_add_test(tc, sigusr2_upgrades);
 	tcase_add_test(tc, queued_output_moves);
 	tcase_add_test(tc, deflate_parameters_move);
+	tcase_add_test(tc, tls_connections_drain_others_move);
 	tcase_add_test(tc, upgrade_2000_clients_3_times);
 	suite_add_tcase(s, tc);
 	SRunner *sr = srunner_create(s);
