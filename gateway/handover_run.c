@@ -7,6 +7,7 @@
 #include "gateway/log.h"
 #include "gateway/loop.h"
 #include "gateway/pool.h"
+#include "gateway/sdnotify.h"
 #include "gateway/session.h"
 
 #include <errno.h>
@@ -357,6 +358,7 @@ int ho_upgrade(const struct ho_parts *p, const char *path, struct ho_result *res
 	size_t n_sent = 0;
 	struct ho_buf sec = { 0 };
 	const char *when = "before it was ready";
+	int mainpid_moved = 0;
 	if (!buf || !k.v || !sent) {
 		snprintf(why, cap, "out of memory");
 		rc = -ENOMEM;
@@ -408,6 +410,10 @@ int ho_upgrade(const struct ho_parts *p, const char *path, struct ho_result *res
 		if (rc)
 			goto fail;
 	}
+	/* systemd follows the new process from before it can say READY (it answers END
+	 * first): its notifications are accepted as the main process's. */
+	sdn_mainpid((int)pid, "upgrading");
+	mainpid_moved = 1;
 	struct ho_hello end = { (uint32_t)getpid(), (uint32_t)n_sent, conn_next_id() };
 	sec.len = 0;
 	rc = ho_put_hdr(&sec, HO_END, 16);
@@ -450,6 +456,8 @@ fail:
 		snprintf(why, cap, "%s", strerror(-rc));
 	if (rc == -EPIPE)
 		why[0] = 0; /* the child's exit says more */
+	if (mainpid_moved)
+		sdn_mainpid((int)getpid(), "serving (the upgrade failed)");
 	reap(pid, why, cap, when);
 	close(chan);
 	free(buf);
@@ -488,6 +496,7 @@ int ho_inherit(struct gw_config *cfg)
 		return -1;
 	int chan = atoi(e);
 	unsetenv("WSGW_HANDOVER_FD"); /* not for the workers, nor for this one's own upgrade */
+	sdn_adopt_watchdog();
 	if (chan < 3 || fcntl(chan, F_SETFD, FD_CLOEXEC) < 0) {
 		log_error(0, "WSGW_HANDOVER_FD=%s: not a descriptor of this process", e);
 		return -EBADF;

@@ -16,12 +16,15 @@
 #include <check.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
+#include <sys/socket.h>
+#include <sys/un.h>
 #include <sys/wait.h>
 #include <unistd.h>
 #include <zlib.h>
@@ -540,6 +543,64 @@ START_TEST(tls_connections_drain_others_move)
 }
 END_TEST
 
+/* Under systemd (Type=notify, NotifyAccess=main) the old process names the new one
+ * MAINPID before the new one can say READY=1, so systemd follows it. */
+static int notify_read(int fd, char *all, size_t cap, const char *needle, int ms)
+{
+	int64_t end = wt_now_ms() + ms;
+	size_t len = strlen(all);
+	while (!strstr(all, needle) && wt_now_ms() < end) {
+		struct pollfd p = { fd, POLLIN, 0 };
+		if (poll(&p, 1, 50) == 1) {
+			ssize_t n = recv(fd, all + len, cap - len - 2, 0);
+			if (n > 0) {
+				len += (size_t)n;
+				all[len++] = '|';
+				all[len] = 0;
+			}
+		}
+	}
+	return strstr(all, needle) != NULL;
+}
+
+START_TEST(systemd_follows_the_new_process)
+{
+	char path[108];
+	snprintf(path, sizeof(path), "/tmp/wsgw-test-notify.%d", (int)getpid());
+	unlink(path);
+	int fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", path);
+	ck_assert_int_eq(bind(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+	setenv("NOTIFY_SOCKET", path, 1);
+	WT_GW_START(&gw, "--admin", "127.0.0.1:0", NULL);
+	unsetenv("NOTIFY_SOCKET");
+	serving = gw.pid;
+	static char all[65536];
+	all[0] = 0;
+	char want[128];
+	snprintf(want, sizeof(want), "READY=1\nMAINPID=%d", (int)gw.pid);
+	ck_assert_msg(notify_read(fd, all, sizeof(all), want, 5000), "got: %s", all);
+	struct wt_conn c;
+	WT_EXPECT_OPEN(&c, "127.0.0.1", gw.port, "/");
+	struct ctl_run r;
+	ctl_start(&r, wt_admin_port(&gw), NULL);
+	ck_assert_int_eq(ctl_wait(&r), 0);
+	upgraded(&r);
+	char moved[64], ready[64];
+	snprintf(moved, sizeof(moved), "MAINPID=%d\nSTATUS=upgrading", (int)serving);
+	snprintf(ready, sizeof(ready), "READY=1\nMAINPID=%d", (int)serving);
+	ck_assert_msg(notify_read(fd, all, sizeof(all), ready, 5000), "got: %s", all);
+	ck_assert_msg(strstr(all, moved) && strstr(all, moved) < strstr(all, ready), "got: %s", all);
+	WT_OK(&c, wt_send_frame(&c, WT_TEXT, 1, "x", 1));
+	WT_EXPECT_MESSAGE(&c, WT_TEXT, "x", 1);
+	wt_close(&c);
+	stop_serving();
+	close(fd);
+	unlink(path);
+}
+END_TEST
+
 int main(void)
 {
 	setup();
@@ -558,6 +619,7 @@ int main(void)
 	tcase_add_test(tc, queued_output_moves);
 	tcase_add_test(tc, deflate_parameters_move);
 	tcase_add_test(tc, tls_connections_drain_others_move);
+	tcase_add_test(tc, systemd_follows_the_new_process);
 	tcase_add_test(tc, upgrade_2000_clients_3_times);
 	suite_add_tcase(s, tc);
 	SRunner *sr = srunner_create(s);
