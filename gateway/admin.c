@@ -48,6 +48,7 @@ struct admin {
 	const struct admin_ops *ops;
 	void *arg;
 	llhttp_settings_t settings;
+	struct admin_conn *parked; /* a POST /upgrade waiting for admin_upgrade_done */
 };
 
 static void on_listener(struct loop_src *src, uint32_t events);
@@ -128,6 +129,8 @@ static int on_complete(llhttp_t *p)
 
 static void drop(struct admin_conn *a)
 {
+	if (a->owner && a->owner->parked == a)
+		a->owner->parked = NULL;
 	if (a->fd >= 0)
 		close(a->fd);
 	a->fd = -1;
@@ -312,6 +315,31 @@ static int token_ok(const char *want, const char *auth)
 	return diff == 0;
 }
 
+static void answer_upgrade(struct admin_conn *a, int rc, unsigned pid, unsigned long handed, const char *why)
+{
+	char esc[700], body[900];
+	size_t o = 0;
+	for (const char *p = why; *p && o + 3 < sizeof(esc); p++) {
+		if (*p == '"' || *p == '\\')
+			esc[o++] = '\\';
+		esc[o++] = (unsigned char)*p < 0x20 ? ' ' : *p;
+	}
+	esc[o] = 0;
+	int n = rc ? snprintf(body, sizeof(body), "{\"upgraded\":false,\"error\":\"%s\"}\n", esc)
+		   : snprintf(body, sizeof(body), "{\"upgraded\":true,\"pid\":%u,\"handed\":%lu,\"note\":\"%s\"}\n",
+			      pid, handed, esc);
+	reply(a, rc == -EBUSY ? 409 : rc ? 500 : 200, "application/json", NULL, body, (size_t)n);
+}
+
+void admin_upgrade_done(struct admin *A, int rc, unsigned pid, unsigned long handed, const char *why)
+{
+	struct admin_conn *a = A ? A->parked : NULL;
+	if (!a)
+		return;
+	A->parked = NULL;
+	answer_upgrade(a, rc, pid, handed, why ? why : "");
+}
+
 static void respond(struct admin *A, struct admin_conn *a)
 {
 	char path[2048];
@@ -398,23 +426,18 @@ static void respond(struct admin *A, struct admin_conn *a)
 		A->ops->drain(A->arg);
 		reply(a, 202, "application/json", NULL, "{\"draining\":true}\n", 18);
 	} else if (!strcmp(path, "/upgrade")) {
-		char bin[1024] = "", why[600] = "", esc[700], body[900];
+		char bin[1024] = "", why[600] = "";
 		int has = query_param(q, "path", bin, sizeof(bin)) && bin[0];
-		unsigned pid = 0;
-		unsigned long handed = 0;
 		log_info("admin: upgrade requested%s%s", has ? " to " : "", has ? bin : "");
-		int rc = A->ops->upgrade(A->arg, has ? bin : NULL, &pid, &handed, why, sizeof(why));
-		size_t o = 0;
-		for (const char *p = why; *p && o + 3 < sizeof(esc); p++) {
-			if (*p == '"' || *p == '\\')
-				esc[o++] = '\\';
-			esc[o++] = (unsigned char)*p < 0x20 ? ' ' : *p;
+		if (A->parked) {
+			answer_upgrade(a, -EBUSY, 0, 0, "an upgrade is under way");
+			return;
 		}
-		esc[o] = 0;
-		int n = rc ? snprintf(body, sizeof(body), "{\"upgraded\":false,\"error\":\"%s\"}\n", esc)
-			   : snprintf(body, sizeof(body), "{\"upgraded\":true,\"pid\":%u,\"handed\":%lu,\"note\":\"%s\"}\n",
-				      pid, handed, esc);
-		reply(a, rc == -EBUSY ? 409 : rc ? 500 : 200, "application/json", NULL, body, (size_t)n);
+		int rc = A->ops->upgrade(A->arg, has ? bin : NULL, why, sizeof(why));
+		if (rc)
+			answer_upgrade(a, rc, 0, 0, why);
+		else
+			A->parked = a; /* answered when it ends */
 	} else {
 		char why[600];
 		int rc = A->ops->reload(A->arg, why, sizeof(why));
@@ -580,7 +603,7 @@ static void tick(void *arg)
 	struct admin *A = arg;
 	uint32_t now = loop_now(A->loop);
 	for (int i = 0; i < ADMIN_CONNS; i++)
-		if (A->conns[i].fd >= 0 && now - A->conns[i].since > ADMIN_TIMEOUT_MS)
+		if (A->conns[i].fd >= 0 && &A->conns[i] != A->parked && now - A->conns[i].since > ADMIN_TIMEOUT_MS)
 			drop(&A->conns[i]);
 }
 

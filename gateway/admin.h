@@ -44,10 +44,10 @@ struct admin_ops {
 	void (*drain)(void *arg);
 	/* 0, or -EINVAL with the reason in why. */
 	int (*reload)(void *arg, char *why, size_t cap);
-	/* The live upgrade to path (NULL: the same binary): 0 with the new process's pid and
-	 * the connections it took, or -errno with the reason in why. NULL: not offered. */
-	int (*upgrade)(void *arg, const char *path, unsigned *pid, unsigned long *handed, char *why,
-		       size_t cap);
+	/* Begins the live upgrade to path (NULL: the same binary): 0 when it is under way (the
+	 * owner answers with admin_upgrade_done once it ends), or -errno with the reason in
+	 * why (answered at once: 409 for -EBUSY, else 500). NULL: not offered. */
+	int (*upgrade)(void *arg, const char *path, char *why, size_t cap);
 };
 
 /* Listens on cfg->admin and joins the loop; reads cfg->admin_token at each request (it
@@ -58,6 +58,11 @@ int admin_new(struct loop *l, const struct gw_config *cfg, const struct admin_op
  * process answers from now on; requests being answered are finished). */
 int admin_listen_fd(const struct admin *a);
 void admin_stop_listening(struct admin *a);
+/* Answers the POST /upgrade waiting for it (if its client is still there): rc 0 with the
+ * new process's pid and the connections it took (why: a note, may be ""), or -errno with
+ * the reason in why. */
+void admin_upgrade_done(struct admin *a, int rc, unsigned pid, unsigned long handed, const char *why);
+
 /* Closes the listener and every admin connection. NULL is a no-op. */
 void admin_free(struct admin *a);
 

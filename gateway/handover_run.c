@@ -18,10 +18,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/epoll.h>
 #include <sys/socket.h>
+#include <sys/timerfd.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
+#include <urcu/compiler.h>
 
 extern char **environ;
 
@@ -328,64 +331,55 @@ static int send_batch(int chan, const uint8_t *sec, size_t len, const int *fds, 
 	return rc;
 }
 
-int ho_upgrade(const struct ho_parts *p, const char *path, struct ho_result *res, char *why, size_t cap)
-{
-	memset(res, 0, sizeof(*res));
-	why[0] = 0;
-	if (pool_serves_workers(sess_pools(p->sess))) {
-		snprintf(why, cap, "this gateway serves worker pools, whose hand-over is not done yet "
-				   "(docs/UPGRADE.md): restart it instead");
-		return -EOPNOTSUPP;
-	}
-	uint64_t t0 = now_ms();
-	int sv[2];
-	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0) {
-		snprintf(why, cap, "socketpair: %s", strerror(errno));
-		return -errno;
-	}
+/* An upgrade under way: from the spawn to the READY that the loop waits for. */
+struct ho_up {
+	struct loop_src src;   /* the channel; first, as the loop wants */
+	struct loop_src timer_src;
+	struct ho_parts p;
+	ho_done_fn *done;
+	void *arg;
+	int chan, timer;
 	pid_t pid;
-	int rc = spawn(path, sv[1], &pid, why, cap);
-	close(sv[1]);
-	if (rc) {
-		close(sv[0]);
-		log_error(0, "upgrade failed, this process keeps serving every connection: %s", why);
-		return rc;
+	uint64_t t0;
+};
+
+static struct ho_up *cur; /* one at a time */
+
+static void finish(struct ho_up *u, int rc, struct ho_result *res, char *why)
+{
+	loop_del(u->p.loop, u->chan);
+	close(u->chan);
+	if (u->timer >= 0) {
+		loop_del(u->p.loop, u->timer);
+		close(u->timer);
 	}
-	int chan = sv[0];
-	log_info("upgrade: started %s as pid %d", path ? path : cfg_argv()[0], (int)pid);
-	uint8_t *buf = malloc(MSG_MAX);
+	cur = NULL;
+	ho_done_fn *done = u->done;
+	void *arg = u->arg;
+	free(u);
+	done(arg, rc, res, why);
+}
+
+/* The synchronous part, once the new process is ready: every connection, then END. */
+static int transfer(struct ho_up *u, uint8_t *buf, struct ho_result *res, char *why, size_t cap,
+		    int *mainpid_moved)
+{
+	const struct ho_parts *p = &u->p;
 	struct collect k = { NULL, 0, conn_count() };
 	k.v = calloc(k.cap ? k.cap : 1, sizeof(*k.v));
 	struct conn **sent = calloc(k.cap ? k.cap : 1, sizeof(*sent));
 	size_t n_sent = 0;
 	struct ho_buf sec = { 0 };
-	const char *when = "before it was ready";
-	int mainpid_moved = 0;
 	unsigned unacked = 0;
-	uint64_t t_ready = 0, t_conns = 0;
-	if (!buf || !k.v || !sent) {
+	int rc = 0;
+	uint64_t t_ready = now_ms(), t_conns;
+	if (!k.v || !sent) {
 		snprintf(why, cap, "out of memory");
 		rc = -ENOMEM;
-		goto fail;
+		goto out;
 	}
-	struct ho_hello hello = { (uint32_t)getpid(), (uint32_t)lsn_count(p->lsn) + (p->admin != NULL), 0 };
-	struct ho_buf hb = { 0 };
-	rc = ho_put_hdr(&hb, HO_HELLO, 16);
-	if (rc == 0)
-		rc = ho_put_hello(&hb, &hello);
-	if (rc == 0)
-		rc = send_msg(chan, hb.p, hb.len, NULL, 0, now_ms() + STEP_MS);
-	ho_buf_free(&hb);
-	if (rc == 0)
-		rc = send_listeners(p, chan);
-	if (rc == 0)
-		rc = expect(chan, buf, HO_READY, why, cap);
-	if (rc)
-		goto fail;
-	t_ready = now_ms();
 	/* From here to TAKEN this call is the only thing the loop thread does: no client
 	 * socket is read, so every byte is either in what we send or still in the kernel. */
-	when = "while taking the connections";
 	conn_for_each(collect_one, &k);
 	for (size_t i = 0; i < k.n;) {
 		int fds[HO_FDS_MAX], nfds = 0;
@@ -400,7 +394,7 @@ int ho_upgrade(const struct ho_parts *p, const char *path, struct ho_result *res
 			if (e) {
 				snprintf(why, cap, "connection %llu: %s", (unsigned long long)k.v[i]->id, strerror(-e));
 				rc = e;
-				goto fail;
+				goto out;
 			}
 			fds[nfds++] = k.v[i]->fd;
 			sent[n_sent++] = k.v[i];
@@ -409,80 +403,211 @@ int ho_upgrade(const struct ho_parts *p, const char *path, struct ho_result *res
 		}
 		if (!nfds)
 			break;
-		rc = send_batch(chan, sec.p, sec.len, fds, nfds);
+		rc = send_batch(u->chan, sec.p, sec.len, fds, nfds);
 		/* Batches are pipelined: a round trip per batch, with both processes sharing two
 		 * cores with the clients, cost more than the batches themselves. */
 		if (rc == 0 && ++unacked > ACK_WINDOW) {
-			rc = expect(chan, buf, HO_ACK, why, cap);
+			rc = expect(u->chan, buf, HO_ACK, why, cap);
 			unacked--;
 		}
 		if (rc)
-			goto fail;
+			goto out;
 	}
 	for (; rc == 0 && unacked; unacked--)
-		rc = expect(chan, buf, HO_ACK, why, cap);
+		rc = expect(u->chan, buf, HO_ACK, why, cap);
 	if (rc)
-		goto fail;
+		goto out;
 	t_conns = now_ms();
 	/* systemd follows the new process from before it can say READY (it answers END
 	 * first): its notifications are accepted as the main process's. */
-	sdn_mainpid((int)pid, "upgrading");
-	mainpid_moved = 1;
+	sdn_mainpid((int)u->pid, "upgrading");
+	*mainpid_moved = 1;
 	struct ho_hello end = { (uint32_t)getpid(), (uint32_t)n_sent, conn_next_id() };
 	sec.len = 0;
 	rc = ho_put_hdr(&sec, HO_END, 16);
 	if (rc == 0)
 		rc = ho_put_hello(&sec, &end);
 	if (rc == 0)
-		rc = send_msg(chan, sec.p, sec.len, NULL, 0, now_ms() + STEP_MS);
+		rc = send_msg(u->chan, sec.p, sec.len, NULL, 0, now_ms() + STEP_MS);
 	if (rc == 0)
-		rc = expect(chan, buf, HO_TAKEN, why, cap);
+		rc = expect(u->chan, buf, HO_TAKEN, why, cap);
 	if (rc)
-		goto fail;
+		goto out;
 	/* Committed: the new process serves them now. */
 	for (size_t i = 0; i < n_sent; i++)
 		sess_ho_forget(p->sess, sent[i]);
 	lsn_close(p->lsn);
 	if (p->admin)
 		admin_stop_listening(p->admin);
-	res->pid = (unsigned)pid;
-	res->handed = n_sent;
 	uint64_t t_end = now_ms();
-	res->ms = (unsigned)(t_end - t0);
+	res->pid = (unsigned)u->pid;
+	res->handed = n_sent;
+	res->ms = (unsigned)(t_end - u->t0);
+	res->pause_ms = (unsigned)(t_end - t_ready);
 	log_info("upgrade: pid %d took %lu connections and the listeners in %u ms (started in %u, "
-		 "connections in %u, committed in %u; %llu bytes queued for clients, %lu messages or "
-		 "frames under way); %lu stay here and drain",
-		 (int)pid, res->handed, res->ms, (unsigned)(t_ready - t0), (unsigned)(t_conns - t_ready),
-		 (unsigned)(t_end - t_conns), res->queued, res->partial, res->kept);
-	close(chan);
-	free(buf);
+		 "connections in %u, committed in %u: clients paused %u ms; %llu bytes queued for clients, "
+		 "%lu messages or frames under way); %lu stay here and drain",
+		 (int)u->pid, res->handed, res->ms, (unsigned)(t_ready - u->t0), (unsigned)(t_conns - t_ready),
+		 (unsigned)(t_end - t_conns), res->pause_ms, res->queued, res->partial, res->kept);
+out:
 	free(k.v);
 	free(sent);
 	ho_buf_free(&sec);
-	return 0;
-fail:
+	return rc;
+}
+
+/* The channel said something (READY, REFUSE, or EOF), or the timer fired (timer set). */
+static void step(struct ho_up *u, int timed_out)
+{
+	struct ho_result res;
+	memset(&res, 0, sizeof(res));
+	char why[600] = "";
+	const char *when = "before it was ready";
+	int mainpid_moved = 0, rc;
+	uint8_t *buf = malloc(MSG_MAX);
+	if (!buf) {
+		snprintf(why, sizeof(why), "out of memory");
+		rc = -ENOMEM;
+	} else if (timed_out) {
+		snprintf(why, sizeof(why), "no answer from the new process within %d s", STEP_MS / 1000);
+		rc = -ETIMEDOUT;
+	} else {
+		rc = expect(u->chan, buf, HO_READY, why, sizeof(why));
+		if (rc == 0) {
+			when = "while taking the connections";
+			rc = transfer(u, buf, &res, why, sizeof(why), &mainpid_moved);
+		}
+	}
+	if (rc == 0) {
+		free(buf);
+		finish(u, 0, &res, why);
+		return;
+	}
 	if (rc == -EPIPE && buf) {
 		/* It may have refused before closing: its reason is still in the channel. */
 		char w2[300] = "";
-		if (expect(chan, buf, HO_READY, w2, sizeof(w2)) == -EPROTONOSUPPORT) {
+		if (expect(u->chan, buf, HO_READY, w2, sizeof(w2)) == -EPROTONOSUPPORT) {
 			rc = -EPROTONOSUPPORT;
-			snprintf(why, cap, "%s", w2);
+			snprintf(why, sizeof(why), "%s", w2);
 		}
 	}
+	free(buf);
 	if (!why[0])
-		snprintf(why, cap, "%s", strerror(-rc));
+		snprintf(why, sizeof(why), "%s", strerror(-rc));
 	if (rc == -EPIPE)
 		why[0] = 0; /* the child's exit says more */
 	if (mainpid_moved)
 		sdn_mainpid((int)getpid(), "serving (the upgrade failed)");
-	reap(pid, why, cap, when);
-	close(chan);
-	free(buf);
-	free(k.v);
-	free(sent);
-	ho_buf_free(&sec);
+	reap(u->pid, why, sizeof(why), when);
 	log_error(0, "upgrade failed, this process keeps serving every connection: %s", why);
-	return rc == -EPIPE ? -EPIPE : rc;
+	memset(&res, 0, sizeof(res));
+	finish(u, rc, &res, why);
+}
+
+static void on_chan(struct loop_src *src, uint32_t events)
+{
+	(void)events;
+	step((struct ho_up *)src, 0);
+}
+
+static void on_timer(struct loop_src *src, uint32_t events)
+{
+	(void)events;
+	step(caa_container_of(src, struct ho_up, timer_src), 1);
+}
+
+int ho_upgrade(const struct ho_parts *p, const char *path, ho_done_fn *done, void *arg, char *why,
+	       size_t cap)
+{
+	why[0] = 0;
+	if (cur) {
+		snprintf(why, cap, "an upgrade is under way (pid %d)", (int)cur->pid);
+		return -EBUSY;
+	}
+	if (pool_serves_workers(sess_pools(p->sess))) {
+		snprintf(why, cap, "this gateway serves worker pools, whose hand-over is not done yet "
+				   "(docs/UPGRADE.md): restart it instead");
+		return -EOPNOTSUPP;
+	}
+	struct ho_up *u = calloc(1, sizeof(*u));
+	if (!u) {
+		snprintf(why, cap, "out of memory");
+		return -ENOMEM;
+	}
+	u->p = *p;
+	u->done = done;
+	u->arg = arg;
+	u->timer = -1;
+	u->t0 = now_ms();
+	int sv[2];
+	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0) {
+		snprintf(why, cap, "socketpair: %s", strerror(errno));
+		free(u);
+		return -errno;
+	}
+	int rc = spawn(path, sv[1], &u->pid, why, cap);
+	close(sv[1]);
+	if (rc) {
+		close(sv[0]);
+		free(u);
+		log_error(0, "upgrade failed, this process keeps serving every connection: %s", why);
+		return rc;
+	}
+	u->chan = sv[0];
+	log_info("upgrade: started %s as pid %d", path ? path : cfg_argv()[0], (int)u->pid);
+	struct ho_hello hello = { (uint32_t)getpid(), (uint32_t)lsn_count(p->lsn) + (p->admin != NULL), 0 };
+	struct ho_buf hb = { 0 };
+	rc = ho_put_hdr(&hb, HO_HELLO, 16);
+	if (rc == 0)
+		rc = ho_put_hello(&hb, &hello);
+	if (rc == 0)
+		rc = send_msg(u->chan, hb.p, hb.len, NULL, 0, now_ms() + STEP_MS);
+	ho_buf_free(&hb);
+	if (rc == 0)
+		rc = send_listeners(p, u->chan);
+	/* The new process starts while this one serves: the loop tells when it answers. */
+	struct itimerspec its = { .it_value = { STEP_MS / 1000, (STEP_MS % 1000) * 1000000L } };
+	if (rc == 0 && ((u->timer = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC)) < 0 ||
+			timerfd_settime(u->timer, 0, &its, NULL) < 0))
+		rc = -errno;
+	u->src.fn = on_chan;
+	u->timer_src.fn = on_timer;
+	if (rc == 0)
+		rc = loop_add(p->loop, u->chan, EPOLLIN, &u->src);
+	if (rc == 0 && (rc = loop_add(p->loop, u->timer, EPOLLIN, &u->timer_src)) != 0)
+		loop_del(p->loop, u->chan);
+	if (rc) {
+		/* EPIPE: it exited already; its status says why. */
+		if (rc != -EPIPE)
+			snprintf(why, cap, "%s", strerror(-rc));
+		reap(u->pid, why, cap, "before it was ready");
+		log_error(0, "upgrade failed, this process keeps serving every connection: %s", why);
+		close(u->chan);
+		if (u->timer >= 0)
+			close(u->timer);
+		free(u);
+		return rc;
+	}
+	cur = u;
+	return 0;
+}
+
+void ho_upgrade_cancel(void)
+{
+	if (!cur)
+		return;
+	struct ho_up *u = cur;
+	char why[600] = "cancelled: the gateway drains";
+	reap(u->pid, why, sizeof(why), "");
+	log_warn(0, "upgrade to pid %d cancelled: the gateway drains", (int)u->pid);
+	struct ho_result res;
+	memset(&res, 0, sizeof(res));
+	finish(u, -ECANCELED, &res, why);
+}
+
+int ho_upgrading(void)
+{
+	return cur != NULL;
 }
 
 /* ---------------- the new side ---------------- */

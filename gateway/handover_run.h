@@ -30,21 +30,32 @@ struct ho_result {
 	unsigned long handed;  /* connections it took */
 	unsigned long kept;    /* connections that stay here (they drain: the caller's job) */
 	unsigned ms;           /* from the start to TAKEN */
+	unsigned pause_ms;     /* of that, the loop's pause: from READY to TAKEN */
 	unsigned long long queued; /* bytes of output that moved unwritten */
 	unsigned long partial; /* connections that moved with a message or frame under way */
 };
 
+/* Called once when an upgrade ends: rc 0 (then res says what moved, and why may name
+ * what stays here) or -errno with the reason in why. */
+typedef void ho_done_fn(void *arg, int rc, const struct ho_result *res, const char *why);
+
 /*
- * The old side, run to its end in this call: starts path (NULL: this binary, as it was
- * started) with this process's command line, hands over every listener and every
- * connection that can move, and on TAKEN forgets them and closes the listeners. Returns
- * 0 and *res, or -errno with the reason in why (logged): -EOPNOTSUPP (this gateway serves
- * worker pools), -ENOEXEC, -EPROTONOSUPPORT (the new binary refused the format), -EPIPE
- * (it exited or crashed), -ETIMEDOUT; on error nothing changed here and the new process
- * was killed and reaped.
+ * The old side. Starts path (NULL: this binary, as it was started) with this process's
+ * command line and sends it the listeners; this process serves on while it starts. When
+ * it says READY, hands over every connection that can move, in one pause of the loop,
+ * and on TAKEN forgets them and closes the listeners; then done(arg, 0, ...). Returns 0
+ * (done follows), or -errno with the reason in why, done not called: -EBUSY (an upgrade
+ * is under way), -EOPNOTSUPP (this gateway serves worker pools), -ENOEXEC (it cannot be
+ * started). A failure after that reaches done: -EPROTONOSUPPORT (the new binary refused
+ * the format), -EPIPE (it exited or crashed), -ETIMEDOUT, -ECANCELED. On every failure
+ * nothing changed here, and the new process was killed and reaped. All of it is logged.
  */
-int ho_upgrade(const struct ho_parts *p, const char *path, struct ho_result *res, char *why,
+int ho_upgrade(const struct ho_parts *p, const char *path, ho_done_fn *done, void *arg, char *why,
 	       size_t cap);
+/* Ends an upgrade under way as failed (the drain began). */
+void ho_upgrade_cancel(void);
+/* 1 while an upgrade is under way. */
+int ho_upgrading(void);
 
 /* The new side, before setup: when this process was started by an upgrade
  * (WSGW_HANDOVER_FD), reads the old one's HELLO and listeners and puts them into cfg

@@ -146,6 +146,9 @@ static void start_drain(struct server *s)
 	if (s->draining)
 		return;
 	s->draining = 1;
+	/* A new process being started would take listeners this one closes now. */
+	if (!s->upgraded)
+		ho_upgrade_cancel();
 	lsn_close(s->lsn);
 	unsigned long n = conn_count();
 	s->drain_rate = s->cfg->drain_rate;
@@ -273,7 +276,7 @@ static int reload(struct server *s)
 	return 0;
 }
 
-static int upgrade(struct server *s, const char *path, struct ho_result *r, char *why, size_t cap);
+static int upgrade(struct server *s, const char *path, char *why, size_t cap);
 
 static void on_signal(struct loop_src *src, uint32_t events)
 {
@@ -297,9 +300,9 @@ static void on_signal(struct loop_src *src, uint32_t events)
 			break;
 		case SIGUSR2: {
 			char why[600];
-			struct ho_result r;
 			log_info("signal %d: upgrade", (int)si.ssi_signo);
-			if (upgrade(s, NULL, &r, why, sizeof(why)) == -EBUSY)
+			int rc = upgrade(s, NULL, why, sizeof(why));
+			if (rc == -EBUSY || rc == -EOPNOTSUPP)
 				log_warn(0, "upgrade refused: %s", why);
 			break;
 		}
@@ -423,9 +426,23 @@ static int a_reload(void *arg, char *why, size_t cap)
 	return rc;
 }
 
-/* The live upgrade (docs/UPGRADE.md): on success what could not move drains here with
- * 1001 and this process exits once it is gone, as after SIGTERM. */
-static int upgrade(struct server *s, const char *path, struct ho_result *r, char *why, size_t cap)
+/* The live upgrade (docs/UPGRADE.md), begun here and ended in upgrade_done: on success
+ * what could not move drains here with 1001 and this process exits once it is gone, as
+ * after SIGTERM. */
+static void upgrade_done(void *arg, int rc, const struct ho_result *r, const char *why)
+{
+	struct server *s = arg;
+	char note[200] = "";
+	if (rc == 0 && r->kept)
+		snprintf(note, sizeof(note), "%lu connections could not move and drain with 1001", r->kept);
+	admin_upgrade_done(s->admin, rc, r->pid, r->handed, rc ? why : note);
+	if (rc == 0) {
+		s->upgraded = 1;
+		start_drain(s);
+	}
+}
+
+static int upgrade(struct server *s, const char *path, char *why, size_t cap)
 {
 	if (s->draining) {
 		snprintf(why, cap, s->upgraded ? "already upgraded: this process is on its way out"
@@ -433,23 +450,12 @@ static int upgrade(struct server *s, const char *path, struct ho_result *r, char
 		return -EBUSY;
 	}
 	struct ho_parts p = { s->cfg, s->loop, s->sess, s->lsn, s->admin };
-	int rc = ho_upgrade(&p, path, r, why, cap);
-	if (rc == 0) {
-		s->upgraded = 1;
-		if (r->kept)
-			snprintf(why, cap, "%lu connections could not move and drain with 1001", r->kept);
-		start_drain(s);
-	}
-	return rc;
+	return ho_upgrade(&p, path, upgrade_done, s, why, cap);
 }
 
-static int a_upgrade(void *arg, const char *path, unsigned *pid, unsigned long *handed, char *why, size_t cap)
+static int a_upgrade(void *arg, const char *path, char *why, size_t cap)
 {
-	struct ho_result r;
-	int rc = upgrade(arg, path, &r, why, cap);
-	*pid = r.pid;
-	*handed = r.handed;
-	return rc;
+	return upgrade(arg, path, why, cap);
 }
 
 static const struct admin_ops admin_ops = {

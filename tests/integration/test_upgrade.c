@@ -23,6 +23,7 @@
 #include <string.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
+#include <sys/stat.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <sys/wait.h>
@@ -601,6 +602,45 @@ START_TEST(systemd_follows_the_new_process)
 }
 END_TEST
 
+/* A new binary that never answers: the old one serves on while it waits (the wait is not
+ * a pause), refuses a second upgrade meanwhile, and after 5 s kills it and keeps all. */
+START_TEST(new_binary_hangs)
+{
+	char bin[96];
+	snprintf(bin, sizeof(bin), "/tmp/wsgw-test-upgrade-hang.%d", (int)getpid());
+	FILE *f = fopen(bin, "w");
+	ck_assert(f);
+	fputs("#!/bin/sh\nexec sleep 30\n", f);
+	fclose(f);
+	chmod(bin, 0700);
+	WT_GW_START(&gw, "--admin", "127.0.0.1:0", NULL);
+	serving = gw.pid;
+	int admin = wt_admin_port(&gw);
+	struct client *cl = open_clients(50);
+	struct ctl_run r, r2;
+	ctl_start(&r, admin, bin);
+	int64_t t0 = wt_now_ms();
+	int st, rounds = 0, second = 0;
+	while (!ctl_done(&r, &st) && rounds < 100000) {
+		round_trip(cl, 50);
+		rounds++;
+		if (!second && wt_now_ms() - t0 >= 1000) {
+			second = 1;
+			ctl_start(&r2, admin, NULL);
+			REQUIRE(ctl_wait(&r2) == 1 && strstr(r2.out, "an upgrade is under way"), "second: %s", r2.out);
+		}
+	}
+	REQUIRE(WIFEXITED(st) && WEXITSTATUS(st) == 1, "ctl: %s", r.out);
+	REQUIRE(strstr(r.out, "no answer from the new process within 5 s"), "ctl said: %s", r.out);
+	/* Clients were served all along: many rounds during the 5 s. */
+	REQUIRE(second && rounds > 2 && wt_now_ms() - t0 >= 4500, "%d rounds", rounds);
+	round_trip(cl, 50);
+	close_clients(cl, 50);
+	stop_serving();
+	unlink(bin);
+}
+END_TEST
+
 int main(void)
 {
 	setup();
@@ -615,6 +655,7 @@ int main(void)
 	tcase_add_test(tc, new_binary_does_not_exist);
 	tcase_add_test(tc, new_binary_reads_another_version);
 	tcase_add_test(tc, new_binary_dies_half_way);
+	tcase_add_test(tc, new_binary_hangs);
 	tcase_add_test(tc, sigusr2_upgrades);
 	tcase_add_test(tc, queued_output_moves);
 	tcase_add_test(tc, deflate_parameters_move);
