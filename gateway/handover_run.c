@@ -456,6 +456,141 @@ out:
 	return rc;
 }
 
+
+/* ---- after TAKEN: handshakes that were under way follow as they open ---- */
+
+/* The upgrade whose channel stays open for them, and until when (loop clock). */
+static struct ho_up *late;
+static uint32_t late_until;
+
+struct late_scan {
+	struct ho_up *u;
+	struct conn *v[HO_FDS_MAX];
+	int n;
+	unsigned waiting;
+};
+
+static void late_one(struct conn *c, void *arg)
+{
+	struct late_scan *k = arg;
+	if (c->state == CONN_HANDSHAKE && !c->tls)
+		k->waiting++;
+	else if (c->state == CONN_OPEN && k->n < HO_FDS_MAX)
+		k->v[k->n++] = c;
+}
+
+static void late_end(const char *why)
+{
+	struct ho_up *u = late;
+	late = NULL;
+	loop_del(u->p.loop, u->chan);
+	close(u->chan);
+	loop_del(u->p.loop, u->timer);
+	close(u->timer);
+	log_info("upgrade: late hand-over of handshakes in progress ends: %s", why);
+	free(u);
+}
+
+/* Every 10 ms: the ones that opened go over (one batch, each with its socket); one that
+ * cannot move drains with 1001 like the others that stayed. */
+static void late_step(void)
+{
+	struct ho_up *u = late;
+	struct late_scan k = { .u = u };
+	conn_for_each(late_one, &k);
+	if (k.n) {
+		struct ho_buf sec = { 0 };
+		int fds[HO_FDS_MAX], nfds = 0, rc = 0;
+		struct conn *sent[HO_FDS_MAX];
+		for (int i = 0; i < k.n && rc == 0; i++) {
+			const char *no;
+			int e = sess_ho_export(u->p.sess, k.v[i], &sec, &no);
+			if (e == -EAGAIN) {
+				sess_close(u->p.sess, k.v[i], 1001, "server restarting");
+			} else if (e) {
+				rc = e;
+			} else {
+				sent[nfds] = k.v[i];
+				fds[nfds++] = k.v[i]->fd;
+			}
+		}
+		char why[300] = "";
+		uint8_t *buf = rc == 0 && nfds ? malloc(MSG_MAX) : NULL;
+		if (rc == 0 && nfds)
+			rc = buf ? send_batch(u->chan, sec.p, sec.len, fds, nfds) : -ENOMEM;
+		if (rc == 0 && nfds)
+			rc = expect(u->chan, buf, HO_ACK, why, sizeof(why));
+		free(buf);
+		ho_buf_free(&sec);
+		if (rc) {
+			/* They stay here and drain; the new process may have taken some: it got no
+			 * commit for them and closes what it imported. */
+			log_error(-rc, "upgrade: late hand-over failed%s%s", why[0] ? ": " : "", why);
+			late_end("failed");
+			return;
+		}
+		for (int i = 0; i < nfds; i++)
+			sess_ho_forget(u->p.sess, sent[i]);
+		if (nfds)
+			log_info("upgrade: %d connections that were in their handshake followed", nfds);
+	}
+	if (k.waiting == 0)
+		late_end("none left");
+	else if ((int32_t)(loop_now(u->p.loop) - late_until) >= 0)
+		late_end("handshake-timeout passed");
+}
+
+static void on_late_timer(struct loop_src *src, uint32_t events)
+{
+	(void)events;
+	struct ho_up *u = caa_container_of(src, struct ho_up, timer_src);
+	uint64_t n;
+	if (read(u->timer, &n, sizeof(n)) < 0 && errno != EAGAIN)
+		log_warn(errno, "read(timerfd)");
+	late_step();
+}
+
+static void on_late_chan(struct loop_src *src, uint32_t events)
+{
+	(void)src;
+	(void)events;
+	late_end("the new process closed the channel");
+}
+
+static void count_waiting(struct conn *c, void *arg)
+{
+	if (c->state == CONN_HANDSHAKE && !c->tls)
+		++*(unsigned *)arg;
+}
+
+/* 1 when handshakes in progress stay to follow: the channel and the timer stay. */
+static int late_begin(struct ho_up *u)
+{
+	unsigned waiting = 0;
+	conn_for_each(count_waiting, &waiting);
+	struct itimerspec its = { .it_interval = { 0, 10000000L }, .it_value = { 0, 10000000L } };
+	if (!waiting || timerfd_settime(u->timer, 0, &its, NULL) < 0)
+		return 0;
+	u->src.fn = on_late_chan;
+	u->timer_src.fn = on_late_timer;
+	late = u;
+	late_until = loop_now(u->p.loop) + loop_cfg(u->p.loop)->handshake_ms + 1000;
+	cur = NULL;
+	log_info("upgrade: %u connections in their handshake follow when they open", waiting);
+	return 1;
+}
+
+/* The upgrade succeeded and its channel stays open (late): tell the owner. */
+static void done_only(struct ho_up *u, struct ho_result *res, char *why)
+{
+	u->done(u->arg, 0, res, why);
+}
+
+int ho_late_active(void)
+{
+	return late != NULL;
+}
+
 /* The channel said something (READY, REFUSE, or EOF), or the timer fired (timer set). */
 static void step(struct ho_up *u, int timed_out)
 {
@@ -480,6 +615,10 @@ static void step(struct ho_up *u, int timed_out)
 	}
 	if (rc == 0) {
 		free(buf);
+		if (late_begin(u)) {
+			done_only(u, &res, why);
+			return;
+		}
 		finish(u, 0, &res, why);
 		return;
 	}
@@ -735,6 +874,87 @@ static int read_section(int chan, uint8_t *buf, const struct ho_hdr *h, struct h
 	return 0;
 }
 
+/* Imports one CONNS batch (h, fds: its message) into got[*n_got...] and ACKs it. 0 or
+ * -errno (why says which record); every descriptor is either a connection's or closed. */
+static int import_batch(const struct ho_parts *p, int chan, uint8_t *buf, const struct ho_hdr *h,
+			int *fds, int nfds, struct ho_buf *sec, struct conn **got, size_t *n_got,
+			char *why, size_t cap)
+{
+	uint32_t count = 0;
+	int rc = read_section(chan, buf, h, sec, &count);
+	if (rc == 0 && count != (uint32_t)nfds)
+		rc = -EBADMSG;
+	size_t off = 0;
+	int i = 0;
+	for (; rc == 0 && i < nfds; i++) {
+		struct ho_conn hc;
+		size_t used;
+		const char *no = NULL;
+		rc = ho_get_conn(sec->p + off, sec->len - off, &hc, &used);
+		if (rc == 0)
+			rc = sess_ho_import(p->sess, &hc, fds[i], &got[*n_got], &no);
+		if (rc) {
+			snprintf(why, cap, "connection record %zu: %s", *n_got, no ? no : strerror(-rc));
+			break;
+		}
+		++*n_got;
+		off += used;
+	}
+	for (; i < nfds; i++)
+		close(fds[i]); /* the rest of a batch that failed */
+	if (rc == 0) {
+		struct ho_buf a = { 0 };
+		rc = ho_put_hdr(&a, HO_ACK, 0);
+		if (rc == 0)
+			rc = send_msg(chan, a.p, a.len, NULL, 0, now_ms() + STEP_MS);
+		ho_buf_free(&a);
+	}
+	return rc;
+}
+
+/* After TAKEN the channel stays open for connections that were in their handshake. */
+static struct {
+	struct loop_src src;
+	struct ho_parts p;
+	int chan;
+} follow = { .chan = -1 };
+
+static void on_follow(struct loop_src *src, uint32_t events)
+{
+	(void)src;
+	(void)events;
+	uint8_t *buf = malloc(MSG_MAX);
+	struct ho_hdr h;
+	int fds[HO_FDS_MAX], nfds = 0;
+	int rc = buf ? recv_msg(follow.chan, buf, &h, fds, &nfds, now_ms() + STEP_MS) : -ENOMEM;
+	if (rc == 0 && h.type == HO_CONNS) {
+		struct ho_buf sec = { 0 };
+		struct conn *got[HO_FDS_MAX];
+		size_t n = 0;
+		char why[300] = "";
+		rc = import_batch(&follow.p, follow.chan, buf, &h, fds, nfds, &sec, got, &n, why, sizeof(why));
+		ho_buf_free(&sec);
+		/* Imported and acknowledged: the old one forgets them now. */
+		for (size_t i = 0; i < n; i++)
+			rc ? sess_ho_forget(follow.p.sess, got[i]) : sess_ho_start(follow.p.sess, got[i]);
+		if (rc)
+			log_error(-rc, "upgrade: a late batch failed%s%s", why[0] ? ": " : "", why);
+		else
+			log_info("upgrade: took %zu connections that finished their handshake", n);
+	} else {
+		for (int i = 0; i < nfds; i++)
+			close(fds[i]);
+		if (rc == 0)
+			rc = -EPROTO;
+	}
+	free(buf);
+	if (rc) {
+		loop_del(follow.p.loop, follow.chan);
+		close(follow.chan);
+		follow.chan = -1;
+	}
+}
+
 int ho_take(const struct ho_parts *p, int chan)
 {
 	uint8_t *buf = malloc(MSG_MAX);
@@ -759,48 +979,23 @@ int ho_take(const struct ho_parts *p, int chan)
 			rc = ho_get_hello(buf + HO_HDR, h.len, &end) ? -EBADMSG : 0;
 			break;
 		}
-		uint32_t count = 0;
 		if (h.type != HO_CONNS) {
 			rc = -EPROTO;
 			break;
 		}
-		rc = read_section(chan, buf, &h, &sec, &count);
-		if (rc == 0 && count != (uint32_t)nfds)
-			rc = -EBADMSG;
-		if (rc == 0 && n_got + count > cap_got) {
-			cap_got = (n_got + count) * 2;
+		if (n_got + HO_FDS_MAX > cap_got) {
+			cap_got = (n_got + HO_FDS_MAX) * 2;
 			struct conn **g = realloc(got, cap_got * sizeof(*g));
-			rc = g ? 0 : -ENOMEM;
-			if (g)
-				got = g;
-		}
-		size_t off = 0;
-		int i = 0;
-		for (; rc == 0 && i < nfds; i++) {
-			struct ho_conn hc;
-			size_t used;
-			const char *no = NULL;
-			rc = ho_get_conn(sec.p + off, sec.len - off, &hc, &used);
-			if (rc == 0)
-				rc = sess_ho_import(p->sess, &hc, fds[i], &got[n_got], &no);
-			if (rc) {
-				snprintf(why, sizeof(why), "connection record %zu: %s", n_got,
-					 no ? no : strerror(-rc));
+			if (!g) {
+				for (int i = 0; i < nfds; i++)
+					close(fds[i]);
+				rc = -ENOMEM;
 				break;
 			}
-			n_got++;
-			off += used;
+			got = g;
 		}
-		for (; i < nfds; i++)
-			close(fds[i]); /* the rest of a batch that failed */
+		rc = import_batch(p, chan, buf, &h, fds, nfds, &sec, got, &n_got, why, sizeof(why));
 		nfds = 0;
-		if (rc == 0) {
-			struct ho_buf a = { 0 };
-			rc = ho_put_hdr(&a, HO_ACK, 0);
-			if (rc == 0)
-				rc = send_msg(chan, a.p, a.len, NULL, 0, now_ms() + STEP_MS);
-			ho_buf_free(&a);
-		}
 		if (rc == 0 && crash && *crash && batch == 0)
 			_exit(3); /* tests: a new binary that dies half way */
 	}
@@ -820,7 +1015,12 @@ int ho_take(const struct ho_parts *p, int chan)
 			  why[0] ? ": " : "", why);
 	if (rc == 0)
 		log_info("upgrade: took %zu connections from pid %u", n_got, end.pid);
-	close(chan);
+	follow.p = *p;
+	follow.src.fn = on_follow;
+	if (rc == 0 && loop_add(p->loop, chan, EPOLLIN, &follow.src) == 0)
+		follow.chan = chan;
+	else
+		close(chan);
 	free(buf);
 	free(got);
 	ho_buf_free(&sec);

@@ -56,6 +56,9 @@ int ho_upgrade(const struct ho_parts *p, const char *path, ho_done_fn *done, voi
 void ho_upgrade_cancel(void);
 /* 1 while an upgrade is under way. */
 int ho_upgrading(void);
+/* 1 after a successful upgrade while connections that were in their handshake at the
+ * hand-over stay here to follow the others once they open (the drain leaves them be). */
+int ho_late_active(void);
 
 /* The new side, before setup: when this process was started by an upgrade
  * (WSGW_HANDOVER_FD), reads the old one's HELLO and listeners and puts them into cfg

@@ -316,7 +316,9 @@ int outq_import(struct outq *q, const void *head, size_t head_n, const void *res
 		/* The rest of a frame the old process wrote in part: a chunk whose first byte
 		 * counts as written (off 1), so outq_trim keeps it whole as it keeps any
 		 * partly written head. */
-		struct outq_chunk *c = chunk_new(head_n + 1 > OUTQ_CHUNK ? head_n + 1 : OUTQ_CHUNK);
+		/* Exactly its size: no later frame shares the chunk, so outq_started of the new
+		 * queue is what it was in the old. */
+		struct outq_chunk *c = chunk_new(head_n + 1);
 		if (!c)
 			return -ENOMEM;
 		c->data[0] = 0;

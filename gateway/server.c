@@ -104,8 +104,10 @@ static void on_accept(void *arg, int fd, const struct sockaddr *peer, int tls)
 static void drain_collect(struct conn *c, void *arg)
 {
 	struct server *s = arg;
-	/* A connection handed to a new process at an upgrade is dead here already. */
-	if (s->drain_n < s->drain_cap && c->state != CONN_DEAD)
+	/* A connection handed to a new process at an upgrade is dead here already; one in its
+	 * handshake then follows it once open (gateway/handover_run.c), or times out. */
+	if (s->drain_n < s->drain_cap && c->state != CONN_DEAD &&
+	    !(c->state == CONN_HANDSHAKE && ho_late_active()))
 		s->drain_ids[s->drain_n++] = c->id;
 }
 

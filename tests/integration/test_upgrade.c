@@ -641,6 +641,41 @@ START_TEST(new_binary_hangs)
 }
 END_TEST
 
+/* A client in the middle of its upgrade request at the hand-over: the old process finishes
+ * its handshake and then hands it over too, so it is served by the new one. */
+START_TEST(handshake_in_progress_follows)
+{
+	WT_GW_START(&gw, "--admin", "127.0.0.1:0", NULL);
+	serving = gw.pid;
+	int admin = wt_admin_port(&gw);
+	struct wt_conn c, other;
+	WT_EXPECT_OPEN(&other, "127.0.0.1", gw.port, "/");
+	char req[1024];
+	WT_OK(&c, wt_connect(&c, "127.0.0.1", gw.port));
+	int n = wt_request_build(&c, req, sizeof(req), "/", NULL);
+	ck_assert_int_gt(n, 40);
+	WT_OK(&c, wt_send_raw(&c, req, 30));
+	wt_sleep_ms(100);
+	struct ctl_run r;
+	ctl_start(&r, admin, NULL);
+	ck_assert_int_eq(ctl_wait(&r), 0);
+	ck_assert_msg(strstr(r.out, "took 1 connections"), "ctl said: %s", r.out);
+	WT_OK(&c, wt_send_raw(&c, req + 30, (size_t)n - 30));
+	struct wt_http h;
+	ck_assert_int_eq(wt_http_read(&c, &h), 101);
+	ck_assert_int_eq(wt_http_check_upgrade(&c, &h), 0);
+	upgraded(&r); /* the old one exits once it has handed this one over too */
+	ck_assert(wt_gw_log_contains(&gw, "took 1 connections that finished their handshake"));
+	WT_OK(&c, wt_send_frame(&c, WT_TEXT, 1, "late", 4));
+	WT_EXPECT_MESSAGE(&c, WT_TEXT, "late", 4);
+	WT_OK(&other, wt_send_frame(&other, WT_TEXT, 1, "on", 2));
+	WT_EXPECT_MESSAGE(&other, WT_TEXT, "on", 2);
+	wt_close(&c);
+	wt_close(&other);
+	stop_serving();
+}
+END_TEST
+
 int main(void)
 {
 	setup();
@@ -660,6 +695,7 @@ int main(void)
 	tcase_add_test(tc, queued_output_moves);
 	tcase_add_test(tc, deflate_parameters_move);
 	tcase_add_test(tc, tls_connections_drain_others_move);
+	tcase_add_test(tc, handshake_in_progress_follows);
 	tcase_add_test(tc, systemd_follows_the_new_process);
 	tcase_add_test(tc, upgrade_2000_clients_3_times);
 	suite_add_tcase(s, tc);
