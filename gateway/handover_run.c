@@ -2,6 +2,7 @@
 #include "gateway/admin.h"
 #include "gateway/conn.h"
 #include "gateway/handover.h"
+#include "gateway/handover_chan.h"
 #include "gateway/handover_sess.h"
 #include "gateway/listener.h"
 #include "gateway/log.h"
@@ -12,143 +13,17 @@
 
 #include <errno.h>
 #include <fcntl.h>
-#include <poll.h>
-#include <signal.h>
-#include <spawn.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/socket.h>
 #include <sys/timerfd.h>
-#include <sys/wait.h>
-#include <time.h>
 #include <unistd.h>
 #include <urcu/compiler.h>
 
-extern char **environ;
-
-/* Each step's answer must come within this; a new process that hangs is killed. */
-#define STEP_MS 5000
-#define MSG_MAX (HO_HDR + HO_BODY_MAX)
 /* Batches sent before the first ACK is awaited (at 253 sockets each). */
 #define ACK_WINDOW 8
-
-static uint64_t now_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
-
-static int wait_fd(int fd, short ev, uint64_t deadline)
-{
-	for (;;) {
-		uint64_t now = now_ms();
-		if (now >= deadline)
-			return -ETIMEDOUT;
-		struct pollfd pf = { fd, ev, 0 };
-		int r = poll(&pf, 1, (int)(deadline - now));
-		if (r < 0 && errno == EINTR)
-			continue;
-		if (r < 0)
-			return -errno;
-		if (r > 0)
-			return 0;
-	}
-}
-
-/* One message: p[0..n) with its header, and fds. 0 or -errno. */
-static int send_msg(int fd, const uint8_t *p, size_t n, const int *fds, int nfds, uint64_t deadline)
-{
-	union {
-		struct cmsghdr h;
-		char buf[CMSG_SPACE(sizeof(int) * HO_FDS_MAX)];
-	} u;
-	struct iovec iov = { (void *)p, n };
-	struct msghdr m = { .msg_iov = &iov, .msg_iovlen = 1 };
-	if (nfds) {
-		memset(&u, 0, sizeof(u));
-		m.msg_control = u.buf;
-		m.msg_controllen = CMSG_SPACE(sizeof(int) * (size_t)nfds);
-		struct cmsghdr *c = CMSG_FIRSTHDR(&m);
-		c->cmsg_level = SOL_SOCKET;
-		c->cmsg_type = SCM_RIGHTS;
-		c->cmsg_len = CMSG_LEN(sizeof(int) * (size_t)nfds);
-		memcpy(CMSG_DATA(c), fds, sizeof(int) * (size_t)nfds);
-	}
-	for (;;) {
-		int rc = wait_fd(fd, POLLOUT, deadline);
-		if (rc)
-			return rc;
-		ssize_t w = sendmsg(fd, &m, MSG_DONTWAIT | MSG_NOSIGNAL);
-		if (w == (ssize_t)n)
-			return 0;
-		if (w >= 0)
-			return -EMSGSIZE; /* SEQPACKET sends a message whole or not at all */
-		if (errno != EAGAIN && errno != EINTR)
-			return -errno;
-	}
-}
-
-static int send_simple(int fd, unsigned version, unsigned type, const void *body, size_t n, uint64_t deadline)
-{
-	struct ho_buf b = { 0 };
-	int rc = ho_put_hdr_v(&b, version, type, (uint32_t)n);
-	if (rc == 0 && n) {
-		uint8_t *q = realloc(b.p, HO_HDR + n);
-		if (!q) {
-			rc = -ENOMEM;
-		} else {
-			b.p = q;
-			b.cap = b.len = HO_HDR + n;
-			memcpy(q + HO_HDR, body, n);
-		}
-	}
-	if (rc == 0)
-		rc = send_msg(fd, b.p, b.len, NULL, 0, deadline);
-	ho_buf_free(&b);
-	return rc;
-}
-
-/* Receives one message into buf (MSG_MAX bytes): 0 with its header and *nfds descriptors
- * (close-on-exec), -EPIPE at EOF, -EBADMSG for one that is not ours, -ETIMEDOUT. */
-static int recv_msg(int fd, uint8_t *buf, struct ho_hdr *h, int *fds, int *nfds, uint64_t deadline)
-{
-	union {
-		struct cmsghdr h;
-		char buf[CMSG_SPACE(sizeof(int) * HO_FDS_MAX)];
-	} u;
-	*nfds = 0;
-	for (;;) {
-		int rc = wait_fd(fd, POLLIN, deadline);
-		if (rc)
-			return rc;
-		struct iovec iov = { buf, MSG_MAX };
-		struct msghdr m = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = u.buf,
-				    .msg_controllen = sizeof(u.buf) };
-		ssize_t r = recvmsg(fd, &m, MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
-		if (r < 0 && (errno == EAGAIN || errno == EINTR))
-			continue;
-		if (r < 0)
-			return errno == ECONNRESET ? -EPIPE : -errno;
-		for (struct cmsghdr *c = CMSG_FIRSTHDR(&m); c; c = CMSG_NXTHDR(&m, c))
-			if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_RIGHTS) {
-				int k = (int)((c->cmsg_len - CMSG_LEN(0)) / sizeof(int));
-				memcpy(fds + *nfds, CMSG_DATA(c), sizeof(int) * (size_t)k);
-				*nfds += k;
-			}
-		if (r == 0)
-			return -EPIPE;
-		if ((m.msg_flags & (MSG_TRUNC | MSG_CTRUNC)) || ho_get_hdr(buf, (size_t)r, h)) {
-			for (int i = 0; i < *nfds; i++)
-				close(fds[i]);
-			*nfds = 0;
-			return -EBADMSG;
-		}
-		return 0;
-	}
-}
 
 /* ---------------- the old side ---------------- */
 
@@ -166,98 +41,11 @@ static void collect_one(struct conn *c, void *arg)
 	k->v[k->n++] = c;
 }
 
-static char **child_env(int chan)
-{
-	size_t n = 0;
-	while (environ[n])
-		n++;
-	char **env = calloc(n + 2, sizeof(*env));
-	if (!env)
-		return NULL;
-	size_t k = 0;
-	for (size_t i = 0; i < n; i++)
-		if (strncmp(environ[i], "WSGW_HANDOVER_FD=", 17) != 0)
-			env[k++] = environ[i];
-	static char var[40];
-	snprintf(var, sizeof(var), "WSGW_HANDOVER_FD=%d", chan);
-	env[k++] = var;
-	env[k] = NULL;
-	return env;
-}
-
-/* posix_spawn, not fork: the gateway has threads (liburcu's, the doorbell's). The child
- * keeps its end of the socketpair (a dup2 onto itself clears close-on-exec) and none of
- * the blocked signals. */
-static int spawn(const char *path, int chan, pid_t *pid, char *why, size_t cap)
-{
-	char **argv = cfg_argv();
-	int argc = 0;
-	while (argv[argc])
-		argc++;
-	char **av = calloc((size_t)argc + 1, sizeof(*av));
-	char **env = child_env(chan);
-	if (!av || !env) {
-		free(av);
-		free(env);
-		snprintf(why, cap, "out of memory");
-		return -ENOMEM;
-	}
-	for (int i = 0; i < argc; i++)
-		av[i] = argv[i];
-	if (path)
-		av[0] = (char *)path;
-	posix_spawn_file_actions_t fa;
-	posix_spawnattr_t at;
-	posix_spawn_file_actions_init(&fa);
-	posix_spawn_file_actions_adddup2(&fa, chan, chan);
-	posix_spawnattr_init(&at);
-	sigset_t none, dfl;
-	sigemptyset(&none);
-	sigemptyset(&dfl);
-	sigaddset(&dfl, SIGPIPE);
-	posix_spawnattr_setsigmask(&at, &none);
-	posix_spawnattr_setsigdefault(&at, &dfl);
-	posix_spawnattr_setflags(&at, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
-	int rc = posix_spawnp(pid, av[0], &fa, &at, av, env);
-	posix_spawnattr_destroy(&at);
-	posix_spawn_file_actions_destroy(&fa);
-	if (rc)
-		snprintf(why, cap, "cannot start %s: %s", av[0], strerror(rc));
-	free(av);
-	free(env);
-	return rc ? -ENOEXEC : 0;
-}
-
-/* The child's end: what it said when it went away, for the log. */
-static void reap(pid_t pid, char *why, size_t cap, const char *when)
-{
-	int st = 0;
-	pid_t got = 0;
-	/* One that is exiting (it closed the channel) gets a moment, so its status says why;
-	 * then it is killed, by its pid (ours): a half-started one must not accept. */
-	for (int i = 0; i < 100 && (got = waitpid(pid, &st, WNOHANG)) == 0; i++)
-		usleep(5000);
-	if (got == 0) {
-		kill(pid, SIGKILL);
-		while (waitpid(pid, &st, 0) < 0 && errno == EINTR)
-			;
-	}
-	if (WIFEXITED(st) && WEXITSTATUS(st) != 0 && !why[0])
-		snprintf(why, cap, "the new process (pid %d) exited with status %d %s", (int)pid,
-			 WEXITSTATUS(st), when);
-	else if (WIFSIGNALED(st) && WTERMSIG(st) != SIGKILL && !why[0])
-		snprintf(why, cap, "the new process (pid %d) was killed by signal %d %s", (int)pid,
-			 WTERMSIG(st), when);
-	else if (!why[0])
-		snprintf(why, cap, "the new process (pid %d) went away %s", (int)pid, when);
-}
-
-/* Waits for the answer of type want; REFUSE gives its reason. */
 static int expect(int chan, uint8_t *buf, unsigned want, char *why, size_t cap)
 {
 	struct ho_hdr h;
 	int fds[HO_FDS_MAX], nfds;
-	int rc = recv_msg(chan, buf, &h, fds, &nfds, now_ms() + STEP_MS);
+	int rc = ho__recv_msg(chan, buf, &h, fds, &nfds, ho__now_ms() + STEP_MS);
 	for (int i = 0; i < nfds; i++)
 		close(fds[i]);
 	if (rc == -ETIMEDOUT)
@@ -296,7 +84,7 @@ static int send_listeners(const struct ho_parts *p, int chan)
 		size_t body = b.len - HO_HDR;
 		for (int i = 0; i < 4; i++)
 			b.p[8 + i] = (uint8_t)(body >> (8 * i));
-		rc = send_msg(chan, b.p, b.len, fds, n, now_ms() + STEP_MS);
+		rc = ho__send_msg(chan, b.p, b.len, fds, n, ho__now_ms() + STEP_MS);
 	}
 	ho_buf_free(&b);
 	return rc;
@@ -305,7 +93,7 @@ static int send_listeners(const struct ho_parts *p, int chan)
 /* One batch: the CONNS message with the sockets, then DATA for the rest of the section. */
 static int send_batch(int chan, const uint8_t *sec, size_t len, const int *fds, int nfds)
 {
-	uint64_t deadline = now_ms() + STEP_MS;
+	uint64_t deadline = ho__now_ms() + STEP_MS;
 	struct ho_buf b = { 0 };
 	struct ho_batch bt = { (uint32_t)nfds, len };
 	size_t first = len < HO_BODY_MAX - HO_BATCH ? len : HO_BODY_MAX - HO_BATCH;
@@ -319,13 +107,13 @@ static int send_batch(int chan, const uint8_t *sec, size_t len, const int *fds, 
 		else {
 			b.p = m;
 			memcpy(m + b.len, sec, first);
-			rc = send_msg(chan, m, b.len + first, fds, nfds, deadline);
+			rc = ho__send_msg(chan, m, b.len + first, fds, nfds, deadline);
 		}
 	}
 	ho_buf_free(&b);
 	for (size_t off = first; rc == 0 && off < len;) {
 		size_t k = len - off < HO_BODY_MAX ? len - off : HO_BODY_MAX;
-		rc = send_simple(chan, HO_VERSION, HO_DATA, sec + off, k, deadline);
+		rc = ho__send_simple(chan, HO_VERSION, HO_DATA, sec + off, k, deadline);
 		off += k;
 	}
 	return rc;
@@ -372,7 +160,7 @@ static int transfer(struct ho_up *u, uint8_t *buf, struct ho_result *res, char *
 	struct ho_buf sec = { 0 };
 	unsigned unacked = 0;
 	int rc = 0;
-	uint64_t t_ready = now_ms(), t_conns;
+	uint64_t t_ready = ho__now_ms(), t_conns;
 	if (!k.v || !sent) {
 		snprintf(why, cap, "out of memory");
 		rc = -ENOMEM;
@@ -417,7 +205,7 @@ static int transfer(struct ho_up *u, uint8_t *buf, struct ho_result *res, char *
 		rc = expect(u->chan, buf, HO_ACK, why, cap);
 	if (rc)
 		goto out;
-	t_conns = now_ms();
+	t_conns = ho__now_ms();
 	/* systemd follows the new process from before it can say READY (it answers END
 	 * first): its notifications are accepted as the main process's. */
 	sdn_mainpid((int)u->pid, "upgrading");
@@ -428,7 +216,7 @@ static int transfer(struct ho_up *u, uint8_t *buf, struct ho_result *res, char *
 	if (rc == 0)
 		rc = ho_put_hello(&sec, &end);
 	if (rc == 0)
-		rc = send_msg(u->chan, sec.p, sec.len, NULL, 0, now_ms() + STEP_MS);
+		rc = ho__send_msg(u->chan, sec.p, sec.len, NULL, 0, ho__now_ms() + STEP_MS);
 	if (rc == 0)
 		rc = expect(u->chan, buf, HO_TAKEN, why, cap);
 	if (rc)
@@ -439,7 +227,7 @@ static int transfer(struct ho_up *u, uint8_t *buf, struct ho_result *res, char *
 	lsn_close(p->lsn);
 	if (p->admin)
 		admin_stop_listening(p->admin);
-	uint64_t t_end = now_ms();
+	uint64_t t_end = ho__now_ms();
 	res->pid = (unsigned)u->pid;
 	res->handed = n_sent;
 	res->ms = (unsigned)(t_end - u->t0);
@@ -455,7 +243,6 @@ out:
 	ho_buf_free(&sec);
 	return rc;
 }
-
 
 /* ---- after TAKEN: handshakes that were under way follow as they open ---- */
 
@@ -637,7 +424,7 @@ static void step(struct ho_up *u, int timed_out)
 		why[0] = 0; /* the child's exit says more */
 	if (mainpid_moved)
 		sdn_mainpid((int)getpid(), "serving (the upgrade failed)");
-	reap(u->pid, why, sizeof(why), when);
+	ho__reap(u->pid, why, sizeof(why), when);
 	log_error(0, "upgrade failed, this process keeps serving every connection: %s", why);
 	memset(&res, 0, sizeof(res));
 	finish(u, rc, &res, why);
@@ -677,14 +464,14 @@ int ho_upgrade(const struct ho_parts *p, const char *path, ho_done_fn *done, voi
 	u->done = done;
 	u->arg = arg;
 	u->timer = -1;
-	u->t0 = now_ms();
+	u->t0 = ho__now_ms();
 	int sv[2];
 	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0) {
 		snprintf(why, cap, "socketpair: %s", strerror(errno));
 		free(u);
 		return -errno;
 	}
-	int rc = spawn(path, sv[1], &u->pid, why, cap);
+	int rc = ho__spawn(path, sv[1], &u->pid, why, cap);
 	close(sv[1]);
 	if (rc) {
 		close(sv[0]);
@@ -700,7 +487,7 @@ int ho_upgrade(const struct ho_parts *p, const char *path, ho_done_fn *done, voi
 	if (rc == 0)
 		rc = ho_put_hello(&hb, &hello);
 	if (rc == 0)
-		rc = send_msg(u->chan, hb.p, hb.len, NULL, 0, now_ms() + STEP_MS);
+		rc = ho__send_msg(u->chan, hb.p, hb.len, NULL, 0, ho__now_ms() + STEP_MS);
 	ho_buf_free(&hb);
 	if (rc == 0)
 		rc = send_listeners(p, u->chan);
@@ -719,7 +506,7 @@ int ho_upgrade(const struct ho_parts *p, const char *path, ho_done_fn *done, voi
 		/* EPIPE: it exited already; its status says why. */
 		if (rc != -EPIPE)
 			snprintf(why, cap, "%s", strerror(-rc));
-		reap(u->pid, why, cap, "before it was ready");
+		ho__reap(u->pid, why, cap, "before it was ready");
 		log_error(0, "upgrade failed, this process keeps serving every connection: %s", why);
 		close(u->chan);
 		if (u->timer >= 0)
@@ -737,7 +524,7 @@ void ho_upgrade_cancel(void)
 		return;
 	struct ho_up *u = cur;
 	char why[600] = "cancelled: the gateway drains";
-	reap(u->pid, why, sizeof(why), "");
+	ho__reap(u->pid, why, sizeof(why), "");
 	log_warn(0, "upgrade to pid %d cancelled: the gateway drains", (int)u->pid);
 	struct ho_result res;
 	memset(&res, 0, sizeof(res));
@@ -749,280 +536,3 @@ int ho_upgrading(void)
 	return cur != NULL;
 }
 
-/* ---------------- the new side ---------------- */
-
-static void refuse(int chan, const char *why)
-{
-	log_error(0, "upgrade: refusing the hand-over: %s", why);
-	send_simple(chan, HO_VERSION, HO_REFUSE, why, strlen(why), now_ms() + 1000);
-}
-
-/* Which format versions this binary reads: a test makes it another's. */
-static int reads_version(unsigned v, char *why, size_t cap)
-{
-	const char *t = getenv("WSGW_HANDOVER_TEST_VERSION");
-	unsigned lo = HO_VERSION_MIN, hi = HO_VERSION;
-	if (t && *t)
-		lo = hi = (unsigned)strtoul(t, NULL, 10);
-	if (v >= lo && v <= hi)
-		return 1;
-	snprintf(why, cap, "hand-over format version %u is not one this binary reads (%u..%u)", v, lo, hi);
-	return 0;
-}
-
-int ho_inherit(struct gw_config *cfg)
-{
-	const char *e = getenv("WSGW_HANDOVER_FD");
-	if (!e || !*e)
-		return -1;
-	int chan = atoi(e);
-	unsetenv("WSGW_HANDOVER_FD"); /* not for the workers, nor for this one's own upgrade */
-	sdn_adopt_watchdog();
-	if (chan < 3 || fcntl(chan, F_SETFD, FD_CLOEXEC) < 0) {
-		log_error(0, "WSGW_HANDOVER_FD=%s: not a descriptor of this process", e);
-		return -EBADF;
-	}
-	uint8_t *buf = malloc(MSG_MAX);
-	char why[300] = "";
-	struct ho_hdr h;
-	int fds[HO_FDS_MAX], nfds = 0, rc = buf ? 0 : -ENOMEM;
-	if (rc == 0)
-		rc = recv_msg(chan, buf, &h, fds, &nfds, now_ms() + STEP_MS);
-	if (rc == 0 && h.type != HO_HELLO)
-		rc = -EPROTO;
-	if (rc == 0 && !reads_version(h.version, why, sizeof(why)))
-		rc = -EPROTONOSUPPORT;
-	struct ho_hello hello;
-	if (rc == 0 && ho_get_hello(buf + HO_HDR, h.len, &hello))
-		rc = -EBADMSG;
-	for (int i = 0; i < nfds; i++)
-		close(fds[i]);
-	nfds = 0;
-	if (rc == 0)
-		rc = recv_msg(chan, buf, &h, fds, &nfds, now_ms() + STEP_MS);
-	if (rc == 0 && (h.type != HO_LISTEN || (unsigned)nfds != hello.count))
-		rc = -EPROTO;
-	int want = cfg->n_listen + (cfg->admin.len != 0);
-	if (rc == 0 && nfds != want) {
-		snprintf(why, sizeof(why), "the running gateway has %d listeners (admin included), this configuration %d: restart instead",
-			 nfds, want);
-		rc = -EINVAL;
-	}
-	for (int i = 0, off = 0; rc == 0 && i < nfds; i++) {
-		struct ho_listen l;
-		size_t used;
-		if (ho_get_listen(buf + HO_HDR + off, h.len - (size_t)off, &l, &used)) {
-			rc = -EBADMSG;
-			break;
-		}
-		off += (int)used;
-		if (l.admin && cfg->admin.len) {
-			cfg->admin.inherit_fd = fds[i];
-		} else if (!l.admin && l.index < cfg->n_listen && cfg->listen[l.index].tls == l.tls) {
-			cfg->listen[l.index].inherit_fd = fds[i];
-		} else {
-			snprintf(why, sizeof(why), "listener %u of the running gateway has no twin in this configuration: restart instead",
-				 l.index);
-			rc = -EINVAL;
-		}
-	}
-	free(buf);
-	if (rc) {
-		for (int i = 0; i < nfds; i++)
-			close(fds[i]);
-		if (!why[0])
-			snprintf(why, sizeof(why), "reading the running gateway's hello: %s", strerror(-rc));
-		refuse(chan, why);
-		close(chan);
-		return rc;
-	}
-	log_info("upgrade: taking over from pid %u (format version %u)", hello.pid, h.version);
-	return chan;
-}
-
-/* Reads a batch's section whole: the CONNS message's rest, then DATA. */
-static int read_section(int chan, uint8_t *buf, const struct ho_hdr *h, struct ho_buf *sec, uint32_t *count)
-{
-	struct ho_batch bt;
-	if (h->len < HO_BATCH || ho_get_batch(buf + HO_HDR, HO_BATCH, &bt) || bt.bytes > ((uint64_t)1 << 40))
-		return -EBADMSG;
-	*count = bt.count;
-	sec->len = 0;
-	free(sec->p);
-	sec->p = malloc(bt.bytes ? bt.bytes : 1);
-	sec->cap = bt.bytes;
-	if (!sec->p)
-		return -ENOMEM;
-	size_t first = h->len - HO_BATCH;
-	if (first > bt.bytes)
-		return -EBADMSG;
-	memcpy(sec->p, buf + HO_HDR + HO_BATCH, first);
-	sec->len = first;
-	while (sec->len < bt.bytes) {
-		struct ho_hdr d;
-		int fds[HO_FDS_MAX], nfds;
-		int rc = recv_msg(chan, buf, &d, fds, &nfds, now_ms() + STEP_MS);
-		for (int i = 0; i < nfds; i++)
-			close(fds[i]);
-		if (rc)
-			return rc;
-		if (d.type != HO_DATA || nfds || d.len > bt.bytes - sec->len)
-			return -EBADMSG;
-		memcpy(sec->p + sec->len, buf + HO_HDR, d.len);
-		sec->len += d.len;
-	}
-	return 0;
-}
-
-/* Imports one CONNS batch (h, fds: its message) into got[*n_got...] and ACKs it. 0 or
- * -errno (why says which record); every descriptor is either a connection's or closed. */
-static int import_batch(const struct ho_parts *p, int chan, uint8_t *buf, const struct ho_hdr *h,
-			int *fds, int nfds, struct ho_buf *sec, struct conn **got, size_t *n_got,
-			char *why, size_t cap)
-{
-	uint32_t count = 0;
-	int rc = read_section(chan, buf, h, sec, &count);
-	if (rc == 0 && count != (uint32_t)nfds)
-		rc = -EBADMSG;
-	size_t off = 0;
-	int i = 0;
-	for (; rc == 0 && i < nfds; i++) {
-		struct ho_conn hc;
-		size_t used;
-		const char *no = NULL;
-		rc = ho_get_conn(sec->p + off, sec->len - off, &hc, &used);
-		if (rc == 0)
-			rc = sess_ho_import(p->sess, &hc, fds[i], &got[*n_got], &no);
-		if (rc) {
-			snprintf(why, cap, "connection record %zu: %s", *n_got, no ? no : strerror(-rc));
-			break;
-		}
-		++*n_got;
-		off += used;
-	}
-	for (; i < nfds; i++)
-		close(fds[i]); /* the rest of a batch that failed */
-	if (rc == 0) {
-		struct ho_buf a = { 0 };
-		rc = ho_put_hdr(&a, HO_ACK, 0);
-		if (rc == 0)
-			rc = send_msg(chan, a.p, a.len, NULL, 0, now_ms() + STEP_MS);
-		ho_buf_free(&a);
-	}
-	return rc;
-}
-
-/* After TAKEN the channel stays open for connections that were in their handshake. */
-static struct {
-	struct loop_src src;
-	struct ho_parts p;
-	int chan;
-} follow = { .chan = -1 };
-
-static void on_follow(struct loop_src *src, uint32_t events)
-{
-	(void)src;
-	(void)events;
-	uint8_t *buf = malloc(MSG_MAX);
-	struct ho_hdr h;
-	int fds[HO_FDS_MAX], nfds = 0;
-	int rc = buf ? recv_msg(follow.chan, buf, &h, fds, &nfds, now_ms() + STEP_MS) : -ENOMEM;
-	if (rc == 0 && h.type == HO_CONNS) {
-		struct ho_buf sec = { 0 };
-		struct conn *got[HO_FDS_MAX];
-		size_t n = 0;
-		char why[300] = "";
-		rc = import_batch(&follow.p, follow.chan, buf, &h, fds, nfds, &sec, got, &n, why, sizeof(why));
-		ho_buf_free(&sec);
-		/* Imported and acknowledged: the old one forgets them now. */
-		for (size_t i = 0; i < n; i++)
-			rc ? sess_ho_forget(follow.p.sess, got[i]) : sess_ho_start(follow.p.sess, got[i]);
-		if (rc)
-			log_error(-rc, "upgrade: a late batch failed%s%s", why[0] ? ": " : "", why);
-		else
-			log_info("upgrade: took %zu connections that finished their handshake", n);
-	} else {
-		for (int i = 0; i < nfds; i++)
-			close(fds[i]);
-		if (rc == 0)
-			rc = -EPROTO;
-	}
-	free(buf);
-	if (rc) {
-		loop_del(follow.p.loop, follow.chan);
-		close(follow.chan);
-		follow.chan = -1;
-	}
-}
-
-int ho_take(const struct ho_parts *p, int chan)
-{
-	uint8_t *buf = malloc(MSG_MAX);
-	struct ho_buf sec = { 0 };
-	struct conn **got = NULL;
-	size_t n_got = 0, cap_got = 0;
-	int fds[HO_FDS_MAX], nfds = 0;
-	const char *crash = getenv("WSGW_HANDOVER_TEST_CRASH");
-	char why[300] = "";
-	struct ho_hello ready = { (uint32_t)getpid(), 0, 0 }, end;
-	struct ho_buf m = { 0 };
-	int rc = buf ? 0 : -ENOMEM;
-	if (rc == 0 && (rc = ho_put_hdr(&m, HO_READY, 16)) == 0 && (rc = ho_put_hello(&m, &ready)) == 0)
-		rc = send_msg(chan, m.p, m.len, NULL, 0, now_ms() + STEP_MS);
-	ho_buf_free(&m);
-	for (unsigned batch = 0; rc == 0; batch++) {
-		struct ho_hdr h;
-		rc = recv_msg(chan, buf, &h, fds, &nfds, now_ms() + STEP_MS);
-		if (rc)
-			break;
-		if (h.type == HO_END) {
-			rc = ho_get_hello(buf + HO_HDR, h.len, &end) ? -EBADMSG : 0;
-			break;
-		}
-		if (h.type != HO_CONNS) {
-			rc = -EPROTO;
-			break;
-		}
-		if (n_got + HO_FDS_MAX > cap_got) {
-			cap_got = (n_got + HO_FDS_MAX) * 2;
-			struct conn **g = realloc(got, cap_got * sizeof(*g));
-			if (!g) {
-				for (int i = 0; i < nfds; i++)
-					close(fds[i]);
-				rc = -ENOMEM;
-				break;
-			}
-			got = g;
-		}
-		rc = import_batch(p, chan, buf, &h, fds, nfds, &sec, got, &n_got, why, sizeof(why));
-		nfds = 0;
-		if (rc == 0 && crash && *crash && batch == 0)
-			_exit(3); /* tests: a new binary that dies half way */
-	}
-	if (rc == 0) {
-		conn_set_next_id(end.next_id);
-		struct ho_buf t = { 0 };
-		rc = ho_put_hdr(&t, HO_TAKEN, 0);
-		if (rc == 0)
-			rc = send_msg(chan, t.p, t.len, NULL, 0, now_ms() + STEP_MS);
-		ho_buf_free(&t);
-	}
-	if (rc == 0)
-		for (size_t i = 0; i < n_got; i++)
-			sess_ho_start(p->sess, got[i]);
-	else
-		log_error(-rc, "upgrade: taking the connections failed, the old process keeps them%s%s",
-			  why[0] ? ": " : "", why);
-	if (rc == 0)
-		log_info("upgrade: took %zu connections from pid %u", n_got, end.pid);
-	follow.p = *p;
-	follow.src.fn = on_follow;
-	if (rc == 0 && loop_add(p->loop, chan, EPOLLIN, &follow.src) == 0)
-		follow.chan = chan;
-	else
-		close(chan);
-	free(buf);
-	free(got);
-	ho_buf_free(&sec);
-	return rc;
-}
