@@ -48,6 +48,7 @@ struct admin {
 	const struct admin_ops *ops;
 	void *arg;
 	llhttp_settings_t settings;
+	struct admin_conn *parked; /* a POST /upgrade waiting for admin_upgrade_done */
 };
 
 static void on_listener(struct loop_src *src, uint32_t events);
@@ -128,6 +129,8 @@ static int on_complete(llhttp_t *p)
 
 static void drop(struct admin_conn *a)
 {
+	if (a->owner && a->owner->parked == a)
+		a->owner->parked = NULL;
 	if (a->fd >= 0)
 		close(a->fd);
 	a->fd = -1;
@@ -312,6 +315,31 @@ static int token_ok(const char *want, const char *auth)
 	return diff == 0;
 }
 
+static void answer_upgrade(struct admin_conn *a, int rc, unsigned pid, unsigned long handed, const char *why)
+{
+	char esc[700], body[900];
+	size_t o = 0;
+	for (const char *p = why; *p && o + 3 < sizeof(esc); p++) {
+		if (*p == '"' || *p == '\\')
+			esc[o++] = '\\';
+		esc[o++] = (unsigned char)*p < 0x20 ? ' ' : *p;
+	}
+	esc[o] = 0;
+	int n = rc ? snprintf(body, sizeof(body), "{\"upgraded\":false,\"error\":\"%s\"}\n", esc)
+		   : snprintf(body, sizeof(body), "{\"upgraded\":true,\"pid\":%u,\"handed\":%lu,\"note\":\"%s\"}\n",
+			      pid, handed, esc);
+	reply(a, rc == -EBUSY ? 409 : rc ? 500 : 200, "application/json", NULL, body, (size_t)n);
+}
+
+void admin_upgrade_done(struct admin *A, int rc, unsigned pid, unsigned long handed, const char *why)
+{
+	struct admin_conn *a = A ? A->parked : NULL;
+	if (!a)
+		return;
+	A->parked = NULL;
+	answer_upgrade(a, rc, pid, handed, why ? why : "");
+}
+
 static void respond(struct admin *A, struct admin_conn *a)
 {
 	char path[2048];
@@ -329,9 +357,10 @@ static void respond(struct admin *A, struct admin_conn *a)
 	int is_read = 0;
 	for (size_t i = 0; i < sizeof(reads) / sizeof(reads[0]); i++)
 		is_read |= strcmp(path, reads[i]) == 0;
-	int is_post = kick || !strcmp(path, "/drain") || !strcmp(path, "/reload");
+	int is_post = kick || !strcmp(path, "/drain") || !strcmp(path, "/reload") ||
+		      (!strcmp(path, "/upgrade") && A->ops->upgrade);
 	if (!is_read && !is_post) {
-		reply_text(a, 404, NULL, "no such path: /metrics /healthz /status /workers /connections /config, POST /drain /reload /connections/ID/close\n");
+		reply_text(a, 404, NULL, "no such path: /metrics /healthz /status /workers /connections /config, POST /drain /reload /upgrade /connections/ID/close\n");
 		return;
 	}
 	if (A->cfg->admin_token[0] && strcmp(path, "/healthz") != 0 && !token_ok(A->cfg->admin_token, a->auth)) {
@@ -396,6 +425,19 @@ static void respond(struct admin *A, struct admin_conn *a)
 		log_info("admin: drain requested");
 		A->ops->drain(A->arg);
 		reply(a, 202, "application/json", NULL, "{\"draining\":true}\n", 18);
+	} else if (!strcmp(path, "/upgrade")) {
+		char bin[1024] = "", why[600] = "";
+		int has = query_param(q, "path", bin, sizeof(bin)) && bin[0];
+		log_info("admin: upgrade requested%s%s", has ? " to " : "", has ? bin : "");
+		if (A->parked) {
+			answer_upgrade(a, -EBUSY, 0, 0, "an upgrade is under way");
+			return;
+		}
+		int rc = A->ops->upgrade(A->arg, has ? bin : NULL, why, sizeof(why));
+		if (rc)
+			answer_upgrade(a, rc, 0, 0, why);
+		else
+			A->parked = a; /* answered when it ends */
 	} else {
 		char why[600];
 		int rc = A->ops->reload(A->arg, why, sizeof(why));
@@ -440,11 +482,12 @@ int admin_new(struct loop *lp, const struct gw_config *cfg, const struct admin_o
 	A->settings.on_header_value = on_value;
 	A->settings.on_header_value_complete = on_value_done;
 	A->settings.on_message_complete = on_complete;
-	int fd = socket(l->addr.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	int inherited = l->inherit_fd > 0; /* handed over by the gateway this one replaces */
+	int fd = inherited ? l->inherit_fd : socket(l->addr.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	int one = 1;
-	if (fd >= 0)
+	if (fd >= 0 && !inherited)
 		setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-	if (fd < 0 || bind(fd, (const struct sockaddr *)&l->addr, l->len) < 0 || listen(fd, 64) < 0) {
+	if (fd < 0 || (!inherited && (bind(fd, (const struct sockaddr *)&l->addr, l->len) < 0 || listen(fd, 64) < 0))) {
 		int err = errno;
 		log_error(err, "admin endpoint on %s", l->text);
 		if (fd >= 0)
@@ -560,8 +603,24 @@ static void tick(void *arg)
 	struct admin *A = arg;
 	uint32_t now = loop_now(A->loop);
 	for (int i = 0; i < ADMIN_CONNS; i++)
-		if (A->conns[i].fd >= 0 && now - A->conns[i].since > ADMIN_TIMEOUT_MS)
+		if (A->conns[i].fd >= 0 && &A->conns[i] != A->parked && now - A->conns[i].since > ADMIN_TIMEOUT_MS)
 			drop(&A->conns[i]);
+}
+
+int admin_listen_fd(const struct admin *A)
+{
+	return A->lsn.fd;
+}
+
+void admin_stop_listening(struct admin *A)
+{
+	if (A->lsn.fd < 0)
+		return;
+	/* Before close: the new process shares the socket, so closing alone would leave it in
+	 * this epoll set. */
+	loop_del(A->loop, A->lsn.fd);
+	close(A->lsn.fd);
+	A->lsn.fd = -1;
 }
 
 void admin_free(struct admin *A)

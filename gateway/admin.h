@@ -10,6 +10,7 @@
  *   GET|HEAD /config[?format=json]    the settings in force
  *   POST /connections/ID/close[?code=N]   close one client (default 1008)
  *   POST /drain, POST /reload
+ *   POST /upgrade[?path=BINARY]       the live upgrade (docs/UPGRADE.md)
  *
  * Another method gets 405 with Allow; with [admin] token set, every request but one for
  * /healthz needs "Authorization: Bearer TOKEN" (401 otherwise). Every answer closes its
@@ -43,12 +44,25 @@ struct admin_ops {
 	void (*drain)(void *arg);
 	/* 0, or -EINVAL with the reason in why. */
 	int (*reload)(void *arg, char *why, size_t cap);
+	/* Begins the live upgrade to path (NULL: the same binary): 0 when it is under way (the
+	 * owner answers with admin_upgrade_done once it ends), or -errno with the reason in
+	 * why (answered at once: 409 for -EBUSY, else 500). NULL: not offered. */
+	int (*upgrade)(void *arg, const char *path, char *why, size_t cap);
 };
 
 /* Listens on cfg->admin and joins the loop; reads cfg->admin_token at each request (it
  * may change at a reload). Returns 0 and *out, or -errno (logged). */
 int admin_new(struct loop *l, const struct gw_config *cfg, const struct admin_ops *ops,
 	      void *arg, struct admin **out);
+/* The listening socket (a live upgrade hands it over), and stop listening (the new
+ * process answers from now on; requests being answered are finished). */
+int admin_listen_fd(const struct admin *a);
+void admin_stop_listening(struct admin *a);
+/* Answers the POST /upgrade waiting for it (if its client is still there): rc 0 with the
+ * new process's pid and the connections it took (why: a note, may be ""), or -errno with
+ * the reason in why. */
+void admin_upgrade_done(struct admin *a, int rc, unsigned pid, unsigned long handed, const char *why);
+
 /* Closes the listener and every admin connection. NULL is a no-op. */
 void admin_free(struct admin *a);
 

@@ -512,6 +512,11 @@ int cfg_reload(struct gw_config *cfg)
 	return load(cfg, saved_argc, saved_argv, &check) ? -EINVAL : 0;
 }
 
+char **cfg_argv(void)
+{
+	return saved_argv;
+}
+
 /* ---- lookups ---- */
 
 uint64_t cfg_open_max(const struct gw_config *cfg)

@@ -75,6 +75,8 @@ struct cfg_listen {
 	char text[80]; /* as given, for logs */
 	char name[CFG_NAME_MAX]; /* [listen NAME]; "" from the command line */
 	uint8_t tls;   /* [listen] tls = yes, or ",tls": clients speak TLS here (tls-cert, tls-key) */
+	int inherit_fd; /* > 0: a listening socket handed over by the gateway this one replaces
+			 * (docs/UPGRADE.md), used instead of binding; 0: bind */
 };
 
 /* [pool NAME]: a pool's own settings (pools without a section have the defaults). */
@@ -168,6 +170,9 @@ int cfg_exit_code(void);
 /* Reads the config file and the command line of cfg_load again into cfg. Returns 0, or
  * -EINVAL with the reason in cfg_error() (cfg is then unspecified: use a scratch one). */
 int cfg_reload(struct gw_config *cfg);
+/* The command line cfg_load was given (argv[0] first, NULL-terminated), for a live
+ * upgrade that starts the new binary with it. */
+char **cfg_argv(void);
 
 /* The reason of the last refusal: "FILE:LINE: [section] key: expected ... (got '...')",
  * or "--option: expected ...". "" when there was none. */

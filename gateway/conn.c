@@ -91,7 +91,7 @@ void conn_map_destroy(void)
 	map = NULL;
 }
 
-struct conn *conn_new(int fd)
+static struct conn *conn_make(int fd, uint64_t id)
 {
 	struct conn *c = slab_alloc();
 	if (c)
@@ -102,13 +102,43 @@ struct conn *conn_new(int fd)
 	}
 	c->kind = EP_CONN;
 	c->fd = fd;
-	c->id = next_id++;
+	c->id = id;
 	cds_lfht_node_init(&c->node);
 	rcu_read_lock();
 	cds_lfht_add(map, hash_id(c->id), &c->node);
 	rcu_read_unlock();
 	live++;
 	return c;
+}
+
+struct conn *conn_new(int fd)
+{
+	return conn_make(fd, next_id++);
+}
+
+struct conn *conn_adopt(int fd, uint64_t id)
+{
+	if (id == 0 || id >= UINT64_MAX / 2) /* the counter could never reach it */
+		return NULL;
+	rcu_read_lock();
+	int taken = conn_lookup(id) != NULL;
+	rcu_read_unlock();
+	if (taken)
+		return NULL;
+	if (id >= next_id)
+		next_id = id + 1;
+	return conn_make(fd, id);
+}
+
+uint64_t conn_next_id(void)
+{
+	return next_id;
+}
+
+void conn_set_next_id(uint64_t id)
+{
+	if (id > next_id)
+		next_id = id;
 }
 
 static void free_rcu(struct rcu_head *head)

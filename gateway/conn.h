@@ -93,6 +93,14 @@ void conn_map_destroy(void);
  * thread, registered with RCU. */
 struct conn *conn_new(int fd);
 
+/* A live upgrade: a connection the replaced gateway made, with its id. NULL when id is 0,
+ * out of range, or in the map already. Later ids of conn_new are above it. */
+struct conn *conn_adopt(int fd, uint64_t id);
+/* The id conn_new gives next; and raising it (to the replaced gateway's, so no id is
+ * ever given twice across the upgrade). */
+uint64_t conn_next_id(void);
+void conn_set_next_id(uint64_t id);
+
 /* Removes c from the map and frees it after a grace period. c must be CONN_DEAD with
  * nothing queued and no buffers. */
 void conn_release(struct conn *c);

@@ -160,16 +160,21 @@ static int pause_timeout(void *arg)
 
 static int open_one(struct lsn *s, const struct cfg_listen *cl, struct lsn_sock *k)
 {
-	int fd = socket(cl->addr.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	/* A socket the replaced gateway handed over is bound and listening already; its
+	 * backlog is shared, so the port never stopped accepting. */
+	int fd = cl->inherit_fd > 0 ? cl->inherit_fd
+				    : socket(cl->addr.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	if (fd < 0) {
 		log_error(errno, "socket(%s)", cl->text);
 		return -errno;
 	}
 	int one = 1;
-	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-	if (cl->addr.ss_family == AF_INET6)
+	if (cl->inherit_fd <= 0)
+		setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+	if (cl->inherit_fd <= 0 && cl->addr.ss_family == AF_INET6)
 		setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one));
-	if (bind(fd, (const struct sockaddr *)&cl->addr, cl->len) < 0 || listen(fd, 4096) < 0) {
+	if (cl->inherit_fd <= 0 &&
+	    (bind(fd, (const struct sockaddr *)&cl->addr, cl->len) < 0 || listen(fd, 4096) < 0)) {
 		int err = errno;
 		log_error(err, "listen on %s", cl->text);
 		close(fd);
@@ -245,6 +250,11 @@ void lsn_free(struct lsn *s)
 	if (s->reserve_fd >= 0)
 		close(s->reserve_fd);
 	free(s);
+}
+
+int lsn_fd(const struct lsn *s, int i)
+{
+	return s->socks[i].fd;
 }
 
 int lsn_count(const struct lsn *s)

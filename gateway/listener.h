@@ -25,6 +25,8 @@ int lsn_open(struct loop *l, const struct gw_config *cfg, lsn_accept_fn *fn, voi
 /* Listeners open now, and the i-th one's address with its real port ("127.0.0.1:8080"). */
 int lsn_count(const struct lsn *s);
 const char *lsn_address(const struct lsn *s, int i);
+/* The i-th listener's socket (a live upgrade hands it over; it stays the listener's). */
+int lsn_fd(const struct lsn *s, int i);
 /* Stops accepting and closes the listening sockets (the drain); idempotent. */
 void lsn_close(struct lsn *s);
 void lsn_free(struct lsn *s);

@@ -295,3 +295,44 @@ void outq_trim(struct outq *q)
 	keep->next = NULL;
 	q->head = q->tail = keep;
 }
+
+size_t outq_started(const struct outq *q)
+{
+	const struct outq_chunk *c = q->head;
+	return c && c->off ? c->len - c->off : 0;
+}
+
+void outq_copy(const struct outq *q, uint8_t *out)
+{
+	for (const struct outq_chunk *c = q->head; c; c = c->next) {
+		memcpy(out, chunk_data(c) + c->off, c->len - c->off);
+		out += c->len - c->off;
+	}
+}
+
+int outq_import(struct outq *q, const void *head, size_t head_n, const void *rest, size_t rest_n)
+{
+	if (head_n) {
+		/* The rest of a frame the old process wrote in part: a chunk whose first byte
+		 * counts as written (off 1), so outq_trim keeps it whole as it keeps any
+		 * partly written head. */
+		/* Exactly its size: no later frame shares the chunk, so outq_started of the new
+		 * queue is what it was in the old. */
+		struct outq_chunk *c = chunk_new(head_n + 1);
+		if (!c)
+			return -ENOMEM;
+		c->data[0] = 0;
+		memcpy(c->data + 1, head, head_n);
+		c->off = 1;
+		c->len = head_n + 1;
+		link_tail(q, c);
+		q->bytes += head_n;
+		bud_charge(BUD_OUTBOUND, head_n);
+	}
+	/* Whole frames: one chunk of them, as a large frame's chunk holds it alone. */
+	if (rest_n && outq_append2(q, rest, rest_n, NULL, 0)) {
+		outq_clear(q);
+		return -ENOMEM;
+	}
+	return 0;
+}

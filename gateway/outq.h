@@ -63,6 +63,16 @@ void outq_consume(struct outq *q, size_t n);
  * write error (the connection is dead). */
 int outq_flush(struct outq *q, int fd);
 
+/* A live upgrade moves a queue as bytes. outq_started: the bytes left of a frame partly
+ * written (the head chunk's rest; it ends at a frame boundary), 0 when none was started.
+ * outq_copy: every queued byte, in order, into out (q->bytes of room). outq_import:
+ * queues such a start (head, written first and kept whole by outq_trim) then whole
+ * frames (rest). Shared buffers become the queue's own bytes. 0 or -ENOMEM (q empty). */
+size_t outq_started(const struct outq *q);
+void outq_copy(const struct outq *q, uint8_t *out);
+int outq_import(struct outq *q, const void *head, size_t head_n, const void *rest, size_t rest_n)
+	__attribute__((warn_unused_result));
+
 /* Drops everything queued. */
 void outq_clear(struct outq *q);
 /* Drops everything queued but the rest of a frame already partly written: the peer must

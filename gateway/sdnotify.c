@@ -2,6 +2,7 @@
 #include "gateway/log.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <systemd/sd-daemon.h>
 #include <time.h>
@@ -45,6 +46,22 @@ int sdn_ready(const char *status)
 	snprintf(msg, sizeof(msg), "READY=1\nMAINPID=%d%s%s", (int)getpid(),
 		 status ? "\nSTATUS=" : "", status ? status : "");
 	return notify(msg);
+}
+
+int sdn_mainpid(int pid, const char *status)
+{
+	char msg[256];
+	snprintf(msg, sizeof(msg), "MAINPID=%d%s%s", pid, status ? "\nSTATUS=" : "", status ? status : "");
+	return notify(msg);
+}
+
+void sdn_adopt_watchdog(void)
+{
+	if (getenv("WATCHDOG_PID")) {
+		char pid[24];
+		snprintf(pid, sizeof(pid), "%d", (int)getpid());
+		setenv("WATCHDOG_PID", pid, 1);
+	}
 }
 
 int sdn_reloading(void)

@@ -16,6 +16,16 @@ uint32_t sdn_init(void);
  * sent, 0 when there is no $NOTIFY_SOCKET, -errno when sending failed (logged once). */
 int sdn_ready(const char *status);
 
+/* MAINPID=pid with STATUS=status (may be NULL): a live upgrade's old process names the new
+ * one, which systemd then follows (and back to itself when the upgrade failed). Returns as
+ * sdn_ready. */
+int sdn_mainpid(int pid, const char *status);
+
+/* A process started by a live upgrade becomes the service's main process: the watchdog is
+ * its own (sd_watchdog_enabled checks $WATCHDOG_PID against the caller). Call before
+ * sdn_init. */
+void sdn_adopt_watchdog(void);
+
 /* RELOADING=1 with MONOTONIC_USEC (what systemd 253's Type=notify-reload wants too).
  * Follow it with sdn_ready() once the reload is done, even when it failed. Returns as
  * sdn_ready. */

@@ -8,6 +8,7 @@
 #include "gateway/control.h"
 #include "gateway/frame.h"
 #include "gateway/handshake.h"
+#include "gateway/handover_run.h"
 #include "gateway/hsresp.h"
 #include "gateway/listener.h"
 #include "gateway/log.h"
@@ -64,6 +65,7 @@ struct server {
 	int workers_stopping;
 	uint32_t workers_deadline;
 	struct rundir rundir; /* the runtime directory's lock, held while workers may attach */
+	int upgraded;         /* a new process took over: what stays here drains */
 };
 
 static void set_limits(struct server *s)
@@ -102,7 +104,10 @@ static void on_accept(void *arg, int fd, const struct sockaddr *peer, int tls)
 static void drain_collect(struct conn *c, void *arg)
 {
 	struct server *s = arg;
-	if (s->drain_n < s->drain_cap)
+	/* A connection handed to a new process at an upgrade is dead here already; one in its
+	 * handshake then follows it once open (gateway/handover_run.c), or times out. */
+	if (s->drain_n < s->drain_cap && c->state != CONN_DEAD &&
+	    !(c->state == CONN_HANDSHAKE && ho_late_active()))
 		s->drain_ids[s->drain_n++] = c->id;
 }
 
@@ -143,6 +148,9 @@ static void start_drain(struct server *s)
 	if (s->draining)
 		return;
 	s->draining = 1;
+	/* A new process being started would take listeners this one closes now. */
+	if (!s->upgraded)
+		ho_upgrade_cancel();
 	lsn_close(s->lsn);
 	unsigned long n = conn_count();
 	s->drain_rate = s->cfg->drain_rate;
@@ -156,6 +164,8 @@ static void start_drain(struct server *s)
 		s->drain_cap = 0;
 	}
 	conn_for_each(drain_collect, s);
+	if (s->drain_ids)
+		n = s->drain_n;
 	if (s->drain_rate)
 		log_info("draining %lu connections (close 1001), %u per second: about %lu s", n,
 			 s->drain_rate, n / s->drain_rate + 1);
@@ -268,6 +278,8 @@ static int reload(struct server *s)
 	return 0;
 }
 
+static int upgrade(struct server *s, const char *path, char *why, size_t cap);
+
 static void on_signal(struct loop_src *src, uint32_t events)
 {
 	struct server *s = (struct server *)src;
@@ -288,6 +300,14 @@ static void on_signal(struct loop_src *src, uint32_t events)
 			reload(s);
 			sdn_ready("reloaded");
 			break;
+		case SIGUSR2: {
+			char why[600];
+			log_info("signal %d: upgrade", (int)si.ssi_signo);
+			int rc = upgrade(s, NULL, why, sizeof(why));
+			if (rc == -EBUSY || rc == -EOPNOTSUPP)
+				log_warn(0, "upgrade refused: %s", why);
+			break;
+		}
 		}
 	}
 }
@@ -416,10 +436,42 @@ static int a_reload(void *arg, char *why, size_t cap)
 	return rc;
 }
 
+/* The live upgrade (docs/UPGRADE.md), begun here and ended in upgrade_done: on success
+ * what could not move drains here with 1001 and this process exits once it is gone, as
+ * after SIGTERM. */
+static void upgrade_done(void *arg, int rc, const struct ho_result *r, const char *why)
+{
+	struct server *s = arg;
+	char note[200] = "";
+	if (rc == 0 && r->kept)
+		snprintf(note, sizeof(note), "%lu connections could not move and drain with 1001", r->kept);
+	admin_upgrade_done(s->admin, rc, r->pid, r->handed, rc ? why : note);
+	if (rc == 0) {
+		s->upgraded = 1;
+		start_drain(s);
+	}
+}
+
+static int upgrade(struct server *s, const char *path, char *why, size_t cap)
+{
+	if (s->draining) {
+		snprintf(why, cap, s->upgraded ? "already upgraded: this process is on its way out"
+					       : "the gateway is draining");
+		return -EBUSY;
+	}
+	struct ho_parts p = { s->cfg, s->loop, s->sess, s->lsn, s->admin };
+	return ho_upgrade(&p, path, upgrade_done, s, why, cap);
+}
+
+static int a_upgrade(void *arg, const char *path, char *why, size_t cap)
+{
+	return upgrade(arg, path, why, cap);
+}
+
 static const struct admin_ops admin_ops = {
 	.metrics = a_metrics, .healthz = a_healthz, .status = a_status, .workers = a_workers,
 	.connections = a_connections, .config = a_config, .kick = a_kick, .drain = a_drain,
-	.reload = a_reload,
+	.reload = a_reload, .upgrade = a_upgrade,
 };
 
 /* Connections are bounded by file descriptors: take the hard limit. */
@@ -456,6 +508,7 @@ static int setup(struct server *s, struct gw_config *cfg)
 	sigaddset(&set, SIGTERM);
 	sigaddset(&set, SIGINT);
 	sigaddset(&set, SIGHUP);
+	sigaddset(&set, SIGUSR2);
 	sigprocmask(SIG_BLOCK, &set, NULL);
 	signal(SIGPIPE, SIG_IGN);
 
@@ -540,8 +593,19 @@ int srv_run(struct gw_config *cfg)
 	int rc = rundir_start(&s.rundir, cfg);
 	if (rc)
 		return rc;
+	/* Started by a live upgrade: the old gateway's listeners replace our binds. */
+	int chan = ho_inherit(cfg);
+	if (chan < -1)
+		return chan;
 	rcu_register_thread();
 	rc = setup(&s, cfg);
+	if (chan >= 0) {
+		struct ho_parts p = { s.cfg, s.loop, s.sess, s.lsn, s.admin };
+		if (rc == 0)
+			rc = ho_take(&p, chan);
+		else
+			close(chan); /* the old one sees EOF and keeps serving */
+	}
 	if (rc == 0) {
 		log_info("started: max %u connections, max message %llu bytes, memory budget %llu bytes",
 			 s.max_conns, (unsigned long long)cfg->max_message,

@@ -26,6 +26,8 @@ static void usage(FILE *f)
 		   "  kick CONN [CODE]             close one connection (default 1008)\n"
 		   "  drain                        stop accepting, close every client (at [limits] drain-rate), exit\n"
 		   "  reload                       read the config file again (SIGHUP); says why if refused\n"
+		   "  upgrade [PATH]               hand every listener and connection to a new process of\n"
+		   "                               this binary (or PATH): the live upgrade (SIGUSR2)\n"
 		   "  config                       the settings in force\n"
 		   "The endpoint: --admin, $WSGW_ADMIN, the [admin] address of --config FILE, or 127.0.0.1:9090.\n"
 		   "The token: --token, $WSGW_ADMIN_TOKEN, or the file's [admin] token.\n");
@@ -518,6 +520,16 @@ int wsctl_main(int argc, char **argv)
 	} else if ((!strcmp(cmd, "drain") || !strcmp(cmd, "reload")) && !npos) {
 		method = "POST";
 		snprintf(path, sizeof(path), "/%s", cmd);
+	} else if (!strcmp(cmd, "upgrade") && npos <= 1) {
+		method = "POST";
+		size_t n = (size_t)snprintf(path, sizeof(path), "/upgrade");
+		if (npos == 1) {
+			n += (size_t)snprintf(path + n, sizeof(path) - n, "?path=");
+			for (const char *p = pos[0]; *p && n + 4 < sizeof(path); p++)
+				n += (size_t)(isalnum((unsigned char)*p) || strchr("/-_.~", *p)
+						      ? snprintf(path + n, sizeof(path) - n, "%c", *p)
+						      : snprintf(path + n, sizeof(path) - n, "%%%02X", (unsigned char)*p));
+		}
 	} else if (!strcmp(cmd, "config") && !npos) {
 		snprintf(path, sizeof(path), json ? "/config?format=json" : "/config");
 	} else {
@@ -542,6 +554,10 @@ int wsctl_main(int argc, char **argv)
 	int parsed = r.body[0] == '{' && jparse(r.body, &j, 0) != NULL;
 	if (json || !parsed || !strcmp(cmd, "config")) {
 		fputs(r.body, ok ? stdout : stderr);
+	} else if (!ok && !strcmp(cmd, "upgrade")) {
+		char b[600];
+		fprintf(stderr, "wsgw ctl: upgrade failed, the running gateway keeps serving: %s\n",
+			jtext(&j, "error", b, sizeof(b)));
 	} else if (!ok) {
 		char b[32];
 		fprintf(stderr, "wsgw ctl: %s (HTTP %d)\n", jtext(&j, "error", b, sizeof(b)), r.status);
@@ -556,6 +572,12 @@ int wsctl_main(int argc, char **argv)
 		printf("connection %s closed with %s\n", jtext(&j, "closed", a, 32), jtext(&j, "code", b, 32));
 	} else if (!strcmp(cmd, "drain")) {
 		printf("draining: the gateway closes its clients and exits\n");
+	} else if (!strcmp(cmd, "upgrade")) {
+		char a[32], b[32], n[32];
+		const char *note = jtext(&j, "note", n, sizeof(n)); /* a string: returned, not copied */
+		printf("upgraded: pid %s serves now, it took %s connections%s%s\n", jtext(&j, "pid", a, 32),
+		       jtext(&j, "handed", b, 32), note[0] && strcmp(note, "-") ? "; " : "",
+		       strcmp(note, "-") ? note : "");
 	} else {
 		printf("reloaded\n");
 	}

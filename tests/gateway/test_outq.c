@@ -1,5 +1,6 @@
 /* Tests of gateway/outq.c: a connection's output queue written to real sockets and pipes. */
 #include "gateway/outq.h"
+#include "gateway/budget.h"
 
 #include <check.h>
 #include <errno.h>
@@ -486,6 +487,55 @@ START_TEST(test_enomem_appends_nothing)
 }
 END_TEST
 
+/* A live upgrade moves a queue as bytes (gateway/handover_sess.c): what outq_copy gives,
+ * imported with outq_import, is the same stream; the rest of a frame partly written stays
+ * the head that outq_trim keeps whole; the budget is charged and credited exactly. */
+START_TEST(test_export_import)
+{
+	for (int cut = 0; cut < 3; cut++) {
+		uint64_t used0 = bud_used(BUD_OUTBOUND);
+		uint8_t *stream = stream_new(100000);
+		size_t off = 0;
+		struct outq q = { 0 };
+		append(&q, stream, &off, 2, 300);
+		append(&q, stream, &off, 4, 20000); /* its own chunk */
+		struct outq_buf *b = outq_buf_new(500, 7);
+		memcpy(b->data, stream + off, 500);
+		off += 500;
+		REQUIRE(outq_append_buf(&q, b) == 0);
+		outq_buf_unref(b);
+		append(&q, stream, &off, 2, 40);
+		/* Written: nothing, part of the first frame, part of the large one. */
+		size_t written = cut == 0 ? 0 : cut == 1 ? 100 : 302 + 5000;
+		outq_consume(&q, written);
+		size_t started = outq_started(&q);
+		REQUIRE(cut == 0 ? started == 0 : started > 0);
+		uint8_t *bytes = malloc(q.bytes);
+		outq_copy(&q, bytes);
+		for (size_t i = 0; i < q.bytes; i++)
+			REQUIRE(bytes[i] == pat(written + i));
+		struct outq q2 = { 0 };
+		REQUIRE(outq_import(&q2, bytes, started, bytes + started, q.bytes - started) == 0);
+		REQUIRE(q2.bytes == q.bytes);
+		REQUIRE(outq_started(&q2) == started);
+		uint8_t *again = malloc(q2.bytes);
+		outq_copy(&q2, again);
+		REQUIRE(memcmp(again, bytes, q2.bytes) == 0);
+		/* A close after the upgrade: the partly written frame's rest is kept, whole. */
+		size_t total = q.bytes;
+		outq_trim(&q2);
+		REQUIRE(q2.bytes == started);
+		outq_clear(&q2);
+		outq_clear(&q);
+		(void)total;
+		REQUIRE(bud_used(BUD_OUTBOUND) == used0);
+		free(again);
+		free(bytes);
+		free(stream);
+	}
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("outq");
@@ -505,6 +555,7 @@ int main(void)
 	tcase_add_test(tc, test_enomem_appends_nothing);
 	tcase_add_test(tc, test_stream_write_iov_consume);
 	tcase_add_test(tc, test_own_frame_after_shared);
+	tcase_add_test(tc, test_export_import);
 	suite_add_tcase(s, tc);
 	SRunner *sr = srunner_create(s);
 	srunner_run_all(sr, CK_NORMAL);

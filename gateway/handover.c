@@ -1,0 +1,270 @@
+#include "gateway/handover.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* Little-endian on the wire, whatever the host: the two processes share one host, but a
+ * fixed byte order keeps the format a format. */
+
+void ho_buf_free(struct ho_buf *b)
+{
+	free(b->p);
+	b->p = NULL;
+	b->len = b->cap = 0;
+}
+
+static int reserve(struct ho_buf *b, size_t n)
+{
+	if (b->cap - b->len >= n)
+		return 0;
+	size_t cap = b->cap ? b->cap : 256;
+	while (cap - b->len < n) {
+		if (cap > SIZE_MAX / 2)
+			return -ENOMEM;
+		cap *= 2;
+	}
+	uint8_t *p = realloc(b->p, cap);
+	if (!p)
+		return -ENOMEM;
+	b->p = p;
+	b->cap = cap;
+	return 0;
+}
+
+static void w8(uint8_t *p, uint64_t v, unsigned n)
+{
+	for (unsigned i = 0; i < n; i++)
+		p[i] = (uint8_t)(v >> (8 * i));
+}
+
+static uint64_t r8(const uint8_t *p, unsigned n)
+{
+	uint64_t v = 0;
+	for (unsigned i = 0; i < n; i++)
+		v |= (uint64_t)p[i] << (8 * i);
+	return v;
+}
+
+/* Encoding: every put reserves first, so a failed encoder leaves len unchanged when the
+ * caller restores it (ho_put_conn does). */
+static int put(struct ho_buf *b, uint64_t v, unsigned n)
+{
+	if (reserve(b, n))
+		return -ENOMEM;
+	w8(b->p + b->len, v, n);
+	b->len += n;
+	return 0;
+}
+
+static int put_bytes(struct ho_buf *b, const void *p, size_t n, unsigned lenw)
+{
+	if (put(b, n, lenw) || reserve(b, n))
+		return -ENOMEM;
+	if (n)
+		memcpy(b->p + b->len, p, n);
+	b->len += n;
+	return 0;
+}
+
+/* Decoding: a cursor that fails once and stays failed. */
+struct rd {
+	const uint8_t *p;
+	size_t n, off;
+	int bad;
+};
+
+static uint64_t get(struct rd *r, unsigned n)
+{
+	if (r->bad || r->n - r->off < n) {
+		r->bad = 1;
+		return 0;
+	}
+	uint64_t v = r8(r->p + r->off, n);
+	r->off += n;
+	return v;
+}
+
+static struct ho_bytes get_bytes(struct rd *r, unsigned lenw, size_t max)
+{
+	struct ho_bytes s = { NULL, 0 };
+	uint64_t n = get(r, lenw);
+	if (r->bad || n > max || n > r->n - r->off) {
+		r->bad = 1;
+		return s;
+	}
+	s.p = r->p + r->off;
+	s.n = (size_t)n;
+	r->off += s.n;
+	return s;
+}
+
+int ho_put_hdr_v(struct ho_buf *b, unsigned version, unsigned type, uint32_t len)
+{
+	if (reserve(b, HO_HDR))
+		return -ENOMEM;
+	uint8_t *p = b->p + b->len;
+	memcpy(p, "WSGW", 4);
+	w8(p + 4, version, 2);
+	p[6] = (uint8_t)type;
+	p[7] = 0;
+	w8(p + 8, len, 4);
+	b->len += HO_HDR;
+	return 0;
+}
+
+int ho_put_hdr(struct ho_buf *b, unsigned type, uint32_t len)
+{
+	return ho_put_hdr_v(b, HO_VERSION, type, len);
+}
+
+int ho_get_hdr(const uint8_t *p, size_t n, struct ho_hdr *h)
+{
+	if (n < HO_HDR)
+		return -EBADMSG;
+	if (memcmp(p, "WSGW", 4) != 0)
+		return -EPROTO;
+	h->version = (unsigned)r8(p + 4, 2);
+	h->type = p[6];
+	h->len = (uint32_t)r8(p + 8, 4);
+	if (h->len > HO_BODY_MAX || h->len != n - HO_HDR)
+		return -EBADMSG;
+	return 0;
+}
+
+int ho_version_ok(unsigned v)
+{
+	return v >= HO_VERSION_MIN && v <= HO_VERSION;
+}
+
+int ho_put_hello(struct ho_buf *b, const struct ho_hello *h)
+{
+	size_t at = b->len;
+	if (put(b, h->pid, 4) || put(b, h->count, 4) || put(b, h->next_id, 8)) {
+		b->len = at;
+		return -ENOMEM;
+	}
+	return 0;
+}
+
+int ho_get_hello(const uint8_t *p, size_t n, struct ho_hello *h)
+{
+	struct rd r = { p, n, 0, 0 };
+	h->pid = (uint32_t)get(&r, 4);
+	h->count = (uint32_t)get(&r, 4);
+	h->next_id = get(&r, 8);
+	return r.bad || r.off != n ? -EBADMSG : 0;
+}
+
+int ho_put_batch(struct ho_buf *b, const struct ho_batch *h)
+{
+	size_t at = b->len;
+	if (put(b, h->count, 4) || put(b, h->bytes, 8)) {
+		b->len = at;
+		return -ENOMEM;
+	}
+	return 0;
+}
+
+int ho_get_batch(const uint8_t *p, size_t n, struct ho_batch *h)
+{
+	struct rd r = { p, n, 0, 0 };
+	h->count = (uint32_t)get(&r, 4);
+	h->bytes = get(&r, 8);
+	return r.bad || h->count > HO_FDS_MAX ? -EBADMSG : 0;
+}
+
+int ho_put_listen(struct ho_buf *b, const struct ho_listen *l)
+{
+	size_t at = b->len;
+	if (put(b, l->admin, 1) || put(b, l->index, 1) || put(b, l->tls, 1)) {
+		b->len = at;
+		return -ENOMEM;
+	}
+	return 0;
+}
+
+int ho_get_listen(const uint8_t *p, size_t n, struct ho_listen *l, size_t *used)
+{
+	struct rd r = { p, n, 0, 0 };
+	l->admin = (uint8_t)get(&r, 1);
+	l->index = (uint8_t)get(&r, 1);
+	l->tls = (uint8_t)get(&r, 1);
+	if (r.bad || l->admin > 1 || l->tls > 1)
+		return -EBADMSG;
+	*used = r.off;
+	return 0;
+}
+
+/* A record starts with its own length, so a reader can step over one it cannot use. */
+int ho_put_conn(struct ho_buf *b, const struct ho_conn *c)
+{
+	if (c->route.n > HO_ROUTE_MAX || c->in.n > WS_RX_TAIL_MAX || c->msg.n > UINT32_MAX ||
+	    c->fields.n > UINT32_MAX)
+		return -EINVAL;
+	size_t at = b->len;
+	const struct ws_rx *x = &c->rx;
+	int rc = put(b, 0, 8) || put(b, c->id, 8) || put(b, c->state, 1) || put(b, c->flags, 1) ||
+		 put(b, c->pool, 1) || put(b, c->slow, 1) || put(b, c->worker, 2) ||
+		 put(b, (uint32_t)c->deadline_ms, 4) || put_bytes(b, c->route.p, c->route.n, 1) ||
+		 put_bytes(b, c->pmd, 4, 0) ||
+		 put(b, x->remaining, 8) || put(b, x->msg_len, 8) || put(b, x->utf8, 4) ||
+		 put_bytes(b, x->mask, 4, 0) || put(b, x->phase, 1) || put(b, x->frame_fin, 1) ||
+		 put(b, x->msg_op, 1) || put(b, x->in_frame, 1) || put(b, x->started, 1) ||
+		 put(b, x->rsv1_ok, 1) || put(b, x->compressed, 1) ||
+		 put_bytes(b, c->in.p, c->in.n, 2) || put_bytes(b, c->msg.p, c->msg.n, 4) ||
+		 put(b, c->out_started, 1) || put_bytes(b, c->out_head.p, c->out_head.n, 8) ||
+		 put_bytes(b, c->out_rest.p, c->out_rest.n, 8) ||
+		 put_bytes(b, c->fields.p, c->fields.n, 4);
+	if (rc) {
+		b->len = at;
+		return -ENOMEM;
+	}
+	w8(b->p + at, b->len - at - 8, 8);
+	return 0;
+}
+
+int ho_get_conn(const uint8_t *p, size_t n, struct ho_conn *c, size_t *used)
+{
+	struct rd whole = { p, n, 0, 0 };
+	uint64_t len = get(&whole, 8);
+	if (whole.bad || len > n - 8)
+		return -EBADMSG;
+	struct rd r = { p + 8, (size_t)len, 0, 0 };
+	memset(c, 0, sizeof(*c));
+	struct ws_rx *x = &c->rx;
+	c->id = get(&r, 8);
+	c->state = (uint8_t)get(&r, 1);
+	c->flags = (uint8_t)get(&r, 1);
+	c->pool = (uint8_t)get(&r, 1);
+	c->slow = (uint8_t)get(&r, 1);
+	c->worker = (uint16_t)get(&r, 2);
+	c->deadline_ms = (int32_t)(uint32_t)get(&r, 4);
+	c->route = get_bytes(&r, 1, HO_ROUTE_MAX);
+	for (int i = 0; i < 4; i++)
+		c->pmd[i] = (uint8_t)get(&r, 1);
+	x->remaining = get(&r, 8);
+	x->msg_len = get(&r, 8);
+	x->utf8 = (uint32_t)get(&r, 4);
+	for (int i = 0; i < 4; i++)
+		x->mask[i] = (uint8_t)get(&r, 1);
+	x->phase = (uint8_t)get(&r, 1);
+	x->frame_fin = (uint8_t)get(&r, 1);
+	x->msg_op = (uint8_t)get(&r, 1);
+	x->in_frame = (uint8_t)get(&r, 1);
+	x->started = (uint8_t)get(&r, 1);
+	x->rsv1_ok = (uint8_t)get(&r, 1);
+	x->compressed = (uint8_t)get(&r, 1);
+	c->in = get_bytes(&r, 2, WS_RX_TAIL_MAX);
+	c->msg = get_bytes(&r, 4, UINT32_MAX);
+	c->out_started = (uint8_t)get(&r, 1);
+	c->out_head = get_bytes(&r, 8, SIZE_MAX);
+	c->out_rest = get_bytes(&r, 8, SIZE_MAX);
+	c->fields = get_bytes(&r, 4, UINT32_MAX);
+	/* Bytes past what this version knows are a later minor addition: skipped. */
+	if (r.bad || x->phase > 3 || x->msg_op > WS_OP_BINARY || c->out_started > 1 ||
+	    (c->out_started && !c->out_head.n))
+		return -EBADMSG;
+	*used = 8 + (size_t)len;
+	return 0;
+}

@@ -1,0 +1,122 @@
+/*
+ * The live upgrade's wire format (docs/UPGRADE.md): the messages the old and the new
+ * gateway exchange over their SEQPACKET socketpair, and the record of one client
+ * connection. Pure code: no I/O, no allocation but the caller's struct ho_buf; every
+ * length read is bounds-checked, so a record from another version of the binary (or a
+ * corrupt one) is refused, never over-read. Any thread.
+ */
+#ifndef WSGW_HANDOVER_H
+#define WSGW_HANDOVER_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "gateway/frame.h"
+
+/* The format this binary writes, and the oldest it reads. */
+#define HO_VERSION 1
+#define HO_VERSION_MIN 1
+
+#define HO_HDR 12            /* "WSGW", u16 version, u8 type, u8 0, u32 body length */
+#define HO_BODY_MAX 65536    /* body bytes per message; a longer section goes on in DATA */
+#define HO_FDS_MAX 253       /* descriptors per message (the kernel's SCM_MAX_FD) */
+#define HO_ROUTE_MAX 255
+#define HO_TEXT_MAX 512
+
+enum ho_type {
+	HO_HELLO = 1,  /* old → new: pid, listener count */
+	HO_READY = 2,  /* new → old: set up, pid */
+	HO_REFUSE = 3, /* new → old: a reason (text); the new exits */
+	HO_LISTEN = 4, /* old → new: listener entries; their sockets as descriptors */
+	HO_CONNS = 5,  /* old → new: a batch: section length, then connection records; sockets */
+	HO_DATA = 6,   /* old → new: the rest of a section too long for one message */
+	HO_ACK = 7,    /* new → old: a batch imported */
+	HO_END = 8,    /* old → new: no more batches; the old's next connection id */
+	HO_TAKEN = 9,  /* new → old: everything is the new's now */
+};
+
+/* A growable byte buffer. Encoders append; -ENOMEM leaves it as it was. */
+struct ho_buf {
+	uint8_t *p;
+	size_t len, cap;
+};
+void ho_buf_free(struct ho_buf *b);
+
+/* A message header. */
+struct ho_hdr {
+	unsigned version, type;
+	uint32_t len; /* body bytes that follow */
+};
+/* Appends a header for type with body length len (HO_VERSION). 0 or -ENOMEM. */
+int ho_put_hdr(struct ho_buf *b, unsigned type, uint32_t len) __attribute__((warn_unused_result));
+/* The same with an explicit version (tests; a process announcing another version). */
+int ho_put_hdr_v(struct ho_buf *b, unsigned version, unsigned type, uint32_t len)
+	__attribute__((warn_unused_result));
+/* Reads the header at p[0..n). 0; -EBADMSG: shorter than HO_HDR, or the body is not n -
+ * HO_HDR bytes long or longer than HO_BODY_MAX; -EPROTO: no magic (not our peer). The
+ * version is returned as read: the caller decides with ho_version_ok. */
+int ho_get_hdr(const uint8_t *p, size_t n, struct ho_hdr *h) __attribute__((warn_unused_result));
+/* 1 when this binary reads version v (HO_VERSION_MIN..HO_VERSION), else 0. */
+int ho_version_ok(unsigned v);
+
+/* HELLO and READY carry a pid and a count. */
+struct ho_hello {
+	uint32_t pid;
+	uint32_t count; /* HELLO: listeners (admin included); READY: 0 */
+	uint64_t next_id; /* END: the old's next connection id; otherwise 0 */
+};
+int ho_put_hello(struct ho_buf *b, const struct ho_hello *h) __attribute__((warn_unused_result));
+int ho_get_hello(const uint8_t *p, size_t n, struct ho_hello *h) __attribute__((warn_unused_result));
+
+/* A CONNS message's body starts with the batch: how many records (and sockets), and the
+ * section's bytes (this message's rest and the DATA messages after it). 12 bytes. */
+struct ho_batch {
+	uint32_t count;
+	uint64_t bytes;
+};
+#define HO_BATCH 12
+int ho_put_batch(struct ho_buf *b, const struct ho_batch *h) __attribute__((warn_unused_result));
+/* 0 or -EBADMSG (short, or more records than HO_FDS_MAX). */
+int ho_get_batch(const uint8_t *p, size_t n, struct ho_batch *h) __attribute__((warn_unused_result));
+
+/* One listening socket: which of the config's listeners it is. */
+struct ho_listen {
+	uint8_t admin; /* 1: the admin endpoint; 0: cfg->listen[index] */
+	uint8_t index;
+	uint8_t tls;
+};
+int ho_put_listen(struct ho_buf *b, const struct ho_listen *l) __attribute__((warn_unused_result));
+/* Reads one entry at p[0..n); *used gets its size. 0 or -EBADMSG. */
+int ho_get_listen(const uint8_t *p, size_t n, struct ho_listen *l, size_t *used)
+	__attribute__((warn_unused_result));
+
+/* A byte range of the buffer being encoded or decoded. */
+struct ho_bytes {
+	const uint8_t *p;
+	size_t n;
+};
+
+/* The state of one client connection; its socket travels beside it. */
+struct ho_conn {
+	uint64_t id;
+	uint8_t state, flags; /* enum conn_state, enum conn_flag as the old had them */
+	uint8_t pool, slow;
+	uint16_t worker;
+	int32_t deadline_ms;  /* deadline - now in the old: may be negative (overdue) */
+	struct ho_bytes route; /* the route's prefix (indexes may differ in the new config) */
+	uint8_t pmd[4];       /* struct pmd_params, field by field: on, server, client bits, bits */
+	struct ws_rx rx;
+	struct ho_bytes in;   /* the unparsed tail, <= WS_RX_TAIL_MAX */
+	struct ho_bytes msg;  /* a message being assembled */
+	uint8_t out_started;  /* out_head is the rest of a frame partly written */
+	struct ho_bytes out_head, out_rest; /* queued output, in order */
+	struct ho_bytes fields; /* the OPEN fields a worker route keeps */
+};
+/* Appends c's record. 0, -EINVAL (a field out of range: route or tail too long), -ENOMEM. */
+int ho_put_conn(struct ho_buf *b, const struct ho_conn *c) __attribute__((warn_unused_result));
+/* Reads one record at p[0..n); the byte ranges of *c point into p. *used gets its size.
+ * 0, or -EBADMSG (truncated, or a field out of range). */
+int ho_get_conn(const uint8_t *p, size_t n, struct ho_conn *c, size_t *used)
+	__attribute__((warn_unused_result));
+
+#endif

@@ -1,0 +1,538 @@
+#include "gateway/handover_run.h"
+#include "gateway/admin.h"
+#include "gateway/conn.h"
+#include "gateway/handover.h"
+#include "gateway/handover_chan.h"
+#include "gateway/handover_sess.h"
+#include "gateway/listener.h"
+#include "gateway/log.h"
+#include "gateway/loop.h"
+#include "gateway/pool.h"
+#include "gateway/sdnotify.h"
+#include "gateway/session.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/socket.h>
+#include <sys/timerfd.h>
+#include <unistd.h>
+#include <urcu/compiler.h>
+
+/* Batches sent before the first ACK is awaited (at 253 sockets each). */
+#define ACK_WINDOW 8
+
+/* ---------------- the old side ---------------- */
+
+/* The connections, collected first: exporting never changes the map. */
+struct collect {
+	struct conn **v;
+	size_t n, cap;
+};
+
+static void collect_one(struct conn *c, void *arg)
+{
+	struct collect *k = arg;
+	if (c->state == CONN_DEAD || k->n == k->cap)
+		return;
+	k->v[k->n++] = c;
+}
+
+static int expect(int chan, uint8_t *buf, unsigned want, char *why, size_t cap)
+{
+	struct ho_hdr h;
+	int fds[HO_FDS_MAX], nfds;
+	int rc = ho__recv_msg(chan, buf, &h, fds, &nfds, ho__now_ms() + STEP_MS);
+	for (int i = 0; i < nfds; i++)
+		close(fds[i]);
+	if (rc == -ETIMEDOUT)
+		snprintf(why, cap, "no answer from the new process within %d s", STEP_MS / 1000);
+	if (rc)
+		return rc;
+	if (h.type == HO_REFUSE) {
+		snprintf(why, cap, "refused by the new process: %.*s", (int)(h.len < 400 ? h.len : 400),
+			 (const char *)buf + HO_HDR);
+		return -EPROTONOSUPPORT;
+	}
+	if (h.type != want || !ho_version_ok(h.version)) {
+		snprintf(why, cap, "the new process answered message %u (version %u), not %u", h.type,
+			 h.version, want);
+		return -EPROTO;
+	}
+	return 0;
+}
+
+static int send_listeners(const struct ho_parts *p, int chan)
+{
+	struct ho_buf b = { 0 };
+	int fds[CFG_MAX_LISTEN + 1], n = 0;
+	int rc = ho_put_hdr(&b, HO_LISTEN, 0);
+	for (int i = 0; rc == 0 && i < lsn_count(p->lsn); i++) {
+		struct ho_listen l = { 0, (uint8_t)i, p->cfg->listen[i].tls };
+		rc = ho_put_listen(&b, &l);
+		fds[n++] = lsn_fd(p->lsn, i);
+	}
+	if (rc == 0 && p->admin && admin_listen_fd(p->admin) >= 0) {
+		struct ho_listen l = { 1, 0, 0 };
+		rc = ho_put_listen(&b, &l);
+		fds[n++] = admin_listen_fd(p->admin);
+	}
+	if (rc == 0) {
+		size_t body = b.len - HO_HDR;
+		for (int i = 0; i < 4; i++)
+			b.p[8 + i] = (uint8_t)(body >> (8 * i));
+		rc = ho__send_msg(chan, b.p, b.len, fds, n, ho__now_ms() + STEP_MS);
+	}
+	ho_buf_free(&b);
+	return rc;
+}
+
+/* One batch: the CONNS message with the sockets, then DATA for the rest of the section. */
+static int send_batch(int chan, const uint8_t *sec, size_t len, const int *fds, int nfds)
+{
+	uint64_t deadline = ho__now_ms() + STEP_MS;
+	struct ho_buf b = { 0 };
+	struct ho_batch bt = { (uint32_t)nfds, len };
+	size_t first = len < HO_BODY_MAX - HO_BATCH ? len : HO_BODY_MAX - HO_BATCH;
+	int rc = ho_put_hdr(&b, HO_CONNS, (uint32_t)(HO_BATCH + first));
+	if (rc == 0)
+		rc = ho_put_batch(&b, &bt);
+	if (rc == 0) {
+		uint8_t *m = realloc(b.p, b.len + first);
+		if (!m)
+			rc = -ENOMEM;
+		else {
+			b.p = m;
+			memcpy(m + b.len, sec, first);
+			rc = ho__send_msg(chan, m, b.len + first, fds, nfds, deadline);
+		}
+	}
+	ho_buf_free(&b);
+	for (size_t off = first; rc == 0 && off < len;) {
+		size_t k = len - off < HO_BODY_MAX ? len - off : HO_BODY_MAX;
+		rc = ho__send_simple(chan, HO_VERSION, HO_DATA, sec + off, k, deadline);
+		off += k;
+	}
+	return rc;
+}
+
+/* An upgrade under way: from the spawn to the READY that the loop waits for. */
+struct ho_up {
+	struct loop_src src;   /* the channel; first, as the loop wants */
+	struct loop_src timer_src;
+	struct ho_parts p;
+	ho_done_fn *done;
+	void *arg;
+	int chan, timer;
+	pid_t pid;
+	uint64_t t0;
+};
+
+static struct ho_up *cur; /* one at a time */
+
+static void finish(struct ho_up *u, int rc, struct ho_result *res, char *why)
+{
+	loop_del(u->p.loop, u->chan);
+	close(u->chan);
+	if (u->timer >= 0) {
+		loop_del(u->p.loop, u->timer);
+		close(u->timer);
+	}
+	cur = NULL;
+	ho_done_fn *done = u->done;
+	void *arg = u->arg;
+	free(u);
+	done(arg, rc, res, why);
+}
+
+/* The synchronous part, once the new process is ready: every connection, then END. */
+static int transfer(struct ho_up *u, uint8_t *buf, struct ho_result *res, char *why, size_t cap,
+		    int *mainpid_moved)
+{
+	const struct ho_parts *p = &u->p;
+	struct collect k = { NULL, 0, conn_count() };
+	k.v = calloc(k.cap ? k.cap : 1, sizeof(*k.v));
+	struct conn **sent = calloc(k.cap ? k.cap : 1, sizeof(*sent));
+	size_t n_sent = 0;
+	struct ho_buf sec = { 0 };
+	unsigned unacked = 0;
+	int rc = 0;
+	uint64_t t_ready = ho__now_ms(), t_conns;
+	if (!k.v || !sent) {
+		snprintf(why, cap, "out of memory");
+		rc = -ENOMEM;
+		goto out;
+	}
+	/* From here to TAKEN this call is the only thing the loop thread does: no client
+	 * socket is read, so every byte is either in what we send or still in the kernel. */
+	conn_for_each(collect_one, &k);
+	for (size_t i = 0; i < k.n;) {
+		int fds[HO_FDS_MAX], nfds = 0;
+		sec.len = 0;
+		for (; i < k.n && nfds < HO_FDS_MAX; i++) {
+			const char *no;
+			int e = sess_ho_export(p->sess, k.v[i], &sec, &no);
+			if (e == -EAGAIN) {
+				res->kept++;
+				continue;
+			}
+			if (e) {
+				snprintf(why, cap, "connection %llu: %s", (unsigned long long)k.v[i]->id, strerror(-e));
+				rc = e;
+				goto out;
+			}
+			fds[nfds++] = k.v[i]->fd;
+			sent[n_sent++] = k.v[i];
+			res->queued += k.v[i]->out.bytes;
+			res->partial += k.v[i]->rx.msg_op || k.v[i]->rx.in_frame || k.v[i]->in_len;
+		}
+		if (!nfds)
+			break;
+		rc = send_batch(u->chan, sec.p, sec.len, fds, nfds);
+		/* Batches are pipelined: a round trip per batch, with both processes sharing two
+		 * cores with the clients, cost more than the batches themselves. */
+		if (rc == 0 && ++unacked > ACK_WINDOW) {
+			rc = expect(u->chan, buf, HO_ACK, why, cap);
+			unacked--;
+		}
+		if (rc)
+			goto out;
+	}
+	for (; rc == 0 && unacked; unacked--)
+		rc = expect(u->chan, buf, HO_ACK, why, cap);
+	if (rc)
+		goto out;
+	t_conns = ho__now_ms();
+	/* systemd follows the new process from before it can say READY (it answers END
+	 * first): its notifications are accepted as the main process's. */
+	sdn_mainpid((int)u->pid, "upgrading");
+	*mainpid_moved = 1;
+	struct ho_hello end = { (uint32_t)getpid(), (uint32_t)n_sent, conn_next_id() };
+	sec.len = 0;
+	rc = ho_put_hdr(&sec, HO_END, 16);
+	if (rc == 0)
+		rc = ho_put_hello(&sec, &end);
+	if (rc == 0)
+		rc = ho__send_msg(u->chan, sec.p, sec.len, NULL, 0, ho__now_ms() + STEP_MS);
+	if (rc == 0)
+		rc = expect(u->chan, buf, HO_TAKEN, why, cap);
+	if (rc)
+		goto out;
+	/* Committed: the new process serves them now. */
+	for (size_t i = 0; i < n_sent; i++)
+		sess_ho_forget(p->sess, sent[i]);
+	lsn_close(p->lsn);
+	if (p->admin)
+		admin_stop_listening(p->admin);
+	uint64_t t_end = ho__now_ms();
+	res->pid = (unsigned)u->pid;
+	res->handed = n_sent;
+	res->ms = (unsigned)(t_end - u->t0);
+	res->pause_ms = (unsigned)(t_end - t_ready);
+	log_info("upgrade: pid %d took %lu connections and the listeners in %u ms (started in %u, "
+		 "connections in %u, committed in %u: clients paused %u ms; %llu bytes queued for clients, "
+		 "%lu messages or frames under way); %lu stay here and drain",
+		 (int)u->pid, res->handed, res->ms, (unsigned)(t_ready - u->t0), (unsigned)(t_conns - t_ready),
+		 (unsigned)(t_end - t_conns), res->pause_ms, res->queued, res->partial, res->kept);
+out:
+	free(k.v);
+	free(sent);
+	ho_buf_free(&sec);
+	return rc;
+}
+
+/* ---- after TAKEN: handshakes that were under way follow as they open ---- */
+
+/* The upgrade whose channel stays open for them, and until when (loop clock). */
+static struct ho_up *late;
+static uint32_t late_until;
+
+struct late_scan {
+	struct ho_up *u;
+	struct conn *v[HO_FDS_MAX];
+	int n;
+	unsigned waiting;
+};
+
+static void late_one(struct conn *c, void *arg)
+{
+	struct late_scan *k = arg;
+	if (c->state == CONN_HANDSHAKE && !c->tls)
+		k->waiting++;
+	else if (c->state == CONN_OPEN && k->n < HO_FDS_MAX)
+		k->v[k->n++] = c;
+}
+
+static void late_end(const char *why)
+{
+	struct ho_up *u = late;
+	late = NULL;
+	loop_del(u->p.loop, u->chan);
+	close(u->chan);
+	loop_del(u->p.loop, u->timer);
+	close(u->timer);
+	log_info("upgrade: late hand-over of handshakes in progress ends: %s", why);
+	free(u);
+}
+
+/* Every 10 ms: the ones that opened go over (one batch, each with its socket); one that
+ * cannot move drains with 1001 like the others that stayed. */
+static void late_step(void)
+{
+	struct ho_up *u = late;
+	struct late_scan k = { .u = u };
+	conn_for_each(late_one, &k);
+	if (k.n) {
+		struct ho_buf sec = { 0 };
+		int fds[HO_FDS_MAX], nfds = 0, rc = 0;
+		struct conn *sent[HO_FDS_MAX];
+		for (int i = 0; i < k.n && rc == 0; i++) {
+			const char *no;
+			int e = sess_ho_export(u->p.sess, k.v[i], &sec, &no);
+			if (e == -EAGAIN) {
+				sess_close(u->p.sess, k.v[i], 1001, "server restarting");
+			} else if (e) {
+				rc = e;
+			} else {
+				sent[nfds] = k.v[i];
+				fds[nfds++] = k.v[i]->fd;
+			}
+		}
+		char why[300] = "";
+		uint8_t *buf = rc == 0 && nfds ? malloc(MSG_MAX) : NULL;
+		if (rc == 0 && nfds)
+			rc = buf ? send_batch(u->chan, sec.p, sec.len, fds, nfds) : -ENOMEM;
+		if (rc == 0 && nfds)
+			rc = expect(u->chan, buf, HO_ACK, why, sizeof(why));
+		free(buf);
+		ho_buf_free(&sec);
+		if (rc) {
+			/* They stay here and drain; the new process may have taken some: it got no
+			 * commit for them and closes what it imported. */
+			log_error(-rc, "upgrade: late hand-over failed%s%s", why[0] ? ": " : "", why);
+			late_end("failed");
+			return;
+		}
+		for (int i = 0; i < nfds; i++)
+			sess_ho_forget(u->p.sess, sent[i]);
+		if (nfds)
+			log_info("upgrade: %d connections that were in their handshake followed", nfds);
+	}
+	if (k.waiting == 0)
+		late_end("none left");
+	else if ((int32_t)(loop_now(u->p.loop) - late_until) >= 0)
+		late_end("handshake-timeout passed");
+}
+
+static void on_late_timer(struct loop_src *src, uint32_t events)
+{
+	(void)events;
+	struct ho_up *u = caa_container_of(src, struct ho_up, timer_src);
+	uint64_t n;
+	if (read(u->timer, &n, sizeof(n)) < 0 && errno != EAGAIN)
+		log_warn(errno, "read(timerfd)");
+	late_step();
+}
+
+static void on_late_chan(struct loop_src *src, uint32_t events)
+{
+	(void)src;
+	(void)events;
+	late_end("the new process closed the channel");
+}
+
+static void count_waiting(struct conn *c, void *arg)
+{
+	if (c->state == CONN_HANDSHAKE && !c->tls)
+		++*(unsigned *)arg;
+}
+
+/* 1 when handshakes in progress stay to follow: the channel and the timer stay. */
+static int late_begin(struct ho_up *u)
+{
+	unsigned waiting = 0;
+	conn_for_each(count_waiting, &waiting);
+	struct itimerspec its = { .it_interval = { 0, 10000000L }, .it_value = { 0, 10000000L } };
+	if (!waiting || timerfd_settime(u->timer, 0, &its, NULL) < 0)
+		return 0;
+	u->src.fn = on_late_chan;
+	u->timer_src.fn = on_late_timer;
+	late = u;
+	late_until = loop_now(u->p.loop) + loop_cfg(u->p.loop)->handshake_ms + 1000;
+	cur = NULL;
+	log_info("upgrade: %u connections in their handshake follow when they open", waiting);
+	return 1;
+}
+
+/* The upgrade succeeded and its channel stays open (late): tell the owner. */
+static void done_only(struct ho_up *u, struct ho_result *res, char *why)
+{
+	u->done(u->arg, 0, res, why);
+}
+
+int ho_late_active(void)
+{
+	return late != NULL;
+}
+
+/* The channel said something (READY, REFUSE, or EOF), or the timer fired (timer set). */
+static void step(struct ho_up *u, int timed_out)
+{
+	struct ho_result res;
+	memset(&res, 0, sizeof(res));
+	char why[600] = "";
+	const char *when = "before it was ready";
+	int mainpid_moved = 0, rc;
+	uint8_t *buf = malloc(MSG_MAX);
+	if (!buf) {
+		snprintf(why, sizeof(why), "out of memory");
+		rc = -ENOMEM;
+	} else if (timed_out) {
+		snprintf(why, sizeof(why), "no answer from the new process within %d s", STEP_MS / 1000);
+		rc = -ETIMEDOUT;
+	} else {
+		rc = expect(u->chan, buf, HO_READY, why, sizeof(why));
+		if (rc == 0) {
+			when = "while taking the connections";
+			rc = transfer(u, buf, &res, why, sizeof(why), &mainpid_moved);
+		}
+	}
+	if (rc == 0) {
+		free(buf);
+		if (late_begin(u)) {
+			done_only(u, &res, why);
+			return;
+		}
+		finish(u, 0, &res, why);
+		return;
+	}
+	if (rc == -EPIPE && buf) {
+		/* It may have refused before closing: its reason is still in the channel. */
+		char w2[300] = "";
+		if (expect(u->chan, buf, HO_READY, w2, sizeof(w2)) == -EPROTONOSUPPORT) {
+			rc = -EPROTONOSUPPORT;
+			snprintf(why, sizeof(why), "%s", w2);
+		}
+	}
+	free(buf);
+	if (!why[0])
+		snprintf(why, sizeof(why), "%s", strerror(-rc));
+	if (rc == -EPIPE)
+		why[0] = 0; /* the child's exit says more */
+	if (mainpid_moved)
+		sdn_mainpid((int)getpid(), "serving (the upgrade failed)");
+	ho__reap(u->pid, why, sizeof(why), when);
+	log_error(0, "upgrade failed, this process keeps serving every connection: %s", why);
+	memset(&res, 0, sizeof(res));
+	finish(u, rc, &res, why);
+}
+
+static void on_chan(struct loop_src *src, uint32_t events)
+{
+	(void)events;
+	step((struct ho_up *)src, 0);
+}
+
+static void on_timer(struct loop_src *src, uint32_t events)
+{
+	(void)events;
+	step(caa_container_of(src, struct ho_up, timer_src), 1);
+}
+
+int ho_upgrade(const struct ho_parts *p, const char *path, ho_done_fn *done, void *arg, char *why,
+	       size_t cap)
+{
+	why[0] = 0;
+	if (cur) {
+		snprintf(why, cap, "an upgrade is under way (pid %d)", (int)cur->pid);
+		return -EBUSY;
+	}
+	if (pool_serves_workers(sess_pools(p->sess))) {
+		snprintf(why, cap, "this gateway serves worker pools, whose hand-over is not done yet "
+				   "(docs/UPGRADE.md): restart it instead");
+		return -EOPNOTSUPP;
+	}
+	struct ho_up *u = calloc(1, sizeof(*u));
+	if (!u) {
+		snprintf(why, cap, "out of memory");
+		return -ENOMEM;
+	}
+	u->p = *p;
+	u->done = done;
+	u->arg = arg;
+	u->timer = -1;
+	u->t0 = ho__now_ms();
+	int sv[2];
+	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0) {
+		snprintf(why, cap, "socketpair: %s", strerror(errno));
+		free(u);
+		return -errno;
+	}
+	int rc = ho__spawn(path, sv[1], &u->pid, why, cap);
+	close(sv[1]);
+	if (rc) {
+		close(sv[0]);
+		free(u);
+		log_error(0, "upgrade failed, this process keeps serving every connection: %s", why);
+		return rc;
+	}
+	u->chan = sv[0];
+	log_info("upgrade: started %s as pid %d", path ? path : cfg_argv()[0], (int)u->pid);
+	struct ho_hello hello = { (uint32_t)getpid(), (uint32_t)lsn_count(p->lsn) + (p->admin != NULL), 0 };
+	struct ho_buf hb = { 0 };
+	rc = ho_put_hdr(&hb, HO_HELLO, 16);
+	if (rc == 0)
+		rc = ho_put_hello(&hb, &hello);
+	if (rc == 0)
+		rc = ho__send_msg(u->chan, hb.p, hb.len, NULL, 0, ho__now_ms() + STEP_MS);
+	ho_buf_free(&hb);
+	if (rc == 0)
+		rc = send_listeners(p, u->chan);
+	/* The new process starts while this one serves: the loop tells when it answers. */
+	struct itimerspec its = { .it_value = { STEP_MS / 1000, (STEP_MS % 1000) * 1000000L } };
+	if (rc == 0 && ((u->timer = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC)) < 0 ||
+			timerfd_settime(u->timer, 0, &its, NULL) < 0))
+		rc = -errno;
+	u->src.fn = on_chan;
+	u->timer_src.fn = on_timer;
+	if (rc == 0)
+		rc = loop_add(p->loop, u->chan, EPOLLIN, &u->src);
+	if (rc == 0 && (rc = loop_add(p->loop, u->timer, EPOLLIN, &u->timer_src)) != 0)
+		loop_del(p->loop, u->chan);
+	if (rc) {
+		/* EPIPE: it exited already; its status says why. */
+		if (rc != -EPIPE)
+			snprintf(why, cap, "%s", strerror(-rc));
+		ho__reap(u->pid, why, cap, "before it was ready");
+		log_error(0, "upgrade failed, this process keeps serving every connection: %s", why);
+		close(u->chan);
+		if (u->timer >= 0)
+			close(u->timer);
+		free(u);
+		return rc;
+	}
+	cur = u;
+	return 0;
+}
+
+void ho_upgrade_cancel(void)
+{
+	if (!cur)
+		return;
+	struct ho_up *u = cur;
+	char why[600] = "cancelled: the gateway drains";
+	ho__reap(u->pid, why, sizeof(why), "");
+	log_warn(0, "upgrade to pid %d cancelled: the gateway drains", (int)u->pid);
+	struct ho_result res;
+	memset(&res, 0, sizeof(res));
+	finish(u, -ECANCELED, &res, why);
+}
+
+int ho_upgrading(void)
+{
+	return cur != NULL;
+}
+

@@ -1,0 +1,189 @@
+#include "gateway/handover_sess.h"
+#include "gateway/conn.h"
+#include "gateway/door.h"
+#include "gateway/log.h"
+#include "gateway/loop.h"
+#include "gateway/pool.h"
+#include "gateway/session_int.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+/* Flags that mean something outside this process's loop: the rest (flush list, EPOLLOUT
+ * armed, reading paused) are remade by the new one. */
+#define KEEP_FLAGS (CONN_PING_SENT | CONN_ECHO)
+
+int sess_ho_export(struct sess *s, struct conn *c, struct ho_buf *b, const char **why)
+{
+	*why = NULL;
+	if (c->state != CONN_OPEN)
+		*why = c->state == CONN_HANDSHAKE || c->state == CONN_AUTHORIZING ? "handshake in progress" : "closing";
+	else if (c->tls)
+		*why = "TLS without kernel TLS";
+	else if (c->pmd.on && (c->pmd.takeover || c->pmd_s))
+		*why = "deflate with context takeover";
+	else if (c->subs)
+		*why = "subscriptions";
+	else if (!(c->flags & CONN_ECHO))
+		*why = "a worker route";
+	if (*why)
+		return -EAGAIN;
+	const struct gw_config *cfg = s->cfg;
+	struct ho_conn h = {
+		.id = c->id, .state = c->state, .flags = c->flags & KEEP_FLAGS, .pool = c->pool,
+		.slow = c->slow, .worker = c->worker,
+		.deadline_ms = (int32_t)(c->deadline - loop_now(s->u.loop)),
+		.rx = c->rx,
+		.in = { c->in, c->in ? c->in_len : 0 },
+		.msg = { c->msg, c->msg_len },
+		.fields = { c->fields, c->fields_len },
+	};
+	if (c->route < cfg->n_routes)
+		h.route = (struct ho_bytes){ (const uint8_t *)cfg->routes[c->route].prefix,
+					     strlen(cfg->routes[c->route].prefix) };
+	h.pmd[0] = c->pmd.on;
+	h.pmd[1] = c->pmd.server_bits;
+	h.pmd[2] = c->pmd.client_bits;
+	h.pmd[3] = (uint8_t)(c->pmd.takeover | c->pmd.say_sbits << 2 | c->pmd.say_cbits << 3);
+	uint8_t *out = NULL;
+	if (c->out.bytes) {
+		out = malloc(c->out.bytes);
+		if (!out)
+			return -ENOMEM;
+		outq_copy(&c->out, out);
+		size_t started = outq_started(&c->out);
+		h.out_started = started > 0;
+		h.out_head = (struct ho_bytes){ out, started };
+		h.out_rest = (struct ho_bytes){ out + started, c->out.bytes - started };
+	}
+	int rc = ho_put_conn(b, &h);
+	free(out);
+	return rc;
+}
+
+static int route_of(const struct gw_config *cfg, struct ho_bytes prefix)
+{
+	for (int i = 0; i < cfg->n_routes; i++)
+		if (strlen(cfg->routes[i].prefix) == prefix.n && !memcmp(cfg->routes[i].prefix, prefix.p, prefix.n))
+			return i;
+	return -1;
+}
+
+static void drop_buffers(struct conn *c)
+{
+	free(c->in);
+	c->in = NULL;
+	c->in_len = 0;
+	if (c->msg)
+		conn_msg_free(c);
+	outq_clear(&c->out);
+	door_leave(c->ip);
+	c->ip = 0;
+}
+
+int sess_ho_import(struct sess *s, const struct ho_conn *h, int fd, struct conn **out, const char **why)
+{
+	*why = NULL;
+	const struct gw_config *cfg = s->cfg;
+	int route = route_of(cfg, h->route);
+	if (route < 0) {
+		*why = "its route is not in this configuration";
+		return -ENOENT;
+	}
+	unsigned pool = pool_for_route(s->u.ps, (unsigned)route);
+	if (!pool_is_echo(s->u.ps, pool) || !(h->flags & CONN_ECHO)) {
+		*why = "its route has workers (not handed over yet)";
+		return -ENOENT;
+	}
+	if (h->state != CONN_OPEN) {
+		*why = "not open";
+		return -ENOENT;
+	}
+	struct conn *c = conn_adopt(fd, h->id);
+	if (!c) {
+		*why = "its id is taken";
+		return -EEXIST;
+	}
+	uint32_t now = loop_now(s->u.loop);
+	c->state = CONN_OPEN;
+	c->flags = h->flags & KEEP_FLAGS;
+	c->route = (uint8_t)route;
+	c->pool = (uint8_t)pool;
+	c->slow = cfg->routes[route].slow;
+	c->worker = POOL_NO_WORKER;
+	c->deadline = now + (uint32_t)h->deadline_ms;
+	c->rx = h->rx;
+	c->pmd.on = h->pmd[0];
+	c->pmd.server_bits = h->pmd[1];
+	c->pmd.client_bits = h->pmd[2];
+	c->pmd.takeover = h->pmd[3] & 3;
+	c->pmd.say_sbits = (h->pmd[3] >> 2) & 1;
+	c->pmd.say_cbits = (h->pmd[3] >> 3) & 1;
+	c->rx.rsv1_ok = c->pmd.on;
+	struct sockaddr_storage ss;
+	socklen_t sl = sizeof(ss);
+	if (getpeername(fd, (struct sockaddr *)&ss, &sl) == 0) {
+		unsigned retry;
+		/* Counted against its address like any client; the verdict is for new ones. */
+		(void)door_enter((struct sockaddr *)&ss, now, &c->ip, &c->port, &retry);
+	}
+	int rc = 0;
+	if (h->in.n) {
+		c->in = malloc(WS_RX_TAIL_MAX);
+		if (!c->in)
+			rc = -ENOMEM;
+		else {
+			memcpy(c->in, h->in.p, h->in.n);
+			c->in_len = (uint16_t)h->in.n;
+		}
+	}
+	if (rc == 0 && h->msg.n) {
+		rc = conn_msg_grow(c, (uint32_t)h->msg.n);
+		if (rc == 0) {
+			memcpy(c->msg, h->msg.p, h->msg.n);
+			c->msg_len = (uint32_t)h->msg.n;
+		}
+	}
+	if (rc == 0 && (h->out_head.n || h->out_rest.n)) {
+		rc = outq_import(&c->out, h->out_head.p, h->out_head.n, h->out_rest.p, h->out_rest.n);
+		c->out_since = now;
+	}
+	if (rc) {
+		*why = "out of memory";
+		drop_buffers(c);
+		c->fd = -1;
+		c->state = CONN_DEAD;
+		loop_mark(s->u.loop, c);
+		return rc == -ENOBUFS ? -ENOMEM : rc;
+	}
+	*out = c;
+	return 0;
+}
+
+void sess_ho_start(struct sess *s, struct conn *c)
+{
+	if (loop_add_conn(s->u.loop, c)) {
+		loop_close(s->u.loop, c, "epoll_ctl failed");
+		return;
+	}
+	if (c->out.bytes)
+		loop_mark(s->u.loop, c);
+}
+
+void sess_ho_forget(struct sess *s, struct conn *c)
+{
+	/* EPOLL_CTL_DEL before close: the open file description lives on in the new
+	 * process, and with it this epoll set's registration if only closed. */
+	loop_del(s->u.loop, c->fd);
+	close(c->fd);
+	c->fd = -1;
+	drop_buffers(c);
+	free(c->fields);
+	c->fields = NULL;
+	c->fields_len = 0;
+	c->state = CONN_DEAD;
+	loop_mark(s->u.loop, c);
+}

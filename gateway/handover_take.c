@@ -1,0 +1,295 @@
+#include "gateway/handover_run.h"
+#include "gateway/conn.h"
+#include "gateway/handover.h"
+#include "gateway/handover_chan.h"
+#include "gateway/handover_sess.h"
+#include "gateway/log.h"
+#include "gateway/loop.h"
+#include "gateway/sdnotify.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <unistd.h>
+
+/* The new side: the listeners before setup, the connections after it. */
+
+static void refuse(int chan, const char *why)
+{
+	log_error(0, "upgrade: refusing the hand-over: %s", why);
+	ho__send_simple(chan, HO_VERSION, HO_REFUSE, why, strlen(why), ho__now_ms() + 1000);
+}
+
+/* Which format versions this binary reads: a test makes it another's. */
+static int reads_version(unsigned v, char *why, size_t cap)
+{
+	const char *t = getenv("WSGW_HANDOVER_TEST_VERSION");
+	unsigned lo = HO_VERSION_MIN, hi = HO_VERSION;
+	if (t && *t)
+		lo = hi = (unsigned)strtoul(t, NULL, 10);
+	if (v >= lo && v <= hi)
+		return 1;
+	snprintf(why, cap, "hand-over format version %u is not one this binary reads (%u..%u)", v, lo, hi);
+	return 0;
+}
+
+int ho_inherit(struct gw_config *cfg)
+{
+	const char *e = getenv("WSGW_HANDOVER_FD");
+	if (!e || !*e)
+		return -1;
+	int chan = atoi(e);
+	unsetenv("WSGW_HANDOVER_FD"); /* not for the workers, nor for this one's own upgrade */
+	sdn_adopt_watchdog();
+	if (chan < 3 || fcntl(chan, F_SETFD, FD_CLOEXEC) < 0) {
+		log_error(0, "WSGW_HANDOVER_FD=%s: not a descriptor of this process", e);
+		return -EBADF;
+	}
+	uint8_t *buf = malloc(MSG_MAX);
+	char why[300] = "";
+	struct ho_hdr h;
+	int fds[HO_FDS_MAX], nfds = 0, rc = buf ? 0 : -ENOMEM;
+	if (rc == 0)
+		rc = ho__recv_msg(chan, buf, &h, fds, &nfds, ho__now_ms() + STEP_MS);
+	if (rc == 0 && h.type != HO_HELLO)
+		rc = -EPROTO;
+	if (rc == 0 && !reads_version(h.version, why, sizeof(why)))
+		rc = -EPROTONOSUPPORT;
+	struct ho_hello hello;
+	if (rc == 0 && ho_get_hello(buf + HO_HDR, h.len, &hello))
+		rc = -EBADMSG;
+	for (int i = 0; i < nfds; i++)
+		close(fds[i]);
+	nfds = 0;
+	if (rc == 0)
+		rc = ho__recv_msg(chan, buf, &h, fds, &nfds, ho__now_ms() + STEP_MS);
+	if (rc == 0 && (h.type != HO_LISTEN || (unsigned)nfds != hello.count))
+		rc = -EPROTO;
+	int want = cfg->n_listen + (cfg->admin.len != 0);
+	if (rc == 0 && nfds != want) {
+		snprintf(why, sizeof(why), "the running gateway has %d listeners (admin included), this configuration %d: restart instead",
+			 nfds, want);
+		rc = -EINVAL;
+	}
+	for (int i = 0, off = 0; rc == 0 && i < nfds; i++) {
+		struct ho_listen l;
+		size_t used;
+		if (ho_get_listen(buf + HO_HDR + off, h.len - (size_t)off, &l, &used)) {
+			rc = -EBADMSG;
+			break;
+		}
+		off += (int)used;
+		if (l.admin && cfg->admin.len) {
+			cfg->admin.inherit_fd = fds[i];
+		} else if (!l.admin && l.index < cfg->n_listen && cfg->listen[l.index].tls == l.tls) {
+			cfg->listen[l.index].inherit_fd = fds[i];
+		} else {
+			snprintf(why, sizeof(why), "listener %u of the running gateway has no twin in this configuration: restart instead",
+				 l.index);
+			rc = -EINVAL;
+		}
+	}
+	free(buf);
+	if (rc) {
+		for (int i = 0; i < nfds; i++)
+			close(fds[i]);
+		if (!why[0])
+			snprintf(why, sizeof(why), "reading the running gateway's hello: %s", strerror(-rc));
+		refuse(chan, why);
+		close(chan);
+		return rc;
+	}
+	log_info("upgrade: taking over from pid %u (format version %u)", hello.pid, h.version);
+	return chan;
+}
+
+/* Reads a batch's section whole: the CONNS message's rest, then DATA. */
+static int read_section(int chan, uint8_t *buf, const struct ho_hdr *h, struct ho_buf *sec, uint32_t *count)
+{
+	struct ho_batch bt;
+	if (h->len < HO_BATCH || ho_get_batch(buf + HO_HDR, HO_BATCH, &bt) || bt.bytes > ((uint64_t)1 << 40))
+		return -EBADMSG;
+	*count = bt.count;
+	sec->len = 0;
+	free(sec->p);
+	sec->p = malloc(bt.bytes ? bt.bytes : 1);
+	sec->cap = bt.bytes;
+	if (!sec->p)
+		return -ENOMEM;
+	size_t first = h->len - HO_BATCH;
+	if (first > bt.bytes)
+		return -EBADMSG;
+	memcpy(sec->p, buf + HO_HDR + HO_BATCH, first);
+	sec->len = first;
+	while (sec->len < bt.bytes) {
+		struct ho_hdr d;
+		int fds[HO_FDS_MAX], nfds;
+		int rc = ho__recv_msg(chan, buf, &d, fds, &nfds, ho__now_ms() + STEP_MS);
+		for (int i = 0; i < nfds; i++)
+			close(fds[i]);
+		if (rc)
+			return rc;
+		if (d.type != HO_DATA || nfds || d.len > bt.bytes - sec->len)
+			return -EBADMSG;
+		memcpy(sec->p + sec->len, buf + HO_HDR, d.len);
+		sec->len += d.len;
+	}
+	return 0;
+}
+
+/* Imports one CONNS batch (h, fds: its message) into got[*n_got...] and ACKs it. 0 or
+ * -errno (why says which record); every descriptor is either a connection's or closed. */
+static int import_batch(const struct ho_parts *p, int chan, uint8_t *buf, const struct ho_hdr *h,
+			int *fds, int nfds, struct ho_buf *sec, struct conn **got, size_t *n_got,
+			char *why, size_t cap)
+{
+	uint32_t count = 0;
+	int rc = read_section(chan, buf, h, sec, &count);
+	if (rc == 0 && count != (uint32_t)nfds)
+		rc = -EBADMSG;
+	size_t off = 0;
+	int i = 0;
+	for (; rc == 0 && i < nfds; i++) {
+		struct ho_conn hc;
+		size_t used;
+		const char *no = NULL;
+		rc = ho_get_conn(sec->p + off, sec->len - off, &hc, &used);
+		if (rc == 0)
+			rc = sess_ho_import(p->sess, &hc, fds[i], &got[*n_got], &no);
+		if (rc) {
+			snprintf(why, cap, "connection record %zu: %s", *n_got, no ? no : strerror(-rc));
+			break;
+		}
+		++*n_got;
+		off += used;
+	}
+	for (; i < nfds; i++)
+		close(fds[i]); /* the rest of a batch that failed */
+	if (rc == 0) {
+		struct ho_buf a = { 0 };
+		rc = ho_put_hdr(&a, HO_ACK, 0);
+		if (rc == 0)
+			rc = ho__send_msg(chan, a.p, a.len, NULL, 0, ho__now_ms() + STEP_MS);
+		ho_buf_free(&a);
+	}
+	return rc;
+}
+
+/* After TAKEN the channel stays open for connections that were in their handshake. */
+static struct {
+	struct loop_src src;
+	struct ho_parts p;
+	int chan;
+} follow = { .chan = -1 };
+
+static void on_follow(struct loop_src *src, uint32_t events)
+{
+	(void)src;
+	(void)events;
+	uint8_t *buf = malloc(MSG_MAX);
+	struct ho_hdr h;
+	int fds[HO_FDS_MAX], nfds = 0;
+	int rc = buf ? ho__recv_msg(follow.chan, buf, &h, fds, &nfds, ho__now_ms() + STEP_MS) : -ENOMEM;
+	if (rc == 0 && h.type == HO_CONNS) {
+		struct ho_buf sec = { 0 };
+		struct conn *got[HO_FDS_MAX];
+		size_t n = 0;
+		char why[300] = "";
+		rc = import_batch(&follow.p, follow.chan, buf, &h, fds, nfds, &sec, got, &n, why, sizeof(why));
+		ho_buf_free(&sec);
+		/* Imported and acknowledged: the old one forgets them now. */
+		for (size_t i = 0; i < n; i++)
+			rc ? sess_ho_forget(follow.p.sess, got[i]) : sess_ho_start(follow.p.sess, got[i]);
+		if (rc)
+			log_error(-rc, "upgrade: a late batch failed%s%s", why[0] ? ": " : "", why);
+		else
+			log_info("upgrade: took %zu connections that finished their handshake", n);
+	} else {
+		for (int i = 0; i < nfds; i++)
+			close(fds[i]);
+		if (rc == 0)
+			rc = -EPROTO;
+	}
+	free(buf);
+	if (rc) {
+		loop_del(follow.p.loop, follow.chan);
+		close(follow.chan);
+		follow.chan = -1;
+	}
+}
+
+int ho_take(const struct ho_parts *p, int chan)
+{
+	uint8_t *buf = malloc(MSG_MAX);
+	struct ho_buf sec = { 0 };
+	struct conn **got = NULL;
+	size_t n_got = 0, cap_got = 0;
+	int fds[HO_FDS_MAX], nfds = 0;
+	const char *crash = getenv("WSGW_HANDOVER_TEST_CRASH");
+	char why[300] = "";
+	struct ho_hello ready = { (uint32_t)getpid(), 0, 0 }, end;
+	struct ho_buf m = { 0 };
+	int rc = buf ? 0 : -ENOMEM;
+	if (rc == 0 && (rc = ho_put_hdr(&m, HO_READY, 16)) == 0 && (rc = ho_put_hello(&m, &ready)) == 0)
+		rc = ho__send_msg(chan, m.p, m.len, NULL, 0, ho__now_ms() + STEP_MS);
+	ho_buf_free(&m);
+	for (unsigned batch = 0; rc == 0; batch++) {
+		struct ho_hdr h;
+		rc = ho__recv_msg(chan, buf, &h, fds, &nfds, ho__now_ms() + STEP_MS);
+		if (rc)
+			break;
+		if (h.type == HO_END) {
+			rc = ho_get_hello(buf + HO_HDR, h.len, &end) ? -EBADMSG : 0;
+			break;
+		}
+		if (h.type != HO_CONNS) {
+			rc = -EPROTO;
+			break;
+		}
+		if (n_got + HO_FDS_MAX > cap_got) {
+			cap_got = (n_got + HO_FDS_MAX) * 2;
+			struct conn **g = realloc(got, cap_got * sizeof(*g));
+			if (!g) {
+				for (int i = 0; i < nfds; i++)
+					close(fds[i]);
+				rc = -ENOMEM;
+				break;
+			}
+			got = g;
+		}
+		rc = import_batch(p, chan, buf, &h, fds, nfds, &sec, got, &n_got, why, sizeof(why));
+		nfds = 0;
+		if (rc == 0 && crash && *crash && batch == 0)
+			_exit(3); /* tests: a new binary that dies half way */
+	}
+	if (rc == 0) {
+		conn_set_next_id(end.next_id);
+		struct ho_buf t = { 0 };
+		rc = ho_put_hdr(&t, HO_TAKEN, 0);
+		if (rc == 0)
+			rc = ho__send_msg(chan, t.p, t.len, NULL, 0, ho__now_ms() + STEP_MS);
+		ho_buf_free(&t);
+	}
+	if (rc == 0)
+		for (size_t i = 0; i < n_got; i++)
+			sess_ho_start(p->sess, got[i]);
+	else
+		log_error(-rc, "upgrade: taking the connections failed, the old process keeps them%s%s",
+			  why[0] ? ": " : "", why);
+	if (rc == 0)
+		log_info("upgrade: took %zu connections from pid %u", n_got, end.pid);
+	follow.p = *p;
+	follow.src.fn = on_follow;
+	if (rc == 0 && loop_add(p->loop, chan, EPOLLIN, &follow.src) == 0)
+		follow.chan = chan;
+	else
+		close(chan);
+	free(buf);
+	free(got);
+	ho_buf_free(&sec);
+	return rc;
+}
+

@@ -1,0 +1,226 @@
+/* gateway/handover.c: records round-trip, every truncation is refused, and so is a
+ * version this binary does not read. */
+#include "gateway/handover.h"
+
+#include <check.h>
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#define REQUIRE(cond) do { if (!(cond)) ck_abort_msg("%s:%d: %s", __FILE__, __LINE__, #cond); } while (0)
+
+static uint8_t big[100000];
+
+static void sample(struct ho_conn *c)
+{
+	memset(c, 0, sizeof(*c));
+	c->id = 0x0123456789abcdefULL;
+	c->state = 2;
+	c->flags = 0x80 | 0x20;
+	c->pool = 3;
+	c->slow = 2;
+	c->worker = 0xffff;
+	c->deadline_ms = -1234;
+	c->route = (struct ho_bytes){ (const uint8_t *)"/chat", 5 };
+	memcpy(c->pmd, "\x01\x0a\x0f\x03", 4);
+	c->rx.remaining = 1ULL << 40;
+	c->rx.msg_len = 77;
+	c->rx.utf8 = 12;
+	memcpy(c->rx.mask, "\xde\xad\xbe\xef", 4);
+	c->rx.phase = 3;
+	c->rx.frame_fin = 1;
+	c->rx.msg_op = 1;
+	c->rx.in_frame = 1;
+	c->rx.started = 1;
+	c->rx.rsv1_ok = 1;
+	c->rx.compressed = 0;
+	c->in = (struct ho_bytes){ (const uint8_t *)"\x81\x85", 2 };
+	for (size_t i = 0; i < sizeof(big); i++)
+		big[i] = (uint8_t)(i * 7);
+	c->msg = (struct ho_bytes){ big, 3000 };
+	c->out_started = 1;
+	c->out_head = (struct ho_bytes){ big + 5, 10 };
+	c->out_rest = (struct ho_bytes){ big + 100, sizeof(big) - 100 };
+	c->fields = (struct ho_bytes){ (const uint8_t *)"fields", 6 };
+}
+
+static int same_bytes(struct ho_bytes a, struct ho_bytes b)
+{
+	return a.n == b.n && (a.n == 0 || memcmp(a.p, b.p, a.n) == 0);
+}
+
+START_TEST(conn_round_trip)
+{
+	struct ho_conn a, b;
+	sample(&a);
+	struct ho_buf buf = { 0 };
+	ck_assert_int_eq(ho_put_conn(&buf, &a), 0);
+	ck_assert_int_eq(ho_put_conn(&buf, &a), 0); /* two in a row */
+	size_t used, used2;
+	ck_assert_int_eq(ho_get_conn(buf.p, buf.len, &b, &used), 0);
+	ck_assert_uint_eq(used * 2, buf.len);
+	ck_assert_uint_eq(b.id, a.id);
+	ck_assert_uint_eq(b.state, a.state);
+	ck_assert_uint_eq(b.flags, a.flags);
+	ck_assert_uint_eq(b.pool, a.pool);
+	ck_assert_uint_eq(b.slow, a.slow);
+	ck_assert_uint_eq(b.worker, a.worker);
+	ck_assert_int_eq(b.deadline_ms, a.deadline_ms);
+	ck_assert(memcmp(b.pmd, a.pmd, 4) == 0);
+	ck_assert(memcmp(&b.rx, &a.rx, sizeof(a.rx)) == 0);
+	ck_assert(same_bytes(b.route, a.route));
+	ck_assert(same_bytes(b.in, a.in));
+	ck_assert(same_bytes(b.msg, a.msg));
+	ck_assert_uint_eq(b.out_started, 1);
+	ck_assert(same_bytes(b.out_head, a.out_head));
+	ck_assert(same_bytes(b.out_rest, a.out_rest));
+	ck_assert(same_bytes(b.fields, a.fields));
+	ck_assert_int_eq(ho_get_conn(buf.p + used, buf.len - used, &b, &used2), 0);
+	ck_assert_uint_eq(b.id, a.id);
+	ho_buf_free(&buf);
+}
+END_TEST
+
+/* Each prefix of a record, placed at the end of a page followed by a PROT_NONE page, is
+ * refused without reading past it. */
+START_TEST(conn_truncated)
+{
+	struct ho_conn a, b;
+	sample(&a);
+	a.msg.n = 40;
+	a.out_rest.n = 50;
+	struct ho_buf buf = { 0 };
+	ck_assert_int_eq(ho_put_conn(&buf, &a), 0);
+	long pg = sysconf(_SC_PAGESIZE);
+	size_t area = ((buf.len + (size_t)pg - 1) / (size_t)pg) * (size_t)pg;
+	uint8_t *m = mmap(NULL, area + (size_t)pg, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	ck_assert(m != MAP_FAILED);
+	ck_assert_int_eq(mprotect(m + area, (size_t)pg, PROT_NONE), 0);
+	for (size_t n = 0; n < buf.len; n++) {
+		uint8_t *p = m + area - n;
+		memcpy(p, buf.p, n);
+		size_t used;
+		REQUIRE(ho_get_conn(p, n, &b, &used) == -EBADMSG);
+	}
+	size_t used;
+	uint8_t *p = m + area - buf.len;
+	memcpy(p, buf.p, buf.len);
+	ck_assert_int_eq(ho_get_conn(p, buf.len, &b, &used), 0);
+	munmap(m, area + (size_t)pg);
+	ho_buf_free(&buf);
+}
+END_TEST
+
+START_TEST(conn_bad_fields)
+{
+	struct ho_conn a, b;
+	sample(&a);
+	a.in.n = WS_RX_TAIL_MAX + 1;
+	a.in.p = big;
+	struct ho_buf buf = { 0 };
+	ck_assert_int_eq(ho_put_conn(&buf, &a), -EINVAL);
+	ck_assert_uint_eq(buf.len, 0);
+	sample(&a);
+	a.rx.phase = 4; /* a parser state no parser makes */
+	ck_assert_int_eq(ho_put_conn(&buf, &a), 0);
+	size_t used;
+	ck_assert_int_eq(ho_get_conn(buf.p, buf.len, &b, &used), -EBADMSG);
+	ho_buf_free(&buf);
+}
+END_TEST
+
+/* A later minor version may append fields to a record: this one skips them. */
+START_TEST(conn_longer_record)
+{
+	struct ho_conn a, b;
+	sample(&a);
+	a.msg.n = 0;
+	a.out_rest.n = 0;
+	struct ho_buf buf = { 0 };
+	ck_assert_int_eq(ho_put_conn(&buf, &a), 0);
+	size_t len = buf.len;
+	uint8_t *p = malloc(len + 5);
+	memcpy(p, buf.p, len);
+	memcpy(p + len, "extra", 5);
+	uint64_t body = len - 8 + 5;
+	for (int i = 0; i < 8; i++)
+		p[i] = (uint8_t)(body >> (8 * i));
+	size_t used;
+	ck_assert_int_eq(ho_get_conn(p, len + 5, &b, &used), 0);
+	ck_assert_uint_eq(used, len + 5);
+	ck_assert_uint_eq(b.id, a.id);
+	free(p);
+	ho_buf_free(&buf);
+}
+END_TEST
+
+START_TEST(header_and_version)
+{
+	struct ho_buf buf = { 0 };
+	struct ho_hello h = { 4242, 3, 99 }, g;
+	ck_assert_int_eq(ho_put_hdr(&buf, HO_HELLO, 16), 0);
+	ck_assert_int_eq(ho_put_hello(&buf, &h), 0);
+	struct ho_hdr hd;
+	ck_assert_int_eq(ho_get_hdr(buf.p, buf.len, &hd), 0);
+	ck_assert_uint_eq(hd.type, HO_HELLO);
+	ck_assert_uint_eq(hd.version, HO_VERSION);
+	ck_assert(ho_version_ok(hd.version));
+	ck_assert_int_eq(ho_get_hello(buf.p + HO_HDR, hd.len, &g), 0);
+	ck_assert_uint_eq(g.pid, 4242);
+	ck_assert_uint_eq(g.count, 3);
+	ck_assert_uint_eq(g.next_id, 99);
+	/* Truncated header or body, wrong magic, a body length that lies. */
+	for (size_t n = 0; n < buf.len; n++)
+		REQUIRE(ho_get_hdr(buf.p, n, &hd) == -EBADMSG || (n >= HO_HDR && hd.len != n - HO_HDR));
+	ck_assert_int_eq(ho_get_hello(buf.p + HO_HDR, hd.len - 1, &g), -EBADMSG);
+	buf.p[0] = 'X';
+	ck_assert_int_eq(ho_get_hdr(buf.p, buf.len, &hd), -EPROTO);
+	/* Another version is read as such and refused by ho_version_ok. */
+	buf.len = 0;
+	ck_assert_int_eq(ho_put_hdr_v(&buf, HO_VERSION + 1, HO_HELLO, 0), 0);
+	ck_assert_int_eq(ho_get_hdr(buf.p, buf.len, &hd), 0);
+	ck_assert_uint_eq(hd.version, HO_VERSION + 1);
+	ck_assert(!ho_version_ok(hd.version));
+	ck_assert(!ho_version_ok(0));
+	ho_buf_free(&buf);
+}
+END_TEST
+
+START_TEST(listen_entries)
+{
+	struct ho_buf buf = { 0 };
+	struct ho_listen a = { 0, 2, 1 }, b = { 1, 0, 0 }, x;
+	ck_assert_int_eq(ho_put_listen(&buf, &a), 0);
+	ck_assert_int_eq(ho_put_listen(&buf, &b), 0);
+	size_t used, off = 0;
+	ck_assert_int_eq(ho_get_listen(buf.p, buf.len, &x, &used), 0);
+	ck_assert(x.admin == 0 && x.index == 2 && x.tls == 1);
+	off += used;
+	ck_assert_int_eq(ho_get_listen(buf.p + off, buf.len - off, &x, &used), 0);
+	ck_assert(x.admin == 1 && x.index == 0 && x.tls == 0);
+	ck_assert_int_eq(ho_get_listen(buf.p, 2, &x, &used), -EBADMSG);
+	buf.p[0] = 7;
+	ck_assert_int_eq(ho_get_listen(buf.p, buf.len, &x, &used), -EBADMSG);
+	ho_buf_free(&buf);
+}
+END_TEST
+
+int main(void)
+{
+	Suite *s = suite_create("handover");
+	TCase *tc = tcase_create("codec");
+	tcase_add_test(tc, conn_round_trip);
+	tcase_add_test(tc, conn_truncated);
+	tcase_add_test(tc, conn_bad_fields);
+	tcase_add_test(tc, conn_longer_record);
+	tcase_add_test(tc, header_and_version);
+	tcase_add_test(tc, listen_entries);
+	suite_add_tcase(s, tc);
+	SRunner *sr = srunner_create(s);
+	srunner_run_all(sr, CK_NORMAL);
+	int failed = srunner_ntests_failed(sr);
+	srunner_free(sr);
+	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}

@@ -1,0 +1,707 @@
+/*
+ * The live upgrade (docs/UPGRADE.md) against real processes: `wsgw ctl upgrade` under
+ * steady echo load, several times in a row, must close no client and lose, duplicate or
+ * reorder no message; messages and frames split across the hand-over complete; a new
+ * binary that cannot start, reads another format version, or dies half way leaves every
+ * connection with the old gateway.
+ *
+ * The new gateways are children of the old ones, not of this test: the test makes itself
+ * their subreaper so it can reap them, and writes every pid it learns to a file that the
+ * unchecked teardown (in Check's parent) reads, so none outlives a failed test.
+ */
+#include "tests/lib/wstest.h"
+#include "tests/lib/wtadmin.h"
+#include "tests/lib/wttls.h"
+
+#include <check.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <unistd.h>
+#include <zlib.h>
+
+#define REQUIRE(cond, ...) do { if (!(cond)) ck_abort_msg(__VA_ARGS__); } while (0)
+
+static struct wt_gw gw;
+static char pids_path[96];
+static pid_t serving; /* the gateway that serves now */
+
+static void note_pid(pid_t pid)
+{
+	FILE *f = fopen(pids_path, "a");
+	if (f) {
+		fprintf(f, "%d\n", (int)pid);
+		fclose(f);
+	}
+}
+
+/* Check's parent, after each case: the gateways the case's upgrades started, by pid,
+ * if they are still a wsgw. */
+static void kill_noted(void)
+{
+	FILE *f = fopen(pids_path, "r");
+	int pid;
+	while (f && fscanf(f, "%d", &pid) == 1) {
+		char p[64], cmd[256] = "";
+		snprintf(p, sizeof(p), "/proc/%d/cmdline", pid);
+		FILE *c = fopen(p, "r");
+		if (c) {
+			size_t n = fread(cmd, 1, sizeof(cmd) - 1, c);
+			cmd[n] = 0;
+			fclose(c);
+		}
+		if (strstr(cmd, "wsgw"))
+			kill(pid, SIGKILL);
+	}
+	if (f)
+		fclose(f);
+	unlink(pids_path);
+}
+
+static void setup(void)
+{
+	snprintf(pids_path, sizeof(pids_path), "/tmp/wsgw-test-upgrade.%d.pids", (int)getpid());
+	unlink(pids_path);
+	struct rlimit rl;
+	getrlimit(RLIMIT_NOFILE, &rl);
+	rl.rlim_cur = rl.rlim_max;
+	setrlimit(RLIMIT_NOFILE, &rl);
+}
+
+static void case_setup(void)
+{
+	prctl(PR_SET_CHILD_SUBREAPER, 1);
+	unsetenv("WSGW_HANDOVER_TEST_VERSION");
+	unsetenv("WSGW_HANDOVER_TEST_CRASH");
+}
+
+/* `wsgw ctl upgrade [path]`, started now, finished by ctl_wait. */
+struct ctl_run {
+	pid_t pid;
+	int fd;
+	char path[96];
+	char out[4096];
+};
+
+static void ctl_start(struct ctl_run *r, int admin, const char *bin)
+{
+	char prog[512], addr[64];
+	const char *b = getenv("WSGW_BUILD");
+	snprintf(prog, sizeof(prog), "%s/wsgw", b ? b : "build");
+	snprintf(addr, sizeof(addr), "127.0.0.1:%d", admin);
+	const char *argv[] = { prog, "ctl", "--admin", addr, "upgrade", bin, NULL };
+	snprintf(r->path, sizeof(r->path), "/tmp/wsgw-test-upgrade-ctl.%d", (int)getpid());
+	r->fd = open(r->path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	ck_assert(r->fd >= 0);
+	unlink(r->path);
+	r->pid = wt_spawn(argv, r->fd);
+	ck_assert(r->pid > 0);
+}
+
+/* 1 once ctl exited (its status in *st and output in r->out), 0 while it runs. */
+static int ctl_done(struct ctl_run *r, int *st)
+{
+	if (!r->pid)
+		return 1;
+	if (waitpid(r->pid, st, WNOHANG) != r->pid)
+		return 0;
+	r->pid = 0;
+	lseek(r->fd, 0, SEEK_SET);
+	ssize_t n = read(r->fd, r->out, sizeof(r->out) - 1);
+	r->out[n > 0 ? n : 0] = 0;
+	close(r->fd);
+	return 1;
+}
+
+static int ctl_wait(struct ctl_run *r)
+{
+	int st = -1;
+	for (int i = 0; i < 2000 && !ctl_done(r, &st); i++)
+		wt_sleep_ms(10);
+	REQUIRE(!r->pid, "wsgw ctl upgrade did not end within 20 s");
+	return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+/* After a successful upgrade: the new pid from ctl's line; the old one exits by itself. */
+static void upgraded(const struct ctl_run *r)
+{
+	int pid = 0;
+	const char *p = strstr(r->out, "upgraded: pid ");
+	REQUIRE(p && sscanf(p, "upgraded: pid %d", &pid) == 1 && pid > 0, "ctl said: %s", r->out);
+	note_pid(pid);
+	pid_t old = serving;
+	serving = pid;
+	/* The old one drains nothing and exits 0; reap it (ours, or orphaned to us). */
+	int st = -1;
+	REQUIRE(wt_waitpid(old, &st, 10000) == 0, "the old gateway %d did not exit", (int)old);
+	REQUIRE(WIFEXITED(st) && WEXITSTATUS(st) == 0, "the old gateway exited with %d", st);
+	if (old == gw.pid)
+		gw.pid = 0;
+}
+
+static void stop_serving(void)
+{
+	if (serving && serving != gw.pid) {
+		kill(serving, SIGTERM);
+		int st = -1;
+		REQUIRE(wt_waitpid(serving, &st, 10000) == 0, "gateway %d did not stop", (int)serving);
+		REQUIRE(WIFEXITED(st) && WEXITSTATUS(st) == 0, "gateway %d exited with %d", (int)serving, st);
+	}
+	serving = 0;
+	if (gw.pid)
+		WT_GW_STOP(&gw);
+}
+
+/* ---- load ---- */
+
+struct client {
+	struct wt_conn c;
+	unsigned sent, got;
+};
+
+/* One round: two messages to each client, then both echoes from each, in order. */
+static void round_trip(struct client *cl, int n)
+{
+	char m[64];
+	for (int i = 0; i < n; i++)
+		for (int k = 0; k < 2; k++) {
+			int len = snprintf(m, sizeof(m), "c%d m%u", i, cl[i].sent++);
+			WT_OK(&cl[i].c, wt_send_frame(&cl[i].c, WT_TEXT, 1, m, (size_t)len));
+		}
+	for (int i = 0; i < n; i++)
+		for (int k = 0; k < 2; k++) {
+			struct wt_frame f;
+			int rc = wt_read_message(&cl[i].c, &f, 10000);
+			REQUIRE(rc >= 0, "client %d, message %u: %s", i, cl[i].got, cl[i].c.err);
+			int len = snprintf(m, sizeof(m), "c%d m%u", i, cl[i].got++);
+			REQUIRE(f.opcode == WT_TEXT && f.len == (size_t)len && !memcmp(f.payload, m, f.len),
+				"client %d: expected '%s', got opcode %d '%.*s'", i, m, f.opcode, (int)f.len,
+				(const char *)f.payload);
+			wt_frame_free(&f);
+		}
+}
+
+static struct client *open_clients(int n)
+{
+	struct client *cl = calloc((size_t)n, sizeof(*cl));
+	ck_assert(cl);
+	for (int i = 0; i < n; i++)
+		WT_EXPECT_OPEN(&cl[i].c, "127.0.0.1", gw.port, "/");
+	return cl;
+}
+
+static void close_clients(struct client *cl, int n)
+{
+	for (int i = 0; i < n; i++) {
+		WT_OK(&cl[i].c, wt_send_close(&cl[i].c, 1000, NULL, 0));
+		WT_EXPECT_CLOSE(&cl[i].c, 1000);
+		wt_close(&cl[i].c);
+	}
+	free(cl);
+}
+
+/* Upgrades `times` times while n clients echo; each upgrade runs while rounds go on. */
+static void upgrade_under_load(int n, int times)
+{
+	WT_GW_START(&gw, "--admin", "127.0.0.1:0", NULL);
+	serving = gw.pid;
+	int admin = wt_admin_port(&gw);
+	ck_assert_int_gt(admin, 0);
+	struct client *cl = open_clients(n);
+	round_trip(cl, n);
+	for (int u = 0; u < times; u++) {
+		struct ctl_run r;
+		ctl_start(&r, admin, NULL);
+		int st, rounds = 0;
+		/* Rounds before, during and after the hand-over; bounded by count. */
+		while (!ctl_done(&r, &st) && rounds < 10000) {
+			round_trip(cl, n);
+			rounds++;
+		}
+		REQUIRE(!r.pid, "ctl still running after %d rounds", rounds);
+		REQUIRE(WIFEXITED(st) && WEXITSTATUS(st) == 0, "upgrade %d failed: %s", u, r.out);
+		upgraded(&r);
+		round_trip(cl, n);
+	}
+	for (int i = 0; i < n; i++)
+		REQUIRE(cl[i].got == cl[i].sent, "client %d: %u sent, %u echoed", i, cl[i].sent, cl[i].got);
+	close_clients(cl, n);
+	stop_serving();
+}
+
+START_TEST(upgrade_200_clients_5_times)
+{
+	upgrade_under_load(200, 5);
+}
+END_TEST
+
+START_TEST(upgrade_2000_clients_3_times)
+{
+	upgrade_under_load(2000, 3);
+}
+END_TEST
+
+/* A message in fragments, a frame cut in its header and one cut in its payload: the old
+ * gateway holds each part (assembly buffer, unparsed tail, parser state with the mask
+ * phase), the new one gets the rest from the client and must echo each whole. */
+START_TEST(partial_messages_across_the_handover)
+{
+	WT_GW_START(&gw, "--admin", "127.0.0.1:0", NULL);
+	serving = gw.pid;
+	int admin = wt_admin_port(&gw);
+	struct wt_conn a, b, c;
+	WT_EXPECT_OPEN(&a, "127.0.0.1", gw.port, "/");
+	WT_EXPECT_OPEN(&b, "127.0.0.1", gw.port, "/");
+	WT_EXPECT_OPEN(&c, "127.0.0.1", gw.port, "/");
+	/* a: the first fragment of a text message ("héllo " ends mid-character: UTF-8 state). */
+	static const char first[] = "h\xc3\xa9llo \xe2\x82", second[] = "\xac world";
+	WT_OK(&a, wt_send_frame(&a, WT_TEXT, 0, first, sizeof(first) - 1));
+	/* b: 3 bytes of a frame's header (kept as the unparsed tail). */
+	char payload[300];
+	wt_fill(payload, sizeof(payload), 7, 1);
+	struct wt_frame_spec sb = { .opcode = WT_BINARY, .fin = 1, .payload = payload, .len = sizeof(payload) };
+	size_t nb;
+	uint8_t *fb = wt_frame_encode(&sb, &nb);
+	WT_OK(&b, wt_send_raw(&b, fb, 3));
+	/* c: a frame's header and 101 bytes of its payload (mask phase 1 of 4). */
+	size_t nc;
+	uint8_t *fc = wt_frame_encode(&sb, &nc);
+	size_t cut = nc - sizeof(payload) + 101;
+	WT_OK(&c, wt_send_raw(&c, fc, cut));
+	wt_sleep_ms(100); /* the old gateway has read them */
+	struct ctl_run r;
+	ctl_start(&r, admin, NULL);
+	ck_assert_int_eq(ctl_wait(&r), 0);
+	upgraded(&r);
+	WT_OK(&a, wt_send_frame(&a, WT_CONT, 1, second, sizeof(second) - 1));
+	WT_OK(&b, wt_send_raw(&b, fb + 3, nb - 3));
+	WT_OK(&c, wt_send_raw(&c, fc + cut, nc - cut));
+	static const char whole[] = "h\xc3\xa9llo \xe2\x82\xac world";
+	WT_EXPECT_MESSAGE(&a, WT_TEXT, whole, sizeof(whole) - 1);
+	WT_EXPECT_MESSAGE(&b, WT_BINARY, payload, sizeof(payload));
+	WT_EXPECT_MESSAGE(&c, WT_BINARY, payload, sizeof(payload));
+	free(fb);
+	free(fc);
+	/* The new gateway still checks UTF-8 where the old left off: a bad continuation. */
+	WT_OK(&a, wt_send_frame(&a, WT_TEXT, 0, "\xe2", 1));
+	wt_sleep_ms(50);
+	ctl_start(&r, admin, NULL);
+	ck_assert_int_eq(ctl_wait(&r), 0);
+	upgraded(&r);
+	WT_OK(&a, wt_send_frame(&a, WT_CONT, 1, "A", 1));
+	WT_EXPECT_CLOSE(&a, 1007);
+	wt_close(&a);
+	wt_close(&b);
+	wt_close(&c);
+	stop_serving();
+}
+END_TEST
+
+/* Each failure: ctl says why and exits 1, the same gateway serves every client on. */
+static void failed_upgrade(const char *bin, const char *needle)
+{
+	WT_GW_START(&gw, "--admin", "127.0.0.1:0", NULL);
+	serving = gw.pid;
+	int admin = wt_admin_port(&gw);
+	enum { N = 300 }; /* more than one batch of 253 */
+	struct client *cl = open_clients(N);
+	round_trip(cl, N);
+	for (int t = 0; t < 2; t++) {
+		struct ctl_run r;
+		ctl_start(&r, admin, bin);
+		int st, rounds = 0;
+		while (!ctl_done(&r, &st) && rounds < 10000) {
+			round_trip(cl, N);
+			rounds++;
+		}
+		REQUIRE(WIFEXITED(st) && WEXITSTATUS(st) == 1, "ctl exited with %d: %s", st, r.out);
+		REQUIRE(strstr(r.out, needle), "ctl said '%s', not '%s'", r.out, needle);
+		REQUIRE(strstr(r.out, "keeps serving"), "ctl said: %s", r.out);
+		round_trip(cl, N);
+	}
+	ck_assert(wt_gw_log_contains(&gw, "upgrade failed, this process keeps serving every connection"));
+	ck_assert_int_eq(kill(gw.pid, 0), 0);
+	close_clients(cl, N);
+	stop_serving();
+}
+
+START_TEST(new_binary_fails_to_start)
+{
+	failed_upgrade("/bin/false", "exited with status 1 before it was ready");
+}
+END_TEST
+
+START_TEST(new_binary_does_not_exist)
+{
+	failed_upgrade("/nonexistent/wsgw", "cannot start /nonexistent/wsgw");
+}
+END_TEST
+
+START_TEST(new_binary_reads_another_version)
+{
+	setenv("WSGW_HANDOVER_TEST_VERSION", "99", 1); /* the new processes read only version 99 */
+	failed_upgrade(NULL, "hand-over format version 1 is not one this binary reads (99..99)");
+}
+END_TEST
+
+START_TEST(new_binary_dies_half_way)
+{
+	setenv("WSGW_HANDOVER_TEST_CRASH", "1", 1); /* exits after taking the first batch */
+	failed_upgrade(NULL, "exited with status 3 while taking the connections");
+}
+END_TEST
+
+/* SIGUSR2 does what ctl upgrade does. */
+START_TEST(sigusr2_upgrades)
+{
+	WT_GW_START(&gw, "--admin", "127.0.0.1:0", NULL);
+	serving = gw.pid;
+	struct client *cl = open_clients(20);
+	round_trip(cl, 20);
+	kill(gw.pid, SIGUSR2);
+	int st = -1;
+	REQUIRE(wt_waitpid(gw.pid, &st, 10000) == 0 && WIFEXITED(st) && WEXITSTATUS(st) == 0,
+		"the old gateway did not exit after SIGUSR2");
+	gw.pid = 0;
+	char line[128];
+	int pid = 0;
+	ck_assert(wt_gw_log_contains(&gw, "upgrade: pid "));
+	FILE *f = fopen(gw.log_path, "r");
+	while (f && fgets(line, sizeof(line), f)) {
+		const char *p = strstr(line, "msg=\"upgrade: pid ");
+		if (p)
+			sscanf(p, "msg=\"upgrade: pid %d", &pid);
+	}
+	if (f)
+		fclose(f);
+	ck_assert_int_gt(pid, 0);
+	note_pid(pid);
+	serving = pid;
+	round_trip(cl, 20);
+	close_clients(cl, 20);
+	stop_serving();
+}
+END_TEST
+
+/* Output the old gateway queued and could not write (the client does not read) moves as
+ * bytes, the rest of a frame partly written first: the client then reads every echo. */
+START_TEST(queued_output_moves)
+{
+	WT_GW_START(&gw, "--admin", "127.0.0.1:0", NULL);
+	serving = gw.pid;
+	int admin = wt_admin_port(&gw);
+	wt_set_rcvbuf(4096);
+	struct wt_conn c;
+	WT_EXPECT_OPEN(&c, "127.0.0.1", gw.port, "/");
+	wt_set_rcvbuf(0);
+	enum { M = 512, SZ = 16384 }; /* 8 MiB: more than the sockets buffer (tcp_wmem max 4 MiB) */
+	static char msg[SZ];
+	for (int i = 0; i < M; i++) {
+		wt_fill(msg, SZ, (unsigned)i, 0);
+		WT_OK(&c, wt_send_frame(&c, WT_BINARY, 1, msg, SZ));
+	}
+	wt_sleep_ms(200); /* echoed into its queue as far as the gateway reads */
+	struct ctl_run r;
+	ctl_start(&r, admin, NULL);
+	ck_assert_int_eq(ctl_wait(&r), 0);
+	upgraded(&r);
+	/* The old one said it handed output over: that is what this test is about. */
+	ck_assert(wt_gw_log_contains(&gw, "took 1 connections and the listeners"));
+	ck_assert(!wt_gw_log_contains(&gw, "(0 bytes queued"));
+	for (int i = 0; i < M; i++) {
+		wt_fill(msg, SZ, (unsigned)i, 0);
+		WT_EXPECT_MESSAGE_T(&c, WT_BINARY, msg, SZ, 10000);
+	}
+	WT_OK(&c, wt_send_close(&c, 1000, NULL, 0));
+	WT_EXPECT_CLOSE(&c, 1000);
+	wt_close(&c);
+	stop_serving();
+}
+END_TEST
+
+/* permessage-deflate's agreed parameters move: compressed messages both ways go on. */
+static void inflate_check(const struct wt_frame *f, const char *want, size_t n)
+{
+	z_stream z;
+	memset(&z, 0, sizeof(z));
+	ck_assert_int_eq(inflateInit2(&z, -15), Z_OK);
+	uint8_t in[4096], out[4096];
+	ck_assert(f->len + 4 <= sizeof(in));
+	memcpy(in, f->payload, f->len);
+	memcpy(in + f->len, "\x00\x00\xff\xff", 4);
+	z.next_in = in;
+	z.avail_in = (uInt)f->len + 4;
+	z.next_out = out;
+	z.avail_out = sizeof(out);
+	int rc = inflate(&z, Z_SYNC_FLUSH);
+	ck_assert(rc == Z_OK || rc == Z_STREAM_END);
+	ck_assert_uint_eq(z.total_out, n);
+	ck_assert(!memcmp(out, want, n));
+	inflateEnd(&z);
+}
+
+static void deflate_round(struct wt_conn *c, const char *text, size_t n)
+{
+	/* Sent compressed (RSV1), as a client of no context takeover does. */
+	z_stream z;
+	memset(&z, 0, sizeof(z));
+	ck_assert_int_eq(deflateInit2(&z, 6, Z_DEFLATED, -9, 8, Z_DEFAULT_STRATEGY), Z_OK);
+	uint8_t out[4096];
+	z.next_in = (Bytef *)text;
+	z.avail_in = (uInt)n;
+	z.next_out = out;
+	z.avail_out = sizeof(out);
+	ck_assert_int_eq(deflate(&z, Z_SYNC_FLUSH), Z_OK);
+	size_t zn = sizeof(out) - z.avail_out - 4; /* without 00 00 ff ff */
+	deflateEnd(&z);
+	struct wt_frame_spec s = { .opcode = WT_TEXT, .fin = 1, .rsv = 4, .payload = out, .len = zn };
+	WT_OK(c, wt_send_spec(c, &s));
+	/* And uncompressed: both come back compressed (over --deflate-min-size). */
+	WT_OK(c, wt_send_frame(c, WT_TEXT, 1, text, n));
+	for (int k = 0; k < 2; k++) {
+		struct wt_frame f;
+		WT_OK(c, wt_read_frame(c, &f, 5000));
+		ck_assert_int_eq(f.opcode, WT_TEXT);
+		ck_assert_int_eq(f.rsv, 4);
+		inflate_check(&f, text, n);
+		wt_frame_free(&f);
+	}
+}
+
+START_TEST(deflate_parameters_move)
+{
+	WT_GW_START(&gw, "--admin", "127.0.0.1:0", NULL);
+	serving = gw.pid;
+	int admin = wt_admin_port(&gw);
+	struct wt_conn c;
+	char req[1024], ext[256];
+	WT_OK(&c, wt_connect(&c, "127.0.0.1", gw.port));
+	int n = wt_request_build(&c, req, sizeof(req), "/",
+				 "Sec-WebSocket-Extensions: permessage-deflate; client_max_window_bits=9\r\n");
+	WT_OK(&c, wt_send_raw(&c, req, (size_t)n));
+	struct wt_http h;
+	ck_assert_int_eq(wt_http_read(&c, &h), 101);
+	ck_assert(wt_http_header(&h, "Sec-WebSocket-Extensions", ext, sizeof(ext)));
+	ck_assert_msg(!strncmp(ext, "permessage-deflate", 18), "answer: %s", ext);
+	char text[300];
+	wt_fill(text, sizeof(text), 3, 1);
+	deflate_round(&c, text, sizeof(text));
+	for (int u = 0; u < 2; u++) {
+		struct ctl_run r;
+		ctl_start(&r, admin, NULL);
+		ck_assert_int_eq(ctl_wait(&r), 0);
+		upgraded(&r);
+		deflate_round(&c, text, sizeof(text));
+	}
+	wt_close(&c);
+	stop_serving();
+}
+END_TEST
+
+/* Without kernel TLS a TLS connection's record state cannot leave the process: it stays
+ * and gets close 1001 while the plain connections move. */
+START_TEST(tls_connections_drain_others_move)
+{
+	WT_GW_START(&gw, "--listen", "127.0.0.1:0", "--listen", "127.0.0.1:0,tls", "--tls-cert",
+		    wt_tls_file("cert.pem"), "--tls-key", wt_tls_file("key.pem"), "--admin", "127.0.0.1:0", NULL);
+	serving = gw.pid;
+	int admin = wt_admin_port(&gw);
+	ck_assert_int_eq(gw.nlisten, 2);
+	struct wt_conn p, t;
+	WT_EXPECT_OPEN(&p, "127.0.0.1", gw.ports[0], "/");
+	WT_EXPECT_OPEN(&t, "127.0.0.1", gw.ports[1], "/");
+	ck_assert(t.tls != NULL);
+	WT_OK(&t, wt_send_frame(&t, WT_TEXT, 1, "tls", 3));
+	WT_EXPECT_MESSAGE(&t, WT_TEXT, "tls", 3);
+	struct ctl_run r;
+	ctl_start(&r, admin, NULL);
+	ck_assert_int_eq(ctl_wait(&r), 0);
+	ck_assert_msg(strstr(r.out, "took 1 connections; 1 connections could not move and drain with 1001"),
+		      "ctl said: %s", r.out);
+	WT_EXPECT_CLOSE(&t, 1001);
+	WT_OK(&t, wt_send_close(&t, 1001, NULL, 0));
+	upgraded(&r);
+	wt_close(&t);
+	WT_OK(&p, wt_send_frame(&p, WT_TEXT, 1, "plain", 5));
+	WT_EXPECT_MESSAGE(&p, WT_TEXT, "plain", 5);
+	/* The new process took the TLS listener too, and serves new TLS clients. */
+	WT_EXPECT_OPEN(&t, "127.0.0.1", gw.ports[1], "/");
+	WT_OK(&t, wt_send_frame(&t, WT_TEXT, 1, "tls2", 4));
+	WT_EXPECT_MESSAGE(&t, WT_TEXT, "tls2", 4);
+	wt_close(&t);
+	wt_close(&p);
+	stop_serving();
+}
+END_TEST
+
+/* Under systemd (Type=notify, NotifyAccess=main) the old process names the new one
+ * MAINPID before the new one can say READY=1, so systemd follows it. */
+static int notify_read(int fd, char *all, size_t cap, const char *needle, int ms)
+{
+	int64_t end = wt_now_ms() + ms;
+	size_t len = strlen(all);
+	while (!strstr(all, needle) && wt_now_ms() < end) {
+		struct pollfd p = { fd, POLLIN, 0 };
+		if (poll(&p, 1, 50) == 1) {
+			ssize_t n = recv(fd, all + len, cap - len - 2, 0);
+			if (n > 0) {
+				len += (size_t)n;
+				all[len++] = '|';
+				all[len] = 0;
+			}
+		}
+	}
+	return strstr(all, needle) != NULL;
+}
+
+START_TEST(systemd_follows_the_new_process)
+{
+	char path[108];
+	snprintf(path, sizeof(path), "/tmp/wsgw-test-notify.%d", (int)getpid());
+	unlink(path);
+	int fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", path);
+	ck_assert_int_eq(bind(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+	setenv("NOTIFY_SOCKET", path, 1);
+	WT_GW_START(&gw, "--admin", "127.0.0.1:0", NULL);
+	unsetenv("NOTIFY_SOCKET");
+	serving = gw.pid;
+	static char all[65536];
+	all[0] = 0;
+	char want[128];
+	snprintf(want, sizeof(want), "READY=1\nMAINPID=%d", (int)gw.pid);
+	ck_assert_msg(notify_read(fd, all, sizeof(all), want, 5000), "got: %s", all);
+	struct wt_conn c;
+	WT_EXPECT_OPEN(&c, "127.0.0.1", gw.port, "/");
+	struct ctl_run r;
+	ctl_start(&r, wt_admin_port(&gw), NULL);
+	ck_assert_int_eq(ctl_wait(&r), 0);
+	upgraded(&r);
+	char moved[64], ready[64];
+	snprintf(moved, sizeof(moved), "MAINPID=%d\nSTATUS=upgrading", (int)serving);
+	snprintf(ready, sizeof(ready), "READY=1\nMAINPID=%d", (int)serving);
+	ck_assert_msg(notify_read(fd, all, sizeof(all), ready, 5000), "got: %s", all);
+	ck_assert_msg(strstr(all, moved) && strstr(all, moved) < strstr(all, ready), "got: %s", all);
+	WT_OK(&c, wt_send_frame(&c, WT_TEXT, 1, "x", 1));
+	WT_EXPECT_MESSAGE(&c, WT_TEXT, "x", 1);
+	wt_close(&c);
+	stop_serving();
+	close(fd);
+	unlink(path);
+}
+END_TEST
+
+/* A new binary that never answers: the old one serves on while it waits (the wait is not
+ * a pause), refuses a second upgrade meanwhile, and after 5 s kills it and keeps all. */
+START_TEST(new_binary_hangs)
+{
+	char bin[96];
+	snprintf(bin, sizeof(bin), "/tmp/wsgw-test-upgrade-hang.%d", (int)getpid());
+	FILE *f = fopen(bin, "w");
+	ck_assert(f);
+	fputs("#!/bin/sh\nexec sleep 30\n", f);
+	fclose(f);
+	chmod(bin, 0700);
+	WT_GW_START(&gw, "--admin", "127.0.0.1:0", NULL);
+	serving = gw.pid;
+	int admin = wt_admin_port(&gw);
+	struct client *cl = open_clients(50);
+	struct ctl_run r, r2;
+	ctl_start(&r, admin, bin);
+	int64_t t0 = wt_now_ms();
+	int st, rounds = 0, second = 0;
+	while (!ctl_done(&r, &st) && rounds < 100000) {
+		round_trip(cl, 50);
+		rounds++;
+		if (!second && wt_now_ms() - t0 >= 1000) {
+			second = 1;
+			ctl_start(&r2, admin, NULL);
+			REQUIRE(ctl_wait(&r2) == 1 && strstr(r2.out, "an upgrade is under way"), "second: %s", r2.out);
+		}
+	}
+	REQUIRE(WIFEXITED(st) && WEXITSTATUS(st) == 1, "ctl: %s", r.out);
+	REQUIRE(strstr(r.out, "no answer from the new process within 5 s"), "ctl said: %s", r.out);
+	/* Clients were served all along: many rounds during the 5 s. */
+	REQUIRE(second && rounds > 2 && wt_now_ms() - t0 >= 4500, "%d rounds", rounds);
+	round_trip(cl, 50);
+	close_clients(cl, 50);
+	stop_serving();
+	unlink(bin);
+}
+END_TEST
+
+/* A client in the middle of its upgrade request at the hand-over: the old process finishes
+ * its handshake and then hands it over too, so it is served by the new one. */
+START_TEST(handshake_in_progress_follows)
+{
+	WT_GW_START(&gw, "--admin", "127.0.0.1:0", NULL);
+	serving = gw.pid;
+	int admin = wt_admin_port(&gw);
+	struct wt_conn c, other;
+	WT_EXPECT_OPEN(&other, "127.0.0.1", gw.port, "/");
+	char req[1024];
+	WT_OK(&c, wt_connect(&c, "127.0.0.1", gw.port));
+	int n = wt_request_build(&c, req, sizeof(req), "/", NULL);
+	ck_assert_int_gt(n, 40);
+	WT_OK(&c, wt_send_raw(&c, req, 30));
+	wt_sleep_ms(100);
+	struct ctl_run r;
+	ctl_start(&r, admin, NULL);
+	ck_assert_int_eq(ctl_wait(&r), 0);
+	ck_assert_msg(strstr(r.out, "took 1 connections"), "ctl said: %s", r.out);
+	WT_OK(&c, wt_send_raw(&c, req + 30, (size_t)n - 30));
+	struct wt_http h;
+	ck_assert_int_eq(wt_http_read(&c, &h), 101);
+	ck_assert_int_eq(wt_http_check_upgrade(&c, &h), 0);
+	upgraded(&r); /* the old one exits once it has handed this one over too */
+	ck_assert(wt_gw_log_contains(&gw, "took 1 connections that finished their handshake"));
+	WT_OK(&c, wt_send_frame(&c, WT_TEXT, 1, "late", 4));
+	WT_EXPECT_MESSAGE(&c, WT_TEXT, "late", 4);
+	WT_OK(&other, wt_send_frame(&other, WT_TEXT, 1, "on", 2));
+	WT_EXPECT_MESSAGE(&other, WT_TEXT, "on", 2);
+	wt_close(&c);
+	wt_close(&other);
+	stop_serving();
+}
+END_TEST
+
+int main(void)
+{
+	setup();
+	Suite *s = suite_create("upgrade");
+	TCase *tc = tcase_create("upgrade");
+	tcase_add_unchecked_fixture(tc, NULL, kill_noted);
+	tcase_add_checked_fixture(tc, case_setup, NULL);
+	tcase_set_timeout(tc, 120);
+	tcase_add_test(tc, upgrade_200_clients_5_times);
+	tcase_add_test(tc, partial_messages_across_the_handover);
+	tcase_add_test(tc, new_binary_fails_to_start);
+	tcase_add_test(tc, new_binary_does_not_exist);
+	tcase_add_test(tc, new_binary_reads_another_version);
+	tcase_add_test(tc, new_binary_dies_half_way);
+	tcase_add_test(tc, new_binary_hangs);
+	tcase_add_test(tc, sigusr2_upgrades);
+	tcase_add_test(tc, queued_output_moves);
+	tcase_add_test(tc, deflate_parameters_move);
+	tcase_add_test(tc, tls_connections_drain_others_move);
+	tcase_add_test(tc, handshake_in_progress_follows);
+	tcase_add_test(tc, systemd_follows_the_new_process);
+	tcase_add_test(tc, upgrade_2000_clients_3_times);
+	suite_add_tcase(s, tc);
+	SRunner *sr = srunner_create(s);
+	srunner_run_all(sr, CK_NORMAL);
+	int failed = srunner_ntests_failed(sr);
+	srunner_free(sr);
+	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}
