@@ -358,6 +358,101 @@ npm-pack:
 	@mkdir -p build
 	cd workers/node && npm pack --pack-destination $(abspath build)
 
+# ---- fuzzing (tests/fuzz/, docs/FUZZING.md) -----------------------------------------------
+#   make fuzz FUZZ_SECONDS=N   build every libFuzzer target and run each for N seconds
+#   make fuzz-build            only build them, into build/fuzz/
+# Kept out of `all` and `check`: only these targets need clang and libclang-rt-14-dev, and
+# install them when missing. Each run replays tests/fuzz/regressions/<target>/ first, then
+# fuzzes a corpus copied into build/fuzz/corpus-<target> from tests/fuzz/corpus/<target>;
+# the log is build/fuzz/fuzz_<target>.log, a failing input build/fuzz/<target>-crash-*
+# (or -leak-, -timeout-, -oom-). FUZZ_TARGETS=frame runs only that target.
+FUZZ_CC      ?= clang
+FUZZ_SECONDS ?= 60
+FUZZ_FLAGS   ?= -timeout=5 -rss_limit_mb=1024
+FUZZ_DIR     := build/fuzz
+FUZZ_PKGS    := clang libclang-rt-14-dev
+FUZZ_STAMP   := build/.fuzz-deps-installed
+FUZZ_TARGETS := frame handshake config zmsg ring segment
+FUZZ_SAN     := -fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer
+FUZZ_CFLAGS  := -std=gnu11 -g -O1 $(FUZZ_SAN) -fsanitize=fuzzer-no-link -MMD -MP \
+                -D_GNU_SOURCE -D_LGPL_SOURCE -Iinclude -I. -I$(LLHTTP_INC_DIR)
+
+# What each target links besides its harness: the code under test and its libraries.
+fuzz_src_frame     := gateway/frame.c gateway/utf8.c
+fuzz_src_handshake := gateway/handshake.c gateway/hsresp.c gateway/log.c
+fuzz_src_config    := gateway/config.c gateway/deflate.c gateway/log.c
+fuzz_src_zmsg      := gateway/zmsg.c gateway/log.c
+fuzz_src_ring      := shm/ring.c shm/doorbell.c
+fuzz_src_segment   := shm/segment.c shm/ring.c shm/doorbell.c
+fuzz_obj_handshake := $(LLHTTP_SRC:%.c=$(FUZZ_DIR)/obj/llhttp/%.o)
+fuzz_libs_handshake := -lcrypto
+fuzz_libs_config   := -lm -lz
+fuzz_libs_zmsg     := -lzmq
+
+FUZZ_BIN := $(FUZZ_TARGETS:%=$(FUZZ_DIR)/fuzz_%)
+
+.PHONY: fuzz fuzz-build fuzz-bins
+
+$(FUZZ_STAMP):
+	@missing=""; for p in $(FUZZ_PKGS); do \
+	  dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q 'ok installed' || missing="$$missing $$p"; \
+	done; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing missing packages:$$missing"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \
+	fi
+	@mkdir -p $(@D) && touch $@
+
+# Two steps: the packages first, then a make that can see the files they installed
+# (llhttp's sources are pattern-rule prerequisites).
+fuzz-build:
+	@$(MAKE) --no-print-directory $(DEPS_STAMP) $(FUZZ_STAMP)
+	@$(MAKE) --no-print-directory fuzz-bins
+
+fuzz-bins: $(FUZZ_BIN)
+
+$(FUZZ_DIR)/obj/%.o: %.c
+	@mkdir -p $(@D)
+	@$(if $(Q),echo "  FUZZCC  $<")
+	$(Q)$(FUZZ_CC) $(FUZZ_CFLAGS) $(WARN) -c -o $@ $<
+
+$(FUZZ_DIR)/obj/llhttp/%.o: $(LLHTTP_SRC_DIR)/%.c
+	@mkdir -p $(@D)
+	@$(if $(Q),echo "  FUZZCC  $<")
+	$(Q)$(FUZZ_CC) $(FUZZ_CFLAGS) -Wall -Wextra -Wno-unused-parameter -c -o $@ $<
+
+define FUZZ_LINK
+$(FUZZ_DIR)/fuzz_$(1): $(FUZZ_DIR)/obj/tests/fuzz/fuzz_$(1).o $$(fuzz_src_$(1):%.c=$(FUZZ_DIR)/obj/%.o) $$(fuzz_obj_$(1))
+	@$$(if $$(Q),echo "  LD      $$@")
+	$$(Q)$$(FUZZ_CC) $$(FUZZ_SAN) -fsanitize=fuzzer -o $$@ $$^ $$(fuzz_libs_$(1))
+endef
+$(foreach t,$(FUZZ_TARGETS),$(eval $(call FUZZ_LINK,$(t))))
+
+# Every target runs, even after a crash; the make fails if any crashed.
+fuzz: fuzz-build
+	@failed=""; for t in $(FUZZ_TARGETS); do \
+	  bin=$(FUZZ_DIR)/fuzz_$$t; log=$(FUZZ_DIR)/fuzz_$$t.log; \
+	  reg=$$(ls -d tests/fuzz/regressions/$$t/* 2>/dev/null); \
+	  if [ -n "$$reg" ]; then \
+	    echo "== fuzz_$$t: replaying $$(echo $$reg | wc -w) regression inputs"; \
+	    $$bin $$reg > $$log.regressions 2>&1 || { failed="$$failed $$t(regression)"; tail -n 40 $$log.regressions; }; \
+	  fi; \
+	  echo "== fuzz_$$t for $(FUZZ_SECONDS) s"; \
+	  mkdir -p $(FUZZ_DIR)/corpus-$$t && cp tests/fuzz/corpus/$$t/* $(FUZZ_DIR)/corpus-$$t/; \
+	  if $$bin -max_total_time=$(FUZZ_SECONDS) $(FUZZ_FLAGS) -print_final_stats=1 \
+	      -artifact_prefix=$(FUZZ_DIR)/$$t- $(FUZZ_DIR)/corpus-$$t > $$log 2>&1; then \
+	    grep -E '^#[0-9]+.*(DONE|pulse|NEW|REDUCE)' $$log | tail -n 1; \
+	    grep -E '^stat::(number_of_executed_units|peak_rss_mb)' $$log | tr '\n' ' '; echo; \
+	  else \
+	    failed="$$failed $$t"; tail -n 60 $$log; \
+	  fi; \
+	done; \
+	if [ -n "$$failed" ]; then echo "FUZZ FAILED:$$failed (inputs: $(FUZZ_DIR)/<target>-crash-* and the like)"; exit 1; fi; \
+	echo "fuzz: $(words $(FUZZ_TARGETS)) targets, $(FUZZ_SECONDS) s each, no crash"
+
+-include $(shell find $(FUZZ_DIR)/obj -name '*.d' 2>/dev/null)
+# ---- end of fuzzing ----------------------------------------------------------------------
+
 clean:
 	rm -rf build
 

@@ -7,9 +7,11 @@
 #include "gateway/pool_int.h"
 #include "gateway/stats.h"
 #include "gateway/topics.h"
+#include "gateway/utf8.h"
 #include "wsgw/protocol.h"
 
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -70,6 +72,24 @@ static unsigned op_of(const struct shm_rec *r)
 	return (r->flags & WSGW_F_BINARY) ? 2 /* WS_OP_BINARY */ : 1 /* WS_OP_TEXT */;
 }
 
+/* A text message or a close reason a client gets must be UTF-8 (RFC 6455 8.1): a browser
+ * fails the connection otherwise, so a worker's bad text is refused here, to the worker. */
+static int utf8_ok(const uint8_t *p, size_t n)
+{
+	return utf8_validate(UTF8_ACCEPT, p, n) == UTF8_ACCEPT;
+}
+
+static int text_ok(struct pools *ps, struct worker *w, const struct shm_rec *r, const uint8_t *p,
+		   size_t n, const char *verb)
+{
+	if (op_of(r) != 1 || utf8_ok(p, n))
+		return 1;
+	char why[64];
+	snprintf(why, sizeof(why), "%s text is not valid UTF-8", verb);
+	refuse(ps, w, r->conn, why);
+	return 0;
+}
+
 /* PUBLISH: u8 topic length, topic, payload; the record's connection is the one left out. */
 static void publish(struct pools *ps, struct worker *w, const struct shm_rec *r)
 {
@@ -83,6 +103,8 @@ static void publish(struct pools *ps, struct worker *w, const struct shm_rec *r)
 		refuse(ps, w, r->conn, "PUBLISH payload over --max-message");
 		return;
 	}
+	if (!text_ok(ps, w, r, p + 1 + p[0], plen, "PUBLISH"))
+		return;
 	ps->ops->publish(ps->arg, p + 1, p[0], op_of(r), p + 1 + p[0], plen, r->conn);
 }
 
@@ -100,6 +122,8 @@ static void send_many(struct pools *ps, struct worker *w, const struct shm_rec *
 		refuse(ps, w, r->conn, "SENDMANY payload over --max-message");
 		return;
 	}
+	if (!text_ok(ps, w, r, p + 4 + (size_t)count * 8, plen, "SENDMANY"))
+		return;
 	struct conn **conns = malloc((size_t)count * sizeof(*conns));
 	if (!conns) {
 		log_error(ENOMEM, "SENDMANY of worker %u to %u connections", w->id, count);
@@ -189,11 +213,18 @@ void pool_command(struct pools *ps, struct worker *w, const struct shm_rec *r)
 	}
 	switch (r->type) {
 	case WSGW_SEND:
-		ps->ops->send(ps->arg, c, op_of(r), r->payload, r->len);
+		if (text_ok(ps, w, r, r->payload, r->len, "SEND"))
+			ps->ops->send(ps->arg, c, op_of(r), r->payload, r->len);
 		break;
 	case WSGW_CLOSE:
 		if (r->len < 2) {
 			refuse(ps, w, r->conn, "CLOSE without a code");
+			break;
+		}
+		if (!utf8_ok(r->payload + 2, r->len - 2)) {
+			/* The close goes ahead: the worker asked for it; the reason stays out. */
+			refuse(ps, w, r->conn, "CLOSE reason is not valid UTF-8: closed without it");
+			ps->ops->close(ps->arg, c, be16(r->payload), "", 0);
 			break;
 		}
 		ps->ops->close(ps->arg, c, be16(r->payload), (const char *)r->payload + 2, r->len - 2);

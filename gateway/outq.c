@@ -1,5 +1,6 @@
 #include "gateway/outq.h"
 #include "gateway/budget.h"
+#include "gateway/bufpool.h"
 
 #include <errno.h>
 #include <limits.h>
@@ -28,7 +29,7 @@ struct outq_chunk {
  * calls as writev calls). Shared nodes are recycled too, so a publish to thousands of
  * connections allocates nothing in steady state. A loop's queues are its thread's alone. */
 #define OUTQ_CACHE_MAX 64
-#define OUTQ_NODES_MAX 65536
+#define OUTQ_NODES_MAX 262144
 static _Thread_local struct outq_chunk *cache, *nodes;
 static _Thread_local unsigned cached, n_nodes;
 
@@ -43,6 +44,12 @@ static struct outq_chunk *chunk_new(size_t cap)
 		c = nodes;
 		nodes = c->next;
 		n_nodes--;
+	} else if (cap > OUTQ_CHUNK) {
+		/* A large frame's chunk comes from the pool: no malloc, brk or page faults
+		 * per message (a 64 KiB echo had all three). */
+		size_t got;
+		c = bp_get(sizeof(*c) + cap, &got);
+		cap = got - sizeof(*c);
 	} else {
 		c = malloc(sizeof(*c) + cap);
 	}
@@ -68,8 +75,9 @@ int outq_append2(struct outq *q, const void *hdr, size_t hlen, const void *paylo
 {
 	size_t need = hlen + n;
 	struct outq_chunk *c = q->tail;
-	/* A shared node (cap 0) has no room of its own: the frame goes into a new chunk. */
-	if (!c || c->buf || c->cap - c->len < need) {
+	/* A shared node (cap 0) has no room of its own, and a large frame's chunk holds it
+	 * alone (what a trim keeps of it is that frame): the frame goes into a new chunk. */
+	if (!c || c->buf || c->cap > OUTQ_CHUNK || c->cap - c->len < need) {
 		size_t cap = need > OUTQ_CHUNK ? need : OUTQ_CHUNK;
 		if (!q->head && need <= OUTQ_FIRST)
 			cap = OUTQ_FIRST;
@@ -135,6 +143,8 @@ static void chunk_free(struct outq_chunk *c)
 		c->next = cache;
 		cache = c;
 		cached++;
+	} else if (c->cap > OUTQ_CHUNK) {
+		bp_put(c, sizeof(*c) + c->cap);
 	} else {
 		free(c);
 	}

@@ -1,6 +1,7 @@
 #include "gateway/server.h"
 #include "gateway/admin.h"
 #include "gateway/budget.h"
+#include "gateway/bufpool.h"
 #include "gateway/conn.h"
 #include "gateway/control.h"
 #include "gateway/frame.h"
@@ -290,6 +291,7 @@ static void teardown(struct server *s)
 	if (s->sigfd >= 0)
 		close(s->sigfd);
 	loop_free(s->loop);
+	bp_drain();
 	rundir_unlock(&s->rundir); /* last: the sockets are gone by now */
 }
 

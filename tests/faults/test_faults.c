@@ -468,6 +468,75 @@ START_TEST(test_accept_many_headers)
 }
 END_TEST
 
+/* ---- 6b. text a client could not take: invalid UTF-8 from a worker --------- */
+
+START_TEST(test_worker_invalid_utf8)
+{
+	struct wt_env e;
+	struct wt_ctl r;
+	struct wt_ctl_msg m;
+	struct wt_conn c;
+	char id[8];
+	static const char bad[] = "ok \xed\xa0\x80 no"; /* a surrogate */
+
+	wt_env_init(&e);
+	WT_ENV_GW_START(&e, "--route", "/=p", NULL);
+	ck_assert_int_eq(wt_ctl_connect(&r, e.control), 0);
+	ck_assert_int_eq(wt_ctl_hello(&r, "p", "zmq", &m, 5000), 0);
+	wt_ctl_msg_free(&m);
+	WT_EXPECT_OPEN(&c, "127.0.0.1", e.gw.port, "/");
+	ck_assert_int_eq(wt_ctl_recv_verb(&r, "OPEN", &m, 5000), 0);
+	memcpy(id, m.f[1], 8);
+	wt_ctl_msg_free(&m);
+	const char *sub[] = { "SUBSCRIBE", id, "t" };
+	size_t subl[] = { 9, 8, 1 };
+	ck_assert_int_eq(wt_ctl_send(&r, 3, sub, subl), 0);
+
+	/* SEND, PUBLISH and SENDMANY of bad text: each refused to the worker, and the client
+	 * gets none of them; the same bytes as binary, and good text, go through. */
+	const char *send[] = { "SEND", id, "text", bad };
+	size_t sendl[] = { 4, 8, 4, sizeof(bad) - 1 };
+	const char *pub[] = { "PUBLISH", "t", "text", bad };
+	size_t publ[] = { 7, 1, 4, sizeof(bad) - 1 };
+	const char *many[] = { "SENDMANY", "text", bad, id };
+	size_t manyl[] = { 8, 4, sizeof(bad) - 1, 8 };
+	const char *const *cmds[] = { send, pub, many };
+	const size_t *lens[] = { sendl, publ, manyl };
+	const int nf[] = { 4, 4, 4 };
+	for (int i = 0; i < 3; i++) {
+		ck_assert_int_eq(wt_ctl_send(&r, nf[i], cmds[i], lens[i]), 0);
+		ck_assert_int_eq(wt_ctl_recv_verb(&r, "ERROR", &m, 3000), 0);
+		ck_assert_msg(m.n > 1 && strstr(m.f[1], "not valid UTF-8"), "ERROR %s", m.n > 1 ? m.f[1] : "");
+		wt_ctl_msg_free(&m);
+	}
+	const char *bin[] = { "SEND", id, "binary", bad };
+	size_t binl[] = { 4, 8, 6, sizeof(bad) - 1 };
+	ck_assert_int_eq(wt_ctl_send(&r, 4, bin, binl), 0);
+	WT_EXPECT_MESSAGE(&c, WT_BINARY, bad, sizeof(bad) - 1);
+	const char *good[] = { "SEND", id, "text", "fine" };
+	size_t goodl[] = { 4, 8, 4, 4 };
+	ck_assert_int_eq(wt_ctl_send(&r, 4, good, goodl), 0);
+	WT_EXPECT_MESSAGE(&c, WT_TEXT, "fine", 4);
+
+	/* CLOSE with a bad reason: the client is closed with the code, without the reason. */
+	const char *cl[] = { "CLOSE", id, "4000", bad };
+	size_t cll[] = { 5, 8, 4, sizeof(bad) - 1 };
+	ck_assert_int_eq(wt_ctl_send(&r, 4, cl, cll), 0);
+	struct wt_frame f;
+	WT_OK(&c, wt_read_message(&c, &f, -1));
+	ck_assert_int_eq(f.opcode, WT_CLOSE);
+	ck_assert_int_eq(wt_close_code(&f), 4000);
+	ck_assert_uint_eq(f.len, 2);
+	wt_frame_free(&f);
+	ck_assert_int_eq(wt_ctl_recv_verb(&r, "ERROR", &m, 3000), 0);
+	wt_ctl_msg_free(&m);
+	ck_assert_int_eq(wt_count_file(e.gw.log_path, "not valid UTF-8"), 4);
+	wt_close(&c);
+	wt_ctl_close(&r);
+	wt_env_done(&e);
+}
+END_TEST
+
 /* ---- 7. permissions by construction --------------------------------------- */
 
 /* Starts the gateway on a control socket in dir; returns its exit status if it exits within
@@ -899,6 +968,7 @@ static Suite *faults_suite(void)
 		{ "fd_exhaustion", test_fd_exhaustion, 30, 1 },
 		{ "ring_vs_header", test_ring_too_small_for_headers, 20, 1 },
 		{ "accept_headers", test_accept_many_headers, 20, 1 },
+		{ "invalid_utf8", test_worker_invalid_utf8, 20, 1 },
 		{ "permissions", test_permissions, 20, 1 },
 		{ "sigkill_zmq", test_sigkill_zmq_under_load, 90, 1 },
 		{ "sigstop", test_sigstop_worker, 40, 4 },
