@@ -169,9 +169,10 @@ $(BUILD)/wsgw: $(BUILD)/obj/gateway/main.o $(CORE_LIB) $(SHM_LIB)
 	@$(if $(Q),echo "  LD      $@")
 	$(Q)$(CC) $(ALL_LDFLAGS) -o $@ $^ $(PKG_LDLIBS)
 
+# wss:// and permessage-deflate: OpenSSL and zlib, nothing else beyond libc.
 $(BUILD)/wsgw-bench: $(patsubst %.c,$(BUILD)/obj/%.o,$(wildcard bench/loadgen/*.c))
 	@$(if $(Q),echo "  LD      $@")
-	$(Q)$(CC) $(ALL_LDFLAGS) -o $@ $^ -lm
+	$(Q)$(CC) $(ALL_LDFLAGS) -o $@ $^ $(shell pkg-config --libs libssl libcrypto zlib) -lm
 
 $(BUILD)/bench-ring: $(patsubst %.c,$(BUILD)/obj/%.o,$(wildcard bench/ring/*.c)) $(SHM_LIB)
 	@$(if $(Q),echo "  LD      $@")

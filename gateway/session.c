@@ -444,9 +444,10 @@ static void read_conn(struct sess *s, struct conn *c)
 		if (c->state != CONN_HANDSHAKE && c->state != CONN_AUTHORIZING)
 			sess__keep_tail(s, c, rbuf + total - keep, keep);
 		/* A short read emptied the socket's receive queue; bytes that arrive later
-		 * raise a new edge. Reading again would only cost an EAGAIN syscall. Not so
-		 * with TLS: OpenSSL may hold records it read ahead. */
-		if ((size_t)r < cap && !c->tls)
+		 * raise a new edge. Reading again would only cost an EAGAIN syscall. With TLS a
+		 * short result says nothing (OpenSSL returns one record at a time, and may hold
+		 * more it read ahead): tls_drained() knows whether its last read() was short. */
+		if (c->tls ? tls_drained(c->tls) : (size_t)r < cap)
 			return;
 	}
 }
@@ -457,7 +458,11 @@ void sess__resume(void *arg, struct conn *c)
 	if (c->state == CONN_DEAD || c->state == CONN_AUTHORIZING || !(c->flags & CONN_READ_PAUSED))
 		return;
 	c->flags &= (uint8_t)~CONN_READ_PAUSED;
-	/* Edge-triggered: the input that waited will not raise a new event. */
+	/* Edge-triggered: the input that waited will not raise a new event, and the edges
+	 * that came while reading was paused were dropped: what OpenSSL last saw of the
+	 * socket is no longer true. */
+	if (c->tls)
+		tls_undrain(c->tls);
 	read_conn(s, c);
 }
 

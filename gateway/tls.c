@@ -26,6 +26,7 @@ struct tls_conn {
 	uint8_t counted;  /* the handshake's outcome is in the stats */
 	uint8_t notified; /* close_notify queued */
 	uint8_t broken;   /* the ciphertext queue lost bytes: only closing is left */
+	uint8_t drained;  /* the last read() of the socket was short or EAGAIN: it is empty */
 	const char *why;
 };
 
@@ -236,6 +237,20 @@ void tls_srv_free(struct tls_srv *s)
 
 /* --- connections --- */
 
+/* After each read() OpenSSL makes of the socket: whether it emptied the socket (a short
+ * read, or EAGAIN), so the loop need not make another only to hear EAGAIN. */
+static long on_sock_read(BIO *b, int oper, const char *argp, size_t len, int argi, long argl,
+			 int ret, size_t *processed)
+{
+	(void)argp, (void)argi, (void)argl;
+	if (oper == (BIO_CB_READ | BIO_CB_RETURN)) {
+		struct tls_conn *t = (struct tls_conn *)(void *)BIO_get_callback_arg(b);
+		if (t)
+			t->drained = ret > 0 ? processed && *processed < len : BIO_should_retry(b);
+	}
+	return ret;
+}
+
 struct tls_conn *tls_conn_new(struct tls_srv *s, int fd)
 {
 	struct tls_conn *t = calloc(1, sizeof(*t));
@@ -253,6 +268,8 @@ struct tls_conn *tls_conn_new(struct tls_srv *s, int fd)
 		return NULL;
 	}
 	BIO_set_data(wb, t);
+	BIO_set_callback_arg(rb, (char *)t);
+	BIO_set_callback_ex(rb, on_sock_read);
 	SSL_set_bio(t->ssl, rb, wb); /* the SSL owns both */
 	SSL_set_accept_state(t->ssl);
 	return t;
@@ -351,6 +368,16 @@ int tls_flush(struct tls_conn *t, struct outq *plain, int fd)
 		}
 		outq_consume(plain, (size_t)w);
 	}
+}
+
+int tls_drained(const struct tls_conn *t)
+{
+	return t->drained && !SSL_has_pending(t->ssl);
+}
+
+void tls_undrain(struct tls_conn *t)
+{
+	t->drained = 0;
 }
 
 int tls_has_output(const struct tls_conn *t)

@@ -42,8 +42,15 @@ void tls_conn_free(struct tls_conn *t);
  * end of the stream (close_notify or EOF), -EAGAIN when the socket has nothing more, or
  * -EPROTO when the peer broke TLS (tls_error says how), -EPROTONOSUPPORT when it spoke
  * plain HTTP to this TLS port, -errno of the socket. Unlike read(), a short result does
- * not mean the socket is empty: call again until -EAGAIN. */
+ * not mean the socket is empty: call again until -EAGAIN, or tls_drained(). */
 ssize_t tls_read(struct tls_conn *t, void *buf, size_t cap);
+/* The socket was found empty by the last read() OpenSSL made of it, and OpenSSL holds no
+ * record it read ahead: with edge-triggered epoll, another tls_read would only return
+ * -EAGAIN, at the cost of a read() syscall. */
+int tls_drained(const struct tls_conn *t);
+/* Forgets that the socket was found empty: edges were missed (reading was paused), so the
+ * next reads must reach the socket until they get -EAGAIN. */
+void tls_undrain(struct tls_conn *t);
 /* Encrypts what plain holds and writes it, as outq_flush does (same return values). */
 int tls_flush(struct tls_conn *t, struct outq *plain, int fd);
 /* Something OpenSSL wrote (handshake, alert, ticket) waits for tls_flush. */

@@ -2,7 +2,10 @@
  * Every read drains the socket to EAGAIN and every write carries all the frames that are
  * due, so the generator spends its syscalls per batch, not per message. */
 #include "bench/loadgen/lg.h"
+#include "bench/loadgen/payload.h"
+#include "bench/loadgen/pmd.h"
 #include "bench/loadgen/sha1.h"
+#include "bench/loadgen/tls.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -16,7 +19,8 @@
 #include <time.h>
 #include <unistd.h>
 
-enum { CS_IDLE, CS_CONNECTING, CS_HANDSHAKE, CS_OPEN, CS_CLOSING, CS_DONE };
+/* CS_TLS: TCP is up, the TLS handshake is under way (wss:// only). */
+enum { CS_IDLE, CS_CONNECTING, CS_TLS, CS_HANDSHAKE, CS_OPEN, CS_CLOSING, CS_DONE };
 
 #define MAX_FRAME (16u << 20)
 #define RBUF_MIN (256u << 10)
@@ -30,6 +34,9 @@ struct lg_conn {
 	uint8_t close_rcvd;
 	uint8_t frag_op;		/* opcode of a fragmented message in progress */
 	uint8_t ready;			/* fanout: a warm-up probe came */
+	uint8_t msg_rsv1;		/* the fragmented message is compressed */
+	struct ssl_st *ssl;		/* wss:// */
+	size_t blk_pend;		/* ingest over TLS: a block write OpenSSL holds */
 	uint64_t sent;
 	uint64_t rcvd;
 	uint64_t ingest_bytes;		/* ingest: bytes of the frame block written */
@@ -90,7 +97,7 @@ static void mask(uint8_t *p, size_t n, uint32_t key)
 		p[i] ^= ((const uint8_t *)&key)[i & 3];
 }
 
-/* Appends one masked frame to the output buffer. */
+/* Appends one masked frame to the output buffer; op may carry RSV1 (0x40). */
 static void put_frame(struct lg_thread *t, struct lg_conn *c, unsigned op, const void *p,
 		      size_t n)
 {
@@ -119,22 +126,22 @@ static void put_frame(struct lg_thread *t, struct lg_conn *c, unsigned op, const
 	c->out_len += hl + 4 + n;
 }
 
-/* Message seq of connection idx: 8 hex digits naming (idx, seq), then a window of the
- * pattern chosen by both, so a lost, reordered or misdelivered echo cannot compare equal. */
-static size_t pattern_off(uint32_t idx, uint64_t seq)
+/* A data message: compressed when permessage-deflate is on (RFC 7692 6: RSV1 on its
+ * first and here only frame). */
+static void put_data(struct lg_thread *t, struct lg_conn *c, unsigned op, const uint8_t *p,
+		     size_t n)
 {
-	return (size_t)((idx * 2654435761u + seq * 40503u) & (LG_PATLEN - 1));
-}
+	const uint8_t *z;
+	size_t zn;
 
-static void make_payload(uint8_t *p, size_t n, uint32_t idx, uint64_t seq)
-{
-	static const char hex[] = "0123456789abcdef";
-	uint32_t tag = (uint32_t)seq ^ (idx << 20);
-	size_t h = n < 8 ? n : 8;
-
-	memcpy(p, lg_pattern + pattern_off(idx, seq), n);
-	for (size_t i = 0; i < h; i++)
-		p[i] = (uint8_t)hex[(tag >> (28 - 4 * i)) & 15];
+	if (!t->pmd) {
+		put_frame(t, c, op, p, n);
+		return;
+	}
+	lg_pmd_deflate(t->pmd, p, n, &z, &zn);
+	put_frame(t, c, op | 0x40, z, zn);
+	LG_ADD(t->c.pmd_plain_out, n);
+	LG_ADD(t->c.pmd_wire_out, zn);
 }
 
 static void send_message(struct lg_thread *t, struct lg_conn *c)
@@ -144,8 +151,8 @@ static void send_message(struct lg_thread *t, struct lg_conn *c)
 
 	if (n > sizeof(tmp))
 		p = xrealloc(NULL, n);
-	make_payload(p, n, c->idx, c->sent);
-	put_frame(t, c, t->cfg->text ? 1 : 2, p, n);
+	lg_payload_make(p, n, c->idx, c->sent);
+	put_data(t, c, t->cfg->text ? 1 : 2, p, n);
 	if (p != tmp)
 		free(p);
 	c->sent++;
@@ -154,13 +161,17 @@ static void send_message(struct lg_thread *t, struct lg_conn *c)
 
 static void conn_close(struct lg_thread *t, struct lg_conn *c)
 {
+	if (c->ssl) {
+		lg_tls_free(c->ssl);	/* no close_notify: the close handshake said it all */
+		c->ssl = NULL;
+	}
 	if (c->fd >= 0) {
 		close(c->fd);	/* also leaves the epoll set */
 		c->fd = -1;
 		t->live--;
 		LG_ADD(t->c.closed, 1);
 	}
-	if (c->state == CS_CONNECTING || c->state == CS_HANDSHAKE)
+	if (c->state == CS_CONNECTING || c->state == CS_TLS || c->state == CS_HANDSHAKE)
 		t->connecting--;
 	c->state = CS_DONE;
 	free(c->out);
@@ -179,19 +190,45 @@ static void conn_fail(struct lg_thread *t, struct lg_conn *c, uint64_t *counter)
 	conn_close(t, c);
 }
 
+/* recv(), or SSL_read on wss://: bytes, 0 at the end, -EAGAIN, -errno; *drained when the
+ * socket is empty and nothing is buffered (the next bytes raise a new edge). */
+static ssize_t conn_recv(struct lg_conn *c, void *buf, size_t cap, int *drained)
+{
+	ssize_t n;
+
+	if (c->ssl)
+		return lg_tls_recv(c->ssl, buf, cap, drained);
+	do
+		n = recv(c->fd, buf, cap, 0);
+	while (n < 0 && errno == EINTR);
+	if (n < 0)
+		return -errno;
+	*drained = (size_t)n < cap;
+	return n;
+}
+
+/* send(), or SSL_write: bytes, -EAGAIN, -errno. After -EAGAIN on wss:// the next call
+ * must begin with the same bytes, at least n of them (lg_tls_send): the output buffer
+ * only grows at its end, so a flush always does. */
+static ssize_t conn_send(struct lg_conn *c, const void *p, size_t n)
+{
+	ssize_t w;
+
+	if (c->ssl)
+		return lg_tls_send(c->ssl, p, n);
+	do
+		w = send(c->fd, p, n, MSG_NOSIGNAL);
+	while (w < 0 && errno == EINTR);
+	return w < 0 ? -errno : w;
+}
+
 /* Writes until the buffer is empty or the socket is full; -1 when the connection died. */
 static int flush(struct lg_thread *t, struct lg_conn *c)
 {
 	while (c->out_off < c->out_len) {
-		ssize_t n = send(c->fd, c->out + c->out_off, c->out_len - c->out_off,
-				 MSG_NOSIGNAL);
-		if (n < 0) {
-			if (errno == EINTR)
-				continue;
-			if (errno == EAGAIN)
-				return 0;
-			return -1;
-		}
+		ssize_t n = conn_send(c, c->out + c->out_off, c->out_len - c->out_off);
+		if (n < 0)
+			return n == -EAGAIN ? 0 : -1;
 		c->out_off += (size_t)n;
 		LG_ADD(t->c.bytes_sent, (uint64_t)n);
 	}
@@ -213,11 +250,13 @@ static void send_close(struct lg_thread *t, struct lg_conn *c)
 
 /* Ingest keeps the socket full from a shared block of whole frames. Control frames
  * (pongs, the close) may only enter between two frames, so the block is written up to
- * a frame boundary whenever the output buffer holds something. */
+ * a frame boundary whenever the output buffer holds something. Over TLS a block write
+ * that OpenSSL holds (blk_pend) must be finished, with the same bytes, before anything
+ * else is written: its record may already reach past the next boundary. */
 static int ingest_io(struct lg_thread *t, struct lg_conn *c, int pump)
 {
 	for (;;) {
-		int at_boundary = c->ingest_bytes % t->frame_len == 0;
+		int at_boundary = c->ingest_bytes % t->frame_len == 0 && !c->blk_pend;
 		uint64_t goal = c->ingest_goal;
 		size_t pos, len;
 		ssize_t n;
@@ -243,12 +282,12 @@ static int ingest_io(struct lg_thread *t, struct lg_conn *c, int pump)
 		len = t->blk_len - pos;
 		if (len > goal - c->ingest_bytes)
 			len = goal - c->ingest_bytes;
-		n = send(c->fd, t->blk + pos, len, MSG_NOSIGNAL);
-		if (n < 0) {
-			if (errno == EINTR)
-				continue;
-			return errno == EAGAIN ? 0 : -1;
-		}
+		if (len < c->blk_pend)
+			len = c->blk_pend;
+		n = conn_send(c, t->blk + pos, len);
+		c->blk_pend = n == -EAGAIN && c->ssl ? len : 0;
+		if (n < 0)
+			return n == -EAGAIN ? 0 : -1;
 		uint64_t before = c->ingest_bytes / t->frame_len;
 		c->ingest_bytes += (uint64_t)n;
 		uint64_t frames = c->ingest_bytes / t->frame_len - before;
@@ -286,7 +325,7 @@ static void fan_message(struct lg_thread *t, struct lg_conn *c, const uint8_t *p
 	}
 	if (n > sizeof(tmp))
 		want = xrealloc(NULL, n);
-	make_payload(want, n, 0, seq);
+	lg_payload_make(want, n, 0, seq);
 	if (memcmp(want, p, n))
 		LG_ADD(t->c.mismatches, 1);
 	if (want != tmp)
@@ -322,16 +361,16 @@ static void fan_pump(struct lg_thread *t, int phase, uint64_t now)
 	if (phase == LG_PH_WARM && now - t->probe_ns >= 50000000u &&
 	    __atomic_load_n(&lg_fan.ready, __ATOMIC_RELAXED) < cfg->conns) {
 		memset(p, FAN_PROBE, n);
-		put_frame(t, c, cfg->text ? 1 : 2, p, n);
+		put_data(t, c, cfg->text ? 1 : 2, p, n);
 		t->probe_ns = now;
 	}
 	if (phase == LG_PH_RUN) {
 		uint64_t done = __atomic_load_n(&lg_fan.completed, __ATOMIC_ACQUIRE);
 		while (c->sent - done < cfg->inflight) {
 			uint32_t slot = (uint32_t)c->sent & (lg_fan.slots - 1);
-			make_payload(p, n, 0, c->sent);
+			lg_payload_make(p, n, 0, c->sent);
 			__atomic_store_n(&lg_fan.sent_ns[slot], lg_now_ns(), __ATOMIC_RELAXED);
-			put_frame(t, c, cfg->text ? 1 : 2, p, n);
+			put_data(t, c, cfg->text ? 1 : 2, p, n);
 			c->sent++;
 			/* pairs with the receivers' acquire load: a message is known before it comes */
 			__atomic_store_n(&lg_fan.sent, c->sent, __ATOMIC_RELEASE);
@@ -375,7 +414,7 @@ static void on_message(struct lg_thread *t, struct lg_conn *c, const uint8_t *p,
 	}
 	if (n > sizeof(tmp))
 		want = xrealloc(NULL, n);
-	make_payload(want, n, c->idx, c->rcvd);
+	lg_payload_make(want, n, c->idx, c->rcvd);
 	if (memcmp(want, p, n))
 		LG_ADD(t->c.mismatches, 1);
 	if (want != tmp)
@@ -411,6 +450,25 @@ static void on_control(struct lg_thread *t, struct lg_conn *c, unsigned op, cons
 	}
 }
 
+/* A whole data message, inflated first when it came compressed; -1 when that fails. */
+static int deliver(struct lg_thread *t, struct lg_conn *c, const uint8_t *p, size_t n,
+		   int rsv1, uint64_t now)
+{
+	const uint8_t *z;
+	size_t zn;
+
+	if (!rsv1) {
+		on_message(t, c, p, n, now);
+		return 0;
+	}
+	if (lg_pmd_inflate(t->pmd, p, n, MAX_FRAME, &z, &zn))
+		return -1;
+	LG_ADD(t->c.pmd_wire_in, n);
+	LG_ADD(t->c.pmd_plain_in, zn);
+	on_message(t, c, z, zn, now);
+	return 0;
+}
+
 /* Consumes whole frames from p; returns bytes used, or -1 on a protocol error. */
 static long parse_frames(struct lg_thread *t, struct lg_conn *c, const uint8_t *p, size_t n)
 {
@@ -419,12 +477,14 @@ static long parse_frames(struct lg_thread *t, struct lg_conn *c, const uint8_t *
 
 	while (n - off >= 2) {
 		const uint8_t *f = p + off;
-		unsigned fin = f[0] & 0x80, op = f[0] & 15;
+		unsigned fin = f[0] & 0x80, op = f[0] & 15, rsv1 = f[0] & 0x40;
 		size_t hl = 2;
 		uint64_t len = f[1] & 127;
 
-		if ((f[0] & 0x70) || (f[1] & 0x80))
-			return -1;	/* no extension negotiated; servers never mask */
+		if ((f[0] & 0x30) || (f[1] & 0x80))
+			return -1;	/* no such extension; servers never mask */
+		if (rsv1 && (!t->pmd || op == 0 || op >= 8))
+			return -1;	/* RSV1 only on a message's first frame (RFC 7692 6) */
 		if (len == 126) {
 			if (n - off < 4)
 				break;
@@ -451,13 +511,16 @@ static long parse_frames(struct lg_thread *t, struct lg_conn *c, const uint8_t *
 		} else if (op == 0 || !fin) {
 			if ((op == 0) != (c->frag_op != 0))
 				return -1;
-			if (op)
+			if (op) {
 				c->frag_op = (uint8_t)op;
+				c->msg_rsv1 = !!rsv1;
+			}
 			grow(&c->msg, &c->msg_cap, c->msg_len + len);
 			memcpy(c->msg + c->msg_len, pl, len);
 			c->msg_len += len;
 			if (fin) {
-				on_message(t, c, c->msg, c->msg_len, now);
+				if (deliver(t, c, c->msg, c->msg_len, c->msg_rsv1, now) < 0)
+					return -1;
 				c->msg_len = 0;
 				c->frag_op = 0;
 			}
@@ -466,35 +529,55 @@ static long parse_frames(struct lg_thread *t, struct lg_conn *c, const uint8_t *
 				return -1;
 			if (op != 1 && op != 2)
 				return -1;
-			on_message(t, c, pl, len, now);
+			if (deliver(t, c, pl, len, rsv1, now) < 0)
+				return -1;
 		}
 		off += hl + len;
 	}
 	return (long)off;
 }
 
-/* Checks "HTTP/1.1 101" and Sec-WebSocket-Accept; returns header length, 0 for more, -1. */
-static long parse_response(struct lg_conn *c, const uint8_t *p, size_t n)
+/* The value of header name (":" included, lower case) between head and end: NULL if
+ * absent, else its start with *n its length, spaces trimmed. */
+static const char *header(const char *head, const char *end, const char *name, size_t *n)
 {
-	const char *s = (const char *)p, *end = memmem(p, n, "\r\n\r\n", 4), *h;
-	static const char name[] = "\nsec-websocket-accept:";
+	size_t nl = strlen(name);
+
+	for (const char *h = head; h < end; h++) {
+		if (*h != '\n' || (size_t)(end - h) <= nl || strncasecmp(h + 1, name, nl))
+			continue;
+		const char *v = h + 1 + nl, *e = memchr(v, '\r', (size_t)(end - v));
+		if (!e)
+			e = end;
+		while (v < e && (*v == ' ' || *v == '\t'))
+			v++;
+		while (e > v && (e[-1] == ' ' || e[-1] == '\t'))
+			e--;
+		*n = (size_t)(e - v);
+		return v;
+	}
+	return NULL;
+}
+
+/* Checks "HTTP/1.1 101", Sec-WebSocket-Accept and, with --deflate, that the server took
+ * our offer as made (without it, that it accepted no extension): returns the header
+ * length, 0 for more, -1. */
+static long parse_response(struct lg_thread *t, struct lg_conn *c, const uint8_t *p, size_t n)
+{
+	const char *s = (const char *)p, *end = memmem(p, n, "\r\n\r\n", 4), *v;
+	size_t vl;
 
 	if (!end)
 		return n > 8192 ? -1 : 0;
 	if (n < 12 || memcmp(s, "HTTP/1.1 101", 12))
 		return -1;
-	for (h = s; h < end; h++) {
-		if (*h == '\n' && (size_t)(end - h) > sizeof(name) &&
-		    !strncasecmp(h, name, sizeof(name) - 1)) {
-			h += sizeof(name) - 1;
-			while (*h == ' ' || *h == '\t')
-				h++;
-			if (end - h < 28 || memcmp(h, c->accept, 28))
-				return -1;
-			return end + 4 - s;
-		}
-	}
-	return -1;
+	v = header(s, end, "sec-websocket-accept:", &vl);
+	if (!v || vl != 28 || memcmp(v, c->accept, 28))
+		return -1;
+	v = header(s, end, "sec-websocket-extensions:", &vl);
+	if (t->pmd ? !v || lg_pmd_check_answer(v, vl) : v != NULL)
+		return -1;
+	return end + 4 - s;
 }
 
 static void on_open(struct lg_thread *t, struct lg_conn *c)
@@ -516,6 +599,7 @@ static void on_readable(struct lg_thread *t, struct lg_conn *c, int hup)
 		size_t have = c->in_len;
 		ssize_t n;
 		long used;
+		int drained = 0;
 
 		if (t->rbuf_cap < have + RBUF_MIN) {
 			t->rbuf_cap = have + RBUF_MIN;
@@ -523,14 +607,13 @@ static void on_readable(struct lg_thread *t, struct lg_conn *c, int hup)
 		}
 		if (have)
 			memcpy(t->rbuf, c->in, have);
-		n = recv(c->fd, t->rbuf + have, t->rbuf_cap - have, 0);
+		n = conn_recv(c, t->rbuf + have, t->rbuf_cap - have, &drained);
 		if (n < 0) {
-			if (errno == EINTR)
-				continue;
-			if (errno == EAGAIN)
+			if (n == -EAGAIN)
 				return;
-			conn_fail(t, c, c->state == CS_OPEN || c->state == CS_CLOSING ?
-				  &t->c.peer_closed : &t->c.handshake_errors);
+			conn_fail(t, c, c->state != CS_OPEN && c->state != CS_CLOSING ?
+				  &t->c.handshake_errors : n == -EPROTO ?
+				  &t->c.protocol_errors : &t->c.peer_closed);
 			return;
 		}
 		if (n == 0) {
@@ -546,7 +629,7 @@ static void on_readable(struct lg_thread *t, struct lg_conn *c, int hup)
 		have += (size_t)n;
 		used = 0;
 		if (c->state == CS_HANDSHAKE) {
-			used = parse_response(c, t->rbuf, have);
+			used = parse_response(t, c, t->rbuf, have);
 			if (used < 0) {
 				conn_fail(t, c, &t->c.handshake_errors);
 				return;
@@ -571,7 +654,7 @@ static void on_readable(struct lg_thread *t, struct lg_conn *c, int hup)
 		/* A short read emptied the socket; bytes that arrive later raise a new
 		 * edge. Skipping the recv that would say EAGAIN saves a syscall per wake;
 		 * not after a hang-up, whose edge is spent: only the next recv sees EOF. */
-		if (!hup && (size_t)n < t->rbuf_cap - (have - (size_t)n))
+		if (!hup && drained)
 			return;
 	}
 }
@@ -613,18 +696,14 @@ fail:
 	conn_fail(t, c, &t->c.connect_errors);
 }
 
-static void on_connected(struct lg_thread *t, struct lg_conn *c)
+/* Queues the upgrade request (with the deflate offer when asked). */
+static void send_request(struct lg_thread *t, struct lg_conn *c)
 {
 	const struct lg_config *cfg = t->cfg;
 	uint8_t raw[16];
-	char key[25], req[512];
-	int err = 0, len;
-	socklen_t el = sizeof(err);
+	char key[25], req[640];
+	int len;
 
-	if (getsockopt(c->fd, SOL_SOCKET, SO_ERROR, &err, &el) < 0 || err) {
-		conn_fail(t, c, &t->c.connect_errors);
-		return;
-	}
 	for (int i = 0; i < 16; i += 8) {
 		uint64_t r = rnd(&t->rng);
 		memcpy(raw + i, &r, 8);
@@ -634,11 +713,33 @@ static void on_connected(struct lg_thread *t, struct lg_conn *c)
 	len = snprintf(req, sizeof(req),
 		       "GET %s HTTP/1.1\r\nHost: %s\r\nUpgrade: websocket\r\n"
 		       "Connection: Upgrade\r\nSec-WebSocket-Key: %s\r\n"
-		       "Sec-WebSocket-Version: 13\r\n\r\n", cfg->path, cfg->host, key);
+		       "Sec-WebSocket-Version: 13\r\n%s\r\n", cfg->path, cfg->host, key,
+		       cfg->deflate ? LG_PMD_OFFER : "");
 	grow(&c->out, &c->out_cap, (size_t)len);
 	memcpy(c->out, req, (size_t)len);
 	c->out_len = (size_t)len;
 	c->state = CS_HANDSHAKE;
+}
+
+static void on_connected(struct lg_thread *t, struct lg_conn *c)
+{
+	int err = 0;
+	socklen_t el = sizeof(err);
+
+	if (getsockopt(c->fd, SOL_SOCKET, SO_ERROR, &err, &el) < 0 || err) {
+		conn_fail(t, c, &t->c.connect_errors);
+		return;
+	}
+	if (!t->cfg->tls) {
+		send_request(t, c);
+		return;
+	}
+	c->ssl = lg_tls_new(c->fd);
+	if (!c->ssl) {
+		conn_fail(t, c, &t->c.connect_errors);
+		return;
+	}
+	c->state = CS_TLS;
 }
 
 static void on_event(struct lg_thread *t, struct lg_conn *c, uint32_t ev)
@@ -657,6 +758,18 @@ static void on_event(struct lg_thread *t, struct lg_conn *c, uint32_t ev)
 		on_connected(t, c);
 		if (c->fd < 0)
 			return;
+	}
+	if (c->state == CS_TLS) {
+		int rc = lg_tls_connect(c->ssl);
+
+		if (rc < 0) {
+			conn_fail(t, c, &t->c.handshake_errors);
+			return;
+		}
+		if (rc == 0)
+			return;	/* OpenSSL wrote what it had; the next edge resumes it */
+		send_request(t, c);
+		ev |= EPOLLIN;	/* the handshake's last read may have buffered more */
 	}
 	if (ev & (EPOLLIN | EPOLLRDHUP | EPOLLERR | EPOLLHUP))
 		on_readable(t, c, !!(ev & (EPOLLRDHUP | EPOLLERR | EPOLLHUP)));
@@ -718,7 +831,7 @@ static void enter_run(struct lg_thread *t)
 	for (unsigned i = 0; i < t->nconns; i++) {
 		struct lg_conn *c = &t->conns[i];
 
-		if (c->state == CS_CONNECTING || c->state == CS_HANDSHAKE) {
+		if (c->state == CS_CONNECTING || c->state == CS_TLS || c->state == CS_HANDSHAKE) {
 			conn_fail(t, c, &t->c.connect_errors);	/* too late: timed out */
 			continue;
 		}
@@ -755,8 +868,9 @@ static void drain_step(struct lg_thread *t)
 			continue;
 		}
 		if (cfg->mode == LG_INGEST) {
+			/* the next frame boundary past what is written or held by OpenSSL */
 			if (c->ingest_goal == UINT64_MAX)
-				c->ingest_goal = (c->ingest_bytes + t->frame_len - 1) /
+				c->ingest_goal = (c->ingest_bytes + c->blk_pend + t->frame_len - 1) /
 						 t->frame_len * t->frame_len;
 			if (ingest_io(t, c, 1) < 0)
 				conn_fail(t, c, &t->c.peer_closed);
@@ -839,6 +953,8 @@ void lg_client_init(struct lg_thread *t, const struct lg_config *cfg, unsigned i
 	t->cfg = cfg;
 	t->rng = 0x9e3779b97f4a7c15ull ^ ((uint64_t)id << 32) ^ (uint64_t)lg_now_ns();
 	t->nconns = cfg->conns / cfg->threads + (id < cfg->conns % cfg->threads);
+	if (cfg->deflate)
+		t->pmd = lg_pmd_new(cfg->deflate_level);
 	t->conns = xrealloc(NULL, sizeof(*t->conns) * (t->nconns ? t->nconns : 1));
 	memset(t->conns, 0, sizeof(*t->conns) * (t->nconns ? t->nconns : 1));
 	for (unsigned i = 0; i < t->nconns; i++) {
@@ -868,7 +984,7 @@ void lg_client_init(struct lg_thread *t, const struct lg_config *cfg, unsigned i
 		nf = (64u << 10) / t->frame_len + 1;
 		for (size_t i = 0; i < nf; i++) {
 			uint8_t *p = xrealloc(NULL, cfg->size ? cfg->size : 1);
-			make_payload(p, cfg->size, id, i);
+			lg_payload_make(p, cfg->size, id, i);
 			put_frame(t, &tmp, cfg->text ? 1 : 2, p, cfg->size);
 			free(p);
 		}
@@ -883,4 +999,5 @@ void lg_client_free(struct lg_thread *t)
 	free(t->conns);
 	free(t->rbuf);
 	free(t->blk);
+	lg_pmd_free(t->pmd);
 }

@@ -12,7 +12,7 @@
 
 #define LG_MAX_PIDS 16
 #define LG_MAX_SIZE (1u << 20)
-#define LG_PATLEN 4096		/* payloads are windows into one random pattern */
+#define LG_PATLEN 4096		/* payloads start at one of this many places of a pattern */
 
 enum lg_mode { LG_HOLD, LG_ECHO, LG_RATE, LG_INGEST, LG_FANOUT };
 
@@ -23,7 +23,8 @@ enum lg_phase { LG_PH_CONNECT, LG_PH_RUN, LG_PH_DRAIN, LG_PH_WARM };
 struct lg_config {
 	enum lg_mode mode;
 	struct sockaddr_in target;
-	char host[64];
+	char host[64];		/* HOST:PORT for the Host header */
+	char tls_host[48];	/* HOST alone: the name the certificate must carry, SNI */
 	char path[256];
 	unsigned conns;
 	unsigned threads;
@@ -32,6 +33,11 @@ struct lg_config {
 	unsigned size;
 	unsigned connect_parallel;	/* handshakes in progress per thread */
 	int text;
+	int json;		/* --json-payload: JSON rows (implies text) */
+	int tls;		/* wss:// */
+	const char *ca;		/* --ca: verify the server against it; NULL: no verification */
+	int deflate;		/* offer permessage-deflate, compress every data message */
+	int deflate_level;
 	int quiet;
 	double duration;
 	double rate;		/* aggregate messages/s in rate mode */
@@ -57,6 +63,10 @@ struct lg_counters {
 	uint64_t close_ok;	/* our close answered by the server's close frame */
 	uint64_t close_sent;
 	uint64_t closed;	/* connections finished, any way */
+	uint64_t pmd_plain_out;	/* --deflate: payload bytes before and after compression */
+	uint64_t pmd_wire_out;
+	uint64_t pmd_plain_in;	/* compressed messages received, after and before inflating */
+	uint64_t pmd_wire_in;
 };
 
 /* Fanout: connection 0 publishes, every connection (itself included) must receive each
@@ -101,13 +111,13 @@ struct lg_thread {
 	struct lg_hist rtt;	/* rate: from the actual send */
 	uint64_t rng;
 	uint64_t probe_ns;	/* fanout: when the last warm-up probe left */
+	struct lg_pmd *pmd;	/* --deflate: this thread's deflater and inflater */
 };
 
 /* The phase clock main drives; times are CLOCK_MONOTONIC ns. */
 extern int lg_phase;
 extern uint64_t lg_run_start_ns;
 extern uint64_t lg_drain_deadline_ns;
-extern uint8_t lg_pattern[LG_PATLEN + LG_MAX_SIZE];
 
 uint64_t lg_now_ns(void);
 

@@ -3,7 +3,9 @@
  * for the processes under test, prints a progress line a second on stderr and, last, one
  * JSON object with the figures on stdout. */
 #include "bench/loadgen/lg.h"
+#include "bench/loadgen/payload.h"
 #include "bench/loadgen/proc.h"
+#include "bench/loadgen/tls.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -22,7 +24,6 @@
 int lg_phase = LG_PH_CONNECT;
 uint64_t lg_run_start_ns;
 uint64_t lg_drain_deadline_ns;
-uint8_t lg_pattern[LG_PATLEN + LG_MAX_SIZE];
 struct lg_fan lg_fan = { .efd = -1 };
 
 static volatile sig_atomic_t interrupted;
@@ -38,7 +39,7 @@ uint64_t lg_now_ns(void)
 static void usage(FILE *f)
 {
 	fprintf(f,
-"usage: wsgw-bench --target [ws://]127.0.0.1:PORT[/path] --mode hold|echo|rate|ingest|fanout [options]\n"
+"usage: wsgw-bench --target [ws://|wss://]127.0.0.1:PORT[/path] --mode hold|echo|rate|ingest|fanout [options]\n"
 "       wsgw-bench --free-port\n"
 "  -c, --conns N           connections (default 100)\n"
 "  -t, --threads N         client threads, each with its own epoll (default 1)\n"
@@ -48,6 +49,14 @@ static void usage(FILE *f)
 "  -s, --size BYTES        message size (default 32)\n"
 "  -r, --rate MSGS         rate: aggregate messages per second (default 1000)\n"
 "      --text              send text frames (default binary)\n"
+"      --json-payload      text messages of JSON rows ({\"id\":N,\"user\":\"u..\",...}), what\n"
+"                          compression meets in practice (default: random letters)\n"
+"      --deflate           offer permessage-deflate (no context takeover either way) and\n"
+"                          fail the connection unless the server accepts it; compress\n"
+"                          every message sent (not in ingest mode)\n"
+"      --deflate-level N   zlib level for what we send, 1..9 (default 6, as browsers)\n"
+"      --ca FILE           wss://: verify the server's certificate against the CA(s) in\n"
+"                          FILE and the target's host; WITHOUT --ca NOTHING IS VERIFIED\n"
 "      --sources N         spread connections over source addresses 127.0.0.1..N\n"
 "                          (default: 1 per 10,000 connections)\n"
 "      --connect-parallel N  handshakes in flight per thread (default 256)\n"
@@ -58,7 +67,8 @@ static void usage(FILE *f)
 "fanout: connection 0 publishes, every connection (itself included) must get each\n"
 "  message once and in order: a broadcast server (wsgw-broadcast, uWS's example)\n"
 "  -q, --quiet             no progress lines\n"
-"Only loopback targets (127.0.0.0/8, localhost) are accepted. Every run ends by itself.\n",
+"Only loopback targets (127.0.0.0/8, localhost) are accepted. Every run ends by itself.\n"
+"wss:// speaks TLS 1.2 or 1.3 (OpenSSL) and offers ALPN http/1.1.\n",
 		LG_MAX_PIDS);
 }
 
@@ -67,10 +77,13 @@ static int parse_target(struct lg_config *cfg, const char *arg)
 	char buf[512], *host, *port, *path, *end;
 	long p;
 
-	if (!strncmp(arg, "ws://", 5))
+	if (!strncmp(arg, "ws://", 5)) {
 		arg += 5;
-	else if (strstr(arg, "://")) {
-		fprintf(stderr, "wsgw-bench: only ws:// targets are supported\n");
+	} else if (!strncmp(arg, "wss://", 6)) {
+		arg += 6;
+		cfg->tls = 1;
+	} else if (strstr(arg, "://")) {
+		fprintf(stderr, "wsgw-bench: only ws:// and wss:// targets are supported\n");
 		return -EINVAL;
 	}
 	snprintf(buf, sizeof(buf), "%s", arg);
@@ -91,6 +104,7 @@ static int parse_target(struct lg_config *cfg, const char *arg)
 		return -EINVAL;
 	}
 	snprintf(cfg->host, sizeof(cfg->host), "%.40s:%ld", host, p);
+	snprintf(cfg->tls_host, sizeof(cfg->tls_host), "%.40s", host);
 	cfg->target.sin_family = AF_INET;
 	cfg->target.sin_port = htons((uint16_t)p);
 	if (!strcmp(host, "localhost"))
@@ -137,7 +151,8 @@ static double num(const char *s, const char *what)
 
 static void parse_args(struct lg_config *cfg, int argc, char **argv)
 {
-	enum { O_TEXT = 256, O_SOURCES, O_CPAR, O_CTO, O_DTO, O_FREE };
+	enum { O_TEXT = 256, O_SOURCES, O_CPAR, O_CTO, O_DTO, O_FREE, O_JSON, O_DEFLATE, O_DLEVEL,
+	       O_CA };
 	static const struct option opts[] = {
 		{ "target", 1, NULL, 'T' }, { "mode", 1, NULL, 'm' },
 		{ "conns", 1, NULL, 'c' }, { "threads", 1, NULL, 't' },
@@ -148,6 +163,8 @@ static void parse_args(struct lg_config *cfg, int argc, char **argv)
 		{ "connect-parallel", 1, NULL, O_CPAR },
 		{ "connect-timeout", 1, NULL, O_CTO }, { "drain-timeout", 1, NULL, O_DTO },
 		{ "free-port", 0, NULL, O_FREE }, { "help", 0, NULL, 'h' },
+		{ "json-payload", 0, NULL, O_JSON }, { "deflate", 0, NULL, O_DEFLATE },
+		{ "deflate-level", 1, NULL, O_DLEVEL }, { "ca", 1, NULL, O_CA },
 		{ NULL, 0, NULL, 0 }
 	};
 	const char *target = NULL, *mode = NULL;
@@ -155,7 +172,7 @@ static void parse_args(struct lg_config *cfg, int argc, char **argv)
 
 	*cfg = (struct lg_config){ .conns = 100, .threads = 1, .inflight = 1, .size = 32,
 				   .connect_parallel = 256, .duration = 5, .rate = 1000,
-				   .connect_timeout = 60, .drain_timeout = -1 };
+				   .connect_timeout = 60, .drain_timeout = -1, .deflate_level = 6 };
 	while ((o = getopt_long(argc, argv, "T:m:c:t:d:k:s:r:p:qh", opts, NULL)) != -1) {
 		switch (o) {
 		case 'T': target = optarg; break;
@@ -168,6 +185,10 @@ static void parse_args(struct lg_config *cfg, int argc, char **argv)
 		case 'r': cfg->rate = num(optarg, "rate"); break;
 		case 'q': cfg->quiet = 1; break;
 		case O_TEXT: cfg->text = 1; break;
+		case O_JSON: cfg->json = cfg->text = 1; break;
+		case O_DEFLATE: cfg->deflate = 1; break;
+		case O_DLEVEL: cfg->deflate_level = (int)num(optarg, "deflate-level"); break;
+		case O_CA: cfg->ca = optarg; break;
 		case O_SOURCES: cfg->sources = (unsigned)num(optarg, "sources"); break;
 		case O_CPAR: cfg->connect_parallel = (unsigned)num(optarg, "connect-parallel"); break;
 		case O_CTO: cfg->connect_timeout = num(optarg, "connect-timeout"); break;
@@ -220,6 +241,26 @@ static void parse_args(struct lg_config *cfg, int argc, char **argv)
 		fprintf(stderr, "wsgw-bench: echo, rate and fanout need --size >= 8 (the tag)\n");
 		exit(2);
 	}
+	if (cfg->json && cfg->size < lg_payload_min(1) &&
+	    (cfg->mode == LG_ECHO || cfg->mode == LG_RATE || cfg->mode == LG_FANOUT)) {
+		fprintf(stderr, "wsgw-bench: --json-payload needs --size >= %zu (the JSON around "
+			"the tag)\n", lg_payload_min(1));
+		exit(2);
+	}
+	if (cfg->deflate && cfg->mode == LG_INGEST) {
+		/* Ingest writes one block of frames masked ahead of time, at fixed offsets;
+		 * compressed frames differ in length, which that design cannot have. */
+		fprintf(stderr, "wsgw-bench: ingest mode does not do --deflate\n");
+		exit(2);
+	}
+	if (cfg->deflate_level < 1 || cfg->deflate_level > 9) {
+		fprintf(stderr, "wsgw-bench: --deflate-level wants 1..9\n");
+		exit(2);
+	}
+	if (cfg->ca && !cfg->tls) {
+		fprintf(stderr, "wsgw-bench: --ca is for wss:// targets\n");
+		exit(2);
+	}
 	if (cfg->threads > cfg->conns)
 		cfg->threads = cfg->conns;
 	if (!cfg->sources)
@@ -264,6 +305,10 @@ static void sum_counters(struct lg_thread *ts, unsigned n, struct lg_counters *c
 		c->close_ok += LG_LOAD(s->close_ok);
 		c->close_sent += LG_LOAD(s->close_sent);
 		c->closed += LG_LOAD(s->closed);
+		c->pmd_plain_out += LG_LOAD(s->pmd_plain_out);
+		c->pmd_wire_out += LG_LOAD(s->pmd_wire_out);
+		c->pmd_plain_in += LG_LOAD(s->pmd_plain_in);
+		c->pmd_wire_in += LG_LOAD(s->pmd_wire_in);
 	}
 }
 
@@ -429,8 +474,9 @@ int main(int argc, char **argv)
 	if (raise_nofile(cfg.conns) < 0)
 		return 2;
 	srand((unsigned)lg_now_ns());
-	for (size_t i = 0; i < sizeof(lg_pattern); i++)
-		lg_pattern[i] = (uint8_t)('a' + rand() % 26);	/* valid UTF-8 for --text */
+	lg_payload_init(cfg.json, cfg.size);
+	if (cfg.tls && lg_tls_init(cfg.ca, cfg.tls_host) < 0)
+		return 2;
 
 	if (cfg.mode == LG_FANOUT)
 		fan_init(&cfg);
@@ -538,13 +584,16 @@ int main(int argc, char **argv)
 		 !c.handshake_errors && !interrupted &&
 		 (cfg.mode != LG_FANOUT || ready == cfg.conns);
 
-	printf("{\"mode\":\"%s\",\"target\":\"%s%s\",\"conns\":%u,\"conns_open\":%llu,"
+	printf("{\"mode\":\"%s\",\"target\":\"%s%s%s\",\"tls\":%s,\"deflate\":%s,"
+	       "\"payload\":\"%s\",\"conns\":%u,\"conns_open\":%llu,"
 	       "\"connect_errors\":%llu,\"handshake_errors\":%llu,\"connect_s\":%.3f,"
 	       "\"threads\":%u,\"sources\":%u,\"size\":%u,\"inflight\":%u,\"rate_target\":%.0f,"
 	       "\"duration_s\":%.3f,\"msgs_sent\":%llu,\"msgs_rcvd\":%llu,\"msgs_per_s\":%.0f,"
 	       "\"mb_sent_per_s\":%.2f,\"mismatches\":%llu,\"stranded\":%ld,"
 	       "\"protocol_errors\":%llu,\"peer_closed\":%llu,\"close_ok\":%llu,\"pings\":%llu,",
-	       mode_name(cfg.mode), cfg.host, cfg.path, cfg.conns,
+	       mode_name(cfg.mode), cfg.tls ? "wss://" : "ws://", cfg.host, cfg.path,
+	       cfg.tls ? "true" : "false", cfg.deflate ? "true" : "false",
+	       cfg.json ? "json" : cfg.text ? "text" : "binary", cfg.conns,
 	       (unsigned long long)opened, (unsigned long long)c.connect_errors,
 	       (unsigned long long)c.handshake_errors, connect_s, cfg.threads, cfg.sources,
 	       cfg.size, cfg.mode == LG_ECHO || cfg.mode == LG_FANOUT ? cfg.inflight : 0,
@@ -593,6 +642,14 @@ int main(int argc, char **argv)
 		printf("\"rtt_p50_us\":%.1f,\"rtt_p99_us\":%.1f,\"rtt_p999_us\":%.1f,",
 		       lg_hist_quantile(&rtt, 0.50) / 1e3, lg_hist_quantile(&rtt, 0.99) / 1e3,
 		       lg_hist_quantile(&rtt, 0.999) / 1e3);
+	if (cfg.deflate)
+		/* compressed / plain payload bytes: ours as sent, the server's as received
+		 * (its uncompressed messages left out) */
+		printf("\"deflate_out_ratio\":%.3f,\"deflate_in_ratio\":%.3f,"
+		       "\"deflate_in_plain_kib\":%llu,",
+		       c.pmd_plain_out ? (double)c.pmd_wire_out / (double)c.pmd_plain_out : 0,
+		       c.pmd_plain_in ? (double)c.pmd_wire_in / (double)c.pmd_plain_in : 0,
+		       (unsigned long long)(c.pmd_plain_in / 1024));
 	printf("\"client_cpu_pct\":%.1f,\"client_cpu_per_thread_pct\":%.1f,",
 	       cli_cpu * 100 / run_s, cli_cpu * 100 / run_s / cfg.threads);
 	printf("\"server_pids\":\"%s\"", pids);
@@ -620,5 +677,7 @@ int main(int argc, char **argv)
 	for (unsigned i = 0; i < cfg.threads; i++)
 		lg_client_free(&ts[i]);
 	free(ts);
+	if (cfg.tls)
+		lg_tls_done();
 	return ok ? 0 : 1;
 }

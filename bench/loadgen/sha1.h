@@ -1,5 +1,5 @@
 /* SHA-1 and base64, just enough to check Sec-WebSocket-Accept (RFC 6455 4.2.2).
- * The load generator links nothing but libc and libm, so it carries its own. */
+ * Older than the generator's OpenSSL link (for wss://); small enough to keep. */
 #ifndef LG_SHA1_H
 #define LG_SHA1_H
 

@@ -5,6 +5,7 @@
  * conformance suites run over TLS too (make check: WT_TLS=1).
  */
 #include "tests/lib/wstest.h"
+#include "tests/lib/wtenv.h"
 #include "tests/lib/wtproc.h"
 #include "tests/lib/wttls.h"
 
@@ -226,6 +227,63 @@ START_TEST(test_reload_on_sighup)
 }
 END_TEST
 
+/* Reading a TLS client pauses while its worker cannot take more (a 16 KiB ring, the
+ * worker stopped), and starts again when the worker drains it. After OpenSSL found the
+ * socket empty the gateway skips the read() that would only return EAGAIN; but while
+ * reading was paused the socket's edges went unread, so that must not outlive the pause,
+ * or what arrived meanwhile waits for the next edge: here none comes, as the client has
+ * sent everything. Small messages, one record each, sent in bursts: one short read of the
+ * socket brings many records, and the pause falls between them. Whether it does is up to
+ * the scheduler, hence several rounds (without the fix, most runs fail). */
+#define PR_ROUNDS 10
+#define PR_MSGS 1000
+#define PR_LEN 100
+#define PR_BURST 50
+
+static void pr_payload(char *p, int round, int i)
+{
+	int n = snprintf(p, PR_LEN, "round %d message %04d ", round, i);
+	memset(p + n, 'a' + (round + i) % 26, PR_LEN - (size_t)n);
+}
+
+START_TEST(test_paused_reader_resumes)
+{
+	struct wt_env e;
+	struct wt_proc z;
+	struct wt_conn c;
+	char p[PR_LEN];
+
+	wt_env_init(&e);
+	WT_ENV_GW_START(&e, "--listen", "127.0.0.1:0,tls", "--tls-cert", wt_tls_file("cert.pem"),
+			"--tls-key", wt_tls_file("key.pem"), "--route", "/=p", "--ring-size", "16384",
+			"--max-message", "2048", "--max-header", "2048", NULL);
+	wt_env_worker(&e, &z, WT_WORKER_ECHO, "p", "z");
+	WT_EXPECT_OPEN(&c, "127.0.0.1", e.gw.port, "/");
+	for (int r = 0; r < PR_ROUNDS; r++) {
+		/* 1000 records of 130 bytes: the ring and what the gateway holds for a blocked
+		 * worker take some 400, the socket buffers the rest (so the sends never wait
+		 * for the stopped worker). */
+		ck_assert_int_eq(wt_proc_kill(&z, SIGSTOP), 0);
+		for (int i = 0; i < PR_MSGS; i++) {
+			pr_payload(p, r, i);
+			WT_OK(&c, wt_send_frame(&c, WT_BINARY, 1, p, PR_LEN));
+			if (i % PR_BURST == PR_BURST - 1)
+				wt_sleep_ms(5);
+		}
+		ck_assert_int_eq(wt_proc_kill(&z, SIGCONT), 0);
+		for (int i = 0; i < PR_MSGS; i++) {
+			pr_payload(p, r, i);
+			WT_EXPECT_MESSAGE(&c, WT_BINARY, p, PR_LEN);
+		}
+	}
+	echo_once(&c, "and on");
+	wt_close(&c);
+	wt_gw_expect_alive(&e.gw);
+	wt_env_worker_stop(&z);
+	wt_env_done(&e);
+}
+END_TEST
+
 /* A gateway that cannot load its certificate does not start, and says why. */
 START_TEST(test_bad_files_at_start)
 {
@@ -268,6 +326,7 @@ static Suite *tls_suite(void)
 	tcase_add_test(tc, test_versions_alpn_and_metrics);
 	tcase_add_test(tc, test_non_tls_and_stalled_peers);
 	tcase_add_test(tc, test_reload_on_sighup);
+	tcase_add_test(tc, test_paused_reader_resumes);
 	tcase_add_test(tc, test_bad_files_at_start);
 	suite_add_tcase(s, tc);
 	return s;
