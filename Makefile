@@ -37,7 +37,9 @@ pythondir   ?= $(if $(filter /usr,$(prefix)),$(prefix)/lib/python3/dist-packages
 
 # Debian packages the build and the tests need; installed when missing (tools/need-debs).
 DEPS_PKGS := libzmq3-dev liburcu-dev node-llhttp check libsubunit-dev \
-             pkg-config zlib1g-dev libssl-dev libsystemd-dev scdoc
+             pkg-config zlib1g-dev libssl-dev libsystemd-dev scdoc libhiredis-dev
+# Only the tests need a Redis server (tests/cluster/ start their own on a loopback port).
+TEST_PKGS := redis-server
 
 LLHTTP_SRC_DIR ?= /usr/share/llhttp
 LLHTTP_INC_DIR ?= /usr/share/include/llhttp
@@ -60,7 +62,7 @@ Q := @
 endif
 
 # pkg-config runs when a recipe needs it (recursive '='), after the packages exist.
-PKG_LIBS   = liburcu liburcu-cds libzmq libcrypto zlib libsystemd
+PKG_LIBS   = liburcu liburcu-cds libzmq libcrypto zlib libsystemd hiredis
 PKG_CFLAGS = $(shell pkg-config --cflags $(PKG_LIBS))
 PKG_LDLIBS = $(shell pkg-config --libs $(PKG_LIBS))
 CHECK_CFLAGS = $(shell pkg-config --cflags check)
@@ -113,10 +115,10 @@ include $(DEPS_MK)
 endif
 endif
 $(DEPS_MK): Makefile $(wildcard /var/lib/dpkg/status)
-	@tools/need-debs $(DEPS_PKGS)
-	@mkdir -p $(@D) && echo '# Debian packages present: $(DEPS_PKGS)' > $@
+	@tools/need-debs $(DEPS_PKGS) $(TEST_PKGS)
+	@mkdir -p $(@D) && echo '# Debian packages present: $(DEPS_PKGS) $(TEST_PKGS)' > $@
 deps:
-	@tools/need-debs $(DEPS_PKGS)
+	@tools/need-debs $(DEPS_PKGS) $(TEST_PKGS)
 
 $(BUILD)/obj/%.o: %.c
 	@mkdir -p $(@D)
