@@ -1,6 +1,7 @@
 #include "gateway/config.h"
 #include "gateway/log.h"
 #include "shm/ring.h"
+#include "wsgw/protocol.h"
 
 #include <arpa/inet.h>
 #include <ctype.h>
@@ -68,6 +69,18 @@ static void usage(FILE *f)
 		"  --curve-secret-key FILE   encrypt and authenticate the control channel with CURVE\n"
 		"                            (FILE holds the gateway's Z85 secret key)\n"
 		"  --curve-clients FILE      Z85 public keys of the workers allowed to attach, one per line\n"
+		"cluster (several gateways joined through Redis):\n"
+		"  --cluster URL             redis://[[USER]:PASSWORD@]HOST[:PORT][/DB] (default port 6379);\n"
+		"                            without it nothing needs Redis (rediss:// needs hiredis >= 1.0)\n"
+		"  --node-id N               this gateway's id in the cluster, 1..4095 (default: derived\n"
+		"                            from the host name and the first --listen, and logged)\n"
+		"  --cluster-ttl SEC         a dead gateway's presence and registration expire within\n"
+		"                            this (default 10)\n"
+		"  --cluster-hold N          cross-host messages held while Redis is away, or in flight\n"
+		"                            (default 10000; beyond: dropped and counted)\n"
+		"  --history PREFIX=N[,SEC]  topics starting with PREFIX keep their last N messages, none\n"
+		"                            older than SEC (default 86400), for SUBSCRIBE since=OFFSET,EPOCH\n"
+		"                            (repeatable; in memory, or in Redis with --cluster)\n"
 		"  --config FILE             options from FILE, one per line: 'name = value' (the long option\n"
 		"                            without --), '#' comments; the command line adds to and overrides it;\n"
 		"                            SIGHUP reads it again\n"
@@ -211,6 +224,112 @@ static int parse_seconds(const char *s, unsigned *ms)
 	return 0;
 }
 
+/* Copies p[0..n) into dst (cap bytes) as a string. -EINVAL when it does not fit. */
+static int copy_part(char *dst, size_t cap, const char *p, size_t n)
+{
+	if (n >= cap)
+		return -EINVAL;
+	memcpy(dst, p, n);
+	dst[n] = 0;
+	return 0;
+}
+
+/* redis://[[USER]:PASSWORD@]HOST[:PORT][/DB] into k; "[::1]" for an IPv6 address.
+ * Returns 0, or -EINVAL with *what. */
+static int parse_cluster_url(const char *s, struct cfg_cluster *k, const char **what)
+{
+	*what = "--cluster wants redis://[[USER]:PASSWORD@]HOST[:PORT][/DB]";
+	if (strncmp(s, "rediss://", 9) == 0) {
+		*what = "--cluster rediss:// (TLS) needs hiredis 1.0's hiredis_ssl; Debian 12 has "
+			"hiredis 0.14 (see docs/SCALING.md for a TLS tunnel)";
+		return -EINVAL;
+	}
+	if (strncmp(s, "redis://", 8) != 0 || strlen(s) >= sizeof(k->url))
+		return -EINVAL;
+	strcpy(k->url, s);
+	const char *p = s + 8, *at = strrchr(p, '@');
+	k->user[0] = k->password[0] = 0;
+	if (at) {
+		const char *colon = memchr(p, ':', (size_t)(at - p));
+		if (!colon || copy_part(k->user, sizeof(k->user), p, (size_t)(colon - p)) ||
+		    copy_part(k->password, sizeof(k->password), colon + 1, (size_t)(at - colon - 1)) ||
+		    !k->password[0])
+			return -EINVAL;
+		p = at + 1;
+	}
+	const char *host = p, *host_end;
+	if (*p == '[') {
+		host = p + 1;
+		host_end = strchr(host, ']');
+		if (!host_end)
+			return -EINVAL;
+		p = host_end + 1;
+	} else {
+		host_end = p + strcspn(p, ":/");
+		p = host_end;
+	}
+	if (host_end == host || copy_part(k->host, sizeof(k->host), host, (size_t)(host_end - host)))
+		return -EINVAL;
+	uint64_t v;
+	char num[16];
+	k->port = 6379;
+	k->db = 0;
+	if (*p == ':') {
+		size_t n = strcspn(p + 1, "/");
+		if (copy_part(num, sizeof(num), p + 1, n) || parse_u64(num, 1, 65535, &v))
+			return -EINVAL;
+		k->port = (unsigned)v;
+		p += 1 + n;
+	}
+	if (*p == '/' && p[1]) {
+		if (parse_u64(p + 1, 0, 65535, &v))
+			return -EINVAL;
+		k->db = (unsigned)v;
+	} else if (*p && strcmp(p, "/") != 0) {
+		return -EINVAL;
+	}
+	return 0;
+}
+
+/* PREFIX=N[,SECONDS] into h. */
+static int parse_history(const char *s, struct cfg_history *h)
+{
+	const char *eq = strrchr(s, '=');
+	uint64_t v;
+	char num[24];
+	if (!eq || copy_part(h->prefix, sizeof(h->prefix), s, (size_t)(eq - s)) ||
+	    strlen(h->prefix) > WSGW_TOPIC_MAX)
+		return -EINVAL;
+	size_t n = strcspn(eq + 1, ",");
+	if (copy_part(num, sizeof(num), eq + 1, n) || parse_u64(num, 1, 100000, &v))
+		return -EINVAL;
+	h->max = (uint32_t)v;
+	h->ttl_ms = 86400u * 1000;
+	if (eq[1 + n] == ',') {
+		unsigned ms;
+		if (parse_seconds(eq + 2 + n, &ms))
+			return -EINVAL;
+		h->ttl_ms = ms;
+	}
+	return 0;
+}
+
+const struct cfg_history *cfg_history_match(const struct gw_config *cfg, const void *topic,
+					    size_t n)
+{
+	const struct cfg_history *best = NULL;
+	size_t best_len = 0;
+	for (int i = 0; i < cfg->n_history; i++) {
+		size_t plen = strlen(cfg->history[i].prefix);
+		if (plen <= n && memcmp(topic, cfg->history[i].prefix, plen) == 0 &&
+		    (!best || plen > best_len)) {
+			best = &cfg->history[i];
+			best_len = plen;
+		}
+	}
+	return best;
+}
+
 int cfg_route_match(const struct gw_config *cfg, const char *path, size_t n)
 {
 	int best = -1;
@@ -240,6 +359,7 @@ enum {
 	OPT_ORPHAN_TIMEOUT, OPT_RING_SIZE, OPT_FORWARD, OPT_CURVE_SECRET,
 	OPT_CURVE_CLIENTS, OPT_OUTBOUND_POLICY, OPT_ADMIN, OPT_CONFIG, OPT_SOCKET_MODE, OPT_GROUP,
 	OPT_ZMQ_WINDOW, OPT_ZMQ_WINDOW_BYTES,
+	OPT_CLUSTER, OPT_NODE_ID, OPT_CLUSTER_TTL, OPT_CLUSTER_HOLD, OPT_HISTORY,
 };
 
 static const struct option long_opts[] = {
@@ -275,6 +395,11 @@ static const struct option long_opts[] = {
 	{ "forward-header", required_argument, NULL, OPT_FORWARD },
 	{ "curve-secret-key", required_argument, NULL, OPT_CURVE_SECRET },
 	{ "curve-clients", required_argument, NULL, OPT_CURVE_CLIENTS },
+	{ "cluster", required_argument, NULL, OPT_CLUSTER },
+	{ "node-id", required_argument, NULL, OPT_NODE_ID },
+	{ "cluster-ttl", required_argument, NULL, OPT_CLUSTER_TTL },
+	{ "cluster-hold", required_argument, NULL, OPT_CLUSTER_HOLD },
+	{ "history", required_argument, NULL, OPT_HISTORY },
 	{ "help", no_argument, NULL, OPT_HELP },
 	{ "version", no_argument, NULL, OPT_VERSION },
 	{ NULL, 0, NULL, 0 },
@@ -311,6 +436,8 @@ static int parse_args(struct gw_config *cfg, int argc, char **argv)
 	int have_outbound = 0, have_forward = 0, have_budget = 0;
 	cfg->worker_memory = 64u << 20;
 	pmd_cfg_default(&cfg->deflate);
+	cfg->cluster.ttl_ms = 10000;
+	cfg->cluster.hold = 10000;
 
 	optind = 0; /* 0, not 1: glibc then resets all its state, needed for a reload */
 	int c, idx;
@@ -518,6 +645,37 @@ static int parse_args(struct gw_config *cfg, int argc, char **argv)
 			what = "--curve-secret-key and --curve-clients want a file path";
 			break;
 		}
+		case OPT_CLUSTER:
+			/* Not echoed: the URL may hold a password. */
+			if (parse_cluster_url(optarg, &cfg->cluster, &what)) {
+				fprintf(stderr, "wsgw: %s\n", what);
+				return -EINVAL;
+			}
+			break;
+		case OPT_NODE_ID:
+			if ((rc = parse_u64(optarg, 1, 4095, &v)) == 0)
+				cfg->cluster.node_id = (unsigned)v;
+			what = "--node-id wants 1..4095";
+			break;
+		case OPT_CLUSTER_TTL:
+			rc = parse_seconds(optarg, &cfg->cluster.ttl_ms);
+			if (!rc && (cfg->cluster.ttl_ms < 300 || cfg->cluster.ttl_ms > 3600000))
+				rc = -EINVAL;
+			what = "--cluster-ttl wants 0.3..3600 seconds";
+			break;
+		case OPT_CLUSTER_HOLD:
+			if ((rc = parse_u64(optarg, 1, 10000000, &v)) == 0)
+				cfg->cluster.hold = (unsigned)v;
+			what = "--cluster-hold wants 1..10000000 messages";
+			break;
+		case OPT_HISTORY:
+			if (cfg->n_history == CFG_MAX_HISTORY)
+				rc = -EINVAL, what = "too many --history";
+			else if ((rc = parse_history(optarg, &cfg->history[cfg->n_history])) == 0)
+				cfg->n_history++;
+			else
+				what = "--history wants TOPIC_PREFIX=N[,SECONDS], N 1..100000";
+			break;
 		case OPT_HELP:
 			usage(stdout);
 			return 1;

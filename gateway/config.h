@@ -13,6 +13,7 @@
 #define CFG_MAX_ROUTES 64
 #define CFG_NAME_MAX 64
 #define CFG_MAX_FORWARD 16
+#define CFG_MAX_HISTORY 16
 
 /* What a subscriber past its outbound share gets of a published message. */
 enum cfg_slow {
@@ -33,6 +34,32 @@ struct cfg_route {
 	uint8_t deflate;      /* ",deflate=on|off|takeover": enum cfg_deflate */
 	uint8_t need_protocol; /* ",protocols=...!": a client offering none of them gets 400 */
 	char protocols[128];  /* ",protocols=a|b": the subprotocols it speaks, preferred first */
+};
+
+/* Several gateways joined through Redis (gateway/cluster.h): --cluster and the options
+ * after it. One small struct, so that a [cluster] section of a config file maps onto it
+ * key by key. url empty: no cluster, and Redis is never needed. */
+struct cfg_cluster {
+	char url[256];        /* --cluster redis://[[USER]:PASSWORD@]HOST[:PORT][/DB] */
+	char host[128];       /* the parts of url */
+	unsigned port;
+	unsigned db;
+	char user[64];
+	char password[128];
+	unsigned node_id;     /* --node-id 1..4095; 0: derived at start, and logged */
+	unsigned ttl_ms;      /* --cluster-ttl: a dead gateway's presence and registration
+	                       * expire within this */
+	unsigned hold;        /* --cluster-hold: cross-host messages held (Redis away) or in
+	                       * flight at most; beyond: dropped, and counted */
+};
+
+/* --history PREFIX=N[,SECONDS]: a topic starting with PREFIX keeps its last N published
+ * messages, none older than SECONDS (the whole history goes SECONDS after the last
+ * publish), for SUBSCRIBE since=OFFSET,EPOCH. */
+struct cfg_history {
+	char prefix[256];
+	uint32_t max;
+	uint32_t ttl_ms;
 };
 
 struct cfg_listen {
@@ -75,6 +102,9 @@ struct gw_config {
 	char curve_secret[256];   /* file with the gateway's Z85 CURVE secret key: CURVE on */
 	char curve_clients[256];  /* file of Z85 public keys allowed to attach */
 	int n_forward;
+	struct cfg_cluster cluster;
+	struct cfg_history history[CFG_MAX_HISTORY];
+	int n_history;
 };
 
 /* Fills cfg with defaults, then the options of --config FILE (if argv names one), then the
@@ -90,6 +120,10 @@ int cfg_reload(struct gw_config *cfg);
 /* The largest OPEN record a request within cfg->max_header can make (the ring is sized
  * for it). */
 uint64_t cfg_open_max(const struct gw_config *cfg);
+
+/* The history rule for a topic: the longest --history prefix it starts with, or NULL. */
+const struct cfg_history *cfg_history_match(const struct gw_config *cfg, const void *topic,
+					    size_t n);
 
 /* Index of the route whose prefix matches path best (longest, on a '/' boundary), or -1.
  * Prefix "/" matches every path; "/chat" matches "/chat", "/chat/x", not "/chatroom". */

@@ -704,6 +704,85 @@ START_TEST(test_config_file_abbreviated)
 }
 END_TEST
 
+START_TEST(test_cluster_options)
+{
+	/* Without --cluster nothing of it is set: no Redis. */
+	ck_assert_int_eq(loadv((const char *const[]){ NULL }), 0);
+	ck_assert_str_eq(cfg.cluster.url, "");
+	ck_assert_uint_eq(cfg.cluster.ttl_ms, 10000);
+	ck_assert_uint_eq(cfg.cluster.hold, 10000);
+	ck_assert_int_eq(cfg.n_history, 0);
+
+	ck_assert_int_eq(load("--cluster", "redis://10.0.0.5"), 0);
+	ck_assert_str_eq(cfg.cluster.host, "10.0.0.5");
+	ck_assert_uint_eq(cfg.cluster.port, 6379);
+	ck_assert_uint_eq(cfg.cluster.db, 0);
+	ck_assert_str_eq(cfg.cluster.password, "");
+	ck_assert_int_eq(load("--cluster", "redis://app:s3:cr@t@[::1]:7000/3", "--node-id", "4095",
+			      "--cluster-ttl", "2.5", "--cluster-hold", "7"), 0);
+	ck_assert_str_eq(cfg.cluster.host, "::1");
+	ck_assert_uint_eq(cfg.cluster.port, 7000);
+	ck_assert_uint_eq(cfg.cluster.db, 3);
+	ck_assert_str_eq(cfg.cluster.user, "app");
+	ck_assert_str_eq(cfg.cluster.password, "s3:cr@t");
+	ck_assert_uint_eq(cfg.cluster.node_id, 4095);
+	ck_assert_uint_eq(cfg.cluster.ttl_ms, 2500);
+	ck_assert_uint_eq(cfg.cluster.hold, 7);
+	ck_assert_int_eq(load("--cluster", "redis://:pw@h:1/"), 0);
+	ck_assert_str_eq(cfg.cluster.user, "");
+	ck_assert_str_eq(cfg.cluster.password, "pw");
+
+	static const char *const bad[] = { "h:6379", "redis://", "redis://h:0", "redis://h:70000",
+		"redis://h:x", "redis://h/db", "redis://[::1", "redis://:@h", "redis://u@h",
+		"rediss://h:6380" };
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		REQUIRE_MSG(load("--cluster", bad[i]) == -EINVAL, "--cluster %s", bad[i]);
+		REQUIRE_MSG(strstr(err_text, "--cluster"), "%s: %s", bad[i], err_text);
+	}
+	/* A password is never echoed back. */
+	ck_assert_int_eq(load("--cluster", "redis://:topsecret@h:x"), -EINVAL);
+	ck_assert_ptr_null(strstr(err_text, "topsecret"));
+	ck_assert_int_eq(load("--cluster", "rediss://h"), -EINVAL);
+	ck_assert_ptr_nonnull(strstr(err_text, "hiredis"));
+	ck_assert_int_eq(load("--node-id", "0"), -EINVAL);
+	ck_assert_int_eq(load("--node-id", "4096"), -EINVAL);
+	ck_assert_int_eq(load("--cluster-ttl", "0.1"), -EINVAL);
+	ck_assert_int_eq(load("--cluster-hold", "0"), -EINVAL);
+}
+END_TEST
+
+START_TEST(test_history_options)
+{
+	ck_assert_int_eq(load("--history", "room/=100", "--history", "room/vip/=5,2.5",
+			      "--history", "=1"), 0);
+	ck_assert_int_eq(cfg.n_history, 3);
+	ck_assert_str_eq(cfg.history[0].prefix, "room/");
+	ck_assert_uint_eq(cfg.history[0].max, 100);
+	ck_assert_uint_eq(cfg.history[0].ttl_ms, 86400000u);
+	ck_assert_uint_eq(cfg.history[1].ttl_ms, 2500);
+	/* The longest prefix wins; the empty one takes every other topic. */
+	ck_assert_ptr_eq(cfg_history_match(&cfg, "room/vip/1", 10), &cfg.history[1]);
+	ck_assert_ptr_eq(cfg_history_match(&cfg, "room/1", 6), &cfg.history[0]);
+	ck_assert_ptr_eq(cfg_history_match(&cfg, "other", 5), &cfg.history[2]);
+	ck_assert_int_eq(load("--history", "room/=100"), 0);
+	ck_assert_ptr_null(cfg_history_match(&cfg, "room", 4));
+	static const char *const bad[] = { "room", "room/=", "room/=0", "room/=100001", "r=1,0",
+		"r=1,x", "r=x" };
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+		REQUIRE_MSG(load("--history", bad[i]) == -EINVAL, "--history %s", bad[i]);
+	const char *args[2 * (CFG_MAX_HISTORY + 1) + 1];
+	for (int i = 0; i <= CFG_MAX_HISTORY; i++) {
+		args[2 * i] = "--history";
+		args[2 * i + 1] = "t=1";
+	}
+	args[2 * CFG_MAX_HISTORY] = NULL;
+	ck_assert_int_eq(loadv(args), 0);
+	args[2 * CFG_MAX_HISTORY] = "--history";
+	args[2 * CFG_MAX_HISTORY + 2] = NULL;
+	ck_assert_int_eq(loadv(args), -EINVAL);
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("config");
@@ -717,6 +796,8 @@ int main(void)
 	tcase_add_test(tc, test_help_version);
 	tcase_add_test(tc, test_config_file_and_reload);
 	tcase_add_test(tc, test_config_file_abbreviated);
+	tcase_add_test(tc, test_cluster_options);
+	tcase_add_test(tc, test_history_options);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("routes");
