@@ -90,6 +90,11 @@ void conn_map_destroy(void)
 	map = NULL;
 }
 
+void conn_set_first_id(uint64_t id)
+{
+	next_id = id;
+}
+
 struct conn *conn_new(int fd)
 {
 	struct conn *c = slab_alloc();

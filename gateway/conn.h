@@ -86,6 +86,11 @@ void conn_map_destroy(void);
  * thread, registered with RCU. */
 struct conn *conn_new(int fd);
 
+/* The id the next connection gets, and those after it count up from (ids start at 1; a
+ * gateway of a cluster puts its node in the top bits, gateway/cluster.h). Call before the
+ * first conn_new. */
+void conn_set_first_id(uint64_t id);
+
 /* Removes c from the map and frees it after a grace period. c must be CONN_DEAD with
  * nothing queued and no buffers. */
 void conn_release(struct conn *c);

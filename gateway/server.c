@@ -1,10 +1,12 @@
 #include "gateway/server.h"
 #include "gateway/admin.h"
 #include "gateway/budget.h"
+#include "gateway/cluster.h"
 #include "gateway/conn.h"
 #include "gateway/control.h"
 #include "gateway/frame.h"
 #include "gateway/handshake.h"
+#include "gateway/history.h"
 #include "gateway/hsresp.h"
 #include "gateway/listener.h"
 #include "gateway/log.h"
@@ -40,6 +42,7 @@ struct server {
 	struct lsn *lsn;
 	struct ctl *ctl;
 	struct admin *admin;
+	struct clu *clu;      /* with --cluster */
 	unsigned fd_conns;    /* what the fd limit allows */
 	unsigned max_conns;
 	int draining;
@@ -115,6 +118,7 @@ static void keep_fixed(struct gw_config *next, const struct gw_config *cur)
 	KEEP(max_header, "max-header")   /* and for the OPEN it makes */
 	KEEP(forward, "forward")
 	KEEP(n_forward, "forward")
+	KEEP(cluster, "cluster")
 #undef KEEP
 }
 
@@ -172,6 +176,8 @@ static void tick(void *arg)
 {
 	struct server *s = arg;
 	sdn_tick(loop_now(s->loop));
+	if (s->cfg->n_history && !s->clu)
+		hist_expire(loop_now(s->loop));
 	if (!s->draining)
 		return;
 	if (conn_count() == 0) {
@@ -255,6 +261,10 @@ static int setup(struct server *s, struct gw_config *cfg)
 		rc = sess_new(s->loop, cfg, &s->sess);
 	if (rc == 0 && pool_serves_workers(sess_pools(s->sess)))
 		rc = ctl_new(s->loop, cfg, sess_pools(s->sess), &s->ctl);
+	if (rc == 0 && cfg->cluster.url[0] && (rc = clu_new(s->loop, cfg, &s->clu)) == 0) {
+		conn_set_first_id(clu_first_id(s->clu));
+		pool_set_cluster(sess_pools(s->sess), s->clu);
+	}
 	if (rc)
 		return rc;
 	struct loop_hooks h = { .arg = s, .tick = tick };
@@ -267,6 +277,9 @@ static void teardown(struct server *s)
 	if (s->loop && s->sess)
 		loop_close_all(s->loop);
 	admin_free(s->admin);
+	/* Before the pools: what Redis still answers reaches them. */
+	clu_free(s->clu);
+	hist_destroy();
 	/* The pools first: zmq workers' transports name the control socket. */
 	sess_free(s->sess);
 	ctl_free(s->ctl);
