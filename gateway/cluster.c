@@ -27,7 +27,8 @@
  *   wsgw:p:TOPIC     hash: node -> that gateway's share of the topic's subscribers
  *   wsgw:pe:TOPIC    sorted set: node -> when that share expires (ms, Redis's clock)
  *   wsgw:node:NODE   string: the token of the gateway that holds the node id
- *   wsgw:nodes       sorted set: node -> when its registration expires
+ *   wsgw:nodes       sorted set: node -> when its registration expires; and a channel
+ *                    on which a gateway's new registration is announced (its node id)
  *
  * A topic's channel message: u8 'w', u8 version 1, u8 flags (MF_*), u8 0, u16 origin node,
  * u64 origin sequence, u64 connection left out (little-endian), then "OFFSET EPOCH " in
@@ -98,10 +99,13 @@ static const char *const scripts[N_SCRIPTS] = {
 	"for _, d in ipairs(dead) do redis.call('HDEL', KEYS[1], d) redis.call('ZREM', KEYS[2], d) end "
 	"return {redis.call('HGETALL', KEYS[1]), redis.call('HGET', KEYS[3], 'o') or '0', "
 	"redis.call('HGET', KEYS[3], 'e') or '0'}",
-	/* KEYS node key, nodes; ARGV token, ttl ms, node. {1, live nodes} or {0} */
+	/* KEYS node key, nodes; ARGV token, ttl ms, node. {1, live nodes} or {0}. A new
+	 * registration is announced on the channel wsgw:nodes, so that the others know at
+	 * once whom to wait for after an outage. */
 	[S_REGISTER] =
 	"local cur = redis.call('GET', KEYS[1]) "
 	"if cur and cur ~= ARGV[1] then return {0} end "
+	"if not cur then redis.call('PUBLISH', KEYS[2], ARGV[3]) end "
 	"redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2]) "
 	LUA_NOW
 	"redis.call('ZADD', KEYS[2], now + tonumber(ARGV[2]), ARGV[3]) "
@@ -243,8 +247,18 @@ struct clu {
 	struct pend *held_head, *held_tail;
 	size_t n_held;
 	struct pend sent;      /* sentinel of the sent list */
-	size_t n_pend;         /* held, waiting and sent: at most cc->hold */
+	size_t n_pend;         /* held, waiting and sent (held: at most cc->hold) */
 	uint8_t known[(CLU_NODE_MAX + 8) / 8]; /* nodes seen alive: waited for after an outage */
+	/* Redis pub/sub is at most once: a publish Redis confirmed may die in its buffers for
+	 * the other gateways when it is killed (it writes this gateway's replies first). The
+	 * confirmations of the last two reads are therefore not trusted when the connection
+	 * breaks soon after them. */
+	uint64_t read_gen;
+	struct {
+		uint64_t gen;
+		unsigned n;
+		uint32_t at;
+	} recent[2];
 	unsigned rng;
 };
 
@@ -404,6 +418,8 @@ static void ev_cleanup(void *p)
 static void ev_event(struct loop_src *src, uint32_t events)
 {
 	struct rconn *r = (struct rconn *)src;
+	if (r == &r->k->cmd)
+		r->k->read_gen++;
 	if (r->ac && (events & (EPOLLIN | EPOLLERR | EPOLLHUP)))
 		redisAsyncHandleRead(r->ac);
 	if (r->ac && (events & (EPOLLOUT | EPOLLERR | EPOLLHUP)))
@@ -599,10 +615,19 @@ static void mark_dirty(struct clu *k, struct chan *ch)
 
 /* ---------------------------------------------------------------- entries */
 
+/* 1 when what is published now must be held: Redis is away, or what it held is not all
+ * out yet (order). */
+static int holding(const struct clu *k)
+{
+	return k->state != ST_UP || k->held_head;
+}
+
+/* An entry of len command bytes. NULL when it would be held past --cluster-hold, or the
+ * memory budget refuses it. */
 static struct pend *pend_new(struct clu *k, size_t len)
 {
 	size_t size = sizeof(struct pend) + len;
-	if (k->n_pend >= k->cc->hold || !bud_room(BUD_CLUSTER, size))
+	if ((holding(k) && k->n_held >= k->cc->hold) || !bud_room(BUD_CLUSTER, size))
 		return NULL;
 	struct pend *e = calloc(1, size);
 	if (!e)
@@ -861,9 +886,16 @@ static void on_sub(redisAsyncContext *ac, void *reply, void *priv)
 	size_t nlen = r->element[1]->len, tl = strlen(PFX "t:");
 	int topic = nlen > tl && memcmp(name, PFX "t:", tl) == 0;
 	int mine = nlen == strlen(k->node_chan) && memcmp(name, k->node_chan, nlen) == 0;
+	int nodes = nlen == strlen(PFX "nodes") && memcmp(name, PFX "nodes", nlen) == 0;
 	if (strcmp(kind, "message") == 0) {
 		if (r->element[2]->type != REDIS_REPLY_STRING)
 			return;
+		if (nodes) {
+			unsigned long n = strtoul(r->element[2]->str, NULL, 10);
+			if (n >= 1 && n <= CLU_NODE_MAX)
+				k->known[n / 8] |= (uint8_t)(1u << (n % 8));
+			return;
+		}
 		if (topic)
 			on_topic_message(k, name + tl, nlen - tl, (const uint8_t *)r->element[2]->str,
 					 r->element[2]->len);
@@ -907,8 +939,8 @@ static void drop_count(struct clu *k, const char *what)
 	stats.cluster_dropped++;
 	if (!k->drop_logged) {
 		k->drop_logged = 1;
-		log_warn(0, "cluster: %s for other gateways: over --cluster-hold %u (or the memory "
-			 "budget); dropped, counted in wsgw_cluster_dropped_total",
+		log_warn(0, "cluster: %s for other gateways: over --cluster-hold %u while Redis is "
+			 "away (or over the memory budget); dropped, counted in wsgw_cluster_dropped_total",
 			 what, k->cc->hold);
 	}
 }
@@ -935,9 +967,9 @@ void clu_publish(struct clu *k, const struct top_msg *m)
 	}
 	struct pend *e = pend_new(k, len);
 	if (!e) {
-		/* Nobody at all gets it while Redis is up: a subscriber here getting it ahead of
-		 * the messages still on their way back would break the topic's order. */
-		if (k->state == ST_UP) {
+		/* Redis up, the memory budget full: nobody gets it, for a subscriber here getting
+		 * it ahead of messages still on their way back would break the topic's order. */
+		if (!holding(k)) {
 			drop_count(k, "a publish");
 			return;
 		}
@@ -989,7 +1021,7 @@ void clu_publish(struct clu *k, const struct top_msg *m)
 	e->ch = chan_find(k, m->topic, tl);
 	if (e->ch)
 		e->ch->refs++;
-	if (k->state != ST_UP || k->held_head) {
+	if (holding(k)) {
 		/* Redis is away (or what it held is not all out yet): here at once, and held for
 		 * the other gateways. */
 		deliver_local(k, e);
@@ -1043,6 +1075,13 @@ static void on_pub_reply(redisAsyncContext *ac, void *reply, void *priv)
 	}
 	stats.cluster_sent++;
 	stats.cluster_receivers += (uint64_t)(receivers > 0 ? receivers : 0);
+	if (k->recent[0].gen != k->read_gen) {
+		k->recent[1] = k->recent[0];
+		k->recent[0].gen = k->read_gen;
+		k->recent[0].n = 0;
+	}
+	k->recent[0].n++;
+	k->recent[0].at = now_ms(k);
 	/* A command for a node no gateway serves: the connection exists nowhere. */
 	if (e->kind == PK_FWD && receivers == 0) {
 		if (e->rtype == WSGW_SENDMANY) {
@@ -1092,7 +1131,7 @@ static struct pend *node_pend(struct clu *k, unsigned node, char kind, uint16_t 
 
 static void send_or_hold(struct clu *k, struct pend *e)
 {
-	if (k->state != ST_UP || k->held_head) {
+	if (holding(k)) {
 		stats.cluster_held++;
 		hold(k, e);
 	} else {
@@ -1531,6 +1570,11 @@ static void on_register(redisAsyncContext *ac, void *reply, void *priv)
 			if (ch->want)
 				mark_dirty(k, ch);
 	if (k->held_head) {
+		unsigned known = 0;
+		for (unsigned n = 1; n <= CLU_NODE_MAX; n++)
+			known += n != k->node && (k->known[n / 8] & (1u << (n % 8)));
+		log_info("cluster: subscribed again; %zu held messages wait until the %u other gateways "
+			 "known are subscribed again too (at most --cluster-ttl)", k->n_held, known);
 		set_state(k, ST_SETTLING);
 		k->next_settle = now_ms(k);
 	} else {
@@ -1608,13 +1652,14 @@ static void start_connect(struct clu *k)
 		size_t l[] = { 6, 4, strlen(scripts[i]) };
 		send_argv(&k->cmd, on_init_reply, NULL, 3, a, l);
 	}
-	/* Every topic with local subscribers, then this gateway's own channel. */
+	/* Every topic with local subscribers, the announcements, then this gateway's own
+	 * channel. */
 	for (size_t i = 0; i < k->n_tab; i++)
 		for (struct chan *ch = k->tab[i]; ch; ch = ch->hnext)
 			chan_sync(k, ch);
-	const char *a[] = { "SUBSCRIBE", k->node_chan };
-	size_t l[] = { 9, strlen(k->node_chan) };
-	send_argv(&k->sub, on_sub, k, 2, a, l);
+	const char *a[] = { "SUBSCRIBE", PFX "nodes", k->node_chan };
+	size_t l[] = { 9, strlen(PFX "nodes"), strlen(k->node_chan) };
+	send_argv(&k->sub, on_sub, k, 3, a, l);
 }
 
 /* Both connections go; what was in flight is delivered here or held; Redis is tried
@@ -1630,6 +1675,11 @@ static void teardown(struct clu *k)
 	for (size_t i = 0; i < k->n_tab; i++)
 		for (struct chan *ch = k->tab[i]; ch; ch = ch->hnext)
 			ch->echo_head = ch->echo_tail = NULL;
+	for (int i = 0; i < 2; i++) {
+		if (k->recent[i].n && now_ms(k) - k->recent[i].at < 1000)
+			stats.cluster_unconfirmed += k->recent[i].n;
+		k->recent[i].n = 0;
+	}
 	while (k->sent.snext != &k->sent) {
 		struct pend *e = k->sent.snext;
 		sent_unlink(e);

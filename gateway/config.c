@@ -76,7 +76,7 @@ static void usage(FILE *f)
 		"                            from the host name and the first --listen, and logged)\n"
 		"  --cluster-ttl SEC         a dead gateway's presence and registration expire within\n"
 		"                            this (default 10)\n"
-		"  --cluster-hold N          cross-host messages held while Redis is away, or in flight\n"
+		"  --cluster-hold N          messages held for the other gateways while Redis is away\n"
 		"                            (default 10000; beyond: dropped and counted)\n"
 		"  --history PREFIX=N[,SEC]  topics starting with PREFIX keep their last N messages, none\n"
 		"                            older than SEC (default 86400), for SUBSCRIBE since=OFFSET,EPOCH\n"

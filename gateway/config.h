@@ -49,8 +49,8 @@ struct cfg_cluster {
 	unsigned node_id;     /* --node-id 1..4095; 0: derived at start, and logged */
 	unsigned ttl_ms;      /* --cluster-ttl: a dead gateway's presence and registration
 	                       * expire within this */
-	unsigned hold;        /* --cluster-hold: cross-host messages held (Redis away) or in
-	                       * flight at most; beyond: dropped, and counted */
+	unsigned hold;        /* --cluster-hold: messages held for the other gateways while
+	                       * Redis is away, at most; beyond: dropped, and counted */
 };
 
 /* --history PREFIX=N[,SECONDS]: a topic starting with PREFIX keeps its last N published

@@ -146,7 +146,7 @@ int stats_format(char *out, size_t cap, unsigned long conns_open, unsigned worke
 		"Messages other gateways never got: over --cluster-hold, or refused by Redis.",
 		stats.cluster_dropped);
 	counter(&b, "cluster_unconfirmed_total",
-		"Messages in flight when the connection to Redis broke: other gateways may not have got them.",
+		"Messages in flight when the connection to Redis broke, or confirmed just before it: other gateways may not have got them.",
 		stats.cluster_unconfirmed);
 	counter(&b, "cluster_forwarded_total", "Commands for connections of other gateways.",
 		stats.cluster_forwarded);

@@ -37,9 +37,11 @@ struct gw_stats {
 	uint64_t cluster_received;    /* messages of other gateways delivered here */
 	uint64_t cluster_held;        /* publishes held for other gateways while Redis was away */
 	uint64_t cluster_holding;     /* gauge: of those, not sent yet */
-	uint64_t cluster_dropped;     /* publishes other gateways never got: the hold was full */
-	uint64_t cluster_unconfirmed; /* publishes in flight when the connection broke: other
-	                               * gateways may or may not have got them */
+	uint64_t cluster_dropped;     /* publishes other gateways never got: the hold was full,
+	                               * the memory budget refused, or Redis did */
+	uint64_t cluster_unconfirmed; /* publishes in flight when the connection broke, or
+	                               * confirmed just before (Redis may die with them in its
+	                               * buffers): other gateways may or may not have got them */
 	uint64_t cluster_forwarded;   /* commands sent to another gateway's connections */
 	uint64_t cluster_commands;    /* commands other gateways sent for connections here */
 };
