@@ -96,11 +96,13 @@ LIBWSGW_SO := $(BUILD)/libwsgw.so.1
 LIBWSGW_SOVERSION := 1.0.0
 
 PROGRAMS := $(BUILD)/wsgw $(BUILD)/wsgw-bench $(BUILD)/wsgw-echo $(LIBWSGW_SO)
+# Built with everything (so it keeps compiling), not installed: bench/cluster/run uses it.
+BENCH_CLUSTER := $(BUILD)/wsgw-bench-cluster
 
 .PHONY: all deps check check-tsan run bench-ring clean install uninstall man deb rpm npm-pack
 # Keep test objects: they are intermediate files to make, and rebuilding them is waste.
 .SECONDARY:
-all: $(PROGRAMS) $(TEST_BIN)
+all: $(PROGRAMS) $(BENCH_CLUSTER) $(TEST_BIN)
 
 # The Debian packages must be there before make reads any path they provide: a pattern
 # rule's prerequisite such as /usr/share/llhttp/llhttp.c is looked up while make plans,
@@ -162,6 +164,10 @@ $(BUILD)/wsgw: $(BUILD)/obj/gateway/main.o $(CORE_LIB) $(SHM_LIB)
 $(BUILD)/wsgw-bench: $(patsubst %.c,$(BUILD)/obj/%.o,$(wildcard bench/loadgen/*.c))
 	@$(if $(Q),echo "  LD      $@")
 	$(Q)$(CC) $(ALL_LDFLAGS) -o $@ $^ -lm
+
+$(BENCH_CLUSTER): $(BUILD)/obj/bench/cluster/bench.o $(BUILD)/obj/bench/loadgen/hist.o
+	@$(if $(Q),echo "  LD      $@")
+	$(Q)$(CC) $(ALL_LDFLAGS) -o $@ $^ -lzmq -lm
 
 $(BUILD)/bench-ring: $(patsubst %.c,$(BUILD)/obj/%.o,$(wildcard bench/ring/*.c)) $(SHM_LIB)
 	@$(if $(Q),echo "  LD      $@")
