@@ -2,7 +2,7 @@
  * zmq worker's messages by the control channel, and carried out here: to one connection
  * (SEND, CLOSE, ACCEPT, REJECT, SUBSCRIBE, UNSUBSCRIBE, STAT), to a topic (PUBLISH), to a
  * list (SENDMANY), or answered (QUERY). Every length in a body is the worker's and checked.
- * In a cluster, what concerns other gateways goes through gateway/cluster.c, and what
+ * In a cluster, what concerns other gateways goes through gateway/cluster.h, and what
  * other gateways send for this one's connections comes back here (struct clu_ops). */
 #include "gateway/cluster.h"
 #include "gateway/conn.h"

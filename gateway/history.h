@@ -2,7 +2,7 @@
  * Topic history on one gateway (no --cluster): the last messages of each topic that a
  * --history rule covers, kept in memory, so that a client that reconnects can be given
  * what it missed (SUBSCRIBE since=OFFSET,EPOCH). With --cluster the history lives in
- * Redis instead (gateway/cluster.c), and this is not used.
+ * Redis instead (gateway/clu_topic.c, clu_recover.c), and this is not used.
  *
  * Each topic's messages are numbered 1, 2, 3, ... (the offset) within an epoch: a number
  * the history got when it was made. A history ends when its newest message is older
