@@ -4,7 +4,9 @@
 #   make check           build and run every test (T=NAME: only the tests whose path has NAME)
 #   make check SANITIZE=1  the same under ASan+UBSan (objects in build/san/)
 #   make check-tsan      the concurrent tests under ThreadSanitizer (build/tsan/)
-#   make run             the gateway on 127.0.0.1:8080 with an echo worker (WORKERS=N, WORKER=c|python|node)
+#   make run             the gateway from a config file on 127.0.0.1:8080, admin on 127.0.0.1:9090,
+#                        workers it runs itself (WORKERS=N, WORKER=c|broadcast|python|node),
+#                        the chat on /chat, the demo page
 #   make bench-ring      shared-memory ring benchmark
 #   make install         programs, libwsgw, headers, wsgw.pc, man pages, config, units, Python
 #                        package into $(DESTDIR)$(prefix) (prefix=/usr/local)
@@ -36,8 +38,9 @@ PY_VERSION   = $(shell /usr/bin/python3 -c 'import sys; print("%d.%d" % sys.vers
 pythondir   ?= $(if $(filter /usr,$(prefix)),$(prefix)/lib/python3/dist-packages,$(prefix)/lib/python$(PY_VERSION)/dist-packages)
 
 # Debian packages the build and the tests need; installed when missing (tools/need-debs).
-DEPS_PKGS := libzmq3-dev liburcu-dev node-llhttp check libsubunit-dev \
-             pkg-config zlib1g-dev libssl-dev libsystemd-dev scdoc libhiredis-dev
+DEPS_PKGS := libzmq3-dev liburcu-dev node-llhttp libinih-dev check libsubunit-dev \
+             pkg-config zlib1g-dev libssl-dev libsystemd-dev scdoc openssl python3-websockets \
+             libhiredis-dev
 # Only the tests need a Redis server (tests/cluster/ start their own on a loopback port).
 TEST_PKGS := redis-server
 
@@ -62,7 +65,7 @@ Q := @
 endif
 
 # pkg-config runs when a recipe needs it (recursive '='), after the packages exist.
-PKG_LIBS   = liburcu liburcu-cds libzmq libcrypto zlib libsystemd hiredis
+PKG_LIBS   = liburcu liburcu-cds libzmq libssl libcrypto zlib libsystemd inih hiredis
 PKG_CFLAGS = $(shell pkg-config --cflags $(PKG_LIBS))
 PKG_LDLIBS = $(shell pkg-config --libs $(PKG_LIBS))
 CHECK_CFLAGS = $(shell pkg-config --cflags check)
@@ -95,11 +98,12 @@ LIBWSGW_A  := $(BUILD)/libwsgw.a
 LIBWSGW_SO := $(BUILD)/libwsgw.so.1
 LIBWSGW_SOVERSION := 1.0.0
 
-PROGRAMS := $(BUILD)/wsgw $(BUILD)/wsgw-bench $(BUILD)/wsgw-echo $(LIBWSGW_SO)
+PROGRAMS := $(BUILD)/wsgw $(BUILD)/wsgw-bench $(BUILD)/wsgw-echo $(BUILD)/wsgw-broadcast \
+            $(BUILD)/wsgw-chat $(LIBWSGW_SO)
 # Built with everything (so it keeps compiling), not installed: bench/cluster/run uses it.
 BENCH_CLUSTER := $(BUILD)/wsgw-bench-cluster
 
-.PHONY: all deps check check-tsan run bench-ring clean install uninstall man deb rpm npm-pack
+.PHONY: all deps check check-tsan run bench-ring clean install uninstall man deb rpm npm-pack tls-certs
 # Keep test objects: they are intermediate files to make, and rebuilding them is waste.
 .SECONDARY:
 all: $(PROGRAMS) $(BENCH_CLUSTER) $(TEST_BIN)
@@ -157,6 +161,15 @@ $(BUILD)/wsgw-echo: $(BUILD)/obj/workers/echo/echo.o $(LIBWSGW_A)
 	@$(if $(Q),echo "  LD      $@")
 	$(Q)$(CC) $(ALL_LDFLAGS) -o $@ $^ -lzmq
 
+$(BUILD)/wsgw-broadcast: $(BUILD)/obj/workers/broadcast/broadcast.o $(LIBWSGW_A)
+	@$(if $(Q),echo "  LD      $@")
+	$(Q)$(CC) $(ALL_LDFLAGS) -o $@ $^ -lzmq
+
+CHAT_OBJ := $(BUILD)/obj/workers/chat/chatmsg.o
+$(BUILD)/wsgw-chat: $(BUILD)/obj/workers/chat/chat.o $(CHAT_OBJ) $(LIBWSGW_A)
+	@$(if $(Q),echo "  LD      $@")
+	$(Q)$(CC) $(ALL_LDFLAGS) -o $@ $^ -lzmq
+
 $(BUILD)/wsgw: $(BUILD)/obj/gateway/main.o $(CORE_LIB) $(SHM_LIB)
 	@$(if $(Q),echo "  LD      $@")
 	$(Q)$(CC) $(ALL_LDFLAGS) -o $@ $^ $(PKG_LDLIBS)
@@ -179,37 +192,76 @@ $(BUILD)/tests/%: $(BUILD)/obj/tests/%.o $(TESTLIB_OBJ) $(CORE_LIB) $(LIBWSGW_A)
 	$(Q)$(CC) $(ALL_LDFLAGS) -o $@ $^ $(CHECK_LDLIBS) $(PKG_LDLIBS)
 
 $(BUILD)/obj/tests/%.o: ALL_CFLAGS += $(CHECK_CFLAGS)
+# The chat worker's message code, tested on its own.
+$(BUILD)/tests/workers/test_chatmsg: $(CHAT_OBJ)
 
 # Every test program runs, even after a failure; the target fails if any did.
 # Tests find the programs under test through WSGW_BUILD. The conformance suite runs twice:
 # against the built-in echo, and through a worker process (WT_GW_WORKER).
 # T=NAME runs only the test programs whose path contains NAME (T=test_faults,
-# T=gateway/), T=conformance-worker the second conformance run, T=lang the language suites.
+# T=gateway/), T=conformance-worker the other conformance runs, T=lang the language suites.
 T ?=
 comma := ,
 CHECK_BIN := $(strip $(if $(T),$(foreach b,$(TEST_BIN),$(if $(findstring $(T),$(b)),$(b))),$(TEST_BIN)))
 CHECK_CONF_WORKER := $(if $(T),$(filter conformance-worker,$(T)),yes)
 CHECK_LANG := $(if $(T),$(filter lang,$(T)),yes)
+CHECK_BROWSER := $(if $(T),$(filter browser,$(T)),yes)
 
-check: all
-	@if [ -z "$(CHECK_BIN)$(CHECK_CONF_WORKER)$(CHECK_LANG)" ]; then \
-	  echo "make check: T=$(T) names no test (programs: $(TEST_BIN:$(BUILD)/tests/%=%), conformance-worker, lang)"; \
+# A test CA and two certificates it signed for 127.0.0.1 and localhost (CN localhost, and
+# localhost2 for the reload test): the TLS tests trust the CA; `make run TLS=1` serves
+# the first (a browser calls it untrusted unless the CA is imported).
+TLS_DIR := $(BUILD)/tls
+$(TLS_DIR)/cert.pem: | $(DEPS_MK)
+	@mkdir -p $(@D)
+	$(Q)openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 3650 \
+	  -subj "/CN=wsgw test CA" -keyout $(@D)/ca.key -out $(@D)/ca.pem 2>/dev/null
+	$(Q)printf 'subjectAltName=DNS:localhost,IP:127.0.0.1,IP:::1\nextendedKeyUsage=serverAuth\n' > $(@D)/ext.cnf
+	$(Q)for n in 2 ""; do \
+	  openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -subj /CN=localhost$$n \
+	    -keyout $(@D)/key$$n.pem -out $(@D)/cert$$n.csr 2>/dev/null && \
+	  openssl x509 -req -in $(@D)/cert$$n.csr -CA $(@D)/ca.pem -CAkey $(@D)/ca.key \
+	    -CAcreateserial -days 3650 -extfile $(@D)/ext.cnf -out $(@D)/cert$$n.pem.tmp 2>/dev/null && \
+	  mv $(@D)/cert$$n.pem.tmp $(@D)/cert$$n.pem || exit 1; done
+tls-certs: $(TLS_DIR)/cert.pem
+
+# The tests check /metrics with Prometheus's promtool (tools/fetch-promtool says why it is
+# unpacked here rather than installed). One copy serves every BUILD.
+PROMTOOL := build/tools/promtool
+$(PROMTOOL):
+	tools/fetch-promtool $@
+
+# The conformance suites (RFC 6455, permessage-deflate) run four ways: against the
+# built-in echo, through a worker process (WT_GW_WORKER), and both over TLS (WT_TLS).
+CONF_SUITES := $(BUILD)/tests/conformance/test_conformance $(BUILD)/tests/conformance/test_deflate
+CONF_RUNS := worker:WT_GW_WORKER=$(abspath $(BUILD))/wsgw-echo tls:WT_TLS=1 \
+	     tls-worker:WT_TLS=1:WT_GW_WORKER=$(abspath $(BUILD))/wsgw-echo
+
+check: all $(TLS_DIR)/cert.pem $(PROMTOOL)
+	@if [ -z "$(CHECK_BIN)$(CHECK_CONF_WORKER)$(CHECK_LANG)$(CHECK_BROWSER)" ]; then \
+	  echo "make check: T=$(T) names no test (programs: $(TEST_BIN:$(BUILD)/tests/%=%), conformance-worker, lang, browser)"; \
 	  exit 2; fi
 	@failed=""; for t in $(CHECK_BIN); do \
 	  echo "== $$t"; \
-	  WSGW_BUILD=$(abspath $(BUILD)) WT_SANITIZE=$(SANITIZE) $$t || failed="$$failed $$t"; \
+	  WSGW_BUILD=$(abspath $(BUILD)) WT_SANITIZE=$(SANITIZE) WT_PROMTOOL=$(abspath $(PROMTOOL)) $$t \
+	    || failed="$$failed $$t"; \
 	done; \
 	if [ -n "$(CHECK_CONF_WORKER)" ]; then \
-	  echo "== $(BUILD)/tests/conformance/test_conformance through build/wsgw-echo"; \
-	  WSGW_BUILD=$(abspath $(BUILD)) WT_GW_WORKER=$(abspath $(BUILD))/wsgw-echo \
-	    $(BUILD)/tests/conformance/test_conformance || failed="$$failed conformance-through-worker"; \
+	  for run in $(CONF_RUNS); do for t in $(CONF_SUITES); do \
+	    echo "== $$t: $${run%%:*}"; \
+	    env WSGW_BUILD=$(abspath $(BUILD)) $$(echo "$${run#*:}" | tr : ' ') $$t \
+	      || failed="$$failed $$t($${run%%:*})"; \
+	  done; done; \
 	fi; \
 	if [ -n "$(CHECK_LANG)" ]; then \
 	  echo "== tests/workers/run_lang_tests.sh (Python and Node workers)"; \
 	  WSGW_BUILD=$(abspath $(BUILD)) tests/workers/run_lang_tests.sh || failed="$$failed run_lang_tests.sh"; \
 	fi; \
+	if [ -n "$(CHECK_BROWSER)" ]; then \
+	  echo "== tests/browser/run.sh (chromium: the demo page; ws:// and wss:// with deflate)"; \
+	  WSGW_BUILD=$(abspath $(BUILD)) tests/browser/run.sh || failed="$$failed browser"; \
+	fi; \
 	if [ -n "$$failed" ]; then echo "FAILED:$$failed"; exit 1; fi; \
-	echo "passed: $(words $(CHECK_BIN)) test programs$(if $(CHECK_CONF_WORKER),$(comma) the worker conformance run)$(if $(CHECK_LANG),$(comma) the language suites)"
+	echo "passed: $(words $(CHECK_BIN)) test programs$(if $(CHECK_CONF_WORKER),$(comma) the conformance suites through a worker and over TLS)$(if $(CHECK_LANG),$(comma) the language suites)$(if $(CHECK_BROWSER),$(comma) the browser test)"
 
 # ThreadSanitizer sees threads, not processes: the ring's two-thread tests, and the worker
 # tests with the gateway (loop, doorbell waker, RCU threads) and libwsgw built with it. A
@@ -224,13 +276,15 @@ check-tsan:
 	    $$t || exit 1; \
 	done
 
-# The gateway on $(LISTEN) with $(WORKERS) echo workers in $(WORKER) (c, python, node).
+# The gateway on $(LISTEN) with $(WORKERS) echo workers in $(WORKER) (c, python, node;
+# broadcast: wsgw-broadcast), a chat worker on /chat and the demo page (demo/, --static).
 # workers/run-demo installs what a Python or Node worker needs, and stops when a worker
 # does not attach.
+# TLS=1 adds wss://127.0.0.1:8443 with the test certificate.
 WORKERS ?= 1
 WORKER  ?= c
-run: $(BUILD)/wsgw $(BUILD)/wsgw-echo
-	BUILD=$(BUILD) LISTEN=$(LISTEN) WORKERS=$(WORKERS) WORKER=$(WORKER) workers/run-demo
+run: $(BUILD)/wsgw $(BUILD)/wsgw-echo $(BUILD)/wsgw-broadcast $(BUILD)/wsgw-chat $(if $(TLS),$(TLS_DIR)/cert.pem)
+	BUILD=$(BUILD) LISTEN=$(LISTEN) WORKERS=$(WORKERS) WORKER=$(WORKER) TLS=$(TLS) workers/run-demo
 
 bench-ring: $(BUILD)/bench-ring
 	$(BUILD)/bench-ring
@@ -264,7 +318,8 @@ install: $(PROGRAMS) $(LIBWSGW_A) $(MAN_OUT) $(GENERATED)
 	    $(DESTDIR)$(unitdir) $(DESTDIR)$(pythondir)/wsgw \
 	    $(DESTDIR)$(mandir)/man1 $(DESTDIR)$(mandir)/man3 $(DESTDIR)$(mandir)/man5 $(DESTDIR)$(mandir)/man8
 	install -m 0755 $(BUILD)/wsgw $(DESTDIR)$(sbindir)/
-	install -m 0755 $(BUILD)/wsgw-echo $(BUILD)/wsgw-bench $(DESTDIR)$(bindir)/
+	install -m 0755 $(BUILD)/wsgw-echo $(BUILD)/wsgw-broadcast $(BUILD)/wsgw-chat \
+	    $(BUILD)/wsgw-bench $(DESTDIR)$(bindir)/
 	install -m 0644 $(LIBWSGW_SO) $(DESTDIR)$(libdir)/libwsgw.so.$(LIBWSGW_SOVERSION)
 	ln -sf libwsgw.so.$(LIBWSGW_SOVERSION) $(DESTDIR)$(libdir)/libwsgw.so.1
 	ln -sf libwsgw.so.1 $(DESTDIR)$(libdir)/libwsgw.so
@@ -282,6 +337,7 @@ install: $(PROGRAMS) $(LIBWSGW_A) $(MAN_OUT) $(GENERATED)
 # Everything install wrote except the configuration, which may hold the admin's edits.
 uninstall:
 	rm -f $(DESTDIR)$(sbindir)/wsgw $(DESTDIR)$(bindir)/wsgw-echo $(DESTDIR)$(bindir)/wsgw-bench \
+	    $(DESTDIR)$(bindir)/wsgw-broadcast $(DESTDIR)$(bindir)/wsgw-chat \
 	    $(DESTDIR)$(libdir)/libwsgw.so.$(LIBWSGW_SOVERSION) $(DESTDIR)$(libdir)/libwsgw.so.1 \
 	    $(DESTDIR)$(libdir)/libwsgw.so $(DESTDIR)$(libdir)/libwsgw.a \
 	    $(DESTDIR)$(pkgconfigdir)/wsgw.pc $(DESTDIR)$(unitdir)/wsgw.service \
@@ -317,6 +373,101 @@ rpm:
 npm-pack:
 	@mkdir -p build
 	cd workers/node && npm pack --pack-destination $(abspath build)
+
+# ---- fuzzing (tests/fuzz/, docs/FUZZING.md) -----------------------------------------------
+#   make fuzz FUZZ_SECONDS=N   build every libFuzzer target and run each for N seconds
+#   make fuzz-build            only build them, into build/fuzz/
+# Kept out of `all` and `check`: only these targets need clang and libclang-rt-14-dev, and
+# install them when missing. Each run replays tests/fuzz/regressions/<target>/ first, then
+# fuzzes a corpus copied into build/fuzz/corpus-<target> from tests/fuzz/corpus/<target>;
+# the log is build/fuzz/fuzz_<target>.log, a failing input build/fuzz/<target>-crash-*
+# (or -leak-, -timeout-, -oom-). FUZZ_TARGETS=frame runs only that target.
+FUZZ_CC      ?= clang
+FUZZ_SECONDS ?= 60
+FUZZ_FLAGS   ?= -timeout=5 -rss_limit_mb=1024
+FUZZ_DIR     := build/fuzz
+FUZZ_PKGS    := clang libclang-rt-14-dev
+FUZZ_STAMP   := build/.fuzz-deps-installed
+FUZZ_TARGETS := frame handshake config zmsg ring segment
+FUZZ_SAN     := -fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer
+FUZZ_CFLAGS  := -std=gnu11 -g -O1 $(FUZZ_SAN) -fsanitize=fuzzer-no-link -MMD -MP \
+                -D_GNU_SOURCE -D_LGPL_SOURCE -Iinclude -I. -I$(LLHTTP_INC_DIR)
+
+# What each target links besides its harness: the code under test and its libraries.
+fuzz_src_frame     := gateway/frame.c gateway/utf8.c
+fuzz_src_handshake := gateway/handshake.c gateway/hsresp.c gateway/log.c
+fuzz_src_config    := gateway/config.c gateway/cfg_keys.c gateway/cfg_file.c gateway/log.c gateway/deflate.c
+fuzz_src_zmsg      := gateway/zmsg.c gateway/log.c
+fuzz_src_ring      := shm/ring.c shm/doorbell.c
+fuzz_src_segment   := shm/segment.c shm/ring.c shm/doorbell.c
+fuzz_obj_handshake := $(LLHTTP_SRC:%.c=$(FUZZ_DIR)/obj/llhttp/%.o)
+fuzz_libs_handshake := -lcrypto
+fuzz_libs_config   := -lm -linih -lz
+fuzz_libs_zmsg     := -lzmq
+
+FUZZ_BIN := $(FUZZ_TARGETS:%=$(FUZZ_DIR)/fuzz_%)
+
+.PHONY: fuzz fuzz-build fuzz-bins
+
+$(FUZZ_STAMP):
+	@missing=""; for p in $(FUZZ_PKGS); do \
+	  dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q 'ok installed' || missing="$$missing $$p"; \
+	done; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing missing packages:$$missing"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \
+	fi
+	@mkdir -p $(@D) && touch $@
+
+# Two steps: the packages first, then a make that can see the files they installed
+# (llhttp's sources are pattern-rule prerequisites).
+fuzz-build:
+	@$(MAKE) --no-print-directory $(DEPS_STAMP) $(FUZZ_STAMP)
+	@$(MAKE) --no-print-directory fuzz-bins
+
+fuzz-bins: $(FUZZ_BIN)
+
+$(FUZZ_DIR)/obj/%.o: %.c
+	@mkdir -p $(@D)
+	@$(if $(Q),echo "  FUZZCC  $<")
+	$(Q)$(FUZZ_CC) $(FUZZ_CFLAGS) $(WARN) -c -o $@ $<
+
+$(FUZZ_DIR)/obj/llhttp/%.o: $(LLHTTP_SRC_DIR)/%.c
+	@mkdir -p $(@D)
+	@$(if $(Q),echo "  FUZZCC  $<")
+	$(Q)$(FUZZ_CC) $(FUZZ_CFLAGS) -Wall -Wextra -Wno-unused-parameter -c -o $@ $<
+
+define FUZZ_LINK
+$(FUZZ_DIR)/fuzz_$(1): $(FUZZ_DIR)/obj/tests/fuzz/fuzz_$(1).o $$(fuzz_src_$(1):%.c=$(FUZZ_DIR)/obj/%.o) $$(fuzz_obj_$(1))
+	@$$(if $$(Q),echo "  LD      $$@")
+	$$(Q)$$(FUZZ_CC) $$(FUZZ_SAN) -fsanitize=fuzzer -o $$@ $$^ $$(fuzz_libs_$(1))
+endef
+$(foreach t,$(FUZZ_TARGETS),$(eval $(call FUZZ_LINK,$(t))))
+
+# Every target runs, even after a crash; the make fails if any crashed.
+fuzz: fuzz-build
+	@failed=""; for t in $(FUZZ_TARGETS); do \
+	  bin=$(FUZZ_DIR)/fuzz_$$t; log=$(FUZZ_DIR)/fuzz_$$t.log; \
+	  reg=$$(ls -d tests/fuzz/regressions/$$t/* 2>/dev/null); \
+	  if [ -n "$$reg" ]; then \
+	    echo "== fuzz_$$t: replaying $$(echo $$reg | wc -w) regression inputs"; \
+	    $$bin $$reg > $$log.regressions 2>&1 || { failed="$$failed $$t(regression)"; tail -n 40 $$log.regressions; }; \
+	  fi; \
+	  echo "== fuzz_$$t for $(FUZZ_SECONDS) s"; \
+	  mkdir -p $(FUZZ_DIR)/corpus-$$t && cp tests/fuzz/corpus/$$t/* $(FUZZ_DIR)/corpus-$$t/; \
+	  if $$bin -max_total_time=$(FUZZ_SECONDS) $(FUZZ_FLAGS) -print_final_stats=1 \
+	      -artifact_prefix=$(FUZZ_DIR)/$$t- $(FUZZ_DIR)/corpus-$$t > $$log 2>&1; then \
+	    grep -E '^#[0-9]+.*(DONE|pulse|NEW|REDUCE)' $$log | tail -n 1; \
+	    grep -E '^stat::(number_of_executed_units|peak_rss_mb)' $$log | tr '\n' ' '; echo; \
+	  else \
+	    failed="$$failed $$t"; tail -n 60 $$log; \
+	  fi; \
+	done; \
+	if [ -n "$$failed" ]; then echo "FUZZ FAILED:$$failed (inputs: $(FUZZ_DIR)/<target>-crash-* and the like)"; exit 1; fi; \
+	echo "fuzz: $(words $(FUZZ_TARGETS)) targets, $(FUZZ_SECONDS) s each, no crash"
+
+-include $(shell find $(FUZZ_DIR)/obj -name '*.d' 2>/dev/null)
+# ---- end of fuzzing ----------------------------------------------------------------------
 
 clean:
 	rm -rf build

@@ -27,6 +27,13 @@ enum bud_kind {
 /* Sets the limit in bytes for all kinds together; 0: none. */
 void bud_set_limit(uint64_t limit);
 uint64_t bud_limit(void);
+/* A limit of kind k's own within the budget ([limits] max-assembly for BUD_ASSEMBLY);
+ * 0: only the budget. */
+void bud_set_kind_limit(enum bud_kind k, uint64_t limit);
+uint64_t bud_kind_limit(enum bud_kind k);
+/* Which limit the last refusal hit, for its log line: "--memory-budget" or
+ * "[limits] max-assembly". */
+const char *bud_refusal(void);
 /* 1 when n more bytes fit the budget (always, without a limit). Counts a refusal of kind k
  * when they do not. */
 int bud_room(enum bud_kind k, size_t n);

@@ -4,6 +4,7 @@
  * list (SENDMANY), or answered (QUERY). Every length in a body is the worker's and checked.
  * In a cluster, what concerns other gateways goes through gateway/cluster.h, and what
  * other gateways send for this one's connections comes back here (struct clu_ops). */
+#include "gateway/clog.h"
 #include "gateway/cluster.h"
 #include "gateway/conn.h"
 #include "gateway/history.h"
@@ -11,9 +12,11 @@
 #include "gateway/pool_int.h"
 #include "gateway/stats.h"
 #include "gateway/topics.h"
+#include "gateway/utf8.h"
 #include "wsgw/protocol.h"
 
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -74,6 +77,24 @@ static unsigned op_of(const struct shm_rec *r)
 	return (r->flags & WSGW_F_BINARY) ? 2 /* WS_OP_BINARY */ : 1 /* WS_OP_TEXT */;
 }
 
+/* A text message or a close reason a client gets must be UTF-8 (RFC 6455 8.1): a browser
+ * fails the connection otherwise, so a worker's bad text is refused here, to the worker. */
+static int utf8_ok(const uint8_t *p, size_t n)
+{
+	return utf8_validate(UTF8_ACCEPT, p, n) == UTF8_ACCEPT;
+}
+
+static int text_ok(struct pools *ps, struct worker *w, const struct shm_rec *r, const uint8_t *p,
+		   size_t n, const char *verb)
+{
+	if (op_of(r) != 1 || utf8_ok(p, n))
+		return 1;
+	char why[64];
+	snprintf(why, sizeof(why), "%s text is not valid UTF-8", verb);
+	refuse(ps, w, r->conn, why);
+	return 0;
+}
+
 /* PUBLISH: u8 topic length, topic, payload; the record's connection is the one left out.
  * A topic with a --history rule numbers its messages: here, or in Redis for a cluster. */
 static void publish(struct pools *ps, struct worker *w, const struct shm_rec *r)
@@ -88,6 +109,8 @@ static void publish(struct pools *ps, struct worker *w, const struct shm_rec *r)
 		refuse(ps, w, r->conn, "PUBLISH payload over --max-message");
 		return;
 	}
+	if (!text_ok(ps, w, r, p + 1 + p[0], plen, "PUBLISH"))
+		return;
 	stats.published++;
 	struct top_msg m = { .topic = p + 1, .tlen = p[0], .op = op_of(r), .p = p + 1 + p[0],
 			     .n = plen, .exclude = r->conn, .stamp = !!(r->flags & WSGW_F_STAMP) };
@@ -145,6 +168,8 @@ static void send_many(struct pools *ps, struct worker *w, const struct shm_rec *
 		refuse(ps, w, r->conn, "SENDMANY payload over --max-message");
 		return;
 	}
+	if (!text_ok(ps, w, r, p + 4 + (size_t)count * 8, plen, "SENDMANY"))
+		return;
 	struct conn **conns = malloc((size_t)count * sizeof(*conns));
 	if (!conns) {
 		log_error(ENOMEM, "SENDMANY of worker %u to %u connections", w->id, count);
@@ -316,7 +341,7 @@ static void subscription(struct pools *ps, struct worker *w, struct conn *c,
 	if (rc == -EINVAL || (r->type == WSGW_UNSUBSCRIBE && (r->len == 0 || r->len > WSGW_TOPIC_MAX)))
 		refuse(ps, w, r->conn, "malformed SUBSCRIBE or UNSUBSCRIBE: want a topic of 1-255 bytes");
 	else if (rc == -ENOMEM)
-		log_error(ENOMEM, "conn %llu: SUBSCRIBE", (unsigned long long)c->id);
+		clog_error(c, ENOMEM, "SUBSCRIBE");
 }
 
 void pool_command(struct pools *ps, struct worker *w, const struct shm_rec *r)
@@ -352,11 +377,18 @@ void pool_command(struct pools *ps, struct worker *w, const struct shm_rec *r)
 	}
 	switch (r->type) {
 	case WSGW_SEND:
-		ps->ops->send(ps->arg, c, op_of(r), r->payload, r->len);
+		if (text_ok(ps, w, r, r->payload, r->len, "SEND"))
+			ps->ops->send(ps->arg, c, op_of(r), r->payload, r->len);
 		break;
 	case WSGW_CLOSE:
 		if (r->len < 2) {
 			refuse(ps, w, r->conn, "CLOSE without a code");
+			break;
+		}
+		if (!utf8_ok(r->payload + 2, r->len - 2)) {
+			/* The close goes ahead: the worker asked for it; the reason stays out. */
+			refuse(ps, w, r->conn, "CLOSE reason is not valid UTF-8: closed without it");
+			ps->ops->close(ps->arg, c, be16(r->payload), "", 0);
 			break;
 		}
 		ps->ops->close(ps->arg, c, be16(r->payload), (const char *)r->payload + 2, r->len - 2);

@@ -1,5 +1,6 @@
 #include "gateway/conn.h"
 #include "gateway/budget.h"
+#include "gateway/bufpool.h"
 #include "gateway/log.h"
 
 #include <pthread.h>
@@ -170,19 +171,25 @@ int conn_msg_grow(struct conn *c, uint32_t cap)
 		return 0;
 	if (!bud_room(BUD_ASSEMBLY, cap - c->msg_cap))
 		return -ENOBUFS;
-	uint8_t *m = realloc(c->msg, cap);
+	/* From the pool, as the frames are: assembling a message allocates nothing in
+	 * steady state. */
+	size_t got;
+	uint8_t *m = bp_get(cap, &got);
 	if (!m)
 		return -ENOMEM;
-	bud_charge(BUD_ASSEMBLY, cap - c->msg_cap);
+	if (c->msg_len)
+		memcpy(m, c->msg, c->msg_len);
+	bp_put(c->msg, c->msg_cap);
+	bud_charge(BUD_ASSEMBLY, got - c->msg_cap);
 	c->msg = m;
-	c->msg_cap = cap;
+	c->msg_cap = (uint32_t)got;
 	return 0;
 }
 
 void conn_msg_free(struct conn *c)
 {
 	bud_credit(BUD_ASSEMBLY, c->msg_cap);
-	free(c->msg);
+	bp_put(c->msg, c->msg_cap);
 	c->msg = NULL;
 	c->msg_len = c->msg_cap = 0;
 }

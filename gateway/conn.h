@@ -18,6 +18,7 @@
 struct ws_hs;
 struct top_sub;
 struct pmd_stream;
+struct tls_conn;
 
 enum conn_state {
 	CONN_HANDSHAKE,  /* reading the HTTP upgrade request */
@@ -62,12 +63,18 @@ struct conn {
 	uint32_t msg_len, msg_cap;
 	uint8_t *fields;    /* pool.c: the OPEN fields, kept for OPEN(resumed); NULL for echo */
 	uint32_t fields_len;
+	uint32_t ip;         /* gateway/door.c's slot of its address (0: unknown) */
 	struct outq out;
 	uint32_t out_since;  /* loop ms clock: when out last went from empty to not */
 	uint8_t slow;        /* enum cfg_slow of its route, for published messages */
 	struct pmd_params pmd; /* permessage-deflate as agreed (pmd.on 0: none) */
+	uint8_t route;       /* index of its route in the settings; CFG_NO_ROUTE before routing */
+	uint8_t door;        /* enum door_verdict at accept: answered 503 or 429 once read */
+	uint16_t port;       /* the peer's port (its address is the door's) */
+	uint8_t retry_s;     /* a 429's Retry-After */
 	struct pmd_stream *pmd_s; /* its own zlib streams, with context takeover only */
 	struct top_sub *subs; /* gateway/topics.c: its subscriptions */
+	struct tls_conn *tls; /* on a ",tls" listener: its TLS state; NULL otherwise */
 	struct conn *flush_next;
 	struct cds_lfht_node node;
 	union {

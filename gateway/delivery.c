@@ -5,11 +5,13 @@
  * the route's policy for subscribers that fall behind. Also the session layer's creation.
  */
 #include "gateway/budget.h"
+#include "gateway/clog.h"
 #include "gateway/conn.h"
 #include "gateway/frame.h"
 #include "gateway/log.h"
 #include "gateway/pool.h"
 #include "gateway/session_int.h"
+#include "gateway/static.h"
 #include "gateway/stats.h"
 #include "gateway/topics.h"
 #include "wsgw/protocol.h"
@@ -25,7 +27,7 @@ static void on_send(void *arg, struct conn *c, unsigned op, const void *p, size_
 	if (c->state == CONN_OPEN)
 		sess__send_frame(arg, c, op, p, n);
 	else
-		log_debug("conn %llu: SEND while closing, dropped", (unsigned long long)c->id);
+		clog_debug(c, "SEND while closing, dropped");
 }
 
 /* A shared frame for c, under its route's policy for a subscriber past its share. Never
@@ -35,12 +37,12 @@ static int enqueue_shared(struct sess *s, struct conn *c, struct outq_buf *b)
 {
 	if (c->state != CONN_OPEN)
 		return 0;
-	unsigned policy = c->slow ? c->slow
-				  : s->cfg->outbound_drop ? CFG_SLOW_DROP_NEWEST : CFG_SLOW_CLOSE;
+	const struct cfg_conn_limits *lim = cfg_limits(s->cfg, c->route);
+	unsigned policy = c->slow ? c->slow : lim->outbound_drop ? CFG_SLOW_DROP_NEWEST : CFG_SLOW_CLOSE;
 	/* A ticker's subscriber wants the last value, not a backlog: one per topic. */
 	if (policy == CFG_SLOW_LATEST && b->tag)
 		stats.publish_dropped += outq_drop_unsent(&c->out, b->tag, 0, NULL);
-	size_t cap = s->cfg->max_outbound;
+	size_t cap = lim->max_outbound;
 	int over = c->out.bytes + b->len > cap || (c->out.bytes && !bud_room(BUD_OUTBOUND, 0));
 	if (over && (policy == CFG_SLOW_DROP_OLDEST || policy == CFG_SLOW_LATEST)) {
 		size_t need = c->out.bytes + b->len > cap ? c->out.bytes + b->len - cap : 0;
@@ -53,8 +55,8 @@ static int enqueue_shared(struct sess *s, struct conn *c, struct outq_buf *b)
 			return 0;
 		}
 		stats.closed_slow++;
-		log_warn(0, "conn %llu: %zu bytes queued for a slow subscriber, over its share: close 1008",
-			 (unsigned long long)c->id, c->out.bytes);
+		clog_warn(c, 0, "%zu bytes queued for a slow subscriber, over its share: close 1008",
+			 c->out.bytes);
 		outq_trim(&c->out);
 		sess_close(s, c, WS_CLOSE_POLICY, "too slow");
 		return 0;
@@ -62,7 +64,7 @@ static int enqueue_shared(struct sess *s, struct conn *c, struct outq_buf *b)
 	if (!c->out.bytes)
 		c->out_since = loop_now(s->u.loop);
 	if (outq_append_buf(&c->out, b)) {
-		log_error(ENOMEM, "conn %llu: queueing a published message", (unsigned long long)c->id);
+		clog_error(c, ENOMEM, "queueing a published message");
 		stats.publish_dropped++;
 		return 0;
 	}
@@ -302,6 +304,16 @@ int sess_new(struct loop *l, const struct gw_config *cfg, struct sess **out)
 		free(s);
 		return rc;
 	}
+	if (cfg->static_dir[0]) {
+		rc = stc_open(cfg->static_dir, cfg->static_max, &s->u.stc);
+		if (rc) {
+			log_error(-rc, "--static %s", cfg->static_dir);
+			pool_free(s->u.ps);
+			free(s);
+			return rc;
+		}
+		log_info("static files from %s for plain GET and HEAD requests", cfg->static_dir);
+	}
 	loop_set_conn_ops(l, &sess__loop_ops, s);
 	*out = s;
 	return 0;
@@ -312,6 +324,7 @@ void sess_free(struct sess *s)
 	if (!s)
 		return;
 	pool_free(s->u.ps);
+	stc_free(s->u.stc);
 	free(s);
 }
 

@@ -261,3 +261,24 @@ ssize_t ws_rx_feed(struct ws_rx *rx, uint8_t *buf, size_t n, uint64_t max_msg,
 	}
 	return (ssize_t)pos;
 }
+
+const char *ws_close_name(unsigned code)
+{
+	switch (code) {
+	case 1000: return "normal closure";
+	case 1001: return "going away";
+	case 1002: return "protocol error";
+	case 1003: return "unsupported data";
+	case 1005: return "no status";
+	case 1006: return "abnormal closure";
+	case 1007: return "invalid payload data";
+	case 1008: return "policy violation";
+	case 1009: return "message too big";
+	case 1010: return "mandatory extension";
+	case 1011: return "internal error";
+	case 1012: return "service restart";
+	case 1013: return "try again later";
+	case 1014: return "bad gateway";
+	}
+	return code >= 3000 && code <= 4999 ? "application" : "unknown";
+}

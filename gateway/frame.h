@@ -43,6 +43,9 @@ void ws_unmask(uint8_t *p, size_t n, const uint8_t key[4], unsigned phase);
 
 /* 1 when a close code may appear in a received close frame (1000-1003, 1007-1011, 3000-4999), else 0. */
 int ws_close_code_valid(unsigned code);
+/* What a close code means, for logs: "message too big" for 1009, "policy violation" for
+ * 1008, ...; "application" for 3000-4999, "unknown" otherwise. */
+const char *ws_close_name(unsigned code);
 
 /*
  * Receive state of one connection (32 bytes). Zero-initialised == ready for a

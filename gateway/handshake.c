@@ -46,6 +46,8 @@ struct ws_hs {
 	uint8_t state, span;
 	bool started, line_empty, scan_done; /* scan_obs_fold's state */
 	bool has_query, path_static;
+	bool head;		/* a HEAD request: a plain one is answered from --static */
+	bool plain;		/* complete and valid but for the upgrade: see ws_hs_plain */
 	int status;
 	const char *reason;
 };
@@ -109,8 +111,11 @@ static bool is_ows(char c)
 
 static int on_method_complete(llhttp_t *p)
 {
-	/* Answer 405 without reading the rest: nothing after it can change the answer. */
-	if (llhttp_get_method(p) != HTTP_GET)
+	/* Answer 405 without reading the rest: nothing after it can change the answer. HEAD
+	   alone is read to the end, since a plain one may be a static file's (ws_hs_plain). */
+	if (llhttp_get_method(p) == HTTP_HEAD)
+		hs_of(p)->head = true;
+	else if (llhttp_get_method(p) != HTTP_GET)
 		return hs_fail(hs_of(p), 405, "method is not GET");
 	return 0;
 }
@@ -410,8 +415,13 @@ static int on_headers_complete(llhttp_t *p)
 		return -1;
 	if (!host_valid(hs_lookup(hs, "host")))
 		return hs_fail(hs, 400, "missing or invalid Host");
-	if (!list_has_token(hs_lookup(hs, "upgrade"), "websocket"))
-		return hs_fail(hs, 400, "missing Upgrade: websocket");
+	if (!list_has_token(hs_lookup(hs, "upgrade"), "websocket")) {
+		hs->plain = true;
+		return hs->head ? hs_fail(hs, 405, "method is not GET")
+				: hs_fail(hs, 400, "missing Upgrade: websocket");
+	}
+	if (hs->head)
+		return hs_fail(hs, 405, "method is not GET");
 	if (!list_has_token(hs_lookup(hs, "connection"), "upgrade"))
 		return hs_fail(hs, 400, "missing Connection: upgrade");
 	if (!key_valid(hs_lookup(hs, "sec-websocket-key")))
@@ -626,6 +636,21 @@ struct ws_slice ws_hs_extensions(const struct ws_hs *hs)
 struct ws_slice ws_hs_header(const struct ws_hs *hs, const char *name)
 {
 	return done_lookup(hs, name);
+}
+
+int ws_hs_plain(const struct ws_hs *hs, struct ws_slice *path, int *head)
+{
+	if (hs->state != HS_FAILED || !hs->plain || hs->status != (hs->head ? 405 : 400))
+		return 0;
+	if (hs->path_static) {
+		path->p = "/";
+		path->n = 1;
+	} else {
+		path->p = hs->buf + hs->path_off;
+		path->n = hs->path_len;
+	}
+	*head = hs->head;
+	return 1;
 }
 
 const char *ws_hs_error_reason(const struct ws_hs *hs)

@@ -54,7 +54,8 @@ void ws_hs_free(struct ws_hs *hs);
  *             no "upgrade" token in Connection, a Sec-WebSocket-Key that is not base64 of
  *             exactly 16 bytes, a missing Sec-WebSocket-Version, a request body
  *             (Content-Length > 0 or any Transfer-Encoding);
- *        -405 a method other than GET (answered as soon as the method is read);
+ *        -405 a method other than GET (answered as soon as the method is read; HEAD
+ *             after the headers, see ws_hs_plain);
  *        -426 Sec-WebSocket-Version other than 13 (checked last, so a 426 means
  *             everything else was right);
  *        -431 the request is longer than max_header_bytes (bytes past the limit are never
@@ -94,6 +95,14 @@ struct ws_slice ws_hs_extensions(const struct ws_hs *hs);
    order received, except Cookie, whose pieces are joined with "; " (RFC 6265 5.4, the
    only joining a cookie parser understands). */
 struct ws_slice ws_hs_header(const struct ws_hs *hs, const char *name);
+
+/* After ws_hs_feed failed: 1 when the request was a complete, valid HTTP/1.1 GET or HEAD
+   that only lacked "Upgrade: websocket" (a browser asking for a page), with its path
+   (raw, without the query; "/" for an absolute-form target without one) valid until
+   ws_hs_free, and *head set for a HEAD. 0 otherwise (a malformed request, a body, any
+   other failure, or no failure at all). ws_hs_feed answered such a GET with -400 and
+   such a HEAD with -405, as it would without this call. */
+int ws_hs_plain(const struct ws_hs *hs, struct ws_slice *path, int *head);
 
 /* Bytes this ws_hs holds right now (struct + header storage), for metrics and tests. */
 size_t ws_hs_mem(const struct ws_hs *hs);

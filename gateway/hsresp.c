@@ -119,8 +119,13 @@ static const char *status_reason(int status)
 
 int ws_resp_error(char *out, size_t cap, int status)
 {
+	return ws_resp_error_headers(out, cap, status, NULL);
+}
+
+int ws_resp_error_headers(char *out, size_t cap, int status, const char *headers)
+{
 	const char *reason, *extra = "";
-	char tmp[256]; /* the longest, 431, is ~170 bytes */
+	char tmp[512]; /* the longest, 431, is ~170 bytes without headers */
 	int r;
 
 	if (status < 400 || status > 599)
@@ -136,11 +141,11 @@ int ws_resp_error(char *out, size_t cap, int status)
 		     "Connection: close\r\n"
 		     "Content-Type: text/plain\r\n"
 		     "Content-Length: %zu\r\n"
-		     "%s"
+		     "%s%s"
 		     "\r\n"
 		     "%d %s\n",
 		     status, reason, strlen(reason) + 5 /* "NNN " reason "\n" */, extra,
-		     status, reason);
+		     headers ? headers : "", status, reason);
 	if (r < 0 || (size_t)r >= sizeof(tmp))
 		return -EINVAL;
 	if ((size_t)r > cap)

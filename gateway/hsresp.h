@@ -35,5 +35,9 @@ int ws_resp_101(char *out, size_t cap, struct ws_slice key, const char *protocol
  * fit in cap, -EINVAL for a status outside 400..599.
  */
 int ws_resp_error(char *out, size_t cap, int status) __attribute__((warn_unused_result));
+/* The same with headers (complete "Name: value\r\n" lines, the caller's own, at most
+ * 200 bytes) after the others: "Retry-After: 2\r\n" for a 429. */
+int ws_resp_error_headers(char *out, size_t cap, int status, const char *headers)
+	__attribute__((warn_unused_result));
 
 #endif

@@ -24,6 +24,7 @@ struct lsn_sock {
 	struct loop_src src;
 	struct lsn *owner;
 	int fd;
+	int tls; /* its clients speak TLS */
 	char text[80];
 };
 
@@ -104,7 +105,9 @@ static void on_accept(struct loop_src *src, uint32_t events)
 	if (s->paused)
 		return;
 	for (;;) {
-		int fd = accept4(k->fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+		struct sockaddr_storage ss;
+		socklen_t sl = sizeof(ss);
+		int fd = accept4(k->fd, (struct sockaddr *)&ss, &sl, SOCK_NONBLOCK | SOCK_CLOEXEC);
 		if (fd < 0) {
 			switch (errno) {
 			case EINTR:
@@ -134,7 +137,7 @@ static void on_accept(struct loop_src *src, uint32_t events)
 		/* Small frames are the norm: Nagle would hold each echo for an ACK. */
 		setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 		stats.accepted++;
-		s->fn(s->arg, fd);
+		s->fn(s->arg, fd, (const struct sockaddr *)&ss, k->tls);
 	}
 }
 
@@ -188,13 +191,14 @@ static int open_one(struct lsn *s, const struct cfg_listen *cl, struct lsn_sock 
 	}
 	k->owner = s;
 	k->fd = fd;
+	k->tls = cl->tls;
 	k->src.fn = on_accept;
 	int rc = loop_add(s->loop, fd, EPOLLIN | EPOLLET, &k->src);
 	if (rc) {
 		close(fd);
 		return rc;
 	}
-	log_info("listening on %s", k->text);
+	log_info("listening on %s%s", k->text, k->tls ? " (TLS)" : "");
 	return 0;
 }
 
@@ -241,4 +245,14 @@ void lsn_free(struct lsn *s)
 	if (s->reserve_fd >= 0)
 		close(s->reserve_fd);
 	free(s);
+}
+
+int lsn_count(const struct lsn *s)
+{
+	return s ? s->n : 0;
+}
+
+const char *lsn_address(const struct lsn *s, int i)
+{
+	return s->socks[i].text;
 }

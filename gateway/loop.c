@@ -2,6 +2,7 @@
 #include "gateway/conn.h"
 #include "gateway/frame.h"
 #include "gateway/log.h"
+#include "gateway/tls.h"
 
 #include <errno.h>
 #include <stdlib.h>
@@ -199,7 +200,7 @@ void loop_flush(struct loop *l)
 			conn_release(c);
 			continue;
 		}
-		int rc = outq_flush(&c->out, c->fd);
+		int rc = c->tls ? tls_flush(c->tls, &c->out, c->fd) : outq_flush(&c->out, c->fd);
 		if (rc < 0) {
 			loop_close(l, c, strerror(-rc));
 		} else if (rc > 0) {

@@ -1,8 +1,10 @@
 #include "gateway/outq.h"
 #include "gateway/budget.h"
+#include "gateway/bufpool.h"
 
 #include <errno.h>
 #include <limits.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/uio.h>
@@ -27,7 +29,7 @@ struct outq_chunk {
  * calls as writev calls). Shared nodes are recycled too, so a publish to thousands of
  * connections allocates nothing in steady state. A loop's queues are its thread's alone. */
 #define OUTQ_CACHE_MAX 64
-#define OUTQ_NODES_MAX 65536
+#define OUTQ_NODES_MAX 262144
 static _Thread_local struct outq_chunk *cache, *nodes;
 static _Thread_local unsigned cached, n_nodes;
 
@@ -42,6 +44,12 @@ static struct outq_chunk *chunk_new(size_t cap)
 		c = nodes;
 		nodes = c->next;
 		n_nodes--;
+	} else if (cap > OUTQ_CHUNK) {
+		/* A large frame's chunk comes from the pool: no malloc, brk or page faults
+		 * per message (a 64 KiB echo had all three). */
+		size_t got;
+		c = bp_get(sizeof(*c) + cap, &got);
+		cap = got - sizeof(*c);
 	} else {
 		c = malloc(sizeof(*c) + cap);
 	}
@@ -67,7 +75,9 @@ int outq_append2(struct outq *q, const void *hdr, size_t hlen, const void *paylo
 {
 	size_t need = hlen + n;
 	struct outq_chunk *c = q->tail;
-	if (!c || c->cap - c->len < need) {
+	/* A shared node (cap 0) has no room of its own, and a large frame's chunk holds it
+	 * alone (what a trim keeps of it is that frame): the frame goes into a new chunk. */
+	if (!c || c->buf || c->cap > OUTQ_CHUNK || c->cap - c->len < need) {
 		size_t cap = need > OUTQ_CHUNK ? need : OUTQ_CHUNK;
 		if (!q->head && need <= OUTQ_FIRST)
 			cap = OUTQ_FIRST;
@@ -133,6 +143,8 @@ static void chunk_free(struct outq_chunk *c)
 		c->next = cache;
 		cache = c;
 		cached++;
+	} else if (c->cap > OUTQ_CHUNK) {
+		bp_put(c, sizeof(*c) + c->cap);
 	} else {
 		free(c);
 	}
@@ -183,16 +195,68 @@ size_t outq_drop_unsent(struct outq *q, uint64_t tag, size_t need, size_t *freed
 	return n;
 }
 
+size_t outq_iov(const struct outq *q, struct iovec *iov, int max, size_t limit, int *cnt)
+{
+	size_t got = 0;
+	int n = 0;
+	for (struct outq_chunk *c = q->head; c && n < max && got < limit; c = c->next) {
+		size_t len = c->len - c->off;
+		if (len > limit - got)
+			len = limit - got;
+		iov[n].iov_base = (void *)(chunk_data(c) + c->off);
+		iov[n].iov_len = len;
+		got += len;
+		n++;
+	}
+	*cnt = n;
+	return got;
+}
+
+void outq_consume(struct outq *q, size_t n)
+{
+	while (n) {
+		struct outq_chunk *c = q->head;
+		size_t avail = c->len - c->off;
+		if (n < avail) {
+			c->off += n;
+			q->bytes -= n;
+			if (!c->buf)
+				bud_credit(BUD_OUTBOUND, n);
+			return;
+		}
+		n -= avail;
+		pop_head(q);
+	}
+}
+
+int outq_write(struct outq *q, const void *p, size_t n)
+{
+	const uint8_t *src = p;
+	while (n) {
+		struct outq_chunk *c = q->tail;
+		if (!c || c->buf || c->len == c->cap) {
+			c = chunk_new(OUTQ_CHUNK);
+			if (!c)
+				return -ENOMEM;
+			link_tail(q, c);
+		}
+		size_t k = c->cap - c->len < n ? c->cap - c->len : n;
+		memcpy(c->data + c->len, src, k);
+		c->len += k;
+		q->bytes += k;
+		bud_charge(BUD_OUTBOUND, k);
+		src += k;
+		n -= k;
+	}
+	return 0;
+}
+
 int outq_flush(struct outq *q, int fd)
 {
 	while (q->head) {
 		struct iovec iov[OUTQ_IOV];
-		int cnt = 0;
-		for (struct outq_chunk *c = q->head; c && cnt < OUTQ_IOV; c = c->next) {
-			iov[cnt].iov_base = (void *)(chunk_data(c) + c->off);
-			iov[cnt].iov_len = c->len - c->off;
-			cnt++;
-		}
+		int cnt;
+		size_t asked = outq_iov(q, iov, OUTQ_IOV, SIZE_MAX, &cnt);
 		ssize_t w = writev(fd, iov, cnt);
 		if (w < 0) {
 			if (errno == EINTR)
@@ -201,25 +265,9 @@ int outq_flush(struct outq *q, int fd)
 				return 1;
 			return -errno;
 		}
-		size_t left = (size_t)w;
-		while (left) {
-			struct outq_chunk *c = q->head;
-			size_t avail = c->len - c->off;
-			if (left < avail) {
-				c->off += left;
-				q->bytes -= left;
-				if (!c->buf)
-					bud_credit(BUD_OUTBOUND, left);
-				break;
-			}
-			left -= avail;
-			pop_head(q);
-		}
+		outq_consume(q, (size_t)w);
 		/* A partial write means the socket buffer is full: another writev would only
 		 * return EAGAIN, which costs a syscall. */
-		size_t asked = 0;
-		for (int i = 0; i < cnt; i++)
-			asked += iov[i].iov_len;
 		if ((size_t)w < asked)
 			return 1;
 	}

@@ -12,6 +12,8 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+struct iovec;
+
 struct outq_chunk;
 
 struct outq {
@@ -44,6 +46,17 @@ int outq_append_buf(struct outq *q, struct outq_buf *b) __attribute__((warn_unus
  * one tagged tag (tag 0: any), until at least need bytes are freed (need 0: all that
  * match). Returns the number removed; *freed (may be NULL) gets their bytes. */
 size_t outq_drop_unsent(struct outq *q, uint64_t tag, size_t need, size_t *freed);
+
+/* Appends n bytes of a stream that has no frames (TLS records), filling standard chunks
+ * one after another so nothing is allocated in steady state. Returns 0 or -ENOMEM (some
+ * bytes may have been appended: the stream is then broken and must be dropped). */
+int outq_write(struct outq *q, const void *p, size_t n) __attribute__((warn_unused_result));
+
+/* Points iov (at most max entries) at the first bytes queued, at most limit of them.
+ * Returns how many bytes; *cnt gets the entries used. */
+size_t outq_iov(const struct outq *q, struct iovec *iov, int max, size_t limit, int *cnt);
+/* Drops the first n bytes queued (n at most what is queued): they were written. */
+void outq_consume(struct outq *q, size_t n);
 
 /* Writes as much as the socket takes with writev. Returns 0 when the queue is empty
  * afterwards, 1 when bytes remain (the socket is full: wait for EPOLLOUT), or -errno of a

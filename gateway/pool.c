@@ -4,6 +4,7 @@
 #include "gateway/log.h"
 #include "gateway/stats.h"
 #include "gateway/tr_shm.h"
+#include "gateway/topics.h"
 #include "gateway/tr_zmq.h"
 #include "gateway/waker.h"
 #include "shm/fdpass.h"
@@ -186,6 +187,9 @@ int pool_message(struct pools *ps, struct conn *c, unsigned op, const uint8_t *p
 
 void pool_closed(struct pools *ps, struct conn *c, unsigned code, const char *reason)
 {
+	/* Its subscriptions end with it, as its worker sees it: a QUERY in answer to this
+	 * CLOSE no longer counts it, whatever its TCP connection still does. */
+	top_drop_conn(c);
 	if (c->flags & CONN_WORKER) {
 		c->flags &= (uint8_t)~CONN_WORKER;
 		struct worker *w = pool__worker_of(ps, c);
@@ -322,4 +326,41 @@ unsigned pool_live_workers(const struct pools *ps)
 	for (unsigned i = 0; i < ps->n_att; i++)
 		n += ps->att[i]->state == WK_ALIVE;
 	return n;
+}
+
+void pool_each(struct pools *ps, void (*fn)(void *arg, const struct pool_info *p), void *arg)
+{
+	for (unsigned i = 0; i < ps->n_pools; i++) {
+		const struct pool *p = &ps->pools[i];
+		struct pool_info info = { p->name, p->echo, p->workers, p->orphans, p->pending.n };
+		fn(arg, &info);
+	}
+}
+
+void pool_each_worker(struct pools *ps, void (*fn)(void *arg, const struct pool_worker_info *w),
+		      void *arg)
+{
+	for (unsigned i = 0; i < ps->n_att; i++) {
+		struct worker *w = ps->att[i];
+		if (w->state != WK_ALIVE)
+			continue;
+		struct tr_stats st = { 0 };
+		if (w->tr->ops->stats)
+			w->tr->ops->stats(w->tr, &st);
+		struct pool_worker_info info = { w->id, w->pool->name, w->pid, w->tr->ops->name, w->conns,
+						 st.bytes, st.capacity, st.records, st.oldest_ms,
+						 w->held.n, w->held.bytes, w->n_waiting };
+		fn(arg, &info);
+	}
+}
+
+const char *pool_conn_pool(const struct pools *ps, const struct conn *c)
+{
+	return c->route == 0xff ? "" : ps->pools[c->pool].name;
+}
+
+unsigned pool_conn_worker(const struct pools *ps, const struct conn *c)
+{
+	const struct worker *w = c->worker == POOL_NO_WORKER ? NULL : ps->slots[c->worker];
+	return w ? w->id : 0;
 }

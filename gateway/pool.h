@@ -144,4 +144,31 @@ void pool_worker_fail(struct pools *ps, struct worker *w, const char *why);
 /* Workers attached and alive now, in all pools. */
 unsigned pool_live_workers(const struct pools *ps);
 
+/* --- reports (/metrics, /workers, /connections, /healthz) --- */
+
+struct pool_info {
+	const char *name;
+	int echo;
+	unsigned workers;        /* alive */
+	unsigned long orphans;   /* connections waiting for a worker */
+	size_t pending;          /* their messages kept meanwhile */
+};
+struct pool_worker_info {
+	unsigned id;
+	const char *pool;
+	pid_t pid;
+	const char *transport;   /* "shm", "zmq" */
+	unsigned conns;
+	uint64_t lag_bytes, lag_capacity, lag_records; /* sent, not consumed (transport.h) */
+	uint32_t lag_oldest_ms;
+	size_t held, held_bytes; /* records held behind its full channel */
+	size_t paused;           /* clients not read until those are in */
+};
+void pool_each(struct pools *ps, void (*fn)(void *arg, const struct pool_info *p), void *arg);
+void pool_each_worker(struct pools *ps, void (*fn)(void *arg, const struct pool_worker_info *w),
+		      void *arg);
+/* The pool of c and the id of its worker (0: none, or the built-in echo). */
+const char *pool_conn_pool(const struct pools *ps, const struct conn *c);
+unsigned pool_conn_worker(const struct pools *ps, const struct conn *c);
+
 #endif

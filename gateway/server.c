@@ -1,8 +1,11 @@
 #include "gateway/server.h"
 #include "gateway/admin.h"
 #include "gateway/budget.h"
+#include "gateway/bufpool.h"
+#include "gateway/clog.h"
 #include "gateway/cluster.h"
 #include "gateway/conn.h"
+#include "gateway/door.h"
 #include "gateway/control.h"
 #include "gateway/frame.h"
 #include "gateway/handshake.h"
@@ -12,10 +15,13 @@
 #include "gateway/log.h"
 #include "gateway/loop.h"
 #include "gateway/pool.h"
+#include "gateway/report.h"
 #include "gateway/rundir.h"
 #include "gateway/sdnotify.h"
 #include "gateway/session.h"
 #include "gateway/stats.h"
+#include "gateway/supervise.h"
+#include "gateway/tls.h"
 #include "gateway/topics.h"
 
 #include <errno.h>
@@ -26,8 +32,12 @@
 #include <sys/epoll.h>
 #include <sys/resource.h>
 #include <sys/signalfd.h>
+#include <time.h>
 #include <unistd.h>
 #include <urcu.h>
+
+/* How long the workers the gateway runs get to exit after SIGTERM. */
+#define WORKER_STOP_MS 5000
 
 /* Kept free below the fd limit for listeners, the log, and the reserve fd. */
 #define FD_HEADROOM 32
@@ -43,10 +53,19 @@ struct server {
 	struct ctl *ctl;
 	struct admin *admin;
 	struct clu *clu;      /* with --cluster */
+	struct tls_srv *tls;  /* the certificate of ",tls" listeners; NULL without one */
 	unsigned fd_conns;    /* what the fd limit allows */
 	unsigned max_conns;
 	int draining;
 	uint32_t drain_deadline;
+	uint32_t drain_start;
+	unsigned drain_rate;      /* as it was when the drain began */
+	uint64_t *drain_ids;      /* the clients to close, in turn; NULL once all were */
+	size_t drain_n, drain_i, drain_cap;
+	struct sup *sup;          /* the workers the gateway runs */
+	struct rpt_src rpt;       /* what the admin endpoint reports reads */
+	int workers_stopping;
+	uint32_t workers_deadline;
 	struct rundir rundir; /* the runtime directory's lock, held while workers may attach */
 };
 
@@ -54,16 +73,26 @@ static void set_limits(struct server *s)
 {
 	const struct gw_config *cfg = s->cfg;
 	bud_set_limit(cfg->memory_budget);
+	bud_set_kind_limit(BUD_ASSEMBLY, cfg->max_assembly);
+	door_set_limits(cfg->max_conns_per_ip, cfg->handshake_rate, cfg->handshake_rate_per_ip);
 	s->max_conns = cfg->max_conns && cfg->max_conns < s->fd_conns ? cfg->max_conns : s->fd_conns;
 	loop_set_config(s->loop);
 }
 
-static void on_accept(void *arg, int fd)
+static void on_accept(void *arg, int fd, const struct sockaddr *peer, int tls)
 {
 	struct server *s = arg;
 	struct conn *c = conn_new(fd);
 	if (conn_count() > s->max_conns)
 		c->flags |= CONN_REJECT_503;
+	unsigned retry;
+	c->door = (uint8_t)door_enter(peer, loop_now(s->loop), &c->ip, &c->port, &retry);
+	c->retry_s = (uint8_t)(retry > 255 ? 255 : retry);
+	if (tls && !(c->tls = tls_conn_new(s->tls, fd))) {
+		log_error(ENOMEM, "new TLS connection");
+		loop_close(s->loop, c, "out of memory");
+		return;
+	}
 	if (sess_start(s->sess, c)) {
 		log_error(ENOMEM, "new connection");
 		loop_close(s->loop, c, "out of memory");
@@ -73,24 +102,78 @@ static void on_accept(void *arg, int fd)
 		loop_close(s->loop, c, "epoll_ctl failed");
 }
 
-static void drain_one(struct conn *c, void *arg)
+static void drain_collect(struct conn *c, void *arg)
 {
 	struct server *s = arg;
+	if (s->drain_n < s->drain_cap)
+		s->drain_ids[s->drain_n++] = c->id;
+}
+
+/* Closes the clients whose turn has come: drain-rate per second since the drain began,
+ * the first one at once. */
+static void drain_step(struct server *s)
+{
+	uint32_t now = loop_now(s->loop);
+	uint64_t due = s->drain_rate ? (uint64_t)(now - s->drain_start) * s->drain_rate / 1000 + 1
+				     : s->drain_n;
+	rcu_read_lock();
+	while (s->drain_i < s->drain_n && s->drain_i < due) {
+		struct conn *c = conn_lookup(s->drain_ids[s->drain_i++]);
+		if (c && c->state != CONN_DEAD) {
+			stats.drained++;
+			sess_close(s->sess, c, WS_CLOSE_GOING_AWAY, "server shutting down");
+		}
+	}
+	rcu_read_unlock();
+	if (s->drain_i == s->drain_n && s->drain_ids) {
+		free(s->drain_ids);
+		s->drain_ids = NULL;
+		s->drain_deadline = now + s->cfg->close_ms + 1000;
+		if (s->drain_rate)
+			log_info("drain: every client was sent close 1001");
+	}
+}
+
+static void drain_all(struct conn *c, void *arg)
+{
+	struct server *s = arg;
+	stats.drained++;
 	sess_close(s->sess, c, WS_CLOSE_GOING_AWAY, "server shutting down");
 }
 
 static void start_drain(struct server *s)
 {
+	if (s->draining)
+		return;
 	s->draining = 1;
-	if (s->admin)
-		admin_set_draining(s->admin);
 	lsn_close(s->lsn);
-	log_info("draining %lu connections (close 1001)", conn_count());
-	conn_for_each(drain_one, s);
-	s->drain_deadline = loop_now(s->loop) + s->cfg->close_ms + 1000;
+	unsigned long n = conn_count();
+	s->drain_rate = s->cfg->drain_rate;
+	s->drain_start = loop_now(s->loop);
+	s->drain_cap = n;
+	s->drain_n = s->drain_i = 0;
+	s->drain_ids = malloc((n ? n : 1) * sizeof(*s->drain_ids));
+	if (!s->drain_ids) {
+		log_error(ENOMEM, "drain: closing every client at once");
+		s->drain_rate = 0;
+		s->drain_cap = 0;
+	}
+	conn_for_each(drain_collect, s);
+	if (s->drain_rate)
+		log_info("draining %lu connections (close 1001), %u per second: about %lu s", n,
+			 s->drain_rate, n / s->drain_rate + 1);
+	else
+		log_info("draining %lu connections (close 1001)", n);
+	/* Until the last close is sent, then close-timeout + 1 s for the handshakes. */
+	s->drain_deadline = s->drain_start + (uint32_t)(s->drain_rate ? 1000 * (n / s->drain_rate + 1) : 0) +
+			    s->cfg->close_ms + 1000;
+	drain_step(s);
+	if (!s->drain_ids && !s->drain_rate && s->drain_cap == 0)
+		conn_for_each(drain_all, s); /* no memory for the list */
 }
 
-/* Settings bound to sockets, segments or threads made at start keep their value. */
+/* Settings bound to sockets, segments or threads made at start keep their value, each
+ * with a line saying so. */
 static void keep_fixed(struct gw_config *next, const struct gw_config *cur)
 {
 #define KEEP(field, name)                                                                      \
@@ -98,38 +181,74 @@ static void keep_fixed(struct gw_config *next, const struct gw_config *cur)
 		log_warn(0, "SIGHUP: %s changed; it takes effect after a restart", name);      \
 		memcpy(&next->field, &cur->field, sizeof(cur->field));                         \
 	}
-	if (next->n_listen != cur->n_listen ||
-	    memcmp(next->listen, cur->listen, sizeof(cur->listen[0]) * (size_t)cur->n_listen)) {
-		log_warn(0, "SIGHUP: listen changed; it takes effect after a restart");
-		next->n_listen = cur->n_listen;
-		memcpy(next->listen, cur->listen, sizeof(cur->listen));
-	}
-	KEEP(admin, "admin")
-	KEEP(control, "control")
-	KEEP(runtime_dir, "runtime-dir")
-	KEEP(ring_bytes, "ring-size")
-	KEEP(zmq_window, "zmq-window") /* the control socket's high-water mark follows it */
-	KEEP(socket_mode, "socket-mode")
-	KEEP(gid, "group")
-	KEEP(curve_secret, "curve-secret-key")
-	KEEP(curve_clients, "curve-clients")
-	KEEP(heartbeat_ms, "heartbeat")
-	KEEP(max_message, "max-message") /* rings are sized for it */
-	KEEP(max_header, "max-header")   /* and for the OPEN it makes */
-	KEEP(forward, "forward")
-	KEEP(n_forward, "forward")
-	KEEP(cluster, "cluster")
+	int listen_changed = next->n_listen != cur->n_listen;
+	for (int i = 0; i < cur->n_listen && !listen_changed; i++)
+		listen_changed = cur->listen[i].len != next->listen[i].len || cur->listen[i].tls != next->listen[i].tls ||
+				 memcmp(&cur->listen[i].addr, &next->listen[i].addr, cur->listen[i].len);
+	if (listen_changed)
+		log_warn(0, "SIGHUP: [listen] changed; it takes effect after a restart");
+	next->n_listen = cur->n_listen;
+	memcpy(next->listen, cur->listen, sizeof(cur->listen));
+	if (next->admin.len != cur->admin.len || memcmp(&next->admin.addr, &cur->admin.addr, cur->admin.len))
+		log_warn(0, "SIGHUP: [admin] address changed; it takes effect after a restart");
+	next->admin = cur->admin;
+	KEEP(static_dir, "[gateway] static") /* its directory is opened at start */
+	KEEP(static_max, "[gateway] static-max")
+	KEEP(control, "[gateway] control")
+	KEEP(runtime_dir, "[gateway] runtime-dir")
+	KEEP(ring_bytes, "[gateway] ring-size")
+	KEEP(zmq_window, "[gateway] zmq-window") /* the control socket's high-water mark follows it */
+	KEEP(socket_mode, "[gateway] socket-mode")
+	KEEP(gid, "[gateway] group")
+	KEEP(curve_secret, "[gateway] curve-secret-key")
+	KEEP(curve_clients, "[gateway] curve-clients")
+	KEEP(heartbeat_ms, "[gateway] heartbeat")
+	KEEP(max_message, "[limits] max-message") /* rings are sized for it */
+	KEEP(max_header, "[limits] max-header")   /* and for the OPEN it makes */
+	KEEP(forward, "[gateway] forward-header")
+	KEEP(n_forward, "[gateway] forward-header")
+	KEEP(cluster, "[cluster] redis, node-id, ttl or hold")
 #undef KEEP
+	/* Routes resolved their limits against the max-message kept. */
+	for (int i = 0; i < next->n_routes; i++)
+		if (next->routes[i].lim.max_message > next->max_message)
+			next->routes[i].lim.max_message = next->max_message;
+	next->lim.max_message = next->max_message;
+}
+
+/* Connections name their route by index: after a reload the index of the route with the
+ * same prefix, or none (the global limits then apply to them). */
+static uint8_t route_map[CFG_MAX_ROUTES];
+
+static void remap_one(struct conn *c, void *arg)
+{
+	(void)arg;
+	if (c->route < CFG_MAX_ROUTES)
+		c->route = route_map[c->route];
+}
+
+static void remap_routes(const struct gw_config *cur, const struct gw_config *next)
+{
+	int moved = 0;
+	for (int i = 0; i < CFG_MAX_ROUTES; i++) {
+		route_map[i] = CFG_NO_ROUTE;
+		for (int k = 0; i < cur->n_routes && k < next->n_routes; k++)
+			if (!strcmp(cur->routes[i].prefix, next->routes[k].prefix))
+				route_map[i] = (uint8_t)k;
+		moved |= i < cur->n_routes && route_map[i] != i;
+	}
+	if (moved)
+		conn_for_each(remap_one, NULL);
 }
 
 /* SIGHUP: routes and limits from the config file and command line again; connections
  * stay. A file that does not parse changes nothing. */
-static void reload(struct server *s)
+static int reload(struct server *s)
 {
 	static struct gw_config next;
 	if (cfg_reload(&next)) {
-		log_error(0, "SIGHUP: the configuration does not parse (above); nothing changed");
-		return;
+		log_error(0, "SIGHUP: refused, the configuration in force is kept: %s", cfg_error());
+		return -EINVAL;
 	}
 	keep_fixed(&next, s->cfg);
 	const char *why = NULL;
@@ -138,12 +257,19 @@ static void reload(struct server *s)
 		next.n_routes = s->cfg->n_routes;
 		memcpy(next.routes, s->cfg->routes, sizeof(next.routes));
 	}
+	remap_routes(s->cfg, &next);
+	if (s->tls)
+		tls_srv_reload(s->tls, &next);
 	*s->cfg = next;
 	log_set_level((enum log_level)s->cfg->log_level);
+	log_set_format((enum log_format)s->cfg->log_format);
 	set_limits(s);
+	if (!s->draining)
+		sup_reload(s->sup);
 	log_info("SIGHUP: reloaded: %d routes, max %u connections, max outbound %zu bytes (%s)",
 		 s->cfg->n_routes, s->max_conns, s->cfg->max_outbound,
 		 s->cfg->outbound_drop ? "drop" : "close 1008");
+	return 0;
 }
 
 static void on_signal(struct loop_src *src, uint32_t events)
@@ -178,22 +304,121 @@ static void tick(void *arg)
 	sdn_tick(loop_now(s->loop));
 	if (s->cfg->n_history && !s->clu)
 		hist_expire(loop_now(s->loop));
+	door_tick(loop_now(s->loop));
 	if (!s->draining)
 		return;
-	if (conn_count() == 0) {
-		loop_stop(s->loop);
-	} else if ((int32_t)(loop_now(s->loop) - s->drain_deadline) >= 0) {
+	uint32_t now = loop_now(s->loop);
+	int clients_gone = conn_count() == 0 && !s->drain_ids;
+	if (!clients_gone && (int32_t)(now - s->drain_deadline) >= 0) {
 		log_warn(0, "drain deadline: %lu connections closed without handshake", conn_count());
+		clients_gone = 1;
+	}
+	if (!clients_gone)
+		return;
+	/* The workers the gateway runs served the draining clients until now. */
+	if (!s->workers_stopping) {
+		s->workers_stopping = 1;
+		s->workers_deadline = now + WORKER_STOP_MS;
+		sup_stop_all(s->sup);
+	}
+	if (sup_running(s->sup) == 0) {
+		loop_stop(s->loop);
+	} else if ((int32_t)(now - s->workers_deadline) >= 0) {
+		log_warn(0, "%u workers still running %d ms after SIGTERM: SIGKILL", sup_running(s->sup),
+			 WORKER_STOP_MS);
+		sup_kill_all(s->sup);
 		loop_stop(s->loop);
 	}
 }
 
-static void gauges(void *arg, struct admin_gauges *g)
+/* The drain's next closes are due when the clock says so. */
+static int hook_poll(void *arg)
 {
 	struct server *s = arg;
-	g->conns = conn_count();
-	g->workers = pool_live_workers(sess_pools(s->sess));
+	if (s->drain_ids)
+		drain_step(s);
+	return 0;
 }
+
+static int hook_timeout(void *arg)
+{
+	struct server *s = arg;
+	if (!s->drain_ids || !s->drain_rate)
+		return -1;
+	uint64_t at = (uint64_t)s->drain_i * 1000 / s->drain_rate;
+	int64_t left = (int64_t)at - (int64_t)(uint32_t)(loop_now(s->loop) - s->drain_start);
+	return left > 0 ? (int)left : 0;
+}
+
+/* --- the admin endpoint's questions --- */
+
+static int a_metrics(void *arg, char *out, size_t cap)
+{
+	return rpt_metrics(&((struct server *)arg)->rpt, out, cap);
+}
+
+static int a_healthz(void *arg, char *out, size_t cap, int *ok)
+{
+	return rpt_healthz(&((struct server *)arg)->rpt, out, cap, ok);
+}
+
+static int a_status(void *arg, char *out, size_t cap)
+{
+	return rpt_status(&((struct server *)arg)->rpt, out, cap);
+}
+
+static int a_workers(void *arg, char *out, size_t cap)
+{
+	return rpt_workers(&((struct server *)arg)->rpt, out, cap);
+}
+
+static int a_connections(void *arg, const char *route, unsigned long limit, char *out, size_t cap)
+{
+	return rpt_connections(&((struct server *)arg)->rpt, route, limit, out, cap);
+}
+
+static int a_config(void *arg, int json, char *out, size_t cap)
+{
+	return cfg_format(((struct server *)arg)->cfg, json, out, cap);
+}
+
+static int a_kick(void *arg, uint64_t id, unsigned code)
+{
+	struct server *s = arg;
+	rcu_read_lock();
+	struct conn *c = conn_lookup(id);
+	if (c && c->state != CONN_DEAD) {
+		clog_info(c, "closed by the operator with %u (%s)", code, ws_close_name(code));
+		sess_close(s->sess, c, code, "closed by the operator");
+	}
+	rcu_read_unlock();
+	return c ? 0 : -ENOENT;
+}
+
+static void a_drain(void *arg)
+{
+	struct server *s = arg;
+	if (!s->draining) {
+		sdn_stopping("draining");
+		start_drain(s);
+	}
+}
+
+static int a_reload(void *arg, char *why, size_t cap)
+{
+	struct server *s = arg;
+	sdn_reloading();
+	int rc = reload(s);
+	sdn_ready("reloaded");
+	snprintf(why, cap, "%s", rc ? cfg_error() : "");
+	return rc;
+}
+
+static const struct admin_ops admin_ops = {
+	.metrics = a_metrics, .healthz = a_healthz, .status = a_status, .workers = a_workers,
+	.connections = a_connections, .config = a_config, .kick = a_kick, .drain = a_drain,
+	.reload = a_reload,
+};
 
 /* Connections are bounded by file descriptors: take the hard limit. */
 static unsigned raise_fd_limit(void)
@@ -216,7 +441,9 @@ static int setup(struct server *s, struct gw_config *cfg)
 {
 	s->cfg = cfg;
 	s->sigfd = -1;
+	clog_set_config(cfg);
 	log_set_level((enum log_level)cfg->log_level);
+	log_set_format((enum log_format)cfg->log_format);
 	sdn_init();
 	s->fd_conns = raise_fd_limit();
 
@@ -253,10 +480,15 @@ static int setup(struct server *s, struct gw_config *cfg)
 	}
 	s->sig.fn = on_signal;
 	int rc = loop_add(s->loop, s->sigfd, EPOLLIN, &s->sig);
+	/* The admin endpoint first: its log line comes before "listening on", which tells
+	 * scripts and tests the gateway is up. It reads the parts only at requests. */
+	if (rc == 0 && cfg->admin.len)
+		rc = admin_new(s->loop, cfg, &admin_ops, s, &s->admin);
+	for (int i = 0; rc == 0 && i < cfg->n_listen && !s->tls; i++)
+		if (cfg->listen[i].tls)
+			rc = tls_srv_new(cfg, &s->tls);
 	if (rc == 0)
 		rc = lsn_open(s->loop, cfg, on_accept, s, &s->lsn);
-	if (rc == 0 && cfg->admin.len)
-		rc = admin_new(s->loop, &cfg->admin, gauges, s, &s->admin);
 	if (rc == 0)
 		rc = sess_new(s->loop, cfg, &s->sess);
 	if (rc == 0 && pool_serves_workers(sess_pools(s->sess)))
@@ -265,15 +497,25 @@ static int setup(struct server *s, struct gw_config *cfg)
 		conn_set_first_id(clu_first_id(s->clu));
 		pool_set_cluster(sess_pools(s->sess), s->clu);
 	}
+	if (rc == 0)
+		rc = sup_new(s->loop, cfg, &s->sup);
+	if (rc == 0) {
+		struct timespec ts;
+		clock_gettime(CLOCK_REALTIME, &ts);
+		s->rpt = (struct rpt_src){ cfg, s->loop, sess_pools(s->sess), s->sup, s->lsn, &s->draining,
+					   (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000 };
+	}
 	if (rc)
 		return rc;
-	struct loop_hooks h = { .arg = s, .tick = tick };
+	struct loop_hooks h = { .arg = s, .tick = tick, .poll = hook_poll, .timeout_ms = hook_timeout };
 	return loop_add_hooks(s->loop, &h);
 }
 
 static void teardown(struct server *s)
 {
 	lsn_free(s->lsn);
+	sup_free(s->sup);
+	free(s->drain_ids);
 	if (s->loop && s->sess)
 		loop_close_all(s->loop);
 	admin_free(s->admin);
@@ -283,11 +525,14 @@ static void teardown(struct server *s)
 	/* The pools first: zmq workers' transports name the control socket. */
 	sess_free(s->sess);
 	ctl_free(s->ctl);
+	tls_srv_free(s->tls);
 	top_destroy();
 	conn_map_destroy();
+	door_reset();
 	if (s->sigfd >= 0)
 		close(s->sigfd);
 	loop_free(s->loop);
+	bp_drain();
 	rundir_unlock(&s->rundir); /* last: the sockets are gone by now */
 }
 
@@ -307,6 +552,8 @@ int srv_run(struct gw_config *cfg)
 			 s.max_conns, (unsigned long long)cfg->max_message,
 			 (unsigned long long)cfg->memory_budget);
 		sdn_ready("serving");
+		/* Listening, with the control socket open: the workers can attach now. */
+		sup_start(s.sup);
 		rc = loop_run(s.loop);
 		log_info("stopped");
 	}

@@ -1,11 +1,13 @@
 #include "gateway/session_int.h"
 #include "gateway/budget.h"
+#include "gateway/clog.h"
 #include "gateway/conn.h"
+#include "gateway/door.h"
 #include "gateway/frame.h"
 #include "gateway/log.h"
 #include "gateway/pool.h"
 #include "gateway/stats.h"
-#include "gateway/topics.h"
+#include "gateway/tls.h"
 #include "gateway/upgrade.h"
 #include "gateway/utf8.h"
 
@@ -14,12 +16,16 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 /* Stop reading a client whose unsent output passed HIGH; read again below LOW. For the
  * echo this is TCP backpressure to a client that writes faster than it reads. */
 #define OUT_HIGH (1u << 20)
 #define OUT_LOW (256u << 10)
+
+/* Frames of at least this many bytes are written at once when nothing is queued. */
+#define SESS_DIRECT_MIN (16u << 10)
 
 /* Returned by our ws_rx callbacks to stop the parser without a protocol error. */
 #define SESS_STOP (-1)
@@ -29,8 +35,8 @@ static void count_drop(struct sess *s, const struct conn *c)
 	uint32_t now = loop_now(s->u.loop);
 	if (stats.outbound_dropped++ && (int32_t)(now - s->dropped_log_at) < 1000)
 		return;
-	log_warn(0, "conn %llu: over --max-outbound, message dropped (%llu dropped in all)",
-		 (unsigned long long)c->id, (unsigned long long)stats.outbound_dropped);
+	clog_warn(c, 0, "over --max-outbound, message dropped (%llu dropped in all)",
+		 (unsigned long long)stats.outbound_dropped);
 	s->dropped_log_at = now;
 }
 
@@ -59,30 +65,45 @@ int sess__send_frame(struct sess *s, struct conn *c, unsigned op, const uint8_t 
 		hdr[0] |= 0x40;
 	/* A client that keeps up has nothing queued between batches: only one that does not
 	 * is refused, past its own share or past the gateway's memory budget. */
-	int over_share = c->out.bytes + hlen + n > s->cfg->max_outbound;
+	const struct cfg_conn_limits *lim = cfg_limits(s->cfg, c->route);
+	int over_share = c->out.bytes + hlen + n > lim->max_outbound;
 	if (over_share || (c->out.bytes && !bud_room(BUD_OUTBOUND, hlen + n))) {
-		if (s->cfg->outbound_drop) {
+		if (lim->outbound_drop) {
 			count_drop(s, c);
 			return 0;
 		}
-		log_warn(0, "conn %llu: %zu bytes queued for a slow client, over %s: close 1008",
-			 (unsigned long long)c->id, c->out.bytes,
+		clog_warn(c, 0, "%zu bytes queued for a slow client, over %s: close 1008",
+			 c->out.bytes,
 			 over_share ? "--max-outbound" : "--memory-budget");
 		outq_trim(&c->out);
 		sess_close(s, c, WS_CLOSE_POLICY, "outbound limit");
-		return SESS_STOP;
-	}
-	if (!c->out.bytes)
-		c->out_since = loop_now(s->u.loop);
-	if (outq_append2(&c->out, hdr, hlen, p, n)) {
-		log_error(ENOMEM, "conn %llu: queueing %zu bytes", (unsigned long long)c->id, n);
-		loop_close(s->u.loop, c, "out of memory");
 		return SESS_STOP;
 	}
 	if (op == WS_OP_TEXT || op == WS_OP_BINARY) {
 		stats.messages_out++;
 		stats.bytes_out += plain;
 	}
+	/* A large frame for a client with nothing queued goes to the socket now, from where
+	 * it lies (the read buffer, a worker's ring): copying it into the queue first cost
+	 * as much as the rest of its echo. Small frames wait for the batch's one writev. */
+	ssize_t w = -1;
+	if (!c->out.bytes && n >= SESS_DIRECT_MIN && !c->tls && c->fd >= 0) {
+		struct iovec iov[2] = { { hdr, hlen }, { (void *)p, n } };
+		w = writev(c->fd, iov, 2);
+		if (w == (ssize_t)(hlen + n))
+			return 0;
+	}
+	if (!c->out.bytes)
+		c->out_since = loop_now(s->u.loop);
+	if (outq_append2(&c->out, hdr, hlen, p, n)) {
+		clog_error(c, ENOMEM, "queueing %zu bytes", n);
+		loop_close(s->u.loop, c, "out of memory");
+		return SESS_STOP;
+	}
+	/* The socket took part of it: the queue holds the frame as partly written. An error
+	 * is the flush's to see. */
+	if (w > 0)
+		outq_consume(&c->out, (size_t)w);
 	loop_mark(s->u.loop, c);
 	return 0;
 }
@@ -130,7 +151,8 @@ static int inflate_message(struct sess *s, struct conn *c, unsigned op, const ui
 {
 	const uint8_t *out;
 	size_t on;
-	int rc = pmd_inflate(&c->pmd, &c->pmd_s, *p, *n, s->cfg->max_message, &out, &on);
+	int rc = pmd_inflate(&c->pmd, &c->pmd_s, *p, *n, cfg_limits(s->cfg, c->route)->max_message,
+			     &out, &on);
 	unsigned code = rc == -EMSGSIZE ? WS_CLOSE_TOO_BIG : rc ? WS_CLOSE_BAD_DATA : 0;
 	if (!rc && op == WS_OP_TEXT && utf8_validate(UTF8_ACCEPT, out, on) != UTF8_ACCEPT)
 		code = WS_CLOSE_BAD_DATA;
@@ -141,7 +163,7 @@ static int inflate_message(struct sess *s, struct conn *c, unsigned op, const ui
 				  : rc == -ENOMEM ? "out of memory inflating a message"
 				  : rc		  ? "invalid compressed data"
 						  : "invalid UTF-8 after inflating";
-		log_info("conn %llu: %s, closing with %u", (unsigned long long)c->id, why, code);
+		clog_info(c, "%s, closing with %u (%s)", why, code, ws_close_name(code));
 		fail(s, c, code, why);
 		return SESS_STOP;
 	}
@@ -168,12 +190,12 @@ static int deliver(struct sess *s, struct conn *c, unsigned op, const uint8_t *p
 	stats.records_dropped++;
 	if (rc == -ENOBUFS) {
 		/* The worker is behind and everyone's held records are at the budget. */
-		log_warn(0, "conn %llu: holding a message of %zu bytes for its worker would pass --memory-budget: close 1013",
-			 (unsigned long long)c->id, n);
+		clog_warn(c, 0, "holding a message of %zu bytes for its worker would pass --memory-budget: close 1013",
+			 n);
 		fail(s, c, WS_CLOSE_TRY_AGAIN, "server busy");
 		return SESS_STOP;
 	}
-	log_error(-rc, "conn %llu: a message of %zu bytes for the worker", (unsigned long long)c->id, n);
+	clog_error(c, -rc, "a message of %zu bytes for the worker", n);
 	if (rc == -EMSGSIZE)
 		fail(s, c, WS_CLOSE_TOO_BIG, "message too big for the worker's ring");
 	else
@@ -204,20 +226,22 @@ static int on_data(void *ud, unsigned op, uint8_t *p, size_t n, int first, int l
 			uint64_t cap = c->msg_cap ? c->msg_cap : 4096;
 			while (cap < (uint64_t)c->msg_len + n)
 				cap *= 2;
-			if (cap > s->cfg->max_message)
-				cap = s->cfg->max_message;
+			uint64_t max = cfg_limits(s->cfg, c->route)->max_message;
+			if (cap > max)
+				cap = max;
 			int rc = conn_msg_grow(c, (uint32_t)cap);
 			if (rc == -ENOBUFS) {
 				/* Everyone's partial messages together are over the budget: this one
 				 * is refused as too big, before its memory is spent. */
-				log_warn(0, "conn %llu: assembling a message would pass --memory-budget (%llu bytes held in all): close 1009",
-					 (unsigned long long)c->id, (unsigned long long)bud_total());
+				clog_warn(c, 0, "assembling a message would pass %s (%llu bytes held in all, %llu in partial messages): close 1009 (message too big)",
+					  bud_refusal(), (unsigned long long)bud_total(),
+					  (unsigned long long)bud_used(BUD_ASSEMBLY));
 				fail(s, c, WS_CLOSE_TOO_BIG, "over the memory budget");
 				return SESS_STOP;
 			}
 			if (rc) {
-				log_error(ENOMEM, "conn %llu: message buffer of %llu bytes",
-					  (unsigned long long)c->id, (unsigned long long)cap);
+				clog_error(c, ENOMEM, "message buffer of %llu bytes",
+					  (unsigned long long)cap);
 				fail(s, c, WS_CLOSE_INTERNAL, "out of memory");
 				return SESS_STOP;
 			}
@@ -247,7 +271,7 @@ static int on_control(void *ud, unsigned op, uint8_t *p, size_t n, unsigned code
 	default: /* WS_OP_CLOSE */
 		if (c->state == CONN_OPEN) {
 			/* Echo the code (RFC 6455 5.5.1); an empty close gets an empty close. */
-			log_debug("conn %llu: peer closed with %u", (unsigned long long)c->id, code);
+			clog_debug(c, "peer closed with %u (%s)", code, ws_close_name(code));
 			send_close_frame(s, c, code, NULL);
 			char why[WS_CONTROL_MAX + 1];
 			if (reason_len)
@@ -277,7 +301,7 @@ size_t sess__process_frames(struct sess *s, struct conn *c, uint8_t *buf, size_t
 	if (c->state != CONN_OPEN && c->state != CONN_CLOSE_WAIT)
 		return 0;
 	struct rx_ctx x = { s, c };
-	ssize_t r = ws_rx_feed(&c->rx, buf, n, s->cfg->max_message, &rx_ops, &x);
+	ssize_t r = ws_rx_feed(&c->rx, buf, n, cfg_limits(s->cfg, c->route)->max_message, &rx_ops, &x);
 	if (r == SESS_STOP) {
 		/* A callback stopped the parser mid-stream: its state is lost, so waiting for
 		 * the peer's close frame is no longer possible. */
@@ -287,7 +311,7 @@ size_t sess__process_frames(struct sess *s, struct conn *c, uint8_t *buf, size_t
 	}
 	if (r < 0) {
 		unsigned code = (unsigned)-r;
-		log_info("conn %llu: %s, closing with %u", (unsigned long long)c->id, violation(code), code);
+		clog_info(c, "%s, closing with %u (%s)", violation(code), code, ws_close_name(code));
 		if (c->state == CONN_OPEN)
 			send_close_frame(s, c, code, NULL);
 		pool_closed(s->u.ps, c, code, violation(code));
@@ -331,8 +355,7 @@ void sess__keep_tail(struct sess *s, struct conn *c, const uint8_t *tail, size_t
 static void on_eof(struct sess *s, struct conn *c)
 {
 	if (c->state == CONN_OPEN) {
-		log_debug("conn %llu: peer vanished without a close frame (1006)",
-			  (unsigned long long)c->id);
+		clog_debug(c, "peer vanished without a close frame (1006)");
 		pool_closed(s->u.ps, c, WS_CLOSE_ABNORMAL, "connection lost");
 	}
 	loop_close(s->u.loop, c, "peer closed");
@@ -343,6 +366,44 @@ static void on_eof(struct sess *s, struct conn *c)
 static int must_pause(struct sess *s, struct conn *c)
 {
 	return c->out.bytes >= OUT_HIGH || (c->state == CONN_OPEN && pool_blocked(s->u.ps, c));
+}
+
+/* read() or TLS: bytes, 0 at EOF, or -errno. */
+static ssize_t conn_read(struct sess *s, struct conn *c, uint8_t *buf, size_t cap)
+{
+	if (!c->tls) {
+		ssize_t r = read(c->fd, buf, cap);
+		return r < 0 ? -errno : r;
+	}
+	ssize_t r = tls_read(c->tls, buf, cap);
+	/* The handshake's flights, and tickets and alerts, are OpenSSL's to send. */
+	if (tls_has_output(c->tls))
+		loop_mark(s->u.loop, c);
+	return r;
+}
+
+static void on_read_error(struct sess *s, struct conn *c, int err)
+{
+	if (c->state == CONN_OPEN)
+		pool_closed(s->u.ps, c, WS_CLOSE_ABNORMAL, "connection lost");
+	if (err == EPROTO || err == EPROTONOSUPPORT) {
+		char peer[64];
+		upg_peer(c, peer, sizeof(peer));
+		log_info("conn %llu: %s: TLS %s: %s", (unsigned long long)c->id, peer,
+			 tls_ready(c->tls) ? "error" : "handshake failed",
+			 err == EPROTO ? tls_error(c->tls) : "plain HTTP sent to a TLS port");
+	}
+	if (err == EPROTONOSUPPORT) {
+		/* As nginx does: a browser pointed at http:// on the TLS port is told why. One
+		 * write, best effort; the connection closes whatever it takes. */
+		static const char resp[] = "HTTP/1.1 400 Bad Request\r\nConnection: close\r\n"
+					   "Content-Length: 39\r\n\r\nplain HTTP request sent to a TLS port\r\n";
+		if (write(c->fd, resp, sizeof(resp) - 1) < 0)
+			log_debug("conn %llu: the 400 for plain HTTP: %s", (unsigned long long)c->id,
+				  strerror(errno));
+		stats_rejected(400);
+	}
+	loop_close(s->u.loop, c, strerror(err));
 }
 
 static void read_conn(struct sess *s, struct conn *c)
@@ -360,15 +421,12 @@ static void read_conn(struct sess *s, struct conn *c)
 			have = c->in_len;
 			memcpy(rbuf, c->in, have);
 		}
-		ssize_t r = read(c->fd, rbuf + have, cap);
+		ssize_t r = conn_read(s, c, rbuf + have, cap);
+		if (r == -EINTR)
+			continue;
 		if (r < 0) {
-			if (errno == EINTR)
-				continue;
-			if (errno != EAGAIN) {
-				if (c->state == CONN_OPEN)
-					pool_closed(s->u.ps, c, WS_CLOSE_ABNORMAL, "connection lost");
-				loop_close(s->u.loop, c, strerror(errno));
-			}
+			if (r != -EAGAIN)
+				on_read_error(s, c, (int)-r);
 			return;
 		}
 		if (r == 0) {
@@ -376,7 +434,7 @@ static void read_conn(struct sess *s, struct conn *c)
 			return;
 		}
 		if (c->state == CONN_OPEN) {
-			c->deadline = loop_now(s->u.loop) + s->cfg->idle_ms;
+			c->deadline = loop_now(s->u.loop) + cfg_limits(s->cfg, c->route)->idle_ms;
 			c->flags &= (uint8_t)~CONN_PING_SENT;
 		}
 		size_t total = have + (size_t)r;
@@ -386,8 +444,9 @@ static void read_conn(struct sess *s, struct conn *c)
 		if (c->state != CONN_HANDSHAKE && c->state != CONN_AUTHORIZING)
 			sess__keep_tail(s, c, rbuf + total - keep, keep);
 		/* A short read emptied the socket's receive queue; bytes that arrive later
-		 * raise a new edge. Reading again would only cost an EAGAIN syscall. */
-		if ((size_t)r < cap)
+		 * raise a new edge. Reading again would only cost an EAGAIN syscall. Not so
+		 * with TLS: OpenSSL may hold records it read ahead. */
+		if ((size_t)r < cap && !c->tls)
 			return;
 	}
 }
@@ -435,6 +494,11 @@ static void on_drained(void *arg, struct conn *c)
 {
 	struct sess *s = arg;
 	if (c->state == CONN_LINGER && !(c->flags & CONN_SHUT_SENT)) {
+		/* TLS ends with close_notify before the TCP half-close. */
+		if (c->tls && tls_close_notify(c->tls)) {
+			loop_mark(s->u.loop, c);
+			return;
+		}
 		c->flags |= CONN_SHUT_SENT;
 		if (shutdown(c->fd, SHUT_WR) < 0) {
 			loop_close(s->u.loop, c, "shutdown failed");
@@ -456,11 +520,10 @@ static void on_deadline(void *arg, struct conn *c)
 	case CONN_OPEN:
 		if (!(c->flags & CONN_PING_SENT)) {
 			c->flags |= CONN_PING_SENT;
-			c->deadline = loop_now(s->u.loop) + s->cfg->idle_ms;
+			c->deadline = loop_now(s->u.loop) + cfg_limits(s->cfg, c->route)->ping_ms;
 			sess__send_frame(s, c, WS_OP_PING, NULL, 0);
 		} else {
-			log_info("conn %llu: no answer to ping within --idle-timeout: close 1001",
-				 (unsigned long long)c->id);
+			clog_info(c, "no answer to ping within ping-timeout: close 1001 (going away)");
 			fail(s, c, WS_CLOSE_GOING_AWAY, "idle");
 		}
 		break;
@@ -473,9 +536,12 @@ static void on_deadline(void *arg, struct conn *c)
 static void on_closing(void *arg, struct conn *c)
 {
 	struct sess *s = arg;
-	top_drop_conn(c);
+	door_leave(c->ip);
+	c->ip = 0;
 	pmd_stream_free(c->pmd_s);
 	c->pmd_s = NULL;
+	tls_conn_free(c->tls);
+	c->tls = NULL;
 	pool_closed(s->u.ps, c, WS_CLOSE_ABNORMAL, "connection lost");
 	/* The state still tells which member of the union lives. */
 	if (c->state == CONN_HANDSHAKE || c->state == CONN_AUTHORIZING)

@@ -1,5 +1,6 @@
 #include "gateway/stats.h"
 #include "gateway/budget.h"
+#include "gateway/deflate.h"
 #include "gateway/history.h"
 #include "gateway/topics.h"
 
@@ -152,8 +153,29 @@ int stats_format(char *out, size_t cap, unsigned long conns_open, unsigned worke
 		stats.cluster_forwarded);
 	counter(&b, "cluster_commands_total", "Commands of other gateways' workers for connections here.",
 		stats.cluster_commands);
+	put(&b, "# HELP wsgw_door_refused_total Upgrade requests refused at the door, by limit.\n"
+		"# TYPE wsgw_door_refused_total counter\n");
+	static const char *const door[] = { NULL, "max_conns_per_ip", "handshake_rate_per_ip",
+					    "handshake_rate", "origin" };
+	for (int i = 1; i < 5; i++)
+		put(&b, "wsgw_door_refused_total{limit=\"%s\"} %llu\n", door[i],
+		    (unsigned long long)stats.door_refused[i]);
+	counter(&b, "drained_total", "Clients closed with 1001 by a drain.", stats.drained);
 	counter(&b, "workers_over_share_total", "Workers dropped for holding more than --worker-memory.",
 		stats.workers_over_share);
+	counter(&b, "tls_handshakes_total", "TLS handshakes completed.", stats.tls_handshakes);
+	counter(&b, "tls_handshake_failures_total",
+		"TLS connections that failed before completing the handshake.", stats.tls_failures);
+	uint64_t pmd[4];
+	pmd_totals(&pmd[0], &pmd[1], &pmd[2], &pmd[3]);
+	put(&b, "# HELP wsgw_deflate_bytes_total Bytes of compressed messages (permessage-deflate), "
+		"as payload (plain) and on the wire (compressed), by direction.\n"
+		"# TYPE wsgw_deflate_bytes_total counter\n");
+	static const char *const pmd_lbl[] = { "direction=\"in\",form=\"plain\"",
+		"direction=\"in\",form=\"wire\"", "direction=\"out\",form=\"plain\"",
+		"direction=\"out\",form=\"wire\"" };
+	for (int i = 0; i < 4; i++)
+		put(&b, "wsgw_deflate_bytes_total{%s} %llu\n", pmd_lbl[i], (unsigned long long)pmd[i]);
 	put(&b, "# HELP wsgw_memory_budget_bytes The --memory-budget (0: none).\n"
 		"# TYPE wsgw_memory_budget_bytes gauge\nwsgw_memory_budget_bytes %llu\n",
 	    (unsigned long long)bud_limit());

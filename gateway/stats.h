@@ -44,6 +44,10 @@ struct gw_stats {
 	                               * buffers): other gateways may or may not have got them */
 	uint64_t cluster_forwarded;   /* commands sent to another gateway's connections */
 	uint64_t cluster_commands;    /* commands other gateways sent for connections here */
+	uint64_t door_refused[5];     /* by enum door_verdict: per-address cap, rates, origin */
+	uint64_t drained;             /* clients closed by a drain */
+	uint64_t tls_handshakes;      /* TLS handshakes completed */
+	uint64_t tls_failures;        /* TLS connections that failed or ended before that */
 };
 
 extern struct gw_stats stats;

@@ -3,6 +3,7 @@
 #include "shm/segment.h"
 
 #include <errno.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -14,7 +15,15 @@ struct tr_shm {
 	struct shm_ring to_w, to_gw;
 	char name[64];
 	int dirty; /* records pushed since the last notify */
+	/* When each published head was published, oldest first: the age of the oldest
+	 * record the worker has not read is that of the first mark past its tail. When
+	 * full, the newest mark moves forward (later records then look older, never
+	 * younger). */
+	struct { uint64_t pos, ms; } marks[64];
+	unsigned m_first, m_n;
 };
+
+#define N_MARKS 64u
 
 static int shm_push(struct tr *t, const struct tr_rec *r)
 {
@@ -49,7 +58,51 @@ static void shm_flush(struct tr *t)
 	if (s->dirty) {
 		s->dirty = 0;
 		shm_ring_notify(&s->to_w);
+		uint64_t head = s->to_w.published;
+		if (s->m_n == N_MARKS) {
+			s->marks[(s->m_first + s->m_n - 1) % N_MARKS].pos = head;
+		} else {
+			unsigned i = (s->m_first + s->m_n++) % N_MARKS;
+			s->marks[i].pos = head;
+			s->marks[i].ms = tr_now_ms();
+		}
 	}
+}
+
+static void shm_stats(struct tr *t, struct tr_stats *out)
+{
+	struct tr_shm *s = (struct tr_shm *)t;
+	struct shm_ring *r = &s->to_w;
+	uint64_t head = r->published;
+	/* Pairs with the worker's release-store of tail as it consumes. */
+	uint64_t tail = atomic_load_explicit(&r->ctl->tail, memory_order_acquire);
+	memset(out, 0, sizeof(*out));
+	out->capacity = r->cap;
+	if (head - tail > r->cap)
+		return; /* a tail the worker wrote wrongly: nothing to say */
+	out->bytes = head - tail;
+	/* The records between tail and head are the gateway's own, but the walk still checks
+	 * every length, and stops at a bound. */
+	for (uint64_t pos = tail, n = 0; pos < head && n < (1u << 20); n++) {
+		uint64_t off = pos & r->mask, room = r->cap - off;
+		struct shm_rec_hdr h;
+		memcpy(&h, r->data + off, 8);
+		if (h.type == SHM_REC_WRAP) {
+			pos += room;
+			continue;
+		}
+		uint64_t size = shm_ring_rec_size(h.len);
+		if (h.len > r->max_payload || size > room)
+			break;
+		out->records++;
+		pos += size;
+	}
+	while (s->m_n && s->marks[s->m_first].pos <= tail) {
+		s->m_first = (s->m_first + 1) % N_MARKS;
+		s->m_n--;
+	}
+	if (out->bytes && s->m_n)
+		out->oldest_ms = (uint32_t)(tr_now_ms() - s->marks[s->m_first].ms);
 }
 
 static int shm_poll(struct tr *t, tr_rec_fn *fn, void *arg)
@@ -113,6 +166,7 @@ static const struct tr_ops shm_ops = {
 	.poll = shm_poll,
 	.pending = shm_pending,
 	.salvage = shm_salvage,
+	.stats = shm_stats,
 	.free = shm_free,
 };
 

@@ -12,6 +12,7 @@ struct kept {
 	uint64_t conn;
 	uint32_t len;
 	uint16_t type, flags;
+	uint64_t sent_ms;         /* for the age of the oldest unacknowledged */
 	uint8_t body[];
 };
 
@@ -58,6 +59,7 @@ static int zmq_push(struct tr *t, const struct tr_rec *r)
 	k->conn = r->conn;
 	k->len = (uint32_t)n;
 	k->type = r->type;
+	k->sent_ms = tr_now_ms();
 	k->flags = r->flags;
 	if (r->na)
 		memcpy(k->body, r->a, r->na);
@@ -106,6 +108,15 @@ static void zmq_flush(struct tr *t)
 	(void)t; /* every push was sent at once */
 }
 
+static void zmq_stats(struct tr *t, struct tr_stats *out)
+{
+	struct tr_zmq *z = (struct tr_zmq *)t;
+	out->bytes = z->kept_bytes;
+	out->capacity = z->win.bytes;
+	out->records = z->counted - z->acked;
+	out->oldest_ms = z->head ? (uint32_t)(tr_now_ms() - z->head->sent_ms) : 0;
+}
+
 static void zmq_salvage(struct tr *t, tr_rec_fn *fn, void *arg)
 {
 	struct tr_zmq *z = (struct tr_zmq *)t;
@@ -136,6 +147,7 @@ static const struct tr_ops zmq_ops = {
 	.ack = zmq_ack,
 	.flush = zmq_flush,
 	.salvage = zmq_salvage,
+	.stats = zmq_stats,
 	.free = zmq_free,
 };
 

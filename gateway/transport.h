@@ -12,6 +12,16 @@
 
 #include "shm/ring.h"
 
+#include <time.h>
+
+/* CLOCK_MONOTONIC in ms, for the age of what a worker has not consumed. */
+static inline uint64_t tr_now_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
 /* A record on its way to a worker: verb, flags, connection, and a body in two parts (a,
  * then b) so a header and a payload need not be joined first. */
 struct tr_rec {
@@ -24,6 +34,14 @@ struct tr_rec {
 };
 
 struct tr;
+
+/* What a worker was sent and has not consumed yet: its lag. */
+struct tr_stats {
+	uint64_t bytes;      /* shm: unread bytes of its to-worker ring; zmq: unacknowledged bodies */
+	uint64_t capacity;   /* the most there may be (the ring's size, the window's bytes) */
+	uint64_t records;    /* how many records that is */
+	uint32_t oldest_ms;  /* how long the oldest of them has waited (0: none waits) */
+};
 
 /* Receives one record: a command from the worker (poll), or a record the worker never
  * consumed (salvage). r and its payload are valid only during the call. */
@@ -56,6 +74,8 @@ struct tr_ops {
 	/* After the worker died: every record it was sent and never consumed (shm: left in
 	 * its ring; zmq: never acknowledged), in order. */
 	void (*salvage)(struct tr *t, tr_rec_fn *fn, void *arg);
+	/* Its lag now (for /metrics). */
+	void (*stats)(struct tr *t, struct tr_stats *out);
 	void (*free)(struct tr *t);
 };
 

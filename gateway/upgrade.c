@@ -1,10 +1,14 @@
 #include "gateway/upgrade.h"
+#include "gateway/clog.h"
 #include "gateway/conn.h"
+#include "gateway/door.h"
 #include "gateway/deflate.h"
 #include "gateway/handshake.h"
 #include "gateway/hsresp.h"
 #include "gateway/log.h"
+#include "gateway/static.h"
 #include "gateway/stats.h"
+#include "gateway/tls.h"
 #include "gateway/zmsg.h"
 #include "wsgw/protocol.h"
 
@@ -14,13 +18,14 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/socket.h>
 
 /* What an ACCEPT may add to the 101: the zmq codec's limits, for both transports. */
 #define ACCEPT_HEADERS ZMSG_ACCEPT_HEADERS
 #define ACCEPT_BYTES ZMSG_ACCEPT_BYTES
 
-static void peer_text(const struct conn *c, char *out, size_t cap)
+void upg_peer(const struct conn *c, char *out, size_t cap)
 {
 	struct sockaddr_storage ss;
 	socklen_t len = sizeof(ss);
@@ -50,6 +55,7 @@ int upg_start(const struct upg_env *u, struct conn *c)
 	if (!c->hs)
 		return -ENOMEM;
 	c->worker = POOL_NO_WORKER;
+	c->route = CFG_NO_ROUTE;
 	c->state = CONN_HANDSHAKE;
 	c->deadline = loop_now(u->loop) + cfg->handshake_ms;
 	return 0;
@@ -63,11 +69,12 @@ void upg_closing(struct conn *c)
 
 void upg_error(const struct upg_env *u, struct conn *c, int status, const char *why)
 {
-	char peer[64], resp[512];
-	peer_text(c, peer, sizeof(peer));
-	log_info("reject %s: %d %s", peer, status, why);
+	char resp[768], retry[40] = "";
+	clog_info(c, "reject %d: %s", status, why);
 	stats_rejected(status);
-	int n = ws_resp_error(resp, sizeof(resp), status);
+	if (status == 429)
+		snprintf(retry, sizeof(retry), "Retry-After: %u\r\n", c->retry_s ? c->retry_s : 1);
+	int n = ws_resp_error_headers(resp, sizeof(resp), status, retry[0] ? retry : NULL);
 	if (c->state == CONN_AUTHORIZING)
 		conn_msg_free(c);
 	upg_closing(c);
@@ -76,6 +83,21 @@ void upg_error(const struct upg_env *u, struct conn *c, int status, const char *
 		loop_linger(u->loop, c);
 	else
 		loop_close(u->loop, c, "error response");
+}
+
+/* Origin is one of the route's (exactly, but for the case of ASCII letters, as browsers
+ * send it: scheme://host[:port]). */
+static int origin_allowed(const char *origins, struct ws_slice o)
+{
+	if (!o.p)
+		return 0;
+	for (const char *p = origins; *p;) {
+		size_t n = strcspn(p, "|");
+		if (n == o.n && strncasecmp(p, o.p, n) == 0)
+			return 1;
+		p += n + (p[n] == '|');
+	}
+	return 0;
 }
 
 /* The route's first subprotocol that the client offers (Sec-WebSocket-Protocol, a comma
@@ -107,7 +129,7 @@ static int open_worker(const struct upg_env *u, struct conn *c, int authorize, c
 {
 	const struct gw_config *cfg = loop_cfg(u->loop);
 	char peer[64];
-	peer_text(c, peer, sizeof(peer));
+	upg_peer(c, peer, sizeof(peer));
 	struct { const char *name; struct ws_slice v; } f[4 + CFG_MAX_FORWARD];
 	int nf = 0;
 	f[nf].name = ":path", f[nf++].v = ws_hs_path(c->hs);
@@ -164,11 +186,25 @@ static enum upg_result finish(const struct upg_env *u, struct conn *c)
 		upg_error(u, c, 404, "no route for the path");
 		return UPG_DONE;
 	}
+	c->route = (uint8_t)route;
 	if (c->flags & CONN_REJECT_503) {
 		upg_error(u, c, 503, "too many connections (--max-conns)");
 		return UPG_DONE;
 	}
+	if (c->door != DOOR_OK) {
+		stats.door_refused[c->door]++;
+		upg_error(u, c, c->door == DOOR_IP_FULL ? 503 : 429,
+			  c->door == DOOR_IP_FULL   ? "too many connections from this address (max-conns-per-ip)"
+			  : c->door == DOOR_RATE_IP ? "too many handshakes from this address (handshake-rate-per-ip)"
+						    : "too many handshakes (handshake-rate)");
+		return UPG_DONE;
+	}
 	const struct cfg_route *r = &cfg->routes[route];
+	if (r->origins[0] && !origin_allowed(r->origins, ws_hs_header(c->hs, "origin"))) {
+		stats.door_refused[DOOR_ORIGIN]++;
+		upg_error(u, c, 403, "Origin not allowed on this route");
+		return UPG_DONE;
+	}
 	c->pool = (uint8_t)pool_for_route(u->ps, (unsigned)route);
 	c->slow = r->slow;
 	char protocol[128] = "";
@@ -179,8 +215,8 @@ static enum upg_result finish(const struct upg_env *u, struct conn *c)
 			return UPG_DONE;
 		}
 		if (offered.n)
-			log_debug("conn %llu: offered subprotocols %.*s, none of the route's %s: answered without one",
-				  (unsigned long long)c->id, (int)offered.n, offered.p, r->protocols);
+			clog_debug(c, "offered subprotocols %.*s, none of the route's %s: answered without one",
+				  (int)offered.n, offered.p, r->protocols);
 	}
 	struct pmd_cfg pc = cfg->deflate;
 	pc.on = pc.on && r->deflate != CFG_DEFLATE_OFF;
@@ -193,8 +229,7 @@ static enum upg_result finish(const struct upg_env *u, struct conn *c)
 	} else {
 		int rc = open_worker(u, c, authorize, protocol);
 		if (rc == -EMSGSIZE) {
-			log_error(EMSGSIZE, "conn %llu: its OPEN does not fit the worker's ring",
-				  (unsigned long long)c->id);
+			clog_error(c, EMSGSIZE, "its OPEN does not fit the worker's ring");
 			upg_error(u, c, 431, "request headers too large for the worker's ring");
 			return UPG_DONE;
 		}
@@ -214,8 +249,38 @@ static enum upg_result finish(const struct upg_env *u, struct conn *c)
 		upg_error(u, c, 500, "101 response did not fit");
 		return UPG_DONE;
 	}
-	log_debug("conn %llu: open on route %s", (unsigned long long)c->id, cfg->routes[route].prefix);
+	clog_debug(c, "open, %s", c->flags & CONN_ECHO ? "built-in echo" : "pinned to its worker");
 	return UPG_OPEN;
+}
+
+/* A plain GET or HEAD with --static: a file, or the gateway's /metrics when it has an admin
+ * endpoint (so a page can show them without asking another origin); then the connection
+ * closes, as upg_error's do. */
+static void answer_static(const struct upg_env *u, struct conn *c, struct ws_slice path, int head)
+{
+	struct stc_resp r;
+	if (path.n == 8 && !memcmp(path.p, "/metrics", 8) && loop_cfg(u->loop)->admin.len) {
+		static char text[16384];
+		int n = stats_format(text, sizeof(text), conn_count(), pool_live_workers(u->ps));
+		if (n < 0)
+			stc_respond_bytes(head, 500, "text/plain; charset=utf-8", "metrics do not fit\n", 19, &r);
+		else
+			stc_respond_bytes(head, 200, "text/plain; version=0.0.4; charset=utf-8", text,
+					  (size_t)n, &r);
+	} else {
+		stc_respond(u->stc, head, path.p, path.n, &r);
+	}
+	char peer[64];
+	upg_peer(c, peer, sizeof(peer));
+	log_debug("static %s: %s %.*s: %d", peer, head ? "HEAD" : "GET", (int)(path.n < 200 ? path.n : 200),
+		  path.p, r.status);
+	upg_closing(c);
+	c->state = CONN_LINGER; /* the union now holds `in`, which is NULL */
+	if (r.head_len && outq_append2(&c->out, r.head, r.head_len, r.body, r.body ? r.body_len : 0) == 0)
+		loop_linger(u->loop, c);
+	else
+		loop_close(u->loop, c, "static response");
+	stc_resp_free(&r);
 }
 
 enum upg_result upg_feed(const struct upg_env *u, struct conn *c, const uint8_t *buf, size_t n,
@@ -226,7 +291,12 @@ enum upg_result upg_feed(const struct upg_env *u, struct conn *c, const uint8_t 
 	if (rc == 0)
 		return UPG_MORE;
 	if (rc < 0) {
-		upg_error(u, c, -rc, ws_hs_error_reason(c->hs));
+		struct ws_slice path;
+		int head;
+		if (u->stc && ws_hs_plain(c->hs, &path, &head))
+			answer_static(u, c, path, head);
+		else
+			upg_error(u, c, -rc, ws_hs_error_reason(c->hs));
 		return UPG_DONE;
 	}
 	enum upg_result r = finish(u, c);
@@ -284,12 +354,12 @@ int upg_accept(const struct upg_env *u, struct conn *c, const void *fields, size
 	if (!bad && send_101(u, c, protocol[0] ? protocol : NULL, hl ? headers : NULL))
 		bad = "an invalid subprotocol or header";
 	if (bad) {
-		log_warn(0, "conn %llu: the worker's ACCEPT has %s: 500", (unsigned long long)c->id, bad);
+		clog_warn(c, 0, "the worker's ACCEPT has %s: 500", bad);
 		pool_closed(u->ps, c, WS_CLOSE_INTERNAL, "bad ACCEPT");
 		upg_error(u, c, 500, "the worker's ACCEPT was unusable");
 		return -1;
 	}
-	log_debug("conn %llu: accepted by its worker", (unsigned long long)c->id);
+	clog_debug(c, "accepted by its worker");
 	return 0;
 }
 
@@ -309,9 +379,10 @@ void upg_deadline(const struct upg_env *u, struct conn *c)
 		upg_error(u, c, 503, "no ACCEPT or REJECT within --authorize-timeout");
 		return;
 	}
-	char peer[64];
-	peer_text(c, peer, sizeof(peer));
-	log_info("reject %s: upgrade request not complete within --handshake-timeout", peer);
+	if (c->tls && !tls_ready(c->tls))
+		clog_info(c, "reject: TLS handshake not complete within --handshake-timeout");
+	else
+		clog_info(c, "reject: upgrade request not complete within --handshake-timeout");
 	stats.handshake_timeouts++;
 	loop_close(u->loop, c, "handshake timeout");
 }

@@ -14,11 +14,13 @@
 #include "gateway/pool.h"
 
 struct conn;
+struct stc;
 
 /* What the upgrade code works with. */
 struct upg_env {
 	struct loop *loop;
 	struct pools *ps;
+	struct stc *stc; /* --static: plain GETs and HEADs get files from it; NULL when off */
 };
 
 /* Sets up a new accepted connection: handshake state and deadline. 0 or -ENOMEM. */
@@ -47,5 +49,7 @@ void upg_reject(const struct upg_env *u, struct conn *c, unsigned status, const 
 void upg_deadline(const struct upg_env *u, struct conn *c);
 /* c closes before the upgrade finished: frees the handshake state. */
 void upg_closing(struct conn *c);
+/* "ADDR:PORT" of c's peer (or "?:0"), for log lines. */
+void upg_peer(const struct conn *c, char *out, size_t cap);
 
 #endif

@@ -285,6 +285,11 @@ static int decode_accept(zmq_msg_t *f, int n, struct zmsg_cmd *cmd, const char *
 		*why = "ACCEPT headers over 8192 bytes";
 		return -EINVAL;
 	}
+	/* Checked before the copy: a subprotocol is a header value's token, never long. */
+	if (zmq_msg_size(&f[2]) > ZMSG_PROTOCOL_MAX) {
+		*why = "ACCEPT subprotocol over 255 bytes";
+		return -EINVAL;
+	}
 	cmd->fields = malloc(total);
 	if (!cmd->fields)
 		return -ENOMEM;

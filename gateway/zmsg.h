@@ -17,6 +17,8 @@
 /* ACCEPT carries at most this many header frames, of at most ZMSG_ACCEPT_BYTES in all. */
 #define ZMSG_ACCEPT_HEADERS 64
 #define ZMSG_ACCEPT_BYTES 8192
+/* and a subprotocol of at most this many bytes. */
+#define ZMSG_PROTOCOL_MAX 255
 /* The most frames a worker's message may have: routing id, verb, id, protocol, headers. */
 #define ZMSG_MAX_FRAMES (4 + ZMSG_ACCEPT_HEADERS)
 

@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
+#include <sys/eventfd.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -28,6 +29,7 @@ struct lg_conn {
 	uint8_t close_sent;
 	uint8_t close_rcvd;
 	uint8_t frag_op;		/* opcode of a fragmented message in progress */
+	uint8_t ready;			/* fanout: a warm-up probe came */
 	uint64_t sent;
 	uint64_t rcvd;
 	uint64_t ingest_bytes;		/* ingest: bytes of the frame block written */
@@ -256,6 +258,92 @@ static int ingest_io(struct lg_thread *t, struct lg_conn *c, int pump)
 	}
 }
 
+/* ---- fanout ------------------------------------------------------------------------ */
+
+#define FAN_PROBE 'P'	/* a warm-up probe's payload: all 'P', never a message's hex tag */
+
+/* Every connection checks each message against what the publisher (connection 0) sent as
+ * its next one; the delivery that completes a message (the last of its conns receivers)
+ * records publish-to-last-delivery latency and frees its slot. */
+static void fan_message(struct lg_thread *t, struct lg_conn *c, const uint8_t *p, size_t n,
+			uint64_t now)
+{
+	const struct lg_config *cfg = t->cfg;
+	uint8_t tmp[256], *want = tmp;
+
+	if (n && p[0] == FAN_PROBE) {
+		if (!c->ready) {
+			c->ready = 1;
+			__atomic_fetch_add(&lg_fan.ready, 1, __ATOMIC_RELAXED);
+		}
+		return;
+	}
+	LG_ADD(t->c.rcvd, 1);
+	uint64_t seq = c->rcvd++;
+	if (n != cfg->size || seq >= __atomic_load_n(&lg_fan.sent, __ATOMIC_ACQUIRE)) {
+		LG_ADD(t->c.mismatches, 1);
+		return;
+	}
+	if (n > sizeof(tmp))
+		want = xrealloc(NULL, n);
+	make_payload(want, n, 0, seq);
+	if (memcmp(want, p, n))
+		LG_ADD(t->c.mismatches, 1);
+	if (want != tmp)
+		free(want);
+	uint32_t slot = (uint32_t)seq & (lg_fan.slots - 1);
+	if (__atomic_add_fetch(&lg_fan.count[slot], 1, __ATOMIC_ACQ_REL) < cfg->conns)
+		return;
+	uint64_t sent = __atomic_load_n(&lg_fan.sent_ns[slot], __ATOMIC_RELAXED);
+	lg_hist_record(&t->hist, now > sent ? now - sent : 0);
+	__atomic_store_n(&lg_fan.count[slot], 0, __ATOMIC_RELAXED);
+	/* pairs with the publisher's acquire load in fan_pump: the slot is free again */
+	__atomic_fetch_add(&lg_fan.completed, 1, __ATOMIC_RELEASE);
+	if (t->id != 0) {
+		uint64_t one = 1;
+		ssize_t w = write(lg_fan.efd, &one, sizeof(one));
+		(void)w; /* EAGAIN: the counter is full, the publisher is awake anyway */
+	}
+}
+
+/* The publisher: thread 0's connection 0 keeps --inflight messages not yet delivered to
+ * every connection; while warming up, a probe every 50 ms until every connection has one. */
+static void fan_pump(struct lg_thread *t, int phase, uint64_t now)
+{
+	const struct lg_config *cfg = t->cfg;
+	struct lg_conn *c = &t->conns[0];
+	uint8_t tmp[256], *p = tmp;
+	size_t n = cfg->size;
+
+	if (t->id != 0 || !t->nconns || c->state != CS_OPEN || c->close_sent)
+		return;
+	if (n > sizeof(tmp))
+		p = xrealloc(NULL, n);
+	if (phase == LG_PH_WARM && now - t->probe_ns >= 50000000u &&
+	    __atomic_load_n(&lg_fan.ready, __ATOMIC_RELAXED) < cfg->conns) {
+		memset(p, FAN_PROBE, n);
+		put_frame(t, c, cfg->text ? 1 : 2, p, n);
+		t->probe_ns = now;
+	}
+	if (phase == LG_PH_RUN) {
+		uint64_t done = __atomic_load_n(&lg_fan.completed, __ATOMIC_ACQUIRE);
+		while (c->sent - done < cfg->inflight) {
+			uint32_t slot = (uint32_t)c->sent & (lg_fan.slots - 1);
+			make_payload(p, n, 0, c->sent);
+			__atomic_store_n(&lg_fan.sent_ns[slot], lg_now_ns(), __ATOMIC_RELAXED);
+			put_frame(t, c, cfg->text ? 1 : 2, p, n);
+			c->sent++;
+			/* pairs with the receivers' acquire load: a message is known before it comes */
+			__atomic_store_n(&lg_fan.sent, c->sent, __ATOMIC_RELEASE);
+			LG_ADD(t->c.sent, 1);
+		}
+	}
+	if (p != tmp)
+		free(p);
+	if (flush(t, c) < 0)
+		conn_fail(t, c, &t->c.peer_closed);
+}
+
 static void record_latency(struct lg_thread *t, struct lg_conn *c, uint64_t seq, uint64_t now)
 {
 	const struct lg_config *cfg = t->cfg;
@@ -271,6 +359,10 @@ static void on_message(struct lg_thread *t, struct lg_conn *c, const uint8_t *p,
 	const struct lg_config *cfg = t->cfg;
 	uint8_t tmp[256], *want = tmp;
 
+	if (cfg->mode == LG_FANOUT) {
+		fan_message(t, c, p, n, now);
+		return;
+	}
 	LG_ADD(t->c.rcvd, 1);
 	if (cfg->mode == LG_INGEST || cfg->mode == LG_HOLD) {
 		c->rcvd++;
@@ -323,7 +415,7 @@ static void on_control(struct lg_thread *t, struct lg_conn *c, unsigned op, cons
 static long parse_frames(struct lg_thread *t, struct lg_conn *c, const uint8_t *p, size_t n)
 {
 	size_t off = 0;
-	uint64_t now = t->cfg->mode == LG_RATE ? lg_now_ns() : 0;
+	uint64_t now = t->cfg->mode == LG_RATE || t->cfg->mode == LG_FANOUT ? lg_now_ns() : 0;
 
 	while (n - off >= 2) {
 		const uint8_t *f = p + off;
@@ -551,6 +643,12 @@ static void on_connected(struct lg_thread *t, struct lg_conn *c)
 
 static void on_event(struct lg_thread *t, struct lg_conn *c, uint32_t ev)
 {
+	if (!c) { /* fanout: the publisher's wake-up */
+		uint64_t v;
+		ssize_t r = read(lg_fan.efd, &v, sizeof(v));
+		(void)r;
+		return;
+	}
 	if (c->fd < 0)
 		return;		/* closed earlier in this batch */
 	if (c->state == CS_CONNECTING) {
@@ -666,6 +764,8 @@ static void drain_step(struct lg_thread *t)
 		}
 		if ((cfg->mode == LG_ECHO || cfg->mode == LG_RATE) && c->rcvd < c->sent)
 			continue;
+		if (cfg->mode == LG_FANOUT && c->rcvd < __atomic_load_n(&lg_fan.sent, __ATOMIC_ACQUIRE))
+			continue;
 		send_close(t, c);
 		if (flush(t, c) < 0)
 			conn_fail(t, c, &t->c.peer_closed);
@@ -716,6 +816,11 @@ void *lg_client_run(void *arg)
 			if (due < until)
 				until = due;
 		}
+		if (cfg->mode == LG_FANOUT && (phase == LG_PH_WARM || phase == LG_PH_RUN)) {
+			fan_pump(t, phase, now);
+			if (phase == LG_PH_WARM && until > now + 50000000u)
+				until = now + 50000000u;
+		}
 		int n = wait_events(t, evs, 512, until);
 
 		for (int i = 0; i < n; i++)
@@ -747,6 +852,13 @@ void lg_client_init(struct lg_thread *t, const struct lg_config *cfg, unsigned i
 	if (t->epfd < 0) {
 		perror("wsgw-bench: epoll_create1");
 		abort();
+	}
+	if (cfg->mode == LG_FANOUT && id == 0) {
+		struct epoll_event ev = { .events = EPOLLIN | EPOLLET, .data.ptr = NULL };
+		if (epoll_ctl(t->epfd, EPOLL_CTL_ADD, lg_fan.efd, &ev) < 0) {
+			perror("wsgw-bench: epoll_ctl(eventfd)");
+			abort();
+		}
 	}
 	if (cfg->mode == LG_INGEST) {
 		size_t hl = cfg->size < 126 ? 2 : cfg->size < 65536 ? 4 : 10, nf;

@@ -14,10 +14,11 @@
 #define LG_MAX_SIZE (1u << 20)
 #define LG_PATLEN 4096		/* payloads are windows into one random pattern */
 
-enum lg_mode { LG_HOLD, LG_ECHO, LG_RATE, LG_INGEST };
+enum lg_mode { LG_HOLD, LG_ECHO, LG_RATE, LG_INGEST, LG_FANOUT };
 
-/* Set by main only, read by every client thread. */
-enum lg_phase { LG_PH_CONNECT, LG_PH_RUN, LG_PH_DRAIN };
+/* Set by main only, read by every client thread. WARM (fanout only) comes between CONNECT
+ * and RUN: the publisher probes until every connection has received one. */
+enum lg_phase { LG_PH_CONNECT, LG_PH_RUN, LG_PH_DRAIN, LG_PH_WARM };
 
 struct lg_config {
 	enum lg_mode mode;
@@ -58,6 +59,20 @@ struct lg_counters {
 	uint64_t closed;	/* connections finished, any way */
 };
 
+/* Fanout: connection 0 publishes, every connection (itself included) must receive each
+ * message, in order. Shared by the threads; each message's deliveries are counted in a
+ * ring of slots, and the one that completes a message records its latency. */
+struct lg_fan {
+	uint64_t sent;      /* messages published (publisher thread writes) */
+	uint64_t completed; /* messages every connection received */
+	uint64_t ready;     /* connections that have seen a warm-up probe */
+	uint32_t slots;     /* a power of two, well over --inflight */
+	uint32_t *count;    /* deliveries of the message in each slot */
+	uint64_t *sent_ns;  /* when it was published */
+	int efd;            /* an eventfd that wakes the publisher's thread */
+};
+extern struct lg_fan lg_fan;
+
 struct lg_conn;
 
 struct lg_thread {
@@ -85,6 +100,7 @@ struct lg_thread {
 	struct lg_hist hist;	/* rate: from the scheduled send */
 	struct lg_hist rtt;	/* rate: from the actual send */
 	uint64_t rng;
+	uint64_t probe_ns;	/* fanout: when the last warm-up probe left */
 };
 
 /* The phase clock main drives; times are CLOCK_MONOTONIC ns. */

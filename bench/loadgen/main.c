@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
+#include <sys/eventfd.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <time.h>
@@ -22,6 +23,7 @@ int lg_phase = LG_PH_CONNECT;
 uint64_t lg_run_start_ns;
 uint64_t lg_drain_deadline_ns;
 uint8_t lg_pattern[LG_PATLEN + LG_MAX_SIZE];
+struct lg_fan lg_fan = { .efd = -1 };
 
 static volatile sig_atomic_t interrupted;
 
@@ -36,12 +38,13 @@ uint64_t lg_now_ns(void)
 static void usage(FILE *f)
 {
 	fprintf(f,
-"usage: wsgw-bench --target [ws://]127.0.0.1:PORT[/path] --mode hold|echo|rate|ingest [options]\n"
+"usage: wsgw-bench --target [ws://]127.0.0.1:PORT[/path] --mode hold|echo|rate|ingest|fanout [options]\n"
 "       wsgw-bench --free-port\n"
 "  -c, --conns N           connections (default 100)\n"
 "  -t, --threads N         client threads, each with its own epoll (default 1)\n"
 "  -d, --duration SEC      length of the measured run (default 5; hold: how long to hold)\n"
-"  -k, --inflight K        echo: messages in flight per connection (default 1)\n"
+"  -k, --inflight K        echo: messages in flight per connection (default 1); fanout:\n"
+"                          messages published and not yet delivered to everyone\n"
 "  -s, --size BYTES        message size (default 32)\n"
 "  -r, --rate MSGS         rate: aggregate messages per second (default 1000)\n"
 "      --text              send text frames (default binary)\n"
@@ -52,6 +55,8 @@ static void usage(FILE *f)
 "      --drain-timeout SEC  wait for echoes and close handshakes (default 3;\n"
 "                          ingest 20: the server must read its backlog first)\n"
 "  -p, --pid PID           a process under test: RSS and CPU (repeatable, up to %d)\n"
+"fanout: connection 0 publishes, every connection (itself included) must get each\n"
+"  message once and in order: a broadcast server (wsgw-broadcast, uWS's example)\n"
 "  -q, --quiet             no progress lines\n"
 "Only loopback targets (127.0.0.0/8, localhost) are accepted. Every run ends by itself.\n",
 		LG_MAX_PIDS);
@@ -193,6 +198,8 @@ static void parse_args(struct lg_config *cfg, int argc, char **argv)
 		cfg->mode = LG_RATE;
 	else if (!strcmp(mode, "ingest"))
 		cfg->mode = LG_INGEST;
+	else if (!strcmp(mode, "fanout"))
+		cfg->mode = LG_FANOUT;
 	else {
 		fprintf(stderr, "wsgw-bench: unknown mode %s\n", mode);
 		exit(2);
@@ -208,8 +215,9 @@ static void parse_args(struct lg_config *cfg, int argc, char **argv)
 		/* Ingest ends when the server has read the backlog in the socket buffers,
 		 * which at a slow reader's pace can take many seconds. */
 		cfg->drain_timeout = cfg->mode == LG_INGEST ? 20 : 3;
-	if ((cfg->mode == LG_ECHO || cfg->mode == LG_RATE) && cfg->size < 8) {
-		fprintf(stderr, "wsgw-bench: echo and rate need --size >= 8 (the tag)\n");
+	if ((cfg->mode == LG_ECHO || cfg->mode == LG_RATE || cfg->mode == LG_FANOUT) &&
+	    cfg->size < 8) {
+		fprintf(stderr, "wsgw-bench: echo, rate and fanout need --size >= 8 (the tag)\n");
 		exit(2);
 	}
 	if (cfg->threads > cfg->conns)
@@ -275,7 +283,7 @@ static void take_sample(const struct lg_config *cfg, struct sample *s)
 	s->self_cpu = lg_self_cpu_s();
 }
 
-static const char *phase_name[] = { "connect", "run", "drain" };
+static const char *phase_name[] = { "connect", "run", "drain", "warm" };
 
 static void progress(const struct lg_config *cfg, struct lg_thread *ts, uint64_t t0,
 		     struct lg_counters *prev, uint64_t *prev_ns)
@@ -372,8 +380,32 @@ static uint64_t ingest_wait(const struct lg_config *cfg, struct lg_thread *ts, u
 
 static const char *mode_name(enum lg_mode m)
 {
-	static const char *n[] = { "hold", "echo", "rate", "ingest" };
+	static const char *n[] = { "hold", "echo", "rate", "ingest", "fanout" };
 	return n[m];
+}
+
+static int all_ready(const struct lg_config *cfg, struct lg_thread *ts)
+{
+	(void)ts;
+	return __atomic_load_n(&lg_fan.ready, __ATOMIC_RELAXED) >= cfg->conns;
+}
+
+/* The fanout's shared state: delivery counts per in-flight message, and the eventfd that
+ * wakes the publisher's thread when another thread completes a message. */
+static void fan_init(const struct lg_config *cfg)
+{
+	uint32_t slots = 64;
+
+	while (slots < 2 * cfg->inflight + 64)
+		slots *= 2;
+	lg_fan.slots = slots;
+	lg_fan.count = calloc(slots, sizeof(*lg_fan.count));
+	lg_fan.sent_ns = calloc(slots, sizeof(*lg_fan.sent_ns));
+	lg_fan.efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+	if (!lg_fan.count || !lg_fan.sent_ns || lg_fan.efd < 0) {
+		perror("wsgw-bench: fanout state");
+		exit(2);
+	}
 }
 
 int main(int argc, char **argv)
@@ -400,6 +432,8 @@ int main(int argc, char **argv)
 	for (size_t i = 0; i < sizeof(lg_pattern); i++)
 		lg_pattern[i] = (uint8_t)('a' + rand() % 26);	/* valid UTF-8 for --text */
 
+	if (cfg.mode == LG_FANOUT)
+		fan_init(&cfg);
 	ts = calloc(cfg.threads, sizeof(*ts));
 	if (!ts)
 		abort();
@@ -418,6 +452,16 @@ int main(int argc, char **argv)
 	wait_phase(&cfg, ts, t0, t0 + (uint64_t)(cfg.connect_timeout * 1e9), all_connected,
 		   &prev, &prev_ns);
 	connect_s = (double)(lg_now_ns() - t0) / 1e9;
+	double warm_s = 0;
+	if (cfg.mode == LG_FANOUT) {
+		/* Subscriptions are made by the server after each open: probe until every
+		 * connection has one, so that the run starts with everyone listening. */
+		uint64_t w0 = lg_now_ns();
+		__atomic_store_n(&lg_phase, LG_PH_WARM, __ATOMIC_RELEASE);
+		wait_phase(&cfg, ts, t0, w0 + (uint64_t)(cfg.connect_timeout * 1e9), all_ready,
+			   &prev, &prev_ns);
+		warm_s = (double)(lg_now_ns() - w0) / 1e9;
+	}
 
 	take_sample(&cfg, &run0);
 	sum_counters(ts, cfg.threads, &c);
@@ -487,8 +531,12 @@ int main(int argc, char **argv)
 	}
 	long stranded = cfg.mode == LG_ECHO || cfg.mode == LG_RATE ?
 			(long)(c.sent - c.rcvd) : 0;
+	uint64_t ready = __atomic_load_n(&lg_fan.ready, __ATOMIC_RELAXED);
+	if (cfg.mode == LG_FANOUT)
+		stranded = (long)(c.sent * opened - c.rcvd);
 	int ok = opened == cfg.conns && !c.mismatches && !c.protocol_errors &&
-		 !c.handshake_errors && !interrupted;
+		 !c.handshake_errors && !interrupted &&
+		 (cfg.mode != LG_FANOUT || ready == cfg.conns);
 
 	printf("{\"mode\":\"%s\",\"target\":\"%s%s\",\"conns\":%u,\"conns_open\":%llu,"
 	       "\"connect_errors\":%llu,\"handshake_errors\":%llu,\"connect_s\":%.3f,"
@@ -499,7 +547,7 @@ int main(int argc, char **argv)
 	       mode_name(cfg.mode), cfg.host, cfg.path, cfg.conns,
 	       (unsigned long long)opened, (unsigned long long)c.connect_errors,
 	       (unsigned long long)c.handshake_errors, connect_s, cfg.threads, cfg.sources,
-	       cfg.size, cfg.mode == LG_ECHO ? cfg.inflight : 0,
+	       cfg.size, cfg.mode == LG_ECHO || cfg.mode == LG_FANOUT ? cfg.inflight : 0,
 	       cfg.mode == LG_RATE ? cfg.rate : 0, run_s, (unsigned long long)c.sent,
 	       (unsigned long long)c.rcvd, msgs_s,
 	       (double)at_end.bytes_sent / run_s / 1e6,
@@ -518,6 +566,18 @@ int main(int argc, char **argv)
 		       "\"all_read_s\":%.3f,", ingest_s,
 		       c.close_ok == opened ? "true" : "false", rd / run_s, queued_end / 1024,
 		       read_s);
+	}
+	if (cfg.mode == LG_FANOUT) {
+		uint64_t done = __atomic_load_n(&lg_fan.completed, __ATOMIC_RELAXED);
+		printf("\"subscribers\":%llu,\"warm_s\":%.3f,\"ready\":%llu,\"publishes\":%llu,"
+		       "\"publishes_complete\":%llu,\"publishes_per_s\":%.0f,\"deliveries\":%llu,"
+		       "\"deliveries_per_s\":%.0f,\"lat_samples\":%llu,\"lat_p50_us\":%.1f,"
+		       "\"lat_p99_us\":%.1f,\"lat_max_us\":%.1f,",
+		       (unsigned long long)(cfg.conns - 1), warm_s, (unsigned long long)ready,
+		       (unsigned long long)c.sent, (unsigned long long)done,
+		       (double)at_end.sent / run_s, (unsigned long long)c.rcvd, msgs_s,
+		       (unsigned long long)hist.count, lg_hist_quantile(&hist, 0.50) / 1e3,
+		       lg_hist_quantile(&hist, 0.99) / 1e3, hist.max / 1e3);
 	}
 	if (cfg.mode == LG_RATE)
 		printf("\"lat_samples\":%llu,\"lat_p50_us\":%.1f,\"lat_p99_us\":%.1f,"

@@ -2,7 +2,9 @@
  *
  * A worker attaches to a pool of a running gateway, receives the events of the connections
  * pinned to it (OPEN, MESSAGE, CLOSE) through a shared-memory ring, and answers with SEND and
- * CLOSE. One thread per struct wsgw_worker; nothing here takes a lock or blocks unless told.
+ * CLOSE. Connections subscribe to topics (byte strings of 1 to WSGW_TOPIC_MAX bytes); a
+ * publish reaches every subscriber, whichever worker holds it. One thread per struct
+ * wsgw_worker; nothing here takes a lock or blocks unless told.
  * docs/PROTOCOL.md describes what travels underneath.
  *
  *	struct wsgw_worker *w;
@@ -20,6 +22,8 @@
 
 #include <stddef.h>
 #include <stdint.h>
+
+#include "wsgw/protocol.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -43,6 +47,10 @@ enum wsgw_event_type {
 	WSGW_EV_ERROR,    /* a command you sent was refused: data = reason */
 	WSGW_EV_RESET,    /* the gateway restarted and this worker attached again: every
 	                   * connection you knew is gone (you get no CLOSE for them) */
+	WSGW_EV_TOPIC,    /* the answer to wsgw_query(): conn = your query_id; data, len: the
+	                   * raw answer, read with wsgw_topic_info() and wsgw_topic_conns() */
+	WSGW_EV_STAT,     /* the answer to wsgw_stat(): conn; read with wsgw_stat_info() (a
+	                   * connection that is not yours is answered with WSGW_EV_GONE) */
 };
 
 struct wsgw_event {
@@ -100,6 +108,59 @@ int wsgw_accept(struct wsgw_worker *w, uint64_t conn, const char *protocol,
 		const char *const *headers);
 /* Answers an authorize OPEN with an HTTP status (400-599) and a short reason. */
 int wsgw_reject(struct wsgw_worker *w, uint64_t conn, unsigned status, const char *reason);
+
+/* Topics and fan-out. Like every command, these are queued until wsgw_flush() or the next
+ * wsgw_wait(), and return 0, -EMSGSIZE (larger than the ring allows), -ETIMEDOUT (the
+ * gateway did not make room within 5 s) or -EPIPE (not attached right now); the ones that
+ * take a topic also -EINVAL when it is empty or longer than WSGW_TOPIC_MAX bytes (then
+ * nothing was queued). The topic, ids and data are copied: the caller keeps them. What
+ * the gateway makes of a command comes back as an event: WSGW_EV_GONE for a connection
+ * that is not (or no longer) yours, WSGW_EV_ERROR when it refused the command. */
+
+/* Subscribes conn, one of your connections, to topic: from now on it gets what is
+ * published there. Subscribing twice is subscribing once; the subscription ends with the
+ * connection (no wsgw_unsubscribe needed). */
+int wsgw_subscribe(struct wsgw_worker *w, uint64_t conn, const void *topic, size_t len);
+/* Ends conn's subscription to topic; nothing published after it reaches conn. */
+int wsgw_unsubscribe(struct wsgw_worker *w, uint64_t conn, const void *topic, size_t len);
+
+/* Sends one message (text, or binary when binary != 0; n bytes at data) to every
+ * subscriber of topic, pinned to any worker, except exclude_conn (0: none; the sender of
+ * a chat message, say). Each subscriber gets a topic's messages in the order they were
+ * published. A topic with no subscriber takes it and drops it. */
+int wsgw_publish(struct wsgw_worker *w, const void *topic, size_t len, int binary,
+		 const void *data, size_t n, uint64_t exclude_conn);
+
+/* Sends one message to each of nconns connections (yours) at conns: one command for any
+ * number of them (0: nothing is sent, returns 0). A list too long for one record is sent
+ * as several, each with the whole message; if one of them fails, the ones before it are
+ * queued already (the return says why the rest was not). -EMSGSIZE when even one id with
+ * the message does not fit a record. */
+int wsgw_send_many(struct wsgw_worker *w, const uint64_t *conns, size_t nconns, int binary,
+		   const void *data, size_t n);
+
+/* Asks how many connections subscribe to topic. The answer is a WSGW_EV_TOPIC event whose
+ * conn is query_id (any number you choose, to match answers to questions). */
+int wsgw_query(struct wsgw_worker *w, const void *topic, size_t len, uint64_t query_id);
+/* Reads a WSGW_EV_TOPIC event: the topic (*topic points into ev->data, *topic_len bytes)
+ * and *subscribers, the number of connections subscribed when the gateway answered.
+ * Any pointer may be NULL. Returns 0, -EINVAL (not a TOPIC event) or -EBADMSG (a
+ * malformed answer). */
+int wsgw_topic_info(const struct wsgw_event *ev, const void **topic, size_t *topic_len,
+		    uint32_t *subscribers);
+/* Copies up to max of a WSGW_EV_TOPIC event's subscriber ids into ids. Returns how many
+ * the gateway listed — every subscriber when there are at most WSGW_TOPIC_LIST_MAX, none
+ * beyond — which may be more than max; 0 for another event or a malformed one. */
+size_t wsgw_topic_conns(const struct wsgw_event *ev, uint64_t *ids, size_t max);
+
+/* Asks how much the gateway holds for conn, one of your connections: a WSGW_EV_STAT event
+ * answers (WSGW_EV_GONE when conn is not yours). */
+int wsgw_stat(struct wsgw_worker *w, uint64_t conn);
+/* Reads a WSGW_EV_STAT event: *queued, the bytes queued for the client and not yet
+ * written to its socket, and *age_ms, how long the oldest of them has waited (0 when
+ * nothing is queued). Either pointer may be NULL. Returns 0, -EINVAL (not a STAT event)
+ * or -EBADMSG (a malformed answer). */
+int wsgw_stat_info(const struct wsgw_event *ev, uint64_t *queued, uint32_t *age_ms);
 
 /* Publishes the commands sent so far and wakes the gateway if it sleeps. Commands are
  * queued, not visible, until this or the next wsgw_wait(): one publication per batch. */

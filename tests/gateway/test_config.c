@@ -1,4 +1,5 @@
-/* Tests of gateway/config.c: the command line, routes, and the ring sizing rule. */
+/* Tests of gateway/config.c: the command line, routes, and the ring sizing rule. The
+ * config file is tests/gateway/test_cfg_file.c's. */
 #include "gateway/config.h"
 #include "gateway/handshake.h"
 #include "gateway/log.h"
@@ -61,6 +62,9 @@ static int loadv(const char *const *args)
 	close(se);
 	slurp(o, out_text, sizeof(out_text));
 	slurp(e, err_text, sizeof(err_text));
+	/* The parser prints nothing but --help and --version: the reason of a refusal is
+	 * cfg_error()'s, and warnings are log lines. */
+	snprintf(err_text, sizeof(err_text), "%s", cfg_error());
 	return rc;
 }
 
@@ -217,15 +221,16 @@ START_TEST(test_option_values)
 	ck_assert_str_eq(cfg.forward[0], "x-real-ip");
 	ck_assert_str_eq(cfg.forward[1], "origin");
 
-	/* "/chat/" is the route "/chat"; authorize is a flag of the route. */
+	/* "/chat/" is the route "/chat"; authorize is a flag of the route; a second --route
+	 * of the same prefix ("///" is "/") replaces the first. */
 	ck_assert_int_eq(load("--route", "/chat/=c", "--route", "/=p,authorize", "--route", "///=q"), 0);
-	ck_assert_int_eq(cfg.n_routes, 3);
+	ck_assert_int_eq(cfg.n_routes, 2);
 	ck_assert_str_eq(cfg.routes[0].prefix, "/chat");
 	ck_assert_str_eq(cfg.routes[0].pool, "c");
 	ck_assert_int_eq(cfg.routes[0].authorize, 0);
 	ck_assert_str_eq(cfg.routes[1].prefix, "/");
-	ck_assert_int_eq(cfg.routes[1].authorize, 1);
-	ck_assert_str_eq(cfg.routes[2].prefix, "/");
+	ck_assert_str_eq(cfg.routes[1].pool, "q");
+	ck_assert_int_eq(cfg.routes[1].authorize, 0);
 
 	ck_assert_int_eq(load("--listen", "[::1]:8081", "--listen", "*:80"), 0);
 	ck_assert_int_eq(cfg.n_listen, 2);
@@ -286,6 +291,33 @@ START_TEST(test_misc_errors)
 	ck_assert_ptr_nonnull(strstr(err_text, "--max-outbound"));
 	ck_assert_int_eq(load("--max-message", "100000", "--max-outbound", "100014"), 0);
 	ck_assert_uint_eq(cfg.max_outbound, 100014);
+}
+END_TEST
+
+START_TEST(test_tls_listeners)
+{
+	/* ",tls" marks a listener; its certificate and key are required, and only with one. */
+	ck_assert_int_eq(load("--listen", "127.0.0.1:8443,tls", "--listen", "127.0.0.1:8080",
+			      "--tls-cert", "/c.pem", "--tls-key", "/k.pem"), 0);
+	ck_assert_int_eq(cfg.n_listen, 2);
+	ck_assert_int_eq(cfg.listen[0].tls, 1);
+	ck_assert_int_eq(cfg.listen[1].tls, 0);
+	ck_assert_str_eq(cfg.tls_cert, "/c.pem");
+	ck_assert_str_eq(cfg.tls_key, "/k.pem");
+	ck_assert_str_eq(cfg.tls_chain, "");
+	ck_assert_int_eq(load("--listen", "[::1]:8443,tls", "--tls-cert", "/c", "--tls-key", "/k",
+			      "--tls-chain", "/ch"), 0);
+	ck_assert_int_eq(cfg.listen[0].tls, 1);
+	ck_assert_str_eq(cfg.tls_chain, "/ch");
+	ck_assert_int_eq(load("--listen", "127.0.0.1:8443,tls", "--tls-cert", "/c"), -EINVAL);
+	ck_assert_ptr_nonnull(strstr(err_text, "needs --tls-cert and --tls-key"));
+	ck_assert_int_eq(load("--tls-cert", "/c", "--tls-key", "/k"), -EINVAL);
+	ck_assert_ptr_nonnull(strstr(err_text, "need a ,tls listener"));
+	/* Only ",tls" may follow the address; the admin endpoint speaks plain HTTP. */
+	ck_assert_int_eq(load("--listen", "127.0.0.1:8443,ssl"), -EINVAL);
+	ck_assert_int_eq(load("--listen", "127.0.0.1:8443,tls,tls"), -EINVAL);
+	ck_assert_int_eq(load("--admin", "127.0.0.1:9090,tls"), -EINVAL);
+	ck_assert_int_eq(load("--listen", "127.0.0.1:1,tls", "--tls-cert", "", "--tls-key", "/k"), -EINVAL);
 }
 END_TEST
 
@@ -621,88 +653,7 @@ START_TEST(test_open_max_with_forwarded_protocols)
 }
 END_TEST
 
-/* ---- --config and reload ---- */
-
-START_TEST(test_config_file_and_reload)
-{
-	char path[] = "/tmp/wsgw-test-config-XXXXXX";
-	int fd = mkstemp(path);
-	ck_assert_int_ge(fd, 0);
-	FILE *f = fdopen(fd, "w");
-	fputs("# settings\n  max-message = 2000 \nroute=/a=pa\n\nroute /b=pb   # trailing comment\n"
-	      "idle-timeout\t7\r\n", f);
-	fclose(f);
-
-	/* The command line adds to and wins over the file. */
-	ck_assert_int_eq(load("--config", path, "--max-message", "3000"), 0);
-	ck_assert_uint_eq(cfg.max_message, 3000);
-	ck_assert_uint_eq(cfg.idle_ms, 7000);
-	ck_assert_int_eq(cfg.n_routes, 2);
-	ck_assert_str_eq(cfg.routes[0].prefix, "/a");
-	ck_assert_str_eq(cfg.routes[1].pool, "pb");
-
-	f = fopen(path, "w");
-	fputs("idle-timeout = 9\nroute = /c=pc\n", f);
-	fclose(f);
-	struct gw_config fresh;
-	ck_assert_int_eq(cfg_reload(&fresh), 0);
-	ck_assert_uint_eq(fresh.idle_ms, 9000);
-	ck_assert_uint_eq(fresh.max_message, 3000);
-	ck_assert_int_eq(fresh.n_routes, 1);
-	ck_assert_str_eq(fresh.routes[0].prefix, "/c");
-
-	f = fopen(path, "w");
-	fputs("idle-timeout = never\n", f);
-	fclose(f);
-	fflush(stderr);
-	int se = dup(2), dn = open("/dev/null", O_WRONLY);
-	dup2(dn, 2);
-	int rc = cfg_reload(&fresh);
-	dup2(se, 2);
-	close(se);
-	close(dn);
-	ck_assert_int_eq(rc, -EINVAL);
-
-	f = fopen(path, "w");
-	fputs("config = /etc/other\n", f);
-	fclose(f);
-	ck_assert_int_eq(load("--config", path), -EINVAL);
-	ck_assert_ptr_nonnull(strstr(err_text, "nest"));
-	unlink(path);
-	ck_assert_int_eq(load("--config", path), -EINVAL);
-	ck_assert_ptr_nonnull(strstr(err_text, path));
-}
-END_TEST
-
-/*
- * BUG (gateway/config.c, config_path): getopt_long takes any unambiguous abbreviation of a
- * long option, so "--conf FILE" and "--confi=FILE" parse as --config, whose case in
- * parse_args does nothing ("read by cfg_load before the other options"). But config_path
- * only looks for the exact "--config" and "--config=": the file is never read, and
- * cfg_load returns 0 with the defaults. It should read the file, or refuse the option.
- */
-START_TEST(test_config_file_abbreviated)
-{
-	char path[] = "/tmp/wsgw-test-config-XXXXXX", eq[64];
-	int fd = mkstemp(path);
-
-	ck_assert_int_ge(fd, 0);
-	ck_assert_int_eq(write(fd, "max-message = 2000\n", 19), 19);
-	close(fd);
-	ck_assert_int_eq(load("--config", path), 0);
-	ck_assert_uint_eq(cfg.max_message, 2000);
-
-	snprintf(eq, sizeof(eq), "--confi=%s", path);
-	const char *const forms[][3] = { { "--conf", path, NULL }, { eq, NULL, NULL } };
-	for (int i = 0; i < 2; i++) {
-		int rc = loadv(forms[i]);
-		REQUIRE_MSG(rc == -EINVAL || (rc == 0 && cfg.max_message == 2000),
-			    "%s: cfg_load returned %d with max_message %llu: the file was ignored",
-			    forms[i][0], rc, (unsigned long long)cfg.max_message);
-	}
-	unlink(path);
-}
-END_TEST
+/* ---- [cluster] ---- */
 
 START_TEST(test_cluster_options)
 {
@@ -770,16 +721,175 @@ START_TEST(test_history_options)
 		"r=1,x", "r=x" };
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
 		REQUIRE_MSG(load("--history", bad[i]) == -EINVAL, "--history %s", bad[i]);
+	/* A prefix given again replaces its rule. */
+	ck_assert_int_eq(load("--history", "room/=100", "--history", "room/=7,1"), 0);
+	ck_assert_int_eq(cfg.n_history, 1);
+	ck_assert_uint_eq(cfg.history[0].max, 7);
+	ck_assert_uint_eq(cfg.history[0].ttl_ms, 1000);
 	const char *args[2 * (CFG_MAX_HISTORY + 1) + 1];
+	char rules[CFG_MAX_HISTORY + 1][16];
 	for (int i = 0; i <= CFG_MAX_HISTORY; i++) {
+		snprintf(rules[i], sizeof(rules[i]), "t%d=1", i);
 		args[2 * i] = "--history";
-		args[2 * i + 1] = "t=1";
+		args[2 * i + 1] = rules[i];
 	}
 	args[2 * CFG_MAX_HISTORY] = NULL;
 	ck_assert_int_eq(loadv(args), 0);
+	ck_assert_int_eq(cfg.n_history, CFG_MAX_HISTORY);
 	args[2 * CFG_MAX_HISTORY] = "--history";
 	args[2 * CFG_MAX_HISTORY + 2] = NULL;
 	ck_assert_int_eq(loadv(args), -EINVAL);
+	ck_assert_ptr_nonnull(strstr(err_text, "--history: expected at most 16 rules"));
+}
+END_TEST
+
+/* ---- [cluster] in the config file ---- */
+
+static char conf_path[64];
+
+/* Loads text as the config file, then the args. */
+static int load_conf(const char *text, const char *const *args)
+{
+	snprintf(conf_path, sizeof(conf_path), "/tmp/wsgw-cfgcluster.%d.conf", (int)getpid());
+	FILE *f = fopen(conf_path, "w");
+	ck_assert_ptr_nonnull(f);
+	fputs(text, f);
+	fclose(f);
+	const char *all[16] = { "--config", conf_path };
+	int n = 2;
+	while (args && *args && n < 15)
+		all[n++] = *args++;
+	all[n] = NULL;
+	return loadv(all);
+}
+
+static const char cluster_conf[] =
+	"[listen main]\n"
+	"address = 127.0.0.1:0\n"
+	"\n"
+	"[cluster]\n"
+	"redis = redis://app:s3cret@10.0.0.5:6380/2\n"
+	"node-id = 12\n"
+	"ttl = 2.5\n"
+	"hold = 500\n"
+	"history = room/=100,60\n"
+	"history = =5   # every other topic\n";
+
+START_TEST(test_cluster_file)
+{
+	ck_assert_int_eq(load_conf(cluster_conf, NULL), 0);
+	ck_assert_str_eq(cfg.cluster.host, "10.0.0.5");
+	ck_assert_uint_eq(cfg.cluster.port, 6380);
+	ck_assert_uint_eq(cfg.cluster.db, 2);
+	ck_assert_str_eq(cfg.cluster.user, "app");
+	ck_assert_str_eq(cfg.cluster.password, "s3cret");
+	ck_assert_uint_eq(cfg.cluster.node_id, 12);
+	ck_assert_uint_eq(cfg.cluster.ttl_ms, 2500);
+	ck_assert_uint_eq(cfg.cluster.hold, 500);
+	ck_assert_int_eq(cfg.n_history, 2);
+	ck_assert_str_eq(cfg.history[0].prefix, "room/");
+	ck_assert_uint_eq(cfg.history[0].max, 100);
+	ck_assert_uint_eq(cfg.history[0].ttl_ms, 60000);
+	ck_assert_str_eq(cfg.history[1].prefix, "");
+	ck_assert_uint_eq(cfg.history[1].max, 5);
+
+	/* The settings in force (wsgw ctl config) show it all but the password. */
+	static char shown[65536];
+	ck_assert_int_gt(cfg_format(&cfg, 0, shown, sizeof(shown)), 0);
+	const char *sec = strstr(shown, "[cluster]\n");
+	REQUIRE_MSG(sec, "no [cluster] in:\n%s", shown);
+	REQUIRE_MSG(strstr(sec, "\nredis = redis://app:(secret)@10.0.0.5:6380/2\n"), "%s", sec);
+	REQUIRE_MSG(strstr(sec, "\nnode-id = 12\n") && strstr(sec, "\nttl = 2.500\n") &&
+		    strstr(sec, "\nhold = 500\n") &&
+		    strstr(sec, "\nhistory = room/=100,60 =5,86400\n"), "%s", sec);
+	ck_assert_ptr_null(strstr(shown, "s3cret"));
+	ck_assert_int_gt(cfg_format(&cfg, 1, shown, sizeof(shown)), 0);
+	ck_assert_ptr_null(strstr(shown, "s3cret"));
+
+	/* The command line wins: its value replaces the file's, its first --history the
+	 * file's rules. */
+	ck_assert_int_eq(load_conf(cluster_conf, (const char *const[]){ "--cluster", "redis://h2",
+		"--node-id", "3", "--history", "chat/=7", NULL }), 0);
+	ck_assert_str_eq(cfg.cluster.host, "h2");
+	ck_assert_uint_eq(cfg.cluster.port, 6379);
+	ck_assert_str_eq(cfg.cluster.password, "");
+	ck_assert_uint_eq(cfg.cluster.node_id, 3);
+	ck_assert_uint_eq(cfg.cluster.ttl_ms, 2500);
+	ck_assert_int_eq(cfg.n_history, 1);
+	ck_assert_str_eq(cfg.history[0].prefix, "chat/");
+
+	/* A history rule of the file changes at a reload. */
+	FILE *f = fopen(conf_path, "w");
+	fputs("[cluster]\nhistory = news/=3\n", f);
+	fclose(f);
+	ck_assert_int_eq(load_conf("[cluster]\nhistory = news/=2\n", NULL), 0);
+	f = fopen(conf_path, "w");
+	fputs("[cluster]\nhistory = news/=3\nhistory = sport/=4\n", f);
+	fclose(f);
+	static struct gw_config fresh;
+	ck_assert_int_eq(cfg_reload(&fresh), 0);
+	ck_assert_int_eq(fresh.n_history, 2);
+	ck_assert_uint_eq(fresh.history[0].max, 3);
+	ck_assert_ptr_eq(cfg_history_match(&fresh, "sport/1", 7), &fresh.history[1]);
+	unlink(conf_path);
+}
+END_TEST
+
+/* A bad [cluster] value names the file, the line, the key and what it expects. */
+static const struct {
+	const char *text;
+	int line;
+	const char *what;
+} cluster_errors[] = {
+	{ "[cluster]\nredis = 10.0.0.5:6379\n", 2,
+	  "[cluster] redis: expected redis://[[USER]:PASSWORD@]HOST[:PORT][/DB] (got '10.0.0.5:6379')" },
+	{ "[cluster]\n# TLS\nredis = rediss://h:6380\n", 3,
+	  "[cluster] redis: expected redis://...: rediss:// (TLS) needs hiredis 1.0's hiredis_ssl" },
+	{ "[cluster]\nredis = redis://:topsecret@h:x\n", 2,
+	  "[cluster] redis: expected redis://[[USER]:PASSWORD@]HOST[:PORT][/DB] (got '(not shown: it may hold a password)')" },
+	{ "[cluster]\nredis = redis://h\nredis = redis://i\n", 3,
+	  "[cluster] redis is given twice (first on line 2)" },
+	{ "[cluster]\nnode-id = 0\n", 2, "[cluster] node-id: expected 1..4095 (got '0')" },
+	{ "[cluster]\nnode-id = 4096\n", 2, "[cluster] node-id: expected 1..4095 (got '4096')" },
+	{ "[cluster]\nttl = 0.2\n", 2, "[cluster] ttl: expected 0.3..3600 seconds (got '0.2')" },
+	{ "[cluster]\nttl = 3601\n", 2, "[cluster] ttl: expected 0.3..3600 seconds (got '3601')" },
+	{ "[cluster]\nhold = 0\n", 2, "[cluster] hold: expected 1..10000000 messages (got '0')" },
+	{ "[cluster]\nhistory = room/\n", 2,
+	  "[cluster] history: expected PREFIX=N[,SECONDS], N 1..100000 (got 'room/')" },
+	{ "[cluster]\nhistory = a=1\nhistory = room/=100001\n", 3,
+	  "[cluster] history: expected PREFIX=N[,SECONDS], N 1..100000 (got 'room/=100001')" },
+	{ "[cluster]\nhistory = room/=5,never\n", 2, "[cluster] history: expected PREFIX=N[,SECONDS]" },
+	{ "[cluster]\nnodeid = 3\n", 2,
+	  "unknown key 'nodeid' in [cluster]: expected one of redis, node-id, ttl, hold, history" },
+	{ "[cluster x]\n", 1, "[cluster x]: expected no name: [cluster]" },
+};
+
+START_TEST(test_cluster_file_errors)
+{
+	char want[128];
+	ck_assert_int_eq(load_conf(cluster_errors[_i].text, NULL), -EINVAL);
+	snprintf(want, sizeof(want), "%s:%d: ", conf_path, cluster_errors[_i].line);
+	REQUIRE_MSG(strncmp(err_text, want, strlen(want)) == 0 &&
+		    strstr(err_text, cluster_errors[_i].what),
+		    "got: %s\nwanted: %s...%s", err_text, want, cluster_errors[_i].what);
+	/* A password never appears in an error. */
+	ck_assert_ptr_null(strstr(err_text, "topsecret"));
+	unlink(conf_path);
+}
+END_TEST
+
+/* The seventeenth rule is one too many, at its own line. */
+START_TEST(test_cluster_file_history_count)
+{
+	char text[2048] = "[cluster]\n";
+	for (int i = 0; i <= CFG_MAX_HISTORY; i++)
+		snprintf(text + strlen(text), sizeof(text) - strlen(text), "history = t%d/=1\n", i);
+	ck_assert_int_eq(load_conf(text, NULL), -EINVAL);
+	char want[128];
+	snprintf(want, sizeof(want), "%s:%d: [cluster] history: expected at most 16 rules", conf_path,
+		 CFG_MAX_HISTORY + 2);
+	REQUIRE_MSG(strncmp(err_text, want, strlen(want)) == 0, "got: %s\nwanted: %s", err_text, want);
+	unlink(conf_path);
 }
 END_TEST
 
@@ -793,11 +903,14 @@ int main(void)
 	tcase_add_test(tc, test_option_values);
 	tcase_add_test(tc, test_option_counts);
 	tcase_add_test(tc, test_misc_errors);
+	tcase_add_test(tc, test_tls_listeners);
 	tcase_add_test(tc, test_help_version);
-	tcase_add_test(tc, test_config_file_and_reload);
-	tcase_add_test(tc, test_config_file_abbreviated);
 	tcase_add_test(tc, test_cluster_options);
 	tcase_add_test(tc, test_history_options);
+	tcase_add_test(tc, test_cluster_file);
+	tcase_add_loop_test(tc, test_cluster_file_errors, 0,
+			    (int)(sizeof(cluster_errors) / sizeof(cluster_errors[0])));
+	tcase_add_test(tc, test_cluster_file_history_count);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("routes");

@@ -748,6 +748,76 @@ START_TEST(test_mutations_consistent)
 }
 END_TEST
 
+/* ---- plain requests (ws_hs_plain): a GET or HEAD for a page, not an upgrade --------------- */
+
+static const struct {
+	const char *name, *req;
+	int status;      /* what ws_hs_feed answers */
+	const char *path; /* ws_hs_plain's path; NULL: ws_hs_plain says 0 */
+	int head;
+} plain_cases[] = {
+	{ "browser GET", "GET /index.html?v=2 HTTP/1.1\r\n" L_HOST "Accept: */*\r\n" L_END, -400, "/index.html", 0 },
+	{ "GET /", "GET / HTTP/1.1\r\n" L_HOST L_END, -400, "/", 0 },
+	{ "raw path", "GET /a%2e%2e/b%20c HTTP/1.1\r\n" L_HOST L_END, -400, "/a%2e%2e/b%20c", 0 },
+	{ "absolute-form", "GET http://h.example HTTP/1.1\r\n" L_HOST L_END, -400, "/", 0 },
+	{ "Upgrade: h2c", "GET /x HTTP/1.1\r\n" L_HOST "Upgrade: h2c\r\nConnection: Upgrade\r\n" L_END, -400, "/x", 0 },
+	{ "plain HEAD", "HEAD /chat.js HTTP/1.1\r\n" L_HOST L_END, -405, "/chat.js", 1 },
+	/* Not plain: an upgrade gone wrong, or an HTTP error of its own. */
+	{ "HEAD upgrade", "HEAD /chat HTTP/1.1\r\n" STD L_END, -405, NULL, 0 },
+	{ "upgrade without Connection", "GET /chat HTTP/1.1\r\n" L_HOST L_UPG L_KEY L_VER L_END, -400, NULL, 0 },
+	{ "upgrade without key", "GET /chat HTTP/1.1\r\n" L_HOST L_UPG L_CONN L_VER L_END, -400, NULL, 0 },
+	{ "GET with a body", "GET /x HTTP/1.1\r\n" L_HOST "Content-Length: 3\r\n" L_END "abc", -400, NULL, 0 },
+	{ "GET without Host", "GET /x HTTP/1.1\r\n" L_END, -400, NULL, 0 },
+	{ "HTTP/1.0 GET", "GET /x HTTP/1.0\r\n" L_HOST L_END, -400, NULL, 0 },
+	{ "POST", "POST /x HTTP/1.1\r\n" L_HOST L_END, -405, NULL, 0 },
+	{ "obs-fold", "GET /x HTTP/1.1\r\n" L_HOST "X-A: 1\r\n 2\r\n" L_END, -400, NULL, 0 },
+};
+
+START_TEST(test_plain)
+{
+	const char *req = plain_cases[_i].req;
+	size_t n = strlen(req), at = 0;
+	/* Whole, and byte by byte: the same answer. */
+	for (int bytewise = 0; bytewise < 2; bytewise++) {
+		struct ws_hs *hs = new_hs(0);
+		struct ws_slice path = { NULL, 0 };
+		int head = -1;
+		int r = bytewise ? feed_bytes(hs, req, n, &at) : feed_whole(hs, req, n, &at);
+		ck_assert_msg(r == plain_cases[_i].status, "%s: %d, expected %d (%s)", plain_cases[_i].name,
+			      r, plain_cases[_i].status, ws_hs_error_reason(hs));
+		int plain = ws_hs_plain(hs, &path, &head);
+		if (!plain_cases[_i].path) {
+			ck_assert_msg(plain == 0, "%s: taken for a plain request", plain_cases[_i].name);
+		} else {
+			ck_assert_msg(plain == 1, "%s: not a plain request (%s)", plain_cases[_i].name,
+				      ws_hs_error_reason(hs));
+			ck_assert_slice(path, plain_cases[_i].path);
+			ck_assert_int_eq(head, plain_cases[_i].head);
+		}
+		ws_hs_free(hs);
+	}
+}
+END_TEST
+
+/* A valid upgrade, or a request not yet complete, is never plain. */
+START_TEST(test_plain_not_before_the_end)
+{
+	static const char up[] = L_GET STD L_END;
+	static const char part[] = "GET /index.html HTTP/1.1\r\n" L_HOST;
+	struct ws_hs *hs = new_hs(0);
+	struct ws_slice path;
+	int head;
+	size_t at;
+	ck_assert_int_eq(feed_whole(hs, up, strlen(up), &at), 1);
+	ck_assert_int_eq(ws_hs_plain(hs, &path, &head), 0);
+	ws_hs_free(hs);
+	hs = new_hs(0);
+	ck_assert_int_eq(feed_whole(hs, part, strlen(part), &at), 0);
+	ck_assert_int_eq(ws_hs_plain(hs, &path, &head), 0);
+	ws_hs_free(hs);
+}
+END_TEST
+
 static Suite *handshake_suite(void)
 {
 	Suite *s = suite_create("handshake");
@@ -768,6 +838,8 @@ static Suite *handshake_suite(void)
 	tcase_add_test(tc, test_many_repeats);
 	tcase_add_test(tc, test_max_headers);
 	tcase_add_test(tc, test_mutations_consistent);
+	tcase_add_loop_test(tc, test_plain, 0, sizeof(plain_cases) / sizeof(plain_cases[0]));
+	tcase_add_test(tc, test_plain_not_before_the_end);
 	suite_add_tcase(s, tc);
 	return s;
 }

@@ -303,6 +303,18 @@ START_TEST(test_decode_accept)
 	f_bytes("", 0); /* a 65th, empty: over the count though not the bytes */
 	refused("64 headers", "65th empty header");
 
+	/* The subprotocol is bounded before it is copied (fuzz_zmsg found it unbounded). */
+	static char proto[257];
+	memset(proto, 'p', 255);
+	proto[255] = 0;
+	accept_frames(proto, 0, 0);
+	ck_assert_int_eq(decode(), 0);
+	check_accept_fields(proto, 0);
+	zmsg_cmd_free(&cmd);
+	proto[255] = 'p';
+	accept_frames(proto, 0, 0);
+	refused("subprotocol over 255 bytes", "a 256-byte subprotocol");
+
 	FRAMES("ACCEPT", "12345678");
 	refused("malformed ACCEPT", "no protocol frame");
 	FRAMES("ACCEPT", "1234567", "p");

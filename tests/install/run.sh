@@ -184,8 +184,8 @@ check "$OUT_USER is not" bash -c "! id -nG $OUT_USER | grep -qw wsgw"
 
 log "the installed gateway, from the installed config"
 PORT=$(/usr/bin/wsgw-bench --free-port)
-sed -i "s/^listen = 127.0.0.1:8080$/listen = 127.0.0.1:$PORT/" /etc/wsgw/wsgw.conf
-check "edited the listen port of /etc/wsgw/wsgw.conf to $PORT" grep -qx "listen = 127.0.0.1:$PORT" /etc/wsgw/wsgw.conf
+sed -i "s/^address = 127.0.0.1:8080$/address = 127.0.0.1:$PORT/" /etc/wsgw/wsgw.conf
+check "edited the listen port of /etc/wsgw/wsgw.conf to $PORT" grep -qx "address = 127.0.0.1:$PORT" /etc/wsgw/wsgw.conf
 # What systemd does for RuntimeDirectory=wsgw RuntimeDirectoryMode=0750 User=wsgw.
 install -d -o wsgw -g wsgw -m 0750 "$RUNDIR"
 mkdir -m 0755 "$T/n"
@@ -345,7 +345,7 @@ check "it removed its sockets" test ! -e "$RUNDIR/control" -a ! -e "$RUNDIR/cont
 log "upgrade keeps the edited config; remove and purge leave nothing"
 timeout 300 dpkg -i "${DEBS[@]}" >"$T/dpkg-again.log" 2>&1
 check "dpkg -i again (an upgrade to the same version)" test $? = 0
-check "the edited /etc/wsgw/wsgw.conf was kept" grep -qx "listen = 127.0.0.1:$PORT" /etc/wsgw/wsgw.conf
+check "the edited /etc/wsgw/wsgw.conf was kept" grep -qx "address = 127.0.0.1:$PORT" /etc/wsgw/wsgw.conf
 timeout 300 dpkg -r $PKGS >"$T/dpkg-r.log" 2>&1
 check "dpkg -r $PKGS" test $? = 0
 left=$(while read -r f; do [ -e "$f" ] || [ -L "$f" ] && echo "$f"; done <"$T/files")

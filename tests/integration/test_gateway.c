@@ -709,44 +709,6 @@ START_TEST(ipv6_listener)
 END_TEST
 
 /* GET path on the admin port; the whole response (read to EOF, bounded) into out. */
-static void admin_get(int port, const char *path, char *out, size_t cap)
-{
-	struct wt_conn c;
-	char req[128];
-	size_t len = 0;
-
-	WT_OK(&c, wt_connect(&c, "127.0.0.1", port));
-	snprintf(req, sizeof(req), "GET %s HTTP/1.1\r\nHost: x\r\n\r\n", path);
-	WT_OK(&c, wt_send_raw(&c, req, strlen(req)));
-	int64_t deadline = wt_now_ms() + 3000;
-	while (len < cap - 1 && wt_now_ms() < deadline) {
-		struct pollfd pf = { .fd = c.fd, .events = POLLIN };
-		if (poll(&pf, 1, 100) <= 0)
-			continue;
-		ssize_t r = read(c.fd, out + len, cap - 1 - len);
-		if (r <= 0)
-			break;
-		len += (size_t)r;
-	}
-	out[len] = 0;
-	wt_close(&c);
-}
-
-/* The admin port's number, from the gateway's log line. */
-static int admin_port(void)
-{
-	char line[512];
-	int port = 0;
-	FILE *f = fopen(gw.log_path, "r");
-
-	while (f && fgets(line, sizeof(line), f))
-		if (strstr(line, "admin endpoint on port "))
-			port = atoi(strstr(line, "on port ") + 8);
-	if (f)
-		fclose(f);
-	return port;
-}
-
 START_TEST(admin_metrics_and_healthz)
 {
 	struct wt_conn c, bad;
@@ -754,7 +716,7 @@ START_TEST(admin_metrics_and_healthz)
 	static char resp[16384];
 
 	WT_GW_START(&gw, "--admin", "127.0.0.1:0", "--route", "/chat=echo", NULL);
-	int port = admin_port();
+	int port = wt_gw_admin_port(&gw);
 	ck_assert_msg(port > 0, "no admin endpoint in the log");
 	WT_EXPECT_OPEN(&c, "127.0.0.1", gw.port, "/chat");
 	echo_one(&c, WT_TEXT, 10, 1);
@@ -767,16 +729,16 @@ START_TEST(admin_metrics_and_healthz)
 	ck_assert_int_eq(wt_http_read(&bad, &r), 404);
 	wt_close(&bad);
 
-	admin_get(port, "/metrics", resp, sizeof(resp));
+	wt_http_get(port, "/metrics", resp, sizeof(resp));
 	ck_assert_msg(strstr(resp, "HTTP/1.1 200 OK"), "metrics: %.100s", resp);
 	ck_assert_msg(strstr(resp, "\nwsgw_connections 1\n"), "one open connection: %s", resp);
 	ck_assert_msg(strstr(resp, "\nwsgw_upgraded_total 1\n"), "one upgrade: %s", resp);
 	ck_assert_msg(strstr(resp, "\nwsgw_messages_in_total 3\n"), "3 messages in: %s", resp);
 	ck_assert_msg(strstr(resp, "\nwsgw_bytes_out_total 60\n"), "60 bytes out: %s", resp);
 	ck_assert_msg(strstr(resp, "wsgw_rejected_total{status=\"404\"} 1\n"), "one 404: %s", resp);
-	admin_get(port, "/healthz", resp, sizeof(resp));
+	wt_http_get(port, "/healthz", resp, sizeof(resp));
 	ck_assert_msg(strstr(resp, "200 OK") && strstr(resp, "\r\n\r\nok\n"), "healthz: %s", resp);
-	admin_get(port, "/other", resp, sizeof(resp));
+	wt_http_get(port, "/other", resp, sizeof(resp));
 	ck_assert_msg(strstr(resp, "404"), "unknown admin path: %.100s", resp);
 	wt_close(&c);
 	WT_GW_STOP(&gw);
@@ -876,7 +838,7 @@ START_TEST(config_file_and_sighup_reload)
 
 	ck_assert_int_ge(fd, 0);
 	close(fd);
-	write_file(path, "# routes for the test\nroute = /a=echo\nidle-timeout 60\n");
+	write_file(path, "# routes for the test\n[route /a]\npool = echo\n[gateway]\nidle-timeout = 60\n");
 	WT_GW_START(&gw, "--config", path, NULL);
 	WT_EXPECT_OPEN(&a, "127.0.0.1", gw.port, "/a");
 	echo_one(&a, WT_TEXT, 50, 1);
@@ -887,17 +849,21 @@ START_TEST(config_file_and_sighup_reload)
 	wt_close(&b);
 
 	/* A new route arrives with SIGHUP; the open connection stays and still works. */
-	write_file(path, "route = /a=echo\nroute = /b=echo\n");
+	write_file(path, "[route /a]\npool = echo\n[route /b]\npool = echo\n");
 	kill(gw.pid, SIGHUP);
 	ck_assert_msg(log_wait("SIGHUP: reloaded: 2 routes", 3000), "no reload in the log");
 	WT_EXPECT_OPEN(&b2, "127.0.0.1", gw.port, "/b");
 	echo_one(&b2, WT_BINARY, 60, 2);
 	echo_one(&a, WT_TEXT, 70, 3);
 
-	/* A file that does not parse changes nothing. */
-	write_file(path, "route = /a=echo\nno-such-option 1\n");
+	/* A file that does not parse changes nothing, and the line saying so says why.
+	 * BUG (gateway/server.c, reload): it said "does not parse (above)", the reason being
+	 * elsewhere, without file or line, or nowhere at all. */
+	write_file(path, "[route /a]\npool = echo\nno-such-option = 1\n");
 	kill(gw.pid, SIGHUP);
-	ck_assert_msg(log_wait("does not parse", 3000), "a bad file was not reported");
+	char want[256];
+	snprintf(want, sizeof(want), "SIGHUP: refused, the configuration in force is kept: %s:3: unknown key 'no-such-option' in [route /a]", path);
+	ck_assert_msg(log_wait(want, 3000), "a bad file was not reported with its reason: %s", want);
 	echo_one(&b2, WT_TEXT, 10, 4);
 	WT_OK(&b, wt_open(&b, "127.0.0.1", gw.port, "/b"));
 	wt_close(&b);

@@ -1,5 +1,6 @@
 /* wstest: gateway process control and a raw WebSocket client for tests. */
 #include "tests/lib/wstest.h"
+#include "tests/lib/wttls.h"
 
 #include <check.h>
 #include <dirent.h>
@@ -380,23 +381,41 @@ static void listen_host(const char *spec, char *out, size_t cap)
 	out[n] = 0;
 }
 
+/* Ports of the ",tls" listeners of the gateways started here: wt_connect speaks TLS there. */
+static int tls_ports[64];
+static unsigned n_tls_ports;
+
+static int is_tls_port(int port)
+{
+	for (unsigned i = 0; i < n_tls_ports; i++)
+		if (tls_ports[i] == port)
+			return 1;
+	return 0;
+}
+
 static int parse_ports(struct wt_gw *gw, const char *const *listens)
 {
 	size_t n;
 	char *log = read_file(gw->log_path, &n);
 	int found = 0;
+	const char *from = log;
 
 	if (!log)
 		return 0;
+	/* The gateway logs its listeners in the order it was given them. */
 	for (int i = 0; i < gw->nlisten; i++) {
 		char pat[128], host[96];
 		const char *p;
 
 		listen_host(listens[i], host, sizeof(host));
 		snprintf(pat, sizeof(pat), "listening on %s:", host);
-		p = strstr(log, pat);
+		p = strstr(from, pat);
 		if (p) {
+			from = p + 1;
 			gw->ports[i] = atoi(p + strlen(pat));
+			if (strstr(listens[i], ",tls") && !is_tls_port(gw->ports[i]) &&
+			    n_tls_ports < sizeof(tls_ports) / sizeof(tls_ports[0]))
+				tls_ports[n_tls_ports++] = gw->ports[i];
 			if (gw->ports[i] > 0)
 				found++;
 		}
@@ -510,11 +529,18 @@ int wt_gw_startv(struct wt_gw *gw, const char *const *args)
 	}
 	/* Routes of its own that name pool "conf" get the worker too. */
 	int use_worker = wt_worker_mode() && (!has_route || conf_route);
-	if (nargs + 8 > (int)(sizeof(argv) / sizeof(argv[0])))
+	if (nargs + 12 > (int)(sizeof(argv) / sizeof(argv[0])))
 		return -E2BIG;
 
 	argv[argc++] = prog;
-	if (!has_listen) {
+	if (!has_listen && wt_tls_mode()) {
+		argv[argc++] = "--listen";
+		argv[argc++] = "127.0.0.1:0,tls";
+		argv[argc++] = "--tls-cert";
+		argv[argc++] = wt_tls_file("cert.pem");
+		argv[argc++] = "--tls-key";
+		argv[argc++] = wt_tls_file("key.pem");
+	} else if (!has_listen) {
 		argv[argc++] = "--listen";
 		argv[argc++] = "127.0.0.1:0";
 	}
@@ -622,6 +648,20 @@ void wt_set_rcvbuf(int bytes)
 
 int wt_connect(struct wt_conn *c, const char *host, int port)
 {
+	int rc = wt_connect_tcp(c, host, port);
+
+	if (rc == 0 && is_tls_port(port)) {
+		c->tls = wt_tls_connect(c->fd, c->timeout_ms, c->err, sizeof(c->err));
+		if (!c->tls) {
+			wt_close(c);
+			return -EPROTO;
+		}
+	}
+	return rc;
+}
+
+int wt_connect_tcp(struct wt_conn *c, const char *host, int port)
+{
 	struct addrinfo hints = { .ai_socktype = SOCK_STREAM, .ai_flags = AI_NUMERICHOST };
 	struct addrinfo *ai = NULL;
 	char portstr[16];
@@ -678,6 +718,8 @@ int wt_connect(struct wt_conn *c, const char *host, int port)
 
 void wt_close(struct wt_conn *c)
 {
+	wt_tls_free(c->tls);
+	c->tls = NULL;
 	if (c->fd >= 0) {
 		conn_reg(c->fd, 0);
 		close(c->fd);
@@ -726,6 +768,14 @@ static int recv_some(struct wt_conn *c, size_t hint)
 	if (c->eof)
 		return c->eof;
 	in_reserve(c, hint > 65536 ? hint : 65536);
+	if (c->tls) {
+		r = wt_tls_recv(c->tls, c->in + c->in_len, c->in_cap - c->in_len);
+		if (r > 0)
+			c->in_len += (size_t)r;
+		else if (r < 0)
+			c->eof = (int)r;
+		return (int)r;
+	}
 	do
 		r = recv(c->fd, c->in + c->in_len, c->in_cap - c->in_len, 0);
 	while (r < 0 && errno == EINTR);
@@ -771,8 +821,16 @@ int wt_send_raw(struct wt_conn *c, const void *buf, size_t len)
 		return -EBADF;
 	}
 	while (len) {
-		ssize_t w = send(c->fd, p, len, MSG_NOSIGNAL);
+		int want_read = 0;
+		ssize_t w;
 
+		if (c->tls) {
+			w = wt_tls_send(c->tls, p, len, &want_read);
+			if (w < 0)
+				errno = (int)-w, w = -1;
+		} else {
+			w = send(c->fd, p, len, MSG_NOSIGNAL);
+		}
 		if (w > 0) {
 			p += w;
 			len -= (size_t)w;
@@ -791,7 +849,7 @@ int wt_send_raw(struct wt_conn *c, const void *buf, size_t len)
 		 * Keep reading while the send buffer is full: the gateway echoes
 		 * while we send, and would stall on us otherwise.
 		 */
-		struct pollfd pf = { .fd = c->fd, .events = POLLOUT | (c->eof ? 0 : POLLIN) };
+		struct pollfd pf = { .fd = c->fd, .events = (want_read ? 0 : POLLOUT) | (c->eof ? 0 : POLLIN) };
 		int left = ms_left(deadline);
 
 		if (left == 0) {
@@ -1519,4 +1577,53 @@ void wt__gw_stop(const char *file, int line, struct wt_gw *gw)
 	}
 	wt_gw_stop(gw, 0);
 	_mark_point(file, line);
+}
+
+/* ---- the admin endpoint -------------------------------------------------- */
+
+int wt_gw_admin_port(const struct wt_gw *gw)
+{
+	char line[512];
+	int port = 0;
+	FILE *f = fopen(gw->log_path, "r");
+
+	while (f && fgets(line, sizeof(line), f))
+		if (strstr(line, "admin endpoint on port "))
+			port = atoi(strstr(line, "on port ") + 8);
+	if (f)
+		fclose(f);
+	return port;
+}
+
+void wt_http_get(int port, const char *path, char *out, size_t cap)
+{
+	struct wt_conn c;
+	char req[128];
+	size_t len = 0;
+
+	WT_OK(&c, wt_connect(&c, "127.0.0.1", port));
+	snprintf(req, sizeof(req), "GET %s HTTP/1.1\r\nHost: x\r\n\r\n", path);
+	WT_OK(&c, wt_send_raw(&c, req, strlen(req)));
+	int64_t deadline = wt_now_ms() + 3000;
+	while (len < cap - 1 && wt_now_ms() < deadline) {
+		struct pollfd pf = { .fd = c.fd, .events = POLLIN };
+		if (poll(&pf, 1, 100) <= 0)
+			continue;
+		ssize_t r = read(c.fd, out + len, cap - 1 - len);
+		if (r <= 0)
+			break;
+		len += (size_t)r;
+	}
+	out[len] = 0;
+	wt_close(&c);
+}
+
+double wt_metric(const char *text, const char *series)
+{
+	size_t n = strlen(series);
+
+	for (const char *p = text; (p = strstr(p, series)); p += n)
+		if ((p == text || p[-1] == '\n') && p[n] == ' ')
+			return strtod(p + n + 1, NULL);
+	return -1;
 }

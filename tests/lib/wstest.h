@@ -107,14 +107,18 @@ struct wt_conn {
 	size_t msg_len, msg_cap;
 	int msg_opcode;         /* 0: no message underway */
 	char key[32];           /* Sec-WebSocket-Key of the last request built */
+	void *tls;              /* TLS state (tests/lib/wttls.h) on a TLS port; NULL otherwise */
 	char err[256];
 };
 
 /* The SO_RCVBUF of the sockets wt_connect makes from now on (0: the kernel's default): a
  * small one keeps what the client does not read in the server. */
 void wt_set_rcvbuf(int bytes);
-/* Connects to host ("127.0.0.1", "::1") and port, TCP_NODELAY, non-blocking. */
+/* Connects to host ("127.0.0.1", "::1") and port, TCP_NODELAY, non-blocking; with TLS
+ * when port is the ",tls" listener of a gateway wt_gw_start started (see wttls.h). */
 int wt_connect(struct wt_conn *c, const char *host, int port);
+/* The same without TLS on any port: raw bytes to a TLS listener. */
+int wt_connect_tcp(struct wt_conn *c, const char *host, int port);
 /* Closes the socket (abortively if linger_rst) and frees the buffers. Idempotent. */
 void wt_close(struct wt_conn *c);
 void wt_close_rst(struct wt_conn *c);
@@ -260,5 +264,14 @@ void wt__gw_stop(const char *file, int line, struct wt_gw *gw);
 	} while (0)
 /* Closes this process's connections, stops the gateway, asserts it exited 0. */
 #define WT_GW_STOP(gw) wt__gw_stop(__FILE__, __LINE__, (gw))
+
+/* ---- the admin endpoint ------------------------------------------------ */
+
+/* The port of the gateway's --admin endpoint, from its log; 0 when there is none. */
+int wt_gw_admin_port(const struct wt_gw *gw);
+/* GET path from 127.0.0.1:port: the whole response (headers and body) in out, asserted. */
+void wt_http_get(int port, const char *path, char *out, size_t cap);
+/* The value of series ("wsgw_x_total" or "wsgw_x{a=\"b\"}") in a /metrics text; -1 if absent. */
+double wt_metric(const char *text, const char *series);
 
 #endif

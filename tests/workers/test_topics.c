@@ -297,6 +297,17 @@ START_TEST(test_shm_records)
 	ck_assert_uint_eq(rec.conn, ids[9]);
 	ck_assert_uint_eq(rec.len, 12);
 	ck_assert_uint_eq(get_le(buf, 8), 0);
+	/* A client that closes: once its worker has CLOSE, the topic no longer counts it,
+	 * though its TCP connection may linger (here the client keeps it open). */
+	WT_OK(&c[5], wt_send_close(&c[5], 1000, NULL, 0));
+	WT_EXPECT_CLOSE(&c[5], 1000);
+	ck_assert_int_eq(shm_next(&h, WSGW_CLOSE, &rec, buf, sizeof(buf), 3000), 0);
+	ck_assert_uint_eq(rec.conn, ids[5]);
+	shm_push(&h, WSGW_QUERY, 0, 8, "ticker", 6);
+	ck_assert_int_eq(shm_next(&h, WSGW_TOPIC, &rec, buf, sizeof(buf), 3000), 0);
+	ck_assert_uint_eq(get_le(buf + 7, 4), T2_CLIENTS - 1);
+	for (int k = 0; k < T2_CLIENTS - 1; k++)
+		ck_assert_uint_ne(get_le(buf + 11 + 8 * k, 8), ids[5]);
 	/* Malformed: a topic too long, a PUBLISH whose topic runs past the record. */
 	static uint8_t longtopic[256];
 	memset(longtopic, 'x', sizeof(longtopic));

@@ -311,6 +311,12 @@ static void to_event(const struct shm_rec *r, struct wsgw_event *ev)
 	case WSGW_GONE:
 		ev->type = WSGW_EV_GONE;
 		break;
+	case WSGW_TOPIC:
+		ev->type = WSGW_EV_TOPIC;
+		break;
+	case WSGW_STAT:
+		ev->type = WSGW_EV_STAT;
+		break;
 	default:
 		ev->type = WSGW_EV_ERROR;
 		break;
@@ -477,6 +483,175 @@ int wsgw_reject(struct wsgw_worker *w, uint64_t conn, unsigned status, const cha
 	uint8_t be[2] = { (uint8_t)(status >> 8), (uint8_t)status };
 	size_t rl = reason ? strlen(reason) : 0;
 	return command(w, WSGW_REJECT, 0, conn, be, 2, reason, rl > 100 ? 100 : rl);
+}
+
+static void put_le(uint8_t *p, uint64_t v, int bytes)
+{
+	for (int i = 0; i < bytes; i++)
+		p[i] = (uint8_t)(v >> (8 * i));
+}
+
+/* The gateway's bytes may change under us (shm/ring.h): each one is read once. */
+static uint64_t get_le(const volatile uint8_t *p, int bytes)
+{
+	uint64_t v = 0;
+	for (int i = 0; i < bytes; i++)
+		v |= (uint64_t)p[i] << (8 * i);
+	return v;
+}
+
+static int topic_ok(const void *topic, size_t len)
+{
+	return topic && len >= 1 && len <= WSGW_TOPIC_MAX;
+}
+
+int wsgw_subscribe(struct wsgw_worker *w, uint64_t conn, const void *topic, size_t len)
+{
+	if (!topic_ok(topic, len))
+		return -EINVAL;
+	return command(w, WSGW_SUBSCRIBE, 0, conn, topic, len, NULL, 0);
+}
+
+int wsgw_unsubscribe(struct wsgw_worker *w, uint64_t conn, const void *topic, size_t len)
+{
+	if (!topic_ok(topic, len))
+		return -EINVAL;
+	return command(w, WSGW_UNSUBSCRIBE, 0, conn, topic, len, NULL, 0);
+}
+
+int wsgw_publish(struct wsgw_worker *w, const void *topic, size_t len, int binary,
+		 const void *data, size_t n, uint64_t exclude_conn)
+{
+	if (!topic_ok(topic, len))
+		return -EINVAL;
+	void *dst;
+	int rc = reserve(w, 1 + len + n, &dst);
+	if (rc)
+		return rc;
+	uint8_t *p = dst;
+	p[0] = (uint8_t)len;
+	memcpy(p + 1, topic, len);
+	if (n)
+		memcpy(p + 1 + len, data, n);
+	shm_ring_commit(&w->to_gw, WSGW_PUBLISH, binary ? WSGW_F_BINARY : 0, exclude_conn,
+			(uint32_t)(1 + len + n));
+	w->dirty = 1;
+	return 0;
+}
+
+int wsgw_send_many(struct wsgw_worker *w, const uint64_t *conns, size_t nconns, int binary,
+		   const void *data, size_t n)
+{
+	if (!nconns)
+		return 0;
+	if (!w->attached)
+		return -EPIPE;
+	size_t max = shm_ring_max_payload(&w->to_gw);
+	if (n > max || (max - n) < 4 + 8)
+		return -EMSGSIZE;
+	/* Records of at most a quarter ring leave room for the gateway to drain one while
+	 * the next is written; a long list becomes several records, each with the message. */
+	size_t room = max / 4 > n + 4 + 8 ? max / 4 : max;
+	size_t per = (room - n - 4) / 8;
+	if (per > UINT32_MAX)
+		per = UINT32_MAX;
+	while (nconns) {
+		size_t k = nconns < per ? nconns : per;
+		size_t total = 4 + 8 * k + n;
+		void *dst;
+		int rc = reserve(w, total, &dst);
+		if (rc)
+			return rc;
+		uint8_t *p = dst;
+		put_le(p, k, 4);
+		for (size_t i = 0; i < k; i++)
+			put_le(p + 4 + 8 * i, conns[i], 8);
+		if (n)
+			memcpy(p + 4 + 8 * k, data, n);
+		shm_ring_commit(&w->to_gw, WSGW_SENDMANY, binary ? WSGW_F_BINARY : 0, 0,
+				(uint32_t)total);
+		w->dirty = 1;
+		conns += k;
+		nconns -= k;
+	}
+	return 0;
+}
+
+int wsgw_query(struct wsgw_worker *w, const void *topic, size_t len, uint64_t query_id)
+{
+	if (!topic_ok(topic, len))
+		return -EINVAL;
+	return command(w, WSGW_QUERY, 0, query_id, topic, len, NULL, 0);
+}
+
+int wsgw_stat(struct wsgw_worker *w, uint64_t conn)
+{
+	return command(w, WSGW_STATQ, 0, conn, NULL, 0, NULL, 0);
+}
+
+/* TOPIC: u8 topic length, topic, u32 subscribers, then their ids when at most
+ * WSGW_TOPIC_LIST_MAX. Returns the number of ids listed, or -EBADMSG / -EINVAL. */
+static long topic_parse(const struct wsgw_event *ev, size_t *tl, uint32_t *subs)
+{
+	if (ev->type != WSGW_EV_TOPIC)
+		return -EINVAL;
+	const volatile uint8_t *p = ev->data;
+	if (ev->len < 1 + 4)
+		return -EBADMSG;
+	size_t l = p[0];
+	if (l < 1 || ev->len < 1 + l + 4)
+		return -EBADMSG;
+	uint32_t s = (uint32_t)get_le(p + 1 + l, 4);
+	size_t listed = (ev->len - (1 + l + 4)) / 8;
+	if ((ev->len - (1 + l + 4)) % 8 || (listed && listed != s) || listed > WSGW_TOPIC_LIST_MAX)
+		return -EBADMSG;
+	*tl = l;
+	*subs = s;
+	return (long)listed;
+}
+
+int wsgw_topic_info(const struct wsgw_event *ev, const void **topic, size_t *topic_len,
+		    uint32_t *subscribers)
+{
+	size_t l;
+	uint32_t s;
+	long rc = topic_parse(ev, &l, &s);
+	if (rc < 0)
+		return (int)rc;
+	if (topic)
+		*topic = (const uint8_t *)ev->data + 1;
+	if (topic_len)
+		*topic_len = l;
+	if (subscribers)
+		*subscribers = s;
+	return 0;
+}
+
+size_t wsgw_topic_conns(const struct wsgw_event *ev, uint64_t *ids, size_t max)
+{
+	size_t l;
+	uint32_t s;
+	long listed = topic_parse(ev, &l, &s);
+	if (listed <= 0)
+		return 0;
+	const volatile uint8_t *p = (const uint8_t *)ev->data + 1 + l + 4;
+	for (size_t i = 0; i < (size_t)listed && i < max; i++)
+		ids[i] = get_le(p + 8 * i, 8);
+	return (size_t)listed;
+}
+
+int wsgw_stat_info(const struct wsgw_event *ev, uint64_t *queued, uint32_t *age_ms)
+{
+	if (ev->type != WSGW_EV_STAT)
+		return -EINVAL;
+	if (ev->len != 12)
+		return -EBADMSG;
+	const volatile uint8_t *p = ev->data;
+	if (queued)
+		*queued = get_le(p, 8);
+	if (age_ms)
+		*age_ms = (uint32_t)get_le(p + 8, 4);
+	return 0;
 }
 
 unsigned wsgw_worker_id(const struct wsgw_worker *w)

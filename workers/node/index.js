@@ -20,6 +20,8 @@ const zmq = require('zeromq');
 
 const PROTOCOL_VERSION = 2;
 const QUEUE_MAX = 4096; // events read ahead of the application
+const TOPIC_MAX = 255; // bytes of a topic
+const TOPIC_LIST_MAX = 1024; // a TOPIC answer lists the subscribers when at most this many
 // The gateway counts these from WELCOME on; ACK N says the first N are handled.
 const COUNTED = new Set(['OPEN', 'MESSAGE', 'CLOSE', 'GONE']);
 const ACK_BATCH = 32;
@@ -35,6 +37,19 @@ function idFrame(conn) {
 
 const str = (b) => b.toString('utf8');
 
+// A topic as bytes: a string is UTF-8; 1 to TOPIC_MAX bytes or a RangeError.
+function topicFrame(t) {
+  const b = typeof t === 'string' ? Buffer.from(t, 'utf8') : Buffer.from(t);
+  if (b.length < 1 || b.length > TOPIC_MAX)
+    throw new RangeError(`a topic is 1 to ${TOPIC_MAX} bytes, not ${b.length}`);
+  return b;
+}
+
+// [kind, payload] frames: a string is a text message, anything else binary.
+const payload = (data) => (typeof data === 'string' ? ['text', data] : ['binary', Buffer.from(data)]);
+
+const isDecimal = (b) => b.length > 0 && b.length <= 20 && /^[0-9]+$/.test(str(b));
+
 class Worker {
   // control: the gateway's control endpoint; pool: the pool to serve.
   // opts.curveServerKey: the gateway's Z85 public key (turns CURVE on);
@@ -49,6 +64,7 @@ class Worker {
     this.connections = new Set(); // BigInt ids of the connections this worker holds
     this.dropped = 0;             // commands dropped while not attached
     this.reattaches = 0;
+    this._queries = 0;
     this._hwm = opts.hwm || 100000;
     this._curve = null;
     if (opts.curveServerKey) {
@@ -240,6 +256,19 @@ class Worker {
         this.connections.delete(conn);
         return { type: 'close', conn, code: Number(str(f[2])), reason: n > 3 ? str(f[3]) : '' };
       }
+      case 'TOPIC': {
+        if (n !== 5 || f[1].length !== 8 || f[4].length % 8 !== 0 || !isDecimal(f[3])) break;
+        const count = Number(str(f[3]));
+        const ids = [];
+        for (let i = 0; i < f[4].length; i += 8) ids.push(f[4].readBigUInt64BE(i));
+        if (ids.length !== 0 && ids.length !== count) break;
+        return { type: 'topic', conn: f[1].readBigUInt64BE(), topic: str(f[2]), topicBytes: f[2],
+          subscribers: count, conns: ids.length || count === 0 ? ids : null };
+      }
+      case 'STAT':
+        if (n !== 4 || f[1].length !== 8 || !isDecimal(f[2]) || !isDecimal(f[3])) break;
+        return { type: 'stat', conn: f[1].readBigUInt64BE(), queued: Number(str(f[2])),
+          ageMs: Number(str(f[3])) };
       case 'GONE': {
         if (n < 2) break;
         const conn = f[1].readBigUInt64BE();
@@ -364,8 +393,52 @@ class Worker {
   // Sends a message to the client: a string as text, a Buffer/Uint8Array as binary.
   // False if it was dropped because the worker is re-attaching.
   send(conn, data) {
-    if (typeof data === 'string') return this._push(['SEND', idFrame(conn), 'text', data]);
-    return this._push(['SEND', idFrame(conn), 'binary', Buffer.from(data)]);
+    return this._push(['SEND', idFrame(conn), ...payload(data)]);
+  }
+
+  // Subscribes conn (one of this worker's connections) to topic (a string or Buffer, 1 to
+  // 255 bytes, else a RangeError): it gets what is published there until unsubscribe() or
+  // its close. A 'gone' event answers for a conn that is not (or no longer) this worker's.
+  subscribe(conn, topic) {
+    return this._push(['SUBSCRIBE', idFrame(conn), topicFrame(topic)]);
+  }
+
+  // Ends conn's subscription to topic.
+  unsubscribe(conn, topic) {
+    return this._push(['UNSUBSCRIBE', idFrame(conn), topicFrame(topic)]);
+  }
+
+  // Sends data (string: text, Buffer: binary) to every subscriber of topic, whichever worker
+  // holds it, except the connection `exclude` (the sender, say; null: none). Each subscriber
+  // gets a topic's messages in the order they were published.
+  publish(topic, data, exclude = null) {
+    const frames = ['PUBLISH', topicFrame(topic), ...payload(data)];
+    if (exclude !== null && exclude !== undefined) frames.push(idFrame(exclude));
+    return this._push(frames);
+  }
+
+  // Sends data to each connection of conns (an iterable of this worker's ids), in one
+  // command. An empty list sends nothing (and returns true).
+  sendMany(conns, data) {
+    const list = [...conns];
+    if (!list.length) return true;
+    const ids = Buffer.allocUnsafe(8 * list.length);
+    list.forEach((c, i) => ids.writeBigUInt64BE(BigInt(c), 8 * i));
+    return this._push(['SENDMANY', ...payload(data), ids]);
+  }
+
+  // Asks how many connections subscribe to topic. A 'topic' event answers, its conn being
+  // queryId (by default a number of this worker's counting). Returns the query's id (a
+  // BigInt), or null when the command was dropped because the worker is re-attaching.
+  query(topic, queryId = null) {
+    const id = queryId === null || queryId === undefined ? BigInt(++this._queries) : BigInt(queryId);
+    return this._push(['QUERY', idFrame(id), topicFrame(topic)]) ? id : null;
+  }
+
+  // Asks how much the gateway holds for conn: a 'stat' event answers (queued bytes, ageMs of
+  // the oldest), or 'gone' when conn is not this worker's.
+  stat(conn) {
+    return this._push(['STAT', idFrame(conn)]);
   }
 
   // Closes the client (code 1000-4999, reason at most 123 bytes of UTF-8).
@@ -418,4 +491,5 @@ class Worker {
   }
 }
 
-module.exports = { Worker, WorkerError, PROTOCOL_VERSION, curveKeyPair: zmq.curveKeyPair };
+module.exports = { Worker, WorkerError, PROTOCOL_VERSION, TOPIC_MAX, TOPIC_LIST_MAX,
+  curveKeyPair: zmq.curveKeyPair };

@@ -25,9 +25,12 @@ import time
 
 import zmq
 
-__all__ = ["Worker", "Event", "WorkerError", "PROTOCOL_VERSION"]
+__all__ = ["Worker", "Event", "WorkerError", "PROTOCOL_VERSION", "TOPIC_MAX",
+           "TOPIC_LIST_MAX"]
 
 PROTOCOL_VERSION = 2
+TOPIC_MAX = 255          # bytes of a topic
+TOPIC_LIST_MAX = 1024    # a TOPIC answer lists the subscribers when at most this many
 
 _ID = struct.Struct(">Q")
 
@@ -43,8 +46,8 @@ class WorkerError(Exception):
 class Event:
     """One thing that happened to a connection (or to the worker).
 
-    type      'open' | 'message' | 'close' | 'gone' | 'error'
-    conn      connection id (int); None for 'error'
+    type      'open' | 'message' | 'close' | 'gone' | 'error' | 'topic' | 'stat'
+    conn      connection id (int); None for 'error'; 'topic': the query's id
     data      message payload: str for a text message, bytes for a binary one
     binary    True for a binary message
     fields    'open': dict of OPEN fields (':path', ':query', ':peer', ':protocols',
@@ -53,13 +56,20 @@ class Event:
     authorize 'open': answer accept() or reject() before the client is let in
     code      'close': the WebSocket close code (int)
     reason    'close': the close reason; 'error': why the gateway refused a command
+    topic     'topic': the topic asked about (str; bytes that are not UTF-8 survive
+              as surrogates, so passing it back to publish() gives the same bytes)
+    subscribers  'topic': how many connections subscribe to it
+    conns     'topic': their ids (list of int) when at most TOPIC_LIST_MAX, else None
+    queued    'stat': bytes queued for the client, not yet written to its socket
+    age_ms    'stat': how long the oldest of them has waited, in ms
     """
 
     __slots__ = ("type", "conn", "data", "binary", "fields", "resumed", "authorize",
-                 "code", "reason")
+                 "code", "reason", "topic", "subscribers", "conns", "queued", "age_ms")
 
     def __init__(self, type, conn=None, data=None, binary=False, fields=None,
-                 resumed=False, authorize=False, code=None, reason=None):
+                 resumed=False, authorize=False, code=None, reason=None, topic=None,
+                 subscribers=None, conns=None, queued=None, age_ms=None):
         self.type = type
         self.conn = conn
         self.data = data
@@ -69,10 +79,16 @@ class Event:
         self.authorize = authorize
         self.code = code
         self.reason = reason
+        self.topic = topic
+        self.subscribers = subscribers
+        self.conns = conns
+        self.queued = queued
+        self.age_ms = age_ms
 
     def __repr__(self):
         parts = ["type=%r" % self.type]
-        for k in ("conn", "data", "fields", "code", "reason"):
+        for k in ("conn", "data", "fields", "code", "reason", "topic", "subscribers",
+                  "conns", "queued", "age_ms"):
             v = getattr(self, k)
             if v is not None:
                 parts.append("%s=%r" % (k, v))
@@ -89,6 +105,20 @@ def _s(b):
 
 def _key(k):
     return k.encode() if isinstance(k, str) else bytes(k)
+
+
+def _topic(t):
+    b = t.encode("utf-8", "surrogateescape") if isinstance(t, str) else bytes(t)
+    if not 1 <= len(b) <= TOPIC_MAX:
+        raise ValueError("a topic is 1 to %d bytes, not %d" % (TOPIC_MAX, len(b)))
+    return b
+
+
+def _payload(data):
+    """(kind frame, payload frame): str is a text message, anything else binary."""
+    if isinstance(data, str):
+        return b"text", data.encode()
+    return b"binary", bytes(data)
 
 
 class Worker:
@@ -118,6 +148,7 @@ class Worker:
         self.connections = set()  # ids of the connections this worker holds
         self.dropped = 0          # commands dropped because the worker was not attached
         self.reattaches = 0
+        self._queries = 0
         self._ctx = context or zmq.Context.instance()
         self._hwm = hwm
         self._curve = None
@@ -319,6 +350,16 @@ class Worker:
             c = _ID.unpack(f[1])[0]
             self.connections.discard(c)
             return Event("close", c, code=int(f[2]), reason=_s(f[3]) if n > 3 else "")
+        if verb == b"TOPIC" and n == 5 and len(f[1]) == 8 and len(f[4]) % 8 == 0 and \
+                f[3].isdigit():
+            ids = [x[0] for x in _ID.iter_unpack(f[4])]
+            count = int(f[3])
+            if len(ids) in (0, count):
+                return Event("topic", _ID.unpack(f[1])[0], topic=_s(f[2]),
+                             subscribers=count, conns=ids if ids or count == 0 else None)
+        if verb == b"STAT" and n == 4 and len(f[1]) == 8 and f[2].isdigit() and \
+                f[3].isdigit():
+            return Event("stat", _ID.unpack(f[1])[0], queued=int(f[2]), age_ms=int(f[3]))
         if verb == b"GONE" and n >= 2:
             c = _ID.unpack(f[1])[0]
             self.connections.discard(c)
@@ -352,9 +393,53 @@ class Worker:
     def send(self, conn, data):
         """Send a message to the client: str as a text message, bytes as binary.
         False if it was dropped because the worker is re-attaching."""
-        if isinstance(data, str):
-            return self._send([b"SEND", _ID.pack(conn), b"text", data.encode()])
-        return self._send([b"SEND", _ID.pack(conn), b"binary", bytes(data)])
+        kind, payload = _payload(data)
+        return self._send([b"SEND", _ID.pack(conn), kind, payload])
+
+    def subscribe(self, conn, topic):
+        """Subscribe conn (one of this worker's connections) to topic (str or bytes, 1 to
+        TOPIC_MAX bytes; ValueError otherwise): from now on it gets what is published
+        there, until unsubscribe() or its close.  A 'gone' event answers for a conn that
+        is not (or no longer) this worker's."""
+        return self._send([b"SUBSCRIBE", _ID.pack(conn), _topic(topic)])
+
+    def unsubscribe(self, conn, topic):
+        """End conn's subscription to topic."""
+        return self._send([b"UNSUBSCRIBE", _ID.pack(conn), _topic(topic)])
+
+    def publish(self, topic, data, exclude=None):
+        """Send data (str: text, bytes: binary) to every subscriber of topic, whichever
+        worker holds it, except the connection `exclude` (the sender, say).  Each
+        subscriber gets a topic's messages in the order they were published."""
+        kind, payload = _payload(data)
+        frames = [b"PUBLISH", _topic(topic), kind, payload]
+        if exclude is not None:
+            frames.append(_ID.pack(exclude))
+        return self._send(frames)
+
+    def send_many(self, conns, data):
+        """Send data to each connection in conns (this worker's), in one command.  An
+        empty list sends nothing (and returns True)."""
+        ids = b"".join(_ID.pack(c) for c in conns)
+        if not ids:
+            return True
+        kind, payload = _payload(data)
+        return self._send([b"SENDMANY", kind, payload, ids])
+
+    def query(self, topic, query_id=None):
+        """Ask how many connections subscribe to topic.  The answer is a 'topic' event
+        whose conn is query_id (by default a number of this worker's counting).  Returns
+        the query's id, to match the answer to the question, or None when the command was
+        dropped because the worker is re-attaching."""
+        if query_id is None:
+            self._queries += 1
+            query_id = self._queries
+        return query_id if self._send([b"QUERY", _ID.pack(query_id), _topic(topic)]) else None
+
+    def stat(self, conn):
+        """Ask how much the gateway holds for conn: a 'stat' event answers (queued bytes,
+        age_ms of the oldest), or 'gone' when conn is not this worker's."""
+        return self._send([b"STAT", _ID.pack(conn)])
 
     def close(self, conn, code=1000, reason=""):
         """Close the client (code 1000-4999, reason at most 123 bytes of UTF-8)."""
