@@ -181,9 +181,10 @@ static const uint8_t *stamped(const struct top_msg *m, uint8_t *buf, size_t cap,
 
 #define STAMP_BUF 4096
 
+/* A message for this gateway's subscribers: a worker's PUBLISH here (counted where it was
+ * taken, commands.c), or one that Redis brought from any gateway. */
 static void on_publish(void *arg, const struct top_msg *m)
 {
-	stats.published++;
 	struct topic *t = top_find(m->topic, m->tlen);
 	if (!t)
 		return;

@@ -390,6 +390,9 @@ START_TEST(test_fanout)
 	       "gateway 1: %lld publishes reached %lld gateways\n", ngw, T1_CLIENTS, total, sent, reached);
 	ck_assert_int_eq(sent, T1_MSGS);
 	ck_assert_int_eq(reached, (long long)T1_MSGS * ngw); /* one message per subscribed gateway */
+	/* PUBLISH commands of each gateway's own workers, not what Redis brought from all. */
+	for (int i = 0; i < ngw; i++)
+		ck_assert_int_eq(metric(&g[i], "wsgw_published_total"), T1_MSGS);
 	wt_close_all();
 	for (int i = 0; i < ngw; i++)
 		gw_done(&g[i]);
@@ -846,6 +849,7 @@ START_TEST(test_alone)
 		ck_assert_str_eq(msg, "0,0 x"); /* no history: no place */
 	}
 	ck_assert_int_eq(metric(&g, "wsgw_cluster_up"), 0);
+	ck_assert_int_eq(metric(&g, "wsgw_published_total"), 1); /* counted once */
 	wt_close_all();
 	gw_done(&g);
 }
