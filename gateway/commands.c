@@ -359,13 +359,24 @@ void pool_command(struct pools *ps, struct worker *w, const struct shm_rec *r)
 	}
 	/* Another gateway's connection: that gateway carries the command out. (It has no
 	 * owner there to check the worker against: any worker may address any connection of
-	 * another gateway.) A CLOSE is checked here, so that the answer comes from here. */
+	 * another gateway.) The command is checked here as it would be for a connection here,
+	 * so that the answer comes from here and what goes on is valid. */
 	if (ps->clu && (r->type == WSGW_SEND || r->type == WSGW_CLOSE) &&
 	    clu_node_of(r->conn) != clu_node(ps->clu)) {
-		if (r->type == WSGW_CLOSE && r->len < 2)
+		unsigned node = clu_node_of(r->conn);
+		if (r->type == WSGW_SEND) {
+			if (text_ok(ps, w, r, r->payload, r->len, "SEND"))
+				clu_forward(ps->clu, w->id, node, r);
+		} else if (r->len < 2) {
 			refuse(ps, w, r->conn, "CLOSE without a code");
-		else
-			clu_forward(ps->clu, w->id, clu_node_of(r->conn), r);
+		} else if (!utf8_ok(r->payload + 2, r->len - 2)) {
+			refuse(ps, w, r->conn, "CLOSE reason is not valid UTF-8: closed without it");
+			struct shm_rec code = *r;
+			code.len = 2;
+			clu_forward(ps->clu, w->id, node, &code);
+		} else {
+			clu_forward(ps->clu, w->id, node, r);
+		}
 		return;
 	}
 	/* A connection that closed, or that belongs to another worker, is not this worker's

@@ -475,8 +475,33 @@ START_TEST(test_addressing)
 	ck_assert_str_eq(msg, "to all");
 	expect_gone(&g[0].w, ids[1]);
 	ck_assert_int_eq(metric(&g[1], "wsgw_cluster_commands_total"), 5);
+	/* Text that is not UTF-8 is refused to the worker as on its own gateway, never sent on
+	 * to the other one; a CLOSE with such a reason goes without it. */
+	static const char bad[] = "bad \xc3\x28 text";
+	be = htobe64(ids[2]);
+	const char *send_bad[] = { "SEND", (const char *)&be, "text", bad };
+	size_t send_badl[] = { 4, 8, 4, sizeof(bad) - 1 };
+	rw_send(&g[0].w, 4, send_bad, send_badl);
+	ck_assert_int_eq(rw_expect(&g[0].w, "ERROR", &m, 10000), 0);
+	ck_assert_msg(m.n > 1 && strstr(m.f[1], "not valid UTF-8"), "ERROR %s", m.n > 1 ? m.f[1] : "");
+	wt_ctl_msg_free(&m);
+	rw_send_to(&g[0].w, ids[2], "good text");
+	ck_assert_int_eq(read_text(&c[2], msg, sizeof(msg), 10000), 0);
+	ck_assert_str_eq(msg, "good text");
+	const char *cl_bad[] = { "CLOSE", (const char *)&be, "4002", bad };
+	size_t cl_badl[] = { 5, 8, 4, sizeof(bad) - 1 };
+	rw_send(&g[0].w, 4, cl_bad, cl_badl);
+	ck_assert_int_eq(rw_expect(&g[0].w, "ERROR", &m, 10000), 0);
+	ck_assert_msg(m.n > 1 && strstr(m.f[1], "not valid UTF-8"), "ERROR %s", m.n > 1 ? m.f[1] : "");
+	wt_ctl_msg_free(&m);
+	struct wt_frame f;
+	WT_OK(&c[2], wt_read_message(&c[2], &f, 10000));
+	ck_assert_int_eq(f.opcode, WT_CLOSE);
+	ck_assert_int_eq(wt_close_code(&f), 4002);
+	ck_assert_uint_eq(f.len, 2);
+	wt_frame_free(&f);
 	printf("addressing: SEND, SENDMANY and CLOSE reached another gateway's clients; GONE for a "
-	       "closed one and for a node nobody serves\n");
+	       "closed one and for a node nobody serves; bad UTF-8 refused at the source\n");
 	wt_close_all();
 	gw_done(&g[0]);
 	gw_done(&g[1]);
