@@ -158,6 +158,7 @@ struct gw {
 	struct wt_env e;
 	struct rw w;
 	int admin;
+	char conf[128]; /* its config file, when [cluster] came from one */
 };
 
 /* The admin port, from the gateway's log. */
@@ -175,8 +176,10 @@ static int admin_port(const struct wt_gw *g)
 	return port;
 }
 
-/* Gateway i (node i + 1) of the cluster at redis (NULL: alone), with its worker. */
-static void gw_start(struct gw *g, int i, const struct wt_redis *redis, const char *const *extra)
+/* Gateway i (node i + 1) of the cluster at redis (NULL: alone), with its worker; its
+ * [cluster] settings on the command line, or in a config file. */
+static void gw_start_how(struct gw *g, int i, const struct wt_redis *redis,
+			 const char *const *extra, int file)
 {
 	const char *args[48];
 	char node[16];
@@ -184,12 +187,20 @@ static void gw_start(struct gw *g, int i, const struct wt_redis *redis, const ch
 
 	snprintf(node, sizeof(node), "%d", i + 1);
 	wt_env_init(&g->e);
+	g->conf[0] = 0;
 	args[n++] = "--control", args[n++] = g->e.control;
 	args[n++] = "--runtime-dir", args[n++] = g->e.dir;
 	args[n++] = "--route", args[n++] = "/=p";
 	args[n++] = "--heartbeat", args[n++] = "30";
 	args[n++] = "--admin", args[n++] = "127.0.0.1:0";
-	if (redis) {
+	if (redis && file) {
+		snprintf(g->conf, sizeof(g->conf), "/tmp/wsgw-cluster-test.%d.%d.conf", (int)getpid(), i);
+		FILE *f = fopen(g->conf, "w");
+		ck_assert_ptr_nonnull(f);
+		fprintf(f, "[cluster]\nredis = %s\nnode-id = %s\nttl = %d\n", redis->url, node, TTL_S);
+		fclose(f);
+		args[n++] = "--config", args[n++] = g->conf;
+	} else if (redis) {
 		args[n++] = "--cluster", args[n++] = redis->url;
 		args[n++] = "--node-id", args[n++] = node;
 		args[n++] = "--cluster-ttl", args[n++] = "2"; /* TTL_S */
@@ -209,10 +220,17 @@ static void gw_start(struct gw *g, int i, const struct wt_redis *redis, const ch
 	rw_attach(&g->w, g->e.control);
 }
 
+static void gw_start(struct gw *g, int i, const struct wt_redis *redis, const char *const *extra)
+{
+	gw_start_how(g, i, redis, extra, 0);
+}
+
 static void gw_done(struct gw *g)
 {
 	rw_done(&g->w);
 	wt_env_done(&g->e);
+	if (g->conf[0])
+		unlink(g->conf);
 }
 
 /* A value of the gateway's /metrics, or -1. */
@@ -334,8 +352,9 @@ START_TEST(test_fanout)
 
 	raise_nofile();
 	ck_assert_int_eq(wt_redis_start(&redis), 0);
+	/* The third gateway has its [cluster] in a config file. */
 	for (int i = 0; i < ngw; i++)
-		gw_start(&g[i], i, &redis, NULL);
+		gw_start_how(&g[i], i, &redis, NULL, i == 2);
 	/* Clients spread over the gateways, in blocks: gateway i has [i*share, (i+1)*share). */
 	int share = T1_CLIENTS / ngw;
 	for (int i = 0; i < ngw; i++) {
@@ -386,8 +405,9 @@ START_TEST(test_fanout)
 	ck_assert_int_eq(wt_read_message(&c[0], &f, 300), -ETIMEDOUT);
 	long long sent = metric(&g[0], "wsgw_cluster_sent_total");
 	long long reached = metric(&g[0], "wsgw_cluster_receivers_total");
-	printf("cluster fan-out, %d gateways: %d subscribers got %d messages each, once, in one order; "
-	       "gateway 1: %lld publishes reached %lld gateways\n", ngw, T1_CLIENTS, total, sent, reached);
+	printf("cluster fan-out, %d gateways%s: %d subscribers got %d messages each, once, in one order; "
+	       "gateway 1: %lld publishes reached %lld gateways\n", ngw,
+	       ngw > 2 ? " (the third from a config file)" : "", T1_CLIENTS, total, sent, reached);
 	ck_assert_int_eq(sent, T1_MSGS);
 	ck_assert_int_eq(reached, (long long)T1_MSGS * ngw); /* one message per subscribed gateway */
 	/* PUBLISH commands of each gateway's own workers, not what Redis brought from all. */
