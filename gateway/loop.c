@@ -265,7 +265,7 @@ static void dispatch(struct loop *l, const struct epoll_event *ev)
 /* How long epoll_wait may sleep: until the sweep or a hook's deadline; 0 when work waits. */
 static int sleep_ms(struct loop *l, int work)
 {
-	if (work)
+	if (work || l->stop) /* a hook that stopped the loop: no sleep before the loop ends */
 		return 0;
 	int timeout = (int32_t)(l->next_sweep - l->now);
 	if (timeout < 0)

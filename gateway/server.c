@@ -298,15 +298,8 @@ static void on_signal(struct loop_src *src, uint32_t events)
 
 /* The service manager's watchdog; the drain ends when the last connection is gone, or at
  * its deadline. */
-static void tick(void *arg)
+static void drain_check(struct server *s)
 {
-	struct server *s = arg;
-	sdn_tick(loop_now(s->loop));
-	if (s->cfg->n_history && !s->clu)
-		hist_expire(loop_now(s->loop));
-	door_tick(loop_now(s->loop));
-	if (!s->draining)
-		return;
 	uint32_t now = loop_now(s->loop);
 	int clients_gone = conn_count() == 0 && !s->drain_ids;
 	if (!clients_gone && (int32_t)(now - s->drain_deadline) >= 0) {
@@ -331,12 +324,27 @@ static void tick(void *arg)
 	}
 }
 
+static void tick(void *arg)
+{
+	struct server *s = arg;
+	sdn_tick(loop_now(s->loop));
+	if (s->cfg->n_history && !s->clu)
+		hist_expire(loop_now(s->loop));
+	door_tick(loop_now(s->loop));
+	if (s->draining)
+		drain_check(s);
+}
+
 /* The drain's next closes are due when the clock says so. */
 static int hook_poll(void *arg)
 {
 	struct server *s = arg;
 	if (s->drain_ids)
 		drain_step(s);
+	/* Every iteration, not at the next sweep: a stop with nothing left to close (the
+	 * last client gone, the last worker reaped) ends at once, not up to a sweep later. */
+	if (s->draining)
+		drain_check(s);
 	return 0;
 }
 

@@ -376,6 +376,27 @@ START_TEST(test_stop_ends_run_after_the_iteration)
 }
 END_TEST
 
+static void stop_now(void)
+{
+	if (tn > 20) /* a few iterations in */
+		loop_stop(L);
+}
+
+/* A hook that stops the loop in its poll (the server, when a drain finds nothing left to
+ * close) ends the run without a sleep: no timeouts asked, no sleep announced. It used to
+ * wait for the next sweep, which made every SIGTERM of an idle gateway take 250 ms. */
+START_TEST(test_stop_in_poll_does_not_sleep)
+{
+	mk_loop(4000);
+	add_hooks();
+	th.timeout = -1;
+	th.on_poll = stop_now;
+	ck_assert_int_eq(loop_run(L), 0);
+	const char *last = strrchr(trace, 'P');
+	ck_assert_msg(!strcmp(last, "PFWF"), "the last iteration is '%s' (trace %s)", last, trace);
+}
+END_TEST
+
 /* ---- sources ---- */
 
 static struct tsrc sev, srd, swr;
@@ -771,6 +792,7 @@ int main(void)
 	tcase_add_test(tc, test_timeout_ms_bounds_the_wait);
 	tcase_add_test(tc, test_hooks_limit);
 	tcase_add_test(tc, test_stop_ends_run_after_the_iteration);
+	tcase_add_test(tc, test_stop_in_poll_does_not_sleep);
 	tcase_add_test(tc, test_sources);
 	suite_add_tcase(s, tc);
 
