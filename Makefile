@@ -39,7 +39,10 @@ pythondir   ?= $(if $(filter /usr,$(prefix)),$(prefix)/lib/python3/dist-packages
 
 # Debian packages the build and the tests need; installed when missing (tools/need-debs).
 DEPS_PKGS := libzmq3-dev liburcu-dev node-llhttp libinih-dev check libsubunit-dev \
-             pkg-config zlib1g-dev libssl-dev libsystemd-dev scdoc openssl python3-websockets
+             pkg-config zlib1g-dev libssl-dev libsystemd-dev scdoc openssl python3-websockets \
+             libhiredis-dev
+# Only the tests need a Redis server (tests/cluster/ start their own on a loopback port).
+TEST_PKGS := redis-server
 
 LLHTTP_SRC_DIR ?= /usr/share/llhttp
 LLHTTP_INC_DIR ?= /usr/share/include/llhttp
@@ -62,7 +65,7 @@ Q := @
 endif
 
 # pkg-config runs when a recipe needs it (recursive '='), after the packages exist.
-PKG_LIBS   = liburcu liburcu-cds libzmq libssl libcrypto zlib libsystemd inih
+PKG_LIBS   = liburcu liburcu-cds libzmq libssl libcrypto zlib libsystemd inih hiredis
 PKG_CFLAGS = $(shell pkg-config --cflags $(PKG_LIBS))
 PKG_LDLIBS = $(shell pkg-config --libs $(PKG_LIBS))
 CHECK_CFLAGS = $(shell pkg-config --cflags check)
@@ -97,11 +100,13 @@ LIBWSGW_SOVERSION := 1.0.0
 
 PROGRAMS := $(BUILD)/wsgw $(BUILD)/wsgw-bench $(BUILD)/wsgw-echo $(BUILD)/wsgw-broadcast \
             $(BUILD)/wsgw-chat $(LIBWSGW_SO)
+# Built with everything (so it keeps compiling), not installed: bench/cluster/run uses it.
+BENCH_CLUSTER := $(BUILD)/wsgw-bench-cluster
 
 .PHONY: all deps check check-tsan run bench-ring clean install uninstall man deb rpm npm-pack tls-certs
 # Keep test objects: they are intermediate files to make, and rebuilding them is waste.
 .SECONDARY:
-all: $(PROGRAMS) $(TEST_BIN)
+all: $(PROGRAMS) $(BENCH_CLUSTER) $(TEST_BIN)
 
 # The Debian packages must be there before make reads any path they provide: a pattern
 # rule's prerequisite such as /usr/share/llhttp/llhttp.c is looked up while make plans,
@@ -116,10 +121,10 @@ include $(DEPS_MK)
 endif
 endif
 $(DEPS_MK): Makefile $(wildcard /var/lib/dpkg/status)
-	@tools/need-debs $(DEPS_PKGS)
-	@mkdir -p $(@D) && echo '# Debian packages present: $(DEPS_PKGS)' > $@
+	@tools/need-debs $(DEPS_PKGS) $(TEST_PKGS)
+	@mkdir -p $(@D) && echo '# Debian packages present: $(DEPS_PKGS) $(TEST_PKGS)' > $@
 deps:
-	@tools/need-debs $(DEPS_PKGS)
+	@tools/need-debs $(DEPS_PKGS) $(TEST_PKGS)
 
 $(BUILD)/obj/%.o: %.c
 	@mkdir -p $(@D)
@@ -173,6 +178,10 @@ $(BUILD)/wsgw: $(BUILD)/obj/gateway/main.o $(CORE_LIB) $(SHM_LIB)
 $(BUILD)/wsgw-bench: $(patsubst %.c,$(BUILD)/obj/%.o,$(wildcard bench/loadgen/*.c))
 	@$(if $(Q),echo "  LD      $@")
 	$(Q)$(CC) $(ALL_LDFLAGS) -o $@ $^ $(shell pkg-config --libs libssl libcrypto zlib) -lm
+
+$(BENCH_CLUSTER): $(BUILD)/obj/bench/cluster/bench.o $(BUILD)/obj/bench/loadgen/hist.o
+	@$(if $(Q),echo "  LD      $@")
+	$(Q)$(CC) $(ALL_LDFLAGS) -o $@ $^ -lzmq -lm
 
 $(BUILD)/bench-ring: $(patsubst %.c,$(BUILD)/obj/%.o,$(wildcard bench/ring/*.c)) $(SHM_LIB)
 	@$(if $(Q),echo "  LD      $@")

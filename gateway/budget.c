@@ -73,6 +73,7 @@ uint64_t bud_total(void)
 
 const char *bud_name(enum bud_kind k)
 {
-	static const char *const names[BUD_KINDS] = { "assembly", "outbound", "held" };
+	static const char *const names[BUD_KINDS] = { "assembly", "outbound", "held", "history",
+								"cluster" };
 	return names[k];
 }

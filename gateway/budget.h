@@ -19,6 +19,8 @@ enum bud_kind {
 	BUD_ASSEMBLY, /* client messages being assembled (and early frames of authorizing ones) */
 	BUD_OUTBOUND, /* bytes queued for clients */
 	BUD_HELD,     /* records held for workers, or for connections waiting for one */
+	BUD_HISTORY,  /* topics' recent messages kept for recovery (gateway/history.h) */
+	BUD_CLUSTER,  /* messages for other gateways, held or in flight (gateway/cluster.h) */
 	BUD_KINDS,
 };
 
@@ -42,7 +44,8 @@ void bud_credit(enum bud_kind k, size_t n);
 uint64_t bud_used(enum bud_kind k);
 uint64_t bud_refused(enum bud_kind k);
 uint64_t bud_total(void);
-/* The kind's name for logs and /metrics ("assembly", "outbound", "held"). */
+/* The kind's name for logs and /metrics ("assembly", "outbound", "held", "history",
+ * "cluster"). */
 const char *bud_name(enum bud_kind k);
 
 #endif

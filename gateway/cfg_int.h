@@ -25,6 +25,8 @@ struct cfg_ctx {
 	int file_listens;        /* [listen] sections read; the command line's --listen replaces them */
 	int cli_listen, cli_forward; /* the command line gave these (first one clears the file's) */
 	int forward_given;
+	int history_given, cli_history; /* as forward: the command line's first one replaces */
+	const char *why;         /* a setter's reason, said instead of the key's want */
 	int key_line[CFG_KEYS_MAX]; /* the file's line of each key given there (global sections) */
 	int route_line[CFG_MAX_ROUTES], pool_line[CFG_MAX_POOLS], worker_line[CFG_MAX_WORKERS];
 	char err[700];

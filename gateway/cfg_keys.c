@@ -6,6 +6,7 @@
  */
 #include "gateway/cfg_int.h"
 #include "gateway/log.h"
+#include "wsgw/protocol.h"
 
 #include <arpa/inet.h>
 #include <ctype.h>
@@ -83,15 +84,31 @@ static void get_uint(const void *o, const struct cfg_key *k, char *out, size_t c
 }
 
 /* Seconds, fractions allowed, into milliseconds (never 0: 0 would mean "already late"). */
-static int set_secs(struct cfg_ctx *x, void *o, const struct cfg_key *k, const char *v)
+static int parse_secs(const char *v, unsigned *out)
 {
 	char *end;
-	(void)x;
 	double d = strtod(v, &end);
 	if (end == v || *end || !isfinite(d) || d <= 0 || d > 86400.0 * 30)
 		return -EINVAL;
 	unsigned ms = (unsigned)(d * 1000.0 + 0.5);
-	*FIELD(o, k, unsigned) = ms ? ms : 1;
+	*out = ms ? ms : 1;
+	return 0;
+}
+
+static int set_secs(struct cfg_ctx *x, void *o, const struct cfg_key *k, const char *v)
+{
+	(void)x;
+	return parse_secs(v, FIELD(o, k, unsigned));
+}
+
+/* Seconds within k->min..k->max milliseconds. */
+static int set_secs_range(struct cfg_ctx *x, void *o, const struct cfg_key *k, const char *v)
+{
+	unsigned ms;
+	(void)x;
+	if (parse_secs(v, &ms) || ms < k->min || ms > k->max)
+		return -EINVAL;
+	*FIELD(o, k, unsigned) = ms;
 	return 0;
 }
 
@@ -541,6 +558,172 @@ static void get_route_lim(const void *o, const struct cfg_key *k, char *out, siz
 		get_secs(o, k, out, cap);
 }
 
+/* ---- [cluster] ---- */
+
+/* Copies p[0..n) into dst (cap bytes) as a string. -EINVAL when it does not fit. */
+static int copy_part(char *dst, size_t cap, const char *p, size_t n)
+{
+	if (n >= cap)
+		return -EINVAL;
+	memcpy(dst, p, n);
+	dst[n] = 0;
+	return 0;
+}
+
+/* redis://[[USER]:PASSWORD@]HOST[:PORT][/DB] into c; "[::1]" for an IPv6 address. On an
+ * error c is unchanged. */
+static int parse_redis_url(const char *s, struct cfg_cluster *out)
+{
+	struct cfg_cluster c = *out;
+	if (strncmp(s, "redis://", 8) != 0 || strlen(s) >= sizeof(c.url))
+		return -EINVAL;
+	strcpy(c.url, s);
+	const char *p = s + 8, *at = strrchr(p, '@');
+	c.user[0] = c.password[0] = 0;
+	if (at) {
+		const char *colon = memchr(p, ':', (size_t)(at - p));
+		if (!colon || copy_part(c.user, sizeof(c.user), p, (size_t)(colon - p)) ||
+		    copy_part(c.password, sizeof(c.password), colon + 1, (size_t)(at - colon - 1)) ||
+		    !c.password[0])
+			return -EINVAL;
+		p = at + 1;
+	}
+	const char *host = p, *host_end;
+	if (*p == '[') {
+		host = p + 1;
+		host_end = strchr(host, ']');
+		if (!host_end)
+			return -EINVAL;
+		p = host_end + 1;
+	} else {
+		host_end = p + strcspn(p, ":/");
+		p = host_end;
+	}
+	if (host_end == host || copy_part(c.host, sizeof(c.host), host, (size_t)(host_end - host)))
+		return -EINVAL;
+	uint64_t v;
+	char num[16];
+	c.port = 6379;
+	c.db = 0;
+	if (*p == ':') {
+		size_t n = strcspn(p + 1, "/");
+		if (copy_part(num, sizeof(num), p + 1, n) || parse_u64(num, 1, 65535, &v))
+			return -EINVAL;
+		c.port = (unsigned)v;
+		p += 1 + n;
+	}
+	if (*p == '/' && p[1]) {
+		if (parse_u64(p + 1, 0, 65535, &v))
+			return -EINVAL;
+		c.db = (unsigned)v;
+	} else if (*p && strcmp(p, "/") != 0) {
+		return -EINVAL;
+	}
+	*out = c;
+	return 0;
+}
+
+/* "" leaves the cluster (the default). */
+static int set_redis(struct cfg_ctx *x, void *o, const struct cfg_key *k, const char *v)
+{
+	struct cfg_cluster *c = FIELD(o, k, struct cfg_cluster);
+	if (!v[0]) {
+		c->url[0] = c->host[0] = c->user[0] = c->password[0] = 0;
+		return 0;
+	}
+	if (strncmp(v, "rediss://", 9) == 0) {
+		x->why = "redis://...: rediss:// (TLS) needs hiredis 1.0's hiredis_ssl, and Debian 12 "
+			 "has hiredis 0.14 (docs/SCALING.md says how to tunnel it)";
+		return -EINVAL;
+	}
+	return parse_redis_url(v, c);
+}
+
+/* The URL without its password. */
+static void get_redis(const void *o, const struct cfg_key *k, char *out, size_t cap)
+{
+	const struct cfg_cluster *c = CFIELD(o, k, struct cfg_cluster);
+	if (!c->password[0]) {
+		snprintf(out, cap, "%s", c->url);
+		return;
+	}
+	int v6 = strchr(c->host, ':') != NULL;
+	snprintf(out, cap, "redis://%s:(secret)@%s%s%s:%u/%u", c->user, v6 ? "[" : "", c->host,
+		 v6 ? "]" : "", c->port, c->db);
+}
+
+/* 0 is "derived at start": shown empty. */
+static void get_node_id(const void *o, const struct cfg_key *k, char *out, size_t cap)
+{
+	unsigned id = *CFIELD(o, k, unsigned);
+	if (id)
+		snprintf(out, cap, "%u", id);
+	else
+		out[0] = 0;
+}
+
+/* PREFIX=N[,SECONDS] into h. */
+static int parse_history(const char *s, struct cfg_history *h)
+{
+	const char *eq = strrchr(s, '=');
+	uint64_t v;
+	char num[24];
+	if (!eq || copy_part(h->prefix, sizeof(h->prefix), s, (size_t)(eq - s)) ||
+	    strlen(h->prefix) > WSGW_TOPIC_MAX)
+		return -EINVAL;
+	size_t n = strcspn(eq + 1, ",");
+	if (copy_part(num, sizeof(num), eq + 1, n) || parse_u64(num, 1, 100000, &v))
+		return -EINVAL;
+	h->max = (uint32_t)v;
+	h->ttl_ms = 86400u * 1000;
+	if (eq[1 + n] == ',' && parse_secs(eq + 2 + n, &h->ttl_ms))
+		return -EINVAL;
+	return 0;
+}
+
+/* A rule per value; a prefix given again replaces its rule. */
+static int set_history(struct cfg_ctx *x, void *o, const struct cfg_key *k, const char *v)
+{
+	struct gw_config *cfg = o;
+	struct cfg_history h;
+	(void)k;
+	if (parse_history(v, &h))
+		return -EINVAL;
+	if (!x->history_given || (!x->file && !x->cli_history)) {
+		cfg->n_history = 0;
+		x->history_given = 1;
+		x->cli_history = !x->file;
+	}
+	int at = cfg->n_history;
+	for (int i = 0; i < cfg->n_history; i++)
+		if (strcmp(cfg->history[i].prefix, h.prefix) == 0)
+			at = i;
+	if (at == CFG_MAX_HISTORY) {
+		x->why = "at most 16 rules (history = PREFIX=N[,SECONDS])";
+		return -EINVAL;
+	}
+	cfg->history[at] = h;
+	if (at == cfg->n_history)
+		cfg->n_history++;
+	return 0;
+}
+
+static void get_history(const void *o, const struct cfg_key *k, char *out, size_t cap)
+{
+	const struct gw_config *cfg = o;
+	size_t n = 0;
+	(void)k;
+	out[0] = 0;
+	for (int i = 0; i < cfg->n_history && n < cap; i++) {
+		const struct cfg_history *h = &cfg->history[i];
+		char secs[32];
+		struct cfg_key sk = { .off = offsetof(struct cfg_history, ttl_ms) };
+		get_secs(h, &sk, secs, sizeof(secs));
+		n += (size_t)snprintf(out + n, cap - n, "%s%s=%u,%s", i ? " " : "", h->prefix, h->max,
+				      secs);
+	}
+}
+
 static const char *const policies[] = { "close", "drop", NULL };
 static const char *const slows[] = { "default", "close", "drop-newest", "drop-oldest", "latest", NULL };
 static const char *const deflates[] = { "on", "off", "takeover", NULL };
@@ -719,12 +902,19 @@ const struct cfg_key cfg__keys[] = {
 	{ CS_WORKER, 0, 0, "backoff-max", NULL, set_secs, get_secs, W(backoff_max_ms), SECS, NULL,
 	  "seconds > 0", "the longest wait between restarts (default 30)" },
 
-	/* [cluster]: the cluster branch adds --cluster and --node-id and the fields behind
-	 * them. CLUSTER ENTRY POINT: map each key here, one line each, e.g.
-	 *   { CS_CLUSTER, RESTART, 0, "redis", "cluster", set_str, get_str, G(cluster), 0, 256, NULL,
-	 *     "redis://HOST:PORT", "..." },
-	 *   { CS_CLUSTER, RESTART, 0, "node-id", "node-id", set_uint, get_uint, G(node_id), ... },
-	 * and remove their getopt entries there: the option comes from this table. */
+	/* [cluster] (docs/SCALING.md) */
+	{ CS_CLUSTER, RESTART, 0, "redis", "cluster", set_redis, get_redis, G(cluster), 0, 0, NULL,
+	  "redis://[[USER]:PASSWORD@]HOST[:PORT][/DB]",
+	  "join the gateways that use this Redis (default port 6379; default off: nothing needs Redis); a password belongs here, not on the command line" },
+	{ CS_CLUSTER, RESTART, 0, "node-id", "node-id", set_uint, get_node_id, G(cluster.node_id), 1, 4095, NULL,
+	  "1..4095", "this gateway's id in the cluster, unique per gateway, in every connection id (default: derived from the host name and the first listener, and logged)" },
+	{ CS_CLUSTER, RESTART, 0, "ttl", "cluster-ttl", set_secs_range, get_secs, G(cluster.ttl_ms), 300, 3600000, NULL,
+	  "0.3..3600 seconds", "a dead gateway's presence and registration expire within this; refreshed every third of it (default 10)" },
+	{ CS_CLUSTER, RESTART, 0, "hold", "cluster-hold", set_uint, get_uint, G(cluster.hold), 1, 10000000, NULL,
+	  "1..10000000 messages", "messages held for the other gateways while Redis is away; beyond: dropped and counted (default 10000)" },
+	{ CS_CLUSTER, 0, 1, "history", "history", set_history, get_history, 0, 0, 0, NULL,
+	  "PREFIX=N[,SECONDS], N 1..100000",
+	  "topics starting with PREFIX (longest wins; empty: every topic) keep their last N messages, none older than SECONDS (default 86400), for SUBSCRIBE since=; in memory alone, in Redis with redis (repeatable, 16; the same on every gateway)" },
 };
 
 const int cfg__n_keys = (int)(sizeof(cfg__keys) / sizeof(cfg__keys[0]));
@@ -768,7 +958,11 @@ int cfg__apply(struct cfg_ctx *x, void *obj, const struct cfg_key *k, const char
 	else
 		snprintf(where, sizeof(where), "--%s", k->opt ? k->opt : k->name);
 	x->err[0] = 0; /* a setter's placeholder gives way to the full reason */
-	cfg__fail(x, "%s: expected %s (got '%s')", where, k->want, v);
+	const char *want = x->why ? x->why : k->want;
+	x->why = NULL;
+	/* A Redis URL with a user part may hold a password: never echoed. */
+	cfg__fail(x, "%s: expected %s (got '%s')", where, want,
+		  k->get == get_redis && strchr(v, '@') ? "(not shown: it may hold a password)" : v);
 	return -EINVAL;
 }
 
@@ -905,7 +1099,7 @@ int cfg_format(const struct gw_config *cfg, int json, char *buf, size_t cap)
 	int first = 1;
 	if (json)
 		put(&o, "{\"config_file\":"), put_json_str(&o, cfg->config_file), put(&o, ",\"sections\":[");
-	static const int globals[] = { CS_GATEWAY, CS_LIMITS, CS_LOG, CS_ADMIN };
+	static const int globals[] = { CS_GATEWAY, CS_LIMITS, CS_LOG, CS_ADMIN, CS_CLUSTER };
 	for (size_t i = 0; i < sizeof(globals) / sizeof(globals[0]); i++)
 		put_section(&o, globals[i], NULL, cfg, json, &first);
 	for (int i = 0; i < cfg->n_listen; i++) {

@@ -37,7 +37,7 @@ static void usage(FILE *f)
 		   "       wsgw --check-config FILE [options]   validate FILE, start nothing (exit 0 or 1)\n"
 		   "       wsgw ctl [--admin ADDR:PORT] [--json] COMMAND ...   (wsgw ctl --help)\n\n"
 		   "Every option is also a key of the config file (wsgw.conf(5)); options win over the file.\n");
-	static const int order[] = { CS_LISTEN, CS_ADMIN, CS_LIMITS, CS_GATEWAY, CS_LOG };
+	static const int order[] = { CS_LISTEN, CS_ADMIN, CS_LIMITS, CS_GATEWAY, CS_LOG, CS_CLUSTER };
 	for (size_t s = 0; s < sizeof(order) / sizeof(order[0]); s++) {
 		fprintf(f, "\n[%s]\n", cfg__sect_names[order[s]]);
 		for (int i = 0; i < cfg__n_keys; i++) {
@@ -82,6 +82,8 @@ static void defaults(struct gw_config *cfg)
 	cfg->worker_memory = 64u << 20;
 	cfg->static_max = 1u << 20;
 	pmd_cfg_default(&cfg->deflate);
+	cfg->cluster.ttl_ms = 10000;
+	cfg->cluster.hold = 10000;
 }
 
 /* ---- the command line ---- */
@@ -545,6 +547,22 @@ int cfg_route_match(const struct gw_config *cfg, const char *path, size_t n)
 			ok = n >= plen && memcmp(path, p, plen) == 0 && (n == plen || path[plen] == '/');
 		if (ok && (best < 0 || plen > best_len)) {
 			best = i;
+			best_len = plen;
+		}
+	}
+	return best;
+}
+
+const struct cfg_history *cfg_history_match(const struct gw_config *cfg, const void *topic,
+					    size_t n)
+{
+	const struct cfg_history *best = NULL;
+	size_t best_len = 0;
+	for (int i = 0; i < cfg->n_history; i++) {
+		size_t plen = strlen(cfg->history[i].prefix);
+		if (plen <= n && memcmp(topic, cfg->history[i].prefix, plen) == 0 &&
+		    (!best || plen > best_len)) {
+			best = &cfg->history[i];
 			best_len = plen;
 		}
 	}

@@ -24,6 +24,7 @@
 #define CFG_MAX_POOLS 64
 #define CFG_MAX_WORKERS 32
 #define CFG_PATH_MAX 256
+#define CFG_MAX_HISTORY 16
 
 /* What a subscriber past its outbound share gets of a published message. */
 enum cfg_slow {
@@ -67,6 +68,32 @@ struct cfg_route {
 enum cfg_route_set {
 	CFG_RSET_MAX_MESSAGE = 1, CFG_RSET_MAX_OUTBOUND = 2, CFG_RSET_POLICY = 4,
 	CFG_RSET_IDLE = 8, CFG_RSET_PING = 16,
+};
+
+/* Several gateways joined through Redis (gateway/cluster.h): --cluster and the options
+ * after it. One small struct, so that a [cluster] section of a config file maps onto it
+ * key by key. url empty: no cluster, and Redis is never needed. */
+struct cfg_cluster {
+	char url[256];        /* --cluster redis://[[USER]:PASSWORD@]HOST[:PORT][/DB] */
+	char host[128];       /* the parts of url */
+	unsigned port;
+	unsigned db;
+	char user[64];
+	char password[128];
+	unsigned node_id;     /* --node-id 1..4095; 0: derived at start, and logged */
+	unsigned ttl_ms;      /* --cluster-ttl: a dead gateway's presence and registration
+	                       * expire within this */
+	unsigned hold;        /* --cluster-hold: messages held for the other gateways while
+	                       * Redis is away, at most; beyond: dropped, and counted */
+};
+
+/* --history PREFIX=N[,SECONDS]: a topic starting with PREFIX keeps its last N published
+ * messages, none older than SECONDS (the whole history goes SECONDS after the last
+ * publish), for SUBSCRIBE since=OFFSET,EPOCH. */
+struct cfg_history {
+	char prefix[256];
+	uint32_t max;
+	uint32_t ttl_ms;
 };
 
 struct cfg_listen {
@@ -150,7 +177,9 @@ struct gw_config {
 	char tls_chain[256];      /* optional PEM intermediates; "" when none */
 	int n_forward;
 	struct cfg_conn_limits lim; /* the global ones together, for unrouted connections */
-	/* [cluster] (another branch adds the fields; gateway/cfg_keys.c maps its keys) */
+	struct cfg_cluster cluster; /* [cluster] */
+	struct cfg_history history[CFG_MAX_HISTORY]; /* [cluster] history = ..., repeatable */
+	int n_history;
 };
 
 enum cfg_load_result {
@@ -181,6 +210,10 @@ const char *cfg_error(void);
 /* The largest OPEN record a request within cfg->max_header can make (the ring is sized
  * for it). */
 uint64_t cfg_open_max(const struct gw_config *cfg);
+
+/* The history rule for a topic: the longest --history prefix it starts with, or NULL. */
+const struct cfg_history *cfg_history_match(const struct gw_config *cfg, const void *topic,
+					    size_t n);
 
 /* Index of the route whose prefix matches path best (longest, on a '/' boundary), or -1.
  * Prefix "/" matches every path; "/chat" matches "/chat", "/chat/x", not "/chatroom". */

@@ -91,6 +91,11 @@ void conn_map_destroy(void)
 	map = NULL;
 }
 
+void conn_set_first_id(uint64_t id)
+{
+	next_id = id;
+}
+
 static struct conn *conn_make(int fd, uint64_t id)
 {
 	struct conn *c = slab_alloc();
@@ -118,7 +123,9 @@ struct conn *conn_new(int fd)
 
 struct conn *conn_adopt(int fd, uint64_t id)
 {
-	if (id == 0 || id >= UINT64_MAX / 2) /* the counter could never reach it */
+	/* 0 is no id; the counter cannot go past UINT64_MAX. A cluster's ids carry the node
+	 * in their top bits (conn_set_first_id), so any other id may be one of ours. */
+	if (id == 0 || id == UINT64_MAX)
 		return NULL;
 	rcu_read_lock();
 	int taken = conn_lookup(id) != NULL;

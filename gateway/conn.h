@@ -101,6 +101,11 @@ struct conn *conn_adopt(int fd, uint64_t id);
 uint64_t conn_next_id(void);
 void conn_set_next_id(uint64_t id);
 
+/* The id the next connection gets, and those after it count up from (ids start at 1; a
+ * gateway of a cluster puts its node in the top bits, gateway/cluster.h). Call before the
+ * first conn_new. */
+void conn_set_first_id(uint64_t id);
+
 /* Removes c from the map and frees it after a grace period. c must be CONN_DEAD with
  * nothing queued and no buffers. */
 void conn_release(struct conn *c);

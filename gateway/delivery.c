@@ -14,6 +14,7 @@
 #include "gateway/static.h"
 #include "gateway/stats.h"
 #include "gateway/topics.h"
+#include "wsgw/protocol.h"
 
 #include <errno.h>
 #include <stdlib.h>
@@ -160,24 +161,69 @@ static void fan_done(struct fan *f)
 			outq_buf_unref(f->z[i]);
 }
 
-static void on_publish(void *arg, const void *topic, size_t tlen, unsigned op, const void *p,
-		       size_t n, uint64_t exclude)
+/* m's payload with its stamp in front, in buf when it fits, else malloc'ed (*own). NULL
+ * on OOM. */
+static const uint8_t *stamped(const struct top_msg *m, uint8_t *buf, size_t cap, size_t *n,
+			      uint8_t **own)
 {
-	stats.published++;
-	struct topic *t = top_find(topic, tlen);
+	char st[WSGW_STAMP_MAX + 1];
+	size_t sl = top_stamp(st, m->offset, m->epoch);
+	uint8_t *out = buf;
+	*own = NULL;
+	if (sl + m->n > cap && !(out = *own = malloc(sl + m->n)))
+		return NULL;
+	memcpy(out, st, sl);
+	if (m->n)
+		memcpy(out + sl, m->p, m->n);
+	*n = sl + m->n;
+	return out;
+}
+
+#define STAMP_BUF 4096
+
+/* A message for this gateway's subscribers: a worker's PUBLISH here (counted where it was
+ * taken, commands.c), or one that Redis brought from any gateway. */
+static void on_publish(void *arg, const struct top_msg *m)
+{
+	struct topic *t = top_find(m->topic, m->tlen);
 	if (!t)
 		return;
-	struct fan f = { .s = arg, .op = op, .p = p, .n = n, .tag = top_id(t) };
+	uint8_t buf[STAMP_BUF], *own = NULL;
+	const void *p = m->p;
+	size_t n = m->n;
+	if (m->stamp && !(p = stamped(m, buf, sizeof(buf), &n, &own))) {
+		log_error(ENOMEM, "stamping a message of %zu bytes", m->n);
+		stats.publish_dropped += top_count(t);
+		return;
+	}
+	struct fan f = { .s = arg, .op = m->op, .p = p, .n = n, .tag = top_id(t) };
 	/* From the last: a subscriber closed on the way leaves the array by swapping the last
 	 * one into its place, which has been served already. */
 	for (unsigned i = top_count(t); i-- > 0;) {
 		if (i >= top_count(t))
 			continue;
 		struct conn *c = top_conn(t, i);
-		if (c->id != exclude)
+		if (c->id != m->exclude && !top_skips(top_after(t, i), m->offset))
 			fan_one(&f, c);
 	}
 	fan_done(&f);
+	free(own);
+}
+
+static void on_replay(void *arg, struct conn *c, const struct top_msg *m)
+{
+	uint8_t buf[STAMP_BUF], *own = NULL;
+	const void *p = m->p;
+	size_t n = m->n;
+	if (m->stamp && !(p = stamped(m, buf, sizeof(buf), &n, &own))) {
+		log_error(ENOMEM, "stamping a message of %zu bytes", m->n);
+		stats.publish_dropped++;
+		return;
+	}
+	struct fan f = { .s = arg, .op = m->op, .p = p, .n = n };
+	fan_one(&f, c);
+	fan_done(&f);
+	free(own);
 }
 
 static void on_send_many(void *arg, struct conn *const *conns, size_t count, unsigned op,
@@ -243,6 +289,7 @@ static const struct pool_conn_ops pool_ops = {
 	.resume = sess__resume,
 	.expire = on_expire,
 	.publish = on_publish,
+	.replay = on_replay,
 	.send_many = on_send_many,
 };
 

@@ -455,6 +455,13 @@ int ho_upgrade(const struct ho_parts *p, const char *path, ho_done_fn *done, voi
 				   "(docs/UPGRADE.md): restart it instead");
 		return -EOPNOTSUPP;
 	}
+	/* The new process would join Redis with this gateway's node id while this one still
+	 * holds it, and its subscriptions and held publishes are not carried. */
+	if (p->cfg->cluster.url[0]) {
+		snprintf(why, cap, "this gateway is in a cluster ([cluster] redis), whose hand-over is "
+				   "not done yet (docs/UPGRADE.md): restart it instead");
+		return -EOPNOTSUPP;
+	}
 	struct ho_up *u = calloc(1, sizeof(*u));
 	if (!u) {
 		snprintf(why, cap, "out of memory");

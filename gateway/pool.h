@@ -23,6 +23,7 @@
 
 struct conn;
 struct pools;
+struct top_msg;
 struct shm_rec;
 struct worker;
 
@@ -42,10 +43,12 @@ struct pool_conn_ops {
 	void (*resume)(void *arg, struct conn *c);
 	/* c waited for a worker longer than --orphan-timeout: close it with 1013. */
 	void (*expire)(void *arg, struct conn *c);
-	/* A message for every subscriber of the topic but exclude (0: none). Called with
-	 * rcu_read_lock held. */
-	void (*publish)(void *arg, const void *topic, size_t tlen, unsigned op, const void *p,
-			size_t n, uint64_t exclude);
+	/* A message for every subscriber of its topic but m->exclude and those whose
+	 * subscription skips it (top_skips). Called with rcu_read_lock held. */
+	void (*publish)(void *arg, const struct top_msg *m);
+	/* A message of the topic's history for c alone (what it missed), whatever its
+	 * subscription skips. */
+	void (*replay)(void *arg, struct conn *c, const struct top_msg *m);
 	/* One message for each of the connections. */
 	void (*send_many)(void *arg, struct conn *const *conns, size_t count, unsigned op,
 			  const void *p, size_t n);
@@ -58,6 +61,10 @@ int pool_new(struct loop *l, const struct gw_config *cfg, const struct pool_conn
 	     void *arg, struct pools **out);
 /* Frees every worker and segment. */
 void pool_free(struct pools *ps);
+/* Joins the pools to the cluster k (gateway/cluster.h): workers' commands for other
+ * gateways go through it, and what other gateways send comes back through the pools. */
+struct clu;
+void pool_set_cluster(struct pools *ps, struct clu *k);
 
 /* 1 when some pool is served by workers (the control channel is needed). */
 int pool_serves_workers(const struct pools *ps);

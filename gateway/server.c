@@ -3,12 +3,14 @@
 #include "gateway/budget.h"
 #include "gateway/bufpool.h"
 #include "gateway/clog.h"
+#include "gateway/cluster.h"
 #include "gateway/conn.h"
 #include "gateway/door.h"
 #include "gateway/control.h"
 #include "gateway/frame.h"
 #include "gateway/handshake.h"
 #include "gateway/handover_run.h"
+#include "gateway/history.h"
 #include "gateway/hsresp.h"
 #include "gateway/listener.h"
 #include "gateway/log.h"
@@ -51,6 +53,7 @@ struct server {
 	struct lsn *lsn;
 	struct ctl *ctl;
 	struct admin *admin;
+	struct clu *clu;      /* with --cluster */
 	struct tls_srv *tls;  /* the certificate of ",tls" listeners; NULL without one */
 	unsigned fd_conns;    /* what the fd limit allows */
 	unsigned max_conns;
@@ -214,6 +217,7 @@ static void keep_fixed(struct gw_config *next, const struct gw_config *cur)
 	KEEP(max_header, "[limits] max-header")   /* and for the OPEN it makes */
 	KEEP(forward, "[gateway] forward-header")
 	KEEP(n_forward, "[gateway] forward-header")
+	KEEP(cluster, "[cluster] redis, node-id, ttl or hold")
 #undef KEEP
 	/* Routes resolved their limits against the max-message kept. */
 	for (int i = 0; i < next->n_routes; i++)
@@ -344,6 +348,8 @@ static void tick(void *arg)
 {
 	struct server *s = arg;
 	sdn_tick(loop_now(s->loop));
+	if (s->cfg->n_history && !s->clu)
+		hist_expire(loop_now(s->loop));
 	door_tick(loop_now(s->loop));
 	if (s->draining)
 		drain_check(s);
@@ -548,6 +554,10 @@ static int setup(struct server *s, struct gw_config *cfg)
 		rc = sess_new(s->loop, cfg, &s->sess);
 	if (rc == 0 && pool_serves_workers(sess_pools(s->sess)))
 		rc = ctl_new(s->loop, cfg, sess_pools(s->sess), &s->ctl);
+	if (rc == 0 && cfg->cluster.url[0] && (rc = clu_new(s->loop, cfg, &s->clu)) == 0) {
+		conn_set_first_id(clu_first_id(s->clu));
+		pool_set_cluster(sess_pools(s->sess), s->clu);
+	}
 	if (rc == 0)
 		rc = sup_new(s->loop, cfg, &s->sup);
 	if (rc == 0) {
@@ -570,6 +580,9 @@ static void teardown(struct server *s)
 	if (s->loop && s->sess)
 		loop_close_all(s->loop);
 	admin_free(s->admin);
+	/* Before the pools: what Redis still answers reaches them. */
+	clu_free(s->clu);
+	hist_destroy();
 	/* The pools first: zmq workers' transports name the control socket. */
 	sess_free(s->sess);
 	ctl_free(s->ctl);

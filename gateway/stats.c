@@ -1,6 +1,7 @@
 #include "gateway/stats.h"
 #include "gateway/budget.h"
 #include "gateway/deflate.h"
+#include "gateway/history.h"
 #include "gateway/topics.h"
 
 #include <errno.h>
@@ -115,6 +116,43 @@ int stats_format(char *out, size_t cap, unsigned long conns_open, unsigned worke
 		stats.publish_dropped);
 	counter(&b, "closed_slow_total", "Subscribers closed with 1008 for being slow.",
 		stats.closed_slow);
+	put(&b, "# HELP wsgw_recoveries_total SUBSCRIBE since=OFFSET,EPOCH answered, by result.\n"
+		"# TYPE wsgw_recoveries_total counter\n");
+	static const char *const rec[] = { "recovered", "epoch", "trimmed", "none", "unavailable" };
+	for (int i = 0; i < 5; i++)
+		put(&b, "wsgw_recoveries_total{result=\"%s\"} %llu\n", rec[i],
+		    (unsigned long long)stats.recoveries[i]);
+	put(&b, "# HELP wsgw_history_topics Topics with a history kept in memory.\n"
+		"# TYPE wsgw_history_topics gauge\nwsgw_history_topics %lu\n", hist_topics());
+	put(&b, "# HELP wsgw_history_messages Messages kept in those histories.\n"
+		"# TYPE wsgw_history_messages gauge\nwsgw_history_messages %lu\n", hist_messages());
+	put(&b, "# HELP wsgw_cluster_up 1 while connected to Redis and subscribed (--cluster).\n"
+		"# TYPE wsgw_cluster_up gauge\nwsgw_cluster_up %llu\n",
+	    (unsigned long long)stats.cluster_up);
+	counter(&b, "cluster_outages_total", "Times the connection to Redis was lost.",
+		stats.cluster_outages);
+	counter(&b, "cluster_sent_total", "Publishes and commands for other gateways that Redis took.",
+		stats.cluster_sent);
+	counter(&b, "cluster_receivers_total",
+		"Gateways those reached, in all (one message per subscribed gateway).",
+		stats.cluster_receivers);
+	counter(&b, "cluster_received_total", "Messages of other gateways delivered here.",
+		stats.cluster_received);
+	counter(&b, "cluster_held_total", "Messages held for other gateways while Redis was away.",
+		stats.cluster_held);
+	put(&b, "# HELP wsgw_cluster_holding Held messages not sent yet.\n"
+		"# TYPE wsgw_cluster_holding gauge\nwsgw_cluster_holding %llu\n",
+	    (unsigned long long)stats.cluster_holding);
+	counter(&b, "cluster_dropped_total",
+		"Messages other gateways never got: over --cluster-hold, or refused by Redis.",
+		stats.cluster_dropped);
+	counter(&b, "cluster_unconfirmed_total",
+		"Messages in flight when the connection to Redis broke, or confirmed just before it: other gateways may not have got them.",
+		stats.cluster_unconfirmed);
+	counter(&b, "cluster_forwarded_total", "Commands for connections of other gateways.",
+		stats.cluster_forwarded);
+	counter(&b, "cluster_commands_total", "Commands of other gateways' workers for connections here.",
+		stats.cluster_commands);
 	put(&b, "# HELP wsgw_door_refused_total Upgrade requests refused at the door, by limit.\n"
 		"# TYPE wsgw_door_refused_total counter\n");
 	static const char *const door[] = { NULL, "max_conns_per_ip", "handshake_rate_per_ip",

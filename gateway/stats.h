@@ -28,6 +28,22 @@ struct gw_stats {
 	uint64_t delivered;           /* messages queued to subscribers (PUBLISH, SENDMANY) */
 	uint64_t publish_dropped;     /* of those, not queued: slow subscribers, policies */
 	uint64_t closed_slow;         /* subscribers closed 1008 for being slow */
+	uint64_t recoveries[5];       /* SUBSCRIBE since answered, by enum wsgw_recovery */
+	/* the cluster (gateway/cluster.h) */
+	uint64_t cluster_up;          /* gauge: 1 while connected to Redis and subscribed */
+	uint64_t cluster_outages;     /* times the connection to Redis was lost */
+	uint64_t cluster_sent;        /* publishes Redis took (its reply came) */
+	uint64_t cluster_receivers;   /* gateways those reached, in all (Redis's count) */
+	uint64_t cluster_received;    /* messages of other gateways delivered here */
+	uint64_t cluster_held;        /* publishes held for other gateways while Redis was away */
+	uint64_t cluster_holding;     /* gauge: of those, not sent yet */
+	uint64_t cluster_dropped;     /* publishes other gateways never got: the hold was full,
+	                               * the memory budget refused, or Redis did */
+	uint64_t cluster_unconfirmed; /* publishes in flight when the connection broke, or
+	                               * confirmed just before (Redis may die with them in its
+	                               * buffers): other gateways may or may not have got them */
+	uint64_t cluster_forwarded;   /* commands sent to another gateway's connections */
+	uint64_t cluster_commands;    /* commands other gateways sent for connections here */
 	uint64_t door_refused[5];     /* by enum door_verdict: per-address cap, rates, origin */
 	uint64_t drained;             /* clients closed by a drain */
 	uint64_t tls_handshakes;      /* TLS handshakes completed */

@@ -4,6 +4,7 @@
 #include "wsgw/protocol.h"
 
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <urcu.h>
@@ -15,6 +16,7 @@ struct top_sub {
 	struct topic *t;
 	uint32_t idx;
 	struct top_sub *next; /* the connection's next subscription */
+	uint64_t after;       /* top_skips */
 };
 
 struct topic {
@@ -30,6 +32,21 @@ struct topic {
 static struct cds_lfht *index_;
 static unsigned long n_topics, n_subs;
 static uint64_t next_id = 1;
+static void (*watch)(void *arg, const uint8_t *name, size_t n, unsigned count);
+static void *watch_arg;
+
+void top_set_watch(void (*fn)(void *arg, const uint8_t *name, size_t n, unsigned count),
+		   void *arg)
+{
+	watch = fn;
+	watch_arg = arg;
+}
+
+size_t top_stamp(char *buf, uint64_t offset, uint64_t epoch)
+{
+	return (size_t)snprintf(buf, WSGW_STAMP_MAX + 1, "%llu,%llu ", (unsigned long long)offset,
+				(unsigned long long)epoch);
+}
 
 /* FNV-1a: topics are short; one pass per publish. */
 static unsigned long hash_name(const void *name, size_t n)
@@ -91,6 +108,21 @@ unsigned top_count(const struct topic *t)
 struct conn *top_conn(const struct topic *t, unsigned i)
 {
 	return t->subs[i]->c;
+}
+
+uint64_t top_after(const struct topic *t, unsigned i)
+{
+	return t->subs[i]->after;
+}
+
+int top_set_after(struct conn *c, const void *name, size_t n, uint64_t after)
+{
+	for (struct top_sub *s = c->subs; s; s = s->next)
+		if (s->t->len == n && memcmp(s->t->name, name, n) == 0) {
+			s->after = after;
+			return 0;
+		}
+	return -ENOENT;
 }
 
 unsigned long top_topics(void)
@@ -157,10 +189,13 @@ int top_subscribe(struct conn *c, const void *name, size_t n)
 	s->c = c;
 	s->t = t;
 	s->idx = t->n;
+	s->after = 0;
 	t->subs[t->n++] = s;
 	s->next = c->subs;
 	c->subs = s;
 	n_subs++;
+	if (watch)
+		watch(watch_arg, t->name, t->len, t->n);
 	return 0;
 }
 
@@ -173,6 +208,8 @@ static void unlink_sub(struct top_sub *s)
 	t->subs[s->idx] = last;
 	last->idx = s->idx;
 	n_subs--;
+	if (watch)
+		watch(watch_arg, t->name, t->len, t->n);
 	if (t->n)
 		return;
 	rcu_read_lock();

@@ -66,17 +66,26 @@ static void put_body(struct out *o, const struct tr_rec *r, size_t skip, int mor
 
 /* TOPIC's body (u8 topic length, topic, u32 count, ids little-endian) as frames: topic,
  * count, ids (8-byte big-endian each, one frame). */
-static void put_topic(struct out *o, const uint8_t *p, size_t n)
+static uint64_t get_le(const uint8_t *p, int bytes)
+{
+	uint64_t v = 0;
+	for (int i = bytes - 1; i >= 0; i--)
+		v = v << 8 | p[i];
+	return v;
+}
+
+/* With WSGW_F_POSITION, two more frames: the offset and the epoch (decimal). */
+static void put_topic(struct out *o, const uint8_t *p, size_t n, int pos)
 {
 	size_t tl = n ? p[0] : 0;
-	if (n < 1 + tl + 4) {
+	if (n < 1 + tl + 4 + (pos ? 16u : 0u)) {
 		o->err = EINVAL;
 		return;
 	}
 	uint32_t count = (uint32_t)p[1 + tl] | (uint32_t)p[2 + tl] << 8 | (uint32_t)p[3 + tl] << 16 |
 			 (uint32_t)p[4 + tl] << 24;
-	size_t listed = (n - 1 - tl - 4) / 8;
-	char num[12];
+	size_t listed = (n - 1 - tl - 4 - (pos ? 16 : 0)) / 8;
+	char num[24];
 	snprintf(num, sizeof(num), "%u", count);
 	put(o, p + 1, tl, 1);
 	put(o, num, strlen(num), 1);
@@ -90,10 +99,37 @@ static void put_topic(struct out *o, const uint8_t *p, size_t n)
 	for (size_t k = 0; k < listed; k++)
 		for (int i = 0; i < 8; i++)
 			ids[k * 8 + (size_t)i] = le[k * 8 + 7 - (size_t)i];
-	if (zmq_msg_send(&m, o->sock, ZMQ_DONTWAIT) < 0) {
+	if (zmq_msg_send(&m, o->sock, pos ? ZMQ_DONTWAIT | ZMQ_SNDMORE : ZMQ_DONTWAIT) < 0) {
 		o->err = errno;
 		zmq_msg_close(&m);
 	}
+	if (pos) {
+		const uint8_t *q = p + n - 16;
+		snprintf(num, sizeof(num), "%llu", (unsigned long long)get_le(q, 8));
+		put(o, num, strlen(num), 1);
+		snprintf(num, sizeof(num), "%llu", (unsigned long long)get_le(q + 8, 8));
+		put(o, num, strlen(num), 0);
+	}
+}
+
+/* RECOVERY's body (u8 status, u64 offset, u64 epoch, u32 replayed, u8 topic length,
+ * topic) as frames: topic, status word, offset, epoch, replayed (decimal). */
+static void put_recovery(struct out *o, const uint8_t *p, size_t n)
+{
+	static const char *const status[] = { "recovered", "epoch", "trimmed", "none", "unavailable" };
+	if (n < 22 || n != 22u + p[21] || p[0] > 4) {
+		o->err = EINVAL;
+		return;
+	}
+	char num[24];
+	put(o, p + 22, p[21], 1);
+	put(o, status[p[0]], strlen(status[p[0]]), 1);
+	snprintf(num, sizeof(num), "%llu", (unsigned long long)get_le(p + 1, 8));
+	put(o, num, strlen(num), 1);
+	snprintf(num, sizeof(num), "%llu", (unsigned long long)get_le(p + 9, 8));
+	put(o, num, strlen(num), 1);
+	snprintf(num, sizeof(num), "%llu", (unsigned long long)get_le(p + 17, 4));
+	put(o, num, strlen(num), 0);
 }
 
 /* Byte i of the body (a, then b). */
@@ -113,12 +149,15 @@ int zmsg_send_record(void *sock, const uint8_t *ident, size_t ilen, const struct
 	case WSGW_ERROR: verb = "ERROR"; break;
 	case WSGW_TOPIC: verb = "TOPIC"; break;
 	case WSGW_STAT: verb = "STAT"; break;
+	case WSGW_RECOVERY: verb = "RECOVERY"; break;
 	default:
 		log_error(0, "control: no zmq form for record type %u", r->type);
 		return -EIO;
 	}
-	/* OPEN's fields, TOPIC and STAT are read in place: the gateway makes them in one part. */
-	if ((r->type == WSGW_OPEN || r->type == WSGW_TOPIC || r->type == WSGW_STAT) && r->nb) {
+	/* OPEN's fields, TOPIC, STAT and RECOVERY are read in place: the gateway makes them in
+	 * one part. */
+	if ((r->type == WSGW_OPEN || r->type == WSGW_TOPIC || r->type == WSGW_STAT ||
+	     r->type == WSGW_RECOVERY) && r->nb) {
 		log_error(0, "control: a record of type %u in two parts", r->type);
 		return -EIO;
 	}
@@ -157,7 +196,11 @@ int zmsg_send_record(void *sock, const uint8_t *ident, size_t ilen, const struct
 	}
 	case WSGW_TOPIC:
 		put(&o, &be, 8, 1);
-		put_topic(&o, r->a, r->na);
+		put_topic(&o, r->a, r->na, !!(r->flags & WSGW_F_POSITION));
+		break;
+	case WSGW_RECOVERY:
+		put(&o, &be, 8, 1);
+		put_recovery(&o, r->a, r->na);
 		break;
 	case WSGW_STAT: {
 		const uint8_t *q = r->a;
@@ -269,15 +312,47 @@ static int is_type(zmq_msg_t *m)
 	return zmsg_frame_is(m, "text") || zmsg_frame_is(m, "binary");
 }
 
+/* PUBLISH's type frame: text or binary, optionally followed by ",stamp". Returns the
+ * record's flags, or -1. */
+static int publish_type(zmq_msg_t *m)
+{
+	if (zmsg_frame_is(m, "text") || zmsg_frame_is(m, "text,stamp"))
+		return zmsg_frame_is(m, "text") ? 0 : WSGW_F_STAMP;
+	if (zmsg_frame_is(m, "binary") || zmsg_frame_is(m, "binary,stamp"))
+		return WSGW_F_BINARY | (zmsg_frame_is(m, "binary") ? 0 : WSGW_F_STAMP);
+	return -1;
+}
+
+/* "since=OFFSET,EPOCH", both decimal u64. */
+static int frame_since(zmq_msg_t *m, uint64_t *offset, uint64_t *epoch)
+{
+	char buf[64], *end;
+	if (zmsg_frame_str(m, buf, sizeof(buf)) || strncmp(buf, "since=", 6) != 0)
+		return -1;
+	const char *p = buf + 6;
+	for (int i = 0; i < 2; i++) {
+		if (*p < '0' || *p > '9')
+			return -1;
+		errno = 0;
+		unsigned long long v = strtoull(p, &end, 10);
+		if (errno || *end != (i ? 0 : ','))
+			return -1;
+		*(i ? epoch : offset) = v;
+		p = end + 1;
+	}
+	return 0;
+}
+
 /* PUBLISH, topic, text|binary, payload[, id left out]: the body of the record is built,
  * u8 topic length, topic, payload (one copy of the payload, for every subscriber). */
 static int decode_publish(zmq_msg_t *f, int n, uint64_t max_message, struct zmsg_cmd *cmd,
 			  const char **why)
 {
 	size_t tl = n >= 4 ? zmq_msg_size(&f[1]) : 0, pl = n >= 4 ? zmq_msg_size(&f[3]) : 0;
-	if ((n != 4 && n != 5) || tl == 0 || tl > WSGW_TOPIC_MAX || !is_type(&f[2]) ||
+	int flags = n >= 4 ? publish_type(&f[2]) : -1;
+	if ((n != 4 && n != 5) || tl == 0 || tl > WSGW_TOPIC_MAX || flags < 0 ||
 	    (n == 5 && frame_u64(&f[4], &cmd->rec.conn))) {
-		*why = "malformed PUBLISH: want PUBLISH, topic (1-255 bytes), text|binary, payload[, 8-byte id]";
+		*why = "malformed PUBLISH: want PUBLISH, topic (1-255 bytes), text|binary[,stamp], payload[, 8-byte id]";
 		return -EINVAL;
 	}
 	if (pl > max_message) {
@@ -292,7 +367,7 @@ static int decode_publish(zmq_msg_t *f, int n, uint64_t max_message, struct zmsg
 	if (pl)
 		memcpy(cmd->fields + 1 + tl, zmq_msg_data(&f[3]), pl);
 	cmd->rec.type = WSGW_PUBLISH;
-	cmd->rec.flags = zmsg_frame_is(&f[2], "binary") ? WSGW_F_BINARY : 0;
+	cmd->rec.flags = (uint16_t)flags;
 	cmd->rec.payload = cmd->fields;
 	cmd->rec.len = (uint32_t)(1 + tl + pl);
 	return 0;
@@ -379,15 +454,37 @@ int zmsg_decode(zmq_msg_t *f, int n, uint64_t max_message, struct zmsg_cmd *cmd,
 		return 0;
 	}
 	int sub = zmsg_frame_is(&f[0], "SUBSCRIBE"), unsub = zmsg_frame_is(&f[0], "UNSUBSCRIBE");
-	if (sub || unsub || zmsg_frame_is(&f[0], "QUERY")) {
-		size_t tl = n == 3 ? zmq_msg_size(&f[2]) : 0;
-		if (tl == 0 || tl > WSGW_TOPIC_MAX) {
-			*why = "malformed SUBSCRIBE, UNSUBSCRIBE or QUERY: want VERB, id, topic (1-255 bytes)";
+	int query = zmsg_frame_is(&f[0], "QUERY");
+	if (sub || unsub || query) {
+		/* SUBSCRIBE may end with since=OFFSET,EPOCH, QUERY with position. */
+		size_t tl = n == 3 || (n == 4 && !unsub) ? zmq_msg_size(&f[2]) : 0;
+		uint64_t since = 0, epoch = 0;
+		if (tl == 0 || tl > WSGW_TOPIC_MAX || (n == 4 && sub && frame_since(&f[3], &since, &epoch)) ||
+		    (n == 4 && query && !zmsg_frame_is(&f[3], "position"))) {
+			*why = "malformed SUBSCRIBE, UNSUBSCRIBE or QUERY: want VERB, id, topic (1-255 bytes)"
+			       "[, since=OFFSET,EPOCH (SUBSCRIBE) | position (QUERY)]";
 			return -EINVAL;
 		}
 		cmd->rec.type = sub ? WSGW_SUBSCRIBE : unsub ? WSGW_UNSUBSCRIBE : WSGW_QUERY;
 		cmd->rec.payload = zmq_msg_data(&f[2]);
 		cmd->rec.len = (uint32_t)tl;
+		if (n == 4 && query)
+			cmd->rec.flags = WSGW_F_POSITION;
+		if (n == 4 && sub) {
+			/* The record's form: u8 topic length, topic, u64 offset, u64 epoch. */
+			cmd->fields = malloc(1 + tl + 16);
+			if (!cmd->fields)
+				return -ENOMEM;
+			cmd->fields[0] = (uint8_t)tl;
+			memcpy(cmd->fields + 1, zmq_msg_data(&f[2]), tl);
+			for (int i = 0; i < 8; i++) {
+				cmd->fields[1 + tl + (size_t)i] = (uint8_t)(since >> (8 * i));
+				cmd->fields[9 + tl + (size_t)i] = (uint8_t)(epoch >> (8 * i));
+			}
+			cmd->rec.flags = WSGW_F_SINCE;
+			cmd->rec.payload = cmd->fields;
+			cmd->rec.len = (uint32_t)(1 + tl + 16);
+		}
 		return 0;
 	}
 	if (zmsg_frame_is(&f[0], "STAT")) {

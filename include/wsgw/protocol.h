@@ -26,18 +26,22 @@ enum wsgw_verb {
 	                   * there are at most WSGW_TOPIC_LIST_MAX */
 	WSGW_STAT = 7,    /* answer to STAT: conn; body: u64 bytes queued for the client, u32 ms
 	                   * the oldest of them has waited (LE) */
+	WSGW_RECOVERY = 8, /* answer to SUBSCRIBE with WSGW_F_SINCE: conn; body: u8 status
+	                    * (enum wsgw_recovery), u64 offset, u64 epoch (the topic's position
+	                    * now), u32 messages replayed (LE), u8 topic length, topic */
 	/* worker → gateway */
 	WSGW_SEND = 16,   /* body: payload; flags: WSGW_F_BINARY */
 	WSGW_ACCEPT = 17, /* authorize: body: fields ("protocol", "header") */
 	WSGW_REJECT = 18, /* authorize: body: u16 HTTP status (big-endian) + reason */
-	WSGW_SUBSCRIBE = 19,   /* conn; body: the topic (1-255 bytes) */
+	WSGW_SUBSCRIBE = 19,   /* conn; body: the topic (1-255 bytes); with WSGW_F_SINCE: u8
+	                        * topic length, topic, u64 offset, u64 epoch (LE) */
 	WSGW_UNSUBSCRIBE = 20, /* conn; body: the topic */
-	WSGW_PUBLISH = 21,     /* conn = a connection to leave out (0: none); flags: binary;
-	                        * body: u8 topic length, topic, payload */
+	WSGW_PUBLISH = 21,     /* conn = a connection to leave out (0: none); flags: binary,
+	                        * stamp; body: u8 topic length, topic, payload */
 	WSGW_SENDMANY = 22,    /* flags: binary; body: u32 count (LE), count ids (u64 LE),
 	                        * payload: one message to every connection listed */
 	WSGW_QUERY = 23,       /* conn = an id of the worker's choosing, echoed in TOPIC;
-	                        * body: the topic */
+	                        * body: the topic; flags: WSGW_F_POSITION */
 	WSGW_STATQ = 24,       /* conn: the connection asked about; answered with STAT */
 };
 
@@ -50,7 +54,28 @@ enum wsgw_flag {
 	WSGW_F_BINARY = 1 << 0,    /* MESSAGE, SEND: binary frame (else text) */
 	WSGW_F_RESUMED = 1 << 1,   /* OPEN: an existing connection moved from a dead worker */
 	WSGW_F_AUTHORIZE = 1 << 2, /* OPEN: answer ACCEPT or REJECT before the client is in */
+	WSGW_F_STAMP = 1 << 3,     /* PUBLISH: each subscriber's copy starts with the message's
+	                            * place, "OFFSET,EPOCH " in decimal (WSGW_STAMP_MAX bytes at
+	                            * most; "0,0 " for a topic without history) */
+	WSGW_F_SINCE = 1 << 4,     /* SUBSCRIBE: replay what the connection missed after OFFSET
+	                            * of EPOCH first; answered with RECOVERY */
+	WSGW_F_POSITION = 1 << 5,  /* QUERY: and the topic's position; TOPIC: its body ends with
+	                            * u64 offset, u64 epoch (LE) */
 };
+
+/* The longest stamp: two u64 in decimal, a comma and a space. */
+#define WSGW_STAMP_MAX 42
+
+/* RECOVERY's status: whether the connection got every message it missed. */
+enum wsgw_recovery {
+	WSGW_RECOVERED = 0,            /* every message after OFFSET was replayed, in order */
+	WSGW_RECOVERY_EPOCH = 1,       /* another epoch: the history was lost or started anew */
+	WSGW_RECOVERY_TRIMMED = 2,     /* messages after OFFSET are no longer kept */
+	WSGW_RECOVERY_NONE = 3,        /* the topic keeps no history (no --history for it) */
+	WSGW_RECOVERY_UNAVAILABLE = 4, /* the cluster's store (Redis) cannot be reached now */
+};
+/* In every case but WSGW_RECOVERED the application must resynchronise its client; the
+ * subscription is live either way. */
 
 /* Fields of an OPEN or ACCEPT body, one after another until the body ends:
  *   u8 name_len, name bytes, u32 value_len (little-endian), value bytes.

@@ -168,6 +168,11 @@ static const struct sample samples[] = {
 	{ "worker.restart", "on-failure", NULL, "never" },
 	{ "worker.backoff", "0.1", "0.100", "0" },
 	{ "worker.backoff-max", "60", NULL, "x" },
+	{ "cluster.redis", "redis://10.0.0.5:6380/2", NULL, "http://10.0.0.5" },
+	{ "cluster.node-id", "7", NULL, "4096" },
+	{ "cluster.ttl", "2.5", "2.500", "0.1" },
+	{ "cluster.hold", "100", NULL, "0" },
+	{ "cluster.history", "room/=100,60", NULL, "room/=0" },
 };
 #define N_SAMPLES ((int)(sizeof(samples) / sizeof(samples[0])))
 

@@ -653,6 +653,246 @@ START_TEST(test_open_max_with_forwarded_protocols)
 }
 END_TEST
 
+/* ---- [cluster] ---- */
+
+START_TEST(test_cluster_options)
+{
+	/* Without --cluster nothing of it is set: no Redis. */
+	ck_assert_int_eq(loadv((const char *const[]){ NULL }), 0);
+	ck_assert_str_eq(cfg.cluster.url, "");
+	ck_assert_uint_eq(cfg.cluster.ttl_ms, 10000);
+	ck_assert_uint_eq(cfg.cluster.hold, 10000);
+	ck_assert_int_eq(cfg.n_history, 0);
+
+	ck_assert_int_eq(load("--cluster", "redis://10.0.0.5"), 0);
+	ck_assert_str_eq(cfg.cluster.host, "10.0.0.5");
+	ck_assert_uint_eq(cfg.cluster.port, 6379);
+	ck_assert_uint_eq(cfg.cluster.db, 0);
+	ck_assert_str_eq(cfg.cluster.password, "");
+	ck_assert_int_eq(load("--cluster", "redis://app:s3:cr@t@[::1]:7000/3", "--node-id", "4095",
+			      "--cluster-ttl", "2.5", "--cluster-hold", "7"), 0);
+	ck_assert_str_eq(cfg.cluster.host, "::1");
+	ck_assert_uint_eq(cfg.cluster.port, 7000);
+	ck_assert_uint_eq(cfg.cluster.db, 3);
+	ck_assert_str_eq(cfg.cluster.user, "app");
+	ck_assert_str_eq(cfg.cluster.password, "s3:cr@t");
+	ck_assert_uint_eq(cfg.cluster.node_id, 4095);
+	ck_assert_uint_eq(cfg.cluster.ttl_ms, 2500);
+	ck_assert_uint_eq(cfg.cluster.hold, 7);
+	ck_assert_int_eq(load("--cluster", "redis://:pw@h:1/"), 0);
+	ck_assert_str_eq(cfg.cluster.user, "");
+	ck_assert_str_eq(cfg.cluster.password, "pw");
+
+	static const char *const bad[] = { "h:6379", "redis://", "redis://h:0", "redis://h:70000",
+		"redis://h:x", "redis://h/db", "redis://[::1", "redis://:@h", "redis://u@h",
+		"rediss://h:6380" };
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		REQUIRE_MSG(load("--cluster", bad[i]) == -EINVAL, "--cluster %s", bad[i]);
+		REQUIRE_MSG(strstr(err_text, "--cluster"), "%s: %s", bad[i], err_text);
+	}
+	/* A password is never echoed back. */
+	ck_assert_int_eq(load("--cluster", "redis://:topsecret@h:x"), -EINVAL);
+	ck_assert_ptr_null(strstr(err_text, "topsecret"));
+	ck_assert_int_eq(load("--cluster", "rediss://h"), -EINVAL);
+	ck_assert_ptr_nonnull(strstr(err_text, "hiredis"));
+	ck_assert_int_eq(load("--node-id", "0"), -EINVAL);
+	ck_assert_int_eq(load("--node-id", "4096"), -EINVAL);
+	ck_assert_int_eq(load("--cluster-ttl", "0.1"), -EINVAL);
+	ck_assert_int_eq(load("--cluster-hold", "0"), -EINVAL);
+}
+END_TEST
+
+START_TEST(test_history_options)
+{
+	ck_assert_int_eq(load("--history", "room/=100", "--history", "room/vip/=5,2.5",
+			      "--history", "=1"), 0);
+	ck_assert_int_eq(cfg.n_history, 3);
+	ck_assert_str_eq(cfg.history[0].prefix, "room/");
+	ck_assert_uint_eq(cfg.history[0].max, 100);
+	ck_assert_uint_eq(cfg.history[0].ttl_ms, 86400000u);
+	ck_assert_uint_eq(cfg.history[1].ttl_ms, 2500);
+	/* The longest prefix wins; the empty one takes every other topic. */
+	ck_assert_ptr_eq(cfg_history_match(&cfg, "room/vip/1", 10), &cfg.history[1]);
+	ck_assert_ptr_eq(cfg_history_match(&cfg, "room/1", 6), &cfg.history[0]);
+	ck_assert_ptr_eq(cfg_history_match(&cfg, "other", 5), &cfg.history[2]);
+	ck_assert_int_eq(load("--history", "room/=100"), 0);
+	ck_assert_ptr_null(cfg_history_match(&cfg, "room", 4));
+	static const char *const bad[] = { "room", "room/=", "room/=0", "room/=100001", "r=1,0",
+		"r=1,x", "r=x" };
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+		REQUIRE_MSG(load("--history", bad[i]) == -EINVAL, "--history %s", bad[i]);
+	/* A prefix given again replaces its rule. */
+	ck_assert_int_eq(load("--history", "room/=100", "--history", "room/=7,1"), 0);
+	ck_assert_int_eq(cfg.n_history, 1);
+	ck_assert_uint_eq(cfg.history[0].max, 7);
+	ck_assert_uint_eq(cfg.history[0].ttl_ms, 1000);
+	const char *args[2 * (CFG_MAX_HISTORY + 1) + 1];
+	char rules[CFG_MAX_HISTORY + 1][16];
+	for (int i = 0; i <= CFG_MAX_HISTORY; i++) {
+		snprintf(rules[i], sizeof(rules[i]), "t%d=1", i);
+		args[2 * i] = "--history";
+		args[2 * i + 1] = rules[i];
+	}
+	args[2 * CFG_MAX_HISTORY] = NULL;
+	ck_assert_int_eq(loadv(args), 0);
+	ck_assert_int_eq(cfg.n_history, CFG_MAX_HISTORY);
+	args[2 * CFG_MAX_HISTORY] = "--history";
+	args[2 * CFG_MAX_HISTORY + 2] = NULL;
+	ck_assert_int_eq(loadv(args), -EINVAL);
+	ck_assert_ptr_nonnull(strstr(err_text, "--history: expected at most 16 rules"));
+}
+END_TEST
+
+/* ---- [cluster] in the config file ---- */
+
+static char conf_path[64];
+
+/* Loads text as the config file, then the args. */
+static int load_conf(const char *text, const char *const *args)
+{
+	snprintf(conf_path, sizeof(conf_path), "/tmp/wsgw-cfgcluster.%d.conf", (int)getpid());
+	FILE *f = fopen(conf_path, "w");
+	ck_assert_ptr_nonnull(f);
+	fputs(text, f);
+	fclose(f);
+	const char *all[16] = { "--config", conf_path };
+	int n = 2;
+	while (args && *args && n < 15)
+		all[n++] = *args++;
+	all[n] = NULL;
+	return loadv(all);
+}
+
+static const char cluster_conf[] =
+	"[listen main]\n"
+	"address = 127.0.0.1:0\n"
+	"\n"
+	"[cluster]\n"
+	"redis = redis://app:s3cret@10.0.0.5:6380/2\n"
+	"node-id = 12\n"
+	"ttl = 2.5\n"
+	"hold = 500\n"
+	"history = room/=100,60\n"
+	"history = =5   # every other topic\n";
+
+START_TEST(test_cluster_file)
+{
+	ck_assert_int_eq(load_conf(cluster_conf, NULL), 0);
+	ck_assert_str_eq(cfg.cluster.host, "10.0.0.5");
+	ck_assert_uint_eq(cfg.cluster.port, 6380);
+	ck_assert_uint_eq(cfg.cluster.db, 2);
+	ck_assert_str_eq(cfg.cluster.user, "app");
+	ck_assert_str_eq(cfg.cluster.password, "s3cret");
+	ck_assert_uint_eq(cfg.cluster.node_id, 12);
+	ck_assert_uint_eq(cfg.cluster.ttl_ms, 2500);
+	ck_assert_uint_eq(cfg.cluster.hold, 500);
+	ck_assert_int_eq(cfg.n_history, 2);
+	ck_assert_str_eq(cfg.history[0].prefix, "room/");
+	ck_assert_uint_eq(cfg.history[0].max, 100);
+	ck_assert_uint_eq(cfg.history[0].ttl_ms, 60000);
+	ck_assert_str_eq(cfg.history[1].prefix, "");
+	ck_assert_uint_eq(cfg.history[1].max, 5);
+
+	/* The settings in force (wsgw ctl config) show it all but the password. */
+	static char shown[65536];
+	ck_assert_int_gt(cfg_format(&cfg, 0, shown, sizeof(shown)), 0);
+	const char *sec = strstr(shown, "[cluster]\n");
+	REQUIRE_MSG(sec, "no [cluster] in:\n%s", shown);
+	REQUIRE_MSG(strstr(sec, "\nredis = redis://app:(secret)@10.0.0.5:6380/2\n"), "%s", sec);
+	REQUIRE_MSG(strstr(sec, "\nnode-id = 12\n") && strstr(sec, "\nttl = 2.500\n") &&
+		    strstr(sec, "\nhold = 500\n") &&
+		    strstr(sec, "\nhistory = room/=100,60 =5,86400\n"), "%s", sec);
+	ck_assert_ptr_null(strstr(shown, "s3cret"));
+	ck_assert_int_gt(cfg_format(&cfg, 1, shown, sizeof(shown)), 0);
+	ck_assert_ptr_null(strstr(shown, "s3cret"));
+
+	/* The command line wins: its value replaces the file's, its first --history the
+	 * file's rules. */
+	ck_assert_int_eq(load_conf(cluster_conf, (const char *const[]){ "--cluster", "redis://h2",
+		"--node-id", "3", "--history", "chat/=7", NULL }), 0);
+	ck_assert_str_eq(cfg.cluster.host, "h2");
+	ck_assert_uint_eq(cfg.cluster.port, 6379);
+	ck_assert_str_eq(cfg.cluster.password, "");
+	ck_assert_uint_eq(cfg.cluster.node_id, 3);
+	ck_assert_uint_eq(cfg.cluster.ttl_ms, 2500);
+	ck_assert_int_eq(cfg.n_history, 1);
+	ck_assert_str_eq(cfg.history[0].prefix, "chat/");
+
+	/* A history rule of the file changes at a reload. */
+	FILE *f = fopen(conf_path, "w");
+	fputs("[cluster]\nhistory = news/=3\n", f);
+	fclose(f);
+	ck_assert_int_eq(load_conf("[cluster]\nhistory = news/=2\n", NULL), 0);
+	f = fopen(conf_path, "w");
+	fputs("[cluster]\nhistory = news/=3\nhistory = sport/=4\n", f);
+	fclose(f);
+	static struct gw_config fresh;
+	ck_assert_int_eq(cfg_reload(&fresh), 0);
+	ck_assert_int_eq(fresh.n_history, 2);
+	ck_assert_uint_eq(fresh.history[0].max, 3);
+	ck_assert_ptr_eq(cfg_history_match(&fresh, "sport/1", 7), &fresh.history[1]);
+	unlink(conf_path);
+}
+END_TEST
+
+/* A bad [cluster] value names the file, the line, the key and what it expects. */
+static const struct {
+	const char *text;
+	int line;
+	const char *what;
+} cluster_errors[] = {
+	{ "[cluster]\nredis = 10.0.0.5:6379\n", 2,
+	  "[cluster] redis: expected redis://[[USER]:PASSWORD@]HOST[:PORT][/DB] (got '10.0.0.5:6379')" },
+	{ "[cluster]\n# TLS\nredis = rediss://h:6380\n", 3,
+	  "[cluster] redis: expected redis://...: rediss:// (TLS) needs hiredis 1.0's hiredis_ssl" },
+	{ "[cluster]\nredis = redis://:topsecret@h:x\n", 2,
+	  "[cluster] redis: expected redis://[[USER]:PASSWORD@]HOST[:PORT][/DB] (got '(not shown: it may hold a password)')" },
+	{ "[cluster]\nredis = redis://h\nredis = redis://i\n", 3,
+	  "[cluster] redis is given twice (first on line 2)" },
+	{ "[cluster]\nnode-id = 0\n", 2, "[cluster] node-id: expected 1..4095 (got '0')" },
+	{ "[cluster]\nnode-id = 4096\n", 2, "[cluster] node-id: expected 1..4095 (got '4096')" },
+	{ "[cluster]\nttl = 0.2\n", 2, "[cluster] ttl: expected 0.3..3600 seconds (got '0.2')" },
+	{ "[cluster]\nttl = 3601\n", 2, "[cluster] ttl: expected 0.3..3600 seconds (got '3601')" },
+	{ "[cluster]\nhold = 0\n", 2, "[cluster] hold: expected 1..10000000 messages (got '0')" },
+	{ "[cluster]\nhistory = room/\n", 2,
+	  "[cluster] history: expected PREFIX=N[,SECONDS], N 1..100000 (got 'room/')" },
+	{ "[cluster]\nhistory = a=1\nhistory = room/=100001\n", 3,
+	  "[cluster] history: expected PREFIX=N[,SECONDS], N 1..100000 (got 'room/=100001')" },
+	{ "[cluster]\nhistory = room/=5,never\n", 2, "[cluster] history: expected PREFIX=N[,SECONDS]" },
+	{ "[cluster]\nnodeid = 3\n", 2,
+	  "unknown key 'nodeid' in [cluster]: expected one of redis, node-id, ttl, hold, history" },
+	{ "[cluster x]\n", 1, "[cluster x]: expected no name: [cluster]" },
+};
+
+START_TEST(test_cluster_file_errors)
+{
+	char want[128];
+	ck_assert_int_eq(load_conf(cluster_errors[_i].text, NULL), -EINVAL);
+	snprintf(want, sizeof(want), "%s:%d: ", conf_path, cluster_errors[_i].line);
+	REQUIRE_MSG(strncmp(err_text, want, strlen(want)) == 0 &&
+		    strstr(err_text, cluster_errors[_i].what),
+		    "got: %s\nwanted: %s...%s", err_text, want, cluster_errors[_i].what);
+	/* A password never appears in an error. */
+	ck_assert_ptr_null(strstr(err_text, "topsecret"));
+	unlink(conf_path);
+}
+END_TEST
+
+/* The seventeenth rule is one too many, at its own line. */
+START_TEST(test_cluster_file_history_count)
+{
+	char text[2048] = "[cluster]\n";
+	for (int i = 0; i <= CFG_MAX_HISTORY; i++)
+		snprintf(text + strlen(text), sizeof(text) - strlen(text), "history = t%d/=1\n", i);
+	ck_assert_int_eq(load_conf(text, NULL), -EINVAL);
+	char want[128];
+	snprintf(want, sizeof(want), "%s:%d: [cluster] history: expected at most 16 rules", conf_path,
+		 CFG_MAX_HISTORY + 2);
+	REQUIRE_MSG(strncmp(err_text, want, strlen(want)) == 0, "got: %s\nwanted: %s", err_text, want);
+	unlink(conf_path);
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("config");
@@ -665,6 +905,12 @@ int main(void)
 	tcase_add_test(tc, test_misc_errors);
 	tcase_add_test(tc, test_tls_listeners);
 	tcase_add_test(tc, test_help_version);
+	tcase_add_test(tc, test_cluster_options);
+	tcase_add_test(tc, test_history_options);
+	tcase_add_test(tc, test_cluster_file);
+	tcase_add_loop_test(tc, test_cluster_file_errors, 0,
+			    (int)(sizeof(cluster_errors) / sizeof(cluster_errors[0])));
+	tcase_add_test(tc, test_cluster_file_history_count);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("routes");

@@ -335,6 +335,38 @@ static void failed_upgrade(const char *bin, const char *needle)
 	stop_serving();
 }
 
+/* What cannot be handed over yet is refused before anything starts, with the reason, and
+ * the gateway serves on: worker pools, and a gateway in a cluster (Redis need not answer:
+ * the refusal comes first). */
+static void refused_upgrade(const char *needle, const char *a1, const char *a2)
+{
+	WT_GW_START(&gw, "--admin", "127.0.0.1:0", "--route", "/=echo", a1, a2, NULL);
+	serving = gw.pid;
+	struct client *cl = open_clients(10);
+	round_trip(cl, 10);
+	struct ctl_run r;
+	ctl_start(&r, wt_admin_port(&gw), NULL);
+	int rc = ctl_wait(&r);
+	REQUIRE(rc == 1, "ctl exited with %d: %s", rc, r.out);
+	REQUIRE(strstr(r.out, needle), "ctl said '%s', not '%s'", r.out, needle);
+	round_trip(cl, 10);
+	ck_assert_int_eq(kill(gw.pid, 0), 0);
+	close_clients(cl, 10);
+	stop_serving();
+}
+
+START_TEST(worker_pools_refuse)
+{
+	refused_upgrade("serves worker pools", "--route", "/w=p");
+}
+END_TEST
+
+START_TEST(cluster_refuses)
+{
+	refused_upgrade("is in a cluster", "--cluster", "redis://127.0.0.1:1");
+}
+END_TEST
+
 START_TEST(new_binary_fails_to_start)
 {
 	failed_upgrade("/bin/false", "exited with status 1 before it was ready");
@@ -687,6 +719,8 @@ int main(void)
 	tcase_add_test(tc, upgrade_200_clients_5_times);
 	tcase_add_test(tc, partial_messages_across_the_handover);
 	tcase_add_test(tc, new_binary_fails_to_start);
+	tcase_add_test(tc, worker_pools_refuse);
+	tcase_add_test(tc, cluster_refuses);
 	tcase_add_test(tc, new_binary_does_not_exist);
 	tcase_add_test(tc, new_binary_reads_another_version);
 	tcase_add_test(tc, new_binary_dies_half_way);

@@ -253,9 +253,11 @@ int wt_zw_main(int argc, char **argv)
 		{ "control", required_argument, NULL, 'c' },
 		{ "pool", required_argument, NULL, 'p' },
 		{ "publish", required_argument, NULL, 't' },
+		{ "publish-max", required_argument, NULL, 'n' },
 		{ NULL, 0, NULL, 0 },
 	};
 	const char *control = NULL, *pool = NULL, *topic = NULL;
+	uint64_t max = 10000000;
 	struct wt_ctl ctl;
 	struct wt_ctl_msg m;
 	int c, hb = 1000;
@@ -270,6 +272,8 @@ int wt_zw_main(int argc, char **argv)
 			pool = optarg;
 		else if (c == 't')
 			topic = optarg;
+		else if (c == 'n')
+			max = strtoull(optarg, NULL, 10);
 		else if (c != 'a')
 			return 2;
 	}
@@ -289,7 +293,7 @@ int wt_zw_main(int argc, char **argv)
 	last_sent = wt_now_ms();
 	while (!zw_term) {
 		/* A publisher: sequence numbers to the topic as fast as ZeroMQ takes them. */
-		for (int k = 0; topic && k < 100 && published < 10000000; k++) {
+		for (int k = 0; topic && k < 100 && published < max; k++) {
 			char seq[24];
 			int len = snprintf(seq, sizeof(seq), "%llu", (unsigned long long)published);
 			const char *f[] = { "PUBLISH", topic, "text", seq };
@@ -312,7 +316,7 @@ int wt_zw_main(int argc, char **argv)
 				zw_ack(&ctl, acked = handled);
 				last_sent = wt_now_ms();
 			}
-			rc = wt_ctl_recv(&ctl, &m, topic && published < 10000000 ? 0 : 50);
+			rc = wt_ctl_recv(&ctl, &m, topic && published < max ? 0 : 50);
 		}
 		if (wt_now_ms() - last_sent >= hb / 2) {
 			const char *f[] = { "HEARTBEAT" };

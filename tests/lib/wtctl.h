@@ -74,7 +74,7 @@ int wt_zw_start(struct wt_proc *p, const char *control, const char *pool, const 
  * MESSAGE with SEND, logs "open ID" and "close ID CODE", heartbeats, acknowledges what it
  * handled (ACK every 32, and before it waits), and on SIGTERM sends BYE and exits 0 at
  * once. With --publish TOPIC it also publishes "0", "1", ... to TOPIC as fast as the
- * gateway takes them. */
+ * gateway takes them, --publish-max N of them (default 10000000). */
 int wt_zw_main(int argc, char **argv);
 
 #endif
