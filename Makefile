@@ -397,7 +397,7 @@ FUZZ_CFLAGS  := -std=gnu11 -g -O1 $(FUZZ_SAN) -fsanitize=fuzzer-no-link -MMD -MP
 # What each target links besides its harness: the code under test and its libraries.
 fuzz_src_frame     := gateway/frame.c gateway/utf8.c
 fuzz_src_handshake := gateway/handshake.c gateway/hsresp.c gateway/log.c
-fuzz_src_config    := gateway/config.c gateway/cfg_keys.c gateway/cfg_values.c gateway/cfg_lists.c gateway/cfg_file.c gateway/log.c gateway/deflate.c
+fuzz_src_config    := gateway/config.c gateway/cfg_keys.c gateway/cfg_values.c gateway/cfg_lists.c gateway/tbuf.c gateway/cfg_file.c gateway/log.c gateway/deflate.c
 fuzz_src_zmsg      := gateway/zmsg.c gateway/log.c
 fuzz_src_ring      := shm/ring.c shm/doorbell.c
 fuzz_src_segment   := shm/segment.c shm/ring.c shm/doorbell.c

@@ -6,6 +6,7 @@
  */
 #include "gateway/cfg_values.h"
 #include "gateway/log.h"
+#include "gateway/tbuf.h"
 #include "wsgw/protocol.h"
 
 #include <arpa/inet.h>
@@ -320,44 +321,10 @@ int cfg__set_prefix(struct cfg_route *r, const char *s, size_t n)
 
 /* ---- the settings in force ---- */
 
-struct out {
-	char *p;
-	size_t cap, len;
-	int full;
-};
 
-static void put(struct out *o, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void put(struct out *o, const char *fmt, ...)
-{
-	if (o->full)
-		return;
-	va_list ap;
-	va_start(ap, fmt);
-	int n = vsnprintf(o->p + o->len, o->cap - o->len, fmt, ap);
-	va_end(ap);
-	if (n < 0 || (size_t)n >= o->cap - o->len)
-		o->full = 1;
-	else
-		o->len += (size_t)n;
-}
-
-static void put_json_str(struct out *o, const char *s)
-{
-	put(o, "\"");
-	for (; *s; s++) {
-		unsigned char c = (unsigned char)*s;
-		if (c == '"' || c == '\\')
-			put(o, "\\%c", c);
-		else if (c < 0x20)
-			put(o, "\\u%04x", c);
-		else
-			put(o, "%c", c);
-	}
-	put(o, "\"");
-}
 
 /* The keys of sect for object obj: "key = value" lines, or JSON members. */
-static void put_keys(struct out *o, int sect, const void *obj, int json)
+static void put_keys(struct tbuf *o, int sect, const void *obj, int json)
 {
 	char v[1100];
 	int first = 1;
@@ -367,28 +334,28 @@ static void put_keys(struct out *o, int sect, const void *obj, int json)
 			continue;
 		k->get(obj, k, v, sizeof(v));
 		if (json) {
-			put(o, "%s", first ? "" : ",");
-			put_json_str(o, k->name);
-			put(o, ":");
-			put_json_str(o, v);
+			tbuf_put(o, "%s", first ? "" : ",");
+			tbuf_put_json(o, k->name);
+			tbuf_put(o, ":");
+			tbuf_put_json(o, v);
 		} else {
-			put(o, "%s = %s\n", k->name, v);
+			tbuf_put(o, "%s = %s\n", k->name, v);
 		}
 		first = 0;
 	}
 }
 
-static void put_section(struct out *o, int sect, const char *name, const void *obj, int json,
+static void put_section(struct tbuf *o, int sect, const char *name, const void *obj, int json,
 			int *first)
 {
 	if (json) {
-		put(o, "%s{\"section\":\"%s\",\"name\":", *first ? "" : ",", cfg__sect_names[sect]);
-		put_json_str(o, name ? name : "");
-		put(o, ",\"keys\":{");
+		tbuf_put(o, "%s{\"section\":\"%s\",\"name\":", *first ? "" : ",", cfg__sect_names[sect]);
+		tbuf_put_json(o, name ? name : "");
+		tbuf_put(o, ",\"keys\":{");
 		put_keys(o, sect, obj, json);
-		put(o, "}}");
+		tbuf_put(o, "}}");
 	} else {
-		put(o, "%s[%s%s%s]\n", *first ? "" : "\n", cfg__sect_names[sect], name ? " " : "",
+		tbuf_put(o, "%s[%s%s%s]\n", *first ? "" : "\n", cfg__sect_names[sect], name ? " " : "",
 		    name ? name : "");
 		put_keys(o, sect, obj, json);
 	}
@@ -397,10 +364,10 @@ static void put_section(struct out *o, int sect, const char *name, const void *o
 
 int cfg_format(const struct gw_config *cfg, int json, char *buf, size_t cap)
 {
-	struct out o = { buf, cap, 0, 0 };
+	struct tbuf o = { buf, cap, 0, 0 };
 	int first = 1;
 	if (json)
-		put(&o, "{\"config_file\":"), put_json_str(&o, cfg->config_file), put(&o, ",\"sections\":[");
+		tbuf_put(&o, "{\"config_file\":"), tbuf_put_json(&o, cfg->config_file), tbuf_put(&o, ",\"sections\":[");
 	static const int globals[] = { CS_GATEWAY, CS_LIMITS, CS_LOG, CS_ADMIN, CS_CLUSTER };
 	for (size_t i = 0; i < sizeof(globals) / sizeof(globals[0]); i++)
 		put_section(&o, globals[i], NULL, cfg, json, &first);
@@ -417,6 +384,6 @@ int cfg_format(const struct gw_config *cfg, int json, char *buf, size_t cap)
 	for (int i = 0; i < cfg->n_workers; i++)
 		put_section(&o, CS_WORKER, cfg->workers[i].name, &cfg->workers[i], json, &first);
 	if (json)
-		put(&o, "]}\n");
+		tbuf_put(&o, "]}\n");
 	return o.full ? -ENOSPC : (int)o.len;
 }

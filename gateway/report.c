@@ -8,6 +8,7 @@
 #include "gateway/pool.h"
 #include "gateway/stats.h"
 #include "gateway/supervise.h"
+#include "gateway/tbuf.h"
 
 #include <errno.h>
 #include <stdarg.h>
@@ -17,46 +18,10 @@
 #include <time.h>
 #include <unistd.h>
 
-struct buf {
-	char *p;
-	size_t cap, len;
-	int full;
-};
-
-static void put(struct buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void put(struct buf *b, const char *fmt, ...)
-{
-	if (b->full)
-		return;
-	va_list ap;
-	va_start(ap, fmt);
-	int n = vsnprintf(b->p + b->len, b->cap - b->len, fmt, ap);
-	va_end(ap);
-	if (n < 0 || (size_t)n >= b->cap - b->len)
-		b->full = 1;
-	else
-		b->len += (size_t)n;
-}
 
 /* A JSON string (also a valid Prometheus label value: both escape " and \). */
-static void put_str(struct buf *b, const char *s)
-{
-	put(b, "\"");
-	for (; *s && !b->full; s++) {
-		unsigned char c = (unsigned char)*s;
-		if (c == '"' || c == '\\')
-			put(b, "\\%c", c);
-		else if (c == '\n')
-			put(b, "\\n");
-		else if (c < 0x20)
-			put(b, "\\u%04x", c);
-		else
-			put(b, "%c", c);
-	}
-	put(b, "\"");
-}
 
-static int done(const struct buf *b)
+static int done(const struct tbuf *b)
 {
 	return b->full ? -ENOSPC : (int)b->len;
 }
@@ -66,7 +31,7 @@ static int done(const struct buf *b)
 /* One metric family per pass over the workers: Prometheus wants a family's samples
  * together, after its HELP and TYPE. */
 struct wfam {
-	struct buf *b;
+	struct tbuf *b;
 	const char *name;
 	int what;
 };
@@ -76,23 +41,23 @@ enum { W_CONNS, W_DEPTH, W_CAP, W_LAG_REC, W_LAG_AGE, W_HELD, W_HELD_BYTES, W_PA
 static void worker_sample(void *arg, const struct pool_worker_info *w)
 {
 	struct wfam *f = arg;
-	put(f->b, "wsgw_worker_%s{pool=", f->name);
-	put_str(f->b, w->pool);
-	put(f->b, ",worker=\"%u\",transport=\"%s\"} ", w->id, w->transport);
+	tbuf_put(f->b, "wsgw_worker_%s{pool=", f->name);
+	tbuf_put_json(f->b, w->pool);
+	tbuf_put(f->b, ",worker=\"%u\",transport=\"%s\"} ", w->id, w->transport);
 	switch (f->what) {
-	case W_CONNS: put(f->b, "%u\n", w->conns); break;
-	case W_DEPTH: put(f->b, "%llu\n", (unsigned long long)w->lag_bytes); break;
-	case W_CAP: put(f->b, "%llu\n", (unsigned long long)w->lag_capacity); break;
-	case W_LAG_REC: put(f->b, "%llu\n", (unsigned long long)w->lag_records); break;
-	case W_LAG_AGE: put(f->b, "%.3f\n", w->lag_oldest_ms / 1000.0); break;
-	case W_HELD: put(f->b, "%zu\n", w->held); break;
-	case W_HELD_BYTES: put(f->b, "%zu\n", w->held_bytes); break;
-	default: put(f->b, "%zu\n", w->paused); break;
+	case W_CONNS: tbuf_put(f->b, "%u\n", w->conns); break;
+	case W_DEPTH: tbuf_put(f->b, "%llu\n", (unsigned long long)w->lag_bytes); break;
+	case W_CAP: tbuf_put(f->b, "%llu\n", (unsigned long long)w->lag_capacity); break;
+	case W_LAG_REC: tbuf_put(f->b, "%llu\n", (unsigned long long)w->lag_records); break;
+	case W_LAG_AGE: tbuf_put(f->b, "%.3f\n", w->lag_oldest_ms / 1000.0); break;
+	case W_HELD: tbuf_put(f->b, "%zu\n", w->held); break;
+	case W_HELD_BYTES: tbuf_put(f->b, "%zu\n", w->held_bytes); break;
+	default: tbuf_put(f->b, "%zu\n", w->paused); break;
 	}
 }
 
 struct pfam {
-	struct buf *b;
+	struct tbuf *b;
 	const struct rpt_src *s;
 	int what;
 };
@@ -103,24 +68,24 @@ static void pool_sample(void *arg, const struct pool_info *p)
 	if (p->echo)
 		return;
 	static const char *const names[] = { "workers", "orphans", "restarts_total" };
-	put(f->b, "wsgw_pool_%s{pool=", names[f->what]);
-	put_str(f->b, p->name);
+	tbuf_put(f->b, "wsgw_pool_%s{pool=", names[f->what]);
+	tbuf_put_json(f->b, p->name);
 	if (f->what == 0)
-		put(f->b, "} %u\n", p->workers);
+		tbuf_put(f->b, "} %u\n", p->workers);
 	else if (f->what == 1)
-		put(f->b, "} %lu\n", p->orphans);
+		tbuf_put(f->b, "} %lu\n", p->orphans);
 	else
-		put(f->b, "} %u\n", sup_pool_restarts(f->s->sup, p->name));
+		tbuf_put(f->b, "} %u\n", sup_pool_restarts(f->s->sup, p->name));
 }
 
 static void sup_sample(void *arg, const struct sup_info *i)
 {
 	struct pfam *f = arg;
-	put(f->b, "wsgw_supervised_%s{worker=", f->what ? "up" : "restarts_total");
-	put_str(f->b, i->name);
-	put(f->b, ",instance=\"%u\",pool=", i->instance);
-	put_str(f->b, i->pool);
-	put(f->b, "} %u\n", f->what ? (i->pid ? 1u : 0u) : i->restarts);
+	tbuf_put(f->b, "wsgw_supervised_%s{worker=", f->what ? "up" : "restarts_total");
+	tbuf_put_json(f->b, i->name);
+	tbuf_put(f->b, ",instance=\"%u\",pool=", i->instance);
+	tbuf_put_json(f->b, i->pool);
+	tbuf_put(f->b, "} %u\n", f->what ? (i->pid ? 1u : 0u) : i->restarts);
 }
 
 int rpt_metrics(const struct rpt_src *s, char *out, size_t cap)
@@ -128,7 +93,7 @@ int rpt_metrics(const struct rpt_src *s, char *out, size_t cap)
 	int n = stats_format(out, cap, conn_count(), pool_live_workers(s->ps));
 	if (n < 0)
 		return n;
-	struct buf b = { out, cap, (size_t)n, 0 };
+	struct tbuf b = { out, cap, (size_t)n, 0 };
 	static const struct { const char *name, *type, *help; } wf[] = {
 		{ "connections", "gauge", "Clients pinned to the worker." },
 		{ "ring_bytes", "gauge", "Bytes sent to the worker it has not consumed yet (shm: unread in its ring; zmq: unacknowledged)." },
@@ -140,7 +105,7 @@ int rpt_metrics(const struct rpt_src *s, char *out, size_t cap)
 		{ "paused_clients", "gauge", "Clients not read until the held records are in." },
 	};
 	for (int i = 0; i < (int)(sizeof(wf) / sizeof(wf[0])); i++) {
-		put(&b, "# HELP wsgw_worker_%s %s\n# TYPE wsgw_worker_%s %s\n", wf[i].name, wf[i].help,
+		tbuf_put(&b, "# HELP wsgw_worker_%s %s\n# TYPE wsgw_worker_%s %s\n", wf[i].name, wf[i].help,
 		    wf[i].name, wf[i].type);
 		struct wfam f = { &b, wf[i].name, i };
 		pool_each_worker(s->ps, worker_sample, &f);
@@ -151,19 +116,19 @@ int rpt_metrics(const struct rpt_src *s, char *out, size_t cap)
 		{ "restarts_total", "counter", "Restarts of the pool's supervised workers." },
 	};
 	for (int i = 0; i < 3; i++) {
-		put(&b, "# HELP wsgw_pool_%s %s\n# TYPE wsgw_pool_%s %s\n", pf[i][0], pf[i][2], pf[i][0], pf[i][1]);
+		tbuf_put(&b, "# HELP wsgw_pool_%s %s\n# TYPE wsgw_pool_%s %s\n", pf[i][0], pf[i][2], pf[i][0], pf[i][1]);
 		struct pfam f = { &b, s, i };
 		pool_each(s->ps, pool_sample, &f);
 	}
-	put(&b, "# HELP wsgw_supervised_restarts_total Restarts of a supervised worker instance.\n"
+	tbuf_put(&b, "# HELP wsgw_supervised_restarts_total Restarts of a supervised worker instance.\n"
 		"# TYPE wsgw_supervised_restarts_total counter\n");
 	struct pfam f = { &b, s, 0 };
 	sup_each(s->sup, sup_sample, &f);
-	put(&b, "# HELP wsgw_supervised_up 1 while the supervised instance runs.\n"
+	tbuf_put(&b, "# HELP wsgw_supervised_up 1 while the supervised instance runs.\n"
 		"# TYPE wsgw_supervised_up gauge\n");
 	f.what = 1;
 	sup_each(s->sup, sup_sample, &f);
-	put(&b, "# HELP wsgw_client_addresses Client addresses with a connection (or a handshake bucket) now.\n"
+	tbuf_put(&b, "# HELP wsgw_client_addresses Client addresses with a connection (or a handshake bucket) now.\n"
 		"# TYPE wsgw_client_addresses gauge\nwsgw_client_addresses %lu\n", door_addresses());
 	return done(&b);
 }
@@ -171,7 +136,7 @@ int rpt_metrics(const struct rpt_src *s, char *out, size_t cap)
 /* ---- /healthz ---- */
 
 struct health {
-	struct buf *b;
+	struct tbuf *b;
 	const struct gw_config *cfg;
 	int ok;
 };
@@ -193,24 +158,24 @@ static void pool_health(void *arg, const struct pool_info *p)
 	unsigned need = cp ? cp->min_workers : 1;
 	if (p->workers < need) {
 		h->ok = 0;
-		put(h->b, "pool %s: %u workers, needs %u\n", p->name, p->workers, need);
+		tbuf_put(h->b, "pool %s: %u workers, needs %u\n", p->name, p->workers, need);
 	}
 }
 
 int rpt_healthz(const struct rpt_src *s, char *out, size_t cap, int *ok)
 {
-	struct buf b = { out, cap, 0, 0 };
+	struct tbuf b = { out, cap, 0, 0 };
 	struct health h = { &b, s->cfg, 1 };
 	if (*s->draining) {
 		h.ok = 0;
-		put(&b, "draining\n");
+		tbuf_put(&b, "draining\n");
 	} else if (!lsn_count(s->lsn)) {
 		h.ok = 0;
-		put(&b, "not listening\n");
+		tbuf_put(&b, "not listening\n");
 	}
 	pool_each(s->ps, pool_health, &h);
 	if (h.ok)
-		put(&b, "ok\n");
+		tbuf_put(&b, "ok\n");
 	*ok = h.ok;
 	return done(&b);
 }
@@ -218,7 +183,7 @@ int rpt_healthz(const struct rpt_src *s, char *out, size_t cap, int *ok)
 /* ---- JSON ---- */
 
 struct pstat {
-	struct buf *b;
+	struct tbuf *b;
 	const struct rpt_src *s;
 	int first;
 };
@@ -227,9 +192,9 @@ static void pool_json(void *arg, const struct pool_info *p)
 {
 	struct pstat *x = arg;
 	const struct cfg_pool *cp = cfg_pool_find(x->s->cfg, p->name);
-	put(x->b, "%s{\"name\":", x->first ? "" : ",");
-	put_str(x->b, p->name);
-	put(x->b, ",\"builtin\":%s,\"workers\":%u,\"min_workers\":%u,\"orphans\":%lu,\"restarts\":%u}",
+	tbuf_put(x->b, "%s{\"name\":", x->first ? "" : ",");
+	tbuf_put_json(x->b, p->name);
+	tbuf_put(x->b, ",\"builtin\":%s,\"workers\":%u,\"min_workers\":%u,\"orphans\":%lu,\"restarts\":%u}",
 	    p->echo ? "true" : "false", p->workers, p->echo ? 0 : cp ? cp->min_workers : 1, p->orphans,
 	    sup_pool_restarts(x->s->sup, p->name));
 	x->first = 0;
@@ -237,50 +202,50 @@ static void pool_json(void *arg, const struct pool_info *p)
 
 int rpt_status(const struct rpt_src *s, char *out, size_t cap)
 {
-	struct buf b = { out, cap, 0, 0 };
+	struct tbuf b = { out, cap, 0, 0 };
 	struct timespec ts;
 	clock_gettime(CLOCK_REALTIME, &ts);
 	uint64_t now = (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
 	int ok;
 	char health[256];
 	rpt_healthz(s, health, sizeof(health), &ok);
-	put(&b, "{\"version\":\"" "0.1.0" "\",\"pid\":%d,\"uptime_s\":%llu,\"healthy\":%s,\"draining\":%s,"
+	tbuf_put(&b, "{\"version\":\"" "0.1.0" "\",\"pid\":%d,\"uptime_s\":%llu,\"healthy\":%s,\"draining\":%s,"
 		"\"connections\":%lu,\"workers\":%u,\"supervised_running\":%u,\"config_file\":",
 	    (int)getpid(), (unsigned long long)(now - s->started_ms) / 1000, ok ? "true" : "false",
 	    *s->draining ? "true" : "false", conn_count(), pool_live_workers(s->ps), sup_running(s->sup));
-	put_str(&b, s->cfg->config_file);
-	put(&b, ",\"listen\":[");
+	tbuf_put_json(&b, s->cfg->config_file);
+	tbuf_put(&b, ",\"listen\":[");
 	for (int i = 0; i < lsn_count(s->lsn); i++) {
-		put(&b, i ? "," : "");
-		put_str(&b, lsn_address(s->lsn, i));
+		tbuf_put(&b, i ? "," : "");
+		tbuf_put_json(&b, lsn_address(s->lsn, i));
 	}
-	put(&b, "],\"routes\":[");
+	tbuf_put(&b, "],\"routes\":[");
 	for (int i = 0; i < s->cfg->n_routes; i++) {
-		put(&b, "%s{\"prefix\":", i ? "," : "");
-		put_str(&b, s->cfg->routes[i].prefix);
-		put(&b, ",\"pool\":");
-		put_str(&b, s->cfg->routes[i].pool);
-		put(&b, "}");
+		tbuf_put(&b, "%s{\"prefix\":", i ? "," : "");
+		tbuf_put_json(&b, s->cfg->routes[i].prefix);
+		tbuf_put(&b, ",\"pool\":");
+		tbuf_put_json(&b, s->cfg->routes[i].pool);
+		tbuf_put(&b, "}");
 	}
-	put(&b, "],\"pools\":[");
+	tbuf_put(&b, "],\"pools\":[");
 	struct pstat x = { &b, s, 1 };
 	pool_each(s->ps, pool_json, &x);
-	put(&b, "],\"memory_bytes\":%llu,\"memory_budget_bytes\":%llu}\n", (unsigned long long)bud_total(),
+	tbuf_put(&b, "],\"memory_bytes\":%llu,\"memory_budget_bytes\":%llu}\n", (unsigned long long)bud_total(),
 	    (unsigned long long)bud_limit());
 	return done(&b);
 }
 
 struct wjson {
-	struct buf *b;
+	struct tbuf *b;
 	int first;
 };
 
 static void worker_json(void *arg, const struct pool_worker_info *w)
 {
 	struct wjson *x = arg;
-	put(x->b, "%s{\"id\":%u,\"pool\":", x->first ? "" : ",", w->id);
-	put_str(x->b, w->pool);
-	put(x->b, ",\"pid\":%d,\"transport\":\"%s\",\"connections\":%u,\"lag_records\":%llu,"
+	tbuf_put(x->b, "%s{\"id\":%u,\"pool\":", x->first ? "" : ",", w->id);
+	tbuf_put_json(x->b, w->pool);
+	tbuf_put(x->b, ",\"pid\":%d,\"transport\":\"%s\",\"connections\":%u,\"lag_records\":%llu,"
 		  "\"lag_bytes\":%llu,\"lag_oldest_ms\":%u,\"held_records\":%zu,\"paused_clients\":%zu}",
 	    (int)w->pid, w->transport, w->conns, (unsigned long long)w->lag_records,
 	    (unsigned long long)w->lag_bytes, w->lag_oldest_ms, w->held, w->paused);
@@ -298,32 +263,32 @@ static void sup_json(void *arg, const struct sup_info *i)
 		else if (WIFSIGNALED(st))
 			snprintf(last, sizeof(last), "signal %d", WTERMSIG(st));
 	}
-	put(x->b, "%s{\"name\":", x->first ? "" : ",");
-	put_str(x->b, i->name);
-	put(x->b, ",\"instance\":%u,\"pool\":", i->instance);
-	put_str(x->b, i->pool);
-	put(x->b, ",\"pid\":%d,\"running\":%s,\"restarts\":%u,\"next_restart_ms\":%u,\"backoff_ms\":%u,\"last_exit\":",
+	tbuf_put(x->b, "%s{\"name\":", x->first ? "" : ",");
+	tbuf_put_json(x->b, i->name);
+	tbuf_put(x->b, ",\"instance\":%u,\"pool\":", i->instance);
+	tbuf_put_json(x->b, i->pool);
+	tbuf_put(x->b, ",\"pid\":%d,\"running\":%s,\"restarts\":%u,\"next_restart_ms\":%u,\"backoff_ms\":%u,\"last_exit\":",
 	    (int)i->pid, i->pid ? "true" : "false", i->restarts, i->next_ms, i->delay_ms);
-	put_str(x->b, last);
-	put(x->b, "}");
+	tbuf_put_json(x->b, last);
+	tbuf_put(x->b, "}");
 	x->first = 0;
 }
 
 int rpt_workers(const struct rpt_src *s, char *out, size_t cap)
 {
-	struct buf b = { out, cap, 0, 0 };
-	put(&b, "{\"workers\":[");
+	struct tbuf b = { out, cap, 0, 0 };
+	tbuf_put(&b, "{\"workers\":[");
 	struct wjson x = { &b, 1 };
 	pool_each_worker(s->ps, worker_json, &x);
-	put(&b, "],\"supervised\":[");
+	tbuf_put(&b, "],\"supervised\":[");
 	x.first = 1;
 	sup_each(s->sup, sup_json, &x);
-	put(&b, "]}\n");
+	tbuf_put(&b, "]}\n");
 	return done(&b);
 }
 
 struct cjson {
-	struct buf *b;
+	struct tbuf *b;
 	const struct rpt_src *s;
 	const char *route;
 	unsigned long limit, total, shown;
@@ -342,13 +307,13 @@ static void conn_json(struct conn *c, void *arg)
 	static const char *const states[] = { "handshake", "authorizing", "open", "closing", "closing", "closed" };
 	char peer[64];
 	clog_peer(c, peer, sizeof(peer));
-	put(x->b, "%s{\"id\":%llu,\"peer\":", x->shown ? "," : "", (unsigned long long)c->id);
-	put_str(x->b, peer);
-	put(x->b, ",\"route\":");
-	put_str(x->b, route);
-	put(x->b, ",\"pool\":");
-	put_str(x->b, pool_conn_pool(x->s->ps, c));
-	put(x->b, ",\"worker\":%u,\"state\":\"%s\",\"queued_bytes\":%zu}", pool_conn_worker(x->s->ps, c),
+	tbuf_put(x->b, "%s{\"id\":%llu,\"peer\":", x->shown ? "," : "", (unsigned long long)c->id);
+	tbuf_put_json(x->b, peer);
+	tbuf_put(x->b, ",\"route\":");
+	tbuf_put_json(x->b, route);
+	tbuf_put(x->b, ",\"pool\":");
+	tbuf_put_json(x->b, pool_conn_pool(x->s->ps, c));
+	tbuf_put(x->b, ",\"worker\":%u,\"state\":\"%s\",\"queued_bytes\":%zu}", pool_conn_worker(x->s->ps, c),
 	    c->state < 6 ? states[c->state] : "?", c->out.bytes);
 	x->shown++;
 }
@@ -356,10 +321,10 @@ static void conn_json(struct conn *c, void *arg)
 int rpt_connections(const struct rpt_src *s, const char *route, unsigned long limit, char *out,
 		    size_t cap)
 {
-	struct buf b = { out, cap, 0, 0 };
-	put(&b, "{\"connections\":[");
+	struct tbuf b = { out, cap, 0, 0 };
+	tbuf_put(&b, "{\"connections\":[");
 	struct cjson x = { &b, s, route, limit, 0, 0 };
 	conn_for_each(conn_json, &x);
-	put(&b, "],\"total\":%lu,\"shown\":%lu}\n", x.total, x.shown);
+	tbuf_put(&b, "],\"total\":%lu,\"shown\":%lu}\n", x.total, x.shown);
 	return done(&b);
 }

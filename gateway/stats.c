@@ -2,6 +2,7 @@
 #include "gateway/budget.h"
 #include "gateway/deflate.h"
 #include "gateway/history.h"
+#include "gateway/tbuf.h"
 #include "gateway/topics.h"
 
 #include <errno.h>
@@ -33,47 +34,27 @@ void stats_close_sent(unsigned code)
 		}
 }
 
-struct buf {
-	char *p;
-	size_t cap, len;
-	int full;
-};
 
-static void put(struct buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void put(struct buf *b, const char *fmt, ...)
+static void counter(struct tbuf *b, const char *name, const char *help, uint64_t v)
 {
-	if (b->full)
-		return;
-	va_list ap;
-	va_start(ap, fmt);
-	int n = vsnprintf(b->p + b->len, b->cap - b->len, fmt, ap);
-	va_end(ap);
-	if (n < 0 || (size_t)n >= b->cap - b->len)
-		b->full = 1;
-	else
-		b->len += (size_t)n;
-}
-
-static void counter(struct buf *b, const char *name, const char *help, uint64_t v)
-{
-	put(b, "# HELP wsgw_%s %s\n# TYPE wsgw_%s counter\nwsgw_%s %llu\n", name, help, name, name,
+	tbuf_put(b, "# HELP wsgw_%s %s\n# TYPE wsgw_%s counter\nwsgw_%s %llu\n", name, help, name, name,
 	    (unsigned long long)v);
 }
 
 int stats_format(char *out, size_t cap, unsigned long conns_open, unsigned workers)
 {
-	struct buf b = { out, cap, 0, 0 };
-	put(&b, "# HELP wsgw_connections Client connections open now.\n# TYPE wsgw_connections gauge\n"
+	struct tbuf b = { out, cap, 0, 0 };
+	tbuf_put(&b, "# HELP wsgw_connections Client connections open now.\n# TYPE wsgw_connections gauge\n"
 		"wsgw_connections %lu\n", conns_open);
-	put(&b, "# HELP wsgw_workers Workers attached now.\n# TYPE wsgw_workers gauge\nwsgw_workers %u\n",
+	tbuf_put(&b, "# HELP wsgw_workers Workers attached now.\n# TYPE wsgw_workers gauge\nwsgw_workers %u\n",
 	    workers);
 	counter(&b, "accepted_total", "TCP connections accepted.", stats.accepted);
 	counter(&b, "upgraded_total", "WebSocket upgrades answered with 101.", stats.upgraded);
-	put(&b, "# HELP wsgw_rejected_total Upgrade requests answered with an HTTP error.\n"
+	tbuf_put(&b, "# HELP wsgw_rejected_total Upgrade requests answered with an HTTP error.\n"
 		"# TYPE wsgw_rejected_total counter\n");
 	static const char *const st[] = { "400", "404", "405", "426", "431", "4xx", "5xx" };
 	for (int i = 0; i < 7; i++)
-		put(&b, "wsgw_rejected_total{status=\"%s\"} %llu\n", st[i],
+		tbuf_put(&b, "wsgw_rejected_total{status=\"%s\"} %llu\n", st[i],
 		    (unsigned long long)stats.rejected[i]);
 	counter(&b, "handshake_timeouts_total", "Clients cut for a slow upgrade request.",
 		stats.handshake_timeouts);
@@ -81,10 +62,10 @@ int stats_format(char *out, size_t cap, unsigned long conns_open, unsigned worke
 	counter(&b, "bytes_in_total", "Payload bytes of those messages.", stats.bytes_in);
 	counter(&b, "messages_out_total", "Messages queued to clients.", stats.messages_out);
 	counter(&b, "bytes_out_total", "Payload bytes of those messages.", stats.bytes_out);
-	put(&b, "# HELP wsgw_closes_sent_total Close frames sent, by code.\n"
+	tbuf_put(&b, "# HELP wsgw_closes_sent_total Close frames sent, by code.\n"
 		"# TYPE wsgw_closes_sent_total counter\n");
 	for (unsigned i = 0; i < sizeof(close_code) / sizeof(close_code[0]); i++)
-		put(&b, "wsgw_closes_sent_total{code=\"%u\"} %llu\n", close_code[i],
+		tbuf_put(&b, "wsgw_closes_sent_total{code=\"%u\"} %llu\n", close_code[i],
 		    (unsigned long long)stats.closes_sent[i]);
 	counter(&b, "outbound_dropped_total", "Messages dropped past --max-outbound.",
 		stats.outbound_dropped);
@@ -105,9 +86,9 @@ int stats_format(char *out, size_t cap, unsigned long conns_open, unsigned worke
 		stats.accept_pauses);
 	counter(&b, "accept_shed_total", "Connections shed while accepting was paused.",
 		stats.accept_shed);
-	put(&b, "# HELP wsgw_topics Topics with at least one subscriber.\n# TYPE wsgw_topics gauge\n"
+	tbuf_put(&b, "# HELP wsgw_topics Topics with at least one subscriber.\n# TYPE wsgw_topics gauge\n"
 		"wsgw_topics %lu\n", top_topics());
-	put(&b, "# HELP wsgw_subscriptions Subscriptions in all topics.\n"
+	tbuf_put(&b, "# HELP wsgw_subscriptions Subscriptions in all topics.\n"
 		"# TYPE wsgw_subscriptions gauge\nwsgw_subscriptions %lu\n", top_subscriptions());
 	counter(&b, "published_total", "PUBLISH commands.", stats.published);
 	counter(&b, "delivered_total", "Published (and SENDMANY) messages queued to connections.",
@@ -116,17 +97,17 @@ int stats_format(char *out, size_t cap, unsigned long conns_open, unsigned worke
 		stats.publish_dropped);
 	counter(&b, "closed_slow_total", "Subscribers closed with 1008 for being slow.",
 		stats.closed_slow);
-	put(&b, "# HELP wsgw_recoveries_total SUBSCRIBE since=OFFSET,EPOCH answered, by result.\n"
+	tbuf_put(&b, "# HELP wsgw_recoveries_total SUBSCRIBE since=OFFSET,EPOCH answered, by result.\n"
 		"# TYPE wsgw_recoveries_total counter\n");
 	static const char *const rec[] = { "recovered", "epoch", "trimmed", "none", "unavailable" };
 	for (int i = 0; i < 5; i++)
-		put(&b, "wsgw_recoveries_total{result=\"%s\"} %llu\n", rec[i],
+		tbuf_put(&b, "wsgw_recoveries_total{result=\"%s\"} %llu\n", rec[i],
 		    (unsigned long long)stats.recoveries[i]);
-	put(&b, "# HELP wsgw_history_topics Topics with a history kept in memory.\n"
+	tbuf_put(&b, "# HELP wsgw_history_topics Topics with a history kept in memory.\n"
 		"# TYPE wsgw_history_topics gauge\nwsgw_history_topics %lu\n", hist_topics());
-	put(&b, "# HELP wsgw_history_messages Messages kept in those histories.\n"
+	tbuf_put(&b, "# HELP wsgw_history_messages Messages kept in those histories.\n"
 		"# TYPE wsgw_history_messages gauge\nwsgw_history_messages %lu\n", hist_messages());
-	put(&b, "# HELP wsgw_cluster_up 1 while connected to Redis and subscribed (--cluster).\n"
+	tbuf_put(&b, "# HELP wsgw_cluster_up 1 while connected to Redis and subscribed (--cluster).\n"
 		"# TYPE wsgw_cluster_up gauge\nwsgw_cluster_up %llu\n",
 	    (unsigned long long)stats.cluster_up);
 	counter(&b, "cluster_outages_total", "Times the connection to Redis was lost.",
@@ -140,7 +121,7 @@ int stats_format(char *out, size_t cap, unsigned long conns_open, unsigned worke
 		stats.cluster_received);
 	counter(&b, "cluster_held_total", "Messages held for other gateways while Redis was away.",
 		stats.cluster_held);
-	put(&b, "# HELP wsgw_cluster_holding Held messages not sent yet.\n"
+	tbuf_put(&b, "# HELP wsgw_cluster_holding Held messages not sent yet.\n"
 		"# TYPE wsgw_cluster_holding gauge\nwsgw_cluster_holding %llu\n",
 	    (unsigned long long)stats.cluster_holding);
 	counter(&b, "cluster_dropped_total",
@@ -153,12 +134,12 @@ int stats_format(char *out, size_t cap, unsigned long conns_open, unsigned worke
 		stats.cluster_forwarded);
 	counter(&b, "cluster_commands_total", "Commands of other gateways' workers for connections here.",
 		stats.cluster_commands);
-	put(&b, "# HELP wsgw_door_refused_total Upgrade requests refused at the door, by limit.\n"
+	tbuf_put(&b, "# HELP wsgw_door_refused_total Upgrade requests refused at the door, by limit.\n"
 		"# TYPE wsgw_door_refused_total counter\n");
 	static const char *const door[] = { NULL, "max_conns_per_ip", "handshake_rate_per_ip",
 					    "handshake_rate", "origin" };
 	for (int i = 1; i < 5; i++)
-		put(&b, "wsgw_door_refused_total{limit=\"%s\"} %llu\n", door[i],
+		tbuf_put(&b, "wsgw_door_refused_total{limit=\"%s\"} %llu\n", door[i],
 		    (unsigned long long)stats.door_refused[i]);
 	counter(&b, "drained_total", "Clients closed with 1001 by a drain.", stats.drained);
 	counter(&b, "workers_over_share_total", "Workers dropped for holding more than --worker-memory.",
@@ -168,26 +149,26 @@ int stats_format(char *out, size_t cap, unsigned long conns_open, unsigned worke
 		"TLS connections that failed before completing the handshake.", stats.tls_failures);
 	uint64_t pmd[4];
 	pmd_totals(&pmd[0], &pmd[1], &pmd[2], &pmd[3]);
-	put(&b, "# HELP wsgw_deflate_bytes_total Bytes of compressed messages (permessage-deflate), "
+	tbuf_put(&b, "# HELP wsgw_deflate_bytes_total Bytes of compressed messages (permessage-deflate), "
 		"as payload (plain) and on the wire (compressed), by direction.\n"
 		"# TYPE wsgw_deflate_bytes_total counter\n");
 	static const char *const pmd_lbl[] = { "direction=\"in\",form=\"plain\"",
 		"direction=\"in\",form=\"wire\"", "direction=\"out\",form=\"plain\"",
 		"direction=\"out\",form=\"wire\"" };
 	for (int i = 0; i < 4; i++)
-		put(&b, "wsgw_deflate_bytes_total{%s} %llu\n", pmd_lbl[i], (unsigned long long)pmd[i]);
-	put(&b, "# HELP wsgw_memory_budget_bytes The --memory-budget (0: none).\n"
+		tbuf_put(&b, "wsgw_deflate_bytes_total{%s} %llu\n", pmd_lbl[i], (unsigned long long)pmd[i]);
+	tbuf_put(&b, "# HELP wsgw_memory_budget_bytes The --memory-budget (0: none).\n"
 		"# TYPE wsgw_memory_budget_bytes gauge\nwsgw_memory_budget_bytes %llu\n",
 	    (unsigned long long)bud_limit());
-	put(&b, "# HELP wsgw_memory_bytes Bytes held for peers now, by kind.\n"
+	tbuf_put(&b, "# HELP wsgw_memory_bytes Bytes held for peers now, by kind.\n"
 		"# TYPE wsgw_memory_bytes gauge\n");
 	for (int k = 0; k < BUD_KINDS; k++)
-		put(&b, "wsgw_memory_bytes{kind=\"%s\"} %llu\n", bud_name(k),
+		tbuf_put(&b, "wsgw_memory_bytes{kind=\"%s\"} %llu\n", bud_name(k),
 		    (unsigned long long)bud_used(k));
-	put(&b, "# HELP wsgw_memory_refused_total Allocations refused by the memory budget, by kind.\n"
+	tbuf_put(&b, "# HELP wsgw_memory_refused_total Allocations refused by the memory budget, by kind.\n"
 		"# TYPE wsgw_memory_refused_total counter\n");
 	for (int k = 0; k < BUD_KINDS; k++)
-		put(&b, "wsgw_memory_refused_total{kind=\"%s\"} %llu\n", bud_name(k),
+		tbuf_put(&b, "wsgw_memory_refused_total{kind=\"%s\"} %llu\n", bud_name(k),
 		    (unsigned long long)bud_refused(k));
 	return b.full ? -ENOSPC : (int)b.len;
 }
