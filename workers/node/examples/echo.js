@@ -2,7 +2,8 @@
 'use strict';
 // Echo worker: every message goes back to its sender, as text or binary as it came.
 // usage: echo.js --control ENDPOINT --pool NAME [--verbose]
-//        [--curve-server-key Z85 --curve-keypair FILE (public and secret key, one per line)]
+//        [--curve-server-key=Z85 --curve-keypair FILE (public and secret key, one per line)]
+// (the key with '=': a Z85 key may start with '-', which would read as an option)
 const fs = require('fs');
 const { parseArgs } = require('util');
 const { Worker } = require('..');

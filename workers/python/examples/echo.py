@@ -14,7 +14,9 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--control", required=True, help="the gateway's control endpoint")
     ap.add_argument("--pool", required=True, help="the pool to serve")
-    ap.add_argument("--curve-server-key", help="the gateway's Z85 public key (CURVE)")
+    ap.add_argument("--curve-server-key", metavar="Z85",
+                    help="the gateway's Z85 public key (CURVE); give it as --curve-server-key=KEY, "
+                         "since a Z85 key may start with '-'")
     ap.add_argument("--curve-keypair", metavar="FILE",
                     help="file with this worker's Z85 public and secret keys, one per line")
     ap.add_argument("-v", "--verbose", action="store_true",
