@@ -82,6 +82,18 @@ static bool frame_type(zmq_msg_t *m, uint16_t flags)
 	return frame_is(m, "binary") ? flags == WSGW_F_BINARY : frame_is(m, "text") && flags == 0;
 }
 
+/* PUBLISH's type may carry ",stamp" (text,stamp, binary,stamp): the stamp flag besides. */
+static bool publish_type(zmq_msg_t *m, uint16_t flags)
+{
+	size_t n = zmq_msg_size(m);
+	const char *d = zmq_msg_data(m);
+	if (!(flags & WSGW_F_STAMP))
+		return frame_type(m, flags);
+	flags &= (uint16_t)~WSGW_F_STAMP;
+	return (flags == WSGW_F_BINARY ? n == 12 && !memcmp(d, "binary,stamp", 12)
+				       : flags == 0 && n == 10 && !memcmp(d, "text,stamp", 10));
+}
+
 /* PUBLISH, topic, text|binary, payload[, id]: u8 topic length, topic, payload; the id left
  * out is the record's connection. */
 static void check_publish(zmq_msg_t *f, int n, uint64_t max_message, const struct zmsg_cmd *cmd)
@@ -91,7 +103,7 @@ static void check_publish(zmq_msg_t *f, int n, uint64_t max_message, const struc
 	size_t tl = zmq_msg_size(&f[1]), pl = zmq_msg_size(&f[3]);
 	uint64_t be = 0;
 
-	FUZZ_CHECK((n == 4 || n == 5) && frame_is(&f[0], "PUBLISH") && frame_type(&f[2], r->flags));
+	FUZZ_CHECK((n == 4 || n == 5) && frame_is(&f[0], "PUBLISH") && publish_type(&f[2], r->flags));
 	FUZZ_CHECK(tl >= 1 && tl <= WSGW_TOPIC_MAX && pl <= max_message);
 	FUZZ_CHECK(b == cmd->fields && r->len == 1 + tl + pl && b[0] == tl);
 	FUZZ_CHECK(!memcmp(b + 1, zmq_msg_data(&f[1]), tl));
