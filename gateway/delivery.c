@@ -33,21 +33,23 @@ static void on_send(void *arg, struct conn *c, unsigned op, const void *p, size_
 /* A shared frame for c, under its route's policy for a subscriber past its share. Never
  * closes c's socket (its subscriptions must stay put while a publish walks them).
  * Returns 1 when it was queued. */
-static int enqueue_shared(struct sess *s, struct conn *c, struct outq_buf *b)
+static int enqueue_shared(struct sess *s, struct conn *c, const struct outq_frame *f)
 {
 	if (c->state != CONN_OPEN)
 		return 0;
 	const struct cfg_conn_limits *lim = cfg_limits(s->cfg, c->route);
 	unsigned policy = c->slow ? c->slow : lim->outbound_drop ? CFG_SLOW_DROP_NEWEST : CFG_SLOW_CLOSE;
 	/* A ticker's subscriber wants the last value, not a backlog: one per topic. */
-	if (policy == CFG_SLOW_LATEST && b->tag)
-		stats.publish_dropped += outq_drop_unsent(&c->out, b->tag, 0, NULL);
+	if (policy == CFG_SLOW_LATEST && f->tag)
+		stats.publish_dropped += outq_drop_unsent(&c->out, f->tag, 0, NULL);
 	size_t cap = lim->max_outbound;
-	int over = c->out.bytes + b->len > cap || (c->out.bytes && !bud_room(BUD_OUTBOUND, 0));
-	if (over && (policy == CFG_SLOW_DROP_OLDEST || policy == CFG_SLOW_LATEST)) {
-		size_t need = c->out.bytes + b->len > cap ? c->out.bytes + b->len - cap : 0;
+	int over = c->out.bytes + f->len > cap || (c->out.bytes && !bud_room(BUD_OUTBOUND, 0));
+	/* Policies that take single frames out later keep one node per frame. */
+	int single = policy == CFG_SLOW_DROP_OLDEST || policy == CFG_SLOW_LATEST;
+	if (over && single) {
+		size_t need = c->out.bytes + f->len > cap ? c->out.bytes + f->len - cap : 0;
 		stats.publish_dropped += outq_drop_unsent(&c->out, 0, need, NULL);
-		over = c->out.bytes + b->len > cap || (c->out.bytes && !bud_room(BUD_OUTBOUND, 0));
+		over = c->out.bytes + f->len > cap || (c->out.bytes && !bud_room(BUD_OUTBOUND, 0));
 	}
 	if (over) {
 		if (policy != CFG_SLOW_CLOSE) {
@@ -63,7 +65,7 @@ static int enqueue_shared(struct sess *s, struct conn *c, struct outq_buf *b)
 	}
 	if (!c->out.bytes)
 		c->out_since = loop_now(s->u.loop);
-	if (outq_append_buf(&c->out, b)) {
+	if (outq_append_frame(&c->out, f, !single)) {
 		clog_error(c, ENOMEM, "queueing a published message");
 		stats.publish_dropped++;
 		return 0;
@@ -73,22 +75,22 @@ static int enqueue_shared(struct sess *s, struct conn *c, struct outq_buf *b)
 }
 
 
-/* One frame for many connections: framed once, referenced by each queue. */
-static struct outq_buf *frame_shared(unsigned op, int rsv1, const void *p, size_t n, uint64_t tag)
+/* One frame for many connections: framed once into f, referenced by each queue. */
+static int frame_shared(struct outq_frame *f, unsigned op, int rsv1, const void *p, size_t n,
+			uint64_t tag)
 {
 	uint8_t hdr[WS_FRAME_HDR_MAX];
 	size_t hlen = ws_frame_header(hdr, op, 1, n, NULL);
 	if (rsv1)
 		hdr[0] |= 0x40;
-	struct outq_buf *b = outq_buf_new(hlen + n, tag);
-	if (!b) {
+	if (outq_frame_new(f, hlen + n, tag)) {
 		log_error(ENOMEM, "a message of %zu bytes for many connections", n);
-		return NULL;
+		return -ENOMEM;
 	}
-	memcpy(b->data, hdr, hlen);
+	memcpy(f->data, hdr, hlen);
 	if (n)
-		memcpy(b->data + hlen, p, n);
-	return b;
+		memcpy(f->data + hlen, p, n);
+	return 0;
 }
 
 /* A message for many: the plain frame, and compressed frames made once per window size
@@ -101,37 +103,36 @@ struct fan {
 	const void *p;
 	size_t n;
 	uint64_t tag;
-	struct outq_buf *plain;
-	struct outq_buf *z[FAN_VARIANTS];
+	struct outq_frame plain;
+	struct outq_frame z[FAN_VARIANTS];
 	uint8_t zbits[FAN_VARIANTS];
 	int failed;
 	unsigned long got;
 };
 
-static struct outq_buf *fan_frame(struct fan *f, const struct conn *c)
+static const struct outq_frame *fan_frame(struct fan *f, const struct conn *c)
 {
 	const struct pmd_cfg *dc = &f->s->cfg->deflate;
 	if (c->pmd.on && f->n >= dc->min_size) {
 		for (int i = 0; i < FAN_VARIANTS; i++) {
-			if (f->z[i] && f->zbits[i] == c->pmd.server_bits)
-				return f->z[i];
-			if (!f->z[i]) {
+			if (f->z[i].blk && f->zbits[i] == c->pmd.server_bits)
+				return &f->z[i];
+			if (!f->z[i].blk) {
 				const uint8_t *z;
 				size_t zn;
 				struct pmd_stream *none = NULL;
 				if (pmd_deflate(&c->pmd, dc, &none, f->p, f->n, &z, &zn) || zn >= f->n)
 					break; /* not worth it: everyone gets the plain frame */
-				f->z[i] = frame_shared(f->op, 1, z, zn, f->tag);
+				if (frame_shared(&f->z[i], f->op, 1, z, zn, f->tag))
+					break;
 				f->zbits[i] = c->pmd.server_bits;
-				if (f->z[i])
-					return f->z[i];
-				break;
+				return &f->z[i];
 			}
 		}
 	}
-	if (!f->plain && !f->failed && !(f->plain = frame_shared(f->op, 0, f->p, f->n, f->tag)))
+	if (!f->plain.blk && !f->failed && frame_shared(&f->plain, f->op, 0, f->p, f->n, f->tag))
 		f->failed = 1;
-	return f->plain;
+	return f->plain.blk ? &f->plain : NULL;
 }
 
 static void fan_one(struct fan *f, struct conn *c)
@@ -141,12 +142,12 @@ static void fan_one(struct fan *f, struct conn *c)
 			f->got++;
 		return;
 	}
-	struct outq_buf *b = fan_frame(f, c);
-	if (!b) {
+	const struct outq_frame *fr = fan_frame(f, c);
+	if (!fr) {
 		stats.publish_dropped++;
 		return;
 	}
-	f->got += (unsigned long)enqueue_shared(f->s, c, b);
+	f->got += (unsigned long)enqueue_shared(f->s, c, fr);
 }
 
 static void fan_done(struct fan *f)
@@ -154,11 +155,9 @@ static void fan_done(struct fan *f)
 	stats.delivered += f->got;
 	stats.messages_out += f->got;
 	stats.bytes_out += f->got * f->n;
-	if (f->plain)
-		outq_buf_unref(f->plain);
+	outq_frame_put(&f->plain);
 	for (int i = 0; i < FAN_VARIANTS; i++)
-		if (f->z[i])
-			outq_buf_unref(f->z[i]);
+		outq_frame_put(&f->z[i]);
 }
 
 /* m's payload with its stamp in front, in buf when it fits, else malloc'ed (*own). NULL

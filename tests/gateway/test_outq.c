@@ -90,6 +90,20 @@ static void append(struct outq *q, const uint8_t *stream, size_t *off, size_t hl
 	*off += hlen + n;
 }
 
+/* A shared frame of n bytes of stream[*off..], queued on q (join as outq_append_frame). */
+static void append_shared(struct outq *q, const uint8_t *stream, size_t *off, size_t n,
+			  uint64_t tag, int join)
+{
+	struct outq_frame f;
+	size_t before = q->bytes;
+	REQUIRE(outq_frame_new(&f, n, tag) == 0);
+	memcpy(f.data, stream + *off, n);
+	REQUIRE(outq_append_frame(q, &f, join) == 0);
+	outq_frame_put(&f);
+	REQUIRE(q->bytes == before + n);
+	*off += n;
+}
+
 /* The ciphertext queue's way (gateway/tls.c): a byte stream written in odd pieces across
  * standard chunks, looked at through outq_iov with a limit, consumed in odd amounts; the
  * bytes come out in order and the counts stay exact. */
@@ -409,10 +423,7 @@ START_TEST(test_trim_keeps_the_frame_under_way)
 	append(&q, s, &off, 10, 300000);
 	size_t first = off;
 	append(&q, s, &off, 2, 20);
-	struct outq_buf *b = outq_buf_new(100, 7);
-	memcpy(b->data, s + off, 100);
-	ck_assert_int_eq(outq_append_buf(&q, b), 0);
-	outq_buf_unref(b);
+	append_shared(&q, s, &off, 100, 7, 1);
 	ck_assert_int_eq(outq_flush(&q, sv[0]), 1);
 	size_t written = first + 22 + 100 - q.bytes;
 	ck_assert_uint_lt(written, first);
@@ -446,12 +457,7 @@ START_TEST(test_own_frame_after_shared)
 
 	big_pipe(p);
 	for (int i = 0; i < 3; i++) {
-		struct outq_buf *b = outq_buf_new(100, 1);
-		ck_assert_ptr_nonnull(b);
-		memcpy(b->data, s + off, 100);
-		off += 100;
-		ck_assert_int_eq(outq_append_buf(&q, b), 0);
-		outq_buf_unref(b);
+		append_shared(&q, s, &off, 100, 1, i & 1);
 		append(&q, s, &off, 2, i ? 30 : 0);
 	}
 	ck_assert_uint_eq(q.bytes, off);
@@ -499,11 +505,7 @@ START_TEST(test_export_import)
 		struct outq q = { 0 };
 		append(&q, stream, &off, 2, 300);
 		append(&q, stream, &off, 4, 20000); /* its own chunk */
-		struct outq_buf *b = outq_buf_new(500, 7);
-		memcpy(b->data, stream + off, 500);
-		off += 500;
-		REQUIRE(outq_append_buf(&q, b) == 0);
-		outq_buf_unref(b);
+		append_shared(&q, stream, &off, 500, 7, 0);
 		append(&q, stream, &off, 2, 40);
 		/* Written: nothing, part of the first frame, part of the large one. */
 		size_t written = cut == 0 ? 0 : cut == 1 ? 100 : 302 + 5000;
@@ -536,6 +538,86 @@ START_TEST(test_export_import)
 }
 END_TEST
 
+/* A batch of publishes for one subscriber: consecutive shared frames joined into one span
+ * leave in one iovec (a node per frame made the gateway walk 160,000 of them per batch at
+ * 10,000 subscribers); another queue holding every other frame gets a node for each; both
+ * streams come out whole and in order, and the blocks go back to the budget. */
+START_TEST(test_shared_frames_join)
+{
+	uint64_t used0 = bud_used(BUD_OUTBOUND);
+	uint8_t *s = stream_new(65536);
+	struct outq all = { 0 }, odd = { 0 };
+	struct outq_frame f[16];
+	size_t off = 0;
+	for (int i = 0; i < 16; i++) {
+		REQUIRE(outq_frame_new(&f[i], 66, 9) == 0);
+		memcpy(f[i].data, s + off, 66);
+		off += 66;
+		REQUIRE(outq_append_frame(&all, &f[i], 1) == 0);
+		if (i & 1)
+			REQUIRE(outq_append_frame(&odd, &f[i], 1) == 0);
+	}
+	ck_assert_uint_gt(bud_used(BUD_OUTBOUND), used0);
+	for (int i = 0; i < 16; i++)
+		outq_frame_put(&f[i]);
+	struct iovec iov[64];
+	int cnt;
+	ck_assert_uint_eq(outq_iov(&all, iov, 64, SIZE_MAX, &cnt), 16 * 66);
+	ck_assert_int_eq(cnt, 1);
+	ck_assert_uint_eq(outq_iov(&odd, iov, 64, SIZE_MAX, &cnt), 8 * 66);
+	ck_assert_int_eq(cnt, 8);
+	for (int i = 0; i < 8; i++)
+		ck_assert_mem_eq(iov[i].iov_base, s + (size_t)(2 * i + 1) * 66, 66);
+	/* A joined span is one unit: it is never cut into frames to be dropped. */
+	ck_assert_uint_eq(outq_drop_unsent(&all, 0, 0, NULL), 0);
+	int p[2];
+	size_t at = 0;
+	big_pipe(p);
+	ck_assert_int_eq(outq_flush(&all, p[1]), 0);
+	ck_assert_uint_eq(drain(p[0], &at), 16 * 66);
+	outq_clear(&odd);
+	ck_assert_uint_eq(bud_used(BUD_OUTBOUND), used0);
+	close(p[0]);
+	close(p[1]);
+	free(s);
+}
+END_TEST
+
+/* Frames queued one node each (drop-oldest and latest subscribers) stay droppable one by
+ * one, by tag or by need; a frame a write has started is kept; a frame too big to share a
+ * block gets one of its own; the blocks are charged whole and all credited back. */
+START_TEST(test_shared_frames_drop)
+{
+	uint64_t used0 = bud_used(BUD_OUTBOUND);
+	uint8_t *s = stream_new(65536);
+	struct outq q = { 0 };
+	size_t off = 0;
+	append_shared(&q, s, &off, 100, 1, 0);
+	append_shared(&q, s, &off, 100, 2, 0);
+	append_shared(&q, s, &off, 100, 1, 0);
+	append_shared(&q, s, &off, 3000, 3, 0); /* a block of its own */
+	ck_assert_uint_ge(bud_used(BUD_OUTBOUND) - used0, 4096 + 3000);
+	outq_consume(&q, 10); /* the first frame is started */
+	size_t freed;
+	ck_assert_uint_eq(outq_drop_unsent(&q, 1, 0, &freed), 1);
+	ck_assert_uint_eq(freed, 100);
+	ck_assert_uint_eq(outq_drop_unsent(&q, 0, 50, &freed), 1); /* the oldest unsent: tag 2 */
+	ck_assert_uint_eq(freed, 100);
+	ck_assert_uint_eq(q.bytes, 90 + 3000);
+	struct iovec iov[8];
+	int cnt;
+	outq_iov(&q, iov, 8, SIZE_MAX, &cnt);
+	ck_assert_int_eq(cnt, 2);
+	ck_assert_mem_eq(iov[0].iov_base, s + 10, 90);
+	ck_assert_mem_eq(iov[1].iov_base, s + 300, 3000);
+	outq_trim(&q);
+	ck_assert_uint_eq(q.bytes, 90);
+	outq_clear(&q);
+	ck_assert_uint_eq(bud_used(BUD_OUTBOUND), used0);
+	free(s);
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("outq");
@@ -556,6 +638,8 @@ int main(void)
 	tcase_add_test(tc, test_stream_write_iov_consume);
 	tcase_add_test(tc, test_own_frame_after_shared);
 	tcase_add_test(tc, test_export_import);
+	tcase_add_test(tc, test_shared_frames_join);
+	tcase_add_test(tc, test_shared_frames_drop);
 	suite_add_tcase(s, tc);
 	SRunner *sr = srunner_create(s);
 	srunner_run_all(sr, CK_NORMAL);
