@@ -28,6 +28,7 @@ struct reader {
 	char sect_text[300]; /* "[route /chat]", for errors */
 	unsigned char seen[CFG_KEYS_MAX]; /* keys given in this section (not lists) */
 	int seen_line[CFG_KEYS_MAX];
+	int once_line[CS_N]; /* where a section without a name began; 0: not yet */
 	int stop;
 };
 
@@ -163,6 +164,12 @@ static int begin_section(struct reader *rd, char *line)
 		cfg__worker_init(obj, name);
 		break;
 	default:
+		if (rd->once_line[sect]) {
+			cfg__fail(x, "%s: this section is given twice (first on line %d)", rd->sect_text,
+				  rd->once_line[sect]);
+			return -EINVAL;
+		}
+		rd->once_line[sect] = x->line;
 		break;
 	}
 	if (dup) {

@@ -283,6 +283,9 @@ static const struct file_error file_errors[] = {
 	{ "[gateway x]\n", 1, "[gateway x]: expected no name: [gateway]" },
 	{ "[route /a]\npool = echo\n[route /a/]\npool = echo\n", 3, "[route /a/]: this section is given twice" },
 	{ "[limits]\nmax-message = 5\n\nmax-message = 6\n", 4, "[limits] max-message is given twice (first on line 2)" },
+	/* Two [limits] sections: the second's max-message would silently win over the first's. */
+	{ "[limits]\nmax-message = 5\n[gateway]\n[limits]\nmax-message = 6\n", 4,
+	  "[limits]: this section is given twice (first on line 1)" },
 	{ "[route /a]\nauthorize = yes\n", 1, "[route /a]: expected a line 'pool = NAME'" },
 	{ "[listen x]\n# nothing\n[limits]\n", 1, "[listen x]: expected a line 'address = ADDR:PORT'" },
 	{ "[worker w]\npool = p\n", 1, "[worker w]: expected a line 'command = ...'" },
