@@ -313,10 +313,13 @@ $(GENERATED):
 	$(Q)$(SUBST) $(filter %.in,$^) > $@
 FORCE:
 
+# The chat demo page, for [gateway] static = $(datadir)/wsgw/www.
+DEMO_FILES := $(wildcard demo/*)
+
 install: $(PROGRAMS) $(LIBWSGW_A) $(MAN_OUT) $(GENERATED)
 	install -d $(DESTDIR)$(bindir) $(DESTDIR)$(sbindir) $(DESTDIR)$(libdir) \
 	    $(DESTDIR)$(pkgconfigdir) $(DESTDIR)$(includedir)/wsgw $(DESTDIR)$(sysconfdir)/wsgw \
-	    $(DESTDIR)$(unitdir) $(DESTDIR)$(pythondir)/wsgw \
+	    $(DESTDIR)$(unitdir) $(DESTDIR)$(pythondir)/wsgw $(DESTDIR)$(datadir)/wsgw/www \
 	    $(DESTDIR)$(mandir)/man1 $(DESTDIR)$(mandir)/man3 $(DESTDIR)$(mandir)/man5 $(DESTDIR)$(mandir)/man8
 	install -m 0755 $(BUILD)/wsgw $(DESTDIR)$(sbindir)/
 	install -m 0755 $(BUILD)/wsgw-echo $(BUILD)/wsgw-broadcast $(BUILD)/wsgw-chat \
@@ -329,6 +332,7 @@ install: $(PROGRAMS) $(LIBWSGW_A) $(MAN_OUT) $(GENERATED)
 	install -m 0644 build/gen/wsgw.pc $(DESTDIR)$(pkgconfigdir)/
 	install -m 0644 build/gen/wsgw.service build/gen/wsgw-worker@.service $(DESTDIR)$(unitdir)/
 	install -m 0644 workers/python/wsgw/*.py $(DESTDIR)$(pythondir)/wsgw/
+	install -m 0644 $(DEMO_FILES) $(DESTDIR)$(datadir)/wsgw/www/
 	for m in $(MAN_OUT); do install -m 0644 $$m $(DESTDIR)$(mandir)/man$${m##*.}/; done
 	@# An edited configuration is never overwritten.
 	@if [ -e $(DESTDIR)$(sysconfdir)/wsgw/wsgw.conf ]; then \
@@ -345,9 +349,11 @@ uninstall:
 	    $(DESTDIR)$(unitdir)/wsgw-worker@.service \
 	    $(patsubst include/%,$(DESTDIR)$(includedir)/%,$(wildcard include/wsgw/*.h)) \
 	    $(patsubst workers/python/%,$(DESTDIR)$(pythondir)/%,$(wildcard workers/python/wsgw/*.py)) \
+	    $(patsubst demo/%,$(DESTDIR)$(datadir)/wsgw/www/%,$(DEMO_FILES)) \
 	    $(foreach m,$(MAN_OUT),$(DESTDIR)$(mandir)/man$(subst .,,$(suffix $(m)))/$(notdir $(m)))
 	rm -rf $(DESTDIR)$(pythondir)/wsgw/__pycache__
-	-rmdir $(DESTDIR)$(includedir)/wsgw $(DESTDIR)$(pythondir)/wsgw 2>/dev/null
+	-rmdir $(DESTDIR)$(includedir)/wsgw $(DESTDIR)$(pythondir)/wsgw \
+	    $(DESTDIR)$(datadir)/wsgw/www $(DESTDIR)$(datadir)/wsgw 2>/dev/null
 
 # Packages are built from a copy of the tree, so the source tree stays as it was.
 PKG_TREE_EXCLUDE := --exclude=./build --exclude=./.git --exclude=node_modules --exclude=.cache

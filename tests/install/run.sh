@@ -159,8 +159,12 @@ check "postinst made the group wsgw" bash -c "getent group wsgw >/dev/null"
 check "/etc/wsgw/wsgw.conf is a conffile" grep -qx /etc/wsgw/wsgw.conf /var/lib/dpkg/info/wsgw.conffiles
 for f in /usr/sbin/wsgw /usr/bin/wsgw-echo /usr/bin/wsgw-bench /etc/wsgw/wsgw.conf \
 	/lib/systemd/system/wsgw.service /lib/systemd/system/wsgw-worker@.service \
-	/usr/include/wsgw/worker.h /usr/lib/python3/dist-packages/wsgw/__init__.py; do
+	/usr/include/wsgw/worker.h /usr/lib/python3/dist-packages/wsgw/__init__.py \
+	/usr/share/wsgw/www/index.html /usr/share/wsgw/www/chat.js; do
 	check "installed $f" test -e "$f"
+done
+for d in OPERATIONS PROTOCOL UPGRADE SCALING RELIABILITY ARCHITECTURE; do
+	check "installed /usr/share/doc/wsgw/$d.md" bash -c "ls /usr/share/doc/wsgw/$d.md* >/dev/null"
 done
 for m in wsgw.8 wsgw.conf.5 wsgw-bench.1 wsgw-echo.1 libwsgw.3; do
 	page=$(man -w "${m##*.}" "${m%.*}" 2>/dev/null) || page=
@@ -186,6 +190,9 @@ log "the installed gateway, from the installed config"
 PORT=$(/usr/bin/wsgw-bench --free-port)
 sed -i "s/^address = 127.0.0.1:8080$/address = 127.0.0.1:$PORT/" /etc/wsgw/wsgw.conf
 check "edited the listen port of /etc/wsgw/wsgw.conf to $PORT" grep -qx "address = 127.0.0.1:$PORT" /etc/wsgw/wsgw.conf
+# The demo page the package ships, where the config's commented line says it is.
+sed -i "s|^#static = /usr/share/wsgw/www$|static = /usr/share/wsgw/www|" /etc/wsgw/wsgw.conf
+check "turned on static = /usr/share/wsgw/www" grep -qx "static = /usr/share/wsgw/www" /etc/wsgw/wsgw.conf
 # What systemd does for RuntimeDirectory=wsgw RuntimeDirectoryMode=0750 User=wsgw.
 install -d -o wsgw -g wsgw -m 0750 "$RUNDIR"
 mkdir -m 0755 "$T/n"
@@ -209,6 +216,14 @@ check "the control socket is mode 0660, group wsgw" \
 check "the lock file names the gateway" test "$(cat "$RUNDIR/wsgw.lock" 2>/dev/null)" = "$GWPID"
 CONTROL="ipc://$RUNDIR/control"
 echo_ok "the built-in echo route of the packaged config" /echo hello hello
+check "a plain GET / gets the installed demo page" "$PY" -c '
+import http.client, sys
+c = http.client.HTTPConnection("127.0.0.1", int(sys.argv[1]), timeout=10)
+c.request("GET", "/")
+r = c.getresponse()
+body = r.read()
+sys.exit(0 if r.status == 200 and body == open("/usr/share/wsgw/www/index.html", "rb").read() else 1)
+' "$PORT"
 
 bg_as "$IN_USER" /usr/bin/wsgw-echo --control "$CONTROL" --pool app 2>>"$T/echo.log" &
 ECHOPID=$!
@@ -381,7 +396,8 @@ if (cd "$ROOT" && timeout 600 make rpm) >"$T/rpm.log" 2>&1; then
 		/usr/bin/wsgw-echo /usr/bin/wsgw-bench /etc/wsgw/wsgw.conf \
 		/usr/lib/systemd/system/wsgw.service /usr/lib/systemd/system/wsgw-worker@.service \
 		/usr/share/man/man8/wsgw.8.gz /usr/share/man/man5/wsgw.conf.5.gz \
-		/usr/share/man/man1/wsgw-bench.1.gz /usr/share/man/man1/wsgw-echo.1.gz
+		/usr/share/man/man1/wsgw-bench.1.gz /usr/share/man/man1/wsgw-echo.1.gz \
+		/usr/share/wsgw/www/index.html /usr/share/doc/wsgw/UPGRADE.md
 	check "wsgw-libs.rpm: libwsgw.so.1" expect wsgw-libs /usr/lib64/libwsgw.so.1 /usr/lib64/libwsgw.so.1.0.0
 	check "wsgw-devel.rpm: headers, static library, wsgw.pc, libwsgw(3)" expect wsgw-devel \
 		/usr/include/wsgw/worker.h /usr/include/wsgw/protocol.h /usr/lib64/libwsgw.so \
