@@ -397,7 +397,9 @@ if (cd "$ROOT" && timeout 600 make rpm) >"$T/rpm.log" 2>&1; then
 		/usr/lib/systemd/system/wsgw.service /usr/lib/systemd/system/wsgw-worker@.service \
 		/usr/share/man/man8/wsgw.8.gz /usr/share/man/man5/wsgw.conf.5.gz \
 		/usr/share/man/man1/wsgw-bench.1.gz /usr/share/man/man1/wsgw-echo.1.gz \
-		/usr/share/wsgw/www/index.html /usr/share/doc/wsgw/UPGRADE.md
+		/usr/share/wsgw/www/index.html
+	check "wsgw.rpm: the operator's docs" bash -c \
+		"rpm -qlp '$(rpmfile wsgw)' | grep -Eq '^/usr/share/doc/wsgw[^/]*/UPGRADE.md$'"
 	check "wsgw-libs.rpm: libwsgw.so.1" expect wsgw-libs /usr/lib64/libwsgw.so.1 /usr/lib64/libwsgw.so.1.0.0
 	check "wsgw-devel.rpm: headers, static library, wsgw.pc, libwsgw(3)" expect wsgw-devel \
 		/usr/include/wsgw/worker.h /usr/include/wsgw/protocol.h /usr/lib64/libwsgw.so \
