@@ -214,11 +214,9 @@ static void answer_topic(struct pools *ps, struct worker *w, uint64_t qid, const
 	int listed = count <= WSGW_TOPIC_LIST_MAX && nids == remote;
 	int pos = !!(flags & WSGW_F_POSITION);
 	size_t n = 1 + tlen + 4 + (listed ? (size_t)count * 8 : 0) + (pos ? 16 : 0);
-	uint8_t *body = malloc(n), *q = body;
-	if (!body) {
-		log_error(ENOMEM, "TOPIC for worker %u", w->id);
-		return;
-	}
+	/* At most 8.5 KiB: on the stack, so that an answer is never lost to a failed malloc
+	 * (the worker would wait for it). */
+	uint8_t body[1 + WSGW_TOPIC_MAX + 4 + WSGW_TOPIC_LIST_MAX * 8 + 16], *q = body;
 	*q++ = (uint8_t)tlen;
 	memcpy(q, topic, tlen);
 	q += tlen;
@@ -236,7 +234,6 @@ static void answer_topic(struct pools *ps, struct worker *w, uint64_t qid, const
 			      .conn = qid, .a = body, .na = n };
 	if (w->state == WK_ALIVE && pool__push(ps, w, &rec))
 		log_error(ENOMEM, "answer to worker %u", w->id);
-	free(body);
 }
 
 /* QUERY: the topic. Answered with TOPIC: the topic, the count, the ids when few; in a
