@@ -7,42 +7,12 @@
 //
 // Run by tests/browser/run.sh (which installs chromium and playwright-core); prints one
 // "ok N - ..." line per step and exits non-zero on the first failure.
-const { spawn } = require('child_process');
 const fs = require('fs');
 const os = require('os');
 const path = require('path');
-const { chromium } = require('playwright-core');
+const { ROOT, BUILD, STEP_MS, ok, sleep, waitFor, start, stopAll, launch, run } = require('./lib');
 
-const ROOT = path.resolve(__dirname, '..', '..');
-const BUILD = process.env.WSGW_BUILD || path.join(ROOT, 'build');
-const CHROMIUM = process.env.CHROMIUM || '/usr/bin/chromium';
 const SHOTS = path.join(BUILD, 'browser');
-const STEP_MS = 15000;
-
-const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
-let step = 0;
-const ok = (what) => console.log(`ok ${++step} - ${what}`);
-
-async function waitFor(pred, ms, what) {
-  const deadline = Date.now() + ms;
-  for (;;) {
-    const v = await pred();
-    if (v) return v;
-    if (Date.now() > deadline) throw new Error(`timed out after ${ms} ms waiting for ${what}`);
-    await sleep(50);
-  }
-}
-
-const procs = [];
-function start(cmd, args, log) {
-  const fd = fs.openSync(log, 'a');
-  const p = spawn(cmd, args, { stdio: ['ignore', fd, fd] });
-  fs.closeSync(fd);
-  p.exited = false;
-  p.on('exit', () => { p.exited = true; });
-  procs.push(p);
-  return p;
-}
 
 async function main() {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'wsgw-browser-'));
@@ -71,16 +41,8 @@ async function main() {
     for (const name of ['ada', 'bob']) {
       const profile = fs.mkdtempSync(path.join(os.tmpdir(), 'wsgw-chromium-'));
       profiles.push(profile);
-      const browser = await chromium.launchPersistentContext(profile, {
-        executablePath: CHROMIUM,
-        headless: true,
-        args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
-          '--disable-background-networking', '--disable-component-update', '--disable-sync'],
-        viewport: { width: 1000, height: 640 },
-        timeout: STEP_MS,
-      });
+      const browser = await launch(profile, { viewport: { width: 1000, height: 640 } });
       browsers.push(browser);
-      browser.setDefaultTimeout(STEP_MS);
       const page = browser.pages()[0] || await browser.newPage();
       page.sockets = [];
       page.closes = 0;
@@ -150,20 +112,13 @@ async function main() {
       'and a message from page 2 reached page 1');
     await a.screenshot({ path: path.join(SHOTS, 'chat-after-restart.png') });
     console.log(`screenshots in ${SHOTS}`);
-    console.log(`1..${step}`);
   } finally {
     for (const b of browsers) await b.close().catch(() => {});
-    for (const p of procs) if (!p.exited) p.kill('SIGTERM');
-    await sleep(300);
-    for (const p of procs) if (!p.exited) p.kill('SIGKILL');
+    await stopAll();
     if (process.env.WSGW_KEEP_LOGS) console.error(`logs kept in ${dir}`);
     else fs.rmSync(dir, { recursive: true, force: true });
     for (const p of profiles) fs.rmSync(p, { recursive: true, force: true });
   }
 }
 
-main().catch((e) => {
-  console.log(`not ok ${++step} - ${e.message.split('\n')[0]}`);
-  console.error(e.stack);
-  process.exitCode = 1;
-});
+run(main);

@@ -8,32 +8,14 @@
 // the TLS handshake.
 //
 // Run by tests/browser/run.sh; prints one "ok N - ..." line per step.
-const { spawn, execFileSync } = require('child_process');
+const { execFileSync } = require('child_process');
 const fs = require('fs');
 const os = require('os');
 const path = require('path');
 const http = require('http');
-const { chromium } = require('playwright-core');
+const { BUILD, ok, waitFor, start, stopAll, launch, run } = require('./lib');
 
-const ROOT = path.resolve(__dirname, '..', '..');
-const BUILD = process.env.WSGW_BUILD || path.join(ROOT, 'build');
-const CHROMIUM = process.env.CHROMIUM || '/usr/bin/chromium';
 const TLS = path.join(BUILD, 'tls');
-const STEP_MS = 15000;
-
-const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
-let step = 0;
-const ok = (what) => console.log(`ok ${++step} - ${what}`);
-
-async function waitFor(pred, ms, what) {
-  const deadline = Date.now() + ms;
-  for (;;) {
-    const v = await pred();
-    if (v) return v;
-    if (Date.now() > deadline) throw new Error(`timed out after ${ms} ms waiting for ${what}`);
-    await sleep(50);
-  }
-}
 
 function get(port, p) {
   return new Promise((resolve, reject) => {
@@ -82,7 +64,6 @@ async function echoInPage(page, url) {
   }, url);
 }
 
-const procs = [];
 async function main() {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'wsgw-browser-wss-'));
   const home = path.join(dir, 'home');
@@ -96,27 +77,16 @@ async function main() {
     execFileSync('certutil', ['-N', '-d', db, '--empty-password']);
     execFileSync('certutil', ['-A', '-d', db, '-n', 'wsgw test CA', '-t', 'C,,', '-i',
       path.join(TLS, 'ca.pem')]);
-    const fd = fs.openSync(gwLog, 'a');
-    const gw = spawn(path.join(BUILD, 'wsgw'), ['--listen', '127.0.0.1:0',
+    start(path.join(BUILD, 'wsgw'), ['--listen', '127.0.0.1:0',
       '--listen', '127.0.0.1:0,tls', '--tls-cert', path.join(TLS, 'cert.pem'),
       '--tls-key', path.join(TLS, 'key.pem'), '--route', '/=echo,protocols=chat.v1',
-      '--runtime-dir', path.join(dir, 'rt'), '--admin', '127.0.0.1:0'], { stdio: ['ignore', fd, fd] });
-    fs.closeSync(fd);
-    procs.push(gw);
+      '--runtime-dir', path.join(dir, 'rt'), '--admin', '127.0.0.1:0'], gwLog);
     const port = Number((await waitFor(() => /listening on 127\.0\.0\.1:(\d+)"?\n/.exec(log()), 5000, 'ws://'))[1]);
     const tlsPort = Number((await waitFor(() => /listening on 127\.0\.0\.1:(\d+) \(TLS\)/.exec(log()), 5000, 'wss://'))[1]);
     const admin = Number((await waitFor(() => /admin endpoint on port (\d+)/.exec(log()), 5000, 'admin'))[1]);
     ok(`gateway on ws://127.0.0.1:${port} and wss://127.0.0.1:${tlsPort}; the browser trusts the test CA`);
 
-    browser = await chromium.launchPersistentContext(path.join(dir, 'profile'), {
-      executablePath: CHROMIUM,
-      headless: true,
-      env: { ...process.env, HOME: home },
-      args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
-        '--disable-background-networking', '--disable-component-update', '--disable-sync'],
-      timeout: STEP_MS,
-    });
-    browser.setDefaultTimeout(STEP_MS);
+    browser = await launch(path.join(dir, 'profile'), { env: { ...process.env, HOME: home } });
     const page = browser.pages()[0] || await browser.newPage();
     for (const url of [`ws://127.0.0.1:${port}/`, `wss://127.0.0.1:${tlsPort}/`]) {
       const a = await echoInPage(page, url);
@@ -127,13 +97,7 @@ async function main() {
     await browser.close();
     // The same browser without the test CA refuses the certificate: it is checked.
     fs.mkdirSync(path.join(dir, 'bare', '.pki', 'nssdb'), { recursive: true });
-    browser = await chromium.launchPersistentContext(path.join(dir, 'profile2'), {
-      executablePath: CHROMIUM,
-      headless: true,
-      env: { ...process.env, HOME: path.join(dir, 'bare') },
-      args: ['--headless', '--no-sandbox', '--disable-gpu', '--no-first-run'],
-      timeout: STEP_MS,
-    });
+    browser = await launch(path.join(dir, 'profile2'), { env: { ...process.env, HOME: path.join(dir, 'bare') } });
     const bare = browser.pages()[0] || await browser.newPage();
     const refused = await echoInPage(bare, `wss://127.0.0.1:${tlsPort}/`).then(() => false, () => true);
     if (!refused) throw new Error('a browser without the test CA accepted the certificate');
@@ -148,19 +112,12 @@ async function main() {
     if (metric(m, 'wsgw_tls_handshakes_total') < 1) throw new Error('no TLS handshake counted');
     ok(`/metrics: compressed both ways (in ${wireIn} of ${plainIn} bytes, out ${wireOut} of ${plainOut}), ` +
       `${metric(m, 'wsgw_tls_handshakes_total')} TLS handshake(s)`);
-    console.log(`1..${step}`);
   } finally {
     if (browser) await browser.close().catch(() => {});
-    for (const p of procs) if (p.exitCode === null) p.kill('SIGTERM');
-    await sleep(300);
-    for (const p of procs) if (p.exitCode === null) p.kill('SIGKILL');
+    await stopAll();
     if (process.env.WSGW_KEEP_LOGS) console.error(`logs kept in ${dir}`);
     else fs.rmSync(dir, { recursive: true, force: true });
   }
 }
 
-main().catch((e) => {
-  console.log(`not ok ${++step} - ${e.message.split('\n')[0]}`);
-  console.error(e.stack);
-  process.exitCode = 1;
-});
+run(main);
