@@ -20,24 +20,12 @@ TEST_TIMEOUT=${TEST_TIMEOUT:-180}
 log() { echo "browser: $*" >&2; }
 fail() { log "$*"; echo "0 passed, 1 failed"; exit 1; }
 
-apt_install() {
-	local SUDO=
-	if [ "$(id -u)" != 0 ]; then
-		command -v sudo >/dev/null || { log "cannot install $*: not root, no sudo"; return 1; }
-		SUDO="sudo -n"
-	fi
-	log "installing $*"
-	$SUDO apt-get update -qq >/dev/null 2>&1
-	DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq \
-		-o DPkg::Lock::Timeout=300 "$@" >/dev/null
-}
-
 missing=()
 [ -x "$CHROMIUM" ] || missing+=(chromium)
 command -v certutil >/dev/null || missing+=(libnss3-tools)
 command -v node >/dev/null || missing+=(nodejs)
 command -v npm >/dev/null || missing+=(npm)
-[ ${#missing[@]} -eq 0 ] || apt_install "${missing[@]}" || fail "could not install ${missing[*]}"
+[ ${#missing[@]} -eq 0 ] || "$ROOT/tools/need-debs" "${missing[@]}" || fail "could not install ${missing[*]}"
 [ -x "$CHROMIUM" ] || fail "$CHROMIUM is missing"
 for b in wsgw wsgw-chat tls/ca.pem; do
 	[ -e "$WSGW_BUILD/$b" ] || fail "$WSGW_BUILD/$b is missing: build it first (make check makes it)"

@@ -17,18 +17,6 @@ passed=0
 failed=0
 log() { echo "run_lang_tests: $*" >&2; }
 
-apt_install() {
-	local SUDO=
-	if [ "$(id -u)" != 0 ]; then
-		command -v sudo >/dev/null || { log "cannot install $*: not root, no sudo"; return 1; }
-		SUDO="sudo -n"
-	fi
-	log "installing $*"
-	$SUDO apt-get update -qq >/dev/null 2>&1
-	DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq \
-		-o DPkg::Lock::Timeout=300 "$@" >/dev/null
-}
-
 # Only what is really missing: a nodesource nodejs ships its own npm, and Debian's npm
 # package would conflict with it.
 missing=()
@@ -36,7 +24,7 @@ missing=()
 [ -x "$PY" ] && "$PY" -c 'import websockets' 2>/dev/null || missing+=(python3-websockets)
 command -v node >/dev/null || missing+=(nodejs)
 command -v npm >/dev/null || missing+=(npm)
-[ ${#missing[@]} -eq 0 ] || apt_install "${missing[@]}" || log "install failed"
+[ ${#missing[@]} -eq 0 ] || "$ROOT/tools/need-debs" "${missing[@]}" || log "install failed"
 
 for b in wsgw wsgw-echo; do
 	[ -x "$WSGW_BUILD/$b" ] || log "$WSGW_BUILD/$b is missing: build it first (make $WSGW_BUILD/$b)"
