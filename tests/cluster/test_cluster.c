@@ -902,12 +902,7 @@ END_TEST
 
 static Suite *cluster_suite(void)
 {
-	Suite *s = suite_create("cluster");
-	struct {
-		const char *name;
-		const TTest *t;
-		int timeout, loops;
-	} cases[] = {
+	const struct wt_case cases[] = {
 		{ "alone", test_alone, 30, 1 },
 		{ "fanout", test_fanout, 240, 2 },
 		{ "addressing", test_addressing, 60, 1 },
@@ -915,25 +910,10 @@ static Suite *cluster_suite(void)
 		{ "recovery", test_recovery, 60, 2 },
 		{ "redis_restart", test_redis_restart, 120, 2 },
 	};
-
-	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
-		TCase *tc = tcase_create(cases[i].name);
-
-		tcase_set_timeout(tc, cases[i].timeout);
-		tcase_add_unchecked_fixture(tc, wt_fixture_setup, wt_fixture_teardown);
-		tcase_add_loop_test(tc, cases[i].t, 0, cases[i].loops);
-		suite_add_tcase(s, tc);
-	}
-	return s;
+	return WT_SUITE("cluster", cases);
 }
 
 int main(void)
 {
-	setvbuf(stdout, NULL, _IOLBF, 0);
-	signal(SIGPIPE, SIG_IGN);
-	SRunner *sr = srunner_create(cluster_suite());
-	srunner_run_all(sr, CK_ENV);
-	int failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+	return wt_run_suite(cluster_suite());
 }

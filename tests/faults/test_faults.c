@@ -960,12 +960,7 @@ END_TEST
 
 static Suite *faults_suite(void)
 {
-	Suite *s = suite_create("faults");
-	struct {
-		const char *name;
-		const TTest *t;
-		int timeout, loops;
-	} cases[] = {
+	const struct wt_case cases[] = {
 		{ "corrupt_ring", test_corrupt_ring, 20, 4 },
 		{ "truncate_segment", test_truncate_segment, 20, 1 },
 		{ "control_bursts", test_control_bursts, 20, 1 },
@@ -979,16 +974,7 @@ static Suite *faults_suite(void)
 		{ "sigstop", test_sigstop_worker, 40, 4 },
 		{ "zmq_window", test_zmq_window, 60, 1 },
 	};
-
-	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
-		TCase *tc = tcase_create(cases[i].name);
-
-		tcase_set_timeout(tc, cases[i].timeout);
-		tcase_add_unchecked_fixture(tc, wt_fixture_setup, wt_fixture_teardown);
-		tcase_add_loop_test(tc, cases[i].t, 0, cases[i].loops);
-		suite_add_tcase(s, tc);
-	}
-	return s;
+	return WT_SUITE("faults", cases);
 }
 
 int main(int argc, char **argv)
@@ -998,11 +984,5 @@ int main(int argc, char **argv)
 	if (argc > 1 && !strcmp(argv[1], "--as-worker"))
 		return wt_worker_main(argc, argv);
 
-	setvbuf(stdout, NULL, _IOLBF, 0);
-	signal(SIGPIPE, SIG_IGN);
-	SRunner *sr = srunner_create(faults_suite());
-	srunner_run_all(sr, CK_ENV);
-	int failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+	return wt_run_suite(faults_suite());
 }

@@ -333,29 +333,15 @@ END_TEST
 
 static Suite *memory_suite(void)
 {
-	Suite *s = suite_create("memory");
-	struct {
-		const char *name;
-		const TTest *t;
-		int timeout;
-	} cases[] = {
-		{ "partial_messages", test_partial_messages, 30 },
-		{ "never_reading", test_never_reading_clients, 60 },
-		{ "worker_flood_shm", test_worker_flood_shm, 30 },
-		{ "worker_flood_zmq", test_worker_flood_zmq, 30 },
-		{ "zmq_huge_frame", test_zmq_huge_frame, 30 },
-		{ "slowloris", test_slowloris, 40 },
+	const struct wt_case cases[] = {
+		{ "partial_messages", test_partial_messages, 30, 1 },
+		{ "never_reading", test_never_reading_clients, 60, 1 },
+		{ "worker_flood_shm", test_worker_flood_shm, 30, 1 },
+		{ "worker_flood_zmq", test_worker_flood_zmq, 30, 1 },
+		{ "zmq_huge_frame", test_zmq_huge_frame, 30, 1 },
+		{ "slowloris", test_slowloris, 40, 1 },
 	};
-
-	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
-		TCase *tc = tcase_create(cases[i].name);
-
-		tcase_set_timeout(tc, cases[i].timeout);
-		tcase_add_unchecked_fixture(tc, wt_fixture_setup, wt_fixture_teardown);
-		tcase_add_test(tc, cases[i].t);
-		suite_add_tcase(s, tc);
-	}
-	return s;
+	return WT_SUITE("memory", cases);
 }
 
 int main(int argc, char **argv)
@@ -363,11 +349,5 @@ int main(int argc, char **argv)
 	if (argc > 1 && !strcmp(argv[1], "--as-zmq-worker"))
 		return wt_zw_main(argc, argv);
 
-	setvbuf(stdout, NULL, _IOLBF, 0);
-	signal(SIGPIPE, SIG_IGN);
-	SRunner *sr = srunner_create(memory_suite());
-	srunner_run_all(sr, CK_ENV);
-	int failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+	return wt_run_suite(memory_suite());
 }

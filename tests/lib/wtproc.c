@@ -642,3 +642,27 @@ int wt_worker_main(int argc, char **argv)
 	wsgw_detach(w);
 	return 0;
 }
+
+Suite *wt_suite(const char *name, const struct wt_case *cases, size_t n)
+{
+	Suite *s = suite_create(name);
+	for (size_t i = 0; i < n; i++) {
+		TCase *tc = tcase_create(cases[i].name);
+		tcase_set_timeout(tc, cases[i].timeout);
+		tcase_add_unchecked_fixture(tc, wt_fixture_setup, wt_fixture_teardown);
+		tcase_add_loop_test(tc, cases[i].t, 0, cases[i].loops ? cases[i].loops : 1);
+		suite_add_tcase(s, tc);
+	}
+	return s;
+}
+
+int wt_run_suite(Suite *s)
+{
+	setvbuf(stdout, NULL, _IOLBF, 0);
+	signal(SIGPIPE, SIG_IGN);
+	SRunner *sr = srunner_create(s);
+	srunner_run_all(sr, CK_ENV);
+	int failed = srunner_ntests_failed(sr);
+	srunner_free(sr);
+	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}

@@ -15,6 +15,7 @@
 #ifndef WTPROC_H
 #define WTPROC_H
 
+#include <check.h>
 #include <stddef.h>
 #include <sys/types.h>
 
@@ -33,6 +34,19 @@ struct wt_proc {
  */
 void wt_fixture_setup(void);
 void wt_fixture_teardown(void);
+
+/* A suite of test cases as the integration tests write them: one TCase per case, each with
+ * its timeout in seconds, the fixture above, and its test run loops times (0: once). */
+struct wt_case {
+	const char *name;
+	const TTest *t;
+	int timeout, loops;
+};
+Suite *wt_suite(const char *name, const struct wt_case *cases, size_t n);
+#define WT_SUITE(name, cases) wt_suite(name, cases, sizeof(cases) / sizeof(cases[0]))
+/* Runs s (CK_ENV verbosity, stdout line-buffered, SIGPIPE ignored) and frees it: what main
+ * returns. */
+int wt_run_suite(Suite *s);
 
 /* Makes a fresh temp dir (TMPDIR or /tmp, short enough for an ipc:// path) into dir and
  * registers it for removal at exit. 0 or a negative errno. */

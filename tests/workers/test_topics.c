@@ -523,38 +523,18 @@ END_TEST
 
 static Suite *topics_suite(void)
 {
-	Suite *s = suite_create("topics");
-	struct {
-		const char *name;
-		const TTest *t;
-		int timeout, loops;
-	} cases[] = {
+	const struct wt_case cases[] = {
 		{ "fanout", test_fanout_exactly_once_in_order, 60, 1 },
 		{ "shm_records", test_shm_records, 20, 1 },
 		{ "slow_subscribers", test_slow_subscribers, 60, 4 },
 		{ "publisher_killed", test_publisher_killed, 30, 1 },
 	};
-
-	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
-		TCase *tc = tcase_create(cases[i].name);
-
-		tcase_set_timeout(tc, cases[i].timeout);
-		tcase_add_unchecked_fixture(tc, wt_fixture_setup, wt_fixture_teardown);
-		tcase_add_loop_test(tc, cases[i].t, 0, cases[i].loops);
-		suite_add_tcase(s, tc);
-	}
-	return s;
+	return WT_SUITE("topics", cases);
 }
 
 int main(int argc, char **argv)
 {
 	if (argc > 1 && !strcmp(argv[1], "--as-zmq-worker"))
 		return wt_zw_main(argc, argv);
-	setvbuf(stdout, NULL, _IOLBF, 0);
-	signal(SIGPIPE, SIG_IGN);
-	SRunner *sr = srunner_create(topics_suite());
-	srunner_run_all(sr, CK_ENV);
-	int failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+	return wt_run_suite(topics_suite());
 }
