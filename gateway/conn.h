@@ -19,6 +19,7 @@ struct ws_hs;
 struct top_sub;
 struct pmd_stream;
 struct tls_conn;
+struct of_set;
 
 enum conn_state {
 	CONN_HANDSHAKE,  /* reading the HTTP upgrade request */
@@ -61,8 +62,7 @@ struct conn {
 	};
 	uint8_t *msg;       /* message being assembled across reads; NULL when none */
 	uint32_t msg_len, msg_cap;
-	uint8_t *fields;    /* pool.c: the OPEN fields, kept for OPEN(resumed); NULL for echo */
-	uint32_t fields_len;
+	struct of_set *fields; /* pool.c: the OPEN fields but :peer, for OPEN(resumed); NULL for echo */
 	uint32_t ip;         /* gateway/door.c's slot of its address (0: unknown) */
 	struct outq out;
 	uint32_t out_since;  /* loop ms clock: when out last went from empty to not */
@@ -116,6 +116,9 @@ struct conn *conn_lookup(uint64_t id);
 
 /* Calls fn for every connection. Loop thread only (it may release the one it is given). */
 void conn_for_each(void (*fn)(struct conn *c, void *arg), void *arg);
+
+/* "ADDR:PORT" of c's peer (or "?:0", closed): getpeername, for OPEN and log lines. */
+void conn_peer(const struct conn *c, char *out, size_t cap);
 
 /* Connections in the map. */
 unsigned long conn_count(void);

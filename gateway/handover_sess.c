@@ -3,6 +3,7 @@
 #include "gateway/door.h"
 #include "gateway/log.h"
 #include "gateway/loop.h"
+#include "gateway/openf.h"
 #include "gateway/pool.h"
 #include "gateway/session_int.h"
 
@@ -39,8 +40,9 @@ int sess_ho_export(struct sess *s, struct conn *c, struct ho_buf *b, const char 
 		.rx = c->rx,
 		.in = { c->in, c->in ? c->in_len : 0 },
 		.msg = { c->msg, c->msg_len },
-		.fields = { c->fields, c->fields_len },
 	};
+	if (c->fields)
+		h.fields.p = of_bytes(c->fields, &h.fields.n);
 	if (c->route < cfg->n_routes)
 		h.route = (struct ho_bytes){ (const uint8_t *)cfg->routes[c->route].prefix,
 					     strlen(cfg->routes[c->route].prefix) };
@@ -181,9 +183,8 @@ void sess_ho_forget(struct sess *s, struct conn *c)
 	close(c->fd);
 	c->fd = -1;
 	drop_buffers(c);
-	free(c->fields);
+	of_put(c->fields);
 	c->fields = NULL;
-	c->fields_len = 0;
 	c->state = CONN_DEAD;
 	loop_mark(s->u.loop, c);
 }

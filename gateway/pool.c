@@ -2,6 +2,7 @@
 #include "gateway/budget.h"
 #include "gateway/conn.h"
 #include "gateway/log.h"
+#include "gateway/openf.h"
 #include "gateway/stats.h"
 #include "gateway/tr_shm.h"
 #include "gateway/topics.h"
@@ -105,8 +106,14 @@ int pool__push(struct pools *ps, struct worker *w, const struct tr_rec *r)
 
 int pool__send_open(struct pools *ps, struct worker *w, struct conn *c, uint16_t flags)
 {
-	struct tr_rec r = { .type = WSGW_OPEN, .flags = flags, .conn = c->id,
-			    .a = c->fields, .na = c->fields_len };
+	char peer[64];
+	conn_peer(c, peer, sizeof(peer));
+	uint8_t first[sizeof(peer) + 16];
+	size_t rest_n = 0;
+	const uint8_t *rest = c->fields ? of_bytes(c->fields, &rest_n) : NULL;
+	struct tr_rec r = { .type = WSGW_OPEN, .flags = flags, .conn = c->id, .a = first,
+			    .na = (size_t)(wsgw_field_put(first, ":peer", 5, peer, strlen(peer)) - first),
+			    .b = rest, .nb = rest_n };
 	int rc = pool__push(ps, w, &r);
 	if (rc)
 		log_error(-rc, "OPEN of conn %llu for worker %u", (unsigned long long)c->id, w->id);
@@ -135,11 +142,9 @@ int pool_open(struct pools *ps, struct conn *c, const uint8_t *fields, size_t n,
 	struct worker *w = pool__least_loaded(ps, pool__of(ps, c));
 	if (!w)
 		return -EAGAIN;
-	c->fields = malloc(n ? n : 1);
+	c->fields = of_get(fields, n);
 	if (!c->fields)
 		return -ENOMEM;
-	memcpy(c->fields, fields, n);
-	c->fields_len = (uint32_t)n;
 	pool__pin(c, w);
 	c->flags |= CONN_WORKER;
 	int rc = pool__send_open(ps, w, c, authorize ? WSGW_F_AUTHORIZE : 0);
@@ -147,9 +152,8 @@ int pool_open(struct pools *ps, struct conn *c, const uint8_t *fields, size_t n,
 		c->flags &= (uint8_t)~CONN_WORKER;
 		c->worker = POOL_NO_WORKER;
 		w->conns--;
-		free(c->fields);
+		of_put(c->fields);
 		c->fields = NULL;
-		c->fields_len = 0;
 	}
 	return rc;
 }
@@ -157,16 +161,25 @@ int pool_open(struct pools *ps, struct conn *c, const uint8_t *fields, size_t n,
 void pool_add_field(struct pools *ps, struct conn *c, const char *name, const char *val, size_t vlen)
 {
 	(void)ps;
-	size_t nl = strlen(name), add = wsgw_field_size(nl, vlen);
-	uint8_t *f = realloc(c->fields, c->fields_len + add);
-	if (!f) {
+	if (!c->fields)
+		return; /* not a worker's connection */
+	size_t n, nl = strlen(name), add = wsgw_field_size(nl, vlen);
+	const uint8_t *old = of_bytes(c->fields, &n);
+	uint8_t *f = malloc(n + add);
+	struct of_set *set = NULL;
+	if (f) {
+		memcpy(f, old, n);
+		wsgw_field_put(f + n, name, nl, val, vlen);
+		set = of_get(f, n + add);
+		free(f);
+	}
+	if (!set) {
 		log_error(ENOMEM, "conn %llu: field %s not kept for a later OPEN(resumed)",
 			  (unsigned long long)c->id, name);
 		return;
 	}
-	wsgw_field_put(f + c->fields_len, name, nl, val, vlen);
-	c->fields = f;
-	c->fields_len += (uint32_t)add;
+	of_put(c->fields);
+	c->fields = set;
 }
 
 int pool_message(struct pools *ps, struct conn *c, unsigned op, const uint8_t *p, size_t n)
@@ -207,9 +220,8 @@ void pool_closed(struct pools *ps, struct conn *c, unsigned code, const char *re
 		}
 	}
 	c->worker = POOL_NO_WORKER;
-	free(c->fields);
+	of_put(c->fields);
 	c->fields = NULL;
-	c->fields_len = 0;
 }
 
 int pool_blocked(struct pools *ps, struct conn *c)

@@ -388,7 +388,7 @@ static void on_read_error(struct sess *s, struct conn *c, int err)
 		pool_closed(s->u.ps, c, WS_CLOSE_ABNORMAL, "connection lost");
 	if (err == EPROTO || err == EPROTONOSUPPORT) {
 		char peer[64];
-		upg_peer(c, peer, sizeof(peer));
+		conn_peer(c, peer, sizeof(peer));
 		log_info("conn %llu: %s: TLS %s: %s", (unsigned long long)c->id, peer,
 			 tls_ready(c->tls) ? "error" : "handshake failed",
 			 err == EPROTO ? tls_error(c->tls) : "plain HTTP sent to a TLS port");

@@ -6,6 +6,7 @@
 #include "gateway/handshake.h"
 #include "gateway/hsresp.h"
 #include "gateway/log.h"
+#include "gateway/openf.h"
 #include "gateway/static.h"
 #include "gateway/stats.h"
 #include "gateway/tls.h"
@@ -24,28 +25,6 @@
 /* What an ACCEPT may add to the 101: the zmq codec's limits, for both transports. */
 #define ACCEPT_HEADERS ZMSG_ACCEPT_HEADERS
 #define ACCEPT_BYTES ZMSG_ACCEPT_BYTES
-
-void upg_peer(const struct conn *c, char *out, size_t cap)
-{
-	struct sockaddr_storage ss;
-	socklen_t len = sizeof(ss);
-	char host[INET6_ADDRSTRLEN] = "?";
-	unsigned port = 0;
-	if (getpeername(c->fd, (struct sockaddr *)&ss, &len) == 0) {
-		if (ss.ss_family == AF_INET6) {
-			const struct sockaddr_in6 *a = (const struct sockaddr_in6 *)&ss;
-			inet_ntop(AF_INET6, &a->sin6_addr, host, sizeof(host));
-			port = ntohs(a->sin6_port);
-		} else {
-			const struct sockaddr_in *a = (const struct sockaddr_in *)&ss;
-			inet_ntop(AF_INET, &a->sin_addr, host, sizeof(host));
-			port = ntohs(a->sin_port);
-		}
-	} else {
-		ss.ss_family = AF_INET;
-	}
-	snprintf(out, cap, ss.ss_family == AF_INET6 ? "[%s]:%u" : "%s:%u", host, port);
-}
 
 int upg_start(const struct upg_env *u, struct conn *c)
 {
@@ -128,8 +107,6 @@ static int choose_protocol(const struct cfg_route *r, struct ws_slice offered, c
 static int open_worker(const struct upg_env *u, struct conn *c, int authorize, const char *protocol)
 {
 	const struct gw_config *cfg = loop_cfg(u->loop);
-	char peer[64];
-	upg_peer(c, peer, sizeof(peer));
 	struct { const char *name; struct ws_slice v; } f[4 + CFG_MAX_FORWARD];
 	int nf = 0;
 	f[nf].name = ":path", f[nf++].v = ws_hs_path(c->hs);
@@ -139,13 +116,12 @@ static int open_worker(const struct upg_env *u, struct conn *c, int authorize, c
 		f[nf].name = ":protocol", f[nf++].v = (struct ws_slice){ protocol, strlen(protocol) };
 	for (int i = 0; i < cfg->n_forward; i++)
 		f[nf].name = cfg->forward[i], f[nf++].v = ws_hs_header(c->hs, cfg->forward[i]);
-	size_t total = wsgw_field_size(5, strlen(peer));
+	size_t total = 1; /* malloc(0) may be NULL */
 	for (int i = 0; i < nf; i++)
 		total += wsgw_field_size(strlen(f[i].name), f[i].v.n);
 	uint8_t *buf = malloc(total), *p = buf;
 	if (!buf)
 		return -ENOMEM;
-	p = wsgw_field_put(p, ":peer", 5, peer, strlen(peer));
 	for (int i = 0; i < nf; i++)
 		if (f[i].v.p)
 			p = wsgw_field_put(p, f[i].name, strlen(f[i].name), f[i].v.p, f[i].v.n);
@@ -271,7 +247,7 @@ static void answer_static(const struct upg_env *u, struct conn *c, struct ws_sli
 		stc_respond(u->stc, head, path.p, path.n, &r);
 	}
 	char peer[64];
-	upg_peer(c, peer, sizeof(peer));
+	conn_peer(c, peer, sizeof(peer));
 	log_debug("static %s: %s %.*s: %d", peer, head ? "HEAD" : "GET", (int)(path.n < 200 ? path.n : 200),
 		  path.p, r.status);
 	upg_closing(c);
@@ -342,9 +318,10 @@ int upg_accept(const struct upg_env *u, struct conn *c, const void *fields, size
 	headers[hl] = 0;
 	if (!bad && protocol[0]) {
 		pool_add_field(u->ps, c, ":protocol", protocol, strlen(protocol));
-	} else if (!bad) {
+	} else if (!bad && c->fields) {
 		/* No choice of the worker's: the route's, if it made one. */
-		const uint8_t *q = c->fields, *qend = q + c->fields_len;
+		size_t fn;
+		const uint8_t *q = of_bytes(c->fields, &fn), *qend = q + fn;
 		while (wsgw_field_next(&q, qend, &f) == 1)
 			if (f.name_len == 9 && memcmp(f.name, ":protocol", 9) == 0 && f.value_len < sizeof(protocol)) {
 				memcpy(protocol, f.value, f.value_len);

@@ -49,7 +49,5 @@ void upg_reject(const struct upg_env *u, struct conn *c, unsigned status, const 
 void upg_deadline(const struct upg_env *u, struct conn *c);
 /* c closes before the upgrade finished: frees the handshake state. */
 void upg_closing(struct conn *c);
-/* "ADDR:PORT" of c's peer (or "?:0"), for log lines. */
-void upg_peer(const struct conn *c, char *out, size_t cap);
 
 #endif

@@ -503,13 +503,16 @@ static void tw_open(struct wsgw_worker *w, const struct wsgw_event *ev)
 	size_t plen = 0;
 	char pbuf[256];
 
+	const char *peer = "";
+	size_t peer_n = 0;
 	wsgw_field(ev, ":path", &path, &plen);
+	wsgw_field(ev, ":peer", &peer, &peer_n);
 	if (plen >= sizeof(pbuf))
 		plen = sizeof(pbuf) - 1;
 	memcpy(pbuf, path, plen);
 	pbuf[plen] = 0;
-	fprintf(stderr, "open %llu resumed=%d authorize=%d path=%s\n",
-		(unsigned long long)ev->conn, ev->resumed, ev->authorize, pbuf);
+	fprintf(stderr, "open %llu resumed=%d authorize=%d path=%s peer=%.*s\n",
+		(unsigned long long)ev->conn, ev->resumed, ev->authorize, pbuf, (int)peer_n, peer);
 	struct tw_conn *c = tw_find(ev->conn, 1);
 	if (c) {
 		c->id = ev->conn;

@@ -5,7 +5,9 @@
  */
 #include <check.h>
 #include <errno.h>
+#include <arpa/inet.h>
 #include <inttypes.h>
+#include <netinet/in.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdio.h>
@@ -370,10 +372,16 @@ START_TEST(test_worker_restart)
 				      i, r2.flag);
 		}
 	for (int i = 0; i < T3_CONNS; i++) {
-		char needle[64];
+		char needle[160];
+		struct sockaddr_in me;
+		socklen_t len = sizeof(me);
 
-		snprintf(needle, sizeof(needle), "open %llu resumed=1", r[i].conn);
-		ck_assert_int_eq(wt_count_file(b.log_path, needle), 1);
+		/* OPEN(resumed) carries what the first OPEN did: the path, and the client's own
+		 * address (asked of the socket again: the gateway keeps no copy of it). */
+		ck_assert_int_eq(getsockname(c[i].fd, (struct sockaddr *)&me, &len), 0);
+		snprintf(needle, sizeof(needle), "open %llu resumed=1 authorize=0 path=/ peer=127.0.0.1:%u\n",
+			 r[i].conn, (unsigned)ntohs(me.sin_port));
+		ck_assert_msg(wt_count_file(b.log_path, needle) == 1, "no '%s' in %s", needle, b.log_path);
 		send_text(&c[i], "after");
 		expect_reply(&c[i], "after", 5, &r2, -1, "after the restart");
 		ck_assert_int_eq(r2.wid, idb);
@@ -979,36 +987,22 @@ END_TEST
 
 static Suite *workers_suite(void)
 {
-	Suite *s = suite_create("workers");
-	struct {
-		const char *name;
-		const TTest *t;
-		int timeout;
-	} cases[] = {
-		{ "two_workers", test_two_workers_many_clients, 20 },
-		{ "crash", test_worker_crash_under_load, 25 },
-		{ "restart", test_worker_restart, 15 },
-		{ "orphan", test_orphan_timeout, 15 },
-		{ "gateway_restart", test_gateway_restart, 25 },
-		{ "hello_refused", test_hello_refused, 15 },
-		{ "stall", test_stalled_worker_backpressure, 30 },
-		{ "gone", test_send_to_closed_gets_gone, 15 },
-		{ "authorize", test_authorize, 15 },
-		{ "no_worker", test_no_worker_503, 10 },
-		{ "busy_attached", test_busy_worker_stays_attached, 20 },
-		{ "outbound_close", test_outbound_policy_close, 30 },
-		{ "outbound_drop", test_outbound_policy_drop, 30 },
+	const struct wt_case cases[] = {
+		{ "two_workers", test_two_workers_many_clients, 20, 1 },
+		{ "crash", test_worker_crash_under_load, 25, 1 },
+		{ "restart", test_worker_restart, 15, 1 },
+		{ "orphan", test_orphan_timeout, 15, 1 },
+		{ "gateway_restart", test_gateway_restart, 25, 1 },
+		{ "hello_refused", test_hello_refused, 15, 1 },
+		{ "stall", test_stalled_worker_backpressure, 30, 1 },
+		{ "gone", test_send_to_closed_gets_gone, 15, 1 },
+		{ "authorize", test_authorize, 15, 1 },
+		{ "no_worker", test_no_worker_503, 10, 1 },
+		{ "busy_attached", test_busy_worker_stays_attached, 20, 1 },
+		{ "outbound_close", test_outbound_policy_close, 30, 1 },
+		{ "outbound_drop", test_outbound_policy_drop, 30, 1 },
 	};
-
-	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
-		TCase *tc = tcase_create(cases[i].name);
-
-		tcase_set_timeout(tc, cases[i].timeout);
-		tcase_add_unchecked_fixture(tc, wt_fixture_setup, wt_fixture_teardown);
-		tcase_add_test(tc, cases[i].t);
-		suite_add_tcase(s, tc);
-	}
-	return s;
+	return WT_SUITE("workers", cases);
 }
 
 int main(int argc, char **argv)
@@ -1016,11 +1010,5 @@ int main(int argc, char **argv)
 	if (argc > 1 && !strcmp(argv[1], "--as-worker"))
 		return wt_worker_main(argc, argv);
 
-	setvbuf(stdout, NULL, _IOLBF, 0);
-	signal(SIGPIPE, SIG_IGN);
-	SRunner *sr = srunner_create(workers_suite());
-	srunner_run_all(sr, CK_ENV);
-	int failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+	return wt_run_suite(workers_suite());
 }
