@@ -410,7 +410,7 @@ int ctl_ho_check(struct ctl *k, char *why, size_t cap)
 	}
 	for (int i = 0; i < MAX_PEERS; i++) {
 		struct ctl_peer *p = k->peers[i];
-		if (p && (p->ident_len < 6 || memcmp(p->ident, "wsgw1-", 6) != 0)) {
+		if (p && !p->zmq && (p->ident_len < 6 || memcmp(p->ident, "wsgw1-", 6) != 0)) {
 			snprintf(why, cap, "worker %u keeps no routing id of its own on the control socket (a libwsgw older than the live upgrade of workers, or not libwsgw): it could not follow; restart it or the gateway",
 				 p->wid);
 			return -EOPNOTSUPP;

@@ -516,7 +516,7 @@ int ho_upgrade(const struct ho_parts *p, const char *path, ho_done_fn *done, voi
 					   "(docs/UPGRADE.md): restart it instead");
 			return -EOPNOTSUPP;
 		}
-		if (!p->ctl || (rc = ctl_ho_check(p->ctl, why, cap)) || (rc = pool_ho_check(sess_pools(p->sess), why, cap)))
+		if (!p->ctl || (rc = pool_ho_check(sess_pools(p->sess), why, cap)) || (rc = ctl_ho_check(p->ctl, why, cap)))
 			return p->ctl ? rc : -EOPNOTSUPP;
 	}
 	/* The new process would join Redis with this gateway's node id while this one still

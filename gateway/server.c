@@ -307,9 +307,7 @@ static void on_signal(struct loop_src *src, uint32_t events)
 		case SIGUSR2: {
 			char why[600];
 			log_info("signal %d: upgrade", (int)si.ssi_signo);
-			int rc = upgrade(s, NULL, why, sizeof(why));
-			if (rc == -EBUSY || rc == -EOPNOTSUPP)
-				log_warn(0, "upgrade refused: %s", why);
+			(void)upgrade(s, NULL, why, sizeof(why)); /* a refusal is logged there */
 			break;
 		}
 		}
@@ -466,7 +464,11 @@ static int upgrade(struct server *s, const char *path, char *why, size_t cap)
 		return -EBUSY;
 	}
 	struct ho_parts p = { s->cfg, s->loop, s->sess, s->lsn, s->admin, s->ctl, s->rundir.lock_fd };
-	return ho_upgrade(&p, path, upgrade_done, s, why, cap);
+	int rc = ho_upgrade(&p, path, upgrade_done, s, why, cap);
+	/* Whoever asked (SIGUSR2, POST /upgrade), what cannot move yet is said here. */
+	if (rc == -EBUSY || rc == -EOPNOTSUPP || rc == -EAGAIN)
+		log_warn(0, "upgrade refused: %s", why);
+	return rc;
 }
 
 static int a_upgrade(void *arg, const char *path, char *why, size_t cap)

@@ -11,6 +11,7 @@
  */
 #include "tests/lib/wstest.h"
 #include "tests/lib/wtadmin.h"
+#include "tests/lib/wtctl.h"
 #include "tests/lib/wtenv.h"
 #include "tests/lib/wtproc.h"
 #include "tests/lib/wttls.h"
@@ -558,6 +559,35 @@ START_TEST(worker_new_binary_reads_another_version)
 }
 END_TEST
 
+/* A zmq worker: libzmq owns what it queued, so the upgrade is refused, with the reason,
+ * and the shm worker beside it keeps serving. */
+START_TEST(zmq_worker_refuses)
+{
+	struct wt_env e;
+	struct wt_proc w, z;
+	worker_gateway(&e, &w, "wsgw-echo", NULL);
+	char log[256];
+	snprintf(log, sizeof(log), "%s/zmq.log", e.dir);
+	ck_assert_int_eq(wt_zw_start(&z, e.control, "p", log), 0);
+	REQUIRE(wt_wait_attached(gw.log_path, "p", z.pid, WT_ATTACH_MS) > 0, "the zmq worker did not attach");
+	struct client *cl = open_clients(10);
+	round_trip(cl, 10);
+	struct ctl_run r;
+	ctl_start(&r, wt_admin_port(&gw), NULL);
+	int rc = ctl_wait(&r);
+	REQUIRE(rc == 1, "ctl exited with %d: %s", rc, r.out);
+	REQUIRE(strstr(r.out, "is a zmq worker, whose hand-over is not done yet"), "ctl said '%s'", r.out);
+	ck_assert(wt_gw_log_contains(&gw, "upgrade refused"));
+	round_trip(cl, 10);
+	worker_followed(&e, &w, 0);
+	close_clients(cl, 10);
+	stop_serving();
+	wt_proc_stop(&z, 5000);
+	ck_assert_int_eq(wt_proc_stop(&w, 5000), 0);
+	wt_env_done(&e);
+}
+END_TEST
+
 /* Supervised workers are the old process's children: refused, with the reason. */
 START_TEST(supervised_workers_refuse)
 {
@@ -937,8 +967,10 @@ START_TEST(handshake_in_progress_follows)
 }
 END_TEST
 
-int main(void)
+int main(int argc, char **argv)
 {
+	if (argc > 1 && !strcmp(argv[1], "--as-zmq-worker"))
+		return wt_zw_main(argc, argv);
 	setup();
 	Suite *s = suite_create("upgrade");
 	TCase *tc = tcase_create("upgrade");
@@ -957,6 +989,7 @@ int main(void)
 	ADD(worker_new_binary_dies_half_way);
 	ADD(worker_new_binary_reads_another_version);
 	ADD(supervised_workers_refuse);
+	ADD(zmq_worker_refuses);
 	ADD(cluster_refuses);
 	ADD(new_binary_does_not_exist);
 	ADD(new_binary_reads_another_version);
