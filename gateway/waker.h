@@ -14,8 +14,8 @@ struct waker;
 
 /* Creates the doorbell page (a sealed memfd), or with inherit_fd > 0 maps the one a live
  * upgrade handed over (and keeps that fd), registers the eventfd with l and starts the
- * thread. Returns 0 and *out, or -errno (logged; nothing is left, inherit_fd is still the
- * caller's). */
+ * thread. Returns 0 and *out, or -errno (logged; nothing is left: an inherit_fd that was
+ * mapped is closed with the page). */
 int waker_new(struct loop *l, int inherit_fd, struct waker **out);
 /* A live upgrade gave the page to the new process: the thread stops and the doorbell is
  * never touched again here (waker_prepare and waker_cancel do nothing). */
