@@ -32,6 +32,8 @@ struct att {
 	struct pools *ps;
 	int fd;
 	char path[108];
+	mode_t mode;
+	gid_t gid;
 	struct rundir_sock owned;
 	struct att_conn conns[ATT_CONNS];
 };
@@ -122,14 +124,14 @@ static void tick(void *arg)
 }
 
 int att_new(struct loop *l, struct pools *ps, const char *path, mode_t mode, gid_t gid,
-	    struct att **out)
+	    int inherit_fd, struct att **out)
 {
 	struct sockaddr_un sa = { .sun_family = AF_UNIX };
 	if (strlen(path) >= sizeof(sa.sun_path)) {
 		log_error(ENAMETOOLONG, "attach socket %s", path);
 		return -ENAMETOOLONG;
 	}
-	int rc = rundir_sock_free(path);
+	int rc = inherit_fd > 0 ? 0 : rundir_sock_free(path);
 	if (rc) {
 		log_error(-rc, "attach socket %s: in use by another process", path);
 		return rc;
@@ -143,10 +145,20 @@ int att_new(struct loop *l, struct pools *ps, const char *path, mode_t mode, gid
 		a->conns[i].fd = -1;
 	strcpy(a->path, path);
 	strcpy(sa.sun_path, path);
-	unlink(path);
-	a->fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	a->mode = mode;
+	a->gid = gid;
+	if (inherit_fd > 0) {
+		/* A live upgrade: the replaced gateway's socket, shared until it hands off;
+		 * the path becomes ours to remove only once the upgrade is done (att_own). */
+		a->fd = inherit_fd;
+	} else {
+		unlink(path);
+		a->fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	}
 	/* The mode is the contract whatever the umask: set it before anyone can connect. */
-	if (a->fd < 0 || bind(a->fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 ||
+	if (inherit_fd > 0) {
+		rc = 0;
+	} else if (a->fd < 0 || bind(a->fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 ||
 	    (rc = rundir_sock_claim(&a->owned, path, mode, gid)) || listen(a->fd, 64) < 0) {
 		rc = rc ? rc : -errno;
 		log_error(-rc, "attach socket %s", path);
@@ -176,6 +188,30 @@ void att_free(struct att *a)
 		close(a->fd);
 	rundir_sock_release(&a->owned, a->path);
 	free(a);
+}
+
+int att_listen_fd(const struct att *a)
+{
+	return a->fd;
+}
+
+void att_hand_off(struct att *a)
+{
+	for (int i = 0; i < ATT_CONNS; i++)
+		if (a->conns[i].fd >= 0)
+			drop(&a->conns[i]);
+	if (a->fd >= 0) {
+		loop_del(a->loop, a->fd);
+		close(a->fd);
+		a->fd = -1;
+	}
+	a->owned.owned = 0; /* the path is the new process's socket now */
+}
+
+void att_own(struct att *a)
+{
+	if (rundir_sock_claim(&a->owned, a->path, a->mode, a->gid))
+		log_warn(0, "attach socket %s: not claimed; it stays when this process exits", a->path);
 }
 
 const char *att_path(const struct att *a)

@@ -17,11 +17,19 @@ struct pools;
 
 /* Listens on path with the given mode and, unless gid is (gid_t)-1, group. A socket left
  * there by a gateway that is gone is replaced; one another process accepts on is not
- * (-EADDRINUSE). Returns 0 and *out, or -errno (logged). */
+ * (-EADDRINUSE). With inherit_fd > 0 (a live upgrade) that listening socket is used, and
+ * the path is not this process's to remove until att_own. Returns 0 and *out, or -errno
+ * (logged). */
 int att_new(struct loop *l, struct pools *ps, const char *path, mode_t mode, gid_t gid,
-	    struct att **out);
+	    int inherit_fd, struct att **out);
 /* Closes the socket and removes it if it is still the one it bound. NULL is a no-op. */
 void att_free(struct att *a);
+/* A live upgrade: the listening socket to hand over; the old side's hand-off (closes it
+ * and its pending attaches, and leaves the path to the new process); the new side's
+ * claim of the path once the upgrade is done. */
+int att_listen_fd(const struct att *a);
+void att_hand_off(struct att *a);
+void att_own(struct att *a);
 /* The socket's path, for WELCOME. */
 const char *att_path(const struct att *a);
 

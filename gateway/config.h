@@ -160,6 +160,10 @@ struct gw_config {
 	/* workers */
 	char control[256];        /* ZeroMQ endpoint of the control ROUTER */
 	char runtime_dir[200];    /* where the default ipc:// control endpoint lives */
+	/* > 0: handed over by the gateway this one replaces (docs/UPGRADE.md), used instead
+	 * of making them: the runtime directory's lock, the control socket's listening
+	 * socket, the attach socket's, and the doorbell page's memfd. 0: make them. */
+	int inherit_lock_fd, inherit_control_fd, inherit_attach_fd, inherit_bell_fd;
 	unsigned heartbeat_ms;    /* each side speaks at least this often; 3 missed = dead */
 	unsigned authorize_ms;    /* wait this long for ACCEPT/REJECT, then 503 */
 	unsigned orphan_ms;       /* connections with no worker left wait this long, then 1013 */

@@ -14,7 +14,10 @@
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/stat.h>
+#include <sys/socket.h>
 #include <sys/syscall.h>
+#include <sys/un.h>
+#include <fcntl.h>
 #include <unistd.h>
 #include <urcu.h>
 #include <zmq.h>
@@ -48,6 +51,7 @@ struct ctl {
 	 * any send, ZMQ_EVENTS must be asked again before the loop may sleep. */
 	int check;
 	int local; /* ipc:// endpoint: worker pids are ours to watch */
+	int lfd;   /* ipc://: the listening socket ZeroMQ uses (ZMQ_USE_FD), ours to hand over */
 	struct rundir_sock owned; /* the ipc:// socket file this process bound */
 };
 
@@ -297,6 +301,8 @@ static int hook_poll(void *arg)
 {
 	struct ctl *k = arg;
 	int handled = 0;
+	if (!k->sock)
+		return 0; /* handed off in a live upgrade */
 	while (k->check) {
 		k->check = 0;
 		for (;;) {
@@ -328,7 +334,7 @@ static int hook_poll(void *arg)
 static int hook_sleep(void *arg)
 {
 	struct ctl *k = arg;
-	return k->check;
+	return k->sock && k->check;
 }
 
 static void on_router(struct loop_src *src, uint32_t events)
@@ -359,6 +365,146 @@ static void hook_tick(void *arg)
 	}
 }
 
+/* The ipc:// listening socket is made here, not by ZeroMQ, and given to it with
+ * ZMQ_USE_FD: then a live upgrade can hand it to the new process, which gives its copy
+ * to its own ZeroMQ. The path never changes, so no worker ever finds it missing, and
+ * ZeroMQ never unlinks a socket it did not make. */
+static int ipc_listener(struct ctl *k, const struct gw_config *cfg)
+{
+	const char *path = cfg->control + 6;
+	int fd = cfg->inherit_control_fd;
+	if (fd <= 0) {
+		struct sockaddr_un sa = { .sun_family = AF_UNIX };
+		if (strlen(path) >= sizeof(sa.sun_path)) {
+			log_error(ENAMETOOLONG, "control socket %s", path);
+			return -ENAMETOOLONG;
+		}
+		strcpy(sa.sun_path, path);
+		unlink(path); /* rundir_start found nobody listening there */
+		fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+		if (fd < 0 || bind(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 || listen(fd, 128) < 0) {
+			int e = errno;
+			log_error(e, "control socket %s", path);
+			if (fd >= 0)
+				close(fd);
+			return -e;
+		}
+	}
+	k->lfd = fd;
+	int zfd = fcntl(fd, F_DUPFD_CLOEXEC, 3); /* ZeroMQ closes its copy with the socket */
+	if (zfd < 0 || zmq_setsockopt(k->sock, ZMQ_USE_FD, &zfd, sizeof(zfd)) < 0) {
+		log_error(errno, "control socket %s: ZMQ_USE_FD", path);
+		if (zfd >= 0)
+			close(zfd);
+		return -EIO;
+	}
+	return 0;
+}
+
+int ctl_ho_check(struct ctl *k, char *why, size_t cap)
+{
+	if (!k->local) {
+		snprintf(why, cap, "the control channel %s is not ipc://: its workers could not follow (docs/UPGRADE.md); restart instead",
+			 k->cfg->control);
+		return -EOPNOTSUPP;
+	}
+	for (int i = 0; i < MAX_PEERS; i++) {
+		struct ctl_peer *p = k->peers[i];
+		if (p && !p->zmq && (p->ident_len < 6 || memcmp(p->ident, "wsgw1-", 6) != 0)) {
+			snprintf(why, cap, "worker %u keeps no routing id of its own on the control socket (a libwsgw older than the live upgrade of workers, or not libwsgw): it could not follow; restart it or the gateway",
+				 p->wid);
+			return -EOPNOTSUPP;
+		}
+	}
+	return 0;
+}
+
+int ctl_ho_ident(void *arg, unsigned wid, const uint8_t **ident, size_t *len)
+{
+	struct ctl *k = arg;
+	for (int i = 0; i < MAX_PEERS; i++) {
+		struct ctl_peer *p = k->peers[i];
+		if (p && p->wid == wid) {
+			*ident = p->ident;
+			*len = p->ident_len;
+			return 0;
+		}
+	}
+	return -ENOENT;
+}
+
+void ctl_ho_fds(const struct ctl *k, int *control, int *attach)
+{
+	*control = k->lfd;
+	*attach = att_listen_fd(k->att);
+}
+
+int ctl_ho_adopt(struct ctl *k, unsigned wid, pid_t pid, const uint8_t *ident, size_t len)
+{
+	int slot = -1;
+	for (int i = 0; i < MAX_PEERS && slot < 0; i++)
+		if (!k->peers[i])
+			slot = i;
+	if (slot < 0 || len > IDENT_MAX || !len)
+		return slot < 0 ? -ENOSPC : -EINVAL;
+	struct ctl_peer *p = calloc(1, sizeof(*p));
+	if (!p)
+		return -ENOMEM;
+	memcpy(p->ident, ident, len);
+	p->ident_len = len;
+	p->ctl = k;
+	p->wid = wid;
+	p->last_heard = p->last_sent = loop_now(k->loop);
+	p->pidfd = -1;
+	if (k->local && pid > 0) {
+		p->pidfd = (int)syscall(SYS_pidfd_open, pid, 0);
+		p->src.fn = on_pidfd;
+		if (p->pidfd >= 0 && loop_add(k->loop, p->pidfd, EPOLLIN, &p->src)) {
+			close(p->pidfd);
+			p->pidfd = -1;
+		}
+	}
+	k->peers[slot] = p;
+	return 0;
+}
+
+void ctl_ho_started(struct ctl *k)
+{
+	uint32_t now = loop_now(k->loop);
+	for (int i = 0; i < MAX_PEERS; i++)
+		if (k->peers[i])
+			k->peers[i]->last_heard = k->peers[i]->last_sent = now;
+	if (k->local && rundir_sock_claim(&k->owned, k->cfg->control + 6, k->cfg->socket_mode, k->cfg->gid))
+		log_warn(0, "control socket %s: not claimed; it stays when this process exits", k->cfg->control + 6);
+	att_own(k->att);
+}
+
+void ctl_ho_hand_off(struct ctl *k)
+{
+	for (int i = 0; i < MAX_PEERS; i++) {
+		struct ctl_peer *p = k->peers[i];
+		if (!p)
+			continue;
+		if (p->pidfd >= 0)
+			close(p->pidfd);
+		free(p);
+		k->peers[i] = NULL;
+	}
+	att_hand_off(k->att);
+	/* Its connections end with it, and every DEALER reconnects, by itself, to the same
+	 * path, where only the new process's ZeroMQ accepts now: with the same routing id. */
+	int fd;
+	size_t len = sizeof(fd);
+	if (zmq_getsockopt(k->sock, ZMQ_FD, &fd, &len) == 0)
+		loop_del(k->loop, fd);
+	zmq_close(k->sock);
+	k->sock = NULL;
+	if (k->lfd >= 0)
+		close(k->lfd);
+	k->lfd = -1;
+	k->owned.owned = 0; /* the path is the new process's socket now */
+}
+
 int ctl_new(struct loop *l, const struct gw_config *cfg, struct pools *ps, struct ctl **out)
 {
 	struct ctl *k = calloc(1, sizeof(*k));
@@ -368,6 +514,7 @@ int ctl_new(struct loop *l, const struct gw_config *cfg, struct pools *ps, struc
 	k->cfg = cfg;
 	k->ps = ps;
 	k->local = strncmp(cfg->control, "ipc://", 6) == 0;
+	k->lfd = -1;
 	int rc = 0;
 	if (k->local) {
 		char dir[256];
@@ -395,6 +542,9 @@ int ctl_new(struct loop *l, const struct gw_config *cfg, struct pools *ps, struc
 	 * high-water mark; with it the send fails with EAGAIN and the records are held
 	 * back (gateway/worker.c), pausing that worker's clients. */
 	zmq_setsockopt(k->sock, ZMQ_ROUTER_MANDATORY, &one, sizeof(one));
+	/* A worker keeps its routing id across reconnects (libwsgw): a new connection with
+	 * it replaces an old one the ROUTER has not yet seen go. */
+	zmq_setsockopt(k->sock, ZMQ_ROUTER_HANDOVER, &one, sizeof(one));
 	/* A frame's size is known before ZeroMQ allocates it: a worker sending more than any
 	 * command may carry is disconnected then, not after the memory was spent. */
 	int64_t maxmsg = (int64_t)cfg->max_message + ZMSG_ACCEPT_BYTES + 1024;
@@ -412,12 +562,18 @@ int ctl_new(struct loop *l, const struct gw_config *cfg, struct pools *ps, struc
 		log_warn(0, "control channel %s is not ipc:// and has no --curve-secret-key: any host that reaches it can attach workers",
 			 cfg->control);
 	}
+	if (k->local) {
+		rc = ipc_listener(k, cfg);
+		if (rc)
+			goto fail;
+	}
 	if (zmq_bind(k->sock, cfg->control) < 0) {
 		rc = -errno;
 		log_error(errno, "zmq_bind(%s)", cfg->control);
 		goto fail;
 	}
-	if (k->local && (rc = rundir_sock_claim(&k->owned, cfg->control + 6, cfg->socket_mode, cfg->gid))) {
+	if (k->local && cfg->inherit_control_fd <= 0 &&
+	    (rc = rundir_sock_claim(&k->owned, cfg->control + 6, cfg->socket_mode, cfg->gid))) {
 		log_error(-rc, "control socket %s: chmod 0%o / chown to group %s", cfg->control + 6,
 			  cfg->socket_mode, cfg->group[0] ? cfg->group : "-");
 		goto fail;
@@ -434,7 +590,7 @@ int ctl_new(struct loop *l, const struct gw_config *cfg, struct pools *ps, struc
 		snprintf(path, sizeof(path), "%s.fds", cfg->control + 6);
 	else if ((rc = mkdir_p(cfg->runtime_dir)) == 0)
 		snprintf(path, sizeof(path), "%s/attach-%d", cfg->runtime_dir, (int)getpid());
-	if (rc || (rc = att_new(l, ps, path, cfg->socket_mode, cfg->gid, &k->att)))
+	if (rc || (rc = att_new(l, ps, path, cfg->socket_mode, cfg->gid, cfg->inherit_attach_fd, &k->att)))
 		goto fail;
 	k->check = 1;
 	struct loop_hooks h = { .arg = k, .poll = hook_poll, .sleep = hook_sleep, .tick = hook_tick };
@@ -463,6 +619,8 @@ void ctl_free(struct ctl *k)
 	att_free(k->att);
 	if (k->sock)
 		zmq_close(k->sock);
+	if (k->lfd >= 0)
+		close(k->lfd);
 	if (k->ctx)
 		zmq_ctx_term(k->ctx);
 	if (k->local)

@@ -19,4 +19,22 @@ int ctl_new(struct loop *l, const struct gw_config *cfg, struct pools *ps, struc
 /* Closes the socket, forgets every worker, removes an ipc:// endpoint it bound. */
 void ctl_free(struct ctl *k);
 
+/* --- a live upgrade (docs/UPGRADE.md) --- */
+
+/* Whether every worker can follow: 0, or -EOPNOTSUPP with why (not ipc://; a worker with
+ * no routing id of its own). */
+int ctl_ho_check(struct ctl *k, char *why, size_t cap);
+/* The routing id of worker wid (a pool_ident_fn, arg the ctl). 0 or -ENOENT. */
+int ctl_ho_ident(void *arg, unsigned wid, const uint8_t **ident, size_t *len);
+/* The listening sockets to hand over: the control socket's, the attach socket's. */
+void ctl_ho_fds(const struct ctl *k, int *control, int *attach);
+/* The old side after TAKEN: forgets every peer without a word or a failed worker, closes
+ * the attach socket and the ROUTER (so the workers reconnect to the new process), and
+ * leaves the socket paths to the new process. */
+void ctl_ho_hand_off(struct ctl *k);
+/* The new side: a peer for worker wid as the old process knew it. 0 or -errno. */
+int ctl_ho_adopt(struct ctl *k, unsigned wid, pid_t pid, const uint8_t *ident, size_t len);
+/* The new side after TAKEN: heartbeats count from now; the socket paths are ours. */
+void ctl_ho_started(struct ctl *k);
+
 #endif

@@ -190,7 +190,7 @@ int ho_get_listen(const uint8_t *p, size_t n, struct ho_listen *l, size_t *used)
 	l->admin = (uint8_t)get(&r, 1);
 	l->index = (uint8_t)get(&r, 1);
 	l->tls = (uint8_t)get(&r, 1);
-	if (r.bad || l->admin > 1 || l->tls > 1)
+	if (r.bad || l->admin >= HO_L_KINDS || l->tls > 1)
 		return -EBADMSG;
 	*used = r.off;
 	return 0;
@@ -215,7 +215,7 @@ int ho_put_conn(struct ho_buf *b, const struct ho_conn *c)
 		 put_bytes(b, c->in.p, c->in.n, 2) || put_bytes(b, c->msg.p, c->msg.n, 4) ||
 		 put(b, c->out_started, 1) || put_bytes(b, c->out_head.p, c->out_head.n, 8) ||
 		 put_bytes(b, c->out_rest.p, c->out_rest.n, 8) ||
-		 put_bytes(b, c->fields.p, c->fields.n, 4);
+		 put_bytes(b, c->fields.p, c->fields.n, 4) || put_bytes(b, c->subs.p, c->subs.n, 4);
 	if (rc) {
 		b->len = at;
 		return -ENOMEM;
@@ -261,10 +261,114 @@ int ho_get_conn(const uint8_t *p, size_t n, struct ho_conn *c, size_t *used)
 	c->out_head = get_bytes(&r, 8, SIZE_MAX);
 	c->out_rest = get_bytes(&r, 8, SIZE_MAX);
 	c->fields = get_bytes(&r, 4, UINT32_MAX);
+	if (!r.bad && r.off < r.n) /* version 1 ends before */
+		c->subs = get_bytes(&r, 4, UINT32_MAX);
 	/* Bytes past what this version knows are a later minor addition: skipped. */
 	if (r.bad || x->phase > 3 || x->msg_op > WS_OP_BINARY || c->out_started > 1 ||
 	    (c->out_started && !c->out_head.n))
 		return -EBADMSG;
 	*used = 8 + (size_t)len;
 	return 0;
+}
+
+int ho_put_sub(struct ho_buf *b, const struct ho_sub *s)
+{
+	if (s->topic.n < 1 || s->topic.n > 255)
+		return -EINVAL;
+	size_t at = b->len;
+	if (put_bytes(b, s->topic.p, s->topic.n, 1) || put(b, s->after, 8)) {
+		b->len = at;
+		return -ENOMEM;
+	}
+	return 0;
+}
+
+int ho_next_sub(const struct ho_bytes *subs, size_t *off, struct ho_sub *s)
+{
+	if (*off >= subs->n)
+		return 0;
+	struct rd r = { subs->p, subs->n, *off, 0 };
+	s->topic = get_bytes(&r, 1, 255);
+	s->after = get(&r, 8);
+	if (r.bad || s->topic.n < 1)
+		return -EBADMSG;
+	*off = r.off;
+	return 1;
+}
+
+int ho_put_worker(struct ho_buf *b, const struct ho_worker *w)
+{
+	if (w->pool.n > HO_POOL_MAX || w->ident.n > HO_IDENT_MAX || w->token.n > 64)
+		return -EINVAL;
+	size_t at = b->len;
+	int rc = put(b, 0, 8) || put(b, w->id, 4) || put(b, w->pid, 4) || put(b, w->slot, 2) ||
+		 put_bytes(b, w->pool.p, w->pool.n, 1) || put_bytes(b, w->ident.p, w->ident.n, 1) ||
+		 put_bytes(b, w->token.p, w->token.n, 1) || put_bytes(b, w->held.p, w->held.n, 8);
+	if (rc) {
+		b->len = at;
+		return -ENOMEM;
+	}
+	w8(b->p + at, b->len - at - 8, 8);
+	return 0;
+}
+
+int ho_get_worker(const uint8_t *p, size_t n, struct ho_worker *w, size_t *used)
+{
+	struct rd whole = { p, n, 0, 0 };
+	uint64_t len = get(&whole, 8);
+	if (whole.bad || len > n - 8)
+		return -EBADMSG;
+	struct rd r = { p + 8, (size_t)len, 0, 0 };
+	memset(w, 0, sizeof(*w));
+	w->id = (uint32_t)get(&r, 4);
+	w->pid = (uint32_t)get(&r, 4);
+	w->slot = (uint16_t)get(&r, 2);
+	w->pool = get_bytes(&r, 1, HO_POOL_MAX);
+	w->ident = get_bytes(&r, 1, HO_IDENT_MAX);
+	w->token = get_bytes(&r, 1, 64);
+	w->held = get_bytes(&r, 8, SIZE_MAX);
+	if (r.bad || !w->pool.n || !w->ident.n)
+		return -EBADMSG;
+	*used = 8 + (size_t)len;
+	return 0;
+}
+
+int ho_put_held(struct ho_buf *b, const struct ho_held *h)
+{
+	if (h->body.n > UINT32_MAX)
+		return -EINVAL;
+	size_t at = b->len;
+	if (put(b, h->type, 2) || put(b, h->flags, 2) || put(b, h->conn, 8) ||
+	    put_bytes(b, h->body.p, h->body.n, 4)) {
+		b->len = at;
+		return -ENOMEM;
+	}
+	return 0;
+}
+
+int ho_next_held(const struct ho_bytes *held, size_t *off, struct ho_held *h)
+{
+	if (*off >= held->n)
+		return 0;
+	struct rd r = { held->p, held->n, *off, 0 };
+	h->type = (uint16_t)get(&r, 2);
+	h->flags = (uint16_t)get(&r, 2);
+	h->conn = get(&r, 8);
+	h->body = get_bytes(&r, 4, UINT32_MAX);
+	if (r.bad)
+		return -EBADMSG;
+	*off = r.off;
+	return 1;
+}
+
+int ho_put_u32(struct ho_buf *b, uint32_t v)
+{
+	return put(b, v, 4);
+}
+
+int ho_get_u32(const uint8_t *p, size_t n, uint32_t *v)
+{
+	struct rd r = { p, n, 0, 0 };
+	*v = (uint32_t)get(&r, 4);
+	return r.bad ? -EBADMSG : 0;
 }

@@ -14,7 +14,10 @@
 #include "gateway/frame.h"
 
 /* The format this binary writes, and the oldest it reads. */
-#define HO_VERSION 1
+/* 2: subscriptions in connection records, WORKERS, and the LISTEN entries of the
+ * runtime directory's lock, the control and attach sockets and the doorbell page. A
+ * version-1 stream (a gateway without workers) reads as one with none of them. */
+#define HO_VERSION 2
 #define HO_VERSION_MIN 1
 
 #define HO_HDR 12            /* "WSGW", u16 version, u8 type, u8 0, u32 body length */
@@ -33,6 +36,7 @@ enum ho_type {
 	HO_ACK = 7,    /* new → old: a batch imported */
 	HO_END = 8,    /* old → new: no more batches; the old's next connection id */
 	HO_TAKEN = 9,  /* new → old: everything is the new's now */
+	HO_WORKERS = 10, /* old → new: a section (as CONNS): next worker id, worker records; segments */
 };
 
 /* A growable byte buffer. Encoders append; -ENOMEM leaves it as it was. */
@@ -80,8 +84,17 @@ int ho_put_batch(struct ho_buf *b, const struct ho_batch *h) __attribute__((warn
 int ho_get_batch(const uint8_t *p, size_t n, struct ho_batch *h) __attribute__((warn_unused_result));
 
 /* One listening socket: which of the config's listeners it is. */
+enum ho_listen_kind {
+	HO_L_CLIENT = 0,  /* cfg->listen[index] */
+	HO_L_ADMIN = 1,   /* the admin endpoint */
+	HO_L_LOCK = 2,    /* version 2: the runtime directory's lock file */
+	HO_L_CONTROL = 3, /* the control socket's listening socket (ipc://) */
+	HO_L_ATTACH = 4,  /* the attach socket's */
+	HO_L_BELL = 5,    /* the doorbell page's memfd */
+	HO_L_KINDS = 6,
+};
 struct ho_listen {
-	uint8_t admin; /* 1: the admin endpoint; 0: cfg->listen[index] */
+	uint8_t admin; /* enum ho_listen_kind */
 	uint8_t index;
 	uint8_t tls;
 };
@@ -111,7 +124,49 @@ struct ho_conn {
 	uint8_t out_started;  /* out_head is the rest of a frame partly written */
 	struct ho_bytes out_head, out_rest; /* queued output, in order */
 	struct ho_bytes fields; /* the OPEN fields a worker route keeps */
+	struct ho_bytes subs;   /* version 2: its subscriptions, ho_put_sub's, in order */
 };
+
+/* One subscription of a connection: its topic and `after` (gateway/topics.h). */
+struct ho_sub {
+	struct ho_bytes topic; /* 1..255 bytes */
+	uint64_t after;
+};
+/* Appends one to a connection's subs. 0, -EINVAL (topic length), -ENOMEM. */
+int ho_put_sub(struct ho_buf *b, const struct ho_sub *s) __attribute__((warn_unused_result));
+/* Reads the next of subs[*off..n) into *s: 1, 0 at the end, -EBADMSG. */
+int ho_next_sub(const struct ho_bytes *subs, size_t *off, struct ho_sub *s)
+	__attribute__((warn_unused_result));
+
+/* A bare little-endian u32 (the WORKERS section's next worker id). 0, -ENOMEM / -EBADMSG. */
+int ho_put_u32(struct ho_buf *b, uint32_t v) __attribute__((warn_unused_result));
+int ho_get_u32(const uint8_t *p, size_t n, uint32_t *v) __attribute__((warn_unused_result));
+
+#define HO_IDENT_MAX 255
+#define HO_POOL_MAX 64
+
+/* One shm worker: its segment's memfd travels beside it. */
+struct ho_worker {
+	uint32_t id, pid;
+	uint16_t slot;          /* pool.c's slot: connection records name it */
+	struct ho_bytes pool;   /* its pool's name */
+	struct ho_bytes ident;  /* its routing id on the control socket */
+	struct ho_bytes token;  /* the attach token it has not used yet; empty when used */
+	struct ho_bytes held;   /* records held for it, ho_put_held's, in order */
+};
+int ho_put_worker(struct ho_buf *b, const struct ho_worker *w) __attribute__((warn_unused_result));
+int ho_get_worker(const uint8_t *p, size_t n, struct ho_worker *w, size_t *used)
+	__attribute__((warn_unused_result));
+/* A held record: type, flags, connection, body. */
+struct ho_held {
+	uint16_t type, flags;
+	uint64_t conn;
+	struct ho_bytes body;
+};
+int ho_put_held(struct ho_buf *b, const struct ho_held *h) __attribute__((warn_unused_result));
+/* 1, 0 at the end, -EBADMSG. */
+int ho_next_held(const struct ho_bytes *held, size_t *off, struct ho_held *h)
+	__attribute__((warn_unused_result));
 /* Appends c's record. 0, -EINVAL (a field out of range: route or tail too long), -ENOMEM. */
 int ho_put_conn(struct ho_buf *b, const struct ho_conn *c) __attribute__((warn_unused_result));
 /* Reads one record at p[0..n); the byte ranges of *c point into p. *used gets its size.

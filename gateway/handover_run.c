@@ -1,6 +1,7 @@
 #include "gateway/handover_run.h"
 #include "gateway/admin.h"
 #include "gateway/conn.h"
+#include "gateway/control.h"
 #include "gateway/handover.h"
 #include "gateway/handover_chan.h"
 #include "gateway/handover_sess.h"
@@ -24,6 +25,7 @@
 
 /* Batches sent before the first ACK is awaited (at 253 sockets each). */
 #define ACK_WINDOW 8
+#define MAX_WORKERS_HANDED 256
 
 /* ---------------- the old side ---------------- */
 
@@ -68,7 +70,7 @@ static int expect(int chan, uint8_t *buf, unsigned want, char *why, size_t cap)
 static int send_listeners(const struct ho_parts *p, int chan)
 {
 	struct ho_buf b = { 0 };
-	int fds[CFG_MAX_LISTEN + 1], n = 0;
+	int fds[CFG_MAX_LISTEN + 5], n = 0;
 	int rc = ho_put_hdr(&b, HO_LISTEN, 0);
 	for (int i = 0; rc == 0 && i < lsn_count(p->lsn); i++) {
 		struct ho_listen l = { 0, (uint8_t)i, p->cfg->listen[i].tls };
@@ -80,6 +82,17 @@ static int send_listeners(const struct ho_parts *p, int chan)
 		rc = ho_put_listen(&b, &l);
 		fds[n++] = admin_listen_fd(p->admin);
 	}
+	/* With workers: what the new process needs before its setup, instead of making it. */
+	int wfd[4] = { p->lock_fd, -1, -1, pool_ho_bell_fd(sess_pools(p->sess)) };
+	if (p->ctl)
+		ctl_ho_fds(p->ctl, &wfd[1], &wfd[2]);
+	for (int i = 0; rc == 0 && p->ctl && i < 4; i++) {
+		if (wfd[i] < 0)
+			continue;
+		struct ho_listen l = { (uint8_t)(HO_L_LOCK + i), 0, 0 };
+		rc = ho_put_listen(&b, &l);
+		fds[n++] = wfd[i];
+	}
 	if (rc == 0) {
 		size_t body = b.len - HO_HDR;
 		for (int i = 0; i < 4; i++)
@@ -90,14 +103,15 @@ static int send_listeners(const struct ho_parts *p, int chan)
 	return rc;
 }
 
-/* One batch: the CONNS message with the sockets, then DATA for the rest of the section. */
-static int send_batch(int chan, const uint8_t *sec, size_t len, const int *fds, int nfds)
+/* One batch: the CONNS (or WORKERS) message with the descriptors, then DATA for the rest
+ * of the section. */
+static int send_section(int chan, unsigned type, const uint8_t *sec, size_t len, const int *fds, int nfds)
 {
 	uint64_t deadline = ho__now_ms() + STEP_MS;
 	struct ho_buf b = { 0 };
 	struct ho_batch bt = { (uint32_t)nfds, len };
 	size_t first = len < HO_BODY_MAX - HO_BATCH ? len : HO_BODY_MAX - HO_BATCH;
-	int rc = ho_put_hdr(&b, HO_CONNS, (uint32_t)(HO_BATCH + first));
+	int rc = ho_put_hdr(&b, type, (uint32_t)(HO_BATCH + first));
 	if (rc == 0)
 		rc = ho_put_batch(&b, &bt);
 	if (rc == 0) {
@@ -116,6 +130,33 @@ static int send_batch(int chan, const uint8_t *sec, size_t len, const int *fds, 
 		rc = ho__send_simple(chan, HO_VERSION, HO_DATA, sec + off, k, deadline);
 		off += k;
 	}
+	return rc;
+}
+
+static int send_batch(int chan, const uint8_t *sec, size_t len, const int *fds, int nfds)
+{
+	return send_section(chan, HO_CONNS, sec, len, fds, nfds);
+}
+
+/* The workers, before the connections that are pinned to them: each with its segment,
+ * what is held for it, and a CLOSE for each client of its that stays here. One message
+ * and its ACK. */
+static int send_workers(const struct ho_parts *p, int chan, uint8_t *buf, struct conn *const *kept,
+			size_t n_kept, char *why, size_t cap)
+{
+	struct pools *ps = sess_pools(p->sess);
+	struct ho_buf sec = { 0 };
+	int fds[MAX_WORKERS_HANDED], nfds = 0;
+	int rc = pool_ho_export(ps, kept, n_kept, ctl_ho_ident, p->ctl, &sec, fds, &nfds, why, cap);
+	if (rc == 0 && nfds > HO_FDS_MAX) {
+		snprintf(why, cap, "%d workers: at most %d move in a live upgrade", nfds, HO_FDS_MAX);
+		rc = -E2BIG;
+	}
+	if (rc == 0)
+		rc = send_section(chan, HO_WORKERS, sec.p, sec.len, fds, nfds);
+	if (rc == 0)
+		rc = expect(chan, buf, HO_ACK, why, cap);
+	ho_buf_free(&sec);
 	return rc;
 }
 
@@ -156,12 +197,13 @@ static int transfer(struct ho_up *u, uint8_t *buf, struct ho_result *res, char *
 	struct collect k = { NULL, 0, conn_count() };
 	k.v = calloc(k.cap ? k.cap : 1, sizeof(*k.v));
 	struct conn **sent = calloc(k.cap ? k.cap : 1, sizeof(*sent));
-	size_t n_sent = 0;
+	struct conn **kept = calloc(k.cap ? k.cap : 1, sizeof(*kept));
+	size_t n_sent = 0, n_kept = 0;
 	struct ho_buf sec = { 0 };
 	unsigned unacked = 0;
 	int rc = 0;
 	uint64_t t_ready = ho__now_ms(), t_conns;
-	if (!k.v || !sent) {
+	if (!k.v || !sent || !kept) {
 		snprintf(why, cap, "out of memory");
 		rc = -ENOMEM;
 		goto out;
@@ -169,6 +211,16 @@ static int transfer(struct ho_up *u, uint8_t *buf, struct ho_result *res, char *
 	/* From here to TAKEN this call is the only thing the loop thread does: no client
 	 * socket is read, so every byte is either in what we send or still in the kernel. */
 	conn_for_each(collect_one, &k);
+	if (p->ctl) {
+		for (size_t i = 0; i < k.n; i++) {
+			const char *no;
+			if (sess_ho_movable(p->sess, k.v[i], &no))
+				kept[n_kept++] = k.v[i];
+		}
+		rc = send_workers(p, u->chan, buf, kept, n_kept, why, cap);
+		if (rc)
+			goto out;
+	}
 	for (size_t i = 0; i < k.n;) {
 		int fds[HO_FDS_MAX], nfds = 0;
 		sec.len = 0;
@@ -224,6 +276,11 @@ static int transfer(struct ho_up *u, uint8_t *buf, struct ho_result *res, char *
 	/* Committed: the new process serves them now. */
 	for (size_t i = 0; i < n_sent; i++)
 		sess_ho_forget(p->sess, sent[i]);
+	if (p->ctl) {
+		/* Not a word to the workers: the new process serves them from now on. */
+		pool_ho_forget(sess_pools(p->sess), kept, n_kept);
+		ctl_ho_hand_off(p->ctl);
+	}
 	lsn_close(p->lsn);
 	if (p->admin)
 		admin_stop_listening(p->admin);
@@ -240,6 +297,7 @@ static int transfer(struct ho_up *u, uint8_t *buf, struct ho_result *res, char *
 out:
 	free(k.v);
 	free(sent);
+	free(kept);
 	ho_buf_free(&sec);
 	return rc;
 }
@@ -451,9 +509,15 @@ int ho_upgrade(const struct ho_parts *p, const char *path, ho_done_fn *done, voi
 		return -EBUSY;
 	}
 	if (pool_serves_workers(sess_pools(p->sess))) {
-		snprintf(why, cap, "this gateway serves worker pools, whose hand-over is not done yet "
-				   "(docs/UPGRADE.md): restart it instead");
-		return -EOPNOTSUPP;
+		int rc;
+		/* They are this process's children: the new one could not reap them. */
+		if (p->cfg->n_workers) {
+			snprintf(why, cap, "this gateway runs its workers itself ([worker] sections), whose hand-over is not done yet "
+					   "(docs/UPGRADE.md): restart it instead");
+			return -EOPNOTSUPP;
+		}
+		if (!p->ctl || (rc = pool_ho_check(sess_pools(p->sess), why, cap)) || (rc = ctl_ho_check(p->ctl, why, cap)))
+			return p->ctl ? rc : -EOPNOTSUPP;
 	}
 	/* The new process would join Redis with this gateway's node id while this one still
 	 * holds it, and its subscriptions and held publishes are not carried. */

@@ -6,6 +6,7 @@
 #include "gateway/openf.h"
 #include "gateway/pool.h"
 #include "gateway/session_int.h"
+#include "gateway/topics.h"
 
 #include <errno.h>
 #include <stdlib.h>
@@ -15,9 +16,9 @@
 
 /* Flags that mean something outside this process's loop: the rest (flush list, EPOLLOUT
  * armed, reading paused) are remade by the new one. */
-#define KEEP_FLAGS (CONN_PING_SENT | CONN_ECHO)
+#define KEEP_FLAGS (CONN_PING_SENT | CONN_ECHO | CONN_WORKER)
 
-int sess_ho_export(struct sess *s, struct conn *c, struct ho_buf *b, const char **why)
+int sess_ho_movable(struct sess *s, const struct conn *c, const char **why)
 {
 	*why = NULL;
 	if (c->state != CONN_OPEN)
@@ -26,11 +27,24 @@ int sess_ho_export(struct sess *s, struct conn *c, struct ho_buf *b, const char 
 		*why = "TLS without kernel TLS";
 	else if (c->pmd.on && (c->pmd.takeover || c->pmd_s))
 		*why = "deflate with context takeover";
-	else if (c->subs)
-		*why = "subscriptions";
 	else if (!(c->flags & CONN_ECHO))
-		*why = "a worker route";
-	if (*why)
+		pool_ho_conn_ok(s->u.ps, c, why);
+	return *why ? -EAGAIN : 0;
+}
+
+static void put_sub(void *arg, const uint8_t *name, size_t n, uint64_t after)
+{
+	struct ho_buf *b = arg;
+	struct ho_sub sub = { { name, n }, after };
+	if (b->p != (void *)1 && ho_put_sub(b, &sub)) {
+		ho_buf_free(b);
+		b->p = (void *)1; /* failed: nothing more */
+	}
+}
+
+int sess_ho_export(struct sess *s, struct conn *c, struct ho_buf *b, const char **why)
+{
+	if (sess_ho_movable(s, c, why))
 		return -EAGAIN;
 	const struct gw_config *cfg = s->cfg;
 	struct ho_conn h = {
@@ -61,8 +75,16 @@ int sess_ho_export(struct sess *s, struct conn *c, struct ho_buf *b, const char 
 		h.out_head = (struct ho_bytes){ out, started };
 		h.out_rest = (struct ho_bytes){ out + started, c->out.bytes - started };
 	}
+	struct ho_buf subs = { 0 };
+	top_each_sub(c, put_sub, &subs);
+	if (subs.p == (void *)1) {
+		free(out);
+		return -ENOMEM;
+	}
+	h.subs = (struct ho_bytes){ subs.p, subs.len };
 	int rc = ho_put_conn(b, &h);
 	free(out);
+	ho_buf_free(&subs);
 	return rc;
 }
 
@@ -96,8 +118,8 @@ int sess_ho_import(struct sess *s, const struct ho_conn *h, int fd, struct conn 
 		return -ENOENT;
 	}
 	unsigned pool = pool_for_route(s->u.ps, (unsigned)route);
-	if (!pool_is_echo(s->u.ps, pool) || !(h->flags & CONN_ECHO)) {
-		*why = "its route has workers (not handed over yet)";
+	if (pool_is_echo(s->u.ps, pool) != !!(h->flags & CONN_ECHO)) {
+		*why = "its route goes to workers here and to the built-in echo there, or back";
 		return -ENOENT;
 	}
 	if (h->state != CONN_OPEN) {
@@ -116,6 +138,7 @@ int sess_ho_import(struct sess *s, const struct ho_conn *h, int fd, struct conn 
 	c->pool = (uint8_t)pool;
 	c->slow = cfg->routes[route].slow;
 	c->worker = POOL_NO_WORKER;
+	c->flags &= (uint8_t)~CONN_WORKER; /* until pinned below */
 	c->deadline = now + (uint32_t)h->deadline_ms;
 	c->rx = h->rx;
 	c->pmd.on = h->pmd[0];
@@ -153,8 +176,38 @@ int sess_ho_import(struct sess *s, const struct ho_conn *h, int fd, struct conn 
 		rc = outq_import(&c->out, h->out_head.p, h->out_head.n, h->out_rest.p, h->out_rest.n);
 		c->out_since = now;
 	}
+	if (rc == 0 && h->fields.n) {
+		c->fields = malloc(h->fields.n);
+		if (!c->fields)
+			rc = -ENOMEM;
+		else {
+			memcpy(c->fields, h->fields.p, h->fields.n);
+			c->fields_len = (uint32_t)h->fields.n;
+		}
+	}
+	if (rc == 0 && (h->flags & CONN_WORKER) && (rc = pool_ho_pin(s->u.ps, c, h->worker, why)) != 0) {
+		drop_buffers(c);
+		free(c->fields);
+		c->fields = NULL;
+		c->fields_len = 0;
+		c->fd = -1;
+		c->state = CONN_DEAD;
+		loop_mark(s->u.loop, c);
+		return rc;
+	}
+	struct ho_sub sub;
+	size_t off = 0;
+	int more;
+	while (rc == 0 && (more = ho_next_sub(&h->subs, &off, &sub)) != 0) {
+		if (more < 0 || top_subscribe(c, sub.topic.p, sub.topic.n) < 0)
+			rc = more < 0 ? -EBADMSG : -ENOMEM;
+		else if (sub.after)
+			top_set_after(c, sub.topic.p, sub.topic.n, sub.after);
+	}
 	if (rc) {
-		*why = "out of memory";
+		pool_ho_unpin(s->u.ps, c);
+		top_drop_conn(c);
+		*why = rc == -EBADMSG ? "a bad subscription" : "out of memory";
 		drop_buffers(c);
 		c->fd = -1;
 		c->state = CONN_DEAD;
@@ -177,6 +230,7 @@ void sess_ho_start(struct sess *s, struct conn *c)
 
 void sess_ho_forget(struct sess *s, struct conn *c)
 {
+	top_drop_conn(c);
 	/* EPOLL_CTL_DEL before close: the open file description lives on in the new
 	 * process, and with it this epoll set's registration if only closed. */
 	loop_del(s->u.loop, c->fd);

@@ -12,6 +12,9 @@
 struct conn;
 struct sess;
 
+/* 0 when c can move now; -EAGAIN with *why (what sess_ho_export would refuse). */
+int sess_ho_movable(struct sess *s, const struct conn *c, const char **why);
+
 /* Appends c's record to b. 0; -EAGAIN when c cannot move (not open: a handshake or a
  * close in progress; TLS; deflate with context takeover; subscriptions; a worker route:
  * *why says which) — it stays with this process; -ENOMEM. Nothing of c changes. */

@@ -1,5 +1,8 @@
 #include "gateway/handover_run.h"
 #include "gateway/conn.h"
+#include "gateway/control.h"
+#include "gateway/pool.h"
+#include "gateway/session.h"
 #include "gateway/handover.h"
 #include "gateway/handover_chan.h"
 #include "gateway/handover_sess.h"
@@ -66,14 +69,9 @@ int ho_inherit(struct gw_config *cfg)
 	nfds = 0;
 	if (rc == 0)
 		rc = ho__recv_msg(chan, buf, &h, fds, &nfds, ho__now_ms() + STEP_MS);
-	if (rc == 0 && (h.type != HO_LISTEN || (unsigned)nfds != hello.count))
+	if (rc == 0 && (h.type != HO_LISTEN || (unsigned)nfds < hello.count)) /* then the workers' */
 		rc = -EPROTO;
-	int want = cfg->n_listen + (cfg->admin.len != 0);
-	if (rc == 0 && nfds != want) {
-		snprintf(why, sizeof(why), "the running gateway has %d listeners (admin included), this configuration %d: restart instead",
-			 nfds, want);
-		rc = -EINVAL;
-	}
+	int want = cfg->n_listen + (cfg->admin.len != 0), have = 0;
 	for (int i = 0, off = 0; rc == 0 && i < nfds; i++) {
 		struct ho_listen l;
 		size_t used;
@@ -82,7 +80,28 @@ int ho_inherit(struct gw_config *cfg)
 			break;
 		}
 		off += (int)used;
-		if (l.admin && cfg->admin.len) {
+		have += l.admin <= HO_L_ADMIN;
+	}
+	if (rc == 0 && have != want) {
+		snprintf(why, sizeof(why), "the running gateway has %d listeners (admin included), this configuration %d: restart instead",
+			 have, want);
+		rc = -EINVAL;
+	}
+	int *worker_fd[4] = { &cfg->inherit_lock_fd, &cfg->inherit_control_fd, &cfg->inherit_attach_fd,
+			      &cfg->inherit_bell_fd };
+	for (int i = 0, off = 0; rc == 0 && i < nfds; i++) {
+		struct ho_listen l;
+		size_t used;
+		if (ho_get_listen(buf + HO_HDR + off, h.len - (size_t)off, &l, &used)) {
+			rc = -EBADMSG;
+			break;
+		}
+		off += (int)used;
+		if (l.admin >= HO_L_LOCK) {
+			/* Workers' descriptors: used by the setup if this configuration has worker
+			 * pools (a connection on a worker route needs them, else it is refused). */
+			*worker_fd[l.admin - HO_L_LOCK] = fds[i];
+		} else if (l.admin && cfg->admin.len) {
 			cfg->admin.inherit_fd = fds[i];
 		} else if (!l.admin && l.index < cfg->n_listen && cfg->listen[l.index].tls == l.tls) {
 			cfg->listen[l.index].inherit_fd = fds[i];
@@ -178,6 +197,49 @@ static int import_batch(const struct ho_parts *p, int chan, uint8_t *buf, const 
 	return rc;
 }
 
+/* The WORKERS section: the next worker id, then a record per worker, each with its
+ * segment's fd; into the pools and the control channel, then ACKed. */
+static int import_workers(const struct ho_parts *p, int chan, uint8_t *buf, const struct ho_hdr *h,
+			  int *fds, int nfds, struct ho_buf *sec, char *why, size_t cap)
+{
+	uint32_t count = 0, next = 0;
+	int rc = read_section(chan, buf, h, sec, &count);
+	if (rc == 0 && (count != (uint32_t)nfds || ho_get_u32(sec->p, sec->len, &next)))
+		rc = -EBADMSG;
+	if (rc == 0 && !p->ctl) {
+		snprintf(why, cap, "the running gateway has workers, this configuration no worker pool: restart instead");
+		rc = -EINVAL;
+	}
+	size_t off = 4;
+	int i = 0;
+	for (; rc == 0 && i < nfds; i++) {
+		struct ho_worker hw;
+		size_t used;
+		const char *no = NULL;
+		rc = ho_get_worker(sec->p + off, sec->len - off, &hw, &used);
+		if (rc == 0) {
+			rc = pool_ho_import_worker(sess_pools(p->sess), &hw, fds[i], &no);
+			if (rc == 0 && (rc = ctl_ho_adopt(p->ctl, hw.id, (pid_t)hw.pid, hw.ident.p, hw.ident.n)))
+				no = "no room for its peer on the control socket";
+		} else {
+			close(fds[i]);
+		}
+		if (rc) {
+			snprintf(why, cap, "worker record %d: %s", i, no ? no : strerror(-rc));
+			i++;
+			break;
+		}
+		off += used;
+	}
+	for (; i < nfds; i++)
+		close(fds[i]);
+	if (rc == 0) {
+		pool_ho_set_next_id(sess_pools(p->sess), next);
+		rc = ho__send_simple(chan, HO_VERSION, HO_ACK, NULL, 0, ho__now_ms() + STEP_MS);
+	}
+	return rc;
+}
+
 /* After TAKEN the channel stays open for connections that were in their handshake. */
 static struct {
 	struct loop_src src;
@@ -236,7 +298,8 @@ int ho_take(const struct ho_parts *p, int chan)
 	if (rc == 0 && (rc = ho_put_hdr(&m, HO_READY, 16)) == 0 && (rc = ho_put_hello(&m, &ready)) == 0)
 		rc = ho__send_msg(chan, m.p, m.len, NULL, 0, ho__now_ms() + STEP_MS);
 	ho_buf_free(&m);
-	for (unsigned batch = 0; rc == 0; batch++) {
+	unsigned conns_batches = 0;
+	while (rc == 0) {
 		struct ho_hdr h;
 		rc = ho__recv_msg(chan, buf, &h, fds, &nfds, ho__now_ms() + STEP_MS);
 		if (rc)
@@ -244,6 +307,11 @@ int ho_take(const struct ho_parts *p, int chan)
 		if (h.type == HO_END) {
 			rc = ho_get_hello(buf + HO_HDR, h.len, &end) ? -EBADMSG : 0;
 			break;
+		}
+		if (h.type == HO_WORKERS) {
+			rc = import_workers(p, chan, buf, &h, fds, nfds, &sec, why, sizeof(why));
+			nfds = 0;
+			continue;
 		}
 		if (h.type != HO_CONNS) {
 			rc = -EPROTO;
@@ -262,7 +330,7 @@ int ho_take(const struct ho_parts *p, int chan)
 		}
 		rc = import_batch(p, chan, buf, &h, fds, nfds, &sec, got, &n_got, why, sizeof(why));
 		nfds = 0;
-		if (rc == 0 && crash && *crash && batch == 0)
+		if (rc == 0 && crash && *crash && conns_batches++ == 0)
 			_exit(3); /* tests: a new binary that dies half way */
 	}
 	if (rc == 0) {
@@ -273,12 +341,21 @@ int ho_take(const struct ho_parts *p, int chan)
 			rc = ho__send_msg(chan, t.p, t.len, NULL, 0, ho__now_ms() + STEP_MS);
 		ho_buf_free(&t);
 	}
+	if (rc == 0 && p->ctl) {
+		/* First thing: a worker that sees the old process gone finds this one named. */
+		pool_ho_started(sess_pools(p->sess));
+		ctl_ho_started(p->ctl);
+	}
 	if (rc == 0)
 		for (size_t i = 0; i < n_got; i++)
 			sess_ho_start(p->sess, got[i]);
-	else
+	else {
+		/* Not a byte to any of them, nor a record to any worker: they are the old's. */
+		for (size_t i = 0; i < n_got; i++)
+			sess_ho_forget(p->sess, got[i]);
 		log_error(-rc, "upgrade: taking the connections failed, the old process keeps them%s%s",
 			  why[0] ? ": " : "", why);
+	}
 	if (rc == 0)
 		log_info("upgrade: took %zu connections from pid %u", n_got, end.pid);
 	follow.p = *p;

@@ -19,6 +19,7 @@
 #include <sys/types.h>
 
 #include "gateway/config.h"
+#include "gateway/handover.h"
 #include "gateway/loop.h"
 
 struct conn;
@@ -143,6 +144,42 @@ int pool_ack(struct pools *ps, struct worker *w, uint64_t n, const char **why)
 void pool_worker_fail(struct pools *ps, struct worker *w, const char *why);
 /* Workers attached and alive now, in all pools. */
 unsigned pool_live_workers(const struct pools *ps);
+
+/* --- a live upgrade (gateway/pool_ho.c, docs/UPGRADE.md) --- */
+
+/* Whether the workers can be handed over now: 0; -EOPNOTSUPP (a zmq worker) or -EAGAIN
+ * (one is dying: its connections are moving) with why. */
+int pool_ho_check(struct pools *ps, char *why, size_t cap);
+/* Sets *why when c, open on a worker route, cannot move with its worker (it waits for
+ * one; its worker is dying or a zmq worker). */
+void pool_ho_conn_ok(struct pools *ps, const struct conn *c, const char **why);
+/* The control socket's routing id of worker wid: 0, or -ENOENT. */
+typedef int pool_ident_fn(void *arg, unsigned wid, const uint8_t **ident, size_t *len);
+/* The old side: appends the WORKERS section (the next worker id, then a record per
+ * worker with what is held for it, plus a CLOSE 1001 for each of the kept connections
+ * pinned to it) to sec, and each worker's segment fd to fds (still the pools'). Rings are
+ * published first. Nothing else changes. 0, or -errno with why. */
+int pool_ho_export(struct pools *ps, struct conn *const *kept, size_t n_kept, pool_ident_fn *ident,
+		   void *arg, struct ho_buf *sec, int *fds, int *nfds, char *why, size_t cap)
+	__attribute__((warn_unused_result));
+/* The old side, after TAKEN: the kept connections lose their pin (their worker had its
+ * CLOSE), every worker is freed without a word to it, and the doorbell is the new
+ * process's (waker_hand_off). */
+void pool_ho_forget(struct pools *ps, struct conn *const *kept, size_t n_kept);
+/* The new side: a worker as the old process had it, with its segment's fd (taken, closed
+ * on error). 0, or -errno with why. */
+int pool_ho_import_worker(struct pools *ps, const struct ho_worker *hw, int fd, const char **why)
+	__attribute__((warn_unused_result));
+void pool_ho_set_next_id(struct pools *ps, unsigned id);
+/* Pins an imported connection to the imported worker of slot; 0 or -ENOENT with why. */
+int pool_ho_pin(struct pools *ps, struct conn *c, unsigned slot, const char **why)
+	__attribute__((warn_unused_result));
+/* Undoes pool_ho_pin without a word to the worker. */
+void pool_ho_unpin(struct pools *ps, struct conn *c);
+/* The new side, after TAKEN: every segment names this process as its gateway. */
+void pool_ho_started(struct pools *ps);
+/* The doorbell page's memfd to hand over; -1 without worker pools. */
+int pool_ho_bell_fd(struct pools *ps);
 
 /* --- reports (/metrics, /workers, /connections, /healthz) --- */
 

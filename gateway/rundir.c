@@ -177,6 +177,13 @@ int rundir_start(struct rundir *rd, const struct gw_config *cfg)
 	rd->lock_fd = -1;
 	if (!uses_workers(cfg))
 		return 0;
+	if (cfg->inherit_lock_fd > 0) {
+		/* A live upgrade: the replaced gateway's lock, the same open file description,
+		 * so the lock is never free in between; its control socket is ours to share. */
+		snprintf(rd->path, sizeof(rd->path), "%s", cfg->runtime_dir);
+		rd->lock_fd = cfg->inherit_lock_fd;
+		return 0;
+	}
 	pid_t holder;
 	int rc = rundir_lock(rd, cfg->runtime_dir, cfg->gid, &holder);
 	if (rc == -EBUSY) {

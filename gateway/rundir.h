@@ -67,7 +67,8 @@ int rundir_sock_release(struct rundir_sock *s, const char *path);
 /*
  * For srv_run: when cfg routes to a worker pool (the only use of the runtime directory),
  * rundir_lock(cfg->runtime_dir, cfg->gid) and, for an ipc:// control endpoint,
- * rundir_sock_free() on its path. Logs each failure with what to do about it. Returns 0
+ * rundir_sock_free() on its path; with cfg->inherit_lock_fd (a live upgrade) that
+ * descriptor is the lock, and the control socket is the replaced gateway's. Logs each failure with what to do about it. Returns 0
  * (also when no worker pool is configured: rd then holds nothing), or the negative errno.
  */
 int rundir_start(struct rundir *rd, const struct gw_config *cfg);

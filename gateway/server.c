@@ -307,9 +307,7 @@ static void on_signal(struct loop_src *src, uint32_t events)
 		case SIGUSR2: {
 			char why[600];
 			log_info("signal %d: upgrade", (int)si.ssi_signo);
-			int rc = upgrade(s, NULL, why, sizeof(why));
-			if (rc == -EBUSY || rc == -EOPNOTSUPP)
-				log_warn(0, "upgrade refused: %s", why);
+			(void)upgrade(s, NULL, why, sizeof(why)); /* a refusal is logged there */
 			break;
 		}
 		}
@@ -465,8 +463,12 @@ static int upgrade(struct server *s, const char *path, char *why, size_t cap)
 					       : "the gateway is draining");
 		return -EBUSY;
 	}
-	struct ho_parts p = { s->cfg, s->loop, s->sess, s->lsn, s->admin };
-	return ho_upgrade(&p, path, upgrade_done, s, why, cap);
+	struct ho_parts p = { s->cfg, s->loop, s->sess, s->lsn, s->admin, s->ctl, s->rundir.lock_fd };
+	int rc = ho_upgrade(&p, path, upgrade_done, s, why, cap);
+	/* Whoever asked (SIGUSR2, POST /upgrade), what cannot move yet is said here. */
+	if (rc == -EBUSY || rc == -EOPNOTSUPP || rc == -EAGAIN)
+		log_warn(0, "upgrade refused: %s", why);
+	return rc;
 }
 
 static int a_upgrade(void *arg, const char *path, char *why, size_t cap)
@@ -601,19 +603,23 @@ int srv_run(struct gw_config *cfg)
 {
 	struct server s;
 	memset(&s, 0, sizeof(s));
-	/* Before anything else: a second gateway on this runtime directory must change nothing
-	 * of the first's (ZeroMQ's bind would replace its control socket). */
-	int rc = rundir_start(&s.rundir, cfg);
-	if (rc)
-		return rc;
-	/* Started by a live upgrade: the old gateway's listeners replace our binds. */
+	/* Started by a live upgrade: the old gateway's listeners replace our binds, and its
+	 * runtime directory's lock is ours too. */
 	int chan = ho_inherit(cfg);
 	if (chan < -1)
 		return chan;
+	/* Before anything else: a second gateway on this runtime directory must change nothing
+	 * of the first's (a bind would replace its control socket). */
+	int rc = rundir_start(&s.rundir, cfg);
+	if (rc) {
+		if (chan >= 0)
+			close(chan); /* the old one sees EOF and keeps serving */
+		return rc;
+	}
 	rcu_register_thread();
 	rc = setup(&s, cfg);
 	if (chan >= 0) {
-		struct ho_parts p = { s.cfg, s.loop, s.sess, s.lsn, s.admin };
+		struct ho_parts p = { s.cfg, s.loop, s.sess, s.lsn, s.admin, s.ctl, s.rundir.lock_fd };
 		if (rc == 0)
 			rc = ho_take(&p, chan);
 		else

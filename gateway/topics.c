@@ -241,3 +241,10 @@ void top_drop_conn(struct conn *c)
 		free(s);
 	}
 }
+
+void top_each_sub(const struct conn *c, void (*fn)(void *arg, const uint8_t *name, size_t n,
+						   uint64_t after), void *arg)
+{
+	for (const struct top_sub *s = c->subs; s; s = s->next)
+		fn(arg, s->t->name, s->t->len, s->after);
+}

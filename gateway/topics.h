@@ -52,6 +52,9 @@ int top_subscribe(struct conn *c, const void *name, size_t n)
 	__attribute__((warn_unused_result));
 /* Returns 0, or -ENOENT when c was not subscribed. */
 int top_unsubscribe(struct conn *c, const void *name, size_t n);
+/* Each subscription of c, newest first (a live upgrade's record of it). */
+void top_each_sub(const struct conn *c, void (*fn)(void *arg, const uint8_t *name, size_t n,
+						   uint64_t after), void *arg);
 /* Ends every subscription of c. */
 void top_drop_conn(struct conn *c);
 

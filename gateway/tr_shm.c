@@ -202,3 +202,47 @@ int tr_shm_new(const struct tr_shm_opts *o, struct tr **out, struct tr_shm_info 
 	*out = &s->tr;
 	return 0;
 }
+
+int tr_shm_adopt(int fd, unsigned worker_id, struct shm_doorbell *bell, struct tr **out)
+{
+	struct tr_shm *s = calloc(1, sizeof(*s));
+	if (!s)
+		return -ENOMEM;
+	s->tr.ops = &shm_ops;
+	snprintf(s->name, sizeof(s->name), "wsgw-%d-%u", (int)getpid(), worker_id);
+	/* The rings open where the replaced gateway left them: it published its head and
+	 * released what it read, so the shared indexes are the whole state. */
+	int rc = shm_seg_adopt_fd(fd, &s->seg);
+	if (rc == 0)
+		rc = shm_seg_ring(s->seg, SHM_SEG_TO_WORKER, SHM_RING_PRODUCER, &s->to_w);
+	if (rc == 0)
+		rc = shm_seg_ring(s->seg, SHM_SEG_TO_GATEWAY, SHM_RING_CONSUMER, &s->to_gw);
+	if (rc) {
+		log_error(-rc, "segment of worker %u handed over", worker_id);
+		if (s->seg)
+			shm_seg_close(s->seg); /* closes fd: adopted */
+		else
+			close(fd);
+		free(s);
+		return rc;
+	}
+	shm_ring_set_data_doorbell(&s->to_gw, bell);
+	s->tr.max_len = shm_ring_max_payload(&s->to_w);
+	*out = &s->tr;
+	return 0;
+}
+
+int tr_shm_is(const struct tr *t)
+{
+	return t->ops == &shm_ops;
+}
+
+void tr_shm_publish(struct tr *t)
+{
+	shm_flush(t);
+}
+
+void tr_shm_set_gateway_pid(struct tr *t, pid_t pid)
+{
+	shm_seg_set_gateway_pid(((struct tr_shm *)t)->seg, (uint32_t)pid);
+}

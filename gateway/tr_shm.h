@@ -27,4 +27,15 @@ int tr_shm_new(const struct tr_shm_opts *o, struct tr **out, struct tr_shm_info 
 /* The segment's memfd (t must be a shm transport), to pass to the worker. */
 int tr_shm_fd(const struct tr *t);
 
+/* A live upgrade's new side: the shm transport of a worker whose segment's memfd the
+ * replaced gateway handed over; the rings go on where they are. Keeps fd (closed at
+ * free; on error closed too). Returns 0 and *out, or -errno (logged). */
+int tr_shm_adopt(int fd, unsigned worker_id, struct shm_doorbell *bell, struct tr **out);
+/* 1 when t is a shm transport. */
+int tr_shm_is(const struct tr *t);
+/* Publishes what was pushed (the old side, before the hand-over). */
+void tr_shm_publish(struct tr *t);
+/* Names this process in the segment's header, for the worker's liveness check. */
+void tr_shm_set_gateway_pid(struct tr *t, pid_t pid);
+
 #endif

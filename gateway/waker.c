@@ -20,6 +20,7 @@ struct waker {
 	int efd;
 	pthread_t thread;
 	int started;
+	int handed; /* a live upgrade gave the doorbell to another process: hands off it */
 	atomic_int stop;
 };
 
@@ -48,16 +49,16 @@ static void on_bell(struct loop_src *src, uint32_t events)
 	(void)src, (void)events; /* the rings are polled at the top of every iteration */
 }
 
-int waker_new(struct loop *l, struct waker **out)
+int waker_new(struct loop *l, int inherit_fd, struct waker **out)
 {
 	struct waker *w = calloc(1, sizeof(*w));
 	if (!w)
 		return -ENOMEM;
 	w->loop = l;
 	w->efd = -1;
-	int rc = shm_bell_create(&w->bell);
+	int rc = inherit_fd > 0 ? shm_bell_adopt_fd(inherit_fd, &w->bell) : shm_bell_create(&w->bell);
 	if (rc) {
-		log_error(-rc, "the doorbell page (memfd_create)");
+		log_error(-rc, inherit_fd > 0 ? "the doorbell page handed over" : "the doorbell page (memfd_create)");
 		goto fail;
 	}
 	w->efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
@@ -83,17 +84,29 @@ fail:
 	return rc;
 }
 
-void waker_free(struct waker *w)
+static void stop_thread(struct waker *w)
 {
-	if (!w)
-		return;
 	if (w->started) {
+		w->started = 0;
 		atomic_store(&w->stop, 1);
 		struct shm_doorbell *db = shm_bell_doorbell(w->bell);
 		atomic_fetch_add(&db->seq, 1);
 		syscall(SYS_futex, &db->seq, FUTEX_WAKE, 1, NULL, NULL, 0);
 		pthread_join(w->thread, NULL);
 	}
+}
+
+void waker_hand_off(struct waker *w)
+{
+	stop_thread(w);
+	w->handed = 1;
+}
+
+void waker_free(struct waker *w)
+{
+	if (!w)
+		return;
+	stop_thread(w);
 	if (w->efd >= 0) {
 		loop_del(w->loop, w->efd);
 		close(w->efd);
@@ -112,12 +125,16 @@ int waker_fd(const struct waker *w)
 	return shm_bell_fd(w->bell);
 }
 
+/* After a hand-off the doorbell's one waiter is the new process: a word of ours would
+ * tell its workers it is awake while it sleeps. */
 void waker_prepare(struct waker *w)
 {
-	shm_doorbell_prepare(shm_bell_doorbell(w->bell));
+	if (!w->handed)
+		shm_doorbell_prepare(shm_bell_doorbell(w->bell));
 }
 
 void waker_cancel(struct waker *w)
 {
-	shm_doorbell_cancel(shm_bell_doorbell(w->bell));
+	if (!w->handed)
+		shm_doorbell_cancel(shm_bell_doorbell(w->bell));
 }

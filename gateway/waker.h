@@ -12,9 +12,14 @@
 
 struct waker;
 
-/* Creates the doorbell page (a sealed memfd), registers the eventfd with l and starts the
- * thread. Returns 0 and *out, or -errno (logged; nothing is left). */
-int waker_new(struct loop *l, struct waker **out);
+/* Creates the doorbell page (a sealed memfd), or with inherit_fd > 0 maps the one a live
+ * upgrade handed over (and keeps that fd), registers the eventfd with l and starts the
+ * thread. Returns 0 and *out, or -errno (logged; nothing is left: an inherit_fd that was
+ * mapped is closed with the page). */
+int waker_new(struct loop *l, int inherit_fd, struct waker **out);
+/* A live upgrade gave the page to the new process: the thread stops and the doorbell is
+ * never touched again here (waker_prepare and waker_cancel do nothing). */
+void waker_hand_off(struct waker *w);
 /* Stops the thread, unmaps the page. NULL is a no-op. */
 void waker_free(struct waker *w);
 

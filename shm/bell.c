@@ -87,6 +87,14 @@ int shm_bell_attach_fd(int fd, struct shm_bell **out)
 	return 0;
 }
 
+int shm_bell_adopt_fd(int fd, struct shm_bell **out)
+{
+	int rc = shm_bell_attach_fd(fd, out);
+	if (rc == 0)
+		(*out)->fd = fd;
+	return rc;
+}
+
 int shm_bell_fd(const struct shm_bell *b)
 {
 	return b->fd;

@@ -15,7 +15,11 @@ int shm_bell_create(struct shm_bell **out) __attribute__((warn_unused_result));
 /* Maps the page in fd (received from the gateway) and validates it; does not keep fd.
  * Returns 0, -EBADMSG (not a bell page), or -errno of fstat/mmap. */
 int shm_bell_attach_fd(int fd, struct shm_bell **out) __attribute__((warn_unused_result));
-/* The creator's fd, to pass to a worker; -1 for an attached page. */
+/* As shm_bell_attach_fd, but the page keeps fd as its creator does (shm_bell_fd returns
+ * it, shm_bell_close closes it): a gateway taking the page over in a live upgrade. On
+ * error fd is still the caller's. */
+int shm_bell_adopt_fd(int fd, struct shm_bell **out) __attribute__((warn_unused_result));
+/* The creator's (or adopter's) fd, to pass to a worker; -1 for an attached page. */
 int shm_bell_fd(const struct shm_bell *b);
 /* The doorbell inside the page. */
 struct shm_doorbell *shm_bell_doorbell(struct shm_bell *b);

@@ -1,6 +1,8 @@
 #include "shm/segment.h"
 
 #include <errno.h>
+#include <stdatomic.h>
+#include <stddef.h>
 #include <fcntl.h>
 #include <stdbool.h>
 #include <stdlib.h>
@@ -225,6 +227,30 @@ fail_unmap:
 fail_free:
 	free(s);
 	return err;
+}
+
+int shm_seg_adopt_fd(int fd, struct shm_seg **out)
+{
+	int err = shm_seg_attach_fd(fd, out);
+
+	if (err == 0)
+		(*out)->fd = fd;
+	return err;
+}
+
+void shm_seg_set_gateway_pid(struct shm_seg *s, uint32_t pid)
+{
+	s->hdr.gateway_pid = pid;
+	atomic_store_explicit((_Atomic uint32_t *)((char *)s->base + offsetof(struct shm_seg_hdr, gateway_pid)),
+			      pid, memory_order_release);
+}
+
+uint32_t shm_seg_gateway_pid(const struct shm_seg *s)
+{
+	/* Pairs with the release-store of shm_seg_set_gateway_pid in the gateway that
+	 * took the segment over. */
+	return atomic_load_explicit((_Atomic uint32_t *)((char *)s->base + offsetof(struct shm_seg_hdr, gateway_pid)),
+				    memory_order_acquire);
 }
 
 int shm_seg_attach_named(const char *name, struct shm_seg **out)

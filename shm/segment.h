@@ -29,7 +29,8 @@ struct shm_seg_ring_desc {
 };
 
 /* At offset 0 of the segment. Written once by the creator before any peer
- * maps it; read-only afterwards. */
+ * maps it; read-only afterwards, but for gateway_pid, which a gateway that took
+ * the segment over in a live upgrade rewrites (docs/UPGRADE.md). */
 struct shm_seg_hdr {
 	uint64_t magic;
 	uint32_t version;
@@ -74,6 +75,20 @@ int shm_seg_create_named(const char *name, const struct shm_seg_opts *o, struct 
  * (other layout version), or a syscall's -errno.
  */
 int shm_seg_attach_fd(int fd, struct shm_seg **out) __attribute__((warn_unused_result));
+
+/*
+ * As shm_seg_attach_fd(), but the segment keeps fd as a creator keeps its own:
+ * shm_seg_fd() returns it and shm_seg_close() closes it. For the gateway that
+ * takes a segment over in a live upgrade. On error fd is still the caller's.
+ */
+int shm_seg_adopt_fd(int fd, struct shm_seg **out) __attribute__((warn_unused_result));
+
+/* The gateway side, after a live upgrade: says in the shared header (and the
+ * private copy) which process serves the segment now. */
+void shm_seg_set_gateway_pid(struct shm_seg *s, uint32_t pid);
+/* The worker side: the gateway pid the shared header names now (one acquire
+ * load; it changes only when a live upgrade hands the segment on). */
+uint32_t shm_seg_gateway_pid(const struct shm_seg *s);
 
 /* shm_open(name) + shm_seg_attach_fd(); same returns plus shm_open's. */
 int shm_seg_attach_named(const char *name, struct shm_seg **out)

@@ -11,6 +11,9 @@
  */
 #include "tests/lib/wstest.h"
 #include "tests/lib/wtadmin.h"
+#include "tests/lib/wtctl.h"
+#include "tests/lib/wtenv.h"
+#include "tests/lib/wtproc.h"
 #include "tests/lib/wttls.h"
 
 #include <check.h>
@@ -355,9 +358,265 @@ static void refused_upgrade(const char *needle, const char *a1, const char *a2)
 	stop_serving();
 }
 
-START_TEST(worker_pools_refuse)
+/* ---- shm workers (docs/UPGRADE.md, "Workers") ---- */
+
+/* A gateway with its own runtime directory and one worker pool "p" on "/", and one
+ * worker of prog attached; its log is DIR/worker.log. */
+static void worker_gateway(struct wt_env *e, struct wt_proc *w, const char *prog, const char *mode)
 {
-	refused_upgrade("serves worker pools", "--route", "/w=p");
+	wt_env_init(e);
+	WT_GW_START(&gw, "--control", e->control, "--runtime-dir", e->dir, "--admin", "127.0.0.1:0",
+		    "--route", "/=p", NULL);
+	wt_track_gateway(gw.pid);
+	serving = gw.pid;
+	const char *build = getenv("WSGW_BUILD");
+	char path[512], log[256];
+	snprintf(path, sizeof(path), "%s/%s", build && *build ? build : "build", prog);
+	snprintf(log, sizeof(log), "%s/worker.log", e->dir);
+	const char *argv[] = { path, "--control", e->control, "--pool", "p", mode, NULL };
+	ck_assert_int_eq(wt_proc_spawn(w, argv, log), 0);
+	REQUIRE(wt_wait_attached(gw.log_path, "p", w->pid, WT_ATTACH_MS) > 0, "%s did not attach", prog);
+}
+
+/* The worker followed every upgrade without attaching again: one attach line in the
+ * gateway log (the new gateways write to the same log), and in its own log exactly one
+ * line per upgrade, the hand-over's. */
+static void worker_followed(struct wt_env *e, struct wt_proc *w, int upgrades)
+{
+	char log[256];
+	snprintf(log, sizeof(log), "%s/worker.log", e->dir);
+	REQUIRE(kill(w->pid, 0) == 0, "the worker %d is gone", (int)w->pid);
+	int att = wt_count_attached(gw.log_path, "p", w->pid);
+	REQUIRE(att == 1, "the worker attached %d times", att);
+	int moved = wt_count_file(log, "took this worker over");
+	int lines = wt_count_file(log, "libwsgw");
+	if (moved != upgrades || lines != upgrades)
+		wt_dump("worker", log, 20);
+	REQUIRE(moved == upgrades && lines == upgrades, "the worker logged %d hand-overs (%d libwsgw lines), not %d",
+		moved, lines, upgrades);
+}
+
+/* Clients of a shm worker (wsgw-echo) under steady echo load: three upgrades in a row;
+ * no client closes, no message is lost, doubled or reordered, and the worker is the
+ * same process throughout and never attaches again. */
+START_TEST(shm_worker_follows_3_upgrades)
+{
+	struct wt_env e;
+	struct wt_proc w;
+	worker_gateway(&e, &w, "wsgw-echo", NULL);
+	int admin = wt_admin_port(&gw);
+	enum { N = 300 }; /* more than one batch */
+	struct client *cl = open_clients(N);
+	round_trip(cl, N);
+	for (int u = 0; u < 3; u++) {
+		struct ctl_run r;
+		ctl_start(&r, admin, NULL);
+		int st, rounds = 0;
+		while (!ctl_done(&r, &st) && rounds < 10000) {
+			round_trip(cl, N);
+			rounds++;
+		}
+		REQUIRE(!r.pid, "ctl still running after %d rounds", rounds);
+		REQUIRE(WIFEXITED(st) && WEXITSTATUS(st) == 0, "upgrade %d failed: %s", u, r.out);
+		upgraded(&r);
+		wt_track_gateway(serving);
+		/* Rounds past the old process's exit and the worker's reconnect. */
+		for (int k = 0; k < 20; k++)
+			round_trip(cl, N);
+		wt_sleep_ms(300);
+		round_trip(cl, N);
+	}
+	for (int i = 0; i < N; i++)
+		REQUIRE(cl[i].got == cl[i].sent, "client %d: %u sent, %u echoed", i, cl[i].sent, cl[i].got);
+	/* Heartbeats went on with the last gateway: well past 3 of them, the worker is still
+	 * the same attachment. */
+	wt_sleep_ms(1500);
+	round_trip(cl, N);
+	worker_followed(&e, &w, 3);
+	ck_assert(wt_gw_log_contains(&gw, "taken over with its segment"));
+	close_clients(cl, N);
+	stop_serving();
+	ck_assert_int_eq(wt_proc_stop(&w, 5000), 0);
+	wt_env_done(&e);
+}
+END_TEST
+
+/* Topics: clients that wsgw-broadcast subscribed keep getting what is published after
+ * the upgrade, each message once and in order, from the subscriptions the new process
+ * rebuilt from the records. */
+START_TEST(subscriptions_follow_the_upgrade)
+{
+	struct wt_env e;
+	struct wt_proc w;
+	worker_gateway(&e, &w, "wsgw-broadcast", NULL);
+	int admin = wt_admin_port(&gw);
+	enum { N = 20, M = 5 };
+	struct wt_conn c[N];
+	for (int i = 0; i < N; i++)
+		WT_EXPECT_OPEN(&c[i], "127.0.0.1", gw.port, "/");
+	wt_sleep_ms(300); /* the SUBSCRIBEs are in */
+	unsigned next[N][N];
+	memset(next, 0, sizeof(next));
+	unsigned sent[N];
+	memset(sent, 0, sizeof(sent));
+	/* Each client publishes M messages "c<i>-<k>"; every client gets each once, each
+	 * sender's in order. */
+	for (int round = 0; round < 4; round++) {
+		if (round == 2) {
+			struct ctl_run r;
+			ctl_start(&r, admin, NULL);
+			ck_assert_int_eq(ctl_wait(&r), 0);
+			upgraded(&r);
+			wt_track_gateway(serving);
+		}
+		char m[32];
+		for (int k = 0; k < M; k++)
+			for (int i = 0; i < N; i++) {
+				int len = snprintf(m, sizeof(m), "c%d-%u", i, sent[i]++);
+				WT_OK(&c[i], wt_send_frame(&c[i], WT_TEXT, 1, m, (size_t)len));
+			}
+		for (int j = 0; j < N; j++) {
+			for (int got = 0; got < N * M; got++) {
+				struct wt_frame f;
+				int rc = wt_read_message(&c[j], &f, 5000);
+				REQUIRE(rc == 0, "round %d, client %d: message %d of %d: %s", round, j, got, N * M,
+					c[j].err);
+				int from;
+				unsigned k;
+				char z[64];
+				snprintf(z, sizeof(z), "%.*s", (int)f.len, (const char *)f.payload);
+				REQUIRE(sscanf(z, "c%d-%u", &from, &k) == 2 && from >= 0 && from < N,
+					"client %d got %s", j, z);
+				REQUIRE(k == next[j][from], "round %d: client %d: from %d got %u, expected %u", round,
+					j, from, k, next[j][from]);
+				next[j][from]++;
+				wt_frame_free(&f);
+			}
+			struct wt_frame f;
+			REQUIRE(wt_read_message(&c[j], &f, 30) == -ETIMEDOUT, "client %d: a message twice", j);
+		}
+	}
+	worker_followed(&e, &w, 1);
+	for (int i = 0; i < N; i++)
+		wt_close(&c[i]);
+	stop_serving();
+	ck_assert_int_eq(wt_proc_stop(&w, 5000), 0);
+	wt_env_done(&e);
+}
+END_TEST
+
+/* A new binary that dies half way, or reads another format version: the old gateway
+ * keeps serving the worker's clients, and the worker never noticed. */
+static void worker_failed_upgrade(const char *needle)
+{
+	struct wt_env e;
+	struct wt_proc w;
+	worker_gateway(&e, &w, "wsgw-echo", NULL);
+	int admin = wt_admin_port(&gw);
+	enum { N = 300 };
+	struct client *cl = open_clients(N);
+	round_trip(cl, N);
+	for (int t = 0; t < 2; t++) {
+		struct ctl_run r;
+		ctl_start(&r, admin, NULL);
+		int st, rounds = 0;
+		while (!ctl_done(&r, &st) && rounds < 10000) {
+			round_trip(cl, N);
+			rounds++;
+		}
+		REQUIRE(WIFEXITED(st) && WEXITSTATUS(st) == 1, "ctl exited with %d: %s", st, r.out);
+		REQUIRE(strstr(r.out, needle), "ctl said '%s', not '%s'", r.out, needle);
+		round_trip(cl, N);
+	}
+	wt_sleep_ms(1500); /* heartbeats: past three of them */
+	round_trip(cl, N);
+	ck_assert_int_eq(kill(gw.pid, 0), 0);
+	worker_followed(&e, &w, 0);
+	/* The control socket is still there: a second worker attaches. */
+	struct wt_proc w2;
+	char log[256];
+	snprintf(log, sizeof(log), "%s/worker2.log", e.dir);
+	ck_assert_int_eq(wt_start_echo(&w2, e.control, "p", log), 0);
+	REQUIRE(wt_wait_attached(gw.log_path, "p", w2.pid, WT_ATTACH_MS) > 0, "a new worker did not attach");
+	close_clients(cl, N);
+	stop_serving();
+	ck_assert_int_eq(wt_proc_stop(&w, 5000), 0);
+	ck_assert_int_eq(wt_proc_stop(&w2, 5000), 0);
+	wt_env_done(&e);
+}
+
+START_TEST(worker_new_binary_dies_half_way)
+{
+	setenv("WSGW_HANDOVER_TEST_CRASH", "1", 1);
+	worker_failed_upgrade("exited with status 3 while taking the connections");
+}
+END_TEST
+
+START_TEST(worker_new_binary_reads_another_version)
+{
+	setenv("WSGW_HANDOVER_TEST_VERSION", "1", 1); /* a binary of the first slice */
+	worker_failed_upgrade("hand-over format version 2 is not one this binary reads (1..1)");
+}
+END_TEST
+
+/* A zmq worker: libzmq owns what it queued, so the upgrade is refused, with the reason,
+ * and the shm worker beside it keeps serving. */
+START_TEST(zmq_worker_refuses)
+{
+	struct wt_env e;
+	struct wt_proc w, z;
+	worker_gateway(&e, &w, "wsgw-echo", NULL);
+	char log[256];
+	snprintf(log, sizeof(log), "%s/zmq.log", e.dir);
+	ck_assert_int_eq(wt_zw_start(&z, e.control, "p", log), 0);
+	REQUIRE(wt_wait_attached(gw.log_path, "p", z.pid, WT_ATTACH_MS) > 0, "the zmq worker did not attach");
+	struct client *cl = open_clients(10);
+	round_trip(cl, 10);
+	struct ctl_run r;
+	ctl_start(&r, wt_admin_port(&gw), NULL);
+	int rc = ctl_wait(&r);
+	REQUIRE(rc == 1, "ctl exited with %d: %s", rc, r.out);
+	REQUIRE(strstr(r.out, "is a zmq worker, whose hand-over is not done yet"), "ctl said '%s'", r.out);
+	ck_assert(wt_gw_log_contains(&gw, "upgrade refused"));
+	round_trip(cl, 10);
+	worker_followed(&e, &w, 0);
+	close_clients(cl, 10);
+	stop_serving();
+	wt_proc_stop(&z, 5000);
+	ck_assert_int_eq(wt_proc_stop(&w, 5000), 0);
+	wt_env_done(&e);
+}
+END_TEST
+
+/* Supervised workers are the old process's children: refused, with the reason. */
+START_TEST(supervised_workers_refuse)
+{
+	char prog[512];
+	const char *b = getenv("WSGW_BUILD");
+	snprintf(prog, sizeof(prog), "%s/wsgw-echo --pool p", b ? b : "build");
+	struct wt_env e;
+	wt_env_init(&e);
+	char conf[256];
+	snprintf(conf, sizeof(conf), "%s/wsgw.conf", e.dir);
+	FILE *f = fopen(conf, "w");
+	ck_assert_ptr_nonnull(f);
+	fprintf(f, "[worker echo]\npool = p\ncommand = %s\n", prog);
+	fclose(f);
+	WT_GW_START(&gw, "--config", conf, "--control", e.control, "--runtime-dir", e.dir, "--admin",
+		    "127.0.0.1:0", "--route", "/=p", NULL);
+	serving = gw.pid;
+	ck_assert(wt_wait_file(gw.log_path, "attached to pool p", 5000));
+	struct client *cl = open_clients(10);
+	round_trip(cl, 10);
+	struct ctl_run r;
+	ctl_start(&r, wt_admin_port(&gw), NULL);
+	int rc = ctl_wait(&r);
+	REQUIRE(rc == 1, "ctl exited with %d: %s", rc, r.out);
+	REQUIRE(strstr(r.out, "runs its workers itself ([worker] sections)"), "ctl said '%s'", r.out);
+	round_trip(cl, 10);
+	close_clients(cl, 10);
+	stop_serving();
+	wt_env_done(&e);
 }
 END_TEST
 
@@ -382,7 +641,7 @@ END_TEST
 START_TEST(new_binary_reads_another_version)
 {
 	setenv("WSGW_HANDOVER_TEST_VERSION", "99", 1); /* the new processes read only version 99 */
-	failed_upgrade(NULL, "hand-over format version 1 is not one this binary reads (99..99)");
+	failed_upgrade(NULL, "hand-over format version 2 is not one this binary reads (99..99)");
 }
 END_TEST
 
@@ -708,30 +967,41 @@ START_TEST(handshake_in_progress_follows)
 }
 END_TEST
 
-int main(void)
+int main(int argc, char **argv)
 {
+	if (argc > 1 && !strcmp(argv[1], "--as-zmq-worker"))
+		return wt_zw_main(argc, argv);
 	setup();
 	Suite *s = suite_create("upgrade");
 	TCase *tc = tcase_create("upgrade");
 	tcase_add_unchecked_fixture(tc, NULL, kill_noted);
+	tcase_add_unchecked_fixture(tc, wt_fixture_setup, wt_fixture_teardown);
+	/* WT_ONLY=name: the cases whose name contains it (debugging one). */
+	const char *only = getenv("WT_ONLY");
+#define ADD(t) do { if (!only || strstr(#t, only)) tcase_add_test(tc, t); } while (0)
 	tcase_add_checked_fixture(tc, case_setup, NULL);
 	tcase_set_timeout(tc, 120);
-	tcase_add_test(tc, upgrade_200_clients_5_times);
-	tcase_add_test(tc, partial_messages_across_the_handover);
-	tcase_add_test(tc, new_binary_fails_to_start);
-	tcase_add_test(tc, worker_pools_refuse);
-	tcase_add_test(tc, cluster_refuses);
-	tcase_add_test(tc, new_binary_does_not_exist);
-	tcase_add_test(tc, new_binary_reads_another_version);
-	tcase_add_test(tc, new_binary_dies_half_way);
-	tcase_add_test(tc, new_binary_hangs);
-	tcase_add_test(tc, sigusr2_upgrades);
-	tcase_add_test(tc, queued_output_moves);
-	tcase_add_test(tc, deflate_parameters_move);
-	tcase_add_test(tc, tls_connections_drain_others_move);
-	tcase_add_test(tc, handshake_in_progress_follows);
-	tcase_add_test(tc, systemd_follows_the_new_process);
-	tcase_add_test(tc, upgrade_2000_clients_3_times);
+	ADD(upgrade_200_clients_5_times);
+	ADD(partial_messages_across_the_handover);
+	ADD(new_binary_fails_to_start);
+	ADD(shm_worker_follows_3_upgrades);
+	ADD(subscriptions_follow_the_upgrade);
+	ADD(worker_new_binary_dies_half_way);
+	ADD(worker_new_binary_reads_another_version);
+	ADD(supervised_workers_refuse);
+	ADD(zmq_worker_refuses);
+	ADD(cluster_refuses);
+	ADD(new_binary_does_not_exist);
+	ADD(new_binary_reads_another_version);
+	ADD(new_binary_dies_half_way);
+	ADD(new_binary_hangs);
+	ADD(sigusr2_upgrades);
+	ADD(queued_output_moves);
+	ADD(deflate_parameters_move);
+	ADD(tls_connections_drain_others_move);
+	ADD(handshake_in_progress_follows);
+	ADD(systemd_follows_the_new_process);
+	ADD(upgrade_2000_clients_3_times);
 	suite_add_tcase(s, tc);
 	SRunner *sr = srunner_create(s);
 	srunner_run_all(sr, CK_NORMAL);

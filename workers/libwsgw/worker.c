@@ -198,6 +198,15 @@ int wsgw_attach(const struct wsgw_options *o, struct wsgw_worker **out)
 	/* Queue nothing while the gateway is away: HELLOs repeated during an outage would all
 	 * arrive at once and attach this worker several times. */
 	zmq_setsockopt(w->dealer, ZMQ_IMMEDIATE, &one, sizeof(one));
+	/* A routing id of our own, the same on every reconnect: a gateway that takes this
+	 * worker over in a live upgrade knows it by that id (docs/UPGRADE.md). "wsgw1-" says
+	 * this library follows such a hand-over. */
+	char rid[48];
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	int rlen = snprintf(rid, sizeof(rid), "wsgw1-%d-%lx%lx", (int)getpid(), (unsigned long)ts.tv_sec,
+			    (unsigned long)ts.tv_nsec ^ (unsigned long)(uintptr_t)w);
+	zmq_setsockopt(w->dealer, ZMQ_ROUTING_ID, rid, (size_t)rlen);
 	if (zmq_connect(w->dealer, w->control) < 0) {
 		rc = -errno;
 		fprintf(stderr, "libwsgw: connect %s: %s\n", w->control, zmq_strerror(errno));
@@ -264,6 +273,13 @@ static void control_tick(struct wsgw_worker *w)
 		w->next_hello = now + 1000; /* refused: try again later, the pool may appear */
 	now = now_ms(); /* read_ctl stamped last_heard after `now` was taken */
 	if (w->attached) {
+		/* A live upgrade: the new gateway took our segment and says so in its header. */
+		pid_t gw = (pid_t)shm_seg_gateway_pid(w->seg);
+		if (gw != w->gw_pid && gw > 0) {
+			fprintf(stderr, "libwsgw: worker %u: gateway pid %d took this worker over from pid %d (live upgrade)\n",
+				w->id, (int)gw, (int)w->gw_pid);
+			w->gw_pid = gw;
+		}
 		int dead = now - w->last_heard > 3 * (uint64_t)hb ||
 			   (kill(w->gw_pid, 0) < 0 && errno == ESRCH);
 		if (dead) {
