@@ -106,6 +106,8 @@ static void drop_buffers(struct conn *c)
 	outq_clear(&c->out);
 	door_leave(c->ip);
 	c->ip = 0;
+	of_put(c->fields);
+	c->fields = NULL;
 }
 
 int sess_ho_import(struct sess *s, const struct ho_conn *h, int fd, struct conn **out, const char **why)
@@ -176,20 +178,10 @@ int sess_ho_import(struct sess *s, const struct ho_conn *h, int fd, struct conn 
 		rc = outq_import(&c->out, h->out_head.p, h->out_head.n, h->out_rest.p, h->out_rest.n);
 		c->out_since = now;
 	}
-	if (rc == 0 && h->fields.n) {
-		c->fields = malloc(h->fields.n);
-		if (!c->fields)
-			rc = -ENOMEM;
-		else {
-			memcpy(c->fields, h->fields.p, h->fields.n);
-			c->fields_len = (uint32_t)h->fields.n;
-		}
-	}
+	if (rc == 0 && h->fields.n && !(c->fields = of_get(h->fields.p, h->fields.n)))
+		rc = -ENOMEM;
 	if (rc == 0 && (h->flags & CONN_WORKER) && (rc = pool_ho_pin(s->u.ps, c, h->worker, why)) != 0) {
 		drop_buffers(c);
-		free(c->fields);
-		c->fields = NULL;
-		c->fields_len = 0;
 		c->fd = -1;
 		c->state = CONN_DEAD;
 		loop_mark(s->u.loop, c);
@@ -237,8 +229,6 @@ void sess_ho_forget(struct sess *s, struct conn *c)
 	close(c->fd);
 	c->fd = -1;
 	drop_buffers(c);
-	of_put(c->fields);
-	c->fields = NULL;
 	c->state = CONN_DEAD;
 	loop_mark(s->u.loop, c);
 }

@@ -154,10 +154,8 @@ int zmsg_send_record(void *sock, const uint8_t *ident, size_t ilen, const struct
 		log_error(0, "control: no zmq form for record type %u", r->type);
 		return -EIO;
 	}
-	/* OPEN's fields, TOPIC, STAT and RECOVERY are read in place: the gateway makes them in
-	 * one part. */
-	if ((r->type == WSGW_OPEN || r->type == WSGW_TOPIC || r->type == WSGW_STAT ||
-	     r->type == WSGW_RECOVERY) && r->nb) {
+	/* TOPIC, STAT and RECOVERY are read in place: the gateway makes them in one part. */
+	if ((r->type == WSGW_TOPIC || r->type == WSGW_STAT || r->type == WSGW_RECOVERY) && r->nb) {
 		log_error(0, "control: a record of type %u in two parts", r->type);
 		return -EIO;
 	}
@@ -224,14 +222,21 @@ int zmsg_send_record(void *sock, const uint8_t *ident, size_t ilen, const struct
 			strcat(fl, "resumed");
 		if (r->flags & WSGW_F_AUTHORIZE)
 			strcat(fl, fl[0] ? ",authorize" : "authorize");
-		const uint8_t *q = r->a, *end = q + r->na;
-		struct wsgw_field f;
 		put(&o, &be, 8, 1);
-		put(&o, fl, strlen(fl), q < end);
-		int rc;
-		while ((rc = wsgw_field_next(&q, end, &f)) == 1) {
-			put(&o, f.name, f.name_len, 1);
-			put(&o, f.value, f.value_len, q < end);
+		put(&o, fl, strlen(fl), len > 0);
+		/* The fields in two parts (:peer, then the kept ones), each of whole fields. */
+		const uint8_t *part[2] = { r->a, r->b };
+		size_t plen[2] = { r->na, r->nb };
+		int rc = 0;
+		for (int k = 0; k < 2 && rc >= 0; k++) {
+			if (!plen[k])
+				continue;
+			const uint8_t *q = part[k], *end = q + plen[k];
+			struct wsgw_field f;
+			while ((rc = wsgw_field_next(&q, end, &f)) == 1) {
+				put(&o, f.name, f.name_len, 1);
+				put(&o, f.value, f.value_len, q < end || (k == 0 && plen[1]));
+			}
 		}
 		/* Malformed fields (never ours): end the message rather than leave it open. */
 		if (rc < 0)

@@ -616,6 +616,19 @@ START_TEST(test_send_open)
 					S(":path"), S("/chat"), S("cookie"), { "", 0 }, S("origin"),
 					S("http://o") }, 11, "OPEN");
 	}
+	/* The gateway sends :peer (read from the socket) apart from the fields it keeps: the
+	 * fields come in two parts, each of whole fields, and read as one list. */
+	size_t peer_n = wsgw_field_size(5, 12);
+	struct tr_rec two = { .type = WSGW_OPEN, .conn = 12345, .a = fields, .na = peer_n,
+			      .b = fields + peer_n, .nb = n - peer_n };
+	ck_assert_int_eq(send_rec(&two), 0);
+	expect((struct want[]){ S("OPEN"), { ID_BE, 8 }, { "", 0 }, S(":peer"), S("1.2.3.4:5678"),
+				S(":path"), S("/chat"), S("cookie"), { "", 0 }, S("origin"),
+				S("http://o") }, 11, "OPEN in two parts");
+	two.nb = 0; /* :peer alone */
+	ck_assert_int_eq(send_rec(&two), 0);
+	expect((struct want[]){ S("OPEN"), { ID_BE, 8 }, { "", 0 }, S(":peer"), S("1.2.3.4:5678") },
+	       5, "OPEN of :peer alone");
 	/* No fields: the flags frame ends the message. */
 	struct tr_rec r = { .type = WSGW_OPEN, .conn = 12345 };
 	ck_assert_int_eq(send_rec(&r), 0);
