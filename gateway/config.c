@@ -78,6 +78,7 @@ static void defaults(struct gw_config *cfg)
 	cfg->socket_mode = 0600;
 	cfg->zmq_window = 1024;
 	cfg->zmq_window_bytes = 4u << 20;
+	cfg->wake_spin_us = SHM_SPIN_DEFAULT_NS / 1000;
 	cfg->gid = (gid_t)-1;
 	cfg->worker_memory = 64u << 20;
 	cfg->static_max = 1u << 20;
