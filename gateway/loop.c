@@ -84,7 +84,7 @@ struct loop *loop_new(struct gw_config *cfg)
 	/* The buffer's pages are paid for now, not by the first clients. */
 	memset(l->rbuf, 0, WS_RX_TAIL_MAX + RBUF_CAP);
 	clock_gettime(CLOCK_MONOTONIC, &l->start);
-	shm_spin_init(&l->spin, 0);
+	shm_spin_init(&l->spin, 0, 0);
 	loop_set_config(l);
 	return l;
 }

@@ -1,8 +1,8 @@
 #include "shm/spin.h"
 
-void shm_spin_init(struct shm_spin *s, uint32_t max_ns)
+void shm_spin_init(struct shm_spin *s, uint32_t min_ns, uint32_t max_ns)
 {
-	s->ns = 0;
+	s->ns = s->min_ns = min_ns;
 	s->spun = s->slept = 0;
 	shm_spin_set_max(s, max_ns);
 }
@@ -10,6 +10,8 @@ void shm_spin_init(struct shm_spin *s, uint32_t max_ns)
 void shm_spin_set_max(struct shm_spin *s, uint32_t max_ns)
 {
 	s->max_ns = max_ns > SHM_SPIN_MAX_NS ? SHM_SPIN_MAX_NS : max_ns;
+	if (s->min_ns > s->max_ns)
+		s->min_ns = s->max_ns;
 	if (s->ns > s->max_ns)
 		s->ns = s->max_ns;
 }
@@ -29,7 +31,7 @@ void shm_spin_end(struct shm_spin *s, const struct shm_spin_wait *t, bool work)
 		s->ns = grown > s->max_ns ? s->max_ns : grown;
 	} else {
 		s->ns /= 2;
-		if (s->ns < SHM_SPIN_START_NS)
-			s->ns = 0;
+		if (s->ns < SHM_SPIN_START_NS || s->ns < s->min_ns)
+			s->ns = s->min_ns;
 	}
 }

@@ -12,10 +12,12 @@
  *    little longer would have caught it, the budget doubles (from SHM_SPIN_START_NS) up
  *    to max_ns;
  *  - the wait outlasted max_ns (or timed out): spinning could not have helped and was
- *    wasted, the budget halves, and falls to 0 below SHM_SPIN_START_NS.
+ *    wasted, the budget halves, and falls to min_ns below SHM_SPIN_START_NS.
  *
- * An idle waiter's budget so reaches 0 within a few waits: it sleeps at once and uses no
- * CPU. max_ns = 0 never spins. Process-local, one waiter per struct; no locks.
+ * An idle waiter's budget so reaches min_ns within a few waits: a floor of a few µs catches
+ * the batch that follows another at once (a second flush of the same loop iteration) for
+ * no CPU worth counting; 0 sleeps at once. max_ns = 0 never spins. Process-local, one
+ * waiter per struct; no locks.
  *
  *	shm_spin_begin(&s, &t);
  *	while (!work()) {
@@ -42,6 +44,7 @@
 
 struct shm_spin {
 	uint32_t ns;       /* current budget */
+	uint32_t min_ns;   /* floor */
 	uint32_t max_ns;   /* ceiling; 0: never spin */
 	uint64_t spun;     /* waits that ended while spinning */
 	uint64_t slept;    /* waits that went to sleep */
@@ -73,9 +76,9 @@ static inline void shm_cpu_relax(void)
 #endif
 }
 
-/* A budget of max_ns at most (clamped to SHM_SPIN_MAX_NS), starting at 0: the first wait
- * sleeps and teaches it. */
-void shm_spin_init(struct shm_spin *s, uint32_t max_ns);
+/* A budget between min_ns and max_ns (max_ns clamped to SHM_SPIN_MAX_NS, min_ns to
+ * max_ns), starting at min_ns. */
+void shm_spin_init(struct shm_spin *s, uint32_t min_ns, uint32_t max_ns);
 
 /* Starts a wait: takes the time once. */
 static inline void shm_spin_begin(const struct shm_spin *s, struct shm_spin_wait *t)
@@ -98,7 +101,7 @@ static inline bool shm_spin_more(const struct shm_spin *s, struct shm_spin_wait 
 	return true;
 }
 
-/* A new ceiling (clamped likewise); the budget shrinks to it if above. */
+/* A new ceiling (clamped likewise, and the floor and the budget to it). */
 void shm_spin_set_max(struct shm_spin *s, uint32_t max_ns);
 
 /* Ends a wait and adapts the budget: work says whether work came (false: a timeout or an

@@ -201,7 +201,9 @@ int wsgw_attach(const struct wsgw_options *o, struct wsgw_worker **out)
 	if (!w)
 		return -ENOMEM;
 	snprintf(w->pool, sizeof(w->pool), "%s", o->pool);
-	shm_spin_init(&w->spin, spin_ceiling());
+	/* The floor is what 200 pauses were: it catches the gateway's second flush of an
+	 * iteration without a wake-up (bench/RESULTS.md, issue 15). */
+	shm_spin_init(&w->spin, SHM_SPIN_START_NS, spin_ceiling());
 	if (o->control)
 		snprintf(w->control, sizeof(w->control), "%s", o->control);
 	else
