@@ -35,9 +35,9 @@
 
 /* First budget after a wait that spinning would have shortened. */
 #define SHM_SPIN_START_NS 2000u
-/* Ceiling when nothing says otherwise ([gateway] wake-spin, $WSGW_WAKE_SPIN): the longest
- * gap between batches worth spinning through, measured on the test machine
- * (bench/RESULTS.md, "Issue 15: adaptive wake-ups"). */
+/* libwsgw's ceiling when $WSGW_WAKE_SPIN does not say: short enough that a worker fed every
+ * 50 µs does not spend the gaps spinning (bench/RESULTS.md, "Issue 15: adaptive
+ * wake-ups"); the gateway's [gateway] wake-spin defaults to 0. */
 #define SHM_SPIN_DEFAULT_NS 20000u
 /* Largest ceiling accepted: beyond it a sleep is cheaper than the spin. */
 #define SHM_SPIN_MAX_NS 1000000u
