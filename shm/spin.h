@@ -15,13 +15,12 @@
  *    wasted, the budget halves, and falls to min_ns below SHM_SPIN_START_NS.
  *
  * An idle waiter's budget so reaches min_ns within a few waits: a floor of a few µs catches
- * the batch that follows another at once (a second flush of the same loop iteration) for
- * no CPU worth counting; 0 sleeps at once. max_ns = 0 never spins. Process-local, one
- * waiter per struct; no locks.
+ * a batch that follows another within a µs or two for no CPU worth counting; 0 sleeps at
+ * once. max_ns = 0 never spins. Process-local, one waiter per struct; no locks.
  *
  *	shm_spin_begin(&s, &t);
- *	while (!work()) {
- *		if (!shm_spin_more(&s, &t)) { sleep until woken; break; }
+ *	for (unsigned i = 0; !work(); i++) {
+ *		if (!shm_spin_more(&s, &t, i)) { sleep until woken or timed out; break; }
  *		shm_cpu_relax();
  *	}
  *	shm_spin_end(&s, &t, work_came);
