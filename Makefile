@@ -405,8 +405,8 @@ fuzz_src_frame     := gateway/frame.c gateway/utf8.c
 fuzz_src_handshake := gateway/handshake.c gateway/hsresp.c gateway/log.c
 fuzz_src_config    := gateway/config.c gateway/cfg_keys.c gateway/cfg_values.c gateway/cfg_lists.c gateway/tbuf.c gateway/cfg_file.c gateway/log.c gateway/deflate.c
 fuzz_src_zmsg      := gateway/zmsg.c gateway/log.c
-fuzz_src_ring      := shm/ring.c shm/doorbell.c
-fuzz_src_segment   := shm/segment.c shm/ring.c shm/doorbell.c
+fuzz_src_ring      := shm/ring.c shm/doorbell.c shm/spin.c
+fuzz_src_segment   := shm/segment.c shm/ring.c shm/doorbell.c shm/spin.c
 fuzz_obj_handshake := $(LLHTTP_SRC:%.c=$(FUZZ_DIR)/obj/llhttp/%.o)
 fuzz_libs_handshake := -lcrypto
 fuzz_libs_config   := -lm -linih -lz

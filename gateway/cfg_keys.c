@@ -7,6 +7,7 @@
 #include "gateway/cfg_values.h"
 #include "gateway/log.h"
 #include "gateway/tbuf.h"
+#include "shm/spin.h"
 #include "wsgw/protocol.h"
 
 #include <arpa/inet.h>
@@ -78,6 +79,9 @@ const struct cfg_key cfg__keys[] = {
 	  "1..1048576 records", "records a zmq worker may leave unacknowledged (default 1024)" },
 	{ CS_GATEWAY, 0, 0, "zmq-window-bytes", "zmq-window-bytes", cfgv_set_u64, cfgv_get_u64, G(zmq_window_bytes), 4096, 1u << 30, NULL,
 	  "4096..1073741824", "and their bytes (default 4194304)" },
+	{ CS_GATEWAY, 0, 0, "wake-spin", "wake-spin", cfgv_set_uint, cfgv_get_uint, G(wake_spin_us), 0, SHM_SPIN_MAX_NS / 1000, NULL,
+	  "0..1000 microseconds",
+	  "before it sleeps, the loop spins up to this long for a worker's input, less when spinning does not pay (default 0: never)" },
 	{ CS_GATEWAY, RESTART, 1, "forward-header", "forward-header", cfgv_set_forward, cfgv_get_forward, 0, 0, 0, NULL,
 	  "header names (at most 16)",
 	  "request headers passed to workers in OPEN (default origin host user-agent cookie authorization)" },

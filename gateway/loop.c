@@ -3,6 +3,7 @@
 #include "gateway/frame.h"
 #include "gateway/log.h"
 #include "gateway/tls.h"
+#include "shm/spin.h"
 
 #include <errno.h>
 #include <stdlib.h>
@@ -29,6 +30,8 @@ struct loop {
 	uint32_t now;
 	uint32_t next_sweep;
 	uint32_t sweep_ms;
+	struct shm_spin spin; /* before a sleep, while a hook can say whether input is pending */
+	int n_pending;        /* hooks with a pending callback */
 };
 
 static void update_now(struct loop *l)
@@ -51,6 +54,7 @@ void loop_set_config(struct loop *l)
 	if (cfg->heartbeat_ms < shortest)
 		shortest = cfg->heartbeat_ms;
 	l->sweep_ms = shortest / 4 < 10 ? 10 : shortest / 4 > 1000 ? 1000 : shortest / 4;
+	shm_spin_set_max(&l->spin, cfg->wake_spin_us * 1000);
 }
 
 void loop_set_conn_ops(struct loop *l, const struct loop_conn_ops *ops, void *arg)
@@ -80,6 +84,7 @@ struct loop *loop_new(struct gw_config *cfg)
 	/* The buffer's pages are paid for now, not by the first clients. */
 	memset(l->rbuf, 0, WS_RX_TAIL_MAX + RBUF_CAP);
 	clock_gettime(CLOCK_MONOTONIC, &l->start);
+	shm_spin_init(&l->spin, 0, 0);
 	loop_set_config(l);
 	return l;
 }
@@ -98,6 +103,7 @@ int loop_add_hooks(struct loop *l, const struct loop_hooks *h)
 	if (l->n_hooks == MAX_HOOKS)
 		return -ENOSPC;
 	l->hooks[l->n_hooks++] = *h;
+	l->n_pending += !!h->pending;
 	return 0;
 }
 
@@ -275,13 +281,69 @@ static int sleep_ms(struct loop *l, int work)
 		if (t >= 0 && t < timeout)
 			timeout = t;
 	}
-	if (timeout == 0)
-		return 0;
-	/* Announced last: a hook that finds input after announcing keeps the loop awake. */
-	EACH_HOOK(l, h)
-		if (h->sleep && h->sleep(h->arg))
-			timeout = 0;
 	return timeout;
+}
+
+static int any_pending(struct loop *l)
+{
+	EACH_HOOK(l, h)
+		if (h->pending && h->pending(h->arg))
+			return 1;
+	return 0;
+}
+
+/* Spin steps between two looks at the epoll set: ~1 µs of pause (12 ns each here) and ring
+ * checks, against ~1.3 µs for the epoll_wait itself. */
+#define SPIN_EPOLL_EVERY 64
+
+/* Spins for the budget, watching the hooks that can say whether input is pending and,
+ * every SPIN_EPOLL_EVERY steps, the epoll set. Returns 1 with *n set when input came (*n
+ * events, or 0 and a hook has input pending; -1 and errno from epoll_wait), 0 when the
+ * budget ran out. */
+static int spin(struct loop *l, struct epoll_event *events, struct shm_spin_wait *t, int *n)
+{
+	shm_spin_begin(&l->spin, t);
+	for (unsigned i = 0; shm_spin_more(&l->spin, t, i); i++) {
+		*n = 0;
+		if (any_pending(l))
+			return 1;
+		if (i % SPIN_EPOLL_EVERY == SPIN_EPOLL_EVERY - 1 &&
+		    (*n = epoll_wait(l->epfd, events, MAX_EVENTS, 0)) != 0)
+			return 1;
+		shm_cpu_relax();
+	}
+	return 0;
+}
+
+/*
+ * epoll_wait, bounded by sleep_ms. When a hook can say whether input is pending (a worker's
+ * ring), the loop first spins for an adaptive budget ([gateway] wake-spin, shm/spin.h): an
+ * answer that comes within it is taken without the worker waking the waker thread and the
+ * waker thread waking this one, two vCPU wake-ups of ~20-35 µs each here. Returns what
+ * epoll_wait returns; 0 events also when a hook has input pending.
+ */
+static int wait_events(struct loop *l, struct epoll_event *events, int work)
+{
+	int timeout = sleep_ms(l, work), n;
+	int spinning = timeout != 0 && l->n_pending;
+	struct shm_spin_wait t;
+
+	if (spinning && spin(l, events, &t, &n)) {
+		shm_spin_end(&l->spin, &t, n >= 0);
+		return n;
+	}
+	/* Announced last: a hook that finds input after announcing keeps the loop awake. */
+	if (timeout != 0)
+		EACH_HOOK(l, h)
+			if (h->sleep && h->sleep(h->arg))
+				timeout = 0;
+	n = epoll_wait(l->epfd, events, MAX_EVENTS, timeout);
+	if (spinning) {
+		int err = errno;
+		shm_spin_end(&l->spin, &t, n > 0 || any_pending(l));
+		errno = err;
+	}
+	return n;
 }
 
 int loop_run(struct loop *l)
@@ -295,7 +357,7 @@ int loop_run(struct loop *l)
 			if (h->poll)
 				work += h->poll(h->arg);
 		end_of_batch(l);
-		int n = epoll_wait(l->epfd, events, MAX_EVENTS, sleep_ms(l, work));
+		int n = wait_events(l, events, work);
 		int err = errno;
 		EACH_HOOK(l, h)
 			if (h->wake)

@@ -9,7 +9,8 @@
  *   1. hooks' poll: worker input (rings, control messages) is dispatched here, and only here
  *   2. hooks' flush, then client output: one writev per marked connection; the dead freed
  *   3. epoll_wait, bounded by the hooks' timeouts and the deadline sweep; hooks' sleep and
- *      wake around it
+ *      wake around it; before a sleep, a spin of an adaptive budget while hooks' pending
+ *      can say whether input waits (shm/spin.h, [gateway] wake-spin)
  *   4. every event: client connections to the conn ops, other fds to their source
  *   5. hooks' flush, then client output again
  *   6. when due, the sweep: each connection's deadline, then the hooks' tick
@@ -60,6 +61,9 @@ struct loop_hooks {
 	void (*wake)(void *arg);
 	/* Step 6, a few times per shortest timeout. */
 	void (*tick)(void *arg);
+	/* Whether poll would find input: a few loads, no side effects. The loop calls it while
+	 * it spins before a sleep; a part that can say it makes the loop spin for it. */
+	int (*pending)(void *arg);
 };
 
 /* Creates a loop for the settings in cfg (which the caller keeps alive and may change in

@@ -291,6 +291,11 @@ static int any_pending(struct pools *ps)
 	return 0;
 }
 
+static int hook_pending(void *arg)
+{
+	return any_pending(arg);
+}
+
 static int hook_sleep(void *arg)
 {
 	struct pools *ps = arg;
@@ -360,7 +365,7 @@ int pool_new(struct loop *l, const struct gw_config *cfg, const struct pool_conn
 			return rc;
 		}
 		struct loop_hooks h = { .arg = ps, .poll = hook_poll, .flush = hook_flush,
-					.timeout_ms = hook_timeout, .sleep = hook_sleep,
+					.timeout_ms = hook_timeout, .pending = hook_pending, .sleep = hook_sleep,
 					.wake = hook_wake, .tick = hook_tick };
 		loop_add_hooks(l, &h);
 	}

@@ -18,11 +18,7 @@
 
 static inline void cpu_relax(void)
 {
-#if defined(__x86_64__) || defined(__i386__)
-	__builtin_ia32_pause();
-#else
-	__asm__ __volatile__("" ::: "memory");
-#endif
+	shm_cpu_relax();
 }
 
 bool shm_ring_capacity_ok(uint64_t cap)
@@ -333,4 +329,22 @@ int shm_ring_wait_data(struct shm_ring *r, unsigned spin, int timeout_ms)
 		if (deadline >= 0 && remaining_ms(deadline) == 0)
 			return -ETIMEDOUT;
 	}
+}
+
+int shm_ring_wait_data_adaptive(struct shm_ring *r, struct shm_spin *s, int timeout_ms)
+{
+	struct shm_spin_wait t;
+	int err;
+
+	shm_spin_begin(s, &t);
+	for (unsigned i = 0; shm_spin_more(s, &t, i); i++) {
+		if (shm_ring_pending(r)) {
+			shm_spin_end(s, &t, true);
+			return 0;
+		}
+		cpu_relax();
+	}
+	err = shm_ring_wait_data(r, 0, timeout_ms);
+	shm_spin_end(s, &t, err == 0);
+	return err;
 }

@@ -28,6 +28,7 @@
 #include <string.h>
 
 #include "shm/doorbell.h"
+#include "shm/spin.h"
 
 _Static_assert(ATOMIC_LLONG_LOCK_FREE == 2, "cross-process atomics must be lock-free");
 
@@ -240,6 +241,14 @@ bool shm_ring_pending(struct shm_ring *r);
  * Returns 0 (records pending), -ETIMEDOUT, -EINTR.
  */
 int shm_ring_wait_data(struct shm_ring *r, unsigned spin, int timeout_ms)
+	__attribute__((warn_unused_result));
+
+/*
+ * Consumer: shm_ring_wait_data() with an adaptive spin: spins for s's budget, then
+ * sleeps, and adapts s to how the wait ended (shm/spin.h). s belongs to this consumer.
+ * Returns 0 (records pending), -ETIMEDOUT, -EINTR.
+ */
+int shm_ring_wait_data_adaptive(struct shm_ring *r, struct shm_spin *s, int timeout_ms)
 	__attribute__((warn_unused_result));
 
 /*

@@ -99,7 +99,7 @@ static struct th th;
 
 static void add_hooks(void)
 {
-	struct loop_hooks h = { &th, h_poll, h_flush, h_timeout, h_sleep, h_wake, h_tick };
+	struct loop_hooks h = { &th, h_poll, h_flush, h_timeout, h_sleep, h_wake, h_tick, NULL };
 	ck_assert_int_eq(loop_add_hooks(L, &h), 0);
 }
 
@@ -329,7 +329,7 @@ START_TEST(test_timeout_ms_bounds_the_wait)
 	mk_loop(4000);
 	add_hooks();
 	/* A second set that has no deadline of its own; the shortest answer wins. */
-	struct loop_hooks h2 = { &th2, NULL, NULL, h_timeout, NULL, NULL, NULL };
+	struct loop_hooks h2 = { &th2, NULL, NULL, h_timeout, NULL, NULL, NULL, NULL };
 	th2.timeout = -1;
 	ck_assert_int_eq(loop_add_hooks(L, &h2), 0);
 	th.timeout = 2;

@@ -14,7 +14,7 @@
 #include <unistd.h>
 #include <zmq.h>
 
-#define SPIN 200            /* ring checks before sleeping on the doorbell */
+#define SPIN 200            /* ring checks before sleeping for room to send */
 #define SEND_WAIT_MS 5000   /* longest a send waits for the gateway to make room */
 
 struct wsgw_worker {
@@ -34,6 +34,7 @@ struct wsgw_worker {
 	int reset;      /* owe the caller a WSGW_EV_RESET */
 	uint64_t last_heard, last_sent, next_ctl, next_hello;
 	size_t rsv_max; /* open wsgw_send_begin reservation, 0: none */
+	struct shm_spin spin; /* how long wsgw_wait spins before it sleeps */
 };
 
 static uint64_t now_ms(void)
@@ -176,6 +177,22 @@ static int read_ctl(struct wsgw_worker *w)
 	}
 }
 
+/* $WSGW_WAKE_SPIN: the most wsgw_wait spins before it sleeps, in µs (0: never spin). */
+static uint32_t spin_ceiling(void)
+{
+	const char *env = getenv("WSGW_WAKE_SPIN");
+	if (!env || !*env)
+		return SHM_SPIN_DEFAULT_NS;
+	char *end;
+	unsigned long us = strtoul(env, &end, 10);
+	if (*end || us > SHM_SPIN_MAX_NS / 1000) {
+		fprintf(stderr, "libwsgw: WSGW_WAKE_SPIN=%s is not 0..%u: using %u\n", env,
+			SHM_SPIN_MAX_NS / 1000, SHM_SPIN_DEFAULT_NS / 1000);
+		return SHM_SPIN_DEFAULT_NS;
+	}
+	return (uint32_t)us * 1000;
+}
+
 int wsgw_attach(const struct wsgw_options *o, struct wsgw_worker **out)
 {
 	if (!o || !o->pool || !*o->pool || strlen(o->pool) >= 64)
@@ -184,6 +201,9 @@ int wsgw_attach(const struct wsgw_options *o, struct wsgw_worker **out)
 	if (!w)
 		return -ENOMEM;
 	snprintf(w->pool, sizeof(w->pool), "%s", o->pool);
+	/* The floor is what 200 pauses were: it catches the gateway's second flush of an
+	 * iteration without a wake-up (bench/RESULTS.md, issue 15). */
+	shm_spin_init(&w->spin, SHM_SPIN_START_NS, spin_ceiling());
 	if (o->control)
 		snprintf(w->control, sizeof(w->control), "%s", o->control);
 	else
@@ -384,7 +404,7 @@ int wsgw_wait(struct wsgw_worker *w, struct wsgw_event *ev, int max, int timeout
 			usleep((useconds_t)slice * 1000);
 			continue;
 		}
-		int rc = shm_ring_wait_data(&w->to_w, SPIN, slice);
+		int rc = shm_ring_wait_data_adaptive(&w->to_w, &w->spin, slice);
 		if (rc == -EINTR)
 			return -EINTR;
 	}
