@@ -122,6 +122,20 @@ static void on_pidfd(struct loop_src *src, uint32_t events)
 	drop_peer(p->ctl, p, "process exited");
 }
 
+/* A local worker's exit is seen at once through its pidfd; heartbeats catch the rest. */
+static void watch_pid(struct ctl *k, struct ctl_peer *p, pid_t pid)
+{
+	p->pidfd = -1;
+	if (!k->local || pid <= 0)
+		return;
+	p->pidfd = (int)syscall(SYS_pidfd_open, pid, 0);
+	p->src.fn = on_pidfd;
+	if (p->pidfd >= 0 && loop_add(k->loop, p->pidfd, EPOLLIN, &p->src)) {
+		close(p->pidfd);
+		p->pidfd = -1;
+	}
+}
+
 static void on_hello(struct ctl *k, const uint8_t *ident, size_t ilen, zmq_msg_t *f, int n)
 {
 	char version[16], pool[CFG_NAME_MAX], transport[16], pidtext[16];
@@ -175,16 +189,7 @@ static void on_hello(struct ctl *k, const uint8_t *ident, size_t ilen, zmq_msg_t
 	p->wid = wel.id;
 	p->zmq = zmq_transport;
 	p->last_heard = p->last_sent = loop_now(k->loop);
-	p->pidfd = -1;
-	/* A local worker's exit is seen at once through its pidfd; heartbeats catch the rest. */
-	if (k->local && pid > 0) {
-		p->pidfd = (int)syscall(SYS_pidfd_open, pid, 0);
-		p->src.fn = on_pidfd;
-		if (p->pidfd >= 0 && loop_add(k->loop, p->pidfd, EPOLLIN, &p->src)) {
-			close(p->pidfd);
-			p->pidfd = -1;
-		}
-	}
+	watch_pid(k, p, pid);
 	k->peers[slot] = p;
 	char id[16], hb[16], tw[24], tg[24];
 	snprintf(id, sizeof(id), "%u", wel.id);
@@ -455,15 +460,7 @@ int ctl_ho_adopt(struct ctl *k, unsigned wid, pid_t pid, const uint8_t *ident, s
 	p->ctl = k;
 	p->wid = wid;
 	p->last_heard = p->last_sent = loop_now(k->loop);
-	p->pidfd = -1;
-	if (k->local && pid > 0) {
-		p->pidfd = (int)syscall(SYS_pidfd_open, pid, 0);
-		p->src.fn = on_pidfd;
-		if (p->pidfd >= 0 && loop_add(k->loop, p->pidfd, EPOLLIN, &p->src)) {
-			close(p->pidfd);
-			p->pidfd = -1;
-		}
-	}
+	watch_pid(k, p, pid);
 	k->peers[slot] = p;
 	return 0;
 }

@@ -117,16 +117,9 @@ END_TEST
 
 int main(void)
 {
-	Suite *s = suite_create("wake-ups");
-	TCase *tc = tcase_create("wake");
-	tcase_add_unchecked_fixture(tc, wt_fixture_setup, wt_fixture_teardown);
-	tcase_set_timeout(tc, 30);
-	tcase_add_test(tc, test_idle_uses_no_cpu);
-	tcase_add_test(tc, test_wakes_after_idle);
-	suite_add_tcase(s, tc);
-	SRunner *sr = srunner_create(s);
-	srunner_run_all(sr, CK_NORMAL);
-	int failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed ? 1 : 0;
+	const struct wt_case cases[] = {
+		{ "idle", test_idle_uses_no_cpu, 30, 1 },
+		{ "wakes", test_wakes_after_idle, 30, 1 },
+	};
+	return wt_run_suite(WT_SUITE("wake-ups", cases));
 }
