@@ -207,6 +207,108 @@ START_TEST(listen_entries)
 }
 END_TEST
 
+/* Version 2's parts: a connection's subscriptions travel in order with their positions;
+ * a topic of 0 or 256 bytes is refused when written, and a list cut anywhere inside an
+ * entry is refused when read. */
+START_TEST(subscriptions)
+{
+	struct ho_buf subs = { 0 };
+	static const char *const topics[] = { "a", "room/lobby", "t" };
+	for (int i = 0; i < 3; i++) {
+		struct ho_sub s = { { (const uint8_t *)topics[i], strlen(topics[i]) }, 1000u * (unsigned)i };
+		ck_assert_int_eq(ho_put_sub(&subs, &s), 0);
+	}
+	struct ho_sub none = { { big, 0 }, 0 }, long_one = { { big, 256 }, 0 };
+	ck_assert_int_eq(ho_put_sub(&subs, &none), -EINVAL);
+	ck_assert_int_eq(ho_put_sub(&subs, &long_one), -EINVAL);
+	struct ho_conn a, b;
+	sample(&a);
+	a.subs = (struct ho_bytes){ subs.p, subs.len };
+	struct ho_buf buf = { 0 };
+	ck_assert_int_eq(ho_put_conn(&buf, &a), 0);
+	size_t used, off = 0;
+	ck_assert_int_eq(ho_get_conn(buf.p, buf.len, &b, &used), 0);
+	ck_assert(same_bytes(b.subs, a.subs));
+	struct ho_sub s;
+	for (int i = 0; i < 3; i++) {
+		ck_assert_int_eq(ho_next_sub(&b.subs, &off, &s), 1);
+		ck_assert_uint_eq(s.topic.n, strlen(topics[i]));
+		ck_assert(memcmp(s.topic.p, topics[i], s.topic.n) == 0);
+		ck_assert_uint_eq(s.after, 1000u * (unsigned)i);
+	}
+	ck_assert_int_eq(ho_next_sub(&b.subs, &off, &s), 0);
+	/* Cut inside the last entry (its topic is one byte, its position 8). */
+	for (size_t cut = 1; cut < 10; cut++) {
+		struct ho_bytes part = { subs.p, subs.len - cut };
+		off = 0;
+		int rc;
+		while ((rc = ho_next_sub(&part, &off, &s)) == 1)
+			;
+		REQUIRE(rc == -EBADMSG);
+	}
+	ho_buf_free(&buf);
+	ho_buf_free(&subs);
+}
+END_TEST
+
+/* A worker's entry, with the records the old gateway held for it, round-trips; every
+ * prefix of it is refused; a held-record list cut short is refused; a pool or routing id
+ * too long for the format is refused when written. */
+START_TEST(worker_entries)
+{
+	struct ho_buf held = { 0 };
+	struct ho_held h1 = { 1, 4, 77, { (const uint8_t *)"fields", 6 } };
+	struct ho_held h2 = { 2, 0, 78, { big, 5000 } };
+	ck_assert_int_eq(ho_put_held(&held, &h1), 0);
+	ck_assert_int_eq(ho_put_held(&held, &h2), 0);
+	struct ho_worker a = { .id = 7, .pid = 4242, .slot = 3,
+			       .pool = { (const uint8_t *)"chat", 4 },
+			       .ident = { (const uint8_t *)"wsgw1-4242-7", 12 },
+			       .token = { (const uint8_t *)"tok", 3 },
+			       .held = { held.p, held.len } }, b;
+	struct ho_buf buf = { 0 };
+	ck_assert_int_eq(ho_put_worker(&buf, &a), 0);
+	size_t used;
+	ck_assert_int_eq(ho_get_worker(buf.p, buf.len, &b, &used), 0);
+	ck_assert_uint_eq(used, buf.len);
+	ck_assert_uint_eq(b.id, 7);
+	ck_assert_uint_eq(b.pid, 4242);
+	ck_assert_uint_eq(b.slot, 3);
+	ck_assert(same_bytes(b.pool, a.pool));
+	ck_assert(same_bytes(b.ident, a.ident));
+	ck_assert(same_bytes(b.token, a.token));
+	size_t off = 0;
+	struct ho_held h;
+	ck_assert_int_eq(ho_next_held(&b.held, &off, &h), 1);
+	ck_assert_uint_eq(h.type, 1);
+	ck_assert_uint_eq(h.flags, 4);
+	ck_assert_uint_eq(h.conn, 77);
+	ck_assert(same_bytes(h.body, h1.body));
+	ck_assert_int_eq(ho_next_held(&b.held, &off, &h), 1);
+	ck_assert_uint_eq(h.conn, 78);
+	ck_assert(same_bytes(h.body, h2.body));
+	ck_assert_int_eq(ho_next_held(&b.held, &off, &h), 0);
+	for (size_t n = 0; n < buf.len; n++)
+		REQUIRE(ho_get_worker(buf.p, n, &b, &used) == -EBADMSG);
+	struct ho_bytes cut = { held.p, held.len - 1 };
+	off = 0;
+	ck_assert_int_eq(ho_next_held(&cut, &off, &h), 1);
+	ck_assert_int_eq(ho_next_held(&cut, &off, &h), -EBADMSG);
+	struct ho_worker bad = a;
+	bad.pool.n = HO_POOL_MAX + 1;
+	bad.pool.p = big;
+	size_t before = buf.len;
+	ck_assert_int_eq(ho_put_worker(&buf, &bad), -EINVAL);
+	bad = a;
+	bad.ident.n = HO_IDENT_MAX + 1;
+	bad.ident.p = big;
+	ck_assert_int_eq(ho_put_worker(&buf, &bad), -EINVAL);
+	ck_assert_uint_eq(buf.len, before);
+	ho_buf_free(&buf);
+	ho_buf_free(&held);
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("handover");
@@ -217,6 +319,8 @@ int main(void)
 	tcase_add_test(tc, conn_longer_record);
 	tcase_add_test(tc, header_and_version);
 	tcase_add_test(tc, listen_entries);
+	tcase_add_test(tc, subscriptions);
+	tcase_add_test(tc, worker_entries);
 	suite_add_tcase(s, tc);
 	SRunner *sr = srunner_create(s);
 	srunner_run_all(sr, CK_NORMAL);
