@@ -32,6 +32,16 @@ int wt_ctl_connect(struct wt_ctl *c, const char *endpoint)
 	return 0;
 }
 
+/* The test programs' own zmq peers close with ZMQ_LINGER 0 while a message may be in
+ * flight, and libzmq 4.3.4 can then leave a few of its objects unfreed when the process
+ * exits (LeakSanitizer saw 460 bytes once, all inside libzmq, in test_cluster). Only in
+ * the test programs: the gateway and workers under test are checked without it. */
+const char *__lsan_default_suppressions(void);
+const char *__lsan_default_suppressions(void)
+{
+	return "leak:libzmq.so\n";
+}
+
 void wt_ctl_close(struct wt_ctl *c)
 {
 	if (c->sock)
