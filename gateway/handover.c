@@ -196,7 +196,30 @@ int ho_get_listen(const uint8_t *p, size_t n, struct ho_listen *l, size_t *used)
 	return 0;
 }
 
-/* A record starts with its own length, so a reader can step over one it cannot use. */
+/* A record starts with its own length, so a reader can step over one it cannot use:
+ * rec_end fills it in for the record begun at `at` (or takes the record back when one of
+ * its puts failed, rc != 0); rec_open reads it and gives the record's body to read. */
+static int rec_end(struct ho_buf *b, size_t at, int rc)
+{
+	if (rc) {
+		b->len = at;
+		return -ENOMEM;
+	}
+	w8(b->p + at, b->len - at - 8, 8);
+	return 0;
+}
+
+static int rec_open(const uint8_t *p, size_t n, struct rd *body, size_t *used)
+{
+	struct rd whole = { p, n, 0, 0 };
+	uint64_t len = get(&whole, 8);
+	if (whole.bad || len > n - 8)
+		return -EBADMSG;
+	*body = (struct rd){ p + 8, (size_t)len, 0, 0 };
+	*used = 8 + (size_t)len;
+	return 0;
+}
+
 int ho_put_conn(struct ho_buf *b, const struct ho_conn *c)
 {
 	if (c->route.n > HO_ROUTE_MAX || c->in.n > WS_RX_TAIL_MAX || c->msg.n > UINT32_MAX ||
@@ -216,21 +239,15 @@ int ho_put_conn(struct ho_buf *b, const struct ho_conn *c)
 		 put(b, c->out_started, 1) || put_bytes(b, c->out_head.p, c->out_head.n, 8) ||
 		 put_bytes(b, c->out_rest.p, c->out_rest.n, 8) ||
 		 put_bytes(b, c->fields.p, c->fields.n, 4) || put_bytes(b, c->subs.p, c->subs.n, 4);
-	if (rc) {
-		b->len = at;
-		return -ENOMEM;
-	}
-	w8(b->p + at, b->len - at - 8, 8);
-	return 0;
+	return rec_end(b, at, rc);
 }
 
 int ho_get_conn(const uint8_t *p, size_t n, struct ho_conn *c, size_t *used)
 {
-	struct rd whole = { p, n, 0, 0 };
-	uint64_t len = get(&whole, 8);
-	if (whole.bad || len > n - 8)
+	struct rd r;
+	size_t size;
+	if (rec_open(p, n, &r, &size))
 		return -EBADMSG;
-	struct rd r = { p + 8, (size_t)len, 0, 0 };
 	memset(c, 0, sizeof(*c));
 	struct ws_rx *x = &c->rx;
 	c->id = get(&r, 8);
@@ -267,7 +284,7 @@ int ho_get_conn(const uint8_t *p, size_t n, struct ho_conn *c, size_t *used)
 	if (r.bad || x->phase > 3 || x->msg_op > WS_OP_BINARY || c->out_started > 1 ||
 	    (c->out_started && !c->out_head.n))
 		return -EBADMSG;
-	*used = 8 + (size_t)len;
+	*used = size;
 	return 0;
 }
 
@@ -304,21 +321,15 @@ int ho_put_worker(struct ho_buf *b, const struct ho_worker *w)
 	int rc = put(b, 0, 8) || put(b, w->id, 4) || put(b, w->pid, 4) || put(b, w->slot, 2) ||
 		 put_bytes(b, w->pool.p, w->pool.n, 1) || put_bytes(b, w->ident.p, w->ident.n, 1) ||
 		 put_bytes(b, w->token.p, w->token.n, 1) || put_bytes(b, w->held.p, w->held.n, 8);
-	if (rc) {
-		b->len = at;
-		return -ENOMEM;
-	}
-	w8(b->p + at, b->len - at - 8, 8);
-	return 0;
+	return rec_end(b, at, rc);
 }
 
 int ho_get_worker(const uint8_t *p, size_t n, struct ho_worker *w, size_t *used)
 {
-	struct rd whole = { p, n, 0, 0 };
-	uint64_t len = get(&whole, 8);
-	if (whole.bad || len > n - 8)
+	struct rd r;
+	size_t size;
+	if (rec_open(p, n, &r, &size))
 		return -EBADMSG;
-	struct rd r = { p + 8, (size_t)len, 0, 0 };
 	memset(w, 0, sizeof(*w));
 	w->id = (uint32_t)get(&r, 4);
 	w->pid = (uint32_t)get(&r, 4);
@@ -329,7 +340,7 @@ int ho_get_worker(const uint8_t *p, size_t n, struct ho_worker *w, size_t *used)
 	w->held = get_bytes(&r, 8, SIZE_MAX);
 	if (r.bad || !w->pool.n || !w->ident.n)
 		return -EBADMSG;
-	*used = 8 + (size_t)len;
+	*used = size;
 	return 0;
 }
 

@@ -133,11 +133,6 @@ static int send_section(int chan, unsigned type, const uint8_t *sec, size_t len,
 	return rc;
 }
 
-static int send_batch(int chan, const uint8_t *sec, size_t len, const int *fds, int nfds)
-{
-	return send_section(chan, HO_CONNS, sec, len, fds, nfds);
-}
-
 /* The workers, before the connections that are pinned to them: each with its segment,
  * what is held for it, and a CLOSE for each client of its that stays here. One message
  * and its ACK. */
@@ -243,7 +238,7 @@ static int transfer(struct ho_up *u, uint8_t *buf, struct ho_result *res, char *
 		}
 		if (!nfds)
 			break;
-		rc = send_batch(u->chan, sec.p, sec.len, fds, nfds);
+		rc = send_section(u->chan, HO_CONNS, sec.p, sec.len, fds, nfds);
 		/* Batches are pipelined: a round trip per batch, with both processes sharing two
 		 * cores with the clients, cost more than the batches themselves. */
 		if (rc == 0 && ++unacked > ACK_WINDOW) {
@@ -362,7 +357,7 @@ static void late_step(void)
 		char why[300] = "";
 		uint8_t *buf = rc == 0 && nfds ? malloc(MSG_MAX) : NULL;
 		if (rc == 0 && nfds)
-			rc = buf ? send_batch(u->chan, sec.p, sec.len, fds, nfds) : -ENOMEM;
+			rc = buf ? send_section(u->chan, HO_CONNS, sec.p, sec.len, fds, nfds) : -ENOMEM;
 		if (rc == 0 && nfds)
 			rc = expect(u->chan, buf, HO_ACK, why, sizeof(why));
 		free(buf);

@@ -187,13 +187,8 @@ static int import_batch(const struct ho_parts *p, int chan, uint8_t *buf, const 
 	}
 	for (; i < nfds; i++)
 		close(fds[i]); /* the rest of a batch that failed */
-	if (rc == 0) {
-		struct ho_buf a = { 0 };
-		rc = ho_put_hdr(&a, HO_ACK, 0);
-		if (rc == 0)
-			rc = ho__send_msg(chan, a.p, a.len, NULL, 0, ho__now_ms() + STEP_MS);
-		ho_buf_free(&a);
-	}
+	if (rc == 0)
+		rc = ho__send_simple(chan, HO_VERSION, HO_ACK, NULL, 0, ho__now_ms() + STEP_MS);
 	return rc;
 }
 
