@@ -123,50 +123,52 @@ static void tick(void *arg)
 			drop(&a->conns[i]);
 }
 
-int att_new(struct loop *l, struct pools *ps, const char *path, mode_t mode, gid_t gid,
-	    int inherit_fd, struct att **out)
+/* A fresh listening socket at path, claimed for removal at exit. 0 or -errno (logged). */
+static int bind_listener(struct att *a, const char *path)
 {
-	struct sockaddr_un sa = { .sun_family = AF_UNIX };
-	if (strlen(path) >= sizeof(sa.sun_path)) {
-		log_error(ENAMETOOLONG, "attach socket %s", path);
-		return -ENAMETOOLONG;
-	}
-	int rc = inherit_fd > 0 ? 0 : rundir_sock_free(path);
+	int rc = rundir_sock_free(path);
 	if (rc) {
 		log_error(-rc, "attach socket %s: in use by another process", path);
 		return rc;
+	}
+	rc = rundir_sock_listen(&a->owned, path, a->mode, a->gid, 64);
+	if (rc < 0) {
+		log_error(-rc, "attach socket %s", path);
+		return rc;
+	}
+	a->fd = rc;
+	return 0;
+}
+
+int att_new(struct loop *l, struct pools *ps, const char *path, mode_t mode, gid_t gid,
+	    int inherit_fd, struct att **out)
+{
+	if (strlen(path) >= sizeof(((struct sockaddr_un *)0)->sun_path)) {
+		log_error(ENAMETOOLONG, "attach socket %s", path);
+		return -ENAMETOOLONG;
 	}
 	struct att *a = calloc(1, sizeof(*a));
 	if (!a)
 		return -ENOMEM;
 	a->loop = l;
 	a->ps = ps;
+	a->fd = -1;
 	for (int i = 0; i < ATT_CONNS; i++)
 		a->conns[i].fd = -1;
 	strcpy(a->path, path);
-	strcpy(sa.sun_path, path);
 	a->mode = mode;
 	a->gid = gid;
-	if (inherit_fd > 0) {
-		/* A live upgrade: the replaced gateway's socket, shared until it hands off;
-		 * the path becomes ours to remove only once the upgrade is done (att_own). */
+	/* A live upgrade: the replaced gateway's socket, shared until it hands off; the path
+	 * becomes ours to remove only once the upgrade is done (att_own). */
+	int rc = 0;
+	if (inherit_fd > 0)
 		a->fd = inherit_fd;
-	} else {
-		unlink(path);
-		a->fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	else
+		rc = bind_listener(a, path);
+	if (rc == 0) {
+		a->src.fn = on_listener;
+		rc = loop_add(l, a->fd, EPOLLIN, &a->src);
 	}
-	/* The mode is the contract whatever the umask: set it before anyone can connect. */
-	if (inherit_fd > 0) {
-		rc = 0;
-	} else if (a->fd < 0 || bind(a->fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 ||
-	    (rc = rundir_sock_claim(&a->owned, path, mode, gid)) || listen(a->fd, 64) < 0) {
-		rc = rc ? rc : -errno;
-		log_error(-rc, "attach socket %s", path);
-		att_free(a);
-		return rc;
-	}
-	a->src.fn = on_listener;
-	rc = loop_add(l, a->fd, EPOLLIN, &a->src);
 	if (rc) {
 		att_free(a);
 		return rc;

@@ -153,6 +153,28 @@ int rundir_sock_claim(struct rundir_sock *s, const char *path, mode_t mode, gid_
 	return 0;
 }
 
+int rundir_sock_listen(struct rundir_sock *s, const char *path, mode_t mode, gid_t gid, int backlog)
+{
+	struct sockaddr_un sa;
+	int rc = sun_of(path, &sa);
+	if (rc)
+		return rc;
+	unlink(path);
+	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return -errno;
+	if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0)
+		rc = -errno;
+	else if ((rc = rundir_sock_claim(s, path, mode, gid)) == 0 && listen(fd, backlog) < 0)
+		rc = -errno;
+	if (rc) {
+		rundir_sock_release(s, path);
+		close(fd);
+		return rc;
+	}
+	return fd;
+}
+
 int rundir_sock_release(struct rundir_sock *s, const char *path)
 {
 	struct stat st;

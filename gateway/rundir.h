@@ -63,6 +63,11 @@ int rundir_sock_claim(struct rundir_sock *s, const char *path, mode_t mode, gid_
 /* Removes path only if it is still the socket claimed in s (another process may have
  * bound a new one there since). Returns 1 when it was removed, 0 when it was left alone. */
 int rundir_sock_release(struct rundir_sock *s, const char *path);
+/* A listening stream socket bound at path (unlinked first: rundir_sock_free said nobody
+ * listens there), non-blocking and close-on-exec, claimed into s with mode and gid before
+ * listen, so nobody connects with the umask's mode. The fd, or -errno (nothing left). */
+int rundir_sock_listen(struct rundir_sock *s, const char *path, mode_t mode, gid_t gid, int backlog)
+	__attribute__((warn_unused_result));
 
 /*
  * For srv_run: when cfg routes to a worker pool (the only use of the runtime directory),
