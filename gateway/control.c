@@ -100,6 +100,23 @@ static struct ctl_peer *find_peer(struct ctl *k, const uint8_t *ident, size_t il
 	return NULL;
 }
 
+static void peer_free(struct ctl_peer *p)
+{
+	if (p->pidfd >= 0)
+		close(p->pidfd); /* also leaves the epoll set */
+	free(p);
+}
+
+/* Every peer forgotten, its worker left as it is: at the end, or handed over. */
+static void forget_peers(struct ctl *k)
+{
+	for (int i = 0; i < MAX_PEERS; i++) {
+		if (k->peers[i])
+			peer_free(k->peers[i]);
+		k->peers[i] = NULL;
+	}
+}
+
 /* Forgets p, and fails its worker if it still lives. Called from the poll step, an
  * event, or the tick: never while any caller still holds p. */
 static void drop_peer(struct ctl *k, struct ctl_peer *p, const char *why)
@@ -107,12 +124,10 @@ static void drop_peer(struct ctl *k, struct ctl_peer *p, const char *why)
 	struct worker *w = pool_worker(k->ps, p->wid);
 	if (w)
 		pool_worker_fail(k->ps, w, why);
-	if (p->pidfd >= 0)
-		close(p->pidfd); /* also leaves the epoll set */
 	for (int i = 0; i < MAX_PEERS; i++)
 		if (k->peers[i] == p)
 			k->peers[i] = NULL;
-	free(p);
+	peer_free(p);
 }
 
 static void on_pidfd(struct loop_src *src, uint32_t events)
@@ -125,7 +140,6 @@ static void on_pidfd(struct loop_src *src, uint32_t events)
 /* A local worker's exit is seen at once through its pidfd; heartbeats catch the rest. */
 static void watch_pid(struct ctl *k, struct ctl_peer *p, pid_t pid)
 {
-	p->pidfd = -1;
 	if (!k->local || pid <= 0)
 		return;
 	p->pidfd = (int)syscall(SYS_pidfd_open, pid, 0);
@@ -134,6 +148,33 @@ static void watch_pid(struct ctl *k, struct ctl_peer *p, pid_t pid)
 		close(p->pidfd);
 		p->pidfd = -1;
 	}
+}
+
+/* A peer for the routing id ident in a free slot (*slot), not yet in the table: NULL when
+ * the table is full or memory is. The caller checked len <= IDENT_MAX. */
+static struct ctl_peer *peer_new(struct ctl *k, const uint8_t *ident, size_t len, int *slot)
+{
+	*slot = -1;
+	for (int i = 0; i < MAX_PEERS && *slot < 0; i++)
+		if (!k->peers[i])
+			*slot = i;
+	struct ctl_peer *p = *slot >= 0 ? calloc(1, sizeof(*p)) : NULL;
+	if (!p)
+		return NULL;
+	memcpy(p->ident, ident, len);
+	p->ident_len = len;
+	p->ctl = k;
+	p->pidfd = -1;
+	return p;
+}
+
+/* p serves worker wid (pid): heard from now, watched, in the table. */
+static void peer_start(struct ctl *k, struct ctl_peer *p, int slot, unsigned wid, pid_t pid)
+{
+	p->wid = wid;
+	p->last_heard = p->last_sent = loop_now(k->loop);
+	watch_pid(k, p, pid);
+	k->peers[slot] = p;
 }
 
 static void on_hello(struct ctl *k, const uint8_t *ident, size_t ilen, zmq_msg_t *f, int n)
@@ -162,18 +203,13 @@ static void on_hello(struct ctl *k, const uint8_t *ident, size_t ilen, zmq_msg_t
 	struct ctl_peer *old = find_peer(k, ident, ilen);
 	if (old)
 		drop_peer(k, old, "attached again");
-	int slot = -1;
-	for (int i = 0; i < MAX_PEERS && slot < 0; i++)
-		if (!k->peers[i])
-			slot = i;
-	struct ctl_peer *p = slot >= 0 ? calloc(1, sizeof(*p)) : NULL;
+	int slot;
+	struct ctl_peer *p = peer_new(k, ident, ilen, &slot);
 	if (!p) {
 		send_error(k, ident, ilen, "too many workers");
 		return;
 	}
 	pid_t pid = (pid_t)atol(pidtext);
-	memcpy(p->ident, ident, ilen);
-	p->ident_len = ilen;
 	struct pool_link link = { .zmq = zmq_transport, .sock = k->sock, .ident = p->ident,
 				  .ilen = ilen, .sent = &k->check };
 	struct pool_welcome wel;
@@ -185,12 +221,8 @@ static void on_hello(struct ctl *k, const uint8_t *ident, size_t ilen, zmq_msg_t
 		free(p);
 		return;
 	}
-	p->ctl = k;
-	p->wid = wel.id;
 	p->zmq = zmq_transport;
-	p->last_heard = p->last_sent = loop_now(k->loop);
-	watch_pid(k, p, pid);
-	k->peers[slot] = p;
+	peer_start(k, p, slot, wel.id, pid);
 	char id[16], hb[16], tw[24], tg[24];
 	snprintf(id, sizeof(id), "%u", wel.id);
 	snprintf(hb, sizeof(hb), "%u", k->cfg->heartbeat_ms);
@@ -379,20 +411,13 @@ static int ipc_listener(struct ctl *k, const struct gw_config *cfg)
 	const char *path = cfg->control + 6;
 	int fd = cfg->inherit_control_fd;
 	if (fd <= 0) {
-		struct sockaddr_un sa = { .sun_family = AF_UNIX };
-		if (strlen(path) >= sizeof(sa.sun_path)) {
-			log_error(ENAMETOOLONG, "control socket %s", path);
-			return -ENAMETOOLONG;
-		}
-		strcpy(sa.sun_path, path);
-		unlink(path); /* rundir_start found nobody listening there */
-		fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-		if (fd < 0 || bind(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 || listen(fd, 128) < 0) {
-			int e = errno;
-			log_error(e, "control socket %s", path);
-			if (fd >= 0)
-				close(fd);
-			return -e;
+		/* rundir_start found nobody listening there; in a live upgrade the path is
+		 * claimed once it is ours (ctl_ho_started). */
+		fd = rundir_sock_listen(&k->owned, path, cfg->socket_mode, cfg->gid, 128);
+		if (fd < 0) {
+			log_error(-fd, "control socket %s (mode 0%o, group %s)", path, cfg->socket_mode,
+				  cfg->group[0] ? cfg->group : "-");
+			return fd;
 		}
 	}
 	k->lfd = fd;
@@ -446,22 +471,13 @@ void ctl_ho_fds(const struct ctl *k, int *control, int *attach)
 
 int ctl_ho_adopt(struct ctl *k, unsigned wid, pid_t pid, const uint8_t *ident, size_t len)
 {
-	int slot = -1;
-	for (int i = 0; i < MAX_PEERS && slot < 0; i++)
-		if (!k->peers[i])
-			slot = i;
-	if (slot < 0 || len > IDENT_MAX || !len)
-		return slot < 0 ? -ENOSPC : -EINVAL;
-	struct ctl_peer *p = calloc(1, sizeof(*p));
+	if (len > IDENT_MAX || !len)
+		return -EINVAL;
+	int slot;
+	struct ctl_peer *p = peer_new(k, ident, len, &slot);
 	if (!p)
-		return -ENOMEM;
-	memcpy(p->ident, ident, len);
-	p->ident_len = len;
-	p->ctl = k;
-	p->wid = wid;
-	p->last_heard = p->last_sent = loop_now(k->loop);
-	watch_pid(k, p, pid);
-	k->peers[slot] = p;
+		return slot < 0 ? -ENOSPC : -ENOMEM;
+	peer_start(k, p, slot, wid, pid);
 	return 0;
 }
 
@@ -478,15 +494,7 @@ void ctl_ho_started(struct ctl *k)
 
 void ctl_ho_hand_off(struct ctl *k)
 {
-	for (int i = 0; i < MAX_PEERS; i++) {
-		struct ctl_peer *p = k->peers[i];
-		if (!p)
-			continue;
-		if (p->pidfd >= 0)
-			close(p->pidfd);
-		free(p);
-		k->peers[i] = NULL;
-	}
+	forget_peers(k);
 	att_hand_off(k->att);
 	/* Its connections end with it, and every DEALER reconnects, by itself, to the same
 	 * path, where only the new process's ZeroMQ accepts now: with the same routing id. */
@@ -569,12 +577,6 @@ int ctl_new(struct loop *l, const struct gw_config *cfg, struct pools *ps, struc
 		log_error(errno, "zmq_bind(%s)", cfg->control);
 		goto fail;
 	}
-	if (k->local && cfg->inherit_control_fd <= 0 &&
-	    (rc = rundir_sock_claim(&k->owned, cfg->control + 6, cfg->socket_mode, cfg->gid))) {
-		log_error(-rc, "control socket %s: chmod 0%o / chown to group %s", cfg->control + 6,
-			  cfg->socket_mode, cfg->group[0] ? cfg->group : "-");
-		goto fail;
-	}
 	int fd;
 	size_t len = sizeof(fd);
 	zmq_getsockopt(k->sock, ZMQ_FD, &fd, &len);
@@ -604,14 +606,7 @@ void ctl_free(struct ctl *k)
 {
 	if (!k)
 		return;
-	for (int i = 0; i < MAX_PEERS; i++) {
-		struct ctl_peer *p = k->peers[i];
-		if (!p)
-			continue;
-		if (p->pidfd >= 0)
-			close(p->pidfd);
-		free(p);
-	}
+	forget_peers(k);
 	curve_free(k->curve);
 	att_free(k->att);
 	if (k->sock)
