@@ -240,13 +240,25 @@ int pool_blocked(struct pools *ps, struct conn *c)
 
 /* --- attach, death, orphans --- */
 
+struct pool *pool__named(struct pools *ps, const char *name, size_t n)
+{
+	for (unsigned i = 0; i < ps->n_pools; i++)
+		if (!ps->pools[i].echo && strlen(ps->pools[i].name) == n && !memcmp(ps->pools[i].name, name, n))
+			return &ps->pools[i];
+	return NULL;
+}
+
+void pool__add_worker(struct pools *ps, struct pool *p, struct worker *w)
+{
+	ps->slots[w->slot] = w;
+	ps->att[ps->n_att++] = w;
+	p->workers++;
+}
+
 struct worker *pool_attach(struct pools *ps, const char *name, pid_t pid,
 			   const struct pool_link *link, struct pool_welcome *out, const char **why)
 {
-	struct pool *p = NULL;
-	for (unsigned i = 0; i < ps->n_pools && !p; i++)
-		if (!ps->pools[i].echo && strcmp(ps->pools[i].name, name) == 0)
-			p = &ps->pools[i];
+	struct pool *p = pool__named(ps, name, strlen(name));
 	int slot = -1;
 	for (int i = 0; i < MAX_WORKERS && slot < 0; i++)
 		if (!ps->slots[i])
@@ -285,9 +297,7 @@ struct worker *pool_attach(struct pools *ps, const char *name, pid_t pid,
 		return NULL;
 	}
 	w->adopt = p->orphans > 0;
-	ps->slots[slot] = w;
-	ps->att[ps->n_att++] = w;
-	p->workers++;
+	pool__add_worker(ps, p, w);
 	stats.worker_attaches++;
 	log_info("worker %u attached to pool %s (pid %d, %s transport)", w->id, p->name, (int)pid,
 		 link->zmq ? "zmq" : "shm");

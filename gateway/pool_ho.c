@@ -99,11 +99,7 @@ int pool_ho_export(struct pools *ps, struct conn *const *kept, size_t n_kept, po
 
 int pool_ho_import_worker(struct pools *ps, const struct ho_worker *hw, int fd, const char **why)
 {
-	struct pool *p = NULL;
-	for (unsigned i = 0; i < ps->n_pools && !p; i++)
-		if (!ps->pools[i].echo && strlen(ps->pools[i].name) == hw->pool.n &&
-		    !memcmp(ps->pools[i].name, hw->pool.p, hw->pool.n))
-			p = &ps->pools[i];
+	struct pool *p = pool__named(ps, (const char *)hw->pool.p, hw->pool.n);
 	if (!p || !ps->waker) {
 		*why = "its pool is not in this configuration";
 		close(fd);
@@ -146,9 +142,7 @@ int pool_ho_import_worker(struct pools *ps, const struct ho_worker *hw, int fd, 
 	}
 	if (w->id >= ps->next_id)
 		ps->next_id = w->id + 1;
-	ps->slots[w->slot] = w;
-	ps->att[ps->n_att++] = w;
-	p->workers++;
+	pool__add_worker(ps, p, w);
 	log_info("worker %u (pool %s, pid %d) taken over with its segment, %zu records held for it",
 		 w->id, p->name, (int)w->pid, w->held.n);
 	return 0;

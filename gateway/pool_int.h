@@ -62,6 +62,10 @@ int pool__push(struct pools *ps, struct worker *w, const struct tr_rec *r);
 int pool__send_open(struct pools *ps, struct worker *w, struct conn *c, uint16_t flags);
 /* The live worker of p with the fewest connections, or NULL. */
 struct worker *pool__least_loaded(struct pools *ps, struct pool *p);
+/* The worker pool (not the built-in echo) named name[0..n), or NULL. */
+struct pool *pool__named(struct pools *ps, const char *name, size_t n);
+/* w, made for pool p, takes its slot: attached from now on. */
+void pool__add_worker(struct pools *ps, struct pool *p, struct worker *w);
 void pool__pin(struct conn *c, struct worker *w);
 /* Dispatches w's waiting commands; a corrupt channel fails w. Returns how many. */
 int pool__poll_worker(struct pools *ps, struct worker *w);

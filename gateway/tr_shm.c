@@ -170,6 +170,20 @@ static const struct tr_ops shm_ops = {
 	.free = shm_free,
 };
 
+/* The segment's two rings, the worker ringing the gateway's one doorbell, which one
+ * thread sleeps on for all. */
+static int open_rings(struct tr_shm *s, struct shm_doorbell *bell)
+{
+	int rc = shm_seg_ring(s->seg, SHM_SEG_TO_WORKER, SHM_RING_PRODUCER, &s->to_w);
+	if (rc == 0)
+		rc = shm_seg_ring(s->seg, SHM_SEG_TO_GATEWAY, SHM_RING_CONSUMER, &s->to_gw);
+	if (rc)
+		return rc;
+	shm_ring_set_data_doorbell(&s->to_gw, bell);
+	s->tr.max_len = shm_ring_max_payload(&s->to_w);
+	return 0;
+}
+
 int tr_shm_new(const struct tr_shm_opts *o, struct tr **out, struct tr_shm_info *info)
 {
 	struct tr_shm *s = calloc(1, sizeof(*s));
@@ -186,18 +200,13 @@ int tr_shm_new(const struct tr_shm_opts *o, struct tr **out, struct tr_shm_info 
 	 * cannot shrink it under the gateway (which would SIGBUS it). */
 	int rc = shm_seg_create_memfd(s->name, &so, &s->seg);
 	if (rc == 0)
-		rc = shm_seg_ring(s->seg, SHM_SEG_TO_WORKER, SHM_RING_PRODUCER, &s->to_w);
-	if (rc == 0)
-		rc = shm_seg_ring(s->seg, SHM_SEG_TO_GATEWAY, SHM_RING_CONSUMER, &s->to_gw);
+		rc = open_rings(s, o->bell);
 	if (rc) {
 		log_error(-rc, "segment %s", s->name);
 		shm_seg_close(s->seg);
 		free(s);
 		return rc;
 	}
-	/* The worker rings the gateway's one doorbell, which one thread sleeps on for all. */
-	shm_ring_set_data_doorbell(&s->to_gw, o->bell);
-	s->tr.max_len = shm_ring_max_payload(&s->to_w);
 	info->to_worker_bytes = info->to_gateway_bytes = o->ring_bytes;
 	*out = &s->tr;
 	return 0;
@@ -214,9 +223,7 @@ int tr_shm_adopt(int fd, unsigned worker_id, struct shm_doorbell *bell, struct t
 	 * released what it read, so the shared indexes are the whole state. */
 	int rc = shm_seg_adopt_fd(fd, &s->seg);
 	if (rc == 0)
-		rc = shm_seg_ring(s->seg, SHM_SEG_TO_WORKER, SHM_RING_PRODUCER, &s->to_w);
-	if (rc == 0)
-		rc = shm_seg_ring(s->seg, SHM_SEG_TO_GATEWAY, SHM_RING_CONSUMER, &s->to_gw);
+		rc = open_rings(s, bell);
 	if (rc) {
 		log_error(-rc, "segment of worker %u handed over", worker_id);
 		if (s->seg)
@@ -226,8 +233,6 @@ int tr_shm_adopt(int fd, unsigned worker_id, struct shm_doorbell *bell, struct t
 		free(s);
 		return rc;
 	}
-	shm_ring_set_data_doorbell(&s->to_gw, bell);
-	s->tr.max_len = shm_ring_max_payload(&s->to_w);
 	*out = &s->tr;
 	return 0;
 }
