@@ -325,7 +325,8 @@ static int spin(struct loop *l, struct epoll_event *events, struct shm_spin_wait
 static int wait_events(struct loop *l, struct epoll_event *events, int work)
 {
 	int timeout = sleep_ms(l, work), n;
-	int spinning = timeout != 0 && l->n_pending;
+	/* wake-spin 0 (the default): no clock reads, no second look at the hooks. */
+	int spinning = timeout != 0 && l->n_pending && l->spin.max_ns;
 	struct shm_spin_wait t;
 
 	if (spinning && spin(l, events, &t, &n)) {

@@ -16,11 +16,6 @@
  * The doorbells (doorbell.c) carry the sleep/wake protocol.
  */
 
-static inline void cpu_relax(void)
-{
-	shm_cpu_relax();
-}
-
 bool shm_ring_capacity_ok(uint64_t cap)
 {
 	return cap >= SHM_RING_MIN_CAPACITY && cap <= SHM_RING_MAX_CAPACITY &&
@@ -197,7 +192,7 @@ int shm_ring_wait_space(struct shm_ring *r, uint32_t len, unsigned spin, int tim
 			return 0;
 		if (r->broken)
 			return -EBADMSG;
-		cpu_relax();
+		shm_cpu_relax();
 	}
 	for (;;) {
 		seq = shm_doorbell_prepare(r->space_db);
@@ -312,7 +307,7 @@ int shm_ring_wait_data(struct shm_ring *r, unsigned spin, int timeout_ms)
 	for (unsigned i = 0; i < spin; i++) {
 		if (shm_ring_pending(r))
 			return 0;
-		cpu_relax();
+		shm_cpu_relax();
 	}
 	for (;;) {
 		seq = shm_doorbell_prepare(r->data_db);
@@ -342,7 +337,7 @@ int shm_ring_wait_data_adaptive(struct shm_ring *r, struct shm_spin *s, int time
 			shm_spin_end(s, &t, true);
 			return 0;
 		}
-		cpu_relax();
+		shm_cpu_relax();
 	}
 	err = shm_ring_wait_data(r, 0, timeout_ms);
 	shm_spin_end(s, &t, err == 0);

@@ -3,7 +3,6 @@
 void shm_spin_init(struct shm_spin *s, uint32_t min_ns, uint32_t max_ns)
 {
 	s->ns = s->min_ns = min_ns;
-	s->spun = s->slept = 0;
 	shm_spin_set_max(s, max_ns);
 }
 
@@ -18,11 +17,8 @@ void shm_spin_set_max(struct shm_spin *s, uint32_t max_ns)
 
 void shm_spin_end(struct shm_spin *s, const struct shm_spin_wait *t, bool work)
 {
-	if (!t->sleeping) {
-		s->spun++;
-		return;
-	}
-	s->slept++;
+	if (!t->sleeping)
+		return; /* work came while spinning: the budget stays */
 	/* The wake-up's own latency is part of the wait: work that came just inside the
 	 * ceiling but woke us just past it shrinks the budget. That errs towards sleeping. */
 	uint64_t waited = shm_spin_now_ns() - t->start;

@@ -45,8 +45,6 @@ struct shm_spin {
 	uint32_t ns;       /* current budget */
 	uint32_t min_ns;   /* floor */
 	uint32_t max_ns;   /* ceiling; 0: never spin */
-	uint64_t spun;     /* waits that ended while spinning */
-	uint64_t slept;    /* waits that went to sleep */
 };
 
 /* One wait in progress. */
