@@ -310,6 +310,27 @@ START_TEST(partial_messages_across_the_handover)
 }
 END_TEST
 
+/* Two upgrades to bin (NULL: the same binary) that fail, each while the n clients echo:
+ * ctl says why (needle) and that this process keeps serving, and exits 1; the clients are
+ * served throughout. */
+static void fail_twice_under_load(int admin, const char *bin, struct client *cl, int n,
+				  const char *needle)
+{
+	for (int t = 0; t < 2; t++) {
+		struct ctl_run r;
+		ctl_start(&r, admin, bin);
+		int st, rounds = 0;
+		while (!ctl_done(&r, &st) && rounds < 10000) {
+			round_trip(cl, n);
+			rounds++;
+		}
+		REQUIRE(WIFEXITED(st) && WEXITSTATUS(st) == 1, "ctl exited with %d: %s", st, r.out);
+		REQUIRE(strstr(r.out, needle), "ctl said '%s', not '%s'", r.out, needle);
+		REQUIRE(strstr(r.out, "keeps serving"), "ctl said: %s", r.out);
+		round_trip(cl, n);
+	}
+}
+
 /* Each failure: ctl says why and exits 1, the same gateway serves every client on. */
 static void failed_upgrade(const char *bin, const char *needle)
 {
@@ -319,19 +340,7 @@ static void failed_upgrade(const char *bin, const char *needle)
 	enum { N = 300 }; /* more than one batch of 253 */
 	struct client *cl = open_clients(N);
 	round_trip(cl, N);
-	for (int t = 0; t < 2; t++) {
-		struct ctl_run r;
-		ctl_start(&r, admin, bin);
-		int st, rounds = 0;
-		while (!ctl_done(&r, &st) && rounds < 10000) {
-			round_trip(cl, N);
-			rounds++;
-		}
-		REQUIRE(WIFEXITED(st) && WEXITSTATUS(st) == 1, "ctl exited with %d: %s", st, r.out);
-		REQUIRE(strstr(r.out, needle), "ctl said '%s', not '%s'", r.out, needle);
-		REQUIRE(strstr(r.out, "keeps serving"), "ctl said: %s", r.out);
-		round_trip(cl, N);
-	}
+	fail_twice_under_load(admin, bin, cl, N, needle);
 	ck_assert(wt_gw_log_contains(&gw, "upgrade failed, this process keeps serving every connection"));
 	ck_assert_int_eq(kill(gw.pid, 0), 0);
 	close_clients(cl, N);
@@ -516,18 +525,7 @@ static void worker_failed_upgrade(const char *needle)
 	enum { N = 300 };
 	struct client *cl = open_clients(N);
 	round_trip(cl, N);
-	for (int t = 0; t < 2; t++) {
-		struct ctl_run r;
-		ctl_start(&r, admin, NULL);
-		int st, rounds = 0;
-		while (!ctl_done(&r, &st) && rounds < 10000) {
-			round_trip(cl, N);
-			rounds++;
-		}
-		REQUIRE(WIFEXITED(st) && WEXITSTATUS(st) == 1, "ctl exited with %d: %s", st, r.out);
-		REQUIRE(strstr(r.out, needle), "ctl said '%s', not '%s'", r.out, needle);
-		round_trip(cl, N);
-	}
+	fail_twice_under_load(admin, NULL, cl, N, needle);
 	wt_sleep_ms(1500); /* heartbeats: past three of them */
 	round_trip(cl, N);
 	ck_assert_int_eq(kill(gw.pid, 0), 0);
