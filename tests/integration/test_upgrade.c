@@ -213,6 +213,20 @@ static void close_clients(struct client *cl, int n)
 	free(cl);
 }
 
+/* One `wsgw ctl upgrade [bin]` while the n clients echo, rounds before, during and after
+ * it (bounded by count): its wait status, r holding what it said. */
+static int ctl_under_load(int admin, const char *bin, struct client *cl, int n, struct ctl_run *r)
+{
+	ctl_start(r, admin, bin);
+	int st = 0, rounds = 0;
+	while (!ctl_done(r, &st) && rounds < 10000) {
+		round_trip(cl, n);
+		rounds++;
+	}
+	REQUIRE(!r->pid, "ctl still running after %d rounds", rounds);
+	return st;
+}
+
 /* Upgrades `times` times while n clients echo; each upgrade runs while rounds go on. */
 static void upgrade_under_load(int n, int times)
 {
@@ -224,14 +238,7 @@ static void upgrade_under_load(int n, int times)
 	round_trip(cl, n);
 	for (int u = 0; u < times; u++) {
 		struct ctl_run r;
-		ctl_start(&r, admin, NULL);
-		int st, rounds = 0;
-		/* Rounds before, during and after the hand-over; bounded by count. */
-		while (!ctl_done(&r, &st) && rounds < 10000) {
-			round_trip(cl, n);
-			rounds++;
-		}
-		REQUIRE(!r.pid, "ctl still running after %d rounds", rounds);
+		int st = ctl_under_load(admin, NULL, cl, n, &r);
 		REQUIRE(WIFEXITED(st) && WEXITSTATUS(st) == 0, "upgrade %d failed: %s", u, r.out);
 		upgraded(&r);
 		round_trip(cl, n);
@@ -318,12 +325,7 @@ static void fail_twice_under_load(int admin, const char *bin, struct client *cl,
 {
 	for (int t = 0; t < 2; t++) {
 		struct ctl_run r;
-		ctl_start(&r, admin, bin);
-		int st, rounds = 0;
-		while (!ctl_done(&r, &st) && rounds < 10000) {
-			round_trip(cl, n);
-			rounds++;
-		}
+		int st = ctl_under_load(admin, bin, cl, n, &r);
 		REQUIRE(WIFEXITED(st) && WEXITSTATUS(st) == 1, "ctl exited with %d: %s", st, r.out);
 		REQUIRE(strstr(r.out, needle), "ctl said '%s', not '%s'", r.out, needle);
 		REQUIRE(strstr(r.out, "keeps serving"), "ctl said: %s", r.out);
@@ -419,13 +421,7 @@ START_TEST(shm_worker_follows_3_upgrades)
 	round_trip(cl, N);
 	for (int u = 0; u < 3; u++) {
 		struct ctl_run r;
-		ctl_start(&r, admin, NULL);
-		int st, rounds = 0;
-		while (!ctl_done(&r, &st) && rounds < 10000) {
-			round_trip(cl, N);
-			rounds++;
-		}
-		REQUIRE(!r.pid, "ctl still running after %d rounds", rounds);
+		int st = ctl_under_load(admin, NULL, cl, N, &r);
 		REQUIRE(WIFEXITED(st) && WEXITSTATUS(st) == 0, "upgrade %d failed: %s", u, r.out);
 		upgraded(&r);
 		wt_track_gateway(serving);
