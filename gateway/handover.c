@@ -344,6 +344,34 @@ int ho_get_worker(const uint8_t *p, size_t n, struct ho_worker *w, size_t *used)
 	return 0;
 }
 
+int ho_put_prog(struct ho_buf *b, const struct ho_prog *g)
+{
+	if (!g->name.n || g->name.n > HO_POOL_MAX)
+		return -EINVAL;
+	size_t at = b->len;
+	int rc = put(b, 0, 8) || put_bytes(b, g->name.p, g->name.n, 1) || put(b, g->instance, 4) ||
+		 put(b, g->pid, 4) || put(b, g->ran_ms, 4) || put(b, g->restarts, 4) || put(b, g->delay_ms, 4);
+	return rec_end(b, at, rc);
+}
+
+int ho_get_prog(const uint8_t *p, size_t n, struct ho_prog *g, size_t *used)
+{
+	struct rd r;
+	size_t size;
+	if (rec_open(p, n, &r, &size))
+		return -EBADMSG;
+	g->name = get_bytes(&r, 1, HO_POOL_MAX);
+	g->instance = (uint32_t)get(&r, 4);
+	g->pid = (uint32_t)get(&r, 4);
+	g->ran_ms = (uint32_t)get(&r, 4);
+	g->restarts = (uint32_t)get(&r, 4);
+	g->delay_ms = (uint32_t)get(&r, 4);
+	if (r.bad || !g->name.n || !g->pid)
+		return -EBADMSG;
+	*used = size;
+	return 0;
+}
+
 int ho_put_held(struct ho_buf *b, const struct ho_held *h)
 {
 	if (h->body.n > UINT32_MAX)

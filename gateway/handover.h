@@ -37,6 +37,7 @@ enum ho_type {
 	HO_END = 8,    /* old → new: no more batches; the old's next connection id */
 	HO_TAKEN = 9,  /* new → old: everything is the new's now */
 	HO_WORKERS = 10, /* old → new: a section (as CONNS): next worker id, worker records; segments */
+	HO_PROGS = 11, /* old → new: a section (as CONNS): the running [worker] instances; pidfds */
 };
 
 /* A growable byte buffer. Encoders append; -ENOMEM leaves it as it was. */
@@ -166,6 +167,16 @@ struct ho_held {
 int ho_put_held(struct ho_buf *b, const struct ho_held *h) __attribute__((warn_unused_result));
 /* 1, 0 at the end, -EBADMSG. */
 int ho_next_held(const struct ho_bytes *held, size_t *off, struct ho_held *h)
+	__attribute__((warn_unused_result));
+/* One running instance of a [worker NAME] program; its pidfd travels beside it. */
+struct ho_prog {
+	struct ho_bytes name;   /* the [worker NAME] section's name */
+	uint32_t instance, pid;
+	uint32_t ran_ms;        /* since it was started */
+	uint32_t restarts, delay_ms; /* its backoff as the old had it */
+};
+int ho_put_prog(struct ho_buf *b, const struct ho_prog *g) __attribute__((warn_unused_result));
+int ho_get_prog(const uint8_t *p, size_t n, struct ho_prog *g, size_t *used)
 	__attribute__((warn_unused_result));
 /* Appends c's record. 0, -EINVAL (a field out of range: route or tail too long), -ENOMEM. */
 int ho_put_conn(struct ho_buf *b, const struct ho_conn *c) __attribute__((warn_unused_result));

@@ -11,6 +11,7 @@
 #include "gateway/pool.h"
 #include "gateway/sdnotify.h"
 #include "gateway/session.h"
+#include "gateway/supervise.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -155,6 +156,41 @@ static int send_workers(const struct ho_parts *p, int chan, uint8_t *buf, struct
 	return rc;
 }
 
+/* The [worker] instances this process runs: their processes stay, watched from the new
+ * one by their pidfds (docs/UPGRADE.md, "Workers the gateway runs"). */
+struct progs_out {
+	struct ho_buf sec;
+	int fds[HO_FDS_MAX], n;
+};
+
+static int put_prog(void *arg, const struct sup_moving *m)
+{
+	struct progs_out *o = arg;
+	if (o->n == HO_FDS_MAX)
+		return -E2BIG;
+	struct ho_prog g = { { (const uint8_t *)m->name, strlen(m->name) }, m->instance, (uint32_t)m->pid,
+			     m->ran_ms, m->restarts, m->delay_ms };
+	int rc = ho_put_prog(&o->sec, &g);
+	if (rc == 0)
+		o->fds[o->n++] = m->pidfd;
+	return rc;
+}
+
+static int send_progs(const struct ho_parts *p, int chan, uint8_t *buf, char *why, size_t cap)
+{
+	struct progs_out o = { .n = 0 };
+	int rc = sup_ho_each(p->sup, put_prog, &o);
+	if (rc == -E2BIG)
+		snprintf(why, cap, "more than %d worker instances run: at most that many move", HO_FDS_MAX);
+	if (rc == 0 && o.n) {
+		rc = send_section(chan, HO_PROGS, o.sec.p, o.sec.len, o.fds, o.n);
+		if (rc == 0)
+			rc = expect(chan, buf, HO_ACK, why, cap);
+	}
+	ho_buf_free(&o.sec);
+	return rc;
+}
+
 /* An upgrade under way: from the spawn to the READY that the loop waits for. */
 struct ho_up {
 	struct loop_src src;   /* the channel; first, as the loop wants */
@@ -206,6 +242,8 @@ static int transfer(struct ho_up *u, uint8_t *buf, struct ho_result *res, char *
 	/* From here to TAKEN this call is the only thing the loop thread does: no client
 	 * socket is read, so every byte is either in what we send or still in the kernel. */
 	conn_for_each(collect_one, &k);
+	if ((rc = send_progs(p, u->chan, buf, why, cap)) != 0)
+		goto out;
 	if (p->ctl) {
 		for (size_t i = 0; i < k.n; i++) {
 			const char *no;
@@ -276,6 +314,7 @@ static int transfer(struct ho_up *u, uint8_t *buf, struct ho_result *res, char *
 		pool_ho_forget(sess_pools(p->sess), kept, n_kept);
 		ctl_ho_hand_off(p->ctl);
 	}
+	sup_ho_forget(p->sup);
 	lsn_close(p->lsn);
 	if (p->admin)
 		admin_stop_listening(p->admin);
@@ -505,12 +544,6 @@ int ho_upgrade(const struct ho_parts *p, const char *path, ho_done_fn *done, voi
 	}
 	if (pool_serves_workers(sess_pools(p->sess))) {
 		int rc;
-		/* They are this process's children: the new one could not reap them. */
-		if (p->cfg->n_workers) {
-			snprintf(why, cap, "this gateway runs its workers itself ([worker] sections), whose hand-over is not done yet "
-					   "(docs/UPGRADE.md): restart it instead");
-			return -EOPNOTSUPP;
-		}
 		if (!p->ctl || (rc = pool_ho_check(sess_pools(p->sess), why, cap)) || (rc = ctl_ho_check(p->ctl, why, cap)))
 			return p->ctl ? rc : -EOPNOTSUPP;
 	}

@@ -15,6 +15,7 @@ struct ctl;
 struct loop;
 struct lsn;
 struct sess;
+struct sup;
 
 /* What the dance moves. */
 struct ho_parts {
@@ -25,6 +26,7 @@ struct ho_parts {
 	struct admin *admin; /* NULL without an admin endpoint */
 	struct ctl *ctl;     /* NULL without worker pools */
 	int lock_fd;         /* the runtime directory's lock; -1 without worker pools */
+	struct sup *sup;     /* the [worker] programs this gateway runs */
 };
 
 /* What an upgrade did. */
@@ -48,8 +50,7 @@ typedef void ho_done_fn(void *arg, int rc, const struct ho_result *res, const ch
  * it says READY, hands over every connection that can move, in one pause of the loop,
  * and on TAKEN forgets them and closes the listeners; then done(arg, 0, ...). Returns 0
  * (done follows), or -errno with the reason in why, done not called: -EBUSY (an upgrade
- * is under way, or a worker is dying), -EOPNOTSUPP (what cannot move: zmq workers, supervised
- * workers, a cluster, a control channel not ipc://, an old libwsgw), -ENOEXEC (it cannot be
+ * is under way, or a worker is dying), -EOPNOTSUPP (what cannot move: zmq workers, a cluster, a control channel not ipc://, an old libwsgw), -ENOEXEC (it cannot be
  * started). A failure after that reaches done: -EPROTONOSUPPORT (the new binary refused
  * the format), -EPIPE (it exited or crashed), -ETIMEDOUT, -ECANCELED. On every failure
  * nothing changed here, and the new process was killed and reaped. All of it is logged.

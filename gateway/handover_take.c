@@ -9,6 +9,7 @@
 #include "gateway/log.h"
 #include "gateway/loop.h"
 #include "gateway/sdnotify.h"
+#include "gateway/supervise.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -235,6 +236,45 @@ static int import_workers(const struct ho_parts *p, int chan, uint8_t *buf, cons
 	return rc;
 }
 
+/* The PROGS section: the old's running [worker] instances, each with its pidfd. */
+static int import_progs(const struct ho_parts *p, int chan, uint8_t *buf, const struct ho_hdr *h,
+			int *fds, int nfds, struct ho_buf *sec, char *why, size_t cap)
+{
+	uint32_t count = 0;
+	int rc = read_section(chan, buf, h, sec, &count);
+	if (rc == 0 && count != (uint32_t)nfds)
+		rc = -EBADMSG;
+	size_t off = 0;
+	int i = 0;
+	for (; rc == 0 && i < nfds; i++) {
+		struct ho_prog g;
+		size_t used;
+		const char *no = NULL;
+		char name[HO_POOL_MAX + 1];
+		rc = ho_get_prog(sec->p + off, sec->len - off, &g, &used);
+		if (rc == 0) {
+			memcpy(name, g.name.p, g.name.n);
+			name[g.name.n] = 0;
+			struct sup_moving m = { name, g.instance, (pid_t)g.pid, fds[i], g.ran_ms, g.restarts,
+						g.delay_ms };
+			rc = sup_ho_adopt(p->sup, &m, &no);
+		} else {
+			close(fds[i]);
+		}
+		if (rc) {
+			snprintf(why, cap, "worker instance record %d: %s", i, no ? no : strerror(-rc));
+			i++;
+			break;
+		}
+		off += used;
+	}
+	for (; i < nfds; i++)
+		close(fds[i]);
+	if (rc == 0)
+		rc = ho__send_simple(chan, HO_VERSION, HO_ACK, NULL, 0, ho__now_ms() + STEP_MS);
+	return rc;
+}
+
 /* After TAKEN the channel stays open for connections that were in their handshake. */
 static struct {
 	struct loop_src src;
@@ -303,8 +343,9 @@ int ho_take(const struct ho_parts *p, int chan)
 			rc = ho_get_hello(buf + HO_HDR, h.len, &end) ? -EBADMSG : 0;
 			break;
 		}
-		if (h.type == HO_WORKERS) {
-			rc = import_workers(p, chan, buf, &h, fds, nfds, &sec, why, sizeof(why));
+		if (h.type == HO_WORKERS || h.type == HO_PROGS) {
+			rc = (h.type == HO_WORKERS ? import_workers : import_progs)(p, chan, buf, &h, fds, nfds, &sec,
+										  why, sizeof(why));
 			nfds = 0;
 			continue;
 		}
@@ -348,6 +389,7 @@ int ho_take(const struct ho_parts *p, int chan)
 		/* Not a byte to any of them, nor a record to any worker: they are the old's. */
 		for (size_t i = 0; i < n_got; i++)
 			sess_ho_forget(p->sess, got[i]);
+		sup_ho_forget(p->sup); /* the old's children: not a signal to them */
 		log_error(-rc, "upgrade: taking the connections failed, the old process keeps them%s%s",
 			  why[0] ? ": " : "", why);
 	}

@@ -86,13 +86,18 @@ int rundir_lock(struct rundir *rd, const char *dir, gid_t gid, pid_t *holder)
 		close(fd);
 		return rc;
 	}
+	rd->lock_fd = fd;
+	rundir_name_holder(rd);
+	return 0;
+}
+
+void rundir_name_holder(const struct rundir *rd)
+{
 	char pid[24];
 	int n = snprintf(pid, sizeof(pid), "%d\n", (int)getpid());
 	/* Only a name for the message of the next gateway: the lock is the flock. */
-	if (ftruncate(fd, 0) < 0 || pwrite(fd, pid, (size_t)n, 0) != n)
-		log_warn(errno, "writing the pid into %s", path);
-	rd->lock_fd = fd;
-	return 0;
+	if (ftruncate(rd->lock_fd, 0) < 0 || pwrite(rd->lock_fd, pid, (size_t)n, 0) != n)
+		log_warn(errno, "writing the pid into %s/%s", rd->path, RUNDIR_LOCK_NAME);
 }
 
 void rundir_unlock(struct rundir *rd)

@@ -39,6 +39,10 @@ struct rundir_sock {
 int rundir_lock(struct rundir *rd, const char *dir, gid_t gid, pid_t *holder)
 	__attribute__((warn_unused_result));
 
+/* Writes this process's pid into the lock file: at rundir_lock, and by the new process of
+ * a live upgrade once it holds the inherited lock alone. */
+void rundir_name_holder(const struct rundir *rd);
+
 /* Releases the lock (closes its descriptor). The lock file stays: removing it would let a
  * third gateway lock a new file while a second still waits on the old one. Idempotent;
  * a zeroed or already released rd is a no-op as long as lock_fd is -1. */

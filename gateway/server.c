@@ -463,7 +463,7 @@ static int upgrade(struct server *s, const char *path, char *why, size_t cap)
 					       : "the gateway is draining");
 		return -EBUSY;
 	}
-	struct ho_parts p = { s->cfg, s->loop, s->sess, s->lsn, s->admin, s->ctl, s->rundir.lock_fd };
+	struct ho_parts p = { s->cfg, s->loop, s->sess, s->lsn, s->admin, s->ctl, s->rundir.lock_fd, s->sup };
 	int rc = ho_upgrade(&p, path, upgrade_done, s, why, cap);
 	/* Whoever asked (SIGUSR2, POST /upgrade), what cannot move yet is said here. */
 	if (rc == -EBUSY || rc == -EOPNOTSUPP || rc == -EAGAIN)
@@ -619,12 +619,14 @@ int srv_run(struct gw_config *cfg)
 	rcu_register_thread();
 	rc = setup(&s, cfg);
 	if (chan >= 0) {
-		struct ho_parts p = { s.cfg, s.loop, s.sess, s.lsn, s.admin, s.ctl, s.rundir.lock_fd };
+		struct ho_parts p = { s.cfg, s.loop, s.sess, s.lsn, s.admin, s.ctl, s.rundir.lock_fd, s.sup };
 		if (rc == 0)
 			rc = ho_take(&p, chan);
 		else
 			close(chan); /* the old one sees EOF and keeps serving */
 	}
+	if (rc == 0 && chan >= 0 && s.rundir.lock_fd >= 0)
+		rundir_name_holder(&s.rundir); /* the old one is on its way out */
 	if (rc == 0) {
 		log_info("started: max %u connections, max message %llu bytes, memory budget %llu bytes",
 			 s.max_conns, (unsigned long long)cfg->max_message,

@@ -28,6 +28,7 @@ struct inst {
 	unsigned idx;
 	uint8_t state;         /* enum inst_state */
 	uint8_t retire;        /* stopping for good: never restarted */
+	uint8_t adopted;       /* started by the gateway this one replaced: not our child */
 	pid_t pid;
 	int pidfd;
 	uint32_t started, restart_at;
@@ -52,6 +53,7 @@ struct sup {
 };
 
 static void on_exit_fd(struct loop_src *src, uint32_t events);
+static void retire(struct prog *p, unsigned from);
 
 static unsigned running_of(const struct prog *p)
 {
@@ -201,21 +203,34 @@ static void on_exit_fd(struct loop_src *src, uint32_t events)
 	struct prog *p = in->prog;
 	struct sup *s = p->sup;
 	(void)events;
-	int st = 0;
-	pid_t r = waitpid(in->pid, &st, WNOHANG);
-	if (r == 0)
-		return; /* not yet */
+	/* By the pidfd, never the pid: a number that was reused cannot be reaped by mistake. */
+	siginfo_t si;
+	memset(&si, 0, sizeof(si));
+	int st = -1;
+	if (waitid(P_PIDFD, (id_t)in->pidfd, &si, WEXITED | WNOHANG) == 0) {
+		if (!si.si_pid)
+			return; /* not yet */
+		st = si.si_code == CLD_EXITED ? W_EXITCODE(si.si_status, 0)
+					       : (si.si_status & 0x7f) | (si.si_code == CLD_DUMPED ? WCOREFLAG : 0);
+	} else if (errno != ECHILD) {
+		log_warn(errno, "worker %s[%u]: waitid(pid %d)", p->w.name, in->idx, (int)in->pid);
+	} /* ECHILD: adopted, its parent (the replaced gateway) has its status */
+	pid_t r = in->pid;
 	uint32_t now = loop_now(s->loop);
 	uint32_t ran = now - in->started;
 	char how[96];
-	describe(st, how, sizeof(how));
+	if (st < 0)
+		snprintf(how, sizeof(how), "ended (status unknown: the gateway this one replaced started it)");
+	else
+		describe(st, how, sizeof(how));
 	loop_del(s->loop, in->pidfd);
 	close(in->pidfd);
 	in->pidfd = -1;
 	in->pid = 0;
 	in->last_status = st;
 	in->state = I_IDLE;
-	int clean = WIFEXITED(st) && WEXITSTATUS(st) == 0;
+	in->adopted = 0;
+	int clean = st >= 0 && WIFEXITED(st) && WEXITSTATUS(st) == 0;
 	if (s->stopping || in->retire || !p->configured || in->idx >= p->n ||
 	    (p->w.restart == CFG_RESTART_ON_FAILURE && clean)) {
 		log_info("worker %s[%u] %s after %u ms%s", p->w.name, in->idx, how, ran,
@@ -312,6 +327,19 @@ int sup_new(struct loop *l, const struct gw_config *cfg, struct sup **out)
 void sup_start(struct sup *s)
 {
 	s->started = 1;
+	/* Taken over in a live upgrade but not in this configuration (the program, or that
+	 * many instances): stopped, as a reload that removed them would. */
+	for (int i = 0; i < MAX_PROGS; i++) {
+		struct prog *p = &s->progs[i];
+		unsigned keep = p->configured ? p->n : 0, extra = 0;
+		for (unsigned k = keep; p->used && k < MAX_INST; k++)
+			extra += p->inst[k].state == I_RUNNING;
+		if (extra) {
+			log_info("worker %s: %u instances taken over that this configuration does not have: stopping them",
+				 p->w.name, extra);
+			retire(p, keep);
+		}
+	}
 	for (int i = 0; i < MAX_PROGS; i++)
 		for (unsigned k = 0; s->progs[i].used && k < s->progs[i].n; k++)
 			if (s->progs[i].inst[k].state == I_IDLE)
@@ -432,6 +460,94 @@ void sup_free(struct sup *s)
 			close(in->pidfd);
 		}
 	free(s);
+}
+
+/* ---- the live upgrade (docs/UPGRADE.md, "Workers the gateway runs") ---- */
+
+int sup_ho_each(struct sup *s, sup_ho_fn *fn, void *arg)
+{
+	uint32_t now = s ? loop_now(s->loop) : 0;
+	for (int i = 0; s && i < MAX_PROGS; i++)
+		for (unsigned k = 0; s->progs[i].used && k < MAX_INST; k++) {
+			const struct inst *in = &s->progs[i].inst[k];
+			if (in->state != I_RUNNING)
+				continue;
+			struct sup_moving m = { s->progs[i].w.name, k, in->pid, in->pidfd, now - in->started,
+						in->restarts, in->delay_ms };
+			int rc = fn(arg, &m);
+			if (rc)
+				return rc;
+		}
+	return 0;
+}
+
+/* The program named name; a free slot made its placeholder (not configured: stopped at
+ * sup_start) when this configuration has none; NULL when there is no slot left. */
+static struct prog *adoptive(struct sup *s, const char *name)
+{
+	struct prog *spare = NULL;
+	for (int i = 0; i < MAX_PROGS; i++) {
+		if (s->progs[i].used && !strcmp(s->progs[i].w.name, name))
+			return &s->progs[i];
+		if (!spare && !s->progs[i].used)
+			spare = &s->progs[i];
+	}
+	if (spare) {
+		struct cfg_worker w;
+		memset(&w, 0, sizeof(w));
+		snprintf(w.name, sizeof(w.name), "%s", name);
+		prog_init(s, spare, &w);
+		spare->configured = 0;
+	}
+	return spare;
+}
+
+int sup_ho_adopt(struct sup *s, const struct sup_moving *m, const char **why)
+{
+	struct prog *p = adoptive(s, m->name);
+	struct inst *in = p && m->instance < MAX_INST ? &p->inst[m->instance] : NULL;
+	if (!in || in->state != I_IDLE) {
+		*why = !in ? "no room for its program" : "its instance is taken";
+		close(m->pidfd);
+		return -EEXIST;
+	}
+	in->pid = m->pid;
+	in->pidfd = m->pidfd;
+	in->started = loop_now(s->loop) - m->ran_ms;
+	in->restarts = m->restarts;
+	in->delay_ms = m->delay_ms;
+	in->adopted = 1;
+	in->state = I_RUNNING;
+	in->src.fn = on_exit_fd;
+	int rc = loop_add(s->loop, in->pidfd, EPOLLIN, &in->src);
+	if (rc) {
+		*why = "its pidfd cannot be watched";
+		close(in->pidfd);
+		in->pidfd = -1;
+		in->pid = 0;
+		in->state = I_IDLE;
+		return rc;
+	}
+	log_info("worker %s[%u] (pid %d) taken over, running for %u ms", m->name, m->instance, (int)m->pid,
+		 m->ran_ms);
+	return 0;
+}
+
+void sup_ho_forget(struct sup *s)
+{
+	for (int i = 0; s && i < MAX_PROGS; i++)
+		for (unsigned k = 0; s->progs[i].used && k < MAX_INST; k++) {
+			struct inst *in = &s->progs[i].inst[k];
+			if (in->state == I_RUNNING) {
+				loop_del(s->loop, in->pidfd);
+				close(in->pidfd);
+				in->pidfd = -1;
+				in->pid = 0;
+			}
+			in->state = I_IDLE;
+		}
+	if (s)
+		s->stopping = 1; /* nothing restarts here: they are the other process's */
 }
 
 void sup_each(struct sup *s, void (*fn)(void *arg, const struct sup_info *i), void *arg)

@@ -1,7 +1,8 @@
 /*
  * Supervision: the gateway runs the programs of its [worker NAME] sections itself. Each
  * instance is started once the gateway listens, watched through a pidfd (so it is reaped
- * by its own pid, never by waiting for "any child"), restarted when it exits (restart =
+ * by that, never by a pid that could be reused or by waiting for "any child"; and a
+ * gateway that took over in a live upgrade watches the old one's), restarted when it exits (restart =
  * always, or on-failure: not after exit 0) after a delay that starts at `backoff` and
  * doubles with every quick death up to `backoff-max`, and stopped (SIGTERM, then SIGKILL)
  * when the gateway stops. A program that attaches as a worker is handled like any other
@@ -46,6 +47,25 @@ struct sup_info {
 };
 /* Calls fn for every instance of every program. */
 void sup_each(struct sup *s, void (*fn)(void *arg, const struct sup_info *i), void *arg);
+/* The live upgrade. A running instance as it moves; pidfd is the instance's own. */
+struct sup_moving {
+	const char *name;
+	unsigned instance;
+	pid_t pid;
+	int pidfd;
+	unsigned ran_ms, restarts, delay_ms;
+};
+typedef int sup_ho_fn(void *arg, const struct sup_moving *m);
+/* The old side: fn for each running instance, until one returns non-zero (returned). */
+int sup_ho_each(struct sup *s, sup_ho_fn *fn, void *arg);
+/* The new side, before sup_start: watches m's process (it takes m->pidfd) as instance
+ * m->instance of program m->name. Not this process's child, its exit status cannot be
+ * read: its end counts as a failure. A program this configuration lacks is stopped at
+ * sup_start. 0, or -errno with *why (m->pidfd closed). */
+int sup_ho_adopt(struct sup *s, const struct sup_moving *m, const char **why);
+/* Forgets every running instance without a signal and restarts nothing from now on: the
+ * old side once the new one took them, the new side when taking them failed. */
+void sup_ho_forget(struct sup *s);
 /* Restarts of the instances of pool so far. */
 unsigned sup_pool_restarts(struct sup *s, const char *pool);
 

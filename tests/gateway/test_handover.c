@@ -309,6 +309,39 @@ START_TEST(worker_entries)
 }
 END_TEST
 
+/* A [worker] instance's entry: read back as written; every prefix refused; a name empty
+ * or too long for the format refused when written, a pid of 0 when read. */
+START_TEST(prog_entries)
+{
+	struct ho_prog a = { { (const uint8_t *)"echo", 4 }, 3, 4243, 120000, 2, 1000 }, b;
+	struct ho_buf buf = { 0 };
+	ck_assert_int_eq(ho_put_prog(&buf, &a), 0);
+	size_t used;
+	ck_assert_int_eq(ho_get_prog(buf.p, buf.len, &b, &used), 0);
+	ck_assert_uint_eq(used, buf.len);
+	ck_assert(same_bytes(b.name, a.name));
+	ck_assert_uint_eq(b.instance, 3);
+	ck_assert_uint_eq(b.pid, 4243);
+	ck_assert_uint_eq(b.ran_ms, 120000);
+	ck_assert_uint_eq(b.restarts, 2);
+	ck_assert_uint_eq(b.delay_ms, 1000);
+	for (size_t n = 0; n < buf.len; n++)
+		REQUIRE(ho_get_prog(buf.p, n, &b, &used) == -EBADMSG);
+	size_t before = buf.len;
+	struct ho_prog bad = a;
+	bad.name.n = 0;
+	ck_assert_int_eq(ho_put_prog(&buf, &bad), -EINVAL);
+	bad.name = (struct ho_bytes){ big, HO_POOL_MAX + 1 };
+	ck_assert_int_eq(ho_put_prog(&buf, &bad), -EINVAL);
+	ck_assert_uint_eq(buf.len, before);
+	bad = a;
+	bad.pid = 0;
+	ck_assert_int_eq(ho_put_prog(&buf, &bad), 0);
+	ck_assert_int_eq(ho_get_prog(buf.p + before, buf.len - before, &b, &used), -EBADMSG);
+	ho_buf_free(&buf);
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("handover");
@@ -321,6 +354,7 @@ int main(void)
 	tcase_add_test(tc, listen_entries);
 	tcase_add_test(tc, subscriptions);
 	tcase_add_test(tc, worker_entries);
+	tcase_add_test(tc, prog_entries);
 	suite_add_tcase(s, tc);
 	SRunner *sr = srunner_create(s);
 	srunner_run_all(sr, CK_NORMAL);

@@ -18,7 +18,9 @@
 
 #include <check.h>
 #include <errno.h>
+#include <arpa/inet.h>
 #include <fcntl.h>
+#include <netinet/in.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdio.h>
@@ -194,13 +196,18 @@ static void round_trip(struct client *cl, int n)
 		}
 }
 
-static struct client *open_clients(int n)
+static struct client *open_clients_at(int port, int n)
 {
 	struct client *cl = calloc((size_t)n, sizeof(*cl));
 	ck_assert(cl);
 	for (int i = 0; i < n; i++)
-		WT_EXPECT_OPEN(&cl[i].c, "127.0.0.1", gw.port, "/");
+		WT_EXPECT_OPEN(&cl[i].c, "127.0.0.1", port, "/");
 	return cl;
+}
+
+static struct client *open_clients(int n)
+{
+	return open_clients_at(gw.port, n);
 }
 
 static void close_clients(struct client *cl, int n)
@@ -582,8 +589,40 @@ START_TEST(zmq_worker_refuses)
 }
 END_TEST
 
-/* Supervised workers are the old process's children: refused, with the reason. */
-START_TEST(supervised_workers_refuse)
+/* ---- workers the gateway runs ([worker] sections) ---- */
+
+/* The pids the gateway log says its [worker] instances were started with, in order. */
+static int started_pids(const char *log, pid_t *pids, int max)
+{
+	FILE *f = fopen(log, "r");
+	char line[2048];
+	int n = 0;
+	while (f && n < max && fgets(line, sizeof(line), f)) {
+		const char *p = strstr(line, "] started (pid ");
+		int pid;
+		if (p && sscanf(p, "] started (pid %d", &pid) == 1)
+			pids[n++] = pid;
+	}
+	if (f)
+		fclose(f);
+	return n;
+}
+
+/* 1 once pid ended within ms: reaped here (orphans come to this subreaper) or gone. */
+static int ended(pid_t pid, int ms)
+{
+	for (int64_t end = wt_now_ms() + ms; wt_now_ms() < end; wt_sleep_ms(5)) {
+		int st;
+		if (waitpid(pid, &st, WNOHANG) == pid || (kill(pid, 0) < 0 && errno == ESRCH))
+			return 1;
+	}
+	return 0;
+}
+
+/* Two instances of wsgw-echo the gateway runs: three upgrades while clients echo; the
+ * instances are the same processes throughout (started once, taken over each time), the
+ * newest gateway restarts one that dies as its own, and stops them when it stops. */
+START_TEST(supervised_workers_follow)
 {
 	char prog[512];
 	const char *b = getenv("WSGW_BUILD");
@@ -594,23 +633,121 @@ START_TEST(supervised_workers_refuse)
 	snprintf(conf, sizeof(conf), "%s/wsgw.conf", e.dir);
 	FILE *f = fopen(conf, "w");
 	ck_assert_ptr_nonnull(f);
-	fprintf(f, "[worker echo]\npool = p\ncommand = %s\n", prog);
+	fprintf(f, "[worker echo]\npool = p\ninstances = 2\nbackoff = 0.1\ncommand = %s\n", prog);
 	fclose(f);
 	WT_GW_START(&gw, "--config", conf, "--control", e.control, "--runtime-dir", e.dir, "--admin",
 		    "127.0.0.1:0", "--route", "/=p", NULL);
 	serving = gw.pid;
-	ck_assert(wt_wait_file(gw.log_path, "attached to pool p", 5000));
-	struct client *cl = open_clients(10);
-	round_trip(cl, 10);
-	struct ctl_run r;
-	ctl_start(&r, wt_admin_port(&gw), NULL);
-	int rc = ctl_wait(&r);
-	REQUIRE(rc == 1, "ctl exited with %d: %s", rc, r.out);
-	REQUIRE(strstr(r.out, "runs its workers itself ([worker] sections)"), "ctl said '%s'", r.out);
-	round_trip(cl, 10);
-	close_clients(cl, 10);
+	for (int i = 0; i < 500 && wt_count_file(gw.log_path, "attached to pool p") < 2; i++)
+		wt_sleep_ms(10);
+	REQUIRE(wt_count_file(gw.log_path, "attached to pool p") == 2, "the two instances did not attach");
+	int admin = wt_admin_port(&gw);
+	enum { N = 100 };
+	struct client *cl = open_clients(N);
+	round_trip(cl, N);
+	for (int u = 0; u < 3; u++) {
+		struct ctl_run r;
+		int st = ctl_under_load(admin, NULL, cl, N, &r);
+		REQUIRE(WIFEXITED(st) && WEXITSTATUS(st) == 0, "upgrade %d failed: %s", u, r.out);
+		upgraded(&r);
+		wt_track_gateway(serving);
+		for (int k = 0; k < 10; k++)
+			round_trip(cl, N);
+	}
+	pid_t pids[8];
+	REQUIRE(started_pids(gw.log_path, pids, 8) == 2, "instances were started again");
+	int taken = wt_count_file(gw.log_path, "taken over, running for");
+	REQUIRE(taken == 6, "%d instance take-overs logged, not 2 x 3", taken);
+	REQUIRE(wt_count_file(gw.log_path, "attached to pool p") == 2, "an instance attached again");
+	REQUIRE(kill(pids[0], 0) == 0 && kill(pids[1], 0) == 0, "an instance is gone");
+	/* One dies: the gateway serving now starts another, its own child. */
+	kill(pids[0], SIGKILL);
+	REQUIRE(ended(pids[0], 5000), "the killed instance %d did not end", (int)pids[0]);
+	for (int i = 0; i < 500 && started_pids(gw.log_path, pids, 8) < 3; i++)
+		wt_sleep_ms(10);
+	REQUIRE(started_pids(gw.log_path, pids, 8) == 3, "the instance was not restarted");
+	ck_assert(wt_gw_log_contains(&gw, "ended (status unknown: the gateway this one replaced started it)"));
+	REQUIRE(wt_wait_attached(gw.log_path, "p", pids[2], WT_ATTACH_MS) > 0, "the restarted instance did not attach");
+	round_trip(cl, N);
+	for (int i = 0; i < N; i++)
+		REQUIRE(cl[i].got == cl[i].sent, "client %d: %u sent, %u echoed", i, cl[i].sent, cl[i].got);
+	close_clients(cl, N);
 	stop_serving();
+	REQUIRE(ended(pids[1], 5000) && ended(pids[2], 5000), "the gateway did not stop its instances");
 	wt_env_done(&e);
+}
+END_TEST
+
+/* A port nobody listens on now (bound and released: free unless taken in between). */
+static int free_port(void)
+{
+	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	struct sockaddr_in a = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	socklen_t n = sizeof(a);
+	ck_assert(fd >= 0 && bind(fd, (struct sockaddr *)&a, sizeof(a)) == 0 &&
+		  getsockname(fd, (struct sockaddr *)&a, &n) == 0);
+	close(fd);
+	return ntohs(a.sin_port);
+}
+
+/* `make run` (workers/run-demo: a config file, [worker] sections) and `wsgw ctl upgrade`
+ * with nothing but its admin address: the upgrades succeed while clients echo, the script
+ * goes on after its gateway was replaced, and Ctrl-C (SIGINT to its process group) still
+ * stops everything: the newest gateway and the workers it took over. */
+START_TEST(make_run_upgrades)
+{
+	const char *b = getenv("WSGW_BUILD");
+	int port = free_port(), admin = free_port();
+	char listen[64], adm[64], log[128];
+	snprintf(listen, sizeof(listen), "127.0.0.1:%d", port);
+	snprintf(adm, sizeof(adm), "127.0.0.1:%d", admin);
+	snprintf(log, sizeof(log), "/tmp/wsgw-test-make-run.%d.log", (int)getpid());
+	setenv("BUILD", b && *b ? b : "build", 1);
+	setenv("LISTEN", listen, 1);
+	setenv("ADMIN", adm, 1);
+	int fd = open(log, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	ck_assert(fd >= 0);
+	/* setsid: its own process group, as a terminal's foreground job is. */
+	const char *argv[] = { "/usr/bin/setsid", "workers/run-demo", NULL };
+	pid_t demo = wt_spawn(argv, fd);
+	close(fd);
+	unsetenv("BUILD");
+	unsetenv("LISTEN");
+	unsetenv("ADMIN");
+	ck_assert(demo > 0);
+	if (!wt_wait_file(log, "served by", 30000)) {
+		wt_dump("make run", log, 40);
+		ck_abort_msg("make run did not serve");
+	}
+	enum { N = 20 };
+	struct client *cl = open_clients_at(port, N);
+	round_trip(cl, N);
+	int last = 0;
+	for (int u = 0; u < 2; u++) {
+		struct ctl_run r;
+		int st = ctl_under_load(admin, NULL, cl, N, &r);
+		const char *p = strstr(r.out, "upgraded: pid ");
+		REQUIRE(WIFEXITED(st) && WEXITSTATUS(st) == 0 && p && sscanf(p, "upgraded: pid %d", &last) == 1,
+			"upgrade %d failed: %s", u, r.out);
+		note_pid(last);
+		round_trip(cl, N);
+	}
+	wt_sleep_ms(200);
+	round_trip(cl, N);
+	REQUIRE(waitpid(demo, NULL, WNOHANG) == 0, "make run ended when its gateway was replaced");
+	pid_t pids[8];
+	int n = started_pids(log, pids, 8);
+	REQUIRE(n == 2, "%d workers started, not the demo's 2", n);
+	for (int i = 0; i < N; i++)
+		REQUIRE(cl[i].got == cl[i].sent, "client %d: %u sent, %u echoed", i, cl[i].sent, cl[i].got);
+	free(cl); /* the gateway closes them (1001) as it stops */
+	kill(-demo, SIGINT);
+	int st = -1;
+	REQUIRE(wt_waitpid(demo, &st, 20000) == 0, "make run did not stop on SIGINT");
+	REQUIRE(ended(last, 5000), "the newest gateway %d did not stop", last);
+	for (int i = 0; i < n; i++)
+		REQUIRE(ended(pids[i], 5000), "worker %d did not stop", (int)pids[i]);
+	unlink(log);
 }
 END_TEST
 
@@ -982,7 +1119,8 @@ int main(int argc, char **argv)
 	ADD(subscriptions_follow_the_upgrade);
 	ADD(worker_new_binary_dies_half_way);
 	ADD(worker_new_binary_reads_another_version);
-	ADD(supervised_workers_refuse);
+	ADD(supervised_workers_follow);
+	ADD(make_run_upgrades);
 	ADD(zmq_worker_refuses);
 	ADD(cluster_refuses);
 	ADD(new_binary_does_not_exist);
