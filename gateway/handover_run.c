@@ -311,6 +311,7 @@ static int transfer(struct ho_up *u, uint8_t *buf, struct ho_result *res, char *
 		sess_ho_forget(p->sess, sent[i]);
 	if (p->ctl) {
 		/* Not a word to the workers: the new process serves them from now on. */
+		pool_ho_name_gateway(sess_pools(p->sess), u->pid);
 		pool_ho_forget(sess_pools(p->sess), kept, n_kept);
 		ctl_ho_hand_off(p->ctl);
 	}

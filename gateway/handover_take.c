@@ -379,7 +379,7 @@ int ho_take(const struct ho_parts *p, int chan)
 	}
 	if (rc == 0 && p->ctl) {
 		/* First thing: a worker that sees the old process gone finds this one named. */
-		pool_ho_started(sess_pools(p->sess));
+		pool_ho_name_gateway(sess_pools(p->sess), getpid());
 		ctl_ho_started(p->ctl);
 	}
 	if (rc == 0)

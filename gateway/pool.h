@@ -176,8 +176,10 @@ int pool_ho_pin(struct pools *ps, struct conn *c, unsigned slot, const char **wh
 	__attribute__((warn_unused_result));
 /* Undoes pool_ho_pin without a word to the worker. */
 void pool_ho_unpin(struct pools *ps, struct conn *c);
-/* The new side, after TAKEN: every segment names this process as its gateway. */
-void pool_ho_started(struct pools *ps);
+/* After TAKEN, on both sides: every segment names pid as its gateway. The old writes the
+ * new one's before it can exit, so a worker never finds a gone pid there (it would
+ * attach again); the new one writes its own. */
+void pool_ho_name_gateway(struct pools *ps, pid_t pid);
 /* The doorbell page's memfd to hand over; -1 without worker pools. */
 int pool_ho_bell_fd(struct pools *ps);
 

@@ -175,10 +175,10 @@ void pool_ho_unpin(struct pools *ps, struct conn *c)
 	c->worker = POOL_NO_WORKER;
 }
 
-void pool_ho_started(struct pools *ps)
+void pool_ho_name_gateway(struct pools *ps, pid_t pid)
 {
 	for (unsigned i = 0; i < ps->n_att; i++)
-		tr_shm_set_gateway_pid(ps->att[i]->tr, getpid());
+		tr_shm_set_gateway_pid(ps->att[i]->tr, pid);
 }
 
 void pool_ho_forget(struct pools *ps, struct conn *const *kept, size_t n_kept)

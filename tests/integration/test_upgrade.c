@@ -589,6 +589,151 @@ START_TEST(zmq_worker_refuses)
 }
 END_TEST
 
+/* ---- the load: echo clients of workers, a publish stream, ten upgrades ---- */
+
+struct load {
+	struct client *echo;
+	int n_echo;
+	struct wt_conn *sub; /* sub[0] publishes */
+	int n_sub;
+	unsigned pub;        /* published so far: each subscriber expects them all, in order */
+	unsigned round;
+	int pause_ms;        /* the longest round */
+};
+
+/* One round: every echo client sends one message (one in 8 of them in two fragments, one
+ * in 8 as a frame cut in two, the second part after the subscribers were read), sub[0]
+ * publishes one, every subscriber reads it, every echo client reads its echo. */
+static void load_round(struct load *L)
+{
+	int64_t t0 = wt_now_ms();
+	char m[64];
+	uint8_t *cut[L->n_echo];
+	size_t cut_n[L->n_echo], cut_at[L->n_echo];
+	for (int i = 0; i < L->n_echo; i++) {
+		struct client *c = &L->echo[i];
+		int len = snprintf(m, sizeof(m), "c%d m%u", i, c->sent++);
+		unsigned kind = (unsigned)i + L->round;
+		cut[i] = NULL;
+		if (kind % 8 == 0) {
+			WT_OK(&c->c, wt_send_frame(&c->c, WT_TEXT, 0, m, 3));
+		} else if (kind % 8 == 1) {
+			struct wt_frame_spec sp = { .opcode = WT_TEXT, .fin = 1, .payload = m, .len = (size_t)len };
+			cut[i] = wt_frame_encode(&sp, &cut_n[i]);
+			ck_assert_ptr_nonnull(cut[i]);
+			cut_at[i] = 1 + (size_t)(i * 7) % (cut_n[i] - 1); /* in the header or the payload */
+			WT_OK(&c->c, wt_send_raw(&c->c, cut[i], cut_at[i]));
+		} else {
+			WT_OK(&c->c, wt_send_frame(&c->c, WT_TEXT, 1, m, (size_t)len));
+		}
+	}
+	int len = snprintf(m, sizeof(m), "p%u", L->pub++);
+	WT_OK(&L->sub[0], wt_send_frame(&L->sub[0], WT_TEXT, 1, m, (size_t)len));
+	for (int j = 0; j < L->n_sub; j++) {
+		struct wt_frame f;
+		REQUIRE(wt_read_message(&L->sub[j], &f, 10000) == 0, "subscriber %d, publish %u: %s", j, L->pub - 1,
+			L->sub[j].err);
+		REQUIRE(f.len == (size_t)len && !memcmp(f.payload, m, f.len), "subscriber %d: expected %s, got '%.*s'",
+			j, m, (int)f.len, (const char *)f.payload);
+		wt_frame_free(&f);
+	}
+	for (int i = 0; i < L->n_echo; i++) {
+		struct client *c = &L->echo[i];
+		unsigned kind = (unsigned)i + L->round;
+		if (kind % 8 == 0) {
+			int n = snprintf(m, sizeof(m), "c%d m%u", i, c->sent - 1);
+			WT_OK(&c->c, wt_send_frame(&c->c, WT_CONT, 1, m + 3, (size_t)n - 3));
+		} else if (cut[i]) {
+			WT_OK(&c->c, wt_send_raw(&c->c, cut[i] + cut_at[i], cut_n[i] - cut_at[i]));
+			free(cut[i]);
+		}
+	}
+	for (int i = 0; i < L->n_echo; i++) {
+		struct client *c = &L->echo[i];
+		struct wt_frame f;
+		REQUIRE(wt_read_message(&c->c, &f, 10000) >= 0, "client %d, message %u: %s", i, c->got, c->c.err);
+		int n = snprintf(m, sizeof(m), "c%d m%u", i, c->got++);
+		REQUIRE(f.opcode == WT_TEXT && f.len == (size_t)n && !memcmp(f.payload, m, f.len),
+			"client %d: expected '%s', got '%.*s'", i, m, (int)f.len, (const char *)f.payload);
+		wt_frame_free(&f);
+	}
+	L->round++;
+	int ms = (int)(wt_now_ms() - t0);
+	if (ms > L->pause_ms)
+		L->pause_ms = ms;
+}
+
+/* 2,000 clients of a wsgw-echo worker, 1,000 subscribers of a wsgw-broadcast one with a
+ * stream published through it, ten upgrades in a row while rounds go on: every upgrade
+ * succeeds, no client closes, every echo and every published message arrives once and
+ * in order, the fragments and cut frames in flight at each hand-over complete, and the
+ * workers follow without attaching again. */
+START_TEST(ten_upgrades_under_worker_load)
+{
+	struct wt_env e;
+	wt_env_init(&e);
+	WT_GW_START(&gw, "--control", e.control, "--runtime-dir", e.dir, "--admin", "127.0.0.1:0", "--route",
+		    "/e=e", "--route", "/b=b", NULL);
+	wt_track_gateway(gw.pid);
+	serving = gw.pid;
+	const char *build = getenv("WSGW_BUILD");
+	char echo[512], bc[512], elog[256], blog[256];
+	snprintf(echo, sizeof(echo), "%s/wsgw-echo", build && *build ? build : "build");
+	snprintf(bc, sizeof(bc), "%s/wsgw-broadcast", build && *build ? build : "build");
+	snprintf(elog, sizeof(elog), "%s/echo.log", e.dir);
+	snprintf(blog, sizeof(blog), "%s/broadcast.log", e.dir);
+	struct wt_proc we, wb;
+	const char *ea[] = { echo, "--control", e.control, "--pool", "e", NULL };
+	const char *ba[] = { bc, "--control", e.control, "--pool", "b", NULL };
+	ck_assert_int_eq(wt_proc_spawn(&we, ea, elog), 0);
+	ck_assert_int_eq(wt_proc_spawn(&wb, ba, blog), 0);
+	REQUIRE(wt_wait_attached(gw.log_path, "e", we.pid, WT_ATTACH_MS) > 0, "wsgw-echo did not attach");
+	REQUIRE(wt_wait_attached(gw.log_path, "b", wb.pid, WT_ATTACH_MS) > 0, "wsgw-broadcast did not attach");
+	int admin = wt_admin_port(&gw);
+	struct load L = { .n_echo = 2000, .n_sub = 1000 };
+	L.echo = calloc((size_t)L.n_echo, sizeof(*L.echo));
+	L.sub = calloc((size_t)L.n_sub, sizeof(*L.sub));
+	ck_assert(L.echo && L.sub);
+	for (int i = 0; i < L.n_echo; i++)
+		WT_EXPECT_OPEN(&L.echo[i].c, "127.0.0.1", gw.port, "/e");
+	for (int j = 0; j < L.n_sub; j++)
+		WT_EXPECT_OPEN(&L.sub[j], "127.0.0.1", gw.port, "/b");
+	wt_sleep_ms(500); /* the SUBSCRIBEs are in */
+	load_round(&L);
+	for (int u = 0; u < 10; u++) {
+		struct ctl_run r;
+		ctl_start(&r, admin, NULL);
+		int st = 0, rounds = 0;
+		while (!ctl_done(&r, &st) && rounds++ < 2000)
+			load_round(&L);
+		REQUIRE(!r.pid && WIFEXITED(st) && WEXITSTATUS(st) == 0, "upgrade %d failed: %s", u, r.out);
+		REQUIRE(strstr(r.out, "it took 3000 connections"), "upgrade %d: %s", u, r.out);
+		upgraded(&r);
+		wt_track_gateway(serving);
+		for (int k = 0; k < 3; k++)
+			load_round(&L);
+	}
+	printf("ten upgrades: %u rounds, the longest %d ms\n", L.round, L.pause_ms);
+	for (int i = 0; i < L.n_echo; i++)
+		REQUIRE(L.echo[i].got == L.echo[i].sent, "client %d: %u sent, %u echoed", i, L.echo[i].sent,
+			L.echo[i].got);
+	for (int j = 0; j < L.n_sub; j++) {
+		struct wt_frame f;
+		REQUIRE(wt_read_message(&L.sub[j], &f, 20) == -ETIMEDOUT, "subscriber %d: a message twice", j);
+	}
+	REQUIRE(wt_count_attached(gw.log_path, "e", we.pid) == 1 && wt_count_attached(gw.log_path, "b", wb.pid) == 1,
+		"a worker attached again");
+	close_clients(L.echo, L.n_echo);
+	for (int j = 0; j < L.n_sub; j++)
+		wt_close(&L.sub[j]);
+	free(L.sub);
+	stop_serving();
+	ck_assert_int_eq(wt_proc_stop(&we, 5000), 0);
+	ck_assert_int_eq(wt_proc_stop(&wb, 5000), 0);
+	wt_env_done(&e);
+}
+END_TEST
+
 /* ---- workers the gateway runs ([worker] sections) ---- */
 
 /* The pids the gateway log says its [worker] instances were started with, in order. */
@@ -1134,6 +1279,7 @@ int main(int argc, char **argv)
 	ADD(handshake_in_progress_follows);
 	ADD(systemd_follows_the_new_process);
 	ADD(upgrade_2000_clients_3_times);
+	ADD(ten_upgrades_under_worker_load);
 	suite_add_tcase(s, tc);
 	SRunner *sr = srunner_create(s);
 	srunner_run_all(sr, CK_NORMAL);

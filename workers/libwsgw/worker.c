@@ -293,15 +293,23 @@ static void control_tick(struct wsgw_worker *w)
 		w->next_hello = now + 1000; /* refused: try again later, the pool may appear */
 	now = now_ms(); /* read_ctl stamped last_heard after `now` was taken */
 	if (w->attached) {
-		/* A live upgrade: the new gateway took our segment and says so in its header. */
-		pid_t gw = (pid_t)shm_seg_gateway_pid(w->seg);
-		if (gw != w->gw_pid && gw > 0) {
-			fprintf(stderr, "libwsgw: worker %u: gateway pid %d took this worker over from pid %d (live upgrade)\n",
-				w->id, (int)gw, (int)w->gw_pid);
-			w->gw_pid = gw;
+		/* A live upgrade: the new gateway took our segment and says so in its header.
+		 * Read again when the pid is gone: the old one may have exited between the
+		 * read and the check, having named its successor there. */
+		int gone = 0;
+		for (int look = 0; look < 2 && (look == 0 || gone); look++) {
+			pid_t gw = (pid_t)shm_seg_gateway_pid(w->seg);
+			if (gw != w->gw_pid && gw > 0) {
+				fprintf(stderr, "libwsgw: worker %u: gateway pid %d took this worker over from pid %d (live upgrade)\n",
+					w->id, (int)gw, (int)w->gw_pid);
+				w->gw_pid = gw;
+				/* Its first word to us: its heartbeats start an interval after it
+				 * serves, and upgrades in quick succession must not add up to 3. */
+				w->last_heard = now;
+			}
+			gone = kill(w->gw_pid, 0) < 0 && errno == ESRCH;
 		}
-		int dead = now - w->last_heard > 3 * (uint64_t)hb ||
-			   (kill(w->gw_pid, 0) < 0 && errno == ESRCH);
+		int dead = now - w->last_heard > 3 * (uint64_t)hb || gone;
 		if (dead) {
 			unmap(w);
 			w->reset = 1;
