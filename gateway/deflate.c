@@ -200,6 +200,11 @@ struct pmd_stream {
 	z_stream in, out;
 	uint8_t in_ok, out_ok;
 	uint8_t mid; /* a stream is not at a message boundary (pmd_stream_movable) */
+	/* The compressor's window as a live upgrade brought it, until its first message
+	 * makes the compressor: setting a 32 KiB dictionary hashes every byte (some 150 µs),
+	 * which would lengthen the hand-over's pause by that for each connection. */
+	uint8_t *out_dict;
+	uint16_t out_dict_n;
 };
 
 /* The loop's own: one inflater for every connection without context, a few deflaters (one
@@ -236,6 +241,7 @@ void pmd_stream_free(struct pmd_stream *s)
 		inflateEnd(&s->in);
 	if (s->out_ok)
 		deflateEnd(&s->out);
+	free(s->out_dict);
 	free(s);
 }
 
@@ -366,6 +372,15 @@ int pmd_deflate(const struct pmd_params *p, const struct pmd_cfg *cfg, struct pm
 					 Z_DEFAULT_STRATEGY) != Z_OK)
 				return -ENOMEM;
 			(*ps)->out_ok = 1;
+			/* Raw streams take a dictionary at any block boundary; a fresh one is at
+			 * one. Its matches reach back 2^bits - 262 bytes at most: within the
+			 * client's window, which is at least 2^server_bits. */
+			if ((*ps)->out_dict && deflateSetDictionary(z, (*ps)->out_dict, (*ps)->out_dict_n) != Z_OK) {
+				(*ps)->mid = 1;
+				return -ENOMEM;
+			}
+			free((*ps)->out_dict);
+			(*ps)->out_dict = NULL;
 		}
 	} else if (!(z = shared_deflater(p, cfg))) {
 		return -ENOMEM;
@@ -409,17 +424,20 @@ int pmd_stream_export(struct pmd_stream *s, uint8_t *to_client, size_t *to_n,
 	/* Neither call can fail on a stream that was made (they copy at most the window
 	 * size, which PMD_WINDOW_MAX bounds). */
 	uInt n = 0;
-	if (s->out_ok && deflateGetDictionary(&s->out, to_client, &n) == Z_OK && n <= PMD_WINDOW_MAX)
+	if (s->out_dict) {
+		memcpy(to_client, s->out_dict, s->out_dict_n);
+		*to_n = s->out_dict_n;
+	} else if (s->out_ok && deflateGetDictionary(&s->out, to_client, &n) == Z_OK && n <= PMD_WINDOW_MAX) {
 		*to_n = n;
+	}
 	n = 0;
 	if (s->in_ok && inflateGetDictionary(&s->in, from_client, &n) == Z_OK && n <= PMD_WINDOW_MAX)
 		*from_n = n;
 	return 0;
 }
 
-int pmd_stream_import(const struct pmd_params *p, const struct pmd_cfg *cfg,
-		      const uint8_t *to_client, size_t to_n, const uint8_t *from_client,
-		      size_t from_n, struct pmd_stream **ps)
+int pmd_stream_import(const struct pmd_params *p, const uint8_t *to_client, size_t to_n,
+		      const uint8_t *from_client, size_t from_n, struct pmd_stream **ps)
 {
 	if ((to_n && (!p->on || !(p->takeover & 2) || to_n > (size_t)1 << p->server_bits)) ||
 	    (from_n && (!p->on || !(p->takeover & 1) || from_n > (size_t)1 << p->client_bits)))
@@ -430,17 +448,13 @@ int pmd_stream_import(const struct pmd_params *p, const struct pmd_cfg *cfg,
 	if (!s)
 		return -ENOMEM;
 	int rc = 0;
-	/* Raw streams take a dictionary at any block boundary; a fresh one is at one. The
-	 * compressor's matches reach back 2^bits - 262 bytes at most: within the client's
-	 * window, which is at least 2^server_bits. */
+	/* The compressor is made at its first message (out_dict says why). */
 	if (to_n) {
-		if (deflateInit2(&s->out, cfg->level, Z_DEFLATED, -(int)p->server_bits, cfg->mem_level,
-				 Z_DEFAULT_STRATEGY) != Z_OK)
+		if (!(s->out_dict = malloc(to_n)))
 			rc = -ENOMEM;
 		else {
-			s->out_ok = 1;
-			if (deflateSetDictionary(&s->out, to_client, (uInt)to_n) != Z_OK)
-				rc = -EINVAL;
+			memcpy(s->out_dict, to_client, to_n);
+			s->out_dict_n = (uint16_t)to_n;
 		}
 	}
 	if (rc == 0 && from_n) {

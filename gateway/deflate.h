@@ -77,13 +77,13 @@ int pmd_stream_movable(const struct pmd_stream *s);
 int pmd_stream_export(struct pmd_stream *s, uint8_t *to_client, size_t *to_n,
 		      uint8_t *from_client, size_t *from_n) __attribute__((warn_unused_result));
 
-/* Makes a connection's streams from windows pmd_stream_export gave, with p as agreed and
- * cfg's level and memLevel: *ps is NULL when both are empty (made at the first compressed
- * message, as for a new connection). 0; -EINVAL: a window for a direction that keeps no
+/* Makes a connection's streams from windows pmd_stream_export gave, with p as agreed: *ps
+ * is NULL when both are empty (made at the first compressed message, as for a new
+ * connection). The compressor itself is made at its first message (with the level and
+ * memLevel pmd_deflate is given): until then the stream holds its window, to_n bytes. 0; -EINVAL: a window for a direction that keeps no
  * context, or longer than 2^bits of that direction; -ENOMEM. *ps is untouched on error. */
-int pmd_stream_import(const struct pmd_params *p, const struct pmd_cfg *cfg,
-		      const uint8_t *to_client, size_t to_n, const uint8_t *from_client,
-		      size_t from_n, struct pmd_stream **ps) __attribute__((warn_unused_result));
+int pmd_stream_import(const struct pmd_params *p, const uint8_t *to_client, size_t to_n,
+		      const uint8_t *from_client, size_t from_n, struct pmd_stream **ps) __attribute__((warn_unused_result));
 
 /*
  * Decompresses the message in[0..n) (the compressed payload of a message with RSV1) into a

@@ -179,8 +179,8 @@ int sess_ho_import(struct sess *s, const struct ho_conn *h, int fd, struct conn 
 		/* Counted against its address like any client; the verdict is for new ones. */
 		(void)door_enter((struct sockaddr *)&ss, now, &c->ip, &c->port, &retry);
 	}
-	int rc = pmd_stream_import(&c->pmd, &cfg->deflate, h->win_to.p, h->win_to.n, h->win_from.p,
-				   h->win_from.n, &c->pmd_s);
+	int rc = pmd_stream_import(&c->pmd, h->win_to.p, h->win_to.n, h->win_from.p, h->win_from.n,
+				   &c->pmd_s);
 	if (rc == -EINVAL) {
 		*why = "a deflate window its parameters do not allow";
 		rc = -EBADMSG;

@@ -96,7 +96,7 @@ static struct pmd_stream *move(struct pmd_stream *s, size_t *to_n, size_t *from_
 	ck_assert_int_eq(pmd_stream_export(s, to, to_n, from, from_n), 0);
 	pmd_stream_free(s);
 	struct pmd_stream *t = NULL;
-	ck_assert_int_eq(pmd_stream_import(&P, &cfg, to, *to_n, from, *from_n, &t), 0);
+	ck_assert_int_eq(pmd_stream_import(&P, to, *to_n, from, *from_n, &t), 0);
 	return t;
 }
 
@@ -111,6 +111,13 @@ START_TEST(windows_move)
 		exchange(&c, &s, k);
 	for (int u = 0; u < 3; u++) {
 		s = move(s, &to_n, &from_n);
+		if (u == 1) {
+			/* Moved again before a message: the compressor was not made yet, the
+			 * window it was given goes on as it came. */
+			size_t to_before = to_n;
+			s = move(s, &to_n, &from_n);
+			ck_assert_uint_eq(to_n, to_before);
+		}
 		/* Full windows: 2^12 bytes from the client (50 messages were more); to it, what
 		 * zlib keeps of 2^10 since its last slide, no less than the 2^10 - 262 its
 		 * matches may reach back. */
@@ -139,7 +146,7 @@ START_TEST(nothing_to_carry)
 	ck_assert_int_eq(pmd_stream_export(NULL, to, &to_n, from, &from_n), 0);
 	ck_assert_uint_eq(to_n + from_n, 0);
 	struct pmd_stream *s = NULL;
-	ck_assert_int_eq(pmd_stream_import(&P, &cfg, to, 0, from, 0, &s), 0);
+	ck_assert_int_eq(pmd_stream_import(&P, to, 0, from, 0, &s), 0);
 	ck_assert_ptr_null(s);
 	/* Only the client keeps context: only the decompressor's window. */
 	struct pmd_params p = P;
@@ -168,18 +175,18 @@ START_TEST(bad_windows)
 	pmd_cfg_default(&cfg);
 	static uint8_t w[PMD_WINDOW_MAX];
 	struct pmd_stream *s = NULL;
-	ck_assert_int_eq(pmd_stream_import(&P, &cfg, w, 1025, w, 0, &s), -EINVAL);  /* over 2^10 */
-	ck_assert_int_eq(pmd_stream_import(&P, &cfg, w, 0, w, 4097, &s), -EINVAL);  /* over 2^12 */
+	ck_assert_int_eq(pmd_stream_import(&P, w, 1025, w, 0, &s), -EINVAL);  /* over 2^10 */
+	ck_assert_int_eq(pmd_stream_import(&P, w, 0, w, 4097, &s), -EINVAL);  /* over 2^12 */
 	struct pmd_params p = P;
 	p.takeover = 1; /* the gateway keeps no context: no compressor's window */
-	ck_assert_int_eq(pmd_stream_import(&p, &cfg, w, 10, w, 0, &s), -EINVAL);
+	ck_assert_int_eq(pmd_stream_import(&p, w, 10, w, 0, &s), -EINVAL);
 	p.takeover = 2;
-	ck_assert_int_eq(pmd_stream_import(&p, &cfg, w, 0, w, 10, &s), -EINVAL);
+	ck_assert_int_eq(pmd_stream_import(&p, w, 0, w, 10, &s), -EINVAL);
 	p = P;
 	p.on = 0;
-	ck_assert_int_eq(pmd_stream_import(&p, &cfg, w, 10, w, 0, &s), -EINVAL);
+	ck_assert_int_eq(pmd_stream_import(&p, w, 10, w, 0, &s), -EINVAL);
 	ck_assert_ptr_null(s);
-	ck_assert_int_eq(pmd_stream_import(&P, &cfg, w, 1024, w, 4096, &s), 0);
+	ck_assert_int_eq(pmd_stream_import(&P, w, 1024, w, 4096, &s), 0);
 	ck_assert_ptr_nonnull(s);
 	pmd_stream_free(s);
 }
