@@ -199,6 +199,12 @@ int pmd_header(const struct pmd_params *p, char *out, size_t cap)
 struct pmd_stream {
 	z_stream in, out;
 	uint8_t in_ok, out_ok;
+	uint8_t mid; /* a stream is not at a message boundary (pmd_stream_movable) */
+	/* The compressor's window as a live upgrade brought it, until its first message
+	 * makes the compressor: setting a 32 KiB dictionary hashes every byte (some 150 µs),
+	 * which would lengthen the hand-over's pause by that for each connection. */
+	uint8_t *out_dict;
+	uint16_t out_dict_n;
 };
 
 /* The loop's own: one inflater for every connection without context, a few deflaters (one
@@ -235,6 +241,7 @@ void pmd_stream_free(struct pmd_stream *s)
 		inflateEnd(&s->in);
 	if (s->out_ok)
 		deflateEnd(&s->out);
+	free(s->out_dict);
 	free(s);
 }
 
@@ -314,7 +321,13 @@ int pmd_inflate(const struct pmd_params *p, struct pmd_stream **ps, const uint8_
 	if (rc && (p->takeover & 1)) {
 		/* The connection fails on any error: its stream is done with. */
 		inflateReset(z);
+		(*ps)->mid = 1;
 	}
+	/* A conforming message ends with an empty stored block: the inflater waits for the
+	 * next block's header with no bit held (data_type 128). Anything else is state
+	 * beyond the window, which a live upgrade could not carry. */
+	if (!rc && (p->takeover & 1) && z->data_type != 128)
+		(*ps)->mid = 1;
 	if (rc)
 		return rc;
 	T.in_wire += n;
@@ -359,6 +372,15 @@ int pmd_deflate(const struct pmd_params *p, const struct pmd_cfg *cfg, struct pm
 					 Z_DEFAULT_STRATEGY) != Z_OK)
 				return -ENOMEM;
 			(*ps)->out_ok = 1;
+			/* Raw streams take a dictionary at any block boundary; a fresh one is at
+			 * one. Its matches reach back 2^bits - 262 bytes at most: within the
+			 * client's window, which is at least 2^server_bits. */
+			if ((*ps)->out_dict && deflateSetDictionary(z, (*ps)->out_dict, (*ps)->out_dict_n) != Z_OK) {
+				(*ps)->mid = 1;
+				return -ENOMEM;
+			}
+			free((*ps)->out_dict);
+			(*ps)->out_dict = NULL;
 		}
 	} else if (!(z = shared_deflater(p, cfg))) {
 		return -ENOMEM;
@@ -366,6 +388,12 @@ int pmd_deflate(const struct pmd_params *p, const struct pmd_cfg *cfg, struct pm
 	size_t got = 0;
 	/* Incompressible data grows by a few bytes per 16 KiB block at most. */
 	int rc = run(z, 0, in, n, n + n / 16 + 64, &T.obuf, &got);
+	if (p->takeover & 2) {
+		unsigned pending = 0;
+		int bits = 0;
+		if (rc || deflatePending(z, &pending, &bits) != Z_OK || pending || bits)
+			(*ps)->mid = 1;
+	}
 	if (rc)
 		return rc == -EMSGSIZE ? -ENOMEM : rc;
 	/* Z_SYNC_FLUSH ended it with the 4-byte tail the receiver puts back. */
@@ -375,5 +403,73 @@ int pmd_deflate(const struct pmd_params *p, const struct pmd_cfg *cfg, struct pm
 	T.out_wire += got;
 	*out = T.obuf.p;
 	*out_n = got;
+	return 0;
+}
+
+/* ---- a live upgrade: the windows out and in ------------------------------------ */
+
+int pmd_stream_movable(const struct pmd_stream *s)
+{
+	return !s || !s->mid;
+}
+
+int pmd_stream_export(struct pmd_stream *s, uint8_t *to_client, size_t *to_n,
+		      uint8_t *from_client, size_t *from_n)
+{
+	*to_n = *from_n = 0;
+	if (!s)
+		return 0;
+	if (s->mid)
+		return -EAGAIN;
+	/* Neither call can fail on a stream that was made (they copy at most the window
+	 * size, which PMD_WINDOW_MAX bounds). */
+	uInt n = 0;
+	if (s->out_dict) {
+		memcpy(to_client, s->out_dict, s->out_dict_n);
+		*to_n = s->out_dict_n;
+	} else if (s->out_ok && deflateGetDictionary(&s->out, to_client, &n) == Z_OK && n <= PMD_WINDOW_MAX) {
+		*to_n = n;
+	}
+	n = 0;
+	if (s->in_ok && inflateGetDictionary(&s->in, from_client, &n) == Z_OK && n <= PMD_WINDOW_MAX)
+		*from_n = n;
+	return 0;
+}
+
+int pmd_stream_import(const struct pmd_params *p, const uint8_t *to_client, size_t to_n,
+		      const uint8_t *from_client, size_t from_n, struct pmd_stream **ps)
+{
+	if ((to_n && (!p->on || !(p->takeover & 2) || to_n > (size_t)1 << p->server_bits)) ||
+	    (from_n && (!p->on || !(p->takeover & 1) || from_n > (size_t)1 << p->client_bits)))
+		return -EINVAL;
+	if (!to_n && !from_n)
+		return 0;
+	struct pmd_stream *s = calloc(1, sizeof(*s));
+	if (!s)
+		return -ENOMEM;
+	int rc = 0;
+	/* The compressor is made at its first message (out_dict says why). */
+	if (to_n) {
+		if (!(s->out_dict = malloc(to_n)))
+			rc = -ENOMEM;
+		else {
+			memcpy(s->out_dict, to_client, to_n);
+			s->out_dict_n = (uint16_t)to_n;
+		}
+	}
+	if (rc == 0 && from_n) {
+		if (inflateInit2(&s->in, -(int)p->client_bits) != Z_OK)
+			rc = -ENOMEM;
+		else {
+			s->in_ok = 1;
+			if (inflateSetDictionary(&s->in, from_client, (uInt)from_n) != Z_OK)
+				rc = -ENOMEM; /* its window is allocated here */
+		}
+	}
+	if (rc) {
+		pmd_stream_free(s);
+		return rc;
+	}
+	*ps = s;
 	return 0;
 }

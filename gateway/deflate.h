@@ -57,6 +57,35 @@ struct pmd_stream; /* a connection's own zlib state (context takeover only) */
 void pmd_stream_free(struct pmd_stream *s);
 
 /*
+ * A live upgrade moves a connection's streams (docs/UPGRADE.md). Between messages a
+ * stream's whole state is its window, the last 2^bits bytes it saw: every message ends
+ * with a sync flush, so both streams sit at a block boundary with no bits pending. The
+ * compressor restored from its window writes other bytes than the old one would have, but
+ * valid ones for the client, whose inflater holds the same window; the decompressor
+ * restored goes on exactly.
+ */
+#define PMD_WINDOW_MAX 32768 /* 2^15 */
+
+/* 1 when s is at a message boundary both ways (NULL is), so its windows are its state;
+ * 0 after a zlib call that failed half way or a client message that did not end on a
+ * block boundary (a final block, or no flush): then it cannot move. */
+int pmd_stream_movable(const struct pmd_stream *s);
+
+/* Copies s's windows (NULL: none) into to_client (the compressor's) and from_client (the
+ * decompressor's), PMD_WINDOW_MAX bytes each, lengths in *to_n, *from_n (0 when that
+ * stream was never made). 0, or -EAGAIN when s is not movable. Nothing of s changes. */
+int pmd_stream_export(struct pmd_stream *s, uint8_t *to_client, size_t *to_n,
+		      uint8_t *from_client, size_t *from_n) __attribute__((warn_unused_result));
+
+/* Makes a connection's streams from windows pmd_stream_export gave, with p as agreed: *ps
+ * is NULL when both are empty (made at the first compressed message, as for a new
+ * connection). The compressor itself is made at its first message (with the level and
+ * memLevel pmd_deflate is given): until then the stream holds its window, to_n bytes. 0; -EINVAL: a window for a direction that keeps no
+ * context, or longer than 2^bits of that direction; -ENOMEM. *ps is untouched on error. */
+int pmd_stream_import(const struct pmd_params *p, const uint8_t *to_client, size_t to_n,
+		      const uint8_t *from_client, size_t from_n, struct pmd_stream **ps) __attribute__((warn_unused_result));
+
+/*
  * Decompresses the message in[0..n) (the compressed payload of a message with RSV1) into a
  * buffer of the loop's, valid until the next call. *ps is the connection's stream, made
  * here when its parameters keep context. Returns 0 with *out, *out_n; -EMSGSIZE when the

@@ -223,7 +223,7 @@ static int rec_open(const uint8_t *p, size_t n, struct rd *body, size_t *used)
 int ho_put_conn(struct ho_buf *b, const struct ho_conn *c)
 {
 	if (c->route.n > HO_ROUTE_MAX || c->in.n > WS_RX_TAIL_MAX || c->msg.n > UINT32_MAX ||
-	    c->fields.n > UINT32_MAX)
+	    c->fields.n > UINT32_MAX || c->win_to.n > HO_WINDOW_MAX || c->win_from.n > HO_WINDOW_MAX)
 		return -EINVAL;
 	size_t at = b->len;
 	const struct ws_rx *x = &c->rx;
@@ -239,6 +239,10 @@ int ho_put_conn(struct ho_buf *b, const struct ho_conn *c)
 		 put(b, c->out_started, 1) || put_bytes(b, c->out_head.p, c->out_head.n, 8) ||
 		 put_bytes(b, c->out_rest.p, c->out_rest.n, 8) ||
 		 put_bytes(b, c->fields.p, c->fields.n, 4) || put_bytes(b, c->subs.p, c->subs.n, 4);
+	if (!rc && (c->win_to.n || c->win_from.n))
+		rc = put(b, HO_E_WINDOWS, 1) || put(b, 4 + c->win_to.n + c->win_from.n, 4) ||
+		     put_bytes(b, c->win_to.p, c->win_to.n, 2) ||
+		     put_bytes(b, c->win_from.p, c->win_from.n, 2);
 	return rec_end(b, at, rc);
 }
 
@@ -280,7 +284,19 @@ int ho_get_conn(const uint8_t *p, size_t n, struct ho_conn *c, size_t *used)
 	c->fields = get_bytes(&r, 4, UINT32_MAX);
 	if (!r.bad && r.off < r.n) /* version 1 ends before */
 		c->subs = get_bytes(&r, 4, UINT32_MAX);
-	/* Bytes past what this version knows are a later minor addition: skipped. */
+	/* Version 3: entries to the record's end (version 2 ends before). */
+	int windows = 0;
+	while (!r.bad && r.off < r.n) {
+		unsigned tag = (unsigned)get(&r, 1);
+		struct ho_bytes e = get_bytes(&r, 4, SIZE_MAX);
+		if (r.bad || tag != HO_E_WINDOWS)
+			continue; /* another's: a later minor addition, skipped */
+		struct rd w = { e.p, e.n, 0, 0 };
+		c->win_to = get_bytes(&w, 2, HO_WINDOW_MAX);
+		c->win_from = get_bytes(&w, 2, HO_WINDOW_MAX);
+		if (w.bad || w.off != w.n || windows++) /* twice: which one? */
+			r.bad = 1;
+	}
 	if (r.bad || x->phase > 3 || x->msg_op > WS_OP_BINARY || c->out_started > 1 ||
 	    (c->out_started && !c->out_head.n))
 		return -EBADMSG;

@@ -16,8 +16,12 @@
 /* The format this binary writes, and the oldest it reads. */
 /* 2: subscriptions in connection records, WORKERS, and the LISTEN entries of the
  * runtime directory's lock, the control and attach sockets and the doorbell page. A
- * version-1 stream (a gateway without workers) reads as one with none of them. */
-#define HO_VERSION 2
+ * version-1 stream (a gateway without workers) reads as one with none of them.
+ * 3: tagged entries after a connection record's subscriptions, the first the deflate
+ * windows of a connection with context takeover; PROGS, the [worker] instances. A version-2 binary would skip them as
+ * a minor addition and go on with streams the client does not share: it must refuse. A
+ * version-1 or 2 stream reads as one with no entry. */
+#define HO_VERSION 3
 #define HO_VERSION_MIN 1
 
 #define HO_HDR 12            /* "WSGW", u16 version, u8 type, u8 0, u32 body length */
@@ -126,7 +130,19 @@ struct ho_conn {
 	struct ho_bytes out_head, out_rest; /* queued output, in order */
 	struct ho_bytes fields; /* the OPEN fields a worker route keeps */
 	struct ho_bytes subs;   /* version 2: its subscriptions, ho_put_sub's, in order */
+	/* Version 3, entry HO_E_WINDOWS, written when either is not empty: permessage-deflate's
+	 * windows (context takeover), the compressor's (to the client) and the decompressor's
+	 * (from it), HO_WINDOW_MAX bytes each at most. */
+	struct ho_bytes win_to, win_from;
 };
+
+/* The tagged entries after a record's subscriptions: u8 tag, u32 length, that many bytes.
+ * An entry of a tag this binary does not know is skipped by its length (a minor addition
+ * an older reader may ignore); one it must not ignore comes with a version bump. */
+enum ho_entry {
+	HO_E_WINDOWS = 1, /* u16 length, the window to the client; u16 length, from it */
+};
+#define HO_WINDOW_MAX 32768
 
 /* One subscription of a connection: its topic and `after` (gateway/topics.h). */
 struct ho_sub {
@@ -178,10 +194,12 @@ struct ho_prog {
 int ho_put_prog(struct ho_buf *b, const struct ho_prog *g) __attribute__((warn_unused_result));
 int ho_get_prog(const uint8_t *p, size_t n, struct ho_prog *g, size_t *used)
 	__attribute__((warn_unused_result));
-/* Appends c's record. 0, -EINVAL (a field out of range: route or tail too long), -ENOMEM. */
+/* Appends c's record. 0, -EINVAL (a field out of range: route or tail too long, a deflate
+ * window over HO_WINDOW_MAX), -ENOMEM. */
 int ho_put_conn(struct ho_buf *b, const struct ho_conn *c) __attribute__((warn_unused_result));
 /* Reads one record at p[0..n); the byte ranges of *c point into p. *used gets its size.
- * 0, or -EBADMSG (truncated, or a field out of range). */
+ * 0, or -EBADMSG (truncated, or a field out of range: an entry cut short or longer than
+ * its record, a deflate window over HO_WINDOW_MAX or not filling its entry). */
 int ho_get_conn(const uint8_t *p, size_t n, struct ho_conn *c, size_t *used)
 	__attribute__((warn_unused_result));
 

@@ -25,8 +25,8 @@ int sess_ho_movable(struct sess *s, const struct conn *c, const char **why)
 		*why = c->state == CONN_HANDSHAKE || c->state == CONN_AUTHORIZING ? "handshake in progress" : "closing";
 	else if (c->tls)
 		*why = "TLS without kernel TLS";
-	else if (c->pmd.on && (c->pmd.takeover || c->pmd_s))
-		*why = "deflate with context takeover";
+	else if (!pmd_stream_movable(c->pmd_s))
+		*why = "its deflate stream is not at a message boundary";
 	else if (!(c->flags & CONN_ECHO))
 		pool_ho_conn_ok(s->u.ps, c, why);
 	return *why ? -EAGAIN : 0;
@@ -64,11 +64,29 @@ int sess_ho_export(struct sess *s, struct conn *c, struct ho_buf *b, const char 
 	h.pmd[1] = c->pmd.server_bits;
 	h.pmd[2] = c->pmd.client_bits;
 	h.pmd[3] = (uint8_t)(c->pmd.takeover | c->pmd.say_sbits << 2 | c->pmd.say_cbits << 3);
+	/* Context takeover: the streams' windows (a message partly received is still the
+	 * compressed bytes in msg, not inflated yet; one partly sent is framed bytes in the
+	 * queue, already through the compressor). */
+	uint8_t *win = NULL;
+	if (c->pmd_s) {
+		size_t to_n, from_n;
+		if (!(win = malloc(2 * PMD_WINDOW_MAX)))
+			return -ENOMEM;
+		if (pmd_stream_export(c->pmd_s, win, &to_n, win + PMD_WINDOW_MAX, &from_n)) {
+			free(win);
+			*why = "its deflate stream is not at a message boundary";
+			return -EAGAIN;
+		}
+		h.win_to = (struct ho_bytes){ win, to_n };
+		h.win_from = (struct ho_bytes){ win + PMD_WINDOW_MAX, from_n };
+	}
 	uint8_t *out = NULL;
 	if (c->out.bytes) {
 		out = malloc(c->out.bytes);
-		if (!out)
+		if (!out) {
+			free(win);
 			return -ENOMEM;
+		}
 		outq_copy(&c->out, out);
 		size_t started = outq_started(&c->out);
 		h.out_started = started > 0;
@@ -79,11 +97,13 @@ int sess_ho_export(struct sess *s, struct conn *c, struct ho_buf *b, const char 
 	top_each_sub(c, put_sub, &subs);
 	if (subs.p == (void *)1) {
 		free(out);
+		free(win);
 		return -ENOMEM;
 	}
 	h.subs = (struct ho_bytes){ subs.p, subs.len };
 	int rc = ho_put_conn(b, &h);
 	free(out);
+	free(win);
 	ho_buf_free(&subs);
 	return rc;
 }
@@ -108,6 +128,8 @@ static void drop_buffers(struct conn *c)
 	c->ip = 0;
 	of_put(c->fields);
 	c->fields = NULL;
+	pmd_stream_free(c->pmd_s);
+	c->pmd_s = NULL;
 }
 
 int sess_ho_import(struct sess *s, const struct ho_conn *h, int fd, struct conn **out, const char **why)
@@ -157,8 +179,13 @@ int sess_ho_import(struct sess *s, const struct ho_conn *h, int fd, struct conn 
 		/* Counted against its address like any client; the verdict is for new ones. */
 		(void)door_enter((struct sockaddr *)&ss, now, &c->ip, &c->port, &retry);
 	}
-	int rc = 0;
-	if (h->in.n) {
+	int rc = pmd_stream_import(&c->pmd, h->win_to.p, h->win_to.n, h->win_from.p, h->win_from.n,
+				   &c->pmd_s);
+	if (rc == -EINVAL) {
+		*why = "a deflate window its parameters do not allow";
+		rc = -EBADMSG;
+	}
+	if (rc == 0 && h->in.n) {
 		c->in = malloc(WS_RX_TAIL_MAX);
 		if (!c->in)
 			rc = -ENOMEM;
@@ -199,7 +226,8 @@ int sess_ho_import(struct sess *s, const struct ho_conn *h, int fd, struct conn 
 	if (rc) {
 		pool_ho_unpin(s->u.ps, c);
 		top_drop_conn(c);
-		*why = rc == -EBADMSG ? "a bad subscription" : "out of memory";
+		if (!*why)
+			*why = rc == -EBADMSG ? "a bad subscription" : "out of memory";
 		drop_buffers(c);
 		c->fd = -1;
 		c->state = CONN_DEAD;

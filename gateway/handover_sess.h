@@ -16,7 +16,7 @@ struct sess;
 int sess_ho_movable(struct sess *s, const struct conn *c, const char **why);
 
 /* Appends c's record to b. 0; -EAGAIN when c cannot move (not open: a handshake or a
- * close in progress; TLS; deflate with context takeover; subscriptions; a worker route:
+ * close in progress; TLS; a deflate stream not at a message boundary; a worker route:
  * *why says which) — it stays with this process; -ENOMEM. Nothing of c changes. */
 int sess_ho_export(struct sess *s, struct conn *c, struct ho_buf *b, const char **why)
 	__attribute__((warn_unused_result));

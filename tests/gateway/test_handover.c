@@ -131,7 +131,22 @@ START_TEST(conn_bad_fields)
 }
 END_TEST
 
-/* A later minor version may append fields to a record: this one skips them. */
+/* Appends tail[0..n) to the record in buf, its length fixed: a new buffer. */
+static uint8_t *longer(const struct ho_buf *buf, const void *tail, size_t n)
+{
+	uint8_t *p = malloc(buf->len + n);
+	ck_assert(p);
+	memcpy(p, buf->p, buf->len);
+	memcpy(p + buf->len, tail, n);
+	uint64_t body = buf->len - 8 + n;
+	for (int i = 0; i < 8; i++)
+		p[i] = (uint8_t)(body >> (8 * i));
+	return p;
+}
+
+/* A later minor version may append entries to a record: this one skips those of a tag it
+ * does not know. Bytes that are no entry (cut short, or longer than the record) are
+ * refused. */
 START_TEST(conn_longer_record)
 {
 	struct ho_conn a, b;
@@ -140,19 +155,97 @@ START_TEST(conn_longer_record)
 	a.out_rest.n = 0;
 	struct ho_buf buf = { 0 };
 	ck_assert_int_eq(ho_put_conn(&buf, &a), 0);
-	size_t len = buf.len;
-	uint8_t *p = malloc(len + 5);
-	memcpy(p, buf.p, len);
-	memcpy(p + len, "extra", 5);
-	uint64_t body = len - 8 + 5;
-	for (int i = 0; i < 8; i++)
-		p[i] = (uint8_t)(body >> (8 * i));
-	size_t used;
-	ck_assert_int_eq(ho_get_conn(p, len + 5, &b, &used), 0);
-	ck_assert_uint_eq(used, len + 5);
+	size_t len = buf.len, used;
+	static const uint8_t entry[] = { 0x7f, 5, 0, 0, 0, 'e', 'x', 't', 'r', 'a' };
+	uint8_t *p = longer(&buf, entry, sizeof(entry));
+	ck_assert_int_eq(ho_get_conn(p, len + sizeof(entry), &b, &used), 0);
+	ck_assert_uint_eq(used, len + sizeof(entry));
 	ck_assert_uint_eq(b.id, a.id);
+	ck_assert_uint_eq(b.win_to.n + b.win_from.n, 0);
 	free(p);
+	for (size_t cut = 1; cut < sizeof(entry); cut++) {
+		p = longer(&buf, entry, sizeof(entry) - cut);
+		REQUIRE(ho_get_conn(p, len + sizeof(entry) - cut, &b, &used) == -EBADMSG);
+		free(p);
+	}
 	ho_buf_free(&buf);
+}
+END_TEST
+
+/* Version 3: a connection's deflate windows (context takeover) round-trip, either alone
+ * or both, beside the other fields; none written means no entry at all (a record as
+ * version 2 wrote it). A window over 32 KiB is refused when written and when read, and so
+ * is an entry whose windows do not fill it exactly, or a second one. */
+START_TEST(deflate_windows)
+{
+	struct ho_conn a, b;
+	sample(&a);
+	struct ho_buf plain = { 0 }, buf = { 0 };
+	ck_assert_int_eq(ho_put_conn(&plain, &a), 0);
+	a.win_to = (struct ho_bytes){ big + 1, HO_WINDOW_MAX };
+	a.win_from = (struct ho_bytes){ big + 2, 1024 };
+	ck_assert_int_eq(ho_put_conn(&buf, &a), 0);
+	/* Tag, entry length, two window lengths: 9 bytes besides the windows. */
+	ck_assert_uint_eq(buf.len, plain.len + 9 + HO_WINDOW_MAX + 1024);
+	size_t used;
+	ck_assert_int_eq(ho_get_conn(buf.p, buf.len, &b, &used), 0);
+	ck_assert_uint_eq(used, buf.len);
+	ck_assert(same_bytes(b.win_to, a.win_to));
+	ck_assert(same_bytes(b.win_from, a.win_from));
+	ck_assert(same_bytes(b.out_rest, a.out_rest));
+	ck_assert(same_bytes(b.fields, a.fields));
+	ck_assert_int_eq(ho_get_conn(plain.p, plain.len, &b, &used), 0);
+	ck_assert_uint_eq(b.win_to.n + b.win_from.n, 0);
+	/* The decompressor's alone (a client that keeps context, a gateway that does not). */
+	buf.len = 0;
+	a.win_to.n = 0;
+	ck_assert_int_eq(ho_put_conn(&buf, &a), 0);
+	ck_assert_int_eq(ho_get_conn(buf.p, buf.len, &b, &used), 0);
+	ck_assert_uint_eq(b.win_to.n, 0);
+	ck_assert(same_bytes(b.win_from, a.win_from));
+	/* Every prefix of the entry is refused. */
+	for (size_t n = plain.len + 1; n < buf.len; n++) {
+		uint8_t *p = longer(&plain, buf.p + plain.len, n - plain.len);
+		REQUIRE(ho_get_conn(p, n, &b, &used) == -EBADMSG);
+		free(p);
+	}
+	/* Oversized: refused when written, the buffer as it was. */
+	size_t before = buf.len;
+	a.win_to = (struct ho_bytes){ big, HO_WINDOW_MAX + 1 };
+	ck_assert_int_eq(ho_put_conn(&buf, &a), -EINVAL);
+	a.win_to.n = 0;
+	a.win_from = (struct ho_bytes){ big, HO_WINDOW_MAX + 1 };
+	ck_assert_int_eq(ho_put_conn(&buf, &a), -EINVAL);
+	ck_assert_uint_eq(buf.len, before);
+	/* ...and when read: an entry of a window of 32 KiB + 1 and an empty one. */
+	size_t en = 9 + HO_WINDOW_MAX + 1;
+	uint8_t *e = calloc(1, en);
+	uint32_t elen = (uint32_t)(en - 5);
+	e[0] = HO_E_WINDOWS;
+	for (int i = 0; i < 4; i++)
+		e[1 + i] = (uint8_t)(elen >> (8 * i));
+	e[5] = (uint8_t)((HO_WINDOW_MAX + 1) & 0xff);
+	e[6] = (uint8_t)((HO_WINDOW_MAX + 1) >> 8);
+	uint8_t *p = longer(&plain, e, en);
+	ck_assert_int_eq(ho_get_conn(p, plain.len + en, &b, &used), -EBADMSG);
+	free(p);
+	/* An entry one byte longer than its windows, and two entries. */
+	static const uint8_t pad[] = { HO_E_WINDOWS, 6, 0, 0, 0, 1, 0, 'x', 0, 0, 'y' };
+	p = longer(&plain, pad, sizeof(pad));
+	ck_assert_int_eq(ho_get_conn(p, plain.len + sizeof(pad), &b, &used), -EBADMSG);
+	free(p);
+	static const uint8_t twice[] = { HO_E_WINDOWS, 5, 0, 0, 0, 1, 0, 'x', 0, 0,
+					 HO_E_WINDOWS, 5, 0, 0, 0, 1, 0, 'x', 0, 0 };
+	p = longer(&plain, twice, 10);
+	ck_assert_int_eq(ho_get_conn(p, plain.len + 10, &b, &used), 0);
+	ck_assert_uint_eq(b.win_to.n, 1);
+	free(p);
+	p = longer(&plain, twice, sizeof(twice));
+	ck_assert_int_eq(ho_get_conn(p, plain.len + sizeof(twice), &b, &used), -EBADMSG);
+	free(p);
+	free(e);
+	ho_buf_free(&buf);
+	ho_buf_free(&plain);
 }
 END_TEST
 
@@ -350,6 +443,7 @@ int main(void)
 	tcase_add_test(tc, conn_truncated);
 	tcase_add_test(tc, conn_bad_fields);
 	tcase_add_test(tc, conn_longer_record);
+	tcase_add_test(tc, deflate_windows);
 	tcase_add_test(tc, header_and_version);
 	tcase_add_test(tc, listen_entries);
 	tcase_add_test(tc, subscriptions);

@@ -556,7 +556,7 @@ END_TEST
 START_TEST(worker_new_binary_reads_another_version)
 {
 	setenv("WSGW_HANDOVER_TEST_VERSION", "1", 1); /* a binary of the first slice */
-	worker_failed_upgrade("hand-over format version 2 is not one this binary reads (1..1)");
+	worker_failed_upgrade("hand-over format version 3 is not one this binary reads (1..1)");
 }
 END_TEST
 
@@ -917,7 +917,7 @@ END_TEST
 START_TEST(new_binary_reads_another_version)
 {
 	setenv("WSGW_HANDOVER_TEST_VERSION", "99", 1); /* the new processes read only version 99 */
-	failed_upgrade(NULL, "hand-over format version 2 is not one this binary reads (99..99)");
+	failed_upgrade(NULL, "hand-over format version 3 is not one this binary reads (99..99)");
 }
 END_TEST
 
@@ -1071,6 +1071,204 @@ START_TEST(deflate_parameters_move)
 		deflate_round(&c, text, sizeof(text));
 	}
 	wt_close(&c);
+	stop_serving();
+}
+END_TEST
+
+/* ---- deflate with context takeover: the windows move ---- */
+
+/* A client that keeps its context both ways (no *_no_context_takeover offered, windows of
+ * 2^15): its own compressor and decompressor live across every upgrade, so each message it
+ * sends refers back into what it sent before, and each echo into what it got before. */
+struct keeper {
+	struct wt_conn c;
+	z_stream def, inf;
+	uint8_t *z;     /* compressed, then inflated */
+	size_t cap;
+	size_t wire_in; /* the echoes' compressed bytes, in all */
+};
+
+static void keeper_open(struct keeper *k, const char *path)
+{
+	memset(k, 0, sizeof(*k));
+	char req[1024], ext[256];
+	WT_OK(&k->c, wt_connect(&k->c, "127.0.0.1", gw.port));
+	int n = wt_request_build(&k->c, req, sizeof(req), path, "Sec-WebSocket-Extensions: permessage-deflate\r\n");
+	WT_OK(&k->c, wt_send_raw(&k->c, req, (size_t)n));
+	struct wt_http h;
+	ck_assert_int_eq(wt_http_read(&k->c, &h), 101);
+	ck_assert(wt_http_header(&h, "Sec-WebSocket-Extensions", ext, sizeof(ext)));
+	/* Both keep context: the answer names neither no_context_takeover. */
+	ck_assert_msg(!strncmp(ext, "permessage-deflate", 18) && !strstr(ext, "no_context_takeover"),
+		      "answer: %s", ext);
+	ck_assert_int_eq(deflateInit2(&k->def, 6, Z_DEFLATED, -15, 8, Z_DEFAULT_STRATEGY), Z_OK);
+	ck_assert_int_eq(inflateInit2(&k->inf, -15), Z_OK);
+	k->cap = 1 << 16;
+	k->z = malloc(k->cap);
+	ck_assert(k->z);
+}
+
+static void keeper_close(struct keeper *k)
+{
+	deflateEnd(&k->def);
+	inflateEnd(&k->inf);
+	free(k->z);
+	wt_close(&k->c);
+}
+
+/* Message i: its number, then eight blocks of 125 random letters (the same blocks in
+ * every message, in an order of its own). One alone hardly compresses (6 bits a letter);
+ * with the context it is a few back-references into earlier messages (32 of them fill
+ * the 32 KiB window). */
+static size_t keeper_text(char *m, size_t cap, unsigned i)
+{
+	static char blocks[8][125];
+	static int made;
+	static const char abc[] = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_";
+	unsigned x = 12345;
+	for (int b = 0; !made && b < 8; b++)
+		for (int c = 0; c < 125; c++) {
+			x = x * 1103515245u + 12345u;
+			blocks[b][c] = abc[(x >> 16) & 63];
+		}
+	made = 1;
+	size_t n = (size_t)snprintf(m, cap, "seq %u:", i);
+	for (unsigned b = 0; b < 8 && n + 125 <= cap; b++) {
+		memcpy(m + n, blocks[(b * 3 + i) % 8], 125);
+		n += 125;
+	}
+	return n;
+}
+
+/* Compresses m with the kept context; frags 2 sends it in two frames and returns after the
+ * first (the caller sends the rest with keeper_rest). */
+static uint8_t *pending_rest;
+static size_t pending_n;
+
+static void keeper_send(struct keeper *k, const char *m, size_t n, int split)
+{
+	k->def.next_in = (Bytef *)m;
+	k->def.avail_in = (uInt)n;
+	k->def.next_out = k->z;
+	k->def.avail_out = (uInt)k->cap;
+	ck_assert_int_eq(deflate(&k->def, Z_SYNC_FLUSH), Z_OK);
+	size_t zn = k->cap - k->def.avail_out - 4; /* without 00 00 ff ff */
+	if (!split) {
+		struct wt_frame_spec sp = { .opcode = WT_TEXT, .fin = 1, .rsv = 4, .payload = k->z, .len = zn };
+		WT_OK(&k->c, wt_send_spec(&k->c, &sp));
+		return;
+	}
+	/* RSV1 on the first frame only (RFC 7692 6.1). */
+	size_t half = zn / 2;
+	struct wt_frame_spec sp = { .opcode = WT_TEXT, .fin = 0, .rsv = 4, .payload = k->z, .len = half };
+	WT_OK(&k->c, wt_send_spec(&k->c, &sp));
+	pending_n = zn - half;
+	pending_rest = malloc(pending_n);
+	ck_assert(pending_rest);
+	memcpy(pending_rest, k->z + half, pending_n);
+}
+
+static void keeper_rest(struct keeper *k)
+{
+	struct wt_frame_spec sp = { .opcode = WT_CONT, .fin = 1, .payload = pending_rest, .len = pending_n };
+	WT_OK(&k->c, wt_send_spec(&k->c, &sp));
+	free(pending_rest);
+	pending_rest = NULL;
+}
+
+/* The next echo: compressed (RSV1), and byte-exact m once inflated on the kept context. */
+static void keeper_expect(struct keeper *k, const char *m, size_t n, unsigned i)
+{
+	struct wt_frame f;
+	int rc = wt_read_frame(&k->c, &f, 10000);
+	REQUIRE(rc == 0, "echo %u: %s", i, k->c.err);
+	REQUIRE(f.opcode == WT_TEXT && f.rsv == 4 && f.fin, "echo %u: opcode %d rsv %d fin %d (a close: %d)", i,
+		f.opcode, f.rsv, f.fin, f.opcode == 8 ? wt_close_code(&f) : 0);
+	k->wire_in += f.len;
+	uint8_t *in = malloc(f.len + 4);
+	ck_assert(in);
+	memcpy(in, f.payload, f.len);
+	memcpy(in + f.len, "\x00\x00\xff\xff", 4);
+	k->inf.next_in = in;
+	k->inf.avail_in = (uInt)f.len + 4;
+	k->inf.next_out = k->z;
+	k->inf.avail_out = (uInt)k->cap;
+	rc = inflate(&k->inf, Z_SYNC_FLUSH);
+	REQUIRE(rc == Z_OK && k->inf.avail_in == 0, "echo %u: inflate says %d", i, rc);
+	size_t got = k->cap - k->inf.avail_out;
+	REQUIRE(got == n && !memcmp(k->z, m, n), "echo %u: %zu bytes, not the %zu sent", i, got, n);
+	free(in);
+	wt_frame_free(&f);
+}
+
+/* Messages [from, to) one at a time, each echo checked. */
+static void keeper_rounds(struct keeper *k, unsigned from, unsigned to)
+{
+	char m[1200];
+	for (unsigned i = from; i < to; i++) {
+		size_t n = keeper_text(m, sizeof(m), i);
+		keeper_send(k, m, n, 0);
+		keeper_expect(k, m, n, i);
+	}
+}
+
+/* One upgrade: it must say it took both connections, none kept. */
+static void upgrade_takes(int admin, int conns)
+{
+	struct ctl_run r;
+	ctl_start(&r, admin, NULL);
+	ck_assert_int_eq(ctl_wait(&r), 0);
+	char want[64];
+	snprintf(want, sizeof(want), "took %d connections", conns);
+	REQUIRE(strstr(r.out, want) && !strstr(r.out, "could not move"), "ctl said: %s", r.out);
+	upgraded(&r);
+}
+
+/* A route with deflate=takeover and a client that keeps context both ways, through three
+ * upgrades between messages and one while a compressed message is half sent: the
+ * connection never closes, every echo inflates on the client's kept context to exactly
+ * what it sent, in order, and each upgrade says it took the connection. A second client
+ * whose streams were never made (no compressed message yet) moves too and then starts. */
+START_TEST(deflate_takeover_moves)
+{
+	/* Windows of 2^15 both ways: the gateway's compressor can reach into the message
+	 * before, and both windows the hand-over carries are full (32 KiB each). */
+	WT_GW_START(&gw, "--admin", "127.0.0.1:0", "--deflate-window", "15", "--route",
+		    "/keep=echo,deflate=takeover", NULL);
+	serving = gw.pid;
+	int admin = wt_admin_port(&gw);
+	struct keeper k, fresh;
+	keeper_open(&k, "/keep");
+	keeper_open(&fresh, "/keep");
+	unsigned i = 0;
+	keeper_rounds(&k, i, i + 40); /* both windows full */
+	i += 40;
+	for (int u = 0; u < 3; u++) {
+		upgrade_takes(admin, 2);
+		/* The first echo after it refers back into the window the new process got: a
+		 * compressor without it makes some 750 bytes of these 1,006. */
+		size_t before = k.wire_in;
+		keeper_rounds(&k, i, i + 1);
+		REQUIRE(k.wire_in - before < 100, "the first echo after the upgrade: %zu bytes", k.wire_in - before);
+		keeper_rounds(&k, i + 1, i + 10);
+		i += 10;
+	}
+	/* Half a compressed message in the old process (the compressed bytes wait in its
+	 * assembly buffer: the window is still as of the message's start), the rest to the
+	 * new one. */
+	char m[1200];
+	size_t n = keeper_text(m, sizeof(m), i);
+	keeper_send(&k, m, n, 1);
+	wt_sleep_ms(100); /* the old gateway has read it */
+	upgrade_takes(admin, 2);
+	keeper_rest(&k);
+	keeper_expect(&k, m, n, i++);
+	keeper_rounds(&k, i, i + 10);
+	keeper_rounds(&fresh, 0, 10);
+	WT_OK(&k.c, wt_send_close(&k.c, 1000, NULL, 0));
+	WT_EXPECT_CLOSE(&k.c, 1000);
+	keeper_close(&k);
+	keeper_close(&fresh);
 	stop_serving();
 }
 END_TEST
@@ -1275,6 +1473,7 @@ int main(int argc, char **argv)
 	ADD(sigusr2_upgrades);
 	ADD(queued_output_moves);
 	ADD(deflate_parameters_move);
+	ADD(deflate_takeover_moves);
 	ADD(tls_connections_drain_others_move);
 	ADD(handshake_in_progress_follows);
 	ADD(systemd_follows_the_new_process);
