@@ -544,9 +544,11 @@ int ho_upgrade(const struct ho_parts *p, const char *path, ho_done_fn *done, voi
 		return -EBUSY;
 	}
 	if (pool_serves_workers(sess_pools(p->sess))) {
-		int rc;
-		if (!p->ctl || (rc = pool_ho_check(sess_pools(p->sess), why, cap)) || (rc = ctl_ho_check(p->ctl, why, cap)))
-			return p->ctl ? rc : -EOPNOTSUPP;
+		int rc = p->ctl ? pool_ho_check(sess_pools(p->sess), why, cap) : -EOPNOTSUPP;
+		if (rc == 0)
+			rc = ctl_ho_check(p->ctl, why, cap);
+		if (rc)
+			return rc;
 	}
 	/* The new process would join Redis with this gateway's node id while this one still
 	 * holds it, and its subscriptions and held publishes are not carried. */
