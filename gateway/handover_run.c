@@ -592,7 +592,7 @@ int ho_upgrade(const struct ho_parts *p, const char *path, ho_done_fn *done, voi
 		return -EBUSY;
 	}
 	if (pool_serves_workers(sess_pools(p->sess))) {
-		int rc;
+		int rc = 0;
 		/* They are this process's children: the new one could not reap them. */
 		if (p->cfg->n_workers) {
 			snprintf(why, cap, "this gateway runs its workers itself ([worker] sections), whose hand-over is not done yet "
