@@ -603,6 +603,9 @@ int ctl_ho_move(struct ctl *k, void (*fn)(void *arg), void *arg)
 			n++;
 		}
 	}
+	/* None: nothing to wait for, and a zmq worker attaching later is not held. */
+	if (!n)
+		k->moving = 0;
 	return n;
 }
 
