@@ -185,6 +185,8 @@ static void round_trip(struct client *cl, int n)
 		for (int k = 0; k < 2; k++) {
 			struct wt_frame f;
 			int rc = wt_read_message(&cl[i].c, &f, 10000);
+			if (rc < 0)
+				wt_dump("gateway", gw.log_path, 60);
 			REQUIRE(rc >= 0, "client %d, message %u: %s", i, cl[i].got, cl[i].c.err);
 			int len = snprintf(m, sizeof(m), "c%d m%u", i, cl[i].got++);
 			REQUIRE(f.opcode == WT_TEXT && f.len == (size_t)len && !memcmp(f.payload, m, f.len),
@@ -639,8 +641,12 @@ START_TEST(zmq_workers_follow_5_upgrades)
 		unsigned pause = longest_round_ms;
 		upgraded(&r);
 		wt_track_gateway(serving);
+		/* Rounds past the old process's exit and the workers' reconnects; the pause lets
+		 * libwsgw see each new gateway pid (it logs one line per upgrade). */
 		for (int k = 0; k < 20; k++)
 			round_trip(cl, 3 * N);
+		wt_sleep_ms(300);
+		round_trip(cl, 3 * N);
 		fprintf(stderr, "zmq upgrade %d: %s  longest echo round meanwhile %u ms\n", u, r.out, pause);
 	}
 	for (int i = 0; i < 3 * N; i++)
