@@ -24,6 +24,19 @@
 
 #define MAX_PEERS 256
 #define IDENT_MAX 256
+/* How long a zmq worker handed over may take to reconnect and take its RESUME before it
+ * is treated as dead (its records then go to the rest of its pool). */
+#define RESUME_MS 3000
+
+/* A zmq worker in a live upgrade (docs/UPGRADE.md, "zmq workers"). */
+enum ctl_mv {
+	MV_NONE,
+	MV_MOVE,   /* old: MOVE to send (the ROUTER could not take it yet) */
+	MV_MOVING, /* old: MOVE sent, its MOVED awaited */
+	MV_MOVED,  /* old: MOVED came; nothing of it is in flight either way */
+	MV_RESUME, /* RESUME to send: the new process, until the worker is back; the old one
+		    * after a failed upgrade */
+};
 
 /* One attached worker as the control channel sees it. It names its worker by id, never
  * by pointer: the pools own workers and may free one (a corrupt ring) at any batch's end. */
@@ -33,6 +46,8 @@ struct ctl_peer {
 	int pidfd;           /* -1: the worker is remote, or pidfd_open failed */
 	unsigned wid;
 	int zmq;             /* its records travel on this socket */
+	uint8_t mv;          /* enum ctl_mv */
+	uint32_t mv_until;   /* MV_RESUME: treated as dead past this (loop clock) */
 	uint32_t last_heard, last_sent;
 	size_t ident_len;
 	uint8_t ident[IDENT_MAX];
@@ -53,6 +68,12 @@ struct ctl {
 	int local; /* ipc:// endpoint: worker pids are ours to watch */
 	int lfd;   /* ipc://: the listening socket ZeroMQ uses (ZMQ_USE_FD), ours to hand over */
 	struct rundir_sock owned; /* the ipc:// socket file this process bound */
+	/* The old process, a live upgrade: zmq workers are being moved (new ones too). */
+	int moving;
+	void (*moved_fn)(void *arg); /* told when every MOVED came, or one was wrong */
+	void *moved_arg;
+	int mv_err;
+	char mv_why[240];
 };
 
 static int mkdir_p(const char *dir)
@@ -177,6 +198,8 @@ static void peer_start(struct ctl *k, struct ctl_peer *p, int slot, unsigned wid
 	k->peers[slot] = p;
 }
 
+static void start_move(struct ctl *k, struct ctl_peer *p);
+
 static void on_hello(struct ctl *k, const uint8_t *ident, size_t ilen, zmq_msg_t *f, int n)
 {
 	char version[16], pool[CFG_NAME_MAX], transport[16], pidtext[16];
@@ -223,6 +246,7 @@ static void on_hello(struct ctl *k, const uint8_t *ident, size_t ilen, zmq_msg_t
 	}
 	p->zmq = zmq_transport;
 	peer_start(k, p, slot, wel.id, pid);
+	int move_it = k->moving && zmq_transport;
 	char id[16], hb[16], tw[24], tg[24];
 	snprintf(id, sizeof(id), "%u", wel.id);
 	snprintf(hb, sizeof(hb), "%u", k->cfg->heartbeat_ms);
@@ -231,6 +255,8 @@ static void on_hello(struct ctl *k, const uint8_t *ident, size_t ilen, zmq_msg_t
 	const char *out[] = { "WELCOME", id, hb, zmq_transport ? "" : att_path(k->att), tw, tg, wel.token };
 	/* Before any OPEN: the pools move waiting connections to it at the batch's end. */
 	send_frames(k, ident, ilen, out, 7);
+	if (move_it)
+		start_move(k, p); /* it moves with the others: nothing is pushed to it before */
 }
 
 static void refuse(struct ctl *k, struct ctl_peer *p, const char *why)
@@ -277,6 +303,103 @@ static void on_ack(struct ctl *k, struct ctl_peer *p, struct worker *w, zmq_msg_
 	refuse(k, p, why);
 }
 
+/* ---- zmq workers in a live upgrade: MOVE, MOVED, RESUME (docs/UPGRADE.md) ---- */
+
+/* One verb to p, told whether the ROUTER took it: ROUTER_MANDATORY makes a worker that is
+ * not connected (yet) EHOSTUNREACH, a full pipe EAGAIN; either is tried again. */
+static int try_send(struct ctl *k, struct ctl_peer *p, const char *verb)
+{
+	k->check = 1;
+	if (zmq_send(k->sock, p->ident, p->ident_len, ZMQ_SNDMORE | ZMQ_DONTWAIT) < 0)
+		return -errno;
+	return zmq_send(k->sock, verb, strlen(verb), ZMQ_DONTWAIT) < 0 ? -errno : 0;
+}
+
+static void start_move(struct ctl *k, struct ctl_peer *p)
+{
+	/* Held first: every record pushed before this went into ZeroMQ before MOVE. */
+	if (pool_ho_hold(k->ps, p->wid))
+		return;
+	p->mv = MV_MOVE;
+	if (try_send(k, p, "MOVE") == 0)
+		p->mv = MV_MOVING;
+}
+
+/* 1 when every live zmq worker said MOVED; *first the first that did not. */
+static int all_moved(struct ctl *k, struct ctl_peer **first)
+{
+	*first = NULL;
+	for (int i = 0; i < MAX_PEERS && !*first; i++) {
+		struct ctl_peer *p = k->peers[i];
+		if (p && p->zmq && p->mv != MV_MOVED && pool_worker(k->ps, p->wid))
+			*first = p;
+	}
+	return *first == NULL;
+}
+
+static void tell_mover(struct ctl *k)
+{
+	if (k->moved_fn)
+		k->moved_fn(k->moved_arg);
+}
+
+/* MOVED: the worker read everything before MOVE, acknowledged it, and sends nothing more
+ * until RESUME. A MOVED nobody waits for (the upgrade gave up) changes nothing. */
+static void on_moved(struct ctl *k, struct ctl_peer *p)
+{
+	if (!p->zmq || p->mv != MV_MOVING) {
+		log_debug("control: worker %u: MOVED, and nothing waits for it", p->wid);
+		return;
+	}
+	int rc = pool_ho_moved(k->ps, p->wid, k->mv_why, sizeof(k->mv_why));
+	if (rc == -EPROTO) {
+		k->mv_err = rc;
+		tell_mover(k);
+		return;
+	}
+	if (rc)
+		return;
+	p->mv = MV_MOVED;
+	struct ctl_peer *left;
+	if (all_moved(k, &left))
+		tell_mover(k);
+}
+
+static void resumed(struct ctl *k, struct ctl_peer *p)
+{
+	p->mv = MV_NONE;
+	pool_ho_resumed(k->ps, p->wid);
+}
+
+/* The poll step: MOVEs and RESUMEs the ROUTER could not take yet, and workers that did
+ * not come back in time (the normal death path hands their records on). */
+static void move_step(struct ctl *k)
+{
+	uint32_t now = loop_now(k->loop);
+	for (int i = 0; i < MAX_PEERS; i++) {
+		struct ctl_peer *p = k->peers[i];
+		if (!p || (p->mv != MV_MOVE && p->mv != MV_RESUME))
+			continue;
+		if (p->mv == MV_MOVE) {
+			if (try_send(k, p, "MOVE") == 0)
+				p->mv = MV_MOVING;
+		} else if (try_send(k, p, "RESUME") == 0) {
+			log_info("worker %u: resumed on the control socket", p->wid);
+			resumed(k, p);
+		} else if ((int32_t)(now - p->mv_until) >= 0) {
+			drop_peer(k, p, "it did not come back on the control socket within 3 s of the upgrade");
+		}
+	}
+}
+
+static int moves_pending(const struct ctl *k)
+{
+	for (int i = 0; i < MAX_PEERS; i++)
+		if (k->peers[i] && (k->peers[i]->mv == MV_MOVE || k->peers[i]->mv == MV_RESUME))
+			return 1;
+	return 0;
+}
+
 static void on_message(struct ctl *k, zmq_msg_t *f, int n)
 {
 	const uint8_t *ident = zmq_msg_data(&f[0]);
@@ -306,6 +429,10 @@ static void on_message(struct ctl *k, zmq_msg_t *f, int n)
 	}
 	if (zmsg_frame_is(&body[0], "ACK")) {
 		on_ack(k, p, w, body, nb);
+		return;
+	}
+	if (zmsg_frame_is(&body[0], "MOVED")) {
+		on_moved(k, p);
 		return;
 	}
 	on_command(k, p, w, body, nb);
@@ -340,6 +467,7 @@ static int hook_poll(void *arg)
 	int handled = 0;
 	if (!k->sock)
 		return 0; /* handed off in a live upgrade */
+	move_step(k);
 	while (k->check) {
 		k->check = 0;
 		for (;;) {
@@ -372,6 +500,13 @@ static int hook_sleep(void *arg)
 {
 	struct ctl *k = arg;
 	return k->sock && k->check;
+}
+
+/* A worker that is reconnecting is looked for every millisecond: its clients wait. */
+static int hook_timeout(void *arg)
+{
+	struct ctl *k = arg;
+	return k->sock && moves_pending(k) ? 1 : -1;
 }
 
 static void on_router(struct loop_src *src, uint32_t events)
@@ -440,13 +575,80 @@ int ctl_ho_check(struct ctl *k, char *why, size_t cap)
 	}
 	for (int i = 0; i < MAX_PEERS; i++) {
 		struct ctl_peer *p = k->peers[i];
-		if (p && !p->zmq && (p->ident_len < 6 || memcmp(p->ident, "wsgw1-", 6) != 0)) {
+		if (!p || (p->ident_len >= 6 && memcmp(p->ident, "wsgw1-", 6) == 0))
+			continue;
+		if (p->zmq)
+			snprintf(why, cap, "worker %u is a zmq worker that keeps no routing id of its own on the control socket (a worker library older than the live upgrade of zmq workers, or not one of wsgw's): it could not follow; restart it or the gateway",
+				 p->wid);
+		else
 			snprintf(why, cap, "worker %u keeps no routing id of its own on the control socket (a libwsgw older than the live upgrade of workers, or not libwsgw): it could not follow; restart it or the gateway",
 				 p->wid);
-			return -EOPNOTSUPP;
-		}
+		return -EOPNOTSUPP;
 	}
 	return 0;
+}
+
+int ctl_ho_move(struct ctl *k, void (*fn)(void *arg), void *arg)
+{
+	int n = 0;
+	k->moving = 1;
+	k->moved_fn = fn;
+	k->moved_arg = arg;
+	k->mv_err = 0;
+	k->mv_why[0] = 0;
+	for (int i = 0; i < MAX_PEERS; i++) {
+		struct ctl_peer *p = k->peers[i];
+		if (p && p->zmq && pool_worker(k->ps, p->wid)) {
+			start_move(k, p);
+			n++;
+		}
+	}
+	/* None: nothing to wait for, and a zmq worker attaching later is not held. */
+	if (!n)
+		k->moving = 0;
+	return n;
+}
+
+int ctl_ho_moved(struct ctl *k, char *why, size_t cap)
+{
+	struct ctl_peer *left;
+	if (k->mv_err) {
+		snprintf(why, cap, "%s", k->mv_why);
+		return k->mv_err;
+	}
+	if (all_moved(k, &left))
+		return 1;
+	snprintf(why, cap, "zmq worker %u did not answer MOVE%s: it is stuck, or its library does not speak MOVE",
+		 left->wid, left->mv == MV_MOVE ? " (which could not even be sent to it)" : "");
+	return 0;
+}
+
+void ctl_ho_resume(struct ctl *k)
+{
+	if (!k->moving)
+		return;
+	k->moving = 0;
+	k->moved_fn = NULL;
+	uint32_t until = loop_now(k->loop) + RESUME_MS;
+	for (int i = 0; i < MAX_PEERS; i++) {
+		struct ctl_peer *p = k->peers[i];
+		if (!p || !p->zmq || p->mv == MV_NONE)
+			continue;
+		if (p->mv == MV_MOVE) {
+			resumed(k, p); /* it never had MOVE: nothing to resume */
+			continue;
+		}
+		p->mv = MV_RESUME;
+		p->mv_until = until;
+		if (try_send(k, p, "RESUME") == 0)
+			resumed(k, p);
+	}
+}
+
+void ctl_ho_link(struct ctl *k, const uint8_t *ident, size_t len, struct pool_link *link)
+{
+	*link = (struct pool_link){ .zmq = 1, .sock = k->sock, .ident = ident, .ilen = len,
+				    .sent = &k->check };
 }
 
 int ctl_ho_ident(void *arg, unsigned wid, const uint8_t **ident, size_t *len)
@@ -469,7 +671,7 @@ void ctl_ho_fds(const struct ctl *k, int *control, int *attach)
 	*attach = att_listen_fd(k->att);
 }
 
-int ctl_ho_adopt(struct ctl *k, unsigned wid, pid_t pid, const uint8_t *ident, size_t len)
+int ctl_ho_adopt(struct ctl *k, unsigned wid, pid_t pid, const uint8_t *ident, size_t len, int zmq)
 {
 	if (len > IDENT_MAX || !len)
 		return -EINVAL;
@@ -477,6 +679,7 @@ int ctl_ho_adopt(struct ctl *k, unsigned wid, pid_t pid, const uint8_t *ident, s
 	struct ctl_peer *p = peer_new(k, ident, len, &slot);
 	if (!p)
 		return slot < 0 ? -ENOSPC : -ENOMEM;
+	p->zmq = zmq;
 	peer_start(k, p, slot, wid, pid);
 	return 0;
 }
@@ -484,9 +687,18 @@ int ctl_ho_adopt(struct ctl *k, unsigned wid, pid_t pid, const uint8_t *ident, s
 void ctl_ho_started(struct ctl *k)
 {
 	uint32_t now = loop_now(k->loop);
-	for (int i = 0; i < MAX_PEERS; i++)
-		if (k->peers[i])
-			k->peers[i]->last_heard = k->peers[i]->last_sent = now;
+	for (int i = 0; i < MAX_PEERS; i++) {
+		struct ctl_peer *p = k->peers[i];
+		if (!p)
+			continue;
+		p->last_heard = p->last_sent = now;
+		if (p->zmq) {
+			/* Its DEALER reconnects by itself once the old process closed its ROUTER;
+			 * RESUME is tried at every poll step until the ROUTER knows it. */
+			p->mv = MV_RESUME;
+			p->mv_until = now + RESUME_MS;
+		}
+	}
 	if (k->local && rundir_sock_claim(&k->owned, k->cfg->control + 6, k->cfg->socket_mode, k->cfg->gid))
 		log_warn(0, "control socket %s: not claimed; it stays when this process exits", k->cfg->control + 6);
 	att_own(k->att);
@@ -495,6 +707,8 @@ void ctl_ho_started(struct ctl *k)
 void ctl_ho_hand_off(struct ctl *k)
 {
 	forget_peers(k);
+	k->moving = 0;
+	k->moved_fn = NULL;
 	att_hand_off(k->att);
 	/* Its connections end with it, and every DEALER reconnects, by itself, to the same
 	 * path, where only the new process's ZeroMQ accepts now: with the same routing id. */
@@ -592,7 +806,8 @@ int ctl_new(struct loop *l, const struct gw_config *cfg, struct pools *ps, struc
 	if (rc || (rc = att_new(l, ps, path, cfg->socket_mode, cfg->gid, cfg->inherit_attach_fd, &k->att)))
 		goto fail;
 	k->check = 1;
-	struct loop_hooks h = { .arg = k, .poll = hook_poll, .sleep = hook_sleep, .tick = hook_tick };
+	struct loop_hooks h = { .arg = k, .poll = hook_poll, .sleep = hook_sleep, .tick = hook_tick,
+				.timeout_ms = hook_timeout };
 	loop_add_hooks(l, &h);
 	log_info("control channel on %s", cfg->control);
 	*out = k;

@@ -12,6 +12,7 @@
 
 struct ctl;
 struct pools;
+struct pool_link;
 
 /* Binds the ROUTER on cfg->control (creating an ipc:// endpoint's directory) and joins
  * the loop. Returns 0 and *out, or -errno (logged; nothing is left). */
@@ -21,8 +22,8 @@ void ctl_free(struct ctl *k);
 
 /* --- a live upgrade (docs/UPGRADE.md) --- */
 
-/* Whether every worker can follow: 0, or -EOPNOTSUPP with why (not ipc://; a worker with
- * no routing id of its own). */
+/* Whether every worker can follow: 0, or -EOPNOTSUPP with why (not ipc://; a worker, shm
+ * or zmq, with no routing id of its own). */
 int ctl_ho_check(struct ctl *k, char *why, size_t cap);
 /* The routing id of worker wid (a pool_ident_fn, arg the ctl). 0 or -ENOENT. */
 int ctl_ho_ident(void *arg, unsigned wid, const uint8_t **ident, size_t *len);
@@ -32,9 +33,26 @@ void ctl_ho_fds(const struct ctl *k, int *control, int *attach);
  * the attach socket and the ROUTER (so the workers reconnect to the new process), and
  * leaves the socket paths to the new process. */
 void ctl_ho_hand_off(struct ctl *k);
-/* The new side: a peer for worker wid as the old process knew it. 0 or -errno. */
-int ctl_ho_adopt(struct ctl *k, unsigned wid, pid_t pid, const uint8_t *ident, size_t len);
-/* The new side after TAKEN: heartbeats count from now; the socket paths are ours. */
+/* The new side: a peer for worker wid as the old process knew it (zmq: its transport).
+ * 0 or -errno. */
+int ctl_ho_adopt(struct ctl *k, unsigned wid, pid_t pid, const uint8_t *ident, size_t len, int zmq);
+/* The new side: how an imported zmq worker of routing id ident is reached. */
+void ctl_ho_link(struct ctl *k, const uint8_t *ident, size_t len, struct pool_link *link);
+/* The new side after TAKEN: heartbeats count from now; the socket paths are ours; every
+ * zmq worker gets RESUME as soon as it is back (tried every millisecond, for 3 s, after
+ * which it is dead and its records go to the rest of its pool). */
 void ctl_ho_started(struct ctl *k);
+
+/* zmq workers (docs/UPGRADE.md "zmq workers"), the old side. Holds every record for each
+ * zmq worker (pool_ho_hold) and sends it MOVE; a zmq worker attaching meanwhile gets it
+ * too. fn(arg) is called from the poll step when the last MOVED came, or a wrong one.
+ * Returns how many workers were sent MOVE (0: nothing to wait for). */
+int ctl_ho_move(struct ctl *k, void (*fn)(void *arg), void *arg);
+/* 1 when every zmq worker said MOVED; 0 while one has not (why names it); -EPROTO with
+ * why when one said it wrongly (records unacknowledged). */
+int ctl_ho_moved(struct ctl *k, char *why, size_t cap);
+/* The upgrade failed or was cancelled after ctl_ho_move: RESUME to every worker that was
+ * sent MOVE (tried until sent, for 3 s), and their held records follow. */
+void ctl_ho_resume(struct ctl *k);
 
 #endif

@@ -336,7 +336,8 @@ int ho_put_worker(struct ho_buf *b, const struct ho_worker *w)
 	size_t at = b->len;
 	int rc = put(b, 0, 8) || put(b, w->id, 4) || put(b, w->pid, 4) || put(b, w->slot, 2) ||
 		 put_bytes(b, w->pool.p, w->pool.n, 1) || put_bytes(b, w->ident.p, w->ident.n, 1) ||
-		 put_bytes(b, w->token.p, w->token.n, 1) || put_bytes(b, w->held.p, w->held.n, 8);
+		 put_bytes(b, w->token.p, w->token.n, 1) || put_bytes(b, w->held.p, w->held.n, 8) ||
+		 put(b, w->zmq, 1) || put(b, w->counted, 8);
 	return rec_end(b, at, rc);
 }
 
@@ -354,7 +355,11 @@ int ho_get_worker(const uint8_t *p, size_t n, struct ho_worker *w, size_t *used)
 	w->ident = get_bytes(&r, 1, HO_IDENT_MAX);
 	w->token = get_bytes(&r, 1, 64);
 	w->held = get_bytes(&r, 8, SIZE_MAX);
-	if (r.bad || !w->pool.n || !w->ident.n)
+	if (!r.bad && r.off < r.n) { /* version 2 ends before: a shm worker */
+		w->zmq = (uint8_t)get(&r, 1);
+		w->counted = get(&r, 8);
+	}
+	if (r.bad || !w->pool.n || !w->ident.n || w->zmq > 1)
 		return -EBADMSG;
 	*used = size;
 	return 0;

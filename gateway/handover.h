@@ -18,9 +18,12 @@
  * runtime directory's lock, the control and attach sockets and the doorbell page. A
  * version-1 stream (a gateway without workers) reads as one with none of them.
  * 3: tagged entries after a connection record's subscriptions, the first the deflate
- * windows of a connection with context takeover; PROGS, the [worker] instances. A version-2 binary would skip them as
- * a minor addition and go on with streams the client does not share: it must refuse. A
- * version-1 or 2 stream reads as one with no entry. */
+ * windows of a connection with context takeover (a version-2 binary would skip them as
+ * a minor addition and go on with streams the client does not share: it must refuse);
+ * zmq workers in WORKERS (a transport and a count at the end of a worker record, no
+ * segment: the section's count is its records, its descriptors the shm workers' only);
+ * PROGS, the [worker] instances. A version-1 or 2 stream reads as one with no entry, and
+ * a version-2 worker record as a shm worker's. */
 #define HO_VERSION 3
 #define HO_VERSION_MIN 1
 
@@ -40,7 +43,8 @@ enum ho_type {
 	HO_ACK = 7,    /* new → old: a batch imported */
 	HO_END = 8,    /* old → new: no more batches; the old's next connection id */
 	HO_TAKEN = 9,  /* new → old: everything is the new's now */
-	HO_WORKERS = 10, /* old → new: a section (as CONNS): next worker id, worker records; segments */
+	HO_WORKERS = 10, /* old → new: a section (as CONNS): next worker id, worker records; the
+			  * shm workers' segments, in the order of their records */
 	HO_PROGS = 11, /* old → new: a section (as CONNS): the running [worker] instances; pidfds */
 };
 
@@ -162,7 +166,8 @@ int ho_get_u32(const uint8_t *p, size_t n, uint32_t *v) __attribute__((warn_unus
 #define HO_IDENT_MAX 255
 #define HO_POOL_MAX 64
 
-/* One shm worker: its segment's memfd travels beside it. */
+/* One worker. A shm worker's segment memfd travels beside it; a zmq worker has none:
+ * it was quiesced (MOVE, MOVED: docs/UPGRADE.md) and all it needs is its count. */
 struct ho_worker {
 	uint32_t id, pid;
 	uint16_t slot;          /* pool.c's slot: connection records name it */
@@ -170,6 +175,9 @@ struct ho_worker {
 	struct ho_bytes ident;  /* its routing id on the control socket */
 	struct ho_bytes token;  /* the attach token it has not used yet; empty when used */
 	struct ho_bytes held;   /* records held for it, ho_put_held's, in order */
+	uint8_t zmq;            /* version 3: 1 for the zmq transport (0 in version 2) */
+	uint64_t counted;       /* version 3, zmq: counted records it was sent and acknowledged
+				 * (all of them: it said MOVED); the new process counts on */
 };
 int ho_put_worker(struct ho_buf *b, const struct ho_worker *w) __attribute__((warn_unused_result));
 int ho_get_worker(const uint8_t *p, size_t n, struct ho_worker *w, size_t *used)

@@ -27,6 +27,9 @@
 /* Batches sent before the first ACK is awaited (at 253 sockets each). */
 #define ACK_WINDOW 8
 #define MAX_WORKERS_HANDED 256
+/* How long the zmq workers have to say MOVED (the old process serves meanwhile; only
+ * those workers' clients wait, for their round trip). */
+#define MOVE_MS 2000
 
 /* ---------------- the old side ---------------- */
 
@@ -105,12 +108,14 @@ static int send_listeners(const struct ho_parts *p, int chan)
 }
 
 /* One batch: the CONNS (or WORKERS) message with the descriptors, then DATA for the rest
- * of the section. */
-static int send_section(int chan, unsigned type, const uint8_t *sec, size_t len, const int *fds, int nfds)
+ * of the section. count: its records (CONNS: one per descriptor; WORKERS, version 3:
+ * one per worker, zmq workers having none). */
+static int send_section(int chan, unsigned type, const uint8_t *sec, size_t len, unsigned count,
+			const int *fds, int nfds)
 {
 	uint64_t deadline = ho__now_ms() + STEP_MS;
 	struct ho_buf b = { 0 };
-	struct ho_batch bt = { (uint32_t)nfds, len };
+	struct ho_batch bt = { count, len };
 	size_t first = len < HO_BODY_MAX - HO_BATCH ? len : HO_BODY_MAX - HO_BATCH;
 	int rc = ho_put_hdr(&b, type, (uint32_t)(HO_BATCH + first));
 	if (rc == 0)
@@ -143,13 +148,14 @@ static int send_workers(const struct ho_parts *p, int chan, uint8_t *buf, struct
 	struct pools *ps = sess_pools(p->sess);
 	struct ho_buf sec = { 0 };
 	int fds[MAX_WORKERS_HANDED], nfds = 0;
-	int rc = pool_ho_export(ps, kept, n_kept, ctl_ho_ident, p->ctl, &sec, fds, &nfds, why, cap);
-	if (rc == 0 && nfds > HO_FDS_MAX) {
-		snprintf(why, cap, "%d workers: at most %d move in a live upgrade", nfds, HO_FDS_MAX);
+	unsigned nrec = 0;
+	int rc = pool_ho_export(ps, kept, n_kept, ctl_ho_ident, p->ctl, &sec, fds, &nfds, &nrec, why, cap);
+	if (rc == 0 && nrec > HO_FDS_MAX) {
+		snprintf(why, cap, "%u workers: at most %d move in a live upgrade", nrec, HO_FDS_MAX);
 		rc = -E2BIG;
 	}
 	if (rc == 0)
-		rc = send_section(chan, HO_WORKERS, sec.p, sec.len, fds, nfds);
+		rc = send_section(chan, HO_WORKERS, sec.p, sec.len, nrec, fds, nfds);
 	if (rc == 0)
 		rc = expect(chan, buf, HO_ACK, why, cap);
 	ho_buf_free(&sec);
@@ -183,7 +189,7 @@ static int send_progs(const struct ho_parts *p, int chan, uint8_t *buf, char *wh
 	if (rc == -E2BIG)
 		snprintf(why, cap, "more than %d worker instances run: at most that many move", HO_FDS_MAX);
 	if (rc == 0 && o.n) {
-		rc = send_section(chan, HO_PROGS, o.sec.p, o.sec.len, o.fds, o.n);
+		rc = send_section(chan, HO_PROGS, o.sec.p, o.sec.len, (unsigned)o.n, o.fds, o.n);
 		if (rc == 0)
 			rc = expect(chan, buf, HO_ACK, why, cap);
 	}
@@ -201,6 +207,9 @@ struct ho_up {
 	int chan, timer;
 	pid_t pid;
 	uint64_t t0;
+	int moving;          /* READY came; the zmq workers' MOVED are awaited */
+	int moved_sent;      /* MOVE went out: a failure sends RESUME */
+	uint64_t move_until, t_move;
 };
 
 static struct ho_up *cur; /* one at a time */
@@ -276,7 +285,7 @@ static int transfer(struct ho_up *u, uint8_t *buf, struct ho_result *res, char *
 		}
 		if (!nfds)
 			break;
-		rc = send_section(u->chan, HO_CONNS, sec.p, sec.len, fds, nfds);
+		rc = send_section(u->chan, HO_CONNS, sec.p, sec.len, (unsigned)nfds, fds, nfds);
 		/* Batches are pipelined: a round trip per batch, with both processes sharing two
 		 * cores with the clients, cost more than the batches themselves. */
 		if (rc == 0 && ++unacked > ACK_WINDOW) {
@@ -397,7 +406,7 @@ static void late_step(void)
 		char why[300] = "";
 		uint8_t *buf = rc == 0 && nfds ? malloc(MSG_MAX) : NULL;
 		if (rc == 0 && nfds)
-			rc = buf ? send_section(u->chan, HO_CONNS, sec.p, sec.len, fds, nfds) : -ENOMEM;
+			rc = buf ? send_section(u->chan, HO_CONNS, sec.p, sec.len, (unsigned)nfds, fds, nfds) : -ENOMEM;
 		if (rc == 0 && nfds)
 			rc = expect(u->chan, buf, HO_ACK, why, sizeof(why));
 		free(buf);
@@ -471,6 +480,66 @@ int ho_late_active(void)
 	return late != NULL;
 }
 
+static void arm(struct ho_up *u, uint64_t ms)
+{
+	struct itimerspec its = { .it_value = { (time_t)(ms / 1000), (long)(ms % 1000) * 1000000L } };
+	if (!ms)
+		its.it_value.tv_nsec = 1;
+	if (timerfd_settime(u->timer, 0, &its, NULL) < 0)
+		log_warn(errno, "upgrade: timerfd_settime");
+}
+
+/* The control channel's poll step: the last MOVED came (or a wrong one). The transfer
+ * runs from the timer's event, not inside the control channel's reading. */
+static void on_moved(void *arg)
+{
+	arm(arg, 0);
+}
+
+/* READY came: the zmq workers are quiesced first, while this process serves on. 1 when
+ * MOVE went to some (their MOVED is awaited), 0 when there are none. */
+static int start_moving(struct ho_up *u)
+{
+	int n = u->p.ctl ? ctl_ho_move(u->p.ctl, on_moved, u) : 0;
+	if (n <= 0)
+		return 0;
+	u->moving = u->moved_sent = 1;
+	u->t_move = ho__now_ms();
+	u->move_until = u->t_move + MOVE_MS;
+	arm(u, MOVE_MS);
+	log_info("upgrade: pid %d is ready; moving %d zmq workers first", (int)u->pid, n);
+	return 1;
+}
+
+/* The MOVE phase, at the timer (armed at once by the last MOVED) or when the channel
+ * spoke (the new process has nothing to say now: it died or refused). 1 when every
+ * worker moved, 0 while waiting on, or -errno with why. */
+static int moving_step(struct ho_up *u, int timed_out, uint8_t *buf, char *why, size_t cap)
+{
+	uint64_t n;
+	if (read(u->timer, &n, sizeof(n)) < 0 && errno != EAGAIN)
+		log_warn(errno, "read(timerfd)");
+	if (!timed_out) {
+		int rc = expect(u->chan, buf, 0, why, cap);
+		return rc ? rc : -EPROTO;
+	}
+	int rc = ctl_ho_moved(u->p.ctl, why, cap);
+	uint64_t now = ho__now_ms();
+	if (rc == 0 && now < u->move_until) {
+		arm(u, u->move_until - now);
+		return 0;
+	}
+	if (rc == 0) {
+		char w[400];
+		snprintf(w, sizeof(w), "%s", why);
+		snprintf(why, cap, "no MOVED within %d s: %s", MOVE_MS / 1000, w);
+		return -ETIMEDOUT;
+	}
+	if (rc == 1)
+		log_info("upgrade: the zmq workers moved in %u ms", (unsigned)(now - u->t_move));
+	return rc;
+}
+
 /* The channel said something (READY, REFUSE, or EOF), or the timer fired (timer set). */
 static void step(struct ho_up *u, int timed_out)
 {
@@ -483,11 +552,27 @@ static void step(struct ho_up *u, int timed_out)
 	if (!buf) {
 		snprintf(why, sizeof(why), "out of memory");
 		rc = -ENOMEM;
+	} else if (u->moving) {
+		when = "while its zmq workers were being moved";
+		rc = moving_step(u, timed_out, buf, why, sizeof(why));
+		if (rc == 0) {
+			free(buf);
+			return; /* serving on */
+		}
+		if (rc == 1) {
+			u->moving = 0;
+			when = "while taking the connections";
+			rc = transfer(u, buf, &res, why, sizeof(why), &mainpid_moved);
+		}
 	} else if (timed_out) {
 		snprintf(why, sizeof(why), "no answer from the new process within %d s", STEP_MS / 1000);
 		rc = -ETIMEDOUT;
 	} else {
 		rc = expect(u->chan, buf, HO_READY, why, sizeof(why));
+		if (rc == 0 && start_moving(u)) {
+			free(buf);
+			return;
+		}
 		if (rc == 0) {
 			when = "while taking the connections";
 			rc = transfer(u, buf, &res, why, sizeof(why), &mainpid_moved);
@@ -517,6 +602,9 @@ static void step(struct ho_up *u, int timed_out)
 		why[0] = 0; /* the child's exit says more */
 	if (mainpid_moved)
 		sdn_mainpid((int)getpid(), "serving (the upgrade failed)");
+	/* The zmq workers wait for a word: this process goes on serving them. */
+	if (u->moved_sent)
+		ctl_ho_resume(u->p.ctl);
 	ho__reap(u->pid, why, sizeof(why), when);
 	log_error(0, "upgrade failed, this process keeps serving every connection: %s", why);
 	memset(&res, 0, sizeof(res));
@@ -626,6 +714,8 @@ void ho_upgrade_cancel(void)
 		return;
 	struct ho_up *u = cur;
 	char why[600] = "cancelled: the gateway drains";
+	if (u->moved_sent)
+		ctl_ho_resume(u->p.ctl);
 	ho__reap(u->pid, why, sizeof(why), "");
 	log_warn(0, "upgrade to pid %d cancelled: the gateway drains", (int)u->pid);
 	struct ho_result res;

@@ -193,42 +193,48 @@ static int import_batch(const struct ho_parts *p, int chan, uint8_t *buf, const 
 	return rc;
 }
 
-/* The WORKERS section: the next worker id, then a record per worker, each with its
- * segment's fd; into the pools and the control channel, then ACKed. */
+/* The WORKERS section: the next worker id, then a record per worker, each shm worker's
+ * with its segment's fd (in the order of the records; a zmq worker has none); into the
+ * pools and the control channel, then ACKed. */
 static int import_workers(const struct ho_parts *p, int chan, uint8_t *buf, const struct ho_hdr *h,
 			  int *fds, int nfds, struct ho_buf *sec, char *why, size_t cap)
 {
 	uint32_t count = 0, next = 0;
 	int rc = read_section(chan, buf, h, sec, &count);
-	if (rc == 0 && (count != (uint32_t)nfds || ho_get_u32(sec->p, sec->len, &next)))
+	if (rc == 0 && (count < (uint32_t)nfds || ho_get_u32(sec->p, sec->len, &next)))
 		rc = -EBADMSG;
 	if (rc == 0 && !p->ctl) {
 		snprintf(why, cap, "the running gateway has workers, this configuration no worker pool: restart instead");
 		rc = -EINVAL;
 	}
 	size_t off = 4;
-	int i = 0;
-	for (; rc == 0 && i < nfds; i++) {
+	int fi = 0; /* the next shm worker's descriptor */
+	for (uint32_t i = 0; rc == 0 && i < count; i++) {
 		struct ho_worker hw;
 		size_t used;
 		const char *no = NULL;
 		rc = ho_get_worker(sec->p + off, sec->len - off, &hw, &used);
-		if (rc == 0) {
-			rc = pool_ho_import_worker(sess_pools(p->sess), &hw, fds[i], &no);
-			if (rc == 0 && (rc = ctl_ho_adopt(p->ctl, hw.id, (pid_t)hw.pid, hw.ident.p, hw.ident.n)))
-				no = "no room for its peer on the control socket";
-		} else {
-			close(fds[i]);
+		if (rc == 0 && !hw.zmq && fi == nfds)
+			rc = -EBADMSG; /* a segment short */
+		if (rc == 0 && hw.zmq) {
+			struct pool_link link;
+			ctl_ho_link(p->ctl, hw.ident.p, hw.ident.n, &link);
+			rc = pool_ho_import_zmq(sess_pools(p->sess), &hw, &link, &no);
+		} else if (rc == 0) {
+			rc = pool_ho_import_worker(sess_pools(p->sess), &hw, fds[fi++], &no);
 		}
+		if (rc == 0 && (rc = ctl_ho_adopt(p->ctl, hw.id, (pid_t)hw.pid, hw.ident.p, hw.ident.n, hw.zmq)))
+			no = "no room for its peer on the control socket";
 		if (rc) {
-			snprintf(why, cap, "worker record %d: %s", i, no ? no : strerror(-rc));
-			i++;
+			snprintf(why, cap, "worker record %u: %s", i, no ? no : strerror(-rc));
 			break;
 		}
 		off += used;
 	}
-	for (; i < nfds; i++)
-		close(fds[i]);
+	if (rc == 0 && fi != nfds)
+		rc = -EBADMSG; /* segments no record named */
+	for (; fi < nfds; fi++)
+		close(fds[fi]);
 	if (rc == 0) {
 		pool_ho_set_next_id(sess_pools(p->sess), next);
 		rc = ho__send_simple(chan, HO_VERSION, HO_ACK, NULL, 0, ho__now_ms() + STEP_MS);

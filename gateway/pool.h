@@ -147,21 +147,22 @@ unsigned pool_live_workers(const struct pools *ps);
 
 /* --- a live upgrade (gateway/pool_ho.c, docs/UPGRADE.md) --- */
 
-/* Whether the workers can be handed over now: 0; -EOPNOTSUPP (a zmq worker) or -EAGAIN
- * (one is dying: its connections are moving) with why. */
+/* Whether the workers can be handed over now: 0, or -EAGAIN (one is dying: its
+ * connections are moving) with why. */
 int pool_ho_check(struct pools *ps, char *why, size_t cap);
 /* Sets *why when c, open on a worker route, cannot move with its worker (it waits for
- * one; its worker is dying or a zmq worker). */
+ * one; its worker is dying). */
 void pool_ho_conn_ok(struct pools *ps, const struct conn *c, const char **why);
 /* The control socket's routing id of worker wid: 0, or -ENOENT. */
 typedef int pool_ident_fn(void *arg, unsigned wid, const uint8_t **ident, size_t *len);
 /* The old side: appends the WORKERS section (the next worker id, then a record per
  * worker with what is held for it, plus a CLOSE 1001 for each of the kept connections
- * pinned to it) to sec, and each worker's segment fd to fds (still the pools'). Rings are
- * published first. Nothing else changes. 0, or -errno with why. */
+ * pinned to it) to sec, each shm worker's segment fd to fds (still the pools') and the
+ * number of records to *nrec. Rings are published first. Every zmq worker must have said
+ * MOVED (pool_ho_moved). Nothing else changes. 0, or -errno with why. */
 int pool_ho_export(struct pools *ps, struct conn *const *kept, size_t n_kept, pool_ident_fn *ident,
-		   void *arg, struct ho_buf *sec, int *fds, int *nfds, char *why, size_t cap)
-	__attribute__((warn_unused_result));
+		   void *arg, struct ho_buf *sec, int *fds, int *nfds, unsigned *nrec, char *why,
+		   size_t cap) __attribute__((warn_unused_result));
 /* The old side, after TAKEN: the kept connections lose their pin (their worker had its
  * CLOSE), every worker is freed without a word to it, and the doorbell is the new
  * process's (waker_hand_off). */
@@ -182,6 +183,21 @@ void pool_ho_unpin(struct pools *ps, struct conn *c);
 void pool_ho_name_gateway(struct pools *ps, pid_t pid);
 /* The doorbell page's memfd to hand over; -1 without worker pools. */
 int pool_ho_bell_fd(struct pools *ps);
+
+/* zmq workers (gateway/pool_ho_zmq.c; the control channel speaks MOVE, MOVED, RESUME).
+ * The old side, before MOVE goes to worker wid: from now on every record for it is held
+ * (nothing more enters ZeroMQ). 0, or -ENOENT: no live zmq worker of that id. */
+int pool_ho_hold(struct pools *ps, unsigned wid);
+/* Its MOVED came: everything it was sent must be acknowledged. 0; -EPROTO with why (it
+ * was not: the upgrade fails); -ENOENT: it was not being moved (a late MOVED). */
+int pool_ho_moved(struct pools *ps, unsigned wid, char *why, size_t cap);
+/* RESUME went out to it (the old side after a failed upgrade, or the new side once it
+ * is back): its held records follow at the batch's end. */
+void pool_ho_resumed(struct pools *ps, unsigned wid);
+/* The new side: a zmq worker as the old process had it, reached through link, holding
+ * everything until pool_ho_resumed. 0, or -errno with why. */
+int pool_ho_import_zmq(struct pools *ps, const struct ho_worker *hw, const struct pool_link *link,
+		       const char **why) __attribute__((warn_unused_result));
 
 /* --- reports (/metrics, /workers, /connections, /healthz) --- */
 

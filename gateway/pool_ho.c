@@ -1,11 +1,13 @@
 /*
  * The pools in a live upgrade (docs/UPGRADE.md, "Workers"): what the old gateway hands
- * over of its shm workers, and the new one's adoption of them. Loop thread only.
+ * over of its workers, and the new one's adoption of its shm workers (a zmq worker's
+ * quiescing and adoption: gateway/pool_ho_zmq.c). Loop thread only.
  */
 #include "gateway/conn.h"
 #include "gateway/log.h"
 #include "gateway/pool_int.h"
 #include "gateway/tr_shm.h"
+#include "gateway/tr_zmq.h"
 #include "gateway/waker.h"
 #include "wsgw/protocol.h"
 
@@ -19,11 +21,6 @@ int pool_ho_check(struct pools *ps, char *why, size_t cap)
 {
 	for (unsigned i = 0; i < ps->n_att; i++) {
 		struct worker *w = ps->att[i];
-		if (!tr_shm_is(w->tr)) {
-			snprintf(why, cap, "worker %u (pool %s, pid %d) is a zmq worker, whose hand-over is not done yet (docs/UPGRADE.md): restart the gateway instead",
-				 w->id, w->pool->name, (int)w->pid);
-			return -EOPNOTSUPP;
-		}
 		if (w->state != WK_ALIVE) {
 			snprintf(why, cap, "worker %u (pool %s) is dying and its connections are moving: try again in a moment",
 				 w->id, w->pool->name);
@@ -40,8 +37,6 @@ void pool_ho_conn_ok(struct pools *ps, const struct conn *c, const char **why)
 		*why = "waiting for a worker";
 	else if (w->state != WK_ALIVE)
 		*why = "its worker is dying";
-	else if (!tr_shm_is(w->tr))
-		*why = "its worker is a zmq worker";
 }
 
 static int put_held(struct ho_buf *b, uint16_t type, uint16_t flags, uint64_t conn,
@@ -52,15 +47,29 @@ static int put_held(struct ho_buf *b, uint16_t type, uint16_t flags, uint64_t co
 }
 
 int pool_ho_export(struct pools *ps, struct conn *const *kept, size_t n_kept, pool_ident_fn *ident,
-		   void *arg, struct ho_buf *sec, int *fds, int *nfds, char *why, size_t cap)
+		   void *arg, struct ho_buf *sec, int *fds, int *nfds, unsigned *nrec, char *why,
+		   size_t cap)
 {
 	struct ho_buf held = { 0 };
 	int rc = ho_put_u32(sec, ps->next_id);
 	*nfds = 0;
+	*nrec = 0;
 	for (unsigned i = 0; rc == 0 && i < ps->n_att; i++) {
 		struct worker *w = ps->att[i];
+		int zmq = tr_zmq_is(w->tr);
+		if (w->state != WK_ALIVE) {
+			/* It died while the zmq workers were being moved: its hand-over to the rest
+			 * of its pool is not done yet. */
+			snprintf(why, cap, "worker %u (pool %s) died during the upgrade: try again in a moment",
+				 w->id, w->pool->name);
+			rc = -EAGAIN;
+			break;
+		}
+		if (zmq && (rc = pool__ho_zmq_ready(w, why, cap)) != 0)
+			break;
 		/* What was pushed this batch is in the ring before the new process opens it. */
-		tr_shm_publish(w->tr);
+		if (!zmq)
+			tr_shm_publish(w->tr);
 		held.len = 0;
 		for (struct wk_held *h = w->held.head; rc == 0 && h; h = h->next)
 			rc = put_held(&held, h->type, h->flags, h->conn, h->body, h->len);
@@ -86,10 +95,13 @@ int pool_ho_export(struct pools *ps, struct conn *const *kept, size_t n_kept, po
 			.ident = { id, idn },
 			.token = { (const uint8_t *)w->token, strlen(w->token) },
 			.held = { held.p, held.len },
+			.zmq = (uint8_t)zmq, .counted = zmq ? tr_zmq_counted(w->tr) : 0,
 		};
 		if (rc == 0)
 			rc = ho_put_worker(sec, &hw);
-		fds[(*nfds)++] = tr_shm_fd(w->tr);
+		if (!zmq)
+			fds[(*nfds)++] = tr_shm_fd(w->tr);
+		++*nrec;
 	}
 	ho_buf_free(&held);
 	if (rc && !why[0])
@@ -123,10 +135,25 @@ int pool_ho_import_worker(struct pools *ps, const struct ho_worker *hw, int fd, 
 	if (hw->token.n && hw->token.n < sizeof(w->token))
 		memcpy(w->token, hw->token.p, hw->token.n);
 	int rc = tr_shm_adopt(fd, w->id, waker_doorbell(ps->waker), &w->tr);
+	if (rc == 0)
+		rc = pool__ho_held_in(w, &hw->held);
+	if (rc) {
+		*why = rc == -EBADMSG ? "a bad held record" : "its segment or held records could not be taken";
+		wk_free(w);
+		return rc;
+	}
+	pool__ho_adopted(ps, p, w);
+	log_info("worker %u (pool %s, pid %d) taken over with its segment, %zu records held for it",
+		 w->id, p->name, (int)w->pid, w->held.n);
+	return 0;
+}
+
+int pool__ho_held_in(struct worker *w, const struct ho_bytes *held)
+{
 	struct ho_held h;
 	size_t off = 0;
-	int more;
-	while (rc == 0 && (more = ho_next_held(&hw->held, &off, &h)) != 0) {
+	int more, rc = 0;
+	while (rc == 0 && (more = ho_next_held(held, &off, &h)) != 0) {
 		struct tr_rec r = { .type = h.type, .flags = h.flags, .conn = h.conn, .a = h.body.p,
 				    .na = h.body.n };
 		struct wk_held *k = more > 0 ? wk_held_new(&r) : NULL;
@@ -135,17 +162,14 @@ int pool_ho_import_worker(struct pools *ps, const struct ho_worker *hw, int fd, 
 		else
 			wk_list_append(&w->held, k);
 	}
-	if (rc) {
-		*why = rc == -EBADMSG ? "a bad held record" : "its segment or held records could not be taken";
-		wk_free(w);
-		return rc;
-	}
+	return rc;
+}
+
+void pool__ho_adopted(struct pools *ps, struct pool *p, struct worker *w)
+{
 	if (w->id >= ps->next_id)
 		ps->next_id = w->id + 1;
 	pool__add_worker(ps, p, w);
-	log_info("worker %u (pool %s, pid %d) taken over with its segment, %zu records held for it",
-		 w->id, p->name, (int)w->pid, w->held.n);
-	return 0;
 }
 
 void pool_ho_set_next_id(struct pools *ps, unsigned id)
@@ -178,7 +202,8 @@ void pool_ho_unpin(struct pools *ps, struct conn *c)
 void pool_ho_name_gateway(struct pools *ps, pid_t pid)
 {
 	for (unsigned i = 0; i < ps->n_att; i++)
-		tr_shm_set_gateway_pid(ps->att[i]->tr, pid);
+		if (tr_shm_is(ps->att[i]->tr))
+			tr_shm_set_gateway_pid(ps->att[i]->tr, pid);
 }
 
 void pool_ho_forget(struct pools *ps, struct conn *const *kept, size_t n_kept)

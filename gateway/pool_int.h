@@ -70,4 +70,15 @@ void pool__pin(struct conn *c, struct worker *w);
 /* Dispatches w's waiting commands; a corrupt channel fails w. Returns how many. */
 int pool__poll_worker(struct pools *ps, struct worker *w);
 
+
+/* --- a live upgrade: what pool_ho.c and pool_ho_zmq.c share --- */
+
+/* Appends the held records of a hand-over (ho_put_held's) to w's. 0, -EBADMSG, -ENOMEM. */
+int pool__ho_held_in(struct worker *w, const struct ho_bytes *held);
+/* w, imported, joins pool p. */
+void pool__ho_adopted(struct pools *ps, struct pool *p, struct worker *w);
+/* Whether the zmq worker w may be exported: it said MOVED and nothing it was sent is
+ * unacknowledged. 0, or -EAGAIN / -EPROTO with why. */
+int pool__ho_zmq_ready(const struct worker *w, char *why, size_t cap);
+
 #endif

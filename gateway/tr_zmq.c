@@ -169,3 +169,26 @@ int tr_zmq_new(void *sock, const uint8_t *ident, size_t ilen, int *sent,
 	*out = &z->tr;
 	return 0;
 }
+
+int tr_zmq_is(const struct tr *t)
+{
+	return t->ops == &zmq_ops;
+}
+
+uint64_t tr_zmq_counted(const struct tr *t)
+{
+	return ((const struct tr_zmq *)t)->counted;
+}
+
+uint64_t tr_zmq_unacked(const struct tr *t)
+{
+	const struct tr_zmq *z = (const struct tr_zmq *)t;
+	return z->counted - z->acked;
+}
+
+void tr_zmq_count_from(struct tr *t, uint64_t n)
+{
+	struct tr_zmq *z = (struct tr_zmq *)t;
+	if (!z->head)
+		z->counted = z->acked = n;
+}

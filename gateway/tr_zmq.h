@@ -24,4 +24,16 @@ struct tr_zmq_window {
 int tr_zmq_new(void *sock, const uint8_t *ident, size_t ilen, int *sent,
 	       const struct tr_zmq_window *win, struct tr **out);
 
+/* --- a live upgrade (docs/UPGRADE.md "zmq workers") --- */
+
+/* 1 when t is a zmq transport. */
+int tr_zmq_is(const struct tr *t);
+/* Counted records sent to the worker, and of them unacknowledged. */
+uint64_t tr_zmq_counted(const struct tr *t);
+uint64_t tr_zmq_unacked(const struct tr *t);
+/* A new process's transport for a worker handed over: its counting goes on from n (all
+ * acknowledged), so the worker's next ACK counts as it did for the old process. Only
+ * before the first push. */
+void tr_zmq_count_from(struct tr *t, uint64_t n);
+
 #endif

@@ -88,7 +88,7 @@ int wk_push(struct worker *w, const struct tr_rec *r)
 {
 	if (r->na + r->nb > w->tr->max_len)
 		return -EMSGSIZE;
-	if (w->state != WK_ALIVE || w->held.head)
+	if (w->state != WK_ALIVE || w->held.head || w->moving)
 		return hold(w, r);
 	int rc = w->tr->ops->push(w->tr, r);
 	switch (rc) {
@@ -119,7 +119,7 @@ int wk_push(struct worker *w, const struct tr_rec *r)
 
 int wk_retry(struct worker *w)
 {
-	if (!w->held.head)
+	if (!w->held.head || w->moving)
 		return 0;
 	struct wk_held *h;
 	while ((h = w->held.head)) {
@@ -140,7 +140,7 @@ int wk_retry(struct worker *w)
 
 int wk_awaits_input(const struct worker *w)
 {
-	return w->held.head && w->tr->ops->awaits_input && w->tr->ops->awaits_input(w->tr);
+	return w->held.head && (w->moving || (w->tr->ops->awaits_input && w->tr->ops->awaits_input(w->tr)));
 }
 
 int wk_ack(struct worker *w, uint64_t n)

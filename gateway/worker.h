@@ -52,6 +52,9 @@ struct worker {
 	uint8_t adopt;        /* attached while its pool had waiting connections */
 	uint8_t quiet_hold;   /* its records are held for its window (zmq): routine, no log */
 	uint8_t stall_logged; /* the window has been full too long: said once */
+	uint8_t moving;       /* zmq, a live upgrade: between MOVE and RESUME every record is
+			       * held (docs/UPGRADE.md "zmq workers") */
+	uint8_t moved;        /* the old process: its MOVED came, nothing is in flight */
 	uint32_t stall_since; /* loop time its window was seen full with no ACK since; 0: not */
 	struct pool *pool;
 	pid_t pid;
@@ -70,11 +73,12 @@ struct worker {
  * memory budget): nothing queued; or -EIO: the transport broke (r is held; the caller
  * fails the worker). */
 int wk_push(struct worker *w, const struct tr_rec *r) __attribute__((warn_unused_result));
-/* Moves held records into the transport while it takes them. Returns 1 when the held
- * queue became empty now, 0 otherwise, -EIO when the transport broke. */
+/* Moves held records into the transport while it takes them (none while moving).
+ * Returns 1 when the held queue became empty now, 0 otherwise, -EIO when the transport
+ * broke. */
 int wk_retry(struct worker *w);
-/* 1 when w holds records and only its own input (an ACK) can make room for them: no
- * need to poll. */
+/* 1 when w holds records and only its own input (an ACK, MOVED, the RESUME its
+ * reconnection lets out) can make room for them: no need to poll. */
 int wk_awaits_input(const struct worker *w);
 /* w acknowledged the first n counted records it was sent (tr_ops.ack). Returns 0,
  * -ERANGE (more than it was sent), or -ENOTSUP (its transport takes no ACK). */

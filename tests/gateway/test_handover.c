@@ -435,6 +435,40 @@ START_TEST(prog_entries)
 }
 END_TEST
 
+/* Version 3: a zmq worker's entry carries its transport and count; a version-2 entry
+ * (which ends before them) reads as a shm worker's with no count. */
+START_TEST(zmq_worker_entries)
+{
+	struct ho_worker a = { .id = 9, .pid = 4343, .slot = 4,
+			       .pool = { (const uint8_t *)"py", 2 },
+			       .ident = { (const uint8_t *)"wsgw1-4343-ab", 13 },
+			       .zmq = 1, .counted = 0x123456789aULL }, b;
+	struct ho_buf buf = { 0 };
+	ck_assert_int_eq(ho_put_worker(&buf, &a), 0);
+	size_t used;
+	ck_assert_int_eq(ho_get_worker(buf.p, buf.len, &b, &used), 0);
+	ck_assert_uint_eq(b.zmq, 1);
+	ck_assert_uint_eq(b.counted, 0x123456789aULL);
+	ck_assert(same_bytes(b.ident, a.ident));
+	/* The same record as version 2 wrote it: 9 bytes shorter, its length said so. */
+	uint64_t body = buf.len - 8 - 9;
+	for (int i = 0; i < 8; i++)
+		buf.p[i] = (uint8_t)(body >> (8 * i));
+	ck_assert_int_eq(ho_get_worker(buf.p, buf.len - 9, &b, &used), 0);
+	ck_assert_uint_eq(used, buf.len - 9);
+	ck_assert_uint_eq(b.zmq, 0);
+	ck_assert_uint_eq(b.counted, 0);
+	ck_assert_uint_eq(b.id, 9);
+	/* A transport this version does not know is refused. */
+	body = buf.len - 8;
+	for (int i = 0; i < 8; i++)
+		buf.p[i] = (uint8_t)(body >> (8 * i));
+	buf.p[buf.len - 9] = 2;
+	ck_assert_int_eq(ho_get_worker(buf.p, buf.len, &b, &used), -EBADMSG);
+	ho_buf_free(&buf);
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("handover");
@@ -449,6 +483,7 @@ int main(void)
 	tcase_add_test(tc, subscriptions);
 	tcase_add_test(tc, worker_entries);
 	tcase_add_test(tc, prog_entries);
+	tcase_add_test(tc, zmq_worker_entries);
 	suite_add_tcase(s, tc);
 	SRunner *sr = srunner_create(s);
 	srunner_run_all(sr, CK_NORMAL);

@@ -187,6 +187,8 @@ static void round_trip(struct client *cl, int n)
 		for (int k = 0; k < 2; k++) {
 			struct wt_frame f;
 			int rc = wt_read_message(&cl[i].c, &f, 10000);
+			if (rc < 0)
+				wt_dump("gateway", gw.log_path, 60);
 			REQUIRE(rc >= 0, "client %d, message %u: %s", i, cl[i].got, cl[i].c.err);
 			int len = snprintf(m, sizeof(m), "c%d m%u", i, cl[i].got++);
 			REQUIRE(f.opcode == WT_TEXT && f.len == (size_t)len && !memcmp(f.payload, m, f.len),
@@ -222,12 +224,18 @@ static void close_clients(struct client *cl, int n)
 
 /* One `wsgw ctl upgrade [bin]` while the n clients echo, rounds before, during and after
  * it (bounded by count): its wait status, r holding what it said. */
+static unsigned longest_round_ms; /* of the last ctl_under_load: the clients' longest pause */
+
 static int ctl_under_load(int admin, const char *bin, struct client *cl, int n, struct ctl_run *r)
 {
 	ctl_start(r, admin, bin);
 	int st = 0, rounds = 0;
+	longest_round_ms = 0;
 	while (!ctl_done(r, &st) && rounds < 10000) {
+		int64_t t = wt_now_ms();
 		round_trip(cl, n);
+		if ((unsigned)(wt_now_ms() - t) > longest_round_ms)
+			longest_round_ms = (unsigned)(wt_now_ms() - t);
 		rounds++;
 	}
 	REQUIRE(!r->pid, "ctl still running after %d rounds", rounds);
@@ -560,8 +568,171 @@ START_TEST(worker_new_binary_reads_another_version)
 }
 END_TEST
 
-/* A zmq worker: libzmq owns what it queued, so the upgrade is refused, with the reason,
- * and the shm worker beside it keeps serving. */
+/* ---- zmq workers: the Python and Node libraries ---- */
+
+/* The real library's echo example for pool, its output in DIR/NAME.log. */
+static void lang_worker(struct wt_env *e, struct wt_proc *w, const char *lang, const char *pool)
+{
+	char log[256];
+	snprintf(log, sizeof(log), "%s/%s.log", e->dir, pool);
+	const char *py[] = { "/usr/bin/python3", "workers/python/examples/echo.py", "--control", e->control,
+			     "--pool", pool, NULL };
+	const char *nd[] = { "/usr/bin/env", "node", "workers/node/examples/echo.js", "--control", e->control, "--pool", pool,
+			     NULL };
+	ck_assert_int_eq(wt_proc_spawn(w, strcmp(lang, "python") ? nd : py, log), 0);
+	if (wt_wait_attached(gw.log_path, pool, w->pid, 15000) <= 0) {
+		wt_dump(lang, log, 20);
+		ck_abort_msg("the %s worker did not attach", lang);
+	}
+}
+
+/* A gateway with pool py (the Python library), nd (Node) and p (wsgw-echo, shm). */
+static void zmq_gateway(struct wt_env *e, struct wt_proc *py, struct wt_proc *nd, struct wt_proc *shm)
+{
+	wt_env_init(e);
+	WT_GW_START(&gw, "--control", e->control, "--runtime-dir", e->dir, "--admin", "127.0.0.1:0",
+		    "--route", "/py=py", "--route", "/nd=nd", "--route", "/=p", NULL);
+	wt_track_gateway(gw.pid);
+	serving = gw.pid;
+	lang_worker(e, py, "python", "py");
+	lang_worker(e, nd, "node", "nd");
+	char log[256];
+	snprintf(log, sizeof(log), "%s/worker.log", e->dir);
+	ck_assert_int_eq(wt_start_echo(shm, e->control, "p", log), 0);
+	REQUIRE(wt_wait_attached(gw.log_path, "p", shm->pid, WT_ATTACH_MS) > 0, "wsgw-echo did not attach");
+}
+
+/* The worker is the same process, attached once (no HELLO since), and said nothing wrong. */
+static void zmq_worker_stayed(struct wt_env *e, struct wt_proc *w, const char *pool)
+{
+	char log[256];
+	snprintf(log, sizeof(log), "%s/%s.log", e->dir, pool);
+	REQUIRE(kill(w->pid, 0) == 0, "the %s worker %d is gone", pool, (int)w->pid);
+	int att = wt_count_attached(gw.log_path, pool, w->pid);
+	int said = wt_count_file(log, "gateway says");
+	if (att != 1 || said)
+		wt_dump(pool, log, 20);
+	REQUIRE(att == 1, "the %s worker attached %d times", pool, att);
+	REQUIRE(said == 0, "the %s worker got %d ERRORs", pool, said);
+}
+
+static void stop_zmq_gateway(struct wt_env *e, struct wt_proc *py, struct wt_proc *nd, struct wt_proc *shm)
+{
+	stop_serving();
+	wt_proc_stop(py, 5000);
+	wt_proc_stop(nd, 5000);
+	ck_assert_int_eq(wt_proc_stop(shm, 5000), 0);
+	wt_env_done(e);
+}
+
+/* Clients of a Python, a Node and a shm worker echo steadily through five upgrades in a
+ * row: each succeeds, no client closes, every message comes back once and in order, and
+ * each worker is the same process that attached once (it never said HELLO again). */
+START_TEST(zmq_workers_follow_5_upgrades)
+{
+	struct wt_env e;
+	struct wt_proc py, nd, shm;
+	zmq_gateway(&e, &py, &nd, &shm);
+	int admin = wt_admin_port(&gw);
+	enum { N = 50 };
+	struct client *cl = calloc(3 * N, sizeof(*cl));
+	ck_assert(cl);
+	const char *paths[] = { "/py/c", "/nd/c", "/c" };
+	for (int i = 0; i < 3 * N; i++)
+		WT_EXPECT_OPEN(&cl[i].c, "127.0.0.1", gw.port, paths[i / N]);
+	round_trip(cl, 3 * N);
+	for (int u = 0; u < 5; u++) {
+		struct ctl_run r;
+		int st = ctl_under_load(admin, NULL, cl, 3 * N, &r);
+		REQUIRE(WIFEXITED(st) && WEXITSTATUS(st) == 0, "upgrade %d failed: %s", u, r.out);
+		unsigned pause = longest_round_ms;
+		upgraded(&r);
+		wt_track_gateway(serving);
+		/* Rounds past the old process's exit and the workers' reconnects; the pause lets
+		 * libwsgw see each new gateway pid (it logs one line per upgrade). */
+		for (int k = 0; k < 20; k++)
+			round_trip(cl, 3 * N);
+		wt_sleep_ms(300);
+		round_trip(cl, 3 * N);
+		fprintf(stderr, "zmq upgrade %d: %s  longest echo round meanwhile %u ms\n", u, r.out, pause);
+	}
+	for (int i = 0; i < 3 * N; i++)
+		REQUIRE(cl[i].got == cl[i].sent, "client %d: %u sent, %u echoed", i, cl[i].sent, cl[i].got);
+	/* Past three heartbeats with the last gateway: still the same attachments. */
+	wt_sleep_ms(1500);
+	round_trip(cl, 3 * N);
+	zmq_worker_stayed(&e, &py, "py");
+	zmq_worker_stayed(&e, &nd, "nd");
+	worker_followed(&e, &shm, 5);
+	ck_assert(wt_gw_log_contains(&gw, "taken over (zmq transport"));
+	close_clients(cl, 3 * N);
+	stop_zmq_gateway(&e, &py, &nd, &shm);
+}
+END_TEST
+
+/* A zmq worker that is stopped (SIGSTOP) when the upgrade starts never says MOVED: the
+ * upgrade fails after its 2 s with the reason, the old gateway keeps every connection,
+ * and once the worker runs again it gets RESUME and its clients echo on, the same
+ * attachment; then an upgrade succeeds. */
+START_TEST(zmq_worker_stopped_at_upgrade)
+{
+	struct wt_env e;
+	struct wt_proc py, nd, shm;
+	zmq_gateway(&e, &py, &nd, &shm);
+	int admin = wt_admin_port(&gw);
+	enum { N = 20 };
+	struct client *cl = calloc(3 * N, sizeof(*cl));
+	ck_assert(cl);
+	const char *paths[] = { "/py/c", "/nd/c", "/c" };
+	for (int i = 0; i < 3 * N; i++)
+		WT_EXPECT_OPEN(&cl[i].c, "127.0.0.1", gw.port, paths[i / N]);
+	round_trip(cl, 3 * N);
+	ck_assert_int_eq(kill(py.pid, SIGSTOP), 0);
+	/* Messages for it meanwhile: held by the old gateway, delivered after RESUME. */
+	char m[64];
+	for (int i = 0; i < N; i++) {
+		int len = snprintf(m, sizeof(m), "c%d m%u", i, cl[i].sent++);
+		WT_OK(&cl[i].c, wt_send_frame(&cl[i].c, WT_TEXT, 1, m, (size_t)len));
+	}
+	struct ctl_run r;
+	int64_t t0 = wt_now_ms();
+	/* The other workers' clients echo on while it waits. */
+	int st = ctl_under_load(admin, NULL, cl + N, 2 * N, &r);
+	int64_t took = wt_now_ms() - t0;
+	kill(py.pid, SIGCONT);
+	REQUIRE(WIFEXITED(st) && WEXITSTATUS(st) == 1, "ctl exited with %d: %s", st, r.out);
+	REQUIRE(strstr(r.out, "did not answer MOVE"), "ctl said '%s'", r.out);
+	REQUIRE(took >= 1900 && took < 5000, "the upgrade gave up after %lld ms", (long long)took);
+	ck_assert(wt_gw_log_contains(&gw, "upgrade failed, this process keeps serving every connection"));
+	for (int i = 0; i < N; i++) {
+		struct wt_frame f;
+		int len = snprintf(m, sizeof(m), "c%d m%u", i, cl[i].got++);
+		REQUIRE(wt_read_message(&cl[i].c, &f, 5000) == 0, "client %d: %s", i, cl[i].c.err);
+		REQUIRE(f.len == (size_t)len && !memcmp(f.payload, m, f.len), "client %d got '%.*s', not '%s'", i,
+			(int)f.len, (const char *)f.payload, m);
+		wt_frame_free(&f);
+	}
+	ck_assert_int_eq(kill(gw.pid, 0), 0);
+	round_trip(cl, 3 * N);
+	zmq_worker_stayed(&e, &py, "py");
+	/* It was resumed: a later upgrade moves it like the others. */
+	st = ctl_under_load(admin, NULL, cl, 3 * N, &r);
+	REQUIRE(WIFEXITED(st) && WEXITSTATUS(st) == 0, "the upgrade after SIGCONT failed: %s", r.out);
+	upgraded(&r);
+	wt_track_gateway(serving);
+	for (int k = 0; k < 10; k++)
+		round_trip(cl, 3 * N);
+	for (int i = 0; i < 3 * N; i++)
+		REQUIRE(cl[i].got == cl[i].sent, "client %d: %u sent, %u echoed", i, cl[i].sent, cl[i].got);
+	zmq_worker_stayed(&e, &py, "py");
+	zmq_worker_stayed(&e, &nd, "nd");
+	close_clients(cl, 3 * N);
+	stop_zmq_gateway(&e, &py, &nd, &shm);
+}
+END_TEST
+
+/* A zmq worker with no routing id of its own (the test's raw zmq worker, as an older
+ * library would be): the upgrade is refused, with the reason, and everyone serves on. */
 START_TEST(zmq_worker_refuses)
 {
 	struct wt_env e;
@@ -577,7 +748,7 @@ START_TEST(zmq_worker_refuses)
 	ctl_start(&r, wt_admin_port(&gw), NULL);
 	int rc = ctl_wait(&r);
 	REQUIRE(rc == 1, "ctl exited with %d: %s", rc, r.out);
-	REQUIRE(strstr(r.out, "is a zmq worker, whose hand-over is not done yet"), "ctl said '%s'", r.out);
+	REQUIRE(strstr(r.out, "is a zmq worker that keeps no routing id of its own"), "ctl said '%s'", r.out);
 	ck_assert(wt_gw_log_contains(&gw, "upgrade refused"));
 	round_trip(cl, 10);
 	worker_followed(&e, &w, 0);
@@ -1465,6 +1636,8 @@ int main(int argc, char **argv)
 	ADD(supervised_workers_follow);
 	ADD(make_run_upgrades);
 	ADD(zmq_worker_refuses);
+	ADD(zmq_workers_follow_5_upgrades);
+	ADD(zmq_worker_stopped_at_upgrade);
 	ADD(cluster_refuses);
 	ADD(new_binary_does_not_exist);
 	ADD(new_binary_reads_another_version);

@@ -15,7 +15,16 @@
 // If the worker dies, the gateway gives every event it had not acknowledged to the
 // connection's next worker: events this one handled but had not acknowledged yet may be
 // handled twice, and none is lost.
+//
+// A live upgrade of the gateway (`wsgw ctl upgrade`) moves the worker to the new gateway
+// process without a re-attach: the old one sends MOVE; once the consumer has handled
+// every event before it, the worker acknowledges them, answers MOVED and keeps every
+// command (send(), publish(), ...) until RESUME, from the new process (or from the old
+// one if the upgrade failed), then sends them in order. The socket's routing id is the
+// worker's own ("wsgw1-PID-RANDOM"), so the new process knows it when its DEALER
+// reconnects, which it does every 10 ms.
 
+const crypto = require('crypto');
 const zmq = require('zeromq');
 
 const PROTOCOL_VERSION = 2;
@@ -73,6 +82,9 @@ class Worker {
         curveSecretKey: kp.secretKey };
     }
     this._events = [];
+    this._moveAt = null; // a live upgrade: MOVE came after this many counted messages
+    this._held = null;   // commands kept between MOVED and RESUME
+    this.moves = 0;      // live upgrades followed
     this._waiters = [];
     this._out = [];
     this._writing = false;
@@ -132,8 +144,15 @@ class Worker {
     this._rcvd = this._handled = this._acked = 0;
     this._ret = null;
     this._ackOut = null;
+    if (this._held) this.dropped += this._held.length; // the attachment they were for ended
+    this._held = null;
+    this._moveAt = null;
+    // A routing id of our own: a gateway that takes this worker over in a live upgrade
+    // knows it by that id when the DEALER reconnects ("wsgw1-" says this library follows
+    // such a hand-over), and it reconnects within 10 ms, not ZeroMQ's 100.
+    const routingId = `wsgw1-${process.pid}-${crypto.randomBytes(8).toString('hex')}`;
     const s = new zmq.Dealer({ linger: 0, sendHighWaterMark: this._hwm,
-      receiveHighWaterMark: this._hwm, ...(this._curve || {}) });
+      receiveHighWaterMark: this._hwm, routingId, reconnectInterval: 10, ...(this._curve || {}) });
     s.connect(this.control);
     this._sock = s;
     const now = Date.now();
@@ -176,7 +195,7 @@ class Worker {
       return;
     }
     if (now - this._lastSent >= hb) {
-      if (this._handled > this._acked) this._ack(); // says as much as a heartbeat
+      if (this._handled > this._acked && this._held === null) this._ack(); // a heartbeat too
       else this._push(['HEARTBEAT']);
     }
   }
@@ -191,12 +210,32 @@ class Worker {
       if (r.gen === this._gen) this._handled = r.seq;
     }
     if (this._handled - this._acked >= ACK_BATCH) this._ack();
+    this._maybeMove();
+  }
+
+  // MOVE came: once every counted message before it is handled (their commands sent),
+  // acknowledge them, answer MOVED, and keep every command until RESUME.
+  _maybeMove() {
+    if (this._moveAt === null || this._handled < this._moveAt) return;
+    this._moveAt = null;
+    this._ack();
+    if (this._push(['MOVED'])) this._held = [];
+  }
+
+  // RESUME: whichever gateway serves us now takes what was kept, in order.
+  _resumeSends() {
+    this._moveAt = null;
+    if (this._held === null) return;
+    const held = this._held;
+    this._held = null;
+    this.moves++;
+    for (const f of held) this._push(f);
   }
 
   // ACK goes after the commands the handled events caused: a count may only be raised in
   // an ACK that is still the last thing queued, never moved ahead of later commands.
   _ack() {
-    if (!this._attached || this._handled <= this._acked) return;
+    if (!this._attached || this._held !== null || this._handled <= this._acked) return;
     this._acked = this._handled;
     const out = this._out;
     if (this._ackOut && out.length && out[out.length - 1] === this._ackOut) {
@@ -239,6 +278,14 @@ class Worker {
           return { type: 'message', conn: f[1].readBigUInt64BE(), data: f[3], binary: true };
         return { type: 'message', conn: f[1].readBigUInt64BE(), data: str(f[3]), binary: false };
       case 'HEARTBEAT':
+        return null;
+      case 'MOVE':
+        if (!this._attached || this._held !== null) return null;
+        this._moveAt = this._rcvd;
+        this._maybeMove(); // at once when the consumer has handled everything
+        return null;
+      case 'RESUME':
+        if (this._attached) this._resumeSends();
         return null;
       case 'OPEN': {
         if (n < 3) break;
@@ -358,6 +405,12 @@ class Worker {
     if (!this._attached) {
       this.dropped++;
       return false;
+    }
+    if (this._held !== null && frames[0] !== 'HEARTBEAT') {
+      // Between MOVED and RESUME: kept, in order. A HEARTBEAT still goes (it is lost
+      // harmlessly if the connection is changing gateways).
+      this._held.push(frames);
+      return true;
     }
     this._out.push(frames);
     this._lastSent = Date.now();

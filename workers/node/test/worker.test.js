@@ -233,6 +233,74 @@ test('ACK: what was handled, in batches and before waiting', { timeout: 20000 },
   assert.deepStrictEqual(acks(), [32, 40]);
 });
 
+test('MOVE: ACK of what was handled, MOVED, commands held until RESUME', { timeout: 20000 }, async (t) => {
+  const zmq = require('zeromq');
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'wsgw-move-'));
+  t.after(() => fs.rmSync(dir, { recursive: true, force: true }));
+  const ep = `ipc://${dir}/control`;
+  const r = new zmq.Router({ linger: 0 });
+  await r.bind(ep);
+  t.after(() => r.close());
+  const heard = [];
+  let ident = null;
+  const cid = Buffer.alloc(8);
+  cid.writeBigUInt64BE(5n);
+  const gateway = (async () => {
+    const [id, hello] = await r.receive();
+    ident = id;
+    assert.strictEqual(hello.toString(), 'HELLO');
+    await r.send([ident, 'WELCOME', '7', '1000', '', '0', '0', '']);
+    await r.send([ident, 'OPEN', cid, '']);
+    for (let i = 0; i < 3; i++) await r.send([ident, 'MESSAGE', cid, 'text', `m${i}`]);
+    await r.send([ident, 'MOVE']);
+    for (;;) {
+      const [, ...f] = await r.receive();
+      if (f[0].toString() !== 'HEARTBEAT') heard.push(f.map((x) => x.toString()));
+      if (f[0].toString() === 'BYE') return;
+    }
+  })();
+  gateway.catch(() => {});
+  const w = await Worker.attach(ep, 'p', { attachTimeout: 5000 });
+  await waitFor(() => ident !== null, 2000, 'HELLO');
+  // Its own routing id, which a new gateway process knows it by after a reconnect.
+  assert.match(ident.toString(), new RegExp(`^wsgw1-${process.pid}-[0-9a-f]+$`));
+  await waitFor(() => w._events.length >= 4, 5000, 'the 4 events to arrive');
+  await sleep(100);
+  // Read ahead, not yet handled: no MOVED before the consumer has handled all four.
+  assert.deepStrictEqual(heard, []);
+  for (let i = 0; i < 4; i++) {
+    const ev = await w.recv(2000);
+    if (ev.type === 'message') w.send(ev.conn, ev.data);
+  }
+  assert.strictEqual(await w.recv(200), null); // the fourth is handled now
+  await waitFor(() => heard.some((f) => f[0] === 'MOVED'), 2000, 'MOVED');
+  // (An ACK may come between the SENDs: the library acknowledges before it waits.)
+  assert.deepStrictEqual(heard.filter((f) => f[0] !== 'ACK').map((f) => f[0]), ['SEND', 'SEND', 'SEND', 'MOVED']);
+  assert.deepStrictEqual(heard.slice(-2), [['ACK', '4'], ['MOVED']]);
+  const n = heard.length;
+  // Held from now on, in order, until RESUME.
+  assert.strictEqual(w.send(5n, 'held-1'), true);
+  assert.strictEqual(w.publish('t', 'held-2'), true);
+  await sleep(200);
+  assert.strictEqual(heard.length, n, 'nothing was sent between MOVED and RESUME');
+  await r.send([ident, 'RESUME']);
+  await w.recv(200);
+  await waitFor(() => heard.length >= n + 2, 2000, 'the held commands after RESUME');
+  assert.deepStrictEqual(heard.slice(n).map((f) => f[0]), ['SEND', 'PUBLISH']);
+  assert.strictEqual(heard[n][3], 'held-1');
+  assert.strictEqual(heard[n + 1][3], 'held-2');
+  assert.strictEqual(w.moves, 1);
+  assert.strictEqual(w.reattaches, 0);
+  // Counting went on: a message after RESUME is the 5th.
+  await r.send([ident, 'MESSAGE', cid, 'text', 'after']);
+  const ev = await w.recv(2000);
+  assert.strictEqual(ev.data, 'after');
+  assert.strictEqual(await w.recv(200), null);
+  await waitFor(() => heard.some((f) => f[0] === 'ACK' && f[1] === '5'), 2000, 'ACK 5');
+  await w.detach();
+  await Promise.race([gateway, sleep(3000)]);
+});
+
 test('mixed pool: the C shm worker and a Node worker share it', { timeout: 30000 }, async (t) => {
   const gw = await Gateway.start(['/=mixed']);
   t.after(() => gw.stop());

@@ -17,6 +17,13 @@ next one (calls recv() again, or iterates on); the worker then acknowledges it t
 gateway (ACK, in batches of 32, and before it waits for input).  If the worker dies, the
 gateway gives every event it had not acknowledged to the connection's next worker: events
 this one handled but had not acknowledged yet may be handled twice, and none is lost.
+
+A live upgrade of the gateway (`wsgw ctl upgrade`) moves the worker to the new gateway
+process without a re-attach: the old one sends MOVE; the worker acknowledges what it
+handled, answers MOVED and keeps every command it is given (send(), publish(), ...)
+until RESUME, from the new process (or from the old one if the upgrade failed), then
+sends them in order.  The socket's routing id is the worker's own ("wsgw1-PID-RANDOM"),
+so the new process knows it when its DEALER reconnects, which it does every 10 ms.
 """
 
 import os
@@ -158,6 +165,8 @@ class Worker:
             self._curve = (_key(curve_server_key), _key(curve_keypair[0]),
                            _key(curve_keypair[1]))
         self._sock = None
+        self._held = None         # a live upgrade: commands kept between MOVE and RESUME
+        self.moves = 0            # live upgrades followed
         self._pending = []
         self._attached = False
         self._closed = False
@@ -179,6 +188,11 @@ class Worker:
         if self._sock is not None:
             self._sock.close(0)
         s = self._ctx.socket(zmq.DEALER)
+        # A routing id of our own: a gateway that takes this worker over in a live upgrade
+        # knows it by that id when the DEALER reconnects ("wsgw1-" says this library
+        # follows such a hand-over), and it reconnects within 10 ms, not ZeroMQ's 100.
+        s.setsockopt(zmq.ROUTING_ID, b"wsgw1-%d-%s" % (os.getpid(), os.urandom(8).hex().encode()))
+        s.setsockopt(zmq.RECONNECT_IVL, 10)
         s.setsockopt(zmq.LINGER, 0)
         s.setsockopt(zmq.SNDHWM, self._hwm)
         s.setsockopt(zmq.RCVHWM, self._hwm)
@@ -193,6 +207,9 @@ class Worker:
         # A fresh socket each time: whatever was queued for the old gateway is stale.
         self._open_socket()
         self._attached = False
+        if self._held:
+            self.dropped += len(self._held)  # for connections of the attachment that ended
+        self._held = None
         self._sock.send_multipart([b"HELLO", str(PROTOCOL_VERSION).encode(),
                                    self.pool.encode(), b"zmq", str(os.getpid()).encode()])
         now = time.monotonic()
@@ -296,7 +313,7 @@ class Worker:
             self._ack()
 
     def _ack(self):
-        if self._attached and self._handled > self._acked:
+        if self._attached and self._held is None and self._handled > self._acked:
             n = self._handled
             if self._send([b"ACK", str(n).encode()]):
                 self._acked = n
@@ -319,7 +336,7 @@ class Worker:
             self._detached("missed 3 heartbeats")
             return True
         if now - self._last_sent >= hb:
-            if self._handled > self._acked:
+            if self._handled > self._acked and self._held is None:
                 self._ack()  # says as much as a heartbeat
             else:
                 self._send([b"HEARTBEAT"])
@@ -336,6 +353,12 @@ class Worker:
                 return Event("message", c, f[3], binary=True)
             return Event("message", c, f[3].decode("utf-8", "surrogateescape"))
         if verb == b"HEARTBEAT":
+            return None
+        if verb == b"MOVE" and self._attached:
+            self._move()
+            return None
+        if verb == b"RESUME" and self._attached:
+            self._resume()
             return None
         if verb == b"OPEN" and n >= 3:
             c = _ID.unpack(f[1])[0]
@@ -374,12 +397,39 @@ class Worker:
             return None
         return Event("error", reason="unexpected message from the gateway: %r" % (f[:3],))
 
+    def _move(self):
+        """MOVE: every message before it was received and (recv() came back) handled, with
+        the commands it made already sent.  Say so, then keep everything until RESUME:
+        the gateway that reads it may be another process."""
+        if self._held is not None:
+            return
+        self._handled = self._rcvd
+        self._ack()
+        if self._send([b"MOVED"]):
+            self._held = []
+
+    def _resume(self):
+        """RESUME: whichever gateway serves us now takes what was kept, in order."""
+        if self._held is None:
+            return
+        held, self._held = self._held, None
+        self.moves += 1
+        for f in held:
+            if not self._send(f):
+                break
+
     # ---------------------------------------------------------------- commands
 
     def _send(self, frames):
         if not self._attached:
             self.dropped += 1
             return False
+        if self._held is not None:
+            # Between MOVED and RESUME: kept, in order.  A HEARTBEAT still goes (it is
+            # lost harmlessly if the connection is changing gateways).
+            if frames[0] != b"HEARTBEAT":
+                self._held.append(frames)
+                return True
         try:
             self._sock.send_multipart(frames)
         except zmq.Again:
