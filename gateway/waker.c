@@ -3,6 +3,7 @@
 #include "shm/bell.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <linux/futex.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -91,7 +92,10 @@ static void stop_thread(struct waker *w)
 		atomic_store(&w->stop, 1);
 		struct shm_doorbell *db = shm_bell_doorbell(w->bell);
 		atomic_fetch_add(&db->seq, 1);
-		syscall(SYS_futex, &db->seq, FUTEX_WAKE, 1, NULL, NULL, 0);
+		/* Every waiter: in a live upgrade the new gateway's thread waits on the same
+		 * word, and a single wake could be its (a spurious wake-up there), leaving this
+		 * thread asleep and the join below for ever. */
+		syscall(SYS_futex, &db->seq, FUTEX_WAKE, INT_MAX, NULL, NULL, 0);
 		pthread_join(w->thread, NULL);
 	}
 }
