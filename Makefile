@@ -241,7 +241,8 @@ check: all $(TLS_DIR)/cert.pem $(PROMTOOL)
 	@if [ -z "$(CHECK_BIN)$(CHECK_CONF_WORKER)$(CHECK_LANG)$(CHECK_BROWSER)" ]; then \
 	  echo "make check: T=$(T) names no test (programs: $(TEST_BIN:$(BUILD)/tests/%=%), conformance-worker, lang, browser)"; \
 	  exit 2; fi
-	@failed=""; for t in $(CHECK_BIN); do \
+	@$(if $(CHECK_LANG)$(filter %test_upgrade,$(CHECK_BIN)),tests/workers/lang_deps.sh || exit 1;) \
+	failed=""; for t in $(CHECK_BIN); do \
 	  echo "== $$t"; \
 	  WSGW_BUILD=$(abspath $(BUILD)) WT_SANITIZE=$(SANITIZE) WT_PROMTOOL=$(abspath $(PROMTOOL)) $$t \
 	    || failed="$$failed $$t"; \

@@ -2,8 +2,7 @@
 # tests/workers/run_lang_tests.sh: the Python and Node worker libraries' test suites, run
 # against the real build/wsgw (or $WSGW_BUILD/wsgw) and build/wsgw-echo.
 #
-# Installs what is missing first: python3-zmq, python3-websockets, nodejs and npm from
-# Debian (apt-get, as root or through sudo), and workers/node/node_modules (npm ci).
+# Installs what is missing first (tests/workers/lang_deps.sh).
 # Prints each suite's output, then a last line exactly "N passed, M failed"; exits non-zero
 # on any failure, including a suite that could not run at all.
 set -u -o pipefail
@@ -17,14 +16,7 @@ passed=0
 failed=0
 log() { echo "run_lang_tests: $*" >&2; }
 
-# Only what is really missing: a nodesource nodejs ships its own npm, and Debian's npm
-# package would conflict with it.
-missing=()
-[ -x "$PY" ] && "$PY" -c 'import zmq' 2>/dev/null || missing+=(python3-zmq)
-[ -x "$PY" ] && "$PY" -c 'import websockets' 2>/dev/null || missing+=(python3-websockets)
-command -v node >/dev/null || missing+=(nodejs)
-command -v npm >/dev/null || missing+=(npm)
-[ ${#missing[@]} -eq 0 ] || "$ROOT/tools/need-debs" "${missing[@]}" || log "install failed"
+"$ROOT/tests/workers/lang_deps.sh" || log "installing what the workers need failed (above)"
 
 for b in wsgw wsgw-echo; do
 	[ -x "$WSGW_BUILD/$b" ] || log "$WSGW_BUILD/$b is missing: build it first (make $WSGW_BUILD/$b)"
@@ -64,13 +56,9 @@ node_suite() {
 		return
 	fi
 	if [ ! -d "$ROOT/workers/node/node_modules/zeromq" ] || [ ! -d "$ROOT/workers/node/node_modules/ws" ]; then
-		log "installing workers/node/node_modules"
-		(cd "$ROOT/workers/node" && { npm ci --no-audit --no-fund >/dev/null 2>&1 ||
-			npm install --no-audit --no-fund >/dev/null; }) || {
-			log "npm could not install zeromq and ws"
-			failed=$((failed + 1))
-			return
-		}
+		log "workers/node/node_modules is missing (lang_deps.sh said why)"
+		failed=$((failed + 1))
+		return
 	fi
 	out=$(cd "$ROOT" && timeout -k 5 "$SUITE_TIMEOUT" node --test --test-reporter=tap \
 		workers/node/test/ 2>&1)
