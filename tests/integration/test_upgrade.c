@@ -834,9 +834,9 @@ static void load_round(struct load *L)
 		L->pause_ms = ms;
 }
 
-/* 2,000 clients of a wsgw-echo worker, 1,000 subscribers of a wsgw-broadcast one with a
- * stream published through it, ten upgrades in a row while rounds go on: every upgrade
- * succeeds, no client closes, every echo and every published message arrives once and
+/* 2,000 echo clients, half of a wsgw-echo worker (shm), half of the Python library's
+ * echo (zmq), 1,000 subscribers of a wsgw-broadcast one with a stream published through
+ * it, ten upgrades in a row while rounds go on: every upgrade succeeds, no client closes, every echo and every published message arrives once and
  * in order, the fragments and cut frames in flight at each hand-over complete, and the
  * workers follow without attaching again. */
 START_TEST(ten_upgrades_under_worker_load)
@@ -844,7 +844,7 @@ START_TEST(ten_upgrades_under_worker_load)
 	struct wt_env e;
 	wt_env_init(&e);
 	WT_GW_START(&gw, "--control", e.control, "--runtime-dir", e.dir, "--admin", "127.0.0.1:0", "--route",
-		    "/e=e", "--route", "/b=b", NULL);
+		    "/e=e", "--route", "/z=z", "--route", "/b=b", NULL);
 	wt_track_gateway(gw.pid);
 	serving = gw.pid;
 	const char *build = getenv("WSGW_BUILD");
@@ -860,13 +860,15 @@ START_TEST(ten_upgrades_under_worker_load)
 	ck_assert_int_eq(wt_proc_spawn(&wb, ba, blog), 0);
 	REQUIRE(wt_wait_attached(gw.log_path, "e", we.pid, WT_ATTACH_MS) > 0, "wsgw-echo did not attach");
 	REQUIRE(wt_wait_attached(gw.log_path, "b", wb.pid, WT_ATTACH_MS) > 0, "wsgw-broadcast did not attach");
+	struct wt_proc wz;
+	lang_worker(&e, &wz, "python", "z");
 	int admin = wt_admin_port(&gw);
 	struct load L = { .n_echo = 2000, .n_sub = 1000 };
 	L.echo = calloc((size_t)L.n_echo, sizeof(*L.echo));
 	L.sub = calloc((size_t)L.n_sub, sizeof(*L.sub));
 	ck_assert(L.echo && L.sub);
 	for (int i = 0; i < L.n_echo; i++)
-		WT_EXPECT_OPEN(&L.echo[i].c, "127.0.0.1", gw.port, "/e");
+		WT_EXPECT_OPEN(&L.echo[i].c, "127.0.0.1", gw.port, i % 2 ? "/z" : "/e");
 	for (int j = 0; j < L.n_sub; j++)
 		WT_EXPECT_OPEN(&L.sub[j], "127.0.0.1", gw.port, "/b");
 	wt_sleep_ms(500); /* the SUBSCRIBEs are in */
@@ -892,7 +894,8 @@ START_TEST(ten_upgrades_under_worker_load)
 		struct wt_frame f;
 		REQUIRE(wt_read_message(&L.sub[j], &f, 20) == -ETIMEDOUT, "subscriber %d: a message twice", j);
 	}
-	REQUIRE(wt_count_attached(gw.log_path, "e", we.pid) == 1 && wt_count_attached(gw.log_path, "b", wb.pid) == 1,
+	REQUIRE(wt_count_attached(gw.log_path, "e", we.pid) == 1 && wt_count_attached(gw.log_path, "b", wb.pid) == 1 &&
+			wt_count_attached(gw.log_path, "z", wz.pid) == 1,
 		"a worker attached again");
 	close_clients(L.echo, L.n_echo);
 	for (int j = 0; j < L.n_sub; j++)
@@ -901,6 +904,7 @@ START_TEST(ten_upgrades_under_worker_load)
 	stop_serving();
 	ck_assert_int_eq(wt_proc_stop(&we, 5000), 0);
 	ck_assert_int_eq(wt_proc_stop(&wb, 5000), 0);
+	ck_assert_int_eq(wt_proc_stop(&wz, 5000), 0);
 	wt_env_done(&e);
 }
 END_TEST
