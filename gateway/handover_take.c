@@ -160,11 +160,14 @@ static int read_section(int chan, uint8_t *buf, const struct ho_hdr *h, struct h
 	return 0;
 }
 
-/* Imports one CONNS batch (h, fds: its message) into got[*n_got...] and ACKs it. 0 or
- * -errno (why says which record); every descriptor is either a connection's or closed. */
-static int import_batch(const struct ho_parts *p, int chan, uint8_t *buf, const struct ho_hdr *h,
-			int *fds, int nfds, struct ho_buf *sec, struct conn **got, size_t *n_got,
-			char *why, size_t cap)
+/* Takes one record of a section at p[0..n) with its descriptor fd (closed by it on
+ * failure), its size into *used. 0, or -errno with *no naming why when it can. */
+typedef int take_fn(void *arg, const uint8_t *p, size_t n, int fd, size_t *used, const char **no);
+
+/* A section of one record per descriptor (CONNS, PROGS): each to take, in order, then an
+ * ACK. 0 or -errno (why says which record of what); every descriptor is taken or closed. */
+static int take_section(int chan, uint8_t *buf, const struct ho_hdr *h, int *fds, int nfds,
+			struct ho_buf *sec, const char *what, take_fn *take, void *arg, char *why, size_t cap)
 {
 	uint32_t count = 0;
 	int rc = read_section(chan, buf, h, sec, &count);
@@ -173,24 +176,53 @@ static int import_batch(const struct ho_parts *p, int chan, uint8_t *buf, const 
 	size_t off = 0;
 	int i = 0;
 	for (; rc == 0 && i < nfds; i++) {
-		struct ho_conn hc;
-		size_t used;
+		size_t used = 0;
 		const char *no = NULL;
-		rc = ho_get_conn(sec->p + off, sec->len - off, &hc, &used);
-		if (rc == 0)
-			rc = sess_ho_import(p->sess, &hc, fds[i], &got[*n_got], &no);
+		rc = take(arg, sec->p + off, sec->len - off, fds[i], &used, &no);
 		if (rc) {
-			snprintf(why, cap, "connection record %zu: %s", *n_got, no ? no : strerror(-rc));
+			snprintf(why, cap, "%s record %d: %s", what, i, no ? no : strerror(-rc));
+			i++;
 			break;
 		}
-		++*n_got;
 		off += used;
 	}
 	for (; i < nfds; i++)
-		close(fds[i]); /* the rest of a batch that failed */
+		close(fds[i]); /* the rest of a section that failed */
 	if (rc == 0)
 		rc = ho__send_simple(chan, HO_VERSION, HO_ACK, NULL, 0, ho__now_ms() + STEP_MS);
 	return rc;
+}
+
+struct batch {
+	const struct ho_parts *p;
+	struct conn **got;
+	size_t *n_got;
+};
+
+static int take_conn(void *arg, const uint8_t *p, size_t n, int fd, size_t *used, const char **no)
+{
+	struct batch *b = arg;
+	struct ho_conn hc;
+	int rc = ho_get_conn(p, n, &hc, used);
+	if (rc) {
+		close(fd);
+		return rc;
+	}
+	rc = sess_ho_import(b->p->sess, &hc, fd, &b->got[*b->n_got], no);
+	if (rc)
+		close(fd); /* still ours: nothing was made of it */
+	else
+		++*b->n_got;
+	return rc;
+}
+
+/* Imports one CONNS batch (h, fds: its message) into got[*n_got...] and ACKs it. */
+static int import_batch(const struct ho_parts *p, int chan, uint8_t *buf, const struct ho_hdr *h,
+			int *fds, int nfds, struct ho_buf *sec, struct conn **got, size_t *n_got,
+			char *why, size_t cap)
+{
+	struct batch b = { p, got, n_got };
+	return take_section(chan, buf, h, fds, nfds, sec, "connection", take_conn, &b, why, cap);
 }
 
 /* The WORKERS section: the next worker id, then a record per worker, each shm worker's
@@ -242,43 +274,20 @@ static int import_workers(const struct ho_parts *p, int chan, uint8_t *buf, cons
 	return rc;
 }
 
-/* The PROGS section: the old's running [worker] instances, each with its pidfd. */
-static int import_progs(const struct ho_parts *p, int chan, uint8_t *buf, const struct ho_hdr *h,
-			int *fds, int nfds, struct ho_buf *sec, char *why, size_t cap)
+/* One of the old's running [worker] instances, with its pidfd. */
+static int take_prog(void *arg, const uint8_t *p, size_t n, int fd, size_t *used, const char **no)
 {
-	uint32_t count = 0;
-	int rc = read_section(chan, buf, h, sec, &count);
-	if (rc == 0 && count != (uint32_t)nfds)
-		rc = -EBADMSG;
-	size_t off = 0;
-	int i = 0;
-	for (; rc == 0 && i < nfds; i++) {
-		struct ho_prog g;
-		size_t used;
-		const char *no = NULL;
-		char name[HO_POOL_MAX + 1];
-		rc = ho_get_prog(sec->p + off, sec->len - off, &g, &used);
-		if (rc == 0) {
-			memcpy(name, g.name.p, g.name.n);
-			name[g.name.n] = 0;
-			struct sup_moving m = { name, g.instance, (pid_t)g.pid, fds[i], g.ran_ms, g.restarts,
-						g.delay_ms };
-			rc = sup_ho_adopt(p->sup, &m, &no);
-		} else {
-			close(fds[i]);
-		}
-		if (rc) {
-			snprintf(why, cap, "worker instance record %d: %s", i, no ? no : strerror(-rc));
-			i++;
-			break;
-		}
-		off += used;
+	struct ho_prog g;
+	int rc = ho_get_prog(p, n, &g, used);
+	if (rc) {
+		close(fd);
+		return rc;
 	}
-	for (; i < nfds; i++)
-		close(fds[i]);
-	if (rc == 0)
-		rc = ho__send_simple(chan, HO_VERSION, HO_ACK, NULL, 0, ho__now_ms() + STEP_MS);
-	return rc;
+	char name[HO_POOL_MAX + 1];
+	memcpy(name, g.name.p, g.name.n);
+	name[g.name.n] = 0;
+	struct sup_moving m = { name, g.instance, (pid_t)g.pid, fd, g.ran_ms, g.restarts, g.delay_ms };
+	return sup_ho_adopt(((const struct ho_parts *)arg)->sup, &m, no);
 }
 
 /* After TAKEN the channel stays open for connections that were in their handshake. */
@@ -350,8 +359,9 @@ int ho_take(const struct ho_parts *p, int chan)
 			break;
 		}
 		if (h.type == HO_WORKERS || h.type == HO_PROGS) {
-			rc = (h.type == HO_WORKERS ? import_workers : import_progs)(p, chan, buf, &h, fds, nfds, &sec,
-										  why, sizeof(why));
+			rc = h.type == HO_WORKERS ? import_workers(p, chan, buf, &h, fds, nfds, &sec, why, sizeof(why))
+			     : take_section(chan, buf, &h, fds, nfds, &sec, "worker instance", take_prog, (void *)p,
+					    why, sizeof(why));
 			nfds = 0;
 			continue;
 		}
