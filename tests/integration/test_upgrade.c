@@ -625,6 +625,18 @@ static void stop_zmq_gateway(struct wt_env *e, struct wt_proc *py, struct wt_pro
 	wt_env_done(e);
 }
 
+/* n clients of each of zmq_gateway's workers: the Python one's, the Node one's, the
+ * shm one's, in that order. */
+static struct client *zmq_clients(int n)
+{
+	struct client *cl = calloc(3 * (size_t)n, sizeof(*cl));
+	ck_assert(cl);
+	const char *paths[] = { "/py/c", "/nd/c", "/c" };
+	for (int i = 0; i < 3 * n; i++)
+		WT_EXPECT_OPEN(&cl[i].c, "127.0.0.1", gw.port, paths[i / n]);
+	return cl;
+}
+
 /* Clients of a Python, a Node and a shm worker echo steadily through five upgrades in a
  * row: each succeeds, no client closes, every message comes back once and in order, and
  * each worker is the same process that attached once (it never said HELLO again). */
@@ -635,11 +647,7 @@ START_TEST(zmq_workers_follow_5_upgrades)
 	zmq_gateway(&e, &py, &nd, &shm);
 	int admin = wt_admin_port(&gw);
 	enum { N = 50 };
-	struct client *cl = calloc(3 * N, sizeof(*cl));
-	ck_assert(cl);
-	const char *paths[] = { "/py/c", "/nd/c", "/c" };
-	for (int i = 0; i < 3 * N; i++)
-		WT_EXPECT_OPEN(&cl[i].c, "127.0.0.1", gw.port, paths[i / N]);
+	struct client *cl = zmq_clients(N);
 	round_trip(cl, 3 * N);
 	for (int u = 0; u < 5; u++) {
 		struct ctl_run r;
@@ -681,11 +689,7 @@ START_TEST(zmq_worker_stopped_at_upgrade)
 	zmq_gateway(&e, &py, &nd, &shm);
 	int admin = wt_admin_port(&gw);
 	enum { N = 20 };
-	struct client *cl = calloc(3 * N, sizeof(*cl));
-	ck_assert(cl);
-	const char *paths[] = { "/py/c", "/nd/c", "/c" };
-	for (int i = 0; i < 3 * N; i++)
-		WT_EXPECT_OPEN(&cl[i].c, "127.0.0.1", gw.port, paths[i / N]);
+	struct client *cl = zmq_clients(N);
 	round_trip(cl, 3 * N);
 	ck_assert_int_eq(kill(py.pid, SIGSTOP), 0);
 	/* Messages for it meanwhile: held by the old gateway, delivered after RESUME. */
