@@ -223,6 +223,13 @@ int sess_ho_import(struct sess *s, const struct ho_conn *h, int fd, struct conn 
 		else if (sub.after)
 			top_set_after(c, sub.topic.p, sub.topic.n, sub.after);
 	}
+	/* Into the epoll set now, while the old process is still sending batches (the two
+	 * share the cores), not after TAKEN, when every client waits for it. Nothing is read
+	 * before the loop runs: what arrives meanwhile is reported then. */
+	if (rc == 0 && loop_add_conn(s->u.loop, c)) {
+		*why = "epoll_ctl failed";
+		rc = -ENOMEM;
+	}
 	if (rc) {
 		pool_ho_unpin(s->u.ps, c);
 		top_drop_conn(c);
@@ -240,10 +247,6 @@ int sess_ho_import(struct sess *s, const struct ho_conn *h, int fd, struct conn 
 
 void sess_ho_start(struct sess *s, struct conn *c)
 {
-	if (loop_add_conn(s->u.loop, c)) {
-		loop_close(s->u.loop, c, "epoll_ctl failed");
-		return;
-	}
 	if (c->out.bytes)
 		loop_mark(s->u.loop, c);
 }

@@ -21,15 +21,15 @@ int sess_ho_movable(struct sess *s, const struct conn *c, const char **why);
 int sess_ho_export(struct sess *s, struct conn *c, struct ho_buf *b, const char **why)
 	__attribute__((warn_unused_result));
 
-/* Makes a connection of socket fd from the record h, in the map with h's id, not read
- * yet (sess_ho_start). 0 and *out; -EEXIST (the id is taken), -ENOENT (no route of
+/* Makes a connection of socket fd from the record h, in the map with h's id and in the
+ * epoll set, not read yet (the loop does not run before sess_ho_start). 0 and *out; -EEXIST (the id is taken), -ENOENT (no route of
  * that prefix in this configuration, or it has workers: *why), -ENOMEM. On error fd is
  * the caller's and nothing was made. */
 int sess_ho_import(struct sess *s, const struct ho_conn *h, int fd, struct conn **out,
 		   const char **why) __attribute__((warn_unused_result));
 
-/* Starts serving an imported connection: into the epoll set (bytes that arrived are
- * reported at once), its queued output flushed at the end of the batch. */
+/* Starts serving an imported connection: its queued output is flushed at the end of the
+ * batch (bytes that arrived are reported by epoll). */
 void sess_ho_start(struct sess *s, struct conn *c);
 
 /* The old process forgets a connection the new one took: out of the epoll set, its

@@ -51,12 +51,16 @@ static void note_pid(pid_t pid)
 }
 
 /* Check's parent, after each case: the gateways the case's upgrades started, by pid,
- * if they are still a wsgw. */
+ * if they are still a wsgw, and the process groups it noted (as -pgid). */
 static void kill_noted(void)
 {
 	FILE *f = fopen(pids_path, "r");
 	int pid;
 	while (f && fscanf(f, "%d", &pid) == 1) {
+		if (pid < -1) {
+			kill(pid, SIGKILL); /* a process group of our own making (make run's) */
+			continue;
+		}
 		char p[64], cmd[256] = "";
 		snprintf(p, sizeof(p), "/proc/%d/cmdline", pid);
 		FILE *c = fopen(p, "r");
@@ -1039,6 +1043,7 @@ START_TEST(make_run_upgrades)
 	unsetenv("LISTEN");
 	unsetenv("ADMIN");
 	ck_assert(demo > 0);
+	note_pid(-demo); /* its whole group goes if the case fails half way */
 	if (!wt_wait_file(log, "served by", 30000)) {
 		wt_dump("make run", log, 40);
 		ck_abort_msg("make run did not serve");
