@@ -155,6 +155,12 @@ enum door_verdict door_enter(const struct sockaddr *sa, uint32_t now, uint32_t *
 		memcpy(key, &a->sin_addr, 4);
 		*port = ntohs(a->sin_port);
 	}
+	return door_enter_key(v6, key, now, slot, retry_s);
+}
+
+enum door_verdict door_enter_key(uint8_t v6, const uint8_t key[16], uint32_t now, uint32_t *slot,
+				 unsigned *retry_s)
+{
 	*retry_s = 0;
 	uint32_t s = *slot = lookup(key, v6, now);
 	if (!s)
@@ -215,6 +221,15 @@ void door_addr(uint32_t s, char *out, size_t cap)
 	char host[INET6_ADDRSTRLEN];
 	inet_ntop(D.e[s - 1].v6 ? AF_INET6 : AF_INET, D.e[s - 1].addr, host, sizeof(host));
 	snprintf(out, cap, "%s", host);
+}
+
+int door_key(uint32_t s, uint8_t *v6, uint8_t key[16])
+{
+	if (!s || s > D.n || !D.e[s - 1].used)
+		return -1;
+	*v6 = D.e[s - 1].v6;
+	memcpy(key, D.e[s - 1].addr, 16);
+	return 0;
 }
 
 void door_peer(uint32_t s, uint16_t port, char *out, size_t cap)

@@ -32,12 +32,19 @@ void door_set_limits(unsigned max_per_ip, unsigned rate, unsigned rate_per_ip);
  * whatever the verdict. */
 enum door_verdict door_enter(const struct sockaddr *sa, uint32_t now, uint32_t *slot,
 			     uint16_t *port, unsigned *retry_s);
+/* The same for an address already taken apart: v6 (0: IPv4, its 4 bytes first in key),
+ * key (16 bytes, the rest zero), as door_key gives it. */
+enum door_verdict door_enter_key(uint8_t v6, const uint8_t key[16], uint32_t now, uint32_t *slot,
+				 unsigned *retry_s);
 /* The connection of slot closed. 0 is a no-op. */
 void door_leave(uint32_t slot);
 /* "ADDR:PORT" ("[ADDR6]:PORT") of slot and port; "-" for slot 0. */
 void door_peer(uint32_t slot, uint16_t port, char *out, size_t cap);
 /* The address alone. */
 void door_addr(uint32_t slot, char *out, size_t cap);
+/* The address of slot, taken apart (a live upgrade carries it so the new process need
+ * not ask the kernel): 0 with *v6 and key, or -1 for slot 0 or one not in use. */
+int door_key(uint32_t slot, uint8_t *v6, uint8_t key[16]);
 /* Frees some entries whose address has no connection left and a full bucket (a bounded
  * share per call; the loop's tick). */
 void door_tick(uint32_t now);

@@ -243,6 +243,11 @@ int ho_put_conn(struct ho_buf *b, const struct ho_conn *c)
 		rc = put(b, HO_E_WINDOWS, 1) || put(b, 4 + c->win_to.n + c->win_from.n, 4) ||
 		     put_bytes(b, c->win_to.p, c->win_to.n, 2) ||
 		     put_bytes(b, c->win_from.p, c->win_from.n, 2);
+	if (!rc && c->peer_family) {
+		size_t an = c->peer_family == 6 ? 16 : 4;
+		rc = put(b, HO_E_PEER, 1) || put(b, 3 + an, 4) || put(b, c->peer_family, 1) ||
+		     put(b, c->peer_port, 2) || put_bytes(b, c->peer_addr, an, 0);
+	}
 	return rec_end(b, at, rc);
 }
 
@@ -285,10 +290,21 @@ int ho_get_conn(const uint8_t *p, size_t n, struct ho_conn *c, size_t *used)
 	if (!r.bad && r.off < r.n) /* version 1 ends before */
 		c->subs = get_bytes(&r, 4, UINT32_MAX);
 	/* Version 3: entries to the record's end (version 2 ends before). */
-	int windows = 0;
+	int windows = 0, peers = 0;
 	while (!r.bad && r.off < r.n) {
 		unsigned tag = (unsigned)get(&r, 1);
 		struct ho_bytes e = get_bytes(&r, 4, SIZE_MAX);
+		if (!r.bad && tag == HO_E_PEER) {
+			struct rd a = { e.p, e.n, 0, 0 };
+			c->peer_family = (uint8_t)get(&a, 1);
+			c->peer_port = (uint16_t)get(&a, 2);
+			size_t an = c->peer_family == 6 ? 16 : 4;
+			if (a.bad || (c->peer_family != 4 && c->peer_family != 6) || e.n != 3 + an || peers++)
+				r.bad = 1;
+			else
+				memcpy(c->peer_addr, e.p + 3, an);
+			continue;
+		}
 		if (r.bad || tag != HO_E_WINDOWS)
 			continue; /* another's: a later minor addition, skipped */
 		struct rd w = { e.p, e.n, 0, 0 };

@@ -138,6 +138,11 @@ struct ho_conn {
 	 * windows (context takeover), the compressor's (to the client) and the decompressor's
 	 * (from it), HO_WINDOW_MAX bytes each at most. */
 	struct ho_bytes win_to, win_from;
+	/* Entry HO_E_PEER: the client's address as the old process's door knew it (family 0:
+	 * none sent; the new one then asks getpeername). */
+	uint8_t peer_family;    /* 4 or 6 */
+	uint16_t peer_port;
+	uint8_t peer_addr[16];  /* 4 bytes of it for IPv4 */
 };
 
 /* The tagged entries after a record's subscriptions: u8 tag, u32 length, that many bytes.
@@ -145,6 +150,7 @@ struct ho_conn {
  * an older reader may ignore); one it must not ignore comes with a version bump. */
 enum ho_entry {
 	HO_E_WINDOWS = 1, /* u16 length, the window to the client; u16 length, from it */
+	HO_E_PEER = 2,    /* u8 family (4 or 6), u16 port, the 4 or 16 address bytes */
 };
 #define HO_WINDOW_MAX 32768
 

@@ -60,6 +60,11 @@ int sess_ho_export(struct sess *s, struct conn *c, struct ho_buf *b, const char 
 	if (c->route < cfg->n_routes)
 		h.route = (struct ho_bytes){ (const uint8_t *)cfg->routes[c->route].prefix,
 					     strlen(cfg->routes[c->route].prefix) };
+	uint8_t v6;
+	if (door_key(c->ip, &v6, h.peer_addr) == 0) {
+		h.peer_family = v6 ? 6 : 4;
+		h.peer_port = c->port;
+	}
 	h.pmd[0] = c->pmd.on;
 	h.pmd[1] = c->pmd.server_bits;
 	h.pmd[2] = c->pmd.client_bits;
@@ -172,11 +177,16 @@ int sess_ho_import(struct sess *s, const struct ho_conn *h, int fd, struct conn 
 	c->pmd.say_sbits = (h->pmd[3] >> 2) & 1;
 	c->pmd.say_cbits = (h->pmd[3] >> 3) & 1;
 	c->rx.rsv1_ok = c->pmd.on;
+	/* Counted against its address like any client; the verdict is for new ones. The old
+	 * process's door knew the address: no getpeername per connection in the pause (a
+	 * record without it, from another binary, asks the kernel). */
 	struct sockaddr_storage ss;
 	socklen_t sl = sizeof(ss);
-	if (getpeername(fd, (struct sockaddr *)&ss, &sl) == 0) {
-		unsigned retry;
-		/* Counted against its address like any client; the verdict is for new ones. */
+	unsigned retry;
+	if (h->peer_family) {
+		c->port = h->peer_port;
+		(void)door_enter_key(h->peer_family == 6, h->peer_addr, now, &c->ip, &retry);
+	} else if (getpeername(fd, (struct sockaddr *)&ss, &sl) == 0) {
 		(void)door_enter((struct sockaddr *)&ss, now, &c->ip, &c->port, &retry);
 	}
 	int rc = pmd_stream_import(&c->pmd, h->win_to.p, h->win_to.n, h->win_from.p, h->win_from.n,

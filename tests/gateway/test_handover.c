@@ -469,6 +469,57 @@ START_TEST(zmq_worker_entries)
 }
 END_TEST
 
+/* The peer entry: an IPv4 and an IPv6 address read back as written; a family other than
+ * 4 or 6, a length that does not match it, or a second entry is refused. */
+START_TEST(peer_entries)
+{
+	struct ho_conn a, b;
+	size_t used;
+	for (int v = 4; v <= 6; v += 2) {
+		sample(&a);
+		a.peer_family = (uint8_t)v;
+		a.peer_port = 54321;
+		for (int i = 0; i < (v == 6 ? 16 : 4); i++)
+			a.peer_addr[i] = (uint8_t)(0x20 + i);
+		struct ho_buf buf = { 0 };
+		ck_assert_int_eq(ho_put_conn(&buf, &a), 0);
+		ck_assert_int_eq(ho_get_conn(buf.p, buf.len, &b, &used), 0);
+		ck_assert_uint_eq(b.peer_family, v);
+		ck_assert_uint_eq(b.peer_port, 54321);
+		ck_assert(memcmp(b.peer_addr, a.peer_addr, 16) == 0);
+		/* The family byte is the entry's first after its 5-byte header, at the end. */
+		size_t fam = buf.len - (v == 6 ? 16 : 4) - 3;
+		buf.p[fam] = 5;
+		ck_assert_int_eq(ho_get_conn(buf.p, buf.len, &b, &used), -EBADMSG);
+		buf.p[fam] = (uint8_t)(v == 6 ? 4 : 6); /* the length no longer matches it */
+		ck_assert_int_eq(ho_get_conn(buf.p, buf.len, &b, &used), -EBADMSG);
+		ho_buf_free(&buf);
+	}
+	sample(&a);
+	ck_assert_uint_eq(a.peer_family, 0);
+	struct ho_buf one = { 0 };
+	ck_assert_int_eq(ho_put_conn(&one, &a), 0);
+	a.peer_family = 4;
+	struct ho_buf two = { 0 };
+	ck_assert_int_eq(ho_put_conn(&two, &a), 0);
+	ck_assert_uint_eq(two.len, one.len + 5 + 7); /* none is written without an address */
+	ck_assert_int_eq(ho_get_conn(one.p, one.len, &b, &used), 0);
+	ck_assert_uint_eq(b.peer_family, 0);
+	/* The entry twice (the record's length, its first 8 bytes, grown by the copy). */
+	uint8_t *twice = malloc(two.len + 12);
+	ck_assert_ptr_nonnull(twice);
+	memcpy(twice, two.p, two.len);
+	memcpy(twice + two.len, two.p + two.len - 12, 12);
+	uint64_t body = two.len + 12 - 8;
+	for (int i = 0; i < 8; i++)
+		twice[i] = (uint8_t)(body >> (8 * i));
+	ck_assert_int_eq(ho_get_conn(twice, two.len + 12, &b, &used), -EBADMSG);
+	free(twice);
+	ho_buf_free(&one);
+	ho_buf_free(&two);
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("handover");
@@ -483,6 +534,7 @@ int main(void)
 	tcase_add_test(tc, subscriptions);
 	tcase_add_test(tc, worker_entries);
 	tcase_add_test(tc, prog_entries);
+	tcase_add_test(tc, peer_entries);
 	tcase_add_test(tc, zmq_worker_entries);
 	suite_add_tcase(s, tc);
 	SRunner *sr = srunner_create(s);

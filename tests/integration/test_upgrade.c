@@ -768,6 +768,44 @@ START_TEST(zmq_worker_refuses)
 }
 END_TEST
 
+/* The per-address limit still counts the connections that moved: the new process's door
+ * knows each by the address the old one's carried, so a client over the limit is refused
+ * after the upgrade as before it, and one that leaves makes room. */
+START_TEST(door_counts_follow)
+{
+	WT_GW_START(&gw, "--admin", "127.0.0.1:0", "--max-conns-per-ip", "3", NULL);
+	serving = gw.pid;
+	struct wt_conn c[4];
+	for (int i = 0; i < 3; i++)
+		WT_EXPECT_OPEN(&c[i], "127.0.0.1", gw.port, "/");
+	struct ctl_run r;
+	ctl_start(&r, wt_admin_port(&gw), NULL);
+	ck_assert_int_eq(ctl_wait(&r), 0);
+	upgraded(&r);
+	char req[1024];
+	struct wt_http h;
+	WT_OK(&c[3], wt_connect(&c[3], "127.0.0.1", gw.port));
+	int n = wt_request_build(&c[3], req, sizeof(req), "/", NULL);
+	WT_OK(&c[3], wt_send_raw(&c[3], req, (size_t)n));
+	ck_assert_int_eq(wt_http_read(&c[3], &h), 503);
+	wt_close(&c[3]);
+	WT_OK(&c[0], wt_send_close(&c[0], 1000, NULL, 0));
+	WT_EXPECT_CLOSE(&c[0], 1000);
+	wt_close(&c[0]);
+	int opened = 0;
+	for (int i = 0; i < 100 && !opened; i++) {
+		wt_sleep_ms(20);
+		opened = wt_open(&c[0], "127.0.0.1", gw.port, "/") == 0;
+		if (!opened)
+			wt_close(&c[0]);
+	}
+	ck_assert_msg(opened, "no room after one of the three left");
+	for (int i = 0; i < 3; i++)
+		wt_close(&c[i]);
+	stop_serving();
+}
+END_TEST
+
 /* ---- the load: echo clients of workers, a publish stream, ten upgrades ---- */
 
 struct load {
@@ -1658,6 +1696,7 @@ int main(int argc, char **argv)
 	ADD(new_binary_hangs);
 	ADD(sigusr2_upgrades);
 	ADD(queued_output_moves);
+	ADD(door_counts_follow);
 	ADD(deflate_parameters_move);
 	ADD(deflate_takeover_moves);
 	ADD(tls_connections_drain_others_move);
