@@ -48,7 +48,7 @@ static void answer(struct att *a, struct att_conn *c)
 {
 	struct ucred cred = { 0 };
 	socklen_t len = sizeof(cred);
-	int fds[2];
+	int fds[3];
 	char token[SHM_FDPASS_TOKEN_LEN + 1];
 	memcpy(token, c->line, SHM_FDPASS_TOKEN_LEN);
 	token[SHM_FDPASS_TOKEN_LEN] = 0;
@@ -60,7 +60,7 @@ static void answer(struct att *a, struct att_conn *c)
 		why = NULL;
 	if (why)
 		log_warn(0, "attach socket: refused pid %d: %s", (int)cred.pid, why);
-	if (shm_fdpass_send(c->fd, why ? 1 : 0, fds, 2) < 0)
+	if (shm_fdpass_send(c->fd, why ? 1 : 0, fds, 3) < 0)
 		log_warn(errno, "attach socket: answer to pid %d", (int)cred.pid);
 	drop(c);
 }

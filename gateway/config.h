@@ -164,6 +164,7 @@ struct gw_config {
 	 * of making them: the runtime directory's lock, the control socket's listening
 	 * socket, the attach socket's, and the doorbell page's memfd. 0: make them. */
 	int inherit_lock_fd, inherit_control_fd, inherit_attach_fd, inherit_bell_fd;
+	int inherit_efd; /* the loop's eventfd, which the workers hold; 0: make it */
 	unsigned heartbeat_ms;    /* each side speaks at least this often; 3 missed = dead */
 	unsigned authorize_ms;    /* wait this long for ACCEPT/REJECT, then 503 */
 	unsigned orphan_ms;       /* connections with no worker left wait this long, then 1013 */

@@ -100,7 +100,10 @@ enum ho_listen_kind {
 	HO_L_CONTROL = 3, /* the control socket's listening socket (ipc://) */
 	HO_L_ATTACH = 4,  /* the attach socket's */
 	HO_L_BELL = 5,    /* the doorbell page's memfd */
-	HO_L_KINDS = 6,
+	HO_L_EVFD = 6,    /* the loop's eventfd, which the shm workers write to wake it; a
+			   * process that sends none (older) leaves the new one making its own,
+			   * and its workers ringing the futex (gateway/waker.h) */
+	HO_L_KINDS = 7,
 };
 struct ho_listen {
 	uint8_t admin; /* enum ho_listen_kind */

@@ -75,7 +75,7 @@ static int expect(int chan, uint8_t *buf, unsigned want, char *why, size_t cap)
 static int send_listeners(const struct ho_parts *p, int chan)
 {
 	struct ho_buf b = { 0 };
-	int fds[CFG_MAX_LISTEN + 5], n = 0;
+	int fds[CFG_MAX_LISTEN + 6], n = 0;
 	int rc = ho_put_hdr(&b, HO_LISTEN, 0);
 	for (int i = 0; rc == 0 && i < lsn_count(p->lsn); i++) {
 		struct ho_listen l = { 0, (uint8_t)i, p->cfg->listen[i].tls };
@@ -88,10 +88,11 @@ static int send_listeners(const struct ho_parts *p, int chan)
 		fds[n++] = admin_listen_fd(p->admin);
 	}
 	/* With workers: what the new process needs before its setup, instead of making it. */
-	int wfd[4] = { p->lock_fd, -1, -1, pool_ho_bell_fd(sess_pools(p->sess)) };
+	int wfd[5] = { p->lock_fd, -1, -1, pool_ho_bell_fd(sess_pools(p->sess)),
+		       pool_ho_efd(sess_pools(p->sess)) };
 	if (p->ctl)
 		ctl_ho_fds(p->ctl, &wfd[1], &wfd[2]);
-	for (int i = 0; rc == 0 && p->ctl && i < 4; i++) {
+	for (int i = 0; rc == 0 && p->ctl && i < 5; i++) {
 		if (wfd[i] < 0)
 			continue;
 		struct ho_listen l = { (uint8_t)(HO_L_LOCK + i), 0, 0 };

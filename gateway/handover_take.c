@@ -88,8 +88,8 @@ int ho_inherit(struct gw_config *cfg)
 			 have, want);
 		rc = -EINVAL;
 	}
-	int *worker_fd[4] = { &cfg->inherit_lock_fd, &cfg->inherit_control_fd, &cfg->inherit_attach_fd,
-			      &cfg->inherit_bell_fd };
+	int *worker_fd[5] = { &cfg->inherit_lock_fd, &cfg->inherit_control_fd, &cfg->inherit_attach_fd,
+			      &cfg->inherit_bell_fd, &cfg->inherit_efd };
 	for (int i = 0, off = 0; rc == 0 && i < nfds; i++) {
 		struct ho_listen l;
 		size_t used;

@@ -318,8 +318,8 @@ static int spin(struct loop *l, struct epoll_event *events, struct shm_spin_wait
 /*
  * epoll_wait, bounded by sleep_ms. When a hook can say whether input is pending (a worker's
  * ring), the loop first spins for an adaptive budget ([gateway] wake-spin, shm/spin.h): an
- * answer that comes within it is taken without the worker waking the waker thread and the
- * waker thread waking this one, two vCPU wake-ups of ~20-35 µs each here. Returns what
+ * answer that comes within it is taken without the worker writing the loop's eventfd and
+ * this thread waking, a vCPU wake-up of ~20-35 µs here. Returns what
  * epoll_wait returns; 0 events also when a hook has input pending.
  */
 static int wait_events(struct loop *l, struct epoll_event *events, int work)

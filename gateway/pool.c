@@ -304,7 +304,7 @@ struct worker *pool_attach(struct pools *ps, const char *name, pid_t pid,
 	return w;
 }
 
-int pool_shm_fds(struct pools *ps, const char *token, pid_t pid, int fds[2], const char **why)
+int pool_shm_fds(struct pools *ps, const char *token, pid_t pid, int fds[3], const char **why)
 {
 	for (unsigned i = 0; i < ps->n_att; i++) {
 		struct worker *w = ps->att[i];
@@ -318,6 +318,7 @@ int pool_shm_fds(struct pools *ps, const char *token, pid_t pid, int fds[2], con
 		w->token[0] = 0; /* one use */
 		fds[0] = tr_shm_fd(w->tr);
 		fds[1] = waker_fd(ps->waker);
+		fds[2] = waker_efd(ps->waker);
 		return 0;
 	}
 	*why = "an unknown or used token";

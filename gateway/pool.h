@@ -124,10 +124,10 @@ struct pool_welcome {
 struct worker *pool_attach(struct pools *ps, const char *name, pid_t pid,
 			   const struct pool_link *link, struct pool_welcome *out,
 			   const char **why);
-/* The attach socket's question: the segment and doorbell fds (still owned by the pools)
- * of the live shm worker whose WELCOME carried token, asked by process pid. A token
- * works once. Returns 0, or -ENOENT / -EPERM with *why. */
-int pool_shm_fds(struct pools *ps, const char *token, pid_t pid, int fds[2], const char **why);
+/* The attach socket's question: the segment's, the doorbell page's and the loop's eventfd
+ * (still owned by the pools) of the live shm worker whose WELCOME carried token, asked by
+ * process pid. A token works once. Returns 0, or -ENOENT / -EPERM with *why. */
+int pool_shm_fds(struct pools *ps, const char *token, pid_t pid, int fds[3], const char **why);
 /* The live worker with this id, or NULL (never attached, dead, or dying). */
 struct worker *pool_worker(struct pools *ps, unsigned id);
 /* A command (SEND, CLOSE, ACCEPT, REJECT) from w, as its ring carries it. Call with
@@ -164,8 +164,8 @@ int pool_ho_export(struct pools *ps, struct conn *const *kept, size_t n_kept, po
 		   void *arg, struct ho_buf *sec, int *fds, int *nfds, unsigned *nrec, char *why,
 		   size_t cap) __attribute__((warn_unused_result));
 /* The old side, after TAKEN: the kept connections lose their pin (their worker had its
- * CLOSE), every worker is freed without a word to it, and the doorbell is the new
- * process's (waker_hand_off). */
+ * CLOSE), every worker is freed without a word to it, and the doorbell and the eventfd are
+ * the new process's (waker_hand_off). */
 void pool_ho_forget(struct pools *ps, struct conn *const *kept, size_t n_kept);
 /* The new side: a worker as the old process had it, with its segment's fd (taken, closed
  * on error). 0, or -errno with why. */
@@ -183,6 +183,8 @@ void pool_ho_unpin(struct pools *ps, struct conn *c);
 void pool_ho_name_gateway(struct pools *ps, pid_t pid);
 /* The doorbell page's memfd to hand over; -1 without worker pools. */
 int pool_ho_bell_fd(struct pools *ps);
+/* The loop's eventfd, which the shm workers write, to hand over; -1 without worker pools. */
+int pool_ho_efd(struct pools *ps);
 
 /* zmq workers (gateway/pool_ho_zmq.c; the control channel speaks MOVE, MOVED, RESUME).
  * The old side, before MOVE goes to worker wid: from now on every record for it is held

@@ -229,3 +229,8 @@ int pool_ho_bell_fd(struct pools *ps)
 {
 	return ps->waker ? waker_fd(ps->waker) : -1;
 }
+
+int pool_ho_efd(struct pools *ps)
+{
+	return ps->waker ? waker_efd(ps->waker) : -1;
+}

@@ -359,7 +359,7 @@ int pool_new(struct loop *l, const struct gw_config *cfg, const struct pool_conn
 	for (unsigned i = 0; i < ps->n_pools; i++)
 		workers |= !ps->pools[i].echo;
 	if (workers) {
-		int rc = waker_new(l, cfg->inherit_bell_fd, &ps->waker);
+		int rc = waker_new(l, cfg->inherit_bell_fd, cfg->inherit_efd, &ps->waker);
 		if (rc) {
 			free(ps);
 			return rc;

@@ -79,6 +79,12 @@ int stats_format(char *out, size_t cap, unsigned long conns_open, unsigned worke
 		stats.commands_refused);
 	counter(&b, "records_dropped_total", "Records that could not be delivered (each logged).",
 		stats.records_dropped);
+	counter(&b, "worker_wakeups_total",
+		"Times a shm worker's record woke the sleeping loop through its eventfd.",
+		stats.worker_wakeups);
+	counter(&b, "futex_relays_total",
+		"Doorbell futex rings of workers without the eventfd, relayed by the waker thread.",
+		stats.futex_relays);
 	counter(&b, "window_waits_total",
 		"Times a zmq worker's unacknowledged window filled and its clients paused.",
 		stats.window_waits);

@@ -24,6 +24,8 @@ struct gw_stats {
 	uint64_t accept_pauses;       /* times accepting paused at the fd limit */
 	uint64_t accept_shed;         /* connections shed while paused */
 	uint64_t workers_over_share;  /* workers dropped past --worker-memory */
+	uint64_t worker_wakeups;      /* times the loop's eventfd woke it (gateway/waker.h) */
+	uint64_t futex_relays;        /* of those writes, the waker thread's for a futex ring */
 	uint64_t published;           /* PUBLISH commands */
 	uint64_t delivered;           /* messages queued to subscribers (PUBLISH, SENDMANY) */
 	uint64_t publish_dropped;     /* of those, not queued: slow subscribers, policies */

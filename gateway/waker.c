@@ -1,5 +1,6 @@
 #include "gateway/waker.h"
 #include "gateway/log.h"
+#include "gateway/stats.h"
 #include "shm/bell.h"
 
 #include <errno.h>
@@ -15,7 +16,7 @@
 #include <unistd.h>
 
 struct waker {
-	struct loop_src src; /* the eventfd; the loop only needs to wake, so it does nothing */
+	struct loop_src src; /* the eventfd; first, so on_bell finds the waker */
 	struct loop *loop;
 	struct shm_bell *bell;
 	int efd;
@@ -23,8 +24,10 @@ struct waker {
 	int started;
 	int handed; /* a live upgrade gave the doorbell to another process: hands off it */
 	atomic_int stop;
+	_Atomic uint64_t relays; /* futex rings the thread turned into eventfd writes */
 };
 
+/* The compatibility path: workers that ring the futex (waker.h says which). */
 static void *waker_main(void *arg)
 {
 	struct waker *w = arg;
@@ -33,37 +36,46 @@ static void *waker_main(void *arg)
 	while (!atomic_load(&w->stop)) {
 		syscall(SYS_futex, &db->seq, FUTEX_WAIT, seen, NULL, NULL, 0);
 		uint32_t now = atomic_load_explicit(&db->seq, memory_order_acquire);
-		if (now != seen) {
+		if (now != seen && !atomic_load(&w->stop)) {
 			seen = now;
-			uint64_t one = 1;
-			/* The loop registers it edge-triggered and never reads it: each write
-			 * is a new edge, and the counter cannot overflow in practice. */
-			if (write(w->efd, &one, sizeof(one)) < 0)
+			atomic_fetch_add_explicit(&w->relays, 1, memory_order_relaxed);
+			if (eventfd_write(w->efd, 1) < 0)
 				log_warn(errno, "write(eventfd)");
 		}
 	}
 	return NULL;
 }
 
+/* The loop registers the eventfd edge-triggered and never reads it: each write (a
+ * worker's or the thread's) is a new edge, and the counter cannot overflow in practice.
+ * The rings are polled at the top of every iteration, so there is nothing to do but
+ * count. */
 static void on_bell(struct loop_src *src, uint32_t events)
 {
-	(void)src, (void)events; /* the rings are polled at the top of every iteration */
+	struct waker *w = (struct waker *)src;
+	(void)events;
+	stats.worker_wakeups++;
+	stats.futex_relays = atomic_load_explicit(&w->relays, memory_order_relaxed);
 }
 
-int waker_new(struct loop *l, int inherit_fd, struct waker **out)
+int waker_new(struct loop *l, int inherit_bell_fd, int inherit_efd, struct waker **out)
 {
 	struct waker *w = calloc(1, sizeof(*w));
-	if (!w)
+	if (!w) {
+		if (inherit_efd > 0)
+			close(inherit_efd);
 		return -ENOMEM;
+	}
 	w->loop = l;
-	w->efd = -1;
-	int rc = inherit_fd > 0 ? shm_bell_adopt_fd(inherit_fd, &w->bell) : shm_bell_create(&w->bell);
+	w->efd = inherit_efd > 0 ? inherit_efd : -1;
+	int rc = inherit_bell_fd > 0 ? shm_bell_adopt_fd(inherit_bell_fd, &w->bell)
+				     : shm_bell_create(&w->bell);
 	if (rc) {
-		log_error(-rc, inherit_fd > 0 ? "the doorbell page handed over" : "the doorbell page (memfd_create)");
+		log_error(-rc, inherit_bell_fd > 0 ? "the doorbell page handed over"
+						   : "the doorbell page (memfd_create)");
 		goto fail;
 	}
-	w->efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-	if (w->efd < 0) {
+	if (w->efd < 0 && (w->efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC)) < 0) {
 		rc = -errno;
 		log_error(errno, "eventfd");
 		goto fail;
@@ -100,9 +112,19 @@ static void stop_thread(struct waker *w)
 	}
 }
 
+static void close_efd(struct waker *w)
+{
+	if (w->efd >= 0) {
+		loop_del(w->loop, w->efd);
+		close(w->efd);
+		w->efd = -1;
+	}
+}
+
 void waker_hand_off(struct waker *w)
 {
 	stop_thread(w);
+	close_efd(w);
 	w->handed = 1;
 }
 
@@ -111,10 +133,7 @@ void waker_free(struct waker *w)
 	if (!w)
 		return;
 	stop_thread(w);
-	if (w->efd >= 0) {
-		loop_del(w->loop, w->efd);
-		close(w->efd);
-	}
+	close_efd(w);
 	shm_bell_close(w->bell);
 	free(w);
 }
@@ -127,6 +146,11 @@ struct shm_doorbell *waker_doorbell(struct waker *w)
 int waker_fd(const struct waker *w)
 {
 	return shm_bell_fd(w->bell);
+}
+
+int waker_efd(const struct waker *w)
+{
+	return w->efd;
 }
 
 /* After a hand-off the doorbell's one waiter is the new process: a word of ours would

@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <limits.h>
 #include <linux/futex.h>
+#include <sys/eventfd.h>
 #include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
@@ -70,5 +71,16 @@ int shm_doorbell_ring(struct shm_doorbell *db)
 		return 0;
 	atomic_fetch_add_explicit(&db->seq, 1, memory_order_release);
 	futex(&db->seq, FUTEX_WAKE, INT_MAX, NULL);
+	return 1;
+}
+
+int shm_doorbell_ring_eventfd(struct shm_doorbell *db, int efd)
+{
+	/* The same exchange as shm_doorbell_ring: the argument above holds with the eventfd
+	 * write in place of the futex wake (the waiter re-checks after announcing, and an
+	 * epoll_wait begun after the write sees efd readable). */
+	if (!atomic_exchange_explicit(&db->sleeping, 0, memory_order_acq_rel))
+		return 0;
+	(void)eventfd_write(efd, 1);
 	return 1;
 }

@@ -67,4 +67,13 @@ int shm_doorbell_sleep(struct shm_doorbell *db, uint32_t seq, int timeout_ms)
  */
 int shm_doorbell_ring(struct shm_doorbell *db);
 
+/*
+ * As shm_doorbell_ring, for a waiter that sleeps in epoll_wait on the eventfd efd instead
+ * of on the futex (the gateway's loop: docs/SHM.md, "Waking the gateway"): when the waiter
+ * announced a sleep, adds 1 to efd. seq is not bumped, so a thread on the futex (a waiter
+ * of the other kind) is not woken. The write's errors are not the ringer's to handle (a
+ * full counter, EAGAIN, still leaves efd readable). Returns 1 when a write was made.
+ */
+int shm_doorbell_ring_eventfd(struct shm_doorbell *db, int efd);
+
 #endif

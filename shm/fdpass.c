@@ -73,10 +73,11 @@ static int wait_fd(int fd, short events, long long deadline)
 	}
 }
 
-int shm_fdpass_fetch(const char *path, const char *token, int timeout_ms, int *fds, int n)
+int shm_fdpass_fetch(const char *path, const char *token, int timeout_ms, int *fds, int min, int max)
 {
 	struct sockaddr_un a = { .sun_family = AF_UNIX };
-	if (strlen(path) >= sizeof(a.sun_path) || strlen(token) != SHM_FDPASS_TOKEN_LEN || n > MAX_FDS)
+	if (strlen(path) >= sizeof(a.sun_path) || strlen(token) != SHM_FDPASS_TOKEN_LEN || min > max ||
+	    max > MAX_FDS)
 		return -EINVAL;
 	strcpy(a.sun_path, path);
 	long long deadline = now_ms() + timeout_ms;
@@ -120,16 +121,18 @@ int shm_fdpass_fetch(const char *path, const char *token, int timeout_ms, int *f
 		int in[MAX_FDS];
 		memcpy(in, CMSG_DATA(c), sizeof(int) * (size_t)(k < MAX_FDS ? k : MAX_FDS));
 		for (int i = 0; i < k && i < MAX_FDS; i++) {
-			if (got < n)
+			if (got < max)
 				fds[got++] = in[i];
 			else
 				close(in[i]);
 		}
 	}
-	if (status != 0 || got != n || (m.msg_flags & MSG_CTRUNC)) {
+	if (status != 0 || got < min || (m.msg_flags & MSG_CTRUNC)) {
 		for (int i = 0; i < got; i++)
 			close(fds[i]);
 		rc = status != 0 ? -EACCES : -EPROTO;
+	} else {
+		rc = got;
 	}
 out:
 	close(s);

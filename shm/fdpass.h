@@ -1,6 +1,7 @@
 /*
- * How a shm worker gets its segment and the gateway's doorbell page: as file descriptors
- * over a Unix stream socket (SCM_RIGHTS), never by a name another process could open.
+ * How a shm worker gets its segment, the gateway's doorbell page and the loop's eventfd: as
+ * file descriptors over a Unix stream socket (SCM_RIGHTS), never by a name another process
+ * could open.
  * WELCOME gives the worker the socket's path and a one-time token; the worker connects,
  * writes the token and a newline, and receives one status byte with the descriptors.
  * Both sides use this; neither blocks longer than its timeout.
@@ -21,9 +22,11 @@ int shm_fdpass_token(char *tok);
  * connected socket sock. Returns 0 or -errno. */
 int shm_fdpass_send(int sock, unsigned char status, const int *fds, int n);
 
-/* Worker: connects to the socket at path, presents token and receives n descriptors into
- * fds (close-on-exec; the caller closes them). Returns 0, -EACCES (the gateway refused the
- * token), -EPROTO (a malformed answer), -ETIMEDOUT, or -errno of the socket calls. */
-int shm_fdpass_fetch(const char *path, const char *token, int timeout_ms, int *fds, int n);
+/* Worker: connects to the socket at path, presents token and receives between min and max
+ * descriptors into fds (close-on-exec; the caller closes them; any past max are closed):
+ * a gateway older than the worker may send fewer than it knows of. Returns how many came,
+ * or -EACCES (the gateway refused the token), -EPROTO (a malformed answer, fewer than
+ * min), -ETIMEDOUT, or -errno of the socket calls. */
+int shm_fdpass_fetch(const char *path, const char *token, int timeout_ms, int *fds, int min, int max);
 
 #endif

@@ -55,12 +55,18 @@ int shm_ring_open(struct shm_ring *r, struct shm_ring_ctl *ctl, void *data, uint
 	r->rsv_len = UINT32_MAX;
 	r->data_db = &ctl->data;
 	r->space_db = &ctl->space;
+	r->data_efd = -1;
 	return 0;
 }
 
 void shm_ring_set_data_doorbell(struct shm_ring *r, struct shm_doorbell *db)
 {
 	r->data_db = db ? db : &r->ctl->data;
+}
+
+void shm_ring_set_data_eventfd(struct shm_ring *r, int efd)
+{
+	r->data_efd = efd;
 }
 
 /*
@@ -141,7 +147,8 @@ int shm_ring_notify(struct shm_ring *r)
 		/* Pairs with the acquire-load of head in shm_ring_peek(). */
 		atomic_store_explicit(&r->ctl->head, r->pos, memory_order_release);
 	}
-	woke = shm_doorbell_ring(r->data_db);
+	woke = r->data_efd >= 0 ? shm_doorbell_ring_eventfd(r->data_db, r->data_efd)
+				: shm_doorbell_ring(r->data_db);
 	r->wakes += (unsigned)woke;
 	return woke;
 }

@@ -80,6 +80,7 @@ struct shm_ring {
 	uint32_t rsv_len;    /* producer: reserved payload bytes; UINT32_MAX: none */
 	struct shm_doorbell *data_db;  /* where the consumer sleeps */
 	struct shm_doorbell *space_db; /* where the producer sleeps */
+	int data_efd;        /* producer: >= 0: the consumer waits on this eventfd */
 	uint64_t wakes;      /* wake-up syscalls this side made */
 	uint64_t sleeps;     /* times this side slept in the kernel */
 };
@@ -146,6 +147,14 @@ int shm_ring_open(struct shm_ring *r, struct shm_ring_ctl *ctl, void *data, uint
  * ring's own doorbell.
  */
 void shm_ring_set_data_doorbell(struct shm_ring *r, struct shm_doorbell *db);
+
+/*
+ * Producer: the consumer sleeps in epoll on the eventfd efd (e.g. the gateway's loop), not
+ * on the data doorbell's futex: shm_ring_notify then writes efd when the consumer announced
+ * a sleep on the data doorbell (shm_doorbell_ring_eventfd). The ring does not own efd.
+ * -1 (the default) restores the futex wake.
+ */
+void shm_ring_set_data_eventfd(struct shm_ring *r, int efd);
 
 /* Largest payload this ring accepts. */
 static inline uint32_t shm_ring_max_payload(const struct shm_ring *r)

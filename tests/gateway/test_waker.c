@@ -43,9 +43,9 @@ START_TEST(hand_off_beside_a_second_waker)
 	struct loop *l = loop_new(&cfg);
 	ck_assert_ptr_nonnull(l);
 	struct waker *a, *b;
-	ck_assert_int_eq(waker_new(l, 0, &a), 0);
+	ck_assert_int_eq(waker_new(l, 0, 0, &a), 0);
 	sleep_ms(50);
-	ck_assert_int_eq(waker_new(l, dup(waker_fd(a)), &b), 0);
+	ck_assert_int_eq(waker_new(l, dup(waker_fd(a)), 0, &b), 0);
 	sleep_ms(50);
 	struct shm_doorbell *db = waker_doorbell(a);
 	atomic_fetch_add(&db->seq, 1);

@@ -426,6 +426,20 @@ static void worker_followed(struct wt_env *e, struct wt_proc *w, int upgrades)
 		moved, lines, upgrades);
 }
 
+/* The worker kept the loop's eventfd it got at attach, from the first gateway, and it
+ * wakes the last one: that process counted wake-ups by the eventfd (its counters start at
+ * its start), none of them relayed from the doorbell's futex. A new process that made an
+ * eventfd of its own would count none: the worker would write one nobody watches. */
+static void eventfd_followed(int admin)
+{
+	static char body[65536];
+	wt_http_get(admin, "/metrics", body, sizeof(body));
+	double wakes = wt_metric(body, "wsgw_worker_wakeups_total");
+	double relays = wt_metric(body, "wsgw_futex_relays_total");
+	REQUIRE(wakes >= 1 && relays == 0, "the last gateway: %.0f wake-ups by its eventfd, %.0f relayed",
+		wakes, relays);
+}
+
 /* Clients of a shm worker (wsgw-echo) under steady echo load: three upgrades in a row;
  * no client closes, no message is lost, doubled or reordered, and the worker is the
  * same process throughout and never attaches again. */
@@ -458,6 +472,7 @@ START_TEST(shm_worker_follows_3_upgrades)
 	round_trip(cl, N);
 	worker_followed(&e, &w, 3);
 	ck_assert(wt_gw_log_contains(&gw, "taken over with its segment"));
+	eventfd_followed(admin);
 	close_clients(cl, N);
 	stop_serving();
 	ck_assert_int_eq(wt_proc_stop(&w, 5000), 0);

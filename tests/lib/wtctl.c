@@ -173,7 +173,10 @@ int wt_shm_peer_attach(struct wt_shm_peer *p, const char *endpoint, const char *
 		return -EPROTO;
 	}
 	p->id = (unsigned)strtoul(w.f[1], NULL, 10);
-	rc = shm_fdpass_fetch(w.f[3], w.f[6], 5000, p->fds, 2);
+	/* Two of the three: this peer rings the doorbell's futex, as a worker built before
+	 * the gateway passed its eventfd did (the waker thread keeps those working). */
+	rc = shm_fdpass_fetch(w.f[3], w.f[6], 5000, p->fds, 2, 2);
+	rc = rc < 0 ? rc : 0;
 	if (rc == 0)
 		rc = shm_seg_attach_fd(p->fds[0], &p->seg);
 	if (rc == 0)

@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/eventfd.h>
 #include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -638,6 +639,45 @@ START_TEST(test_wait_timeout)
 }
 END_TEST
 
+/* A consumer that waits in epoll on an eventfd (the gateway's loop): the producer's
+ * notify writes the eventfd only when the consumer announced a sleep, and leaves the
+ * futex word alone. */
+START_TEST(test_notify_eventfd)
+{
+	struct guarded g;
+	uint64_t v = 0;
+	int efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+
+	ck_assert_int_ge(efd, 0);
+	guarded_init(&g, 1024, 0);
+	shm_ring_set_data_eventfd(&g.prod, efd);
+	/* Awake consumer: nothing written. */
+	ck_assert_int_eq(shm_ring_push(&g.prod, 1, 0, 0, "a", 1), 0);
+	ck_assert_int_eq(shm_ring_notify(&g.prod), 0);
+	ck_assert_int_eq(eventfd_read(efd, &v), -1);
+	/* Announced: one write, the announcement taken, seq untouched (no futex waiter). */
+	uint32_t seq = shm_doorbell_prepare(g.prod.data_db);
+	ck_assert_int_eq(shm_ring_push(&g.prod, 1, 0, 0, "b", 1), 0);
+	ck_assert_int_eq(shm_ring_notify(&g.prod), 1);
+	ck_assert_uint_eq(g.prod.wakes, 1);
+	ck_assert_int_eq(eventfd_read(efd, &v), 0);
+	ck_assert_uint_eq(v, 1);
+	ck_assert_uint_eq(atomic_load(&g.ctl->data.sleeping), 0);
+	ck_assert_uint_eq(atomic_load(&g.ctl->data.seq), seq);
+	/* Once per announcement. */
+	ck_assert_int_eq(shm_ring_notify(&g.prod), 0);
+	ck_assert_int_eq(eventfd_read(efd, &v), -1);
+	/* -1 restores the futex ring. */
+	shm_ring_set_data_eventfd(&g.prod, -1);
+	shm_doorbell_prepare(g.prod.data_db);
+	ck_assert_int_eq(shm_ring_notify(&g.prod), 1);
+	ck_assert_uint_eq(atomic_load(&g.ctl->data.seq), seq + 1);
+	ck_assert_int_eq(eventfd_read(efd, &v), -1);
+	guarded_free(&g);
+	close(efd);
+}
+END_TEST
+
 /* Polls (bounded) until the peer announces its sleep. */
 static void await_sleeper(struct shm_doorbell *db)
 {
@@ -834,6 +874,7 @@ static Suite *ring_suite(void)
 
 	tc = tcase_create("sleep");
 	tcase_add_test(tc, test_wait_timeout);
+	tcase_add_test(tc, test_notify_eventfd);
 	tcase_add_test(tc, test_wake_cross_process);
 	tcase_add_test(tc, test_wait_space_cross_process);
 	tcase_add_test(tc, test_shared_doorbell);

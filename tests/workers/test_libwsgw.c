@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/eventfd.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <unistd.h>
@@ -34,6 +35,7 @@ static struct shm_bell *bell;
 static struct shm_ring from_w; /* to-gateway ring, as the gateway consumes it */
 static struct shm_ring to_w;   /* to-worker ring, as the gateway produces it */
 static struct wsgw_worker *w;
+static int gw_efd = -1; /* >= 0: the attach passes it as the loop's eventfd, a third fd */
 
 /* The gateway's half of the attach: HELLO -> WELCOME, then the descriptors for the token. */
 static void *gateway_attach(void *arg)
@@ -81,8 +83,8 @@ static void *gateway_attach(void *arg)
 	}
 	if (strncmp(line, tok, SHM_FDPASS_TOKEN_LEN))
 		return "wrong token";
-	int fds[2] = { shm_seg_fd(seg), shm_bell_fd(bell) };
-	int rc = shm_fdpass_send(s, 0, fds, 2);
+	int fds[3] = { shm_seg_fd(seg), shm_bell_fd(bell), gw_efd };
+	int rc = shm_fdpass_send(s, 0, fds, gw_efd >= 0 ? 3 : 2);
 	close(s);
 	return rc ? "fdpass" : NULL;
 }
@@ -118,8 +120,19 @@ static void setup(void)
 	ck_assert_int_eq(shm_seg_ring(seg, SHM_SEG_TO_WORKER, SHM_RING_PRODUCER, &to_w), 0);
 }
 
+/* The gateway passes its loop's eventfd: the current attach. */
+static void setup_efd(void)
+{
+	gw_efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+	ck_assert_int_ge(gw_efd, 0);
+	setup();
+}
+
 static void teardown(void)
 {
+	if (gw_efd >= 0)
+		close(gw_efd);
+	gw_efd = -1;
 	wsgw_detach(w);
 	shm_seg_close(seg);
 	shm_bell_close(bell);
@@ -468,6 +481,42 @@ START_TEST(stat_event)
 }
 END_TEST
 
+/* The gateway's loop announced that it sleeps in epoll_wait: the worker's next batch
+ * writes the loop's eventfd, once, and leaves the doorbell's futex alone (no waker thread
+ * to wake). A loop that is awake gets nothing. */
+START_TEST(eventfd_wakes_sleeping_gateway)
+{
+	struct shm_doorbell *db = shm_bell_doorbell(bell);
+	uint64_t v = 0;
+	ck_assert_int_eq(wsgw_subscribe(w, 1, "t", 1), 0);
+	ck_assert_int_eq(drain(recs, 8), 1);
+	ck_assert_int_eq(eventfd_read(gw_efd, &v), -1); /* awake: no syscall */
+	uint32_t seq = shm_doorbell_prepare(db);
+	ck_assert_int_eq(wsgw_subscribe(w, 2, "t", 1), 0);
+	ck_assert_int_eq(drain(recs, 8), 1);
+	ck_assert_int_eq(eventfd_read(gw_efd, &v), 0);
+	ck_assert_uint_eq(v, 1);
+	ck_assert_uint_eq(atomic_load(&db->seq), seq);
+	ck_assert_uint_eq(atomic_load(&db->sleeping), 0);
+	ck_assert_int_eq(wsgw_subscribe(w, 3, "t", 1), 0);
+	ck_assert_int_eq(drain(recs, 8), 1);
+	ck_assert_int_eq(eventfd_read(gw_efd, &v), -1);
+}
+END_TEST
+
+/* A gateway from before the eventfd passes two descriptors: the worker attaches and rings
+ * the doorbell's futex, which that gateway's waker thread sleeps on. */
+START_TEST(futex_without_eventfd)
+{
+	struct shm_doorbell *db = shm_bell_doorbell(bell);
+	uint32_t seq = shm_doorbell_prepare(db);
+	ck_assert_int_eq(wsgw_subscribe(w, 1, "t", 1), 0);
+	ck_assert_int_eq(drain(recs, 8), 1);
+	ck_assert_uint_eq(atomic_load(&db->seq), seq + 1);
+	ck_assert_uint_eq(atomic_load(&db->sleeping), 0);
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("libwsgw topics");
@@ -485,6 +534,12 @@ int main(void)
 	tcase_add_test(tc, topic_event);
 	tcase_add_test(tc, topic_event_malformed);
 	tcase_add_test(tc, stat_event);
+	tcase_add_test(tc, futex_without_eventfd);
+	suite_add_tcase(s, tc);
+	tc = tcase_create("wake");
+	tcase_add_checked_fixture(tc, setup_efd, teardown);
+	tcase_set_timeout(tc, 20);
+	tcase_add_test(tc, eventfd_wakes_sleeping_gateway);
 	suite_add_tcase(s, tc);
 	SRunner *sr = srunner_create(s);
 	srunner_run_all(sr, CK_NORMAL);

@@ -27,6 +27,7 @@ struct wsgw_worker {
 	pid_t gw_pid;
 	struct shm_seg *seg;
 	struct shm_bell *bell;
+	int efd;        /* the gateway loop's eventfd, -1: ring the doorbell's futex */
 	struct shm_ring to_w, to_gw;
 	struct shm_ring_iter it;
 	int in_batch;   /* records of `it` were handed out: release them next time */
@@ -82,25 +83,30 @@ static void unmap(struct wsgw_worker *w)
 {
 	shm_seg_close(w->seg);
 	shm_bell_close(w->bell);
+	if (w->efd >= 0)
+		close(w->efd);
 	w->seg = NULL;
 	w->bell = NULL;
+	w->efd = -1;
 	w->attached = 0;
 	w->in_batch = 0;
 	w->dirty = 0;
 	w->rsv_max = 0;
 }
 
-/* WELCOME id hb attach-socket to_worker to_gateway token: the segment and the doorbell page
- * come as file descriptors from the attach socket, for the token (shm/fdpass.h). */
+/* WELCOME id hb attach-socket to_worker to_gateway token: the segment, the doorbell page
+ * and the gateway loop's eventfd come as file descriptors from the attach socket, for the
+ * token (shm/fdpass.h). A gateway before the eventfd sends only the first two: then the
+ * doorbell's futex wakes its waker thread instead (docs/SHM.md, "Waking the gateway"). */
 static int on_welcome(struct wsgw_worker *w, char f[][256], int n)
 {
 	if (n != 7)
 		return -EPROTO;
 	struct shm_seg *seg = NULL;
 	struct shm_bell *bell = NULL;
-	int fds[2];
-	int rc = shm_fdpass_fetch(f[3], f[6], 5000, fds, 2);
-	if (rc) {
+	int fds[3] = { -1, -1, -1 };
+	int rc = shm_fdpass_fetch(f[3], f[6], 5000, fds, 2, 3);
+	if (rc < 0) {
 		fprintf(stderr, "libwsgw: segment from %s: %s\n", f[3], strerror(-rc));
 		return rc;
 	}
@@ -117,12 +123,17 @@ static int on_welcome(struct wsgw_worker *w, char f[][256], int n)
 		fprintf(stderr, "libwsgw: segment from %s: %s\n", f[3], strerror(-rc));
 		shm_seg_close(seg);
 		shm_bell_close(bell);
+		if (fds[2] >= 0)
+			close(fds[2]);
 		return rc;
 	}
-	/* The gateway sleeps on one doorbell for all its workers (docs/SHM.md). */
+	/* The gateway sleeps on one doorbell for all its workers (docs/SHM.md), in epoll:
+	 * a ring that finds it asleep writes its eventfd. */
 	shm_ring_set_data_doorbell(&w->to_gw, shm_bell_doorbell(bell));
+	shm_ring_set_data_eventfd(&w->to_gw, fds[2]);
 	w->seg = seg;
 	w->bell = bell;
+	w->efd = fds[2];
 	w->id = (unsigned)strtoul(f[1], NULL, 10);
 	w->hb_ms = (unsigned)strtoul(f[2], NULL, 10);
 	if (w->hb_ms < 10)
@@ -200,6 +211,7 @@ int wsgw_attach(const struct wsgw_options *o, struct wsgw_worker **out)
 	struct wsgw_worker *w = calloc(1, sizeof(*w));
 	if (!w)
 		return -ENOMEM;
+	w->efd = -1;
 	snprintf(w->pool, sizeof(w->pool), "%s", o->pool);
 	/* The floor is what 200 pauses were: it catches the gateway's second flush of an
 	 * iteration without a wake-up (bench/RESULTS.md, issue 15). */
