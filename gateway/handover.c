@@ -409,6 +409,65 @@ int ho_get_prog(const uint8_t *p, size_t n, struct ho_prog *g, size_t *used)
 	return 0;
 }
 
+int ho_put_hist(struct ho_buf *b, const struct ho_hist *h)
+{
+	if (h->topic.n < 1 || h->topic.n > 255)
+		return -EINVAL;
+	size_t at = b->len;
+	int rc = put(b, 0, 8) || put_bytes(b, h->topic.p, h->topic.n, 1) || put(b, h->epoch, 8) ||
+		 put(b, h->last, 8) || put(b, h->quiet_ms, 4) || put(b, h->max, 4) || put(b, h->ttl_ms, 4) ||
+		 put_bytes(b, h->msgs.p, h->msgs.n, 8);
+	return rec_end(b, at, rc);
+}
+
+int ho_get_hist(const uint8_t *p, size_t n, struct ho_hist *h, size_t *used)
+{
+	struct rd r;
+	size_t size;
+	if (rec_open(p, n, &r, &size))
+		return -EBADMSG;
+	h->topic = get_bytes(&r, 1, 255);
+	h->epoch = get(&r, 8);
+	h->last = get(&r, 8);
+	h->quiet_ms = (uint32_t)get(&r, 4);
+	h->max = (uint32_t)get(&r, 4);
+	h->ttl_ms = (uint32_t)get(&r, 4);
+	h->msgs = get_bytes(&r, 8, SIZE_MAX);
+	if (r.bad || !h->topic.n || !h->epoch)
+		return -EBADMSG;
+	*used = size;
+	return 0;
+}
+
+int ho_put_hist_msg(struct ho_buf *b, const struct ho_hist_msg *m)
+{
+	if (m->payload.n > UINT32_MAX)
+		return -EINVAL;
+	size_t at = b->len;
+	if (put(b, m->offset, 8) || put(b, m->age_ms, 4) || put(b, m->op, 1) || put(b, m->stamp, 1) ||
+	    put_bytes(b, m->payload.p, m->payload.n, 4)) {
+		b->len = at;
+		return -ENOMEM;
+	}
+	return 0;
+}
+
+int ho_next_hist_msg(const struct ho_bytes *msgs, size_t *off, struct ho_hist_msg *m)
+{
+	if (*off >= msgs->n)
+		return 0;
+	struct rd r = { msgs->p, msgs->n, *off, 0 };
+	m->offset = get(&r, 8);
+	m->age_ms = (uint32_t)get(&r, 4);
+	m->op = (uint8_t)get(&r, 1);
+	m->stamp = (uint8_t)get(&r, 1);
+	m->payload = get_bytes(&r, 4, UINT32_MAX);
+	if (r.bad || !m->offset || (m->op != WS_OP_TEXT && m->op != WS_OP_BINARY) || m->stamp > 1)
+		return -EBADMSG;
+	*off = r.off;
+	return 1;
+}
+
 int ho_put_held(struct ho_buf *b, const struct ho_held *h)
 {
 	if (h->body.n > UINT32_MAX)

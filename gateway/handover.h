@@ -46,6 +46,7 @@ enum ho_type {
 	HO_WORKERS = 10, /* old → new: a section (as CONNS): next worker id, worker records; the
 			  * shm workers' segments, in the order of their records */
 	HO_PROGS = 11, /* old → new: a section (as CONNS): the running [worker] instances; pidfds */
+	HO_HISTORY = 12, /* old → new: a section (as CONNS): the topics' histories; no descriptors */
 };
 
 /* A growable byte buffer. Encoders append; -ENOMEM leaves it as it was. */
@@ -210,6 +211,27 @@ struct ho_prog {
 };
 int ho_put_prog(struct ho_buf *b, const struct ho_prog *g) __attribute__((warn_unused_result));
 int ho_get_prog(const uint8_t *p, size_t n, struct ho_prog *g, size_t *used)
+	__attribute__((warn_unused_result));
+/* One topic's history (gateway/history.h) and the messages it keeps. */
+struct ho_hist {
+	struct ho_bytes topic;  /* 1..255 bytes */
+	uint64_t epoch, last;
+	uint32_t quiet_ms, max, ttl_ms;
+	struct ho_bytes msgs;   /* ho_put_hist_msg's, oldest first */
+};
+int ho_put_hist(struct ho_buf *b, const struct ho_hist *h) __attribute__((warn_unused_result));
+int ho_get_hist(const uint8_t *p, size_t n, struct ho_hist *h, size_t *used)
+	__attribute__((warn_unused_result));
+/* One kept message: its offset, age, op, stamp flag and payload. */
+struct ho_hist_msg {
+	uint64_t offset;
+	uint32_t age_ms;
+	uint8_t op, stamp;
+	struct ho_bytes payload;
+};
+int ho_put_hist_msg(struct ho_buf *b, const struct ho_hist_msg *m) __attribute__((warn_unused_result));
+/* The next of msgs[*off..n): 1, 0 at the end, -EBADMSG. */
+int ho_next_hist_msg(const struct ho_bytes *msgs, size_t *off, struct ho_hist_msg *m)
 	__attribute__((warn_unused_result));
 /* Appends c's record. 0, -EINVAL (a field out of range: route or tail too long, a deflate
  * window over HO_WINDOW_MAX), -ENOMEM. */

@@ -5,6 +5,7 @@
 #include "gateway/handover.h"
 #include "gateway/handover_chan.h"
 #include "gateway/handover_sess.h"
+#include "gateway/history.h"
 #include "gateway/listener.h"
 #include "gateway/log.h"
 #include "gateway/loop.h"
@@ -199,6 +200,69 @@ static int send_progs(const struct ho_parts *p, int chan, uint8_t *buf, char *wh
 	return rc;
 }
 
+/* The topics' histories (a gateway without a cluster keeps them in memory; docs/UPGRADE.md
+ * "Topic history"): a section of a topic count, then a record per topic with its
+ * messages. No descriptors. */
+struct hist_out {
+	struct ho_buf sec, msgs;
+	struct hist_ho_topic cur;
+	int have;
+	uint32_t count;
+};
+
+static int hist_flush(struct hist_out *o)
+{
+	if (!o->have)
+		return 0;
+	struct ho_hist h = { { o->cur.topic, o->cur.tlen }, o->cur.epoch, o->cur.last, o->cur.quiet_ms,
+			     o->cur.max, o->cur.ttl_ms, { o->msgs.p, o->msgs.len } };
+	o->have = 0;
+	o->msgs.len = 0;
+	o->count++;
+	return ho_put_hist(&o->sec, &h);
+}
+
+static int hist_topic(void *arg, const struct hist_ho_topic *t)
+{
+	struct hist_out *o = arg;
+	int rc = hist_flush(o);
+	o->cur = *t; /* its name stays valid: nothing changes the histories meanwhile */
+	o->have = 1;
+	return rc;
+}
+
+static int hist_msg(void *arg, const struct top_msg *m, uint32_t age_ms)
+{
+	struct hist_out *o = arg;
+	struct ho_hist_msg x = { m->offset, age_ms, (uint8_t)m->op, (uint8_t)!!m->stamp, { m->p, m->n } };
+	return ho_put_hist_msg(&o->msgs, &x);
+}
+
+static int send_history(const struct ho_parts *p, int chan, uint8_t *buf, char *why, size_t cap)
+{
+	if (!hist_topics())
+		return 0;
+	struct hist_out o;
+	memset(&o, 0, sizeof(o));
+	int rc = ho_put_u32(&o.sec, 0); /* the count, filled in below */
+	if (rc == 0)
+		rc = hist_ho_each(loop_now(p->loop), hist_topic, hist_msg, &o);
+	if (rc == 0)
+		rc = hist_flush(&o);
+	if (rc == 0) {
+		for (int i = 0; i < 4; i++)
+			o.sec.p[i] = (uint8_t)(o.count >> (8 * i));
+		rc = send_section(chan, HO_HISTORY, o.sec.p, o.sec.len, 0, NULL, 0);
+	}
+	if (rc == 0)
+		rc = expect(chan, buf, HO_ACK, why, cap);
+	else if (!why[0])
+		snprintf(why, cap, "the topics' histories: %s", strerror(-rc));
+	ho_buf_free(&o.sec);
+	ho_buf_free(&o.msgs);
+	return rc;
+}
+
 /* An upgrade under way: from the spawn to the READY that the loop waits for. */
 struct ho_up {
 	struct loop_src src;   /* the channel; first, as the loop wants */
@@ -253,7 +317,8 @@ static int transfer(struct ho_up *u, uint8_t *buf, struct ho_result *res, char *
 	/* From here to TAKEN this call is the only thing the loop thread does: no client
 	 * socket is read, so every byte is either in what we send or still in the kernel. */
 	conn_for_each(collect_one, &k);
-	if ((rc = send_progs(p, u->chan, buf, why, cap)) != 0)
+	if ((rc = send_progs(p, u->chan, buf, why, cap)) != 0 ||
+	    (rc = send_history(p, u->chan, buf, why, cap)) != 0)
 		goto out;
 	if (p->ctl) {
 		for (size_t i = 0; i < k.n; i++) {

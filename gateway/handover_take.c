@@ -6,6 +6,7 @@
 #include "gateway/handover.h"
 #include "gateway/handover_chan.h"
 #include "gateway/handover_sess.h"
+#include "gateway/history.h"
 #include "gateway/log.h"
 #include "gateway/loop.h"
 #include "gateway/sdnotify.h"
@@ -290,6 +291,52 @@ static int take_prog(void *arg, const uint8_t *p, size_t n, int fd, size_t *used
 	return sup_ho_adopt(((const struct ho_parts *)arg)->sup, &m, no);
 }
 
+/* The HISTORY section: a topic count, then each topic's history with its messages. */
+static int import_history(const struct ho_parts *p, int chan, uint8_t *buf, const struct ho_hdr *h,
+			  int nfds, struct ho_buf *sec, char *why, size_t cap)
+{
+	uint32_t count = 0, topics = 0;
+	int rc = read_section(chan, buf, h, sec, &count);
+	if (rc == 0 && (nfds || ho_get_u32(sec->p, sec->len, &topics)))
+		rc = -EBADMSG;
+	uint32_t now = loop_now(p->loop);
+	size_t off = 4;
+	unsigned long gaps = 0, msgs = 0;
+	for (uint32_t i = 0; rc == 0 && i < topics; i++) {
+		struct ho_hist hh;
+		size_t used = 0;
+		memset(&hh, 0, sizeof(hh));
+		rc = ho_get_hist(sec->p + off, sec->len - off, &hh, &used);
+		struct hist_ho_topic t = { hh.topic.p, hh.topic.n, hh.epoch, hh.last, hh.quiet_ms, hh.max,
+					   hh.ttl_ms };
+		if (rc == 0)
+			rc = hist_ho_adopt(&t, now);
+		struct ho_hist_msg m;
+		size_t mo = 0;
+		int more;
+		while (rc == 0 && (more = ho_next_hist_msg(&hh.msgs, &mo, &m)) != 0) {
+			struct top_msg tm = { .topic = hh.topic.p, .tlen = hh.topic.n, .op = m.op, .p = m.payload.p,
+					      .n = m.payload.n, .offset = m.offset, .epoch = hh.epoch,
+					      .stamp = m.stamp };
+			int e = more < 0 ? -EBADMSG : hist_ho_adopt_msg(&tm, m.age_ms, now);
+			if (e == -ENOMEM || e == -ENOBUFS)
+				gaps++; /* the history starts after it, as after a gap at publish */
+			else
+				rc = e;
+			msgs++;
+		}
+		if (rc)
+			snprintf(why, cap, "history record %u: %s", i, strerror(-rc));
+		off += used;
+	}
+	if (rc == 0 && gaps)
+		log_warn(0, "upgrade: %lu of the topics' %lu kept messages found no room (the memory budget): those histories start after them",
+			 gaps, msgs);
+	if (rc == 0)
+		rc = ho__send_simple(chan, HO_VERSION, HO_ACK, NULL, 0, ho__now_ms() + STEP_MS);
+	return rc;
+}
+
 /* After TAKEN the channel stays open for connections that were in their handshake. */
 static struct {
 	struct loop_src src;
@@ -357,6 +404,13 @@ int ho_take(const struct ho_parts *p, int chan)
 		if (h.type == HO_END) {
 			rc = ho_get_hello(buf + HO_HDR, h.len, &end) ? -EBADMSG : 0;
 			break;
+		}
+		if (h.type == HO_HISTORY) {
+			for (int i = 0; i < nfds; i++)
+				close(fds[i]);
+			rc = import_history(p, chan, buf, &h, nfds, &sec, why, sizeof(why));
+			nfds = 0;
+			continue;
 		}
 		if (h.type == HO_WORKERS || h.type == HO_PROGS) {
 			rc = h.type == HO_WORKERS ? import_workers(p, chan, buf, &h, fds, nfds, &sec, why, sizeof(why))

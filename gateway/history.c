@@ -147,48 +147,22 @@ static int make_room(struct hist *h)
 	return 0;
 }
 
-int hist_append(const struct cfg_history *rule, const struct top_msg *m, uint32_t now,
-		uint64_t *offset, uint64_t *epoch)
+/* m at offset, published at loop time at, as h's newest. 0, or -ENOMEM / -ENOBUFS (the
+ * budget) after clearing h: a gap, nothing before it may be replayed as if it were whole. */
+static int keep(struct hist *h, const struct top_msg *m, uint64_t offset, uint32_t at)
 {
-	*offset = *epoch = 0;
-	struct hist *h = find(m->topic, m->tlen);
-	if (h && !h->count && now - h->last_at > h->ttl_ms) {
-		free_hist(slot_of(m->topic, m->tlen)); /* gone quiet: a new epoch */
-		h = NULL;
-	}
-	if (!h) {
-		grow();
-		struct hist **pp = slot_of(m->topic, m->tlen);
-		h = pp ? calloc(1, sizeof(*h)) : NULL;
-		if (!h) {
-			log_error(ENOMEM, "history of a topic");
-			return -ENOMEM;
-		}
-		h->epoch = new_epoch();
-		h->len = (uint8_t)m->tlen;
-		memcpy(h->name, m->topic, m->tlen);
-		*pp = h;
-		n_hist++;
-	}
-	h->max = rule->max;
-	h->ttl_ms = rule->ttl_ms;
-	h->last_at = now;
-	*offset = ++h->last;
-	*epoch = h->epoch;
-	age(h, now);
 	size_t size = sizeof(struct hist_msg) + m->n;
 	struct hist_msg *e = NULL;
 	int rc = !bud_room(BUD_HISTORY, size) ? -ENOBUFS : make_room(h);
 	if (rc == 0 && !(e = malloc(size)))
 		rc = -ENOMEM;
 	if (rc) {
-		/* A gap: nothing before it may be replayed as if it were whole. */
 		clear(h);
 		return rc;
 	}
 	bud_charge(BUD_HISTORY, size);
-	e->offset = *offset;
-	e->at = now;
+	e->offset = offset;
+	e->at = at;
 	e->op = (uint8_t)m->op;
 	e->stamp = (uint8_t)!!m->stamp;
 	e->n = (uint32_t)m->n;
@@ -198,6 +172,44 @@ int hist_append(const struct cfg_history *rule, const struct top_msg *m, uint32_
 	h->count++;
 	n_msgs++;
 	return 0;
+}
+
+/* A new, empty history for the topic, in its bucket. NULL when out of memory (logged). */
+static struct hist *make(const void *topic, size_t n, uint64_t epoch)
+{
+	grow();
+	struct hist **pp = slot_of(topic, n);
+	struct hist *h = pp ? calloc(1, sizeof(*h)) : NULL;
+	if (!h) {
+		log_error(ENOMEM, "history of a topic");
+		return NULL;
+	}
+	h->epoch = epoch;
+	h->len = (uint8_t)n;
+	memcpy(h->name, topic, n);
+	*pp = h;
+	n_hist++;
+	return h;
+}
+
+int hist_append(const struct cfg_history *rule, const struct top_msg *m, uint32_t now,
+		uint64_t *offset, uint64_t *epoch)
+{
+	*offset = *epoch = 0;
+	struct hist *h = find(m->topic, m->tlen);
+	if (h && !h->count && now - h->last_at > h->ttl_ms) {
+		free_hist(slot_of(m->topic, m->tlen)); /* gone quiet: a new epoch */
+		h = NULL;
+	}
+	if (!h && !(h = make(m->topic, m->tlen, new_epoch())))
+		return -ENOMEM;
+	h->max = rule->max;
+	h->ttl_ms = rule->ttl_ms;
+	h->last_at = now;
+	*offset = ++h->last;
+	*epoch = h->epoch;
+	age(h, now);
+	return keep(h, m, *offset, now);
 }
 
 int hist_since(const void *topic, size_t n, uint64_t since, uint64_t epoch, uint32_t now,
@@ -257,6 +269,53 @@ void hist_destroy(void)
 	free(buckets);
 	buckets = NULL;
 	n_buckets = 0;
+}
+
+int hist_ho_each(uint32_t now, int (*topic)(void *arg, const struct hist_ho_topic *t),
+		 int (*msg)(void *arg, const struct top_msg *m, uint32_t age_ms), void *arg)
+{
+	for (size_t i = 0; i < n_buckets; i++)
+		for (struct hist *h = buckets[i]; h; h = h->next) {
+			struct hist_ho_topic t = { h->name, h->len, h->epoch, h->last, now - h->last_at,
+						   h->max, h->ttl_ms };
+			int rc = topic(arg, &t);
+			for (uint32_t k = 0; rc == 0 && k < h->count; k++) {
+				const struct hist_msg *e = h->ring[(h->head + k) % h->cap];
+				struct top_msg m = { .topic = h->name, .tlen = h->len, .op = e->op, .p = e->p,
+						     .n = e->n, .offset = e->offset, .epoch = h->epoch,
+						     .stamp = e->stamp };
+				rc = msg(arg, &m, now - e->at);
+			}
+			if (rc)
+				return rc;
+		}
+	return 0;
+}
+
+int hist_ho_adopt(const struct hist_ho_topic *t, uint32_t now)
+{
+	if (find(t->topic, t->tlen))
+		return -EEXIST;
+	struct hist *h = make(t->topic, t->tlen, t->epoch);
+	if (!h)
+		return -ENOMEM;
+	h->last = t->last;
+	h->max = t->max ? t->max : 1;
+	h->ttl_ms = t->ttl_ms;
+	h->last_at = now - t->quiet_ms;
+	/* Epochs given here stay new: never one the old process gave. */
+	if (t->epoch > last_epoch)
+		last_epoch = t->epoch;
+	return 0;
+}
+
+int hist_ho_adopt_msg(const struct top_msg *m, uint32_t age_ms, uint32_t now)
+{
+	struct hist *h = find(m->topic, m->tlen);
+	uint64_t newest = h && h->count ? h->ring[(h->head + h->count - 1) % h->cap]->offset : 0;
+	if (!h || m->offset <= newest || m->offset > h->last)
+		return -EINVAL;
+	return keep(h, m, m->offset, now - age_ms);
 }
 
 unsigned long hist_topics(void)

@@ -43,6 +43,28 @@ void hist_position(const void *topic, size_t n, uint32_t now, uint64_t *offset, 
 /* Drops messages past their rule's age and histories whose newest message is. */
 void hist_expire(uint32_t now);
 
+/* A live upgrade (docs/UPGRADE.md, "Topic history"). One topic's history as it moves. */
+struct hist_ho_topic {
+	const uint8_t *topic;
+	size_t tlen;
+	uint64_t epoch, last;    /* its epoch and the last offset it gave */
+	uint32_t quiet_ms;       /* since its last publish */
+	uint32_t max, ttl_ms;    /* its rule as of that publish */
+};
+/* The old side: topic(arg, t) for every history, then msg(arg, m, age_ms) for each message
+ * it keeps, oldest first (m valid during the call); stops at the first non-zero return,
+ * which it returns. */
+int hist_ho_each(uint32_t now, int (*topic)(void *arg, const struct hist_ho_topic *t),
+		 int (*msg)(void *arg, const struct top_msg *m, uint32_t age_ms), void *arg);
+/* The new side, before any publish: the history of t->topic as the old one had it (its
+ * epoch stays, so clients' since=OFFSET,EPOCH still match). 0, -EEXIST (it has one),
+ * -ENOMEM. */
+int hist_ho_adopt(const struct hist_ho_topic *t, uint32_t now);
+/* Then its messages, oldest first (m->offset after the last one adopted, at most the
+ * topic's last). 0; -EINVAL (out of order, or no such history); -ENOMEM or -ENOBUFS (the
+ * budget): the history then starts after it, as after a gap at publish. */
+int hist_ho_adopt_msg(const struct top_msg *m, uint32_t age_ms, uint32_t now);
+
 /* Topics with a history, and the messages kept, for /metrics. */
 unsigned long hist_topics(void);
 unsigned long hist_messages(void);

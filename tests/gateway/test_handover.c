@@ -520,6 +520,68 @@ START_TEST(peer_entries)
 }
 END_TEST
 
+/* A topic's history: read back as written, its messages in order; every prefix of the
+ * record refused; a message cut short, of another op, or at offset 0 refused. */
+START_TEST(history_entries)
+{
+	struct ho_buf msgs = { 0 };
+	struct ho_hist_msg m1 = { 7, 1500, WS_OP_TEXT, 1, { (const uint8_t *)"seven", 5 } };
+	struct ho_hist_msg m2 = { 8, 20, WS_OP_BINARY, 0, { big, 3000 } };
+	ck_assert_int_eq(ho_put_hist_msg(&msgs, &m1), 0);
+	ck_assert_int_eq(ho_put_hist_msg(&msgs, &m2), 0);
+	struct ho_hist a = { { (const uint8_t *)"news/1", 6 }, 1234567, 8, 900, 100, 60000,
+			     { msgs.p, msgs.len } }, b;
+	struct ho_buf buf = { 0 };
+	ck_assert_int_eq(ho_put_hist(&buf, &a), 0);
+	size_t used;
+	ck_assert_int_eq(ho_get_hist(buf.p, buf.len, &b, &used), 0);
+	ck_assert_uint_eq(used, buf.len);
+	ck_assert(same_bytes(b.topic, a.topic));
+	ck_assert_uint_eq(b.epoch, 1234567);
+	ck_assert_uint_eq(b.last, 8);
+	ck_assert_uint_eq(b.quiet_ms, 900);
+	ck_assert_uint_eq(b.max, 100);
+	ck_assert_uint_eq(b.ttl_ms, 60000);
+	size_t off = 0;
+	struct ho_hist_msg m;
+	ck_assert_int_eq(ho_next_hist_msg(&b.msgs, &off, &m), 1);
+	ck_assert(m.offset == 7 && m.age_ms == 1500 && m.op == WS_OP_TEXT && m.stamp == 1);
+	ck_assert(same_bytes(m.payload, m1.payload));
+	ck_assert_int_eq(ho_next_hist_msg(&b.msgs, &off, &m), 1);
+	ck_assert(m.offset == 8 && m.op == WS_OP_BINARY && m.stamp == 0);
+	ck_assert(same_bytes(m.payload, m2.payload));
+	ck_assert_int_eq(ho_next_hist_msg(&b.msgs, &off, &m), 0);
+	for (size_t n = 0; n < buf.len; n++)
+		REQUIRE(ho_get_hist(buf.p, n, &b, &used) == -EBADMSG);
+	struct ho_bytes cut = { msgs.p, msgs.len - 1 };
+	off = 0;
+	ck_assert_int_eq(ho_next_hist_msg(&cut, &off, &m), 1);
+	ck_assert_int_eq(ho_next_hist_msg(&cut, &off, &m), -EBADMSG);
+	struct ho_buf bad = { 0 };
+	struct ho_hist_msg wrong = m1;
+	wrong.op = 9;
+	ck_assert_int_eq(ho_put_hist_msg(&bad, &wrong), 0);
+	struct ho_bytes bb = { bad.p, bad.len };
+	off = 0;
+	ck_assert_int_eq(ho_next_hist_msg(&bb, &off, &m), -EBADMSG);
+	bad.len = 0;
+	wrong = m1;
+	wrong.offset = 0;
+	ck_assert_int_eq(ho_put_hist_msg(&bad, &wrong), 0);
+	bb = (struct ho_bytes){ bad.p, bad.len };
+	off = 0;
+	ck_assert_int_eq(ho_next_hist_msg(&bb, &off, &m), -EBADMSG);
+	struct ho_hist notopic = a;
+	notopic.topic.n = 0;
+	size_t before = buf.len;
+	ck_assert_int_eq(ho_put_hist(&buf, &notopic), -EINVAL);
+	ck_assert_uint_eq(buf.len, before);
+	ho_buf_free(&bad);
+	ho_buf_free(&buf);
+	ho_buf_free(&msgs);
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("handover");
@@ -535,6 +597,7 @@ int main(void)
 	tcase_add_test(tc, worker_entries);
 	tcase_add_test(tc, prog_entries);
 	tcase_add_test(tc, peer_entries);
+	tcase_add_test(tc, history_entries);
 	tcase_add_test(tc, zmq_worker_entries);
 	suite_add_tcase(s, tc);
 	SRunner *sr = srunner_create(s);

@@ -783,6 +783,105 @@ START_TEST(zmq_worker_refuses)
 }
 END_TEST
 
+/* ---- topic history (no cluster: in memory) ---- */
+
+/* A raw zmq worker of pool h: PUBLISH topic "text,stamp" payload. */
+static void raw_publish(struct wt_ctl *w, const char *topic, const char *payload)
+{
+	const char *f[] = { "PUBLISH", topic, "text,stamp", payload };
+	ck_assert_int_eq(wt_ctl_send(w, 4, f, NULL), 0);
+}
+
+/* QUERY topic position: the last offset and the epoch. */
+static void raw_position(struct wt_ctl *w, const char *topic, uint64_t *offset, uint64_t *epoch)
+{
+	static const char qid[8] = { 0, 0, 0, 0, 0, 0, 0, 77 }; /* any id, 8 bytes */
+	const char *f[] = { "QUERY", qid, topic, "position" };
+	const size_t l[] = { 5, 8, strlen(topic), 8 };
+	ck_assert_int_eq(wt_ctl_send(w, 4, f, l), 0);
+	struct wt_ctl_msg m;
+	ck_assert_int_eq(wt_ctl_recv_verb(w, "TOPIC", &m, 10000), 0);
+	ck_assert_int_eq(m.n, 7);
+	*offset = strtoull(m.f[5], NULL, 10);
+	*epoch = strtoull(m.f[6], NULL, 10);
+	wt_ctl_msg_free(&m);
+}
+
+/* The history a gateway keeps in memory moves with the upgrade: its position (offset and
+ * epoch) is the same in the new process, and a client coming back with since=OFFSET,EPOCH
+ * there gets what it missed, then what is published next, numbered on. (The publishing
+ * worker is a raw one, which cannot follow an upgrade: it says BYE first, and another
+ * attaches to the new process.) */
+START_TEST(history_follows)
+{
+	struct wt_env e;
+	wt_env_init(&e);
+	WT_GW_START(&gw, "--control", e.control, "--runtime-dir", e.dir, "--admin", "127.0.0.1:0", "--route",
+		    "/h=h", "--history", "news/=100", NULL);
+	wt_track_gateway(gw.pid);
+	serving = gw.pid;
+	struct wt_ctl a, b;
+	struct wt_ctl_msg m;
+	ck_assert_int_eq(wt_ctl_connect(&a, e.control), 0);
+	ck_assert_int_eq(wt_ctl_hello(&a, "h", "zmq", &m, 5000), 0);
+	wt_ctl_msg_free(&m);
+	char msg[32];
+	for (int k = 0; k < 10; k++) {
+		snprintf(msg, sizeof(msg), "m%d", k);
+		raw_publish(&a, "news/1", msg);
+	}
+	uint64_t offset = 0, epoch = 0, o2, e2;
+	for (int i = 0; i < 100 && offset < 10; i++)
+		raw_position(&a, "news/1", &offset, &epoch);
+	ck_assert_uint_eq(offset, 10);
+	ck_assert_uint_gt(epoch, 0);
+	const char *bye[] = { "BYE" };
+	ck_assert_int_eq(wt_ctl_send(&a, 1, bye, NULL), 0);
+	wt_sleep_ms(200);
+	wt_ctl_close(&a);
+	struct ctl_run r;
+	ctl_start(&r, wt_admin_port(&gw), NULL);
+	REQUIRE(ctl_wait(&r) == 0, "upgrade: %s", r.out);
+	upgraded(&r);
+	wt_track_gateway(serving);
+	ck_assert_int_eq(wt_ctl_connect(&b, e.control), 0);
+	ck_assert_int_eq(wt_ctl_hello(&b, "h", "zmq", &m, 5000), 0);
+	wt_ctl_msg_free(&m);
+	raw_position(&b, "news/1", &o2, &e2);
+	ck_assert_uint_eq(o2, 10);
+	ck_assert_uint_eq(e2, epoch);
+	struct wt_conn c;
+	WT_EXPECT_OPEN(&c, "127.0.0.1", gw.port, "/h");
+	ck_assert_int_eq(wt_ctl_recv_verb(&b, "OPEN", &m, 5000), 0);
+	char id[8];
+	memcpy(id, m.f[1], 8);
+	wt_ctl_msg_free(&m);
+	char since[64];
+	snprintf(since, sizeof(since), "since=3,%llu", (unsigned long long)epoch);
+	const char *sub[] = { "SUBSCRIBE", id, "news/1", since };
+	const size_t lens[] = { 9, 8, 6, strlen(since) };
+	ck_assert_int_eq(wt_ctl_send(&b, 4, sub, lens), 0);
+	ck_assert_int_eq(wt_ctl_recv_verb(&b, "RECOVERY", &m, 5000), 0);
+	REQUIRE(m.n == 7 && !strcmp(m.f[3], "recovered") && atol(m.f[6]) == 7, "RECOVERY %s, %s replayed",
+		m.n > 3 ? m.f[3] : "?", m.n > 6 ? m.f[6] : "?");
+	wt_ctl_msg_free(&m);
+	raw_publish(&b, "news/1", "m10");
+	for (int k = 3; k <= 10; k++) {
+		struct wt_frame f;
+		REQUIRE(wt_read_message(&c, &f, 5000) == 0, "message m%d: %s", k, c.err);
+		char want[64];
+		int n = snprintf(want, sizeof(want), "%d,%llu m%d", k + 1, (unsigned long long)epoch, k);
+		REQUIRE(f.len == (size_t)n && !memcmp(f.payload, want, f.len), "got '%.*s', want '%s'", (int)f.len,
+			(const char *)f.payload, want);
+		wt_frame_free(&f);
+	}
+	wt_close(&c);
+	wt_ctl_close(&b);
+	stop_serving();
+	wt_env_done(&e);
+}
+END_TEST
+
 /* The per-address limit still counts the connections that moved: the new process's door
  * knows each by the address the old one's carried, so a client over the limit is refused
  * after the upgrade as before it, and one that leaves makes room. */
@@ -1712,6 +1811,7 @@ int main(int argc, char **argv)
 	ADD(sigusr2_upgrades);
 	ADD(queued_output_moves);
 	ADD(door_counts_follow);
+	ADD(history_follows);
 	ADD(deflate_parameters_move);
 	ADD(deflate_takeover_moves);
 	ADD(tls_connections_drain_others_move);
