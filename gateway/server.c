@@ -346,7 +346,7 @@ static void tick(void *arg)
 {
 	struct server *s = arg;
 	sdn_tick(loop_now(s->loop));
-	if (s->cfg->n_history && !s->clu)
+	if ((s->cfg->n_history || hist_topics()) && !s->clu) /* adopted ones expire too */
 		hist_expire(loop_now(s->loop));
 	door_tick(loop_now(s->loop));
 	if (s->draining)
