@@ -13,6 +13,7 @@
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <sys/syscall.h>
+#include <time.h>
 #include <unistd.h>
 
 struct waker {
@@ -33,8 +34,13 @@ static void *waker_main(void *arg)
 	struct waker *w = arg;
 	struct shm_doorbell *db = shm_bell_doorbell(w->bell);
 	uint32_t seen = atomic_load_explicit(&db->seq, memory_order_acquire);
+	/* Timed: stop_thread wakes the waiters without changing the word (another
+	 * gateway's thread may wait on it too, and would take a change for a worker's
+	 * ring), so a stop that comes between the check of `stop` and the wait is seen
+	 * within a second. */
+	const struct timespec tick = { 1, 0 };
 	while (!atomic_load(&w->stop)) {
-		syscall(SYS_futex, &db->seq, FUTEX_WAIT, seen, NULL, NULL, 0);
+		syscall(SYS_futex, &db->seq, FUTEX_WAIT, seen, &tick, NULL, 0);
 		uint32_t now = atomic_load_explicit(&db->seq, memory_order_acquire);
 		if (now != seen && !atomic_load(&w->stop)) {
 			seen = now;
@@ -103,10 +109,10 @@ static void stop_thread(struct waker *w)
 		w->started = 0;
 		atomic_store(&w->stop, 1);
 		struct shm_doorbell *db = shm_bell_doorbell(w->bell);
-		atomic_fetch_add(&db->seq, 1);
-		/* Every waiter: in a live upgrade the new gateway's thread waits on the same
-		 * word, and a single wake could be its (a spurious wake-up there), leaving this
-		 * thread asleep and the join below for ever. */
+		/* Every waiter, and the word unchanged: in a live upgrade the new gateway's
+		 * thread waits on it too; a single wake could be its, leaving this thread
+		 * asleep and the join below for ever, and a change would look to it like a
+		 * worker's ring. It goes back to sleep; this one sees `stop`. */
 		syscall(SYS_futex, &db->seq, FUTEX_WAKE, INT_MAX, NULL, NULL, 0);
 		pthread_join(w->thread, NULL);
 	}

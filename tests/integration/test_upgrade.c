@@ -1221,13 +1221,15 @@ START_TEST(make_run_upgrades)
 	REQUIRE(n == 2, "%d workers started, not the demo's 2", n);
 	for (int i = 0; i < N; i++)
 		REQUIRE(cl[i].got == cl[i].sent, "client %d: %u sent, %u echoed", i, cl[i].sent, cl[i].got);
-	free(cl); /* the gateway closes them (1001) as it stops */
 	kill(-demo, SIGINT);
 	int st = -1;
 	REQUIRE(wt_waitpid(demo, &st, 20000) == 0, "make run did not stop on SIGINT");
 	REQUIRE(ended(last, 5000), "the newest gateway %d did not stop", last);
 	for (int i = 0; i < n; i++)
 		REQUIRE(ended(pids[i], 5000), "worker %d did not stop", (int)pids[i]);
+	for (int i = 0; i < N; i++)
+		wt_close(&cl[i].c); /* the gateway closed them (1001) as it stopped */
+	free(cl);
 	unlink(log);
 }
 END_TEST
