@@ -218,3 +218,59 @@ void ho__reap(pid_t pid, char *why, size_t cap, const char *when)
 }
 
 /* Waits for the answer of type want; REFUSE gives its reason. */
+
+int ho__expect(int chan, uint8_t *buf, unsigned want, char *why, size_t cap)
+{
+	struct ho_hdr h;
+	int fds[HO_FDS_MAX], nfds;
+	int rc = ho__recv_msg(chan, buf, &h, fds, &nfds, ho__now_ms() + STEP_MS);
+	for (int i = 0; i < nfds; i++)
+		close(fds[i]);
+	if (rc == -ETIMEDOUT)
+		snprintf(why, cap, "no answer from the new process within %d s", STEP_MS / 1000);
+	if (rc)
+		return rc;
+	if (h.type == HO_REFUSE) {
+		snprintf(why, cap, "refused by the new process: %.*s", (int)(h.len < 400 ? h.len : 400),
+			 (const char *)buf + HO_HDR);
+		return -EPROTONOSUPPORT;
+	}
+	if (h.type != want || !ho_version_ok(h.version)) {
+		snprintf(why, cap, "the new process answered message %u (version %u), not %u", h.type,
+			 h.version, want);
+		return -EPROTO;
+	}
+	return 0;
+}
+
+/* One batch: the CONNS (or WORKERS) message with the descriptors, then DATA for the rest
+ * of the section. count: its records (CONNS: one per descriptor; WORKERS, version 3:
+ * one per worker, zmq workers having none). */
+int ho__send_section(int chan, unsigned type, const uint8_t *sec, size_t len, unsigned count,
+			const int *fds, int nfds)
+{
+	uint64_t deadline = ho__now_ms() + STEP_MS;
+	struct ho_buf b = { 0 };
+	struct ho_batch bt = { count, len };
+	size_t first = len < HO_BODY_MAX - HO_BATCH ? len : HO_BODY_MAX - HO_BATCH;
+	int rc = ho_put_hdr(&b, type, (uint32_t)(HO_BATCH + first));
+	if (rc == 0)
+		rc = ho_put_batch(&b, &bt);
+	if (rc == 0) {
+		uint8_t *m = realloc(b.p, b.len + first);
+		if (!m)
+			rc = -ENOMEM;
+		else {
+			b.p = m;
+			memcpy(m + b.len, sec, first);
+			rc = ho__send_msg(chan, m, b.len + first, fds, nfds, deadline);
+		}
+	}
+	ho_buf_free(&b);
+	for (size_t off = first; rc == 0 && off < len;) {
+		size_t k = len - off < HO_BODY_MAX ? len - off : HO_BODY_MAX;
+		rc = ho__send_simple(chan, HO_VERSION, HO_DATA, sec + off, k, deadline);
+		off += k;
+	}
+	return rc;
+}

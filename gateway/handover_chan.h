@@ -1,7 +1,7 @@
 /*
  * What both sides of a live upgrade share (docs/UPGRADE.md): messages on the SEQPACKET
  * channel with their descriptors, each wait bounded, and the new process's start and end.
- * Internal to gateway/handover_run.c and gateway/handover_take.c.
+ * Internal to gateway/handover_run.c, handover_out.c and handover_take.c.
  */
 #ifndef WSGW_HANDOVER_CHAN_H
 #define WSGW_HANDOVER_CHAN_H
@@ -27,6 +27,14 @@ int ho__send_simple(int fd, unsigned version, unsigned type, const void *body, s
  * (close-on-exec, the caller's), -EPIPE at EOF, -EBADMSG for one that is not ours,
  * -ETIMEDOUT. */
 int ho__recv_msg(int fd, uint8_t *buf, struct ho_hdr *h, int *fds, int *nfds, uint64_t deadline);
+/* The old side: waits for the new process's answer of type want. 0; -EPROTONOSUPPORT
+ * (REFUSE: its reason in why), -EPROTO (another message), -ETIMEDOUT, -EPIPE, -errno. */
+int ho__expect(int chan, uint8_t *buf, unsigned want, char *why, size_t cap);
+/* The old side: a section (CONNS, WORKERS, PROGS, HISTORY) of count records, sec[0..len),
+ * in one message with the descriptors and DATA messages for the rest. 0 or as
+ * ho__send_msg. */
+int ho__send_section(int chan, unsigned type, const uint8_t *sec, size_t len, unsigned count,
+		     const int *fds, int nfds);
 /* Starts path (NULL: this binary as it was started) with this process's command line and
  * chan inherited, named in $WSGW_HANDOVER_FD. 0 and *pid, or -ENOEXEC with why. */
 int ho__spawn(const char *path, int chan, pid_t *pid, char *why, size_t cap);

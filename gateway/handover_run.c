@@ -4,8 +4,8 @@
 #include "gateway/control.h"
 #include "gateway/handover.h"
 #include "gateway/handover_chan.h"
+#include "gateway/handover_out.h"
 #include "gateway/handover_sess.h"
-#include "gateway/history.h"
 #include "gateway/listener.h"
 #include "gateway/log.h"
 #include "gateway/loop.h"
@@ -49,30 +49,6 @@ static void collect_one(struct conn *c, void *arg)
 	k->v[k->n++] = c;
 }
 
-static int expect(int chan, uint8_t *buf, unsigned want, char *why, size_t cap)
-{
-	struct ho_hdr h;
-	int fds[HO_FDS_MAX], nfds;
-	int rc = ho__recv_msg(chan, buf, &h, fds, &nfds, ho__now_ms() + STEP_MS);
-	for (int i = 0; i < nfds; i++)
-		close(fds[i]);
-	if (rc == -ETIMEDOUT)
-		snprintf(why, cap, "no answer from the new process within %d s", STEP_MS / 1000);
-	if (rc)
-		return rc;
-	if (h.type == HO_REFUSE) {
-		snprintf(why, cap, "refused by the new process: %.*s", (int)(h.len < 400 ? h.len : 400),
-			 (const char *)buf + HO_HDR);
-		return -EPROTONOSUPPORT;
-	}
-	if (h.type != want || !ho_version_ok(h.version)) {
-		snprintf(why, cap, "the new process answered message %u (version %u), not %u", h.type,
-			 h.version, want);
-		return -EPROTO;
-	}
-	return 0;
-}
-
 static int send_listeners(const struct ho_parts *p, int chan)
 {
 	struct ho_buf b = { 0 };
@@ -110,38 +86,6 @@ static int send_listeners(const struct ho_parts *p, int chan)
 	return rc;
 }
 
-/* One batch: the CONNS (or WORKERS) message with the descriptors, then DATA for the rest
- * of the section. count: its records (CONNS: one per descriptor; WORKERS, version 3:
- * one per worker, zmq workers having none). */
-static int send_section(int chan, unsigned type, const uint8_t *sec, size_t len, unsigned count,
-			const int *fds, int nfds)
-{
-	uint64_t deadline = ho__now_ms() + STEP_MS;
-	struct ho_buf b = { 0 };
-	struct ho_batch bt = { count, len };
-	size_t first = len < HO_BODY_MAX - HO_BATCH ? len : HO_BODY_MAX - HO_BATCH;
-	int rc = ho_put_hdr(&b, type, (uint32_t)(HO_BATCH + first));
-	if (rc == 0)
-		rc = ho_put_batch(&b, &bt);
-	if (rc == 0) {
-		uint8_t *m = realloc(b.p, b.len + first);
-		if (!m)
-			rc = -ENOMEM;
-		else {
-			b.p = m;
-			memcpy(m + b.len, sec, first);
-			rc = ho__send_msg(chan, m, b.len + first, fds, nfds, deadline);
-		}
-	}
-	ho_buf_free(&b);
-	for (size_t off = first; rc == 0 && off < len;) {
-		size_t k = len - off < HO_BODY_MAX ? len - off : HO_BODY_MAX;
-		rc = ho__send_simple(chan, HO_VERSION, HO_DATA, sec + off, k, deadline);
-		off += k;
-	}
-	return rc;
-}
-
 /* The workers, before the connections that are pinned to them: each with its segment,
  * what is held for it, and a CLOSE for each client of its that stays here. One message
  * and its ACK. */
@@ -158,108 +102,10 @@ static int send_workers(const struct ho_parts *p, int chan, uint8_t *buf, struct
 		rc = -E2BIG;
 	}
 	if (rc == 0)
-		rc = send_section(chan, HO_WORKERS, sec.p, sec.len, nrec, fds, nfds);
+		rc = ho__send_section(chan, HO_WORKERS, sec.p, sec.len, nrec, fds, nfds);
 	if (rc == 0)
-		rc = expect(chan, buf, HO_ACK, why, cap);
+		rc = ho__expect(chan, buf, HO_ACK, why, cap);
 	ho_buf_free(&sec);
-	return rc;
-}
-
-/* The [worker] instances this process runs: their processes stay, watched from the new
- * one by their pidfds (docs/UPGRADE.md, "Workers the gateway runs"). */
-struct progs_out {
-	struct ho_buf sec;
-	int fds[HO_FDS_MAX], n;
-};
-
-static int put_prog(void *arg, const struct sup_moving *m)
-{
-	struct progs_out *o = arg;
-	if (o->n == HO_FDS_MAX)
-		return -E2BIG;
-	struct ho_prog g = { { (const uint8_t *)m->name, strlen(m->name) }, m->instance, (uint32_t)m->pid,
-			     m->ran_ms, m->restarts, m->delay_ms };
-	int rc = ho_put_prog(&o->sec, &g);
-	if (rc == 0)
-		o->fds[o->n++] = m->pidfd;
-	return rc;
-}
-
-static int send_progs(const struct ho_parts *p, int chan, uint8_t *buf, char *why, size_t cap)
-{
-	struct progs_out o = { .n = 0 };
-	int rc = sup_ho_each(p->sup, put_prog, &o);
-	if (rc == -E2BIG)
-		snprintf(why, cap, "more than %d worker instances run: at most that many move", HO_FDS_MAX);
-	if (rc == 0 && o.n) {
-		rc = send_section(chan, HO_PROGS, o.sec.p, o.sec.len, (unsigned)o.n, o.fds, o.n);
-		if (rc == 0)
-			rc = expect(chan, buf, HO_ACK, why, cap);
-	}
-	ho_buf_free(&o.sec);
-	return rc;
-}
-
-/* The topics' histories (a gateway without a cluster keeps them in memory; docs/UPGRADE.md
- * "Topic history"): a section of a topic count, then a record per topic with its
- * messages. No descriptors. */
-struct hist_out {
-	struct ho_buf sec, msgs;
-	struct hist_ho_topic cur;
-	int have;
-	uint32_t count;
-};
-
-static int hist_flush(struct hist_out *o)
-{
-	if (!o->have)
-		return 0;
-	struct ho_hist h = { { o->cur.topic, o->cur.tlen }, o->cur.epoch, o->cur.last, o->cur.quiet_ms,
-			     o->cur.max, o->cur.ttl_ms, { o->msgs.p, o->msgs.len } };
-	o->have = 0;
-	o->msgs.len = 0;
-	o->count++;
-	return ho_put_hist(&o->sec, &h);
-}
-
-static int hist_topic(void *arg, const struct hist_ho_topic *t)
-{
-	struct hist_out *o = arg;
-	int rc = hist_flush(o);
-	o->cur = *t; /* its name stays valid: nothing changes the histories meanwhile */
-	o->have = 1;
-	return rc;
-}
-
-static int hist_msg(void *arg, const struct top_msg *m, uint32_t age_ms)
-{
-	struct hist_out *o = arg;
-	struct ho_hist_msg x = { m->offset, age_ms, (uint8_t)m->op, (uint8_t)!!m->stamp, { m->p, m->n } };
-	return ho_put_hist_msg(&o->msgs, &x);
-}
-
-static int send_history(const struct ho_parts *p, int chan, uint8_t *buf, char *why, size_t cap)
-{
-	if (!hist_topics())
-		return 0;
-	struct hist_out o;
-	memset(&o, 0, sizeof(o));
-	int rc = ho_put_u32(&o.sec, 0); /* the count, filled in below */
-	if (rc == 0)
-		rc = hist_ho_each(loop_now(p->loop), hist_topic, hist_msg, &o);
-	if (rc == 0)
-		rc = hist_flush(&o);
-	if (rc == 0) {
-		for (int i = 0; i < 4; i++)
-			o.sec.p[i] = (uint8_t)(o.count >> (8 * i));
-		rc = send_section(chan, HO_HISTORY, o.sec.p, o.sec.len, 0, NULL, 0);
-	}
-	if (rc == 0)
-		rc = expect(chan, buf, HO_ACK, why, cap);
-	else if (!why[0])
-		snprintf(why, cap, "the topics' histories: %s", strerror(-rc));
-	ho_buf_free(&o.sec);
-	ho_buf_free(&o.msgs);
 	return rc;
 }
 
@@ -317,8 +163,8 @@ static int transfer(struct ho_up *u, uint8_t *buf, struct ho_result *res, char *
 	/* From here to TAKEN this call is the only thing the loop thread does: no client
 	 * socket is read, so every byte is either in what we send or still in the kernel. */
 	conn_for_each(collect_one, &k);
-	if ((rc = send_progs(p, u->chan, buf, why, cap)) != 0 ||
-	    (rc = send_history(p, u->chan, buf, why, cap)) != 0)
+	if ((rc = ho_out_progs(p, u->chan, buf, why, cap)) != 0 ||
+	    (rc = ho_out_history(p, u->chan, buf, why, cap)) != 0)
 		goto out;
 	if (p->ctl) {
 		for (size_t i = 0; i < k.n; i++) {
@@ -352,18 +198,18 @@ static int transfer(struct ho_up *u, uint8_t *buf, struct ho_result *res, char *
 		}
 		if (!nfds)
 			break;
-		rc = send_section(u->chan, HO_CONNS, sec.p, sec.len, (unsigned)nfds, fds, nfds);
+		rc = ho__send_section(u->chan, HO_CONNS, sec.p, sec.len, (unsigned)nfds, fds, nfds);
 		/* Batches are pipelined: a round trip per batch, with both processes sharing two
 		 * cores with the clients, cost more than the batches themselves. */
 		if (rc == 0 && ++unacked > ACK_WINDOW) {
-			rc = expect(u->chan, buf, HO_ACK, why, cap);
+			rc = ho__expect(u->chan, buf, HO_ACK, why, cap);
 			unacked--;
 		}
 		if (rc)
 			goto out;
 	}
 	for (; rc == 0 && unacked; unacked--)
-		rc = expect(u->chan, buf, HO_ACK, why, cap);
+		rc = ho__expect(u->chan, buf, HO_ACK, why, cap);
 	if (rc)
 		goto out;
 	t_conns = ho__now_ms();
@@ -379,7 +225,7 @@ static int transfer(struct ho_up *u, uint8_t *buf, struct ho_result *res, char *
 	if (rc == 0)
 		rc = ho__send_msg(u->chan, sec.p, sec.len, NULL, 0, ho__now_ms() + STEP_MS);
 	if (rc == 0)
-		rc = expect(u->chan, buf, HO_TAKEN, why, cap);
+		rc = ho__expect(u->chan, buf, HO_TAKEN, why, cap);
 	if (rc)
 		goto out;
 	uint64_t t_taken = ho__now_ms();
@@ -479,9 +325,9 @@ static void late_step(void)
 		char why[300] = "";
 		uint8_t *buf = rc == 0 && nfds ? malloc(MSG_MAX) : NULL;
 		if (rc == 0 && nfds)
-			rc = buf ? send_section(u->chan, HO_CONNS, sec.p, sec.len, (unsigned)nfds, fds, nfds) : -ENOMEM;
+			rc = buf ? ho__send_section(u->chan, HO_CONNS, sec.p, sec.len, (unsigned)nfds, fds, nfds) : -ENOMEM;
 		if (rc == 0 && nfds)
-			rc = expect(u->chan, buf, HO_ACK, why, sizeof(why));
+			rc = ho__expect(u->chan, buf, HO_ACK, why, sizeof(why));
 		free(buf);
 		ho_buf_free(&sec);
 		if (rc) {
@@ -593,7 +439,7 @@ static int moving_step(struct ho_up *u, int timed_out, uint8_t *buf, char *why, 
 	if (read(u->timer, &n, sizeof(n)) < 0 && errno != EAGAIN)
 		log_warn(errno, "read(timerfd)");
 	if (!timed_out) {
-		int rc = expect(u->chan, buf, 0, why, cap);
+		int rc = ho__expect(u->chan, buf, 0, why, cap);
 		return rc ? rc : -EPROTO;
 	}
 	int rc = ctl_ho_moved(u->p.ctl, why, cap);
@@ -641,7 +487,7 @@ static void step(struct ho_up *u, int timed_out)
 		snprintf(why, sizeof(why), "no answer from the new process within %d s", STEP_MS / 1000);
 		rc = -ETIMEDOUT;
 	} else {
-		rc = expect(u->chan, buf, HO_READY, why, sizeof(why));
+		rc = ho__expect(u->chan, buf, HO_READY, why, sizeof(why));
 		if (rc == 0 && start_moving(u)) {
 			free(buf);
 			return;
@@ -663,7 +509,7 @@ static void step(struct ho_up *u, int timed_out)
 	if (rc == -EPIPE && buf) {
 		/* It may have refused before closing: its reason is still in the channel. */
 		char w2[300] = "";
-		if (expect(u->chan, buf, HO_READY, w2, sizeof(w2)) == -EPROTONOSUPPORT) {
+		if (ho__expect(u->chan, buf, HO_READY, w2, sizeof(w2)) == -EPROTONOSUPPORT) {
 			rc = -EPROTONOSUPPORT;
 			snprintf(why, sizeof(why), "%s", w2);
 		}

@@ -28,7 +28,6 @@ struct inst {
 	unsigned idx;
 	uint8_t state;         /* enum inst_state */
 	uint8_t retire;        /* stopping for good: never restarted */
-	uint8_t adopted;       /* started by the gateway this one replaced: not our child */
 	pid_t pid;
 	int pidfd;
 	uint32_t started, restart_at;
@@ -229,7 +228,6 @@ static void on_exit_fd(struct loop_src *src, uint32_t events)
 	in->pid = 0;
 	in->last_status = st;
 	in->state = I_IDLE;
-	in->adopted = 0;
 	int clean = st >= 0 && WIFEXITED(st) && WEXITSTATUS(st) == 0;
 	if (s->stopping || in->retire || !p->configured || in->idx >= p->n ||
 	    (p->w.restart == CFG_RESTART_ON_FAILURE && clean)) {
@@ -516,7 +514,6 @@ int sup_ho_adopt(struct sup *s, const struct sup_moving *m, const char **why)
 	in->started = loop_now(s->loop) - m->ran_ms;
 	in->restarts = m->restarts;
 	in->delay_ms = m->delay_ms;
-	in->adopted = 1;
 	in->state = I_RUNNING;
 	in->src.fn = on_exit_fd;
 	int rc = loop_add(s->loop, in->pidfd, EPOLLIN, &in->src);
