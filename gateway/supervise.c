@@ -479,8 +479,9 @@ int sup_ho_each(struct sup *s, sup_ho_fn *fn, void *arg)
 	return 0;
 }
 
-/* The program named name; a free slot made its placeholder (not configured: stopped at
- * sup_start) when this configuration has none; NULL when there is no slot left. */
+/* The program named name. When this configuration has none, a free slot becomes a program
+ * of that name that is not configured (sup_start stops its instances); NULL when no slot
+ * is free. */
 static struct prog *adoptive(struct sup *s, const char *name)
 {
 	struct prog *spare = NULL;

@@ -246,6 +246,25 @@ static int ctl_under_load(int admin, const char *bin, struct client *cl, int n, 
 	return st;
 }
 
+/* times upgrades in a row while the n clients echo, each followed by rounds_after rounds
+ * and a settle_ms pause (then one more round) that lets workers see the new gateway. */
+static void upgrade_times(int admin, struct client *cl, int n, int times, int rounds_after, int settle_ms)
+{
+	for (int u = 0; u < times; u++) {
+		struct ctl_run r;
+		int st = ctl_under_load(admin, NULL, cl, n, &r);
+		REQUIRE(WIFEXITED(st) && WEXITSTATUS(st) == 0, "upgrade %d failed: %s", u, r.out);
+		upgraded(&r);
+		wt_track_gateway(serving);
+		for (int k = 0; k < rounds_after; k++)
+			round_trip(cl, n);
+		if (settle_ms) {
+			wt_sleep_ms(settle_ms);
+			round_trip(cl, n);
+		}
+	}
+}
+
 /* Upgrades `times` times while n clients echo; each upgrade runs while rounds go on. */
 static void upgrade_under_load(int n, int times)
 {
@@ -255,13 +274,7 @@ static void upgrade_under_load(int n, int times)
 	ck_assert_int_gt(admin, 0);
 	struct client *cl = open_clients(n);
 	round_trip(cl, n);
-	for (int u = 0; u < times; u++) {
-		struct ctl_run r;
-		int st = ctl_under_load(admin, NULL, cl, n, &r);
-		REQUIRE(WIFEXITED(st) && WEXITSTATUS(st) == 0, "upgrade %d failed: %s", u, r.out);
-		upgraded(&r);
-		round_trip(cl, n);
-	}
+	upgrade_times(admin, cl, n, times, 1, 0);
 	for (int i = 0; i < n; i++)
 		REQUIRE(cl[i].got == cl[i].sent, "client %d: %u sent, %u echoed", i, cl[i].sent, cl[i].got);
 	close_clients(cl, n);
@@ -452,18 +465,8 @@ START_TEST(shm_worker_follows_3_upgrades)
 	enum { N = 300 }; /* more than one batch */
 	struct client *cl = open_clients(N);
 	round_trip(cl, N);
-	for (int u = 0; u < 3; u++) {
-		struct ctl_run r;
-		int st = ctl_under_load(admin, NULL, cl, N, &r);
-		REQUIRE(WIFEXITED(st) && WEXITSTATUS(st) == 0, "upgrade %d failed: %s", u, r.out);
-		upgraded(&r);
-		wt_track_gateway(serving);
-		/* Rounds past the old process's exit and the worker's reconnect. */
-		for (int k = 0; k < 20; k++)
-			round_trip(cl, N);
-		wt_sleep_ms(300);
-		round_trip(cl, N);
-	}
+	/* Rounds past the old process's exit and the worker's reconnect. */
+	upgrade_times(admin, cl, N, 3, 20, 300);
 	for (int i = 0; i < N; i++)
 		REQUIRE(cl[i].got == cl[i].sent, "client %d: %u sent, %u echoed", i, cl[i].sent, cl[i].got);
 	/* Heartbeats went on with the last gateway: well past 3 of them, the worker is still
@@ -1125,15 +1128,7 @@ START_TEST(supervised_workers_follow)
 	enum { N = 100 };
 	struct client *cl = open_clients(N);
 	round_trip(cl, N);
-	for (int u = 0; u < 3; u++) {
-		struct ctl_run r;
-		int st = ctl_under_load(admin, NULL, cl, N, &r);
-		REQUIRE(WIFEXITED(st) && WEXITSTATUS(st) == 0, "upgrade %d failed: %s", u, r.out);
-		upgraded(&r);
-		wt_track_gateway(serving);
-		for (int k = 0; k < 10; k++)
-			round_trip(cl, N);
-	}
+	upgrade_times(admin, cl, N, 3, 10, 0);
 	pid_t pids[8];
 	REQUIRE(started_pids(gw.log_path, pids, 8) == 2, "instances were started again");
 	int taken = wt_count_file(gw.log_path, "taken over, running for");
