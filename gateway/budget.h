@@ -2,8 +2,8 @@
  * The memory budget: one limit on the bytes the gateway holds for its peers — messages
  * being assembled, output queued for clients, records held for workers — so that whatever
  * clients and workers do, the gateway's buffers stay within what the operator set
- * (--memory-budget). Process-wide by design, like the counters of gateway/stats.h, and
- * written by the loop thread only.
+ * (--memory-budget). Process-wide by design: one limit for all loop threads, which all
+ * charge and check it (atomically; see bud_room for how far over a race can go).
  *
  * Accounting is done where the memory is allocated and freed (bud_charge, bud_credit);
  * decisions are made by the callers before they allocate (bud_room), each with its own
