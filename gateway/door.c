@@ -2,6 +2,7 @@
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -31,13 +32,19 @@ static struct {
 	int all_init;
 } D;
 
+/* Everything in D, for every loop thread (door.h says why one lock). Outside D, so that
+ * door_reset's memset leaves it be. */
+static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
+
 void door_set_limits(unsigned max_per_ip, unsigned rate, unsigned rate_per_ip)
 {
+	pthread_mutex_lock(&lock);
 	if (rate != D.rate)
 		D.all_init = 0;
 	D.max_per_ip = max_per_ip;
 	D.rate = rate;
 	D.rate_per_ip = rate_per_ip;
+	pthread_mutex_unlock(&lock);
 }
 
 static uint32_t hash(const uint8_t *a)
@@ -158,8 +165,8 @@ enum door_verdict door_enter(const struct sockaddr *sa, uint32_t now, uint32_t *
 	return door_enter_key(v6, key, now, slot, retry_s);
 }
 
-enum door_verdict door_enter_key(uint8_t v6, const uint8_t key[16], uint32_t now, uint32_t *slot,
-				 unsigned *retry_s)
+static enum door_verdict enter(uint8_t v6, const uint8_t key[16], uint32_t now, uint32_t *slot,
+			       unsigned *retry_s)
 {
 	*retry_s = 0;
 	uint32_t s = *slot = lookup(key, v6, now);
@@ -187,19 +194,36 @@ enum door_verdict door_enter_key(uint8_t v6, const uint8_t key[16], uint32_t now
 	return DOOR_OK;
 }
 
+enum door_verdict door_enter_key(uint8_t v6, const uint8_t key[16], uint32_t now, uint32_t *slot,
+				 unsigned *retry_s)
+{
+	pthread_mutex_lock(&lock);
+	enum door_verdict v = enter(v6, key, now, slot, retry_s);
+	pthread_mutex_unlock(&lock);
+	return v;
+}
+
+static int in_use(uint32_t s)
+{
+	return s && s <= D.n && D.e[s - 1].used;
+}
+
 void door_leave(uint32_t s)
 {
-	if (!s || s > D.n || !D.e[s - 1].used)
-		return;
-	struct ent *x = &D.e[s - 1];
-	/* Without a rate per address there is nothing to remember of one with no
-	 * connection; with one, door_tick frees it once its bucket is full again. */
-	if (--x->conns == 0 && !D.rate_per_ip)
-		release(s);
+	pthread_mutex_lock(&lock);
+	if (in_use(s)) {
+		struct ent *x = &D.e[s - 1];
+		/* Without a rate per address there is nothing to remember of one with no
+		 * connection; with one, door_tick frees it once its bucket is full again. */
+		if (--x->conns == 0 && !D.rate_per_ip)
+			release(s);
+	}
+	pthread_mutex_unlock(&lock);
 }
 
 void door_tick(uint32_t now)
 {
+	pthread_mutex_lock(&lock);
 	for (int i = 0; i < 4096 && D.n; i++) {
 		uint32_t s = D.sweep % D.n + 1;
 		D.sweep++;
@@ -210,46 +234,67 @@ void door_tick(uint32_t now)
 		if (!D.rate_per_ip || x->tokens >= (int64_t)D.rate_per_ip * 1000)
 			release(s);
 	}
+	pthread_mutex_unlock(&lock);
 }
 
-void door_addr(uint32_t s, char *out, size_t cap)
+/* The address of slot s as text, and whether it is IPv6; -1 (and "-") for none. */
+static int addr_of(uint32_t s, char *out, size_t cap)
 {
-	if (!s || s > D.n || !D.e[s - 1].used) {
+	if (!in_use(s)) {
 		snprintf(out, cap, "-");
-		return;
+		return -1;
 	}
 	char host[INET6_ADDRSTRLEN];
 	inet_ntop(D.e[s - 1].v6 ? AF_INET6 : AF_INET, D.e[s - 1].addr, host, sizeof(host));
 	snprintf(out, cap, "%s", host);
+	return D.e[s - 1].v6;
+}
+
+void door_addr(uint32_t s, char *out, size_t cap)
+{
+	pthread_mutex_lock(&lock);
+	addr_of(s, out, cap);
+	pthread_mutex_unlock(&lock);
 }
 
 int door_key(uint32_t s, uint8_t *v6, uint8_t key[16])
 {
-	if (!s || s > D.n || !D.e[s - 1].used)
-		return -1;
-	*v6 = D.e[s - 1].v6;
-	memcpy(key, D.e[s - 1].addr, 16);
-	return 0;
+	int rc = -1;
+	pthread_mutex_lock(&lock);
+	if (in_use(s)) {
+		*v6 = D.e[s - 1].v6;
+		memcpy(key, D.e[s - 1].addr, 16);
+		rc = 0;
+	}
+	pthread_mutex_unlock(&lock);
+	return rc;
 }
 
 void door_peer(uint32_t s, uint16_t port, char *out, size_t cap)
 {
 	char host[INET6_ADDRSTRLEN + 2];
-	door_addr(s, host, sizeof(host));
-	if (host[0] == '-')
+	pthread_mutex_lock(&lock);
+	int v6 = addr_of(s, host, sizeof(host));
+	pthread_mutex_unlock(&lock);
+	if (v6 < 0)
 		snprintf(out, cap, "-");
 	else
-		snprintf(out, cap, D.e[s - 1].v6 ? "[%s]:%u" : "%s:%u", host, port);
+		snprintf(out, cap, v6 ? "[%s]:%u" : "%s:%u", host, port);
 }
 
 unsigned long door_addresses(void)
 {
-	return D.live;
+	pthread_mutex_lock(&lock);
+	unsigned long n = D.live;
+	pthread_mutex_unlock(&lock);
+	return n;
 }
 
 void door_reset(void)
 {
+	pthread_mutex_lock(&lock);
 	free(D.e);
 	free(D.heads);
 	memset(&D, 0, sizeof(D));
+	pthread_mutex_unlock(&lock);
 }

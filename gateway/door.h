@@ -3,8 +3,9 @@
  * handshake bucket, and one bucket for everyone. It answers, for each accepted connection,
  * whether its address is over --max-conns-per-ip (503) or over a handshake rate (429, with
  * the seconds to wait for Retry-After), and it names a connection's peer for logs (the
- * address lives here once, not in every connection). Process-wide, like the counters,
- * and used by the loop thread only.
+ * address lives here once, not in every connection). Process-wide: an address's limits
+ * hold whichever loop thread its connections land on, so every call takes one lock.
+ * Connections come and go at handshake rates, not per message, which a lock serves well.
  *
  * The buckets hold one second's worth of handshakes (the burst) and refill continuously.
  */
