@@ -1,11 +1,21 @@
-/* Counters the gateway keeps for /metrics. Written by the loop thread only; the admin
- * endpoint runs in the same thread, so plain integers suffice. */
+/*
+ * Counters the gateway keeps for /metrics. Every loop thread counts into its own copy
+ * (stats is thread-local), so the per-message path stays a plain increment with no
+ * atomics and no shared cache line. A reader on another thread must not look at that
+ * copy: the owner copies it into a published slot of its own at the end of each batch
+ * (stats_publish), and reports sum the caller's live copy, the other threads' slots and
+ * what stopped threads left behind. Another thread's counts are thus one batch old.
+ *
+ * At most STATS_MAX_THREADS threads hold a slot at once: --loops means a few threads
+ * per core, and a fixed array means a thread's start never waits on memory.
+ */
 #ifndef WSGW_STATS_H
 #define WSGW_STATS_H
 
 #include <stddef.h>
 #include <stdint.h>
 
+/* Only uint64_t members: the sums add them as one array. */
 struct gw_stats {
 	uint64_t accepted;            /* TCP connections accepted */
 	uint64_t upgraded;            /* 101 sent */
@@ -52,13 +62,31 @@ struct gw_stats {
 	uint64_t tls_failures;        /* TLS connections that failed or ended before that */
 };
 
-extern struct gw_stats stats;
+#define STATS_MAX_THREADS 64
+
+extern _Thread_local struct gw_stats stats;
 
 void stats_rejected(int status);
 void stats_close_sent(unsigned code);
 
-/* Writes the Prometheus text exposition of the counters and the gauges given. Returns the
- * length, or -ENOSPC. */
+/* Gives the calling thread a published slot; a loop thread calls it before it counts.
+ * The main thread may skip it: its first stats_publish takes a slot. Returns 0, or
+ * -ENOSPC when STATS_MAX_THREADS threads hold one (the thread's counts are then seen
+ * only when it stops). */
+int stats_thread_start(void);
+/* Adds the calling thread's counts to those of stopped threads, so nothing counted is
+ * lost, and frees its slot; its copy is zeroed (a start after it counts afresh). The
+ * gauges (cluster_up, cluster_holding) are not kept: they end with their thread. */
+void stats_thread_stop(void);
+/* Lets other threads see the calling thread's counts: its owner calls it at the end of
+ * each batch. Cheap when nothing changed. */
+void stats_publish(void);
+/* The counts of all threads: the caller's own as they are now, the others' as last
+ * published, and those of stopped threads. */
+void stats_sum(struct gw_stats *out);
+
+/* Writes the Prometheus text exposition of the counters (stats_sum) and the gauges given.
+ * Returns the length, or -ENOSPC. */
 int stats_format(char *out, size_t cap, unsigned long conns_open, unsigned workers);
 
 #endif

@@ -205,8 +205,9 @@ END_TEST
 
 START_TEST(test_counters_move_by_what_changed)
 {
-	/* Each plain counter, set alone, moves its own sample only. */
-	static const struct {
+	/* Each plain counter, set alone, moves its own sample only. (Not static: the
+	 * addresses are of this thread's counters.) */
+	const struct {
 		uint64_t *field;
 		const char *key;
 	} plain[] = {
