@@ -2,6 +2,7 @@
 #include "gateway/conn.h"
 #include "gateway/frame.h"
 #include "gateway/log.h"
+#include "gateway/stats.h"
 #include "gateway/tls.h"
 #include "shm/spin.h"
 
@@ -244,11 +245,15 @@ static void check_deadline(struct conn *c, void *arg)
 
 #define EACH_HOOK(l, h) for (struct loop_hooks *h = (l)->hooks; h < (l)->hooks + (l)->n_hooks; h++)
 
+/* Counts are published here, once per batch, so that another thread's report (the admin
+ * endpoint on loop 0) sees this loop's at most a batch late; an unchanged batch costs a
+ * compare. */
 static void end_of_batch(struct loop *l)
 {
 	EACH_HOOK(l, h)
 		if (h->flush)
 			h->flush(h->arg);
+	stats_publish();
 	loop_flush(l);
 }
 
