@@ -35,8 +35,11 @@ static void count_drop(struct sess *s, const struct conn *c)
 	uint32_t now = loop_now(s->u.loop);
 	if (stats.outbound_dropped++ && (int32_t)(now - s->dropped_log_at) < 1000)
 		return;
+	/* "In all" is every loop's, not this thread's: a sum, at most once a second. */
+	struct gw_stats all;
+	stats_sum(&all);
 	clog_warn(c, 0, "over --max-outbound, message dropped (%llu dropped in all)",
-		 (unsigned long long)stats.outbound_dropped);
+		 (unsigned long long)all.outbound_dropped);
 	s->dropped_log_at = now;
 }
 
