@@ -26,6 +26,8 @@ enum bud_kind {
 
 /* Sets the limit in bytes for all kinds together; 0: none. */
 void bud_set_limit(uint64_t limit);
+/* Several threads charge from now on (call before the second starts). */
+void bud_set_shared(void);
 uint64_t bud_limit(void);
 /* A limit of kind k's own within the budget ([limits] max-assembly for BUD_ASSEMBLY);
  * 0: only the budget. */

@@ -155,6 +155,7 @@ START_TEST(test_threads_add_up)
 	uint32_t main_slot, extra;
 	unsigned retry;
 	ck_assert_int_eq(door_enter_key(0, shared_key, 0, &main_slot, &retry), DOOR_OK);
+	bud_set_shared(); /* as lps_new does before its threads start */
 	bud_set_limit(LIMIT);
 
 	/* The main thread counts too, and publishes: its own slot must not count twice. */
