@@ -1,4 +1,5 @@
 #include "gateway/deflate.h"
+#include "gateway/stats.h"
 #include "gateway/log.h"
 
 #include <errno.h>
@@ -222,16 +223,7 @@ static _Thread_local struct {
 		uint8_t *p;
 		size_t cap;
 	} ibuf, obuf; /* inflated and deflated output: an echo deflates what it inflated */
-	uint64_t in_plain, in_wire, out_plain, out_wire;
 } T;
-
-void pmd_totals(uint64_t *in_plain, uint64_t *in_wire, uint64_t *out_plain, uint64_t *out_wire)
-{
-	*in_plain = T.in_plain;
-	*in_wire = T.in_wire;
-	*out_plain = T.out_plain;
-	*out_wire = T.out_wire;
-}
 
 void pmd_stream_free(struct pmd_stream *s)
 {
@@ -330,8 +322,8 @@ int pmd_inflate(const struct pmd_params *p, struct pmd_stream **ps, const uint8_
 		(*ps)->mid = 1;
 	if (rc)
 		return rc;
-	T.in_wire += n;
-	T.in_plain += got;
+	stats.deflate[1] += n; /* the counters every loop's /metrics sums */
+	stats.deflate[0] += got;
 	*out = T.ibuf.p;
 	*out_n = got;
 	return 0;
@@ -399,8 +391,8 @@ int pmd_deflate(const struct pmd_params *p, const struct pmd_cfg *cfg, struct pm
 	/* Z_SYNC_FLUSH ended it with the 4-byte tail the receiver puts back. */
 	if (got >= 4 && memcmp(T.obuf.p + got - 4, TAIL, 4) == 0)
 		got -= 4;
-	T.out_plain += n;
-	T.out_wire += got;
+	stats.deflate[2] += n;
+	stats.deflate[3] += got;
 	*out = T.obuf.p;
 	*out_n = got;
 	return 0;
