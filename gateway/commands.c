@@ -47,7 +47,7 @@ static void gone(struct pools *ps, struct worker *w, uint64_t conn)
 /* The connection, when it exists and w may command it: it is pinned to w. */
 static struct conn *owned(struct worker *w, uint64_t id)
 {
-	struct conn *c = conn_lookup(id);
+	struct conn *c = conn_lookup_here(id);
 	return c && c->worker == w->slot && (c->flags & CONN_WORKER) ? c : NULL;
 }
 
@@ -477,7 +477,7 @@ static void clu_deliver(void *arg, const struct top_msg *m)
 /* A connection another gateway's worker may address: open, and served by a worker. */
 static struct conn *addressable(uint64_t id)
 {
-	struct conn *c = conn_lookup(id);
+	struct conn *c = conn_lookup_here(id);
 	return c && (c->flags & CONN_WORKER) ? c : NULL;
 }
 
@@ -540,7 +540,7 @@ static void clu_recovered(void *arg, const struct clu_answer *a)
 {
 	struct pools *ps = arg;
 	rcu_read_lock();
-	struct conn *c = conn_lookup(a->conn);
+	struct conn *c = conn_lookup_here(a->conn);
 	uint64_t after = a->offset;
 	for (size_t i = 0; i < a->n; i++)
 		if (a->msgs[i].offset > after)

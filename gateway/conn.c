@@ -29,14 +29,18 @@ void __tsan_release(void *addr);
 #define SLAB_CHUNK (256u << 10)
 
 static struct cds_lfht *map;
-static uint64_t next_id = 1;
-static unsigned long live;
+static uint64_t next_id = 1;  /* atomic: every loop makes connections */
+static unsigned long live;    /* atomic */
 /* Filled by call_rcu's thread after grace periods; the loop takes the whole list at once
  * into `ready`, so the lock is taken once per refill, not once per connection. (liburcu's
  * lock-free stack was tried: its push trips UBSan with a NULL member access.) */
 static pthread_mutex_t freed_lock = PTHREAD_MUTEX_INITIALIZER;
-static struct conn *freed, *ready;
-static uint8_t *chunk_next, *chunk_end;
+static struct conn *freed;
+/* The loop the calling thread runs: new connections are its, conn_for_each walks its. */
+static _Thread_local unsigned this_loop;
+/* Each loop thread carves and reuses on its own: only the freed list is shared. */
+static _Thread_local struct conn *ready;
+static _Thread_local uint8_t *chunk_next, *chunk_end;
 
 static struct conn *slab_alloc(void)
 {
@@ -97,7 +101,7 @@ void conn_map_destroy(void)
 
 void conn_set_first_id(uint64_t id)
 {
-	next_id = id;
+	__atomic_store_n(&next_id, id, __ATOMIC_RELAXED);
 }
 
 static struct conn *conn_make(int fd, uint64_t id)
@@ -112,17 +116,19 @@ static struct conn *conn_make(int fd, uint64_t id)
 	c->kind = EP_CONN;
 	c->fd = fd;
 	c->id = id;
+	/* Before the map publishes it: another loop walking the map reads this first. */
+	__atomic_store_n(&c->loop, (uint8_t)this_loop, __ATOMIC_RELEASE);
 	cds_lfht_node_init(&c->node);
 	rcu_read_lock();
 	cds_lfht_add(map, hash_id(c->id), &c->node);
 	rcu_read_unlock();
-	live++;
+	__atomic_add_fetch(&live, 1, __ATOMIC_RELAXED);
 	return c;
 }
 
 struct conn *conn_new(int fd)
 {
-	return conn_make(fd, next_id++);
+	return conn_make(fd, __atomic_fetch_add(&next_id, 1, __ATOMIC_RELAXED));
 }
 
 struct conn *conn_adopt(int fd, uint64_t id)
@@ -136,20 +142,21 @@ struct conn *conn_adopt(int fd, uint64_t id)
 	rcu_read_unlock();
 	if (taken)
 		return NULL;
-	if (id >= next_id)
-		next_id = id + 1;
+	conn_set_next_id(id + 1);
 	return conn_make(fd, id);
 }
 
 uint64_t conn_next_id(void)
 {
-	return next_id;
+	return __atomic_load_n(&next_id, __ATOMIC_RELAXED);
 }
 
 void conn_set_next_id(uint64_t id)
 {
-	if (id > next_id)
-		next_id = id;
+	uint64_t cur = conn_next_id();
+	while (id > cur && !__atomic_compare_exchange_n(&next_id, &cur, id, 0, __ATOMIC_RELAXED,
+							__ATOMIC_RELAXED))
+		;
 }
 
 static void free_rcu(struct rcu_head *head)
@@ -169,7 +176,7 @@ void conn_release(struct conn *c)
 	rcu_read_unlock();
 	if (rc)
 		log_error(0, "conn %llu was not in the map", (unsigned long long)c->id);
-	live--;
+	__atomic_sub_fetch(&live, 1, __ATOMIC_RELAXED);
 	HANDOFF_RELEASE(c);
 	call_rcu(&c->rcu, free_rcu);
 }
@@ -182,7 +189,7 @@ struct conn *conn_lookup(uint64_t id)
 	return node ? caa_container_of(node, struct conn, node) : NULL;
 }
 
-void conn_for_each(void (*fn)(struct conn *c, void *arg), void *arg)
+static void each(int all, void (*fn)(struct conn *c, void *arg), void *arg)
 {
 	struct cds_lfht_iter it;
 	rcu_read_lock();
@@ -191,14 +198,42 @@ void conn_for_each(void (*fn)(struct conn *c, void *arg), void *arg)
 	cds_lfht_first(map, &it);
 	for (struct cds_lfht_node *n; (n = cds_lfht_iter_get_node(&it)) != NULL;) {
 		cds_lfht_next(map, &it);
-		fn(caa_container_of(n, struct conn, node), arg);
+		struct conn *c = caa_container_of(n, struct conn, node);
+		if (all || conn_loop(c) == this_loop)
+			fn(c, arg);
 	}
 	rcu_read_unlock();
 }
 
+struct conn *conn_lookup_here(uint64_t id)
+{
+	struct conn *c = conn_lookup(id);
+	return c && conn_loop(c) == this_loop ? c : NULL;
+}
+
+void conn_thread_loop(unsigned index)
+{
+	this_loop = index;
+}
+
+void conn_for_each(void (*fn)(struct conn *c, void *arg), void *arg)
+{
+	each(0, fn, arg);
+}
+
+void conn_for_each_all(void (*fn)(struct conn *c, void *arg), void *arg)
+{
+	each(1, fn, arg);
+}
+
+unsigned conn_loop(const struct conn *c)
+{
+	return __atomic_load_n(&c->loop, __ATOMIC_ACQUIRE);
+}
+
 unsigned long conn_count(void)
 {
-	return live;
+	return __atomic_load_n(&live, __ATOMIC_RELAXED);
 }
 
 int conn_msg_grow(struct conn *c, uint32_t cap)

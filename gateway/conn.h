@@ -1,6 +1,7 @@
 /* A client connection and the map that finds it by id.
  *
- * The I/O loop owns every struct conn: only it changes one. Other threads may find a
+ * One I/O loop owns each struct conn: only it changes one (several with --loops N; a
+ * connection can move between them, gateway/loops.h). Other threads may find a
  * connection through the map inside rcu_read_lock() and read its immutable fields (id, fd
  * while not closed); the memory stays valid until a grace period after conn_map_del. */
 #ifndef WSGW_CONN_H
@@ -64,6 +65,8 @@ struct conn {
 	uint32_t msg_len, msg_cap;
 	struct of_set *fields; /* pool.c: the OPEN fields but :peer, for OPEN(resumed); NULL for echo */
 	uint32_t ip;         /* gateway/door.c's slot of its address (0: unknown) */
+	uint8_t loop;        /* the index of the loop that owns it (atomic: others read it) */
+	uint8_t in_loop;     /* registered with that loop's epoll set and counted there */
 	struct outq out;
 	uint32_t out_since;  /* loop ms clock: when out last went from empty to not */
 	uint8_t slow;        /* enum cfg_slow of its route, for published messages */
@@ -114,8 +117,21 @@ void conn_release(struct conn *c);
  * rcu_read_unlock. NULL when there is none (closed, or never existed). */
 struct conn *conn_lookup(uint64_t id);
 
-/* Calls fn for every connection. Loop thread only (it may release the one it is given). */
+/* conn_lookup, but NULL also for a connection another loop owns (a worker's command must
+ * not reach one of those: only its owner may read it). */
+struct conn *conn_lookup_here(uint64_t id);
+
+/* Calls fn for every connection of the calling thread's loop. Loop thread only (it may
+ * release the one it is given). */
 void conn_for_each(void (*fn)(struct conn *c, void *arg), void *arg);
+/* Calls fn for every connection of every loop: fn may read only what never changes (id)
+ * of those another loop owns (conn_loop says which). */
+void conn_for_each_all(void (*fn)(struct conn *c, void *arg), void *arg);
+/* The calling thread runs loop number index (0 until it says so). */
+void conn_thread_loop(unsigned index);
+/* The index of the loop that owns c (any thread); CONN_NO_LOOP while it moves. */
+#define CONN_NO_LOOP 0xffu
+unsigned conn_loop(const struct conn *c);
 
 /* "ADDR:PORT" of c's peer (or "?:0", closed): getpeername, for OPEN and log lines. */
 void conn_peer(const struct conn *c, char *out, size_t cap);
