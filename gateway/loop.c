@@ -7,11 +7,14 @@
 #include "shm/spin.h"
 
 #include <errno.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
+#include <sys/eventfd.h>
 #include <time.h>
 #include <unistd.h>
+#include <urcu/compiler.h>
 
 #define RBUF_CAP (256u << 10)
 #define MAX_EVENTS 256
@@ -27,20 +30,43 @@ struct loop {
 	int stop;
 	uint8_t *rbuf;        /* WS_RX_TAIL_MAX + RBUF_CAP bytes, shared by all connections */
 	struct conn *marked;  /* end-of-batch list, through conn->flush_next */
-	struct timespec start;
 	uint32_t now;
 	uint32_t next_sweep;
 	uint32_t sweep_ms;
 	struct shm_spin spin; /* before a sleep, while a hook can say whether input is pending */
 	int n_pending;        /* hooks with a pending callback */
+	unsigned index;       /* 0: the main thread's loop */
+	unsigned long conns;  /* connections registered here (atomic: others pick by it) */
+	/* Work other threads post (loop_post): a list under a lock and an eventfd in the
+	 * epoll set that says the list went from empty to not. */
+	struct loop_src post_src;
+	int post_fd;
+	pthread_mutex_t post_lock;
+	struct posted *posted, **posted_tail;
 };
+
+struct posted {
+	struct posted *next;
+	void (*fn)(struct loop *l, void *arg);
+	void *arg;
+};
+
+/* Every loop's clock counts from the first loop's start, so a deadline means the same on
+ * each and a connection moved between loops keeps it. */
+static pthread_once_t epoch_once = PTHREAD_ONCE_INIT;
+static struct timespec epoch;
+
+static void epoch_init(void)
+{
+	clock_gettime(CLOCK_MONOTONIC, &epoch);
+}
 
 static void update_now(struct loop *l)
 {
 	struct timespec ts;
 	clock_gettime(CLOCK_MONOTONIC, &ts);
-	l->now = (uint32_t)((ts.tv_sec - l->start.tv_sec) * 1000 +
-			    (ts.tv_nsec - l->start.tv_nsec) / 1000000);
+	l->now = (uint32_t)((ts.tv_sec - epoch.tv_sec) * 1000 +
+			    (ts.tv_nsec - epoch.tv_nsec) / 1000000);
 }
 
 void loop_set_config(struct loop *l)
@@ -64,27 +90,41 @@ void loop_set_conn_ops(struct loop *l, const struct loop_conn_ops *ops, void *ar
 	l->ops_arg = arg;
 }
 
+static void run_posted(struct loop_src *src, uint32_t events);
+
 struct loop *loop_new(struct gw_config *cfg)
+{
+	return loop_new_index(cfg, 0);
+}
+
+struct loop *loop_new_index(struct gw_config *cfg, unsigned index)
 {
 	struct loop *l = calloc(1, sizeof(*l));
 	if (!l)
 		return NULL;
+	pthread_once(&epoch_once, epoch_init);
 	l->cfg = cfg;
+	l->index = index;
 	l->rbuf = malloc(WS_RX_TAIL_MAX + RBUF_CAP);
 	l->epfd = epoll_create1(EPOLL_CLOEXEC);
-	if (!l->rbuf || l->epfd < 0) {
+	l->post_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+	l->post_src.fn = run_posted;
+	if (!l->rbuf || l->epfd < 0 || l->post_fd < 0 || loop_add(l, l->post_fd, EPOLLIN, &l->post_src)) {
 		int err = errno;
-		log_error(err, "epoll_create1 / read buffer");
+		log_error(err, "epoll_create1 / eventfd / read buffer");
 		if (l->epfd >= 0)
 			close(l->epfd);
+		if (l->post_fd >= 0)
+			close(l->post_fd);
 		free(l->rbuf);
 		free(l);
 		errno = err;
 		return NULL;
 	}
+	pthread_mutex_init(&l->post_lock, NULL);
+	l->posted_tail = &l->posted;
 	/* The buffer's pages are paid for now, not by the first clients. */
 	memset(l->rbuf, 0, WS_RX_TAIL_MAX + RBUF_CAP);
-	clock_gettime(CLOCK_MONOTONIC, &l->start);
 	shm_spin_init(&l->spin, 0, 0);
 	loop_set_config(l);
 	return l;
@@ -94,9 +134,98 @@ void loop_free(struct loop *l)
 {
 	if (!l)
 		return;
+	/* Work posted to a loop that ends is dropped: its posters stop first (gateway/loops.h). */
+	for (struct posted *p = l->posted, *next; p; p = next) {
+		next = p->next;
+		free(p);
+	}
+	pthread_mutex_destroy(&l->post_lock);
+	close(l->post_fd);
 	close(l->epfd);
 	free(l->rbuf);
 	free(l);
+}
+
+unsigned loop_index(const struct loop *l)
+{
+	return l->index;
+}
+
+unsigned long loop_conns(const struct loop *l)
+{
+	return __atomic_load_n(&l->conns, __ATOMIC_RELAXED);
+}
+
+int loop_post(struct loop *l, void (*fn)(struct loop *l, void *arg), void *arg)
+{
+	struct posted *p = malloc(sizeof(*p));
+	if (!p)
+		return -ENOMEM;
+	*p = (struct posted){ NULL, fn, arg };
+	pthread_mutex_lock(&l->post_lock);
+	int was_empty = l->posted == NULL;
+	*l->posted_tail = p;
+	l->posted_tail = &p->next;
+	pthread_mutex_unlock(&l->post_lock);
+	if (was_empty) {
+		uint64_t one = 1;
+		if (write(l->post_fd, &one, sizeof(one)) < 0 && errno != EAGAIN)
+			log_error(errno, "write(loop %u's eventfd)", l->index);
+	}
+	return 0;
+}
+
+/* In post order; work posted while this runs waits for the eventfd's next report. */
+static void run_posted(struct loop_src *src, uint32_t events)
+{
+	struct loop *l = caa_container_of(src, struct loop, post_src);
+	(void)events;
+	uint64_t v;
+	if (read(l->post_fd, &v, sizeof(v)) < 0 && errno != EAGAIN)
+		log_error(errno, "read(loop %u's eventfd)", l->index);
+	pthread_mutex_lock(&l->post_lock);
+	struct posted *p = l->posted;
+	l->posted = NULL;
+	l->posted_tail = &l->posted;
+	pthread_mutex_unlock(&l->post_lock);
+	while (p) {
+		struct posted *next = p->next;
+		p->fn(l, p->arg);
+		free(p);
+		p = next;
+	}
+}
+
+/* loop_call's rendezvous. */
+struct call {
+	void (*fn)(struct loop *l, void *arg);
+	void *arg;
+	pthread_mutex_t lock;
+	pthread_cond_t cond;
+	int done;
+};
+
+static void run_call(struct loop *l, void *arg)
+{
+	struct call *k = arg;
+	k->fn(l, k->arg);
+	pthread_mutex_lock(&k->lock);
+	k->done = 1;
+	pthread_cond_signal(&k->cond);
+	pthread_mutex_unlock(&k->lock);
+}
+
+int loop_call(struct loop *l, void (*fn)(struct loop *l, void *arg), void *arg)
+{
+	struct call k = { fn, arg, PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0 };
+	int rc = loop_post(l, run_call, &k);
+	if (rc)
+		return rc;
+	pthread_mutex_lock(&k.lock);
+	while (!k.done)
+		pthread_cond_wait(&k.cond, &k.lock);
+	pthread_mutex_unlock(&k.lock);
+	return 0;
 }
 
 int loop_add_hooks(struct loop *l, const struct loop_hooks *h)
@@ -138,7 +267,33 @@ void loop_del(struct loop *l, int fd)
 
 int loop_add_conn(struct loop *l, struct conn *c)
 {
-	return ctl(l, EPOLL_CTL_ADD, c->fd, EPOLLIN | EPOLLRDHUP | EPOLLET, c);
+	uint32_t ev = EPOLLIN | EPOLLRDHUP | EPOLLET | (c->flags & CONN_POLLOUT ? EPOLLOUT : 0);
+	int rc = ctl(l, EPOLL_CTL_ADD, c->fd, ev, c);
+	if (rc == 0) {
+		__atomic_store_n(&c->loop, (uint8_t)l->index, __ATOMIC_RELEASE);
+		__atomic_add_fetch(&l->conns, 1, __ATOMIC_RELAXED);
+		c->in_loop = 1;
+	}
+	return rc;
+}
+
+void loop_detach_conn(struct loop *l, struct conn *c)
+{
+	/* Not loop_flush: that would free the connections closed in this batch, whose stale
+	 * events may still follow. */
+	if (c->flags & CONN_IN_FLUSH) {
+		struct conn **p = &l->marked;
+		while (*p != c)
+			p = &(*p)->flush_next;
+		*p = c->flush_next;
+		c->flags &= (uint8_t)~CONN_IN_FLUSH;
+	}
+	epoll_ctl(l->epfd, EPOLL_CTL_DEL, c->fd, NULL);
+	c->in_loop = 0;
+	__atomic_sub_fetch(&l->conns, 1, __ATOMIC_RELAXED);
+	/* No loop's conn_for_each sees it until loop_add_conn; the release orders every
+	 * write to c before the other loop's first look. */
+	__atomic_store_n(&c->loop, (uint8_t)CONN_NO_LOOP, __ATOMIC_RELEASE);
 }
 
 uint32_t loop_now(const struct loop *l)
@@ -172,6 +327,10 @@ void loop_close(struct loop *l, struct conn *c, const char *reason)
 		return;
 	log_debug("conn %llu: closed (%s)", (unsigned long long)c->id, reason);
 	l->ops->closing(l->ops_arg, c);
+	if (c->in_loop) {
+		c->in_loop = 0;
+		__atomic_sub_fetch(&l->conns, 1, __ATOMIC_RELAXED);
+	}
 	close(c->fd); /* also removes it from the epoll set */
 	c->fd = -1;
 	c->state = CONN_DEAD;
@@ -355,6 +514,7 @@ static int wait_events(struct loop *l, struct epoll_event *events, int work)
 int loop_run(struct loop *l)
 {
 	struct epoll_event events[MAX_EVENTS];
+	conn_thread_loop(l->index); /* whose connections conn_for_each walks here */
 	update_now(l);
 	l->next_sweep = l->now + l->sweep_ms;
 	while (!l->stop) {

@@ -14,7 +14,8 @@
  *   4. every event: client connections to the conn ops, other fds to their source
  *   5. hooks' flush, then client output again
  *   6. when due, the sweep: each connection's deadline, then the hooks' tick
- * A loop and everything registered with it belong to one thread.
+ * A loop and everything registered with it belong to one thread. Other threads reach it only
+ * through loop_post and loop_call (with --loops N there are N loops, gateway/loops.h).
  */
 #ifndef WSGW_LOOP_H
 #define WSGW_LOOP_H
@@ -70,6 +71,9 @@ struct loop_hooks {
  * place between iterations, e.g. on SIGHUP; then call loop_set_config). Returns NULL with
  * errno set (the reason is logged). */
 struct loop *loop_new(struct gw_config *cfg);
+/* The same for loop number index (0 is the main thread's; it names the loop in
+ * struct conn). */
+struct loop *loop_new_index(struct gw_config *cfg, unsigned index);
 /* Sets who handles client connections (before the first is added). */
 void loop_set_conn_ops(struct loop *l, const struct loop_conn_ops *ops, void *arg);
 /* Closes the epoll fd and frees the loop. Connections must be gone (loop_close_all). */
@@ -92,8 +96,13 @@ void loop_del(struct loop *l, int fd);
 
 /* --- client connections --- */
 
-/* Registers a new connection's socket (edge-triggered, readable). Returns 0 or -errno. */
+/* Registers a connection's socket (edge-triggered, readable; writable too while its last
+ * write came up short): c now belongs to l. Returns 0 or -errno. */
 int loop_add_conn(struct loop *l, struct conn *c);
+/* The first half of a move to another loop: c leaves l's epoll set and end-of-batch list
+ * (it must have nothing queued) and belongs to no loop until loop_add_conn there; until
+ * then nobody touches it. */
+void loop_detach_conn(struct loop *l, struct conn *c);
 /* Queues c for the end of the batch: its output is flushed then (a dead c is freed). */
 void loop_mark(struct loop *l, struct conn *c);
 /* Closes c's socket now (conn ops' closing first); c is freed at the end of the batch.
@@ -110,7 +119,20 @@ void loop_flush(struct loop *l);
 
 /* --- what the loop offers the parts above --- */
 
-/* Milliseconds since the loop started, read once per batch. */
+/* --- other threads --- */
+
+/* Runs fn(l, arg) on l's thread at its next iteration, in the order posted. Any thread.
+ * Returns 0 or -ENOMEM. */
+int loop_post(struct loop *l, void (*fn)(struct loop *l, void *arg), void *arg);
+/* loop_post, then waits until fn has run. Never from l's own thread, and only while l
+ * runs (a loop that has stopped never answers). */
+int loop_call(struct loop *l, void (*fn)(struct loop *l, void *arg), void *arg);
+/* The loop's number; the connections it owns (any thread). */
+unsigned loop_index(const struct loop *l);
+unsigned long loop_conns(const struct loop *l);
+
+/* Milliseconds since the first loop started (the same clock on every loop), read once per
+ * batch. */
 uint32_t loop_now(const struct loop *l);
 /* The settings in force. */
 const struct gw_config *loop_cfg(const struct loop *l);
