@@ -5,7 +5,8 @@
 #include <stdarg.h>
 #include <stdio.h>
 
-static const struct gw_config *config;
+/* Each loop thread names routes from its own copy of the settings. */
+static _Thread_local const struct gw_config *config;
 
 void clog_set_config(const struct gw_config *cfg)
 {

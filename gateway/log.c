@@ -9,6 +9,7 @@
 #include <time.h>
 #include <unistd.h>
 
+/* Set by loop 0 at a reload while the other loops log: atomic. */
 static enum log_level min_level = LOG_INFO;
 static enum log_format format = LOG_FMT_TEXT;
 static int journal = -1; /* -1: not looked yet */
@@ -17,12 +18,12 @@ static const char prio[] = { '7', '6', '4', '3' }; /* syslog's debug, info, warn
 
 void log_set_level(enum log_level lvl)
 {
-	min_level = lvl;
+	__atomic_store_n(&min_level, lvl, __ATOMIC_RELAXED);
 }
 
 void log_set_format(enum log_format f)
 {
-	format = f;
+	__atomic_store_n(&format, f, __ATOMIC_RELAXED);
 }
 
 int log_parse_level(const char *s, enum log_level *out)
@@ -43,7 +44,7 @@ const char *log_level_name(enum log_level lvl)
 
 int log_enabled(enum log_level lvl)
 {
-	return lvl >= min_level;
+	return lvl >= __atomic_load_n(&min_level, __ATOMIC_RELAXED);
 }
 
 /* systemd connects a service's stderr to the journal and says so in JOURNAL_STREAM
@@ -112,7 +113,7 @@ static void add_value(struct line *l, const char *s)
 
 static void field(struct line *l, int first, const char *key, const char *val)
 {
-	if (format == LOG_FMT_JSON) {
+	if (__atomic_load_n(&format, __ATOMIC_RELAXED) == LOG_FMT_JSON) {
 		add(l, "%s\"%s\":", first ? "" : ",", key);
 		add_quoted(l, val);
 	} else {
@@ -132,7 +133,7 @@ static void vwrite(enum log_level lvl, int err, const struct log_conn *lc, const
 	int first = 1;
 	if (to_journal())
 		add(&l, "<%c>", prio[lvl]);
-	if (format == LOG_FMT_JSON)
+	if (__atomic_load_n(&format, __ATOMIC_RELAXED) == LOG_FMT_JSON)
 		add(&l, "{");
 	if (!to_journal()) {
 		struct timespec ts;
@@ -158,7 +159,7 @@ static void vwrite(enum log_level lvl, int err, const struct log_conn *lc, const
 		field(&l, 0, "peer", lc->peer ? lc->peer : "-");
 		field(&l, 0, "route", lc->route ? lc->route : "-");
 	}
-	if (format == LOG_FMT_JSON)
+	if (__atomic_load_n(&format, __ATOMIC_RELAXED) == LOG_FMT_JSON)
 		add(&l, "}");
 	if (l.n >= sizeof(l.b) - 1)
 		l.n = sizeof(l.b) - 2;
@@ -170,7 +171,7 @@ static void vwrite(enum log_level lvl, int err, const struct log_conn *lc, const
 
 void log_write(enum log_level lvl, int err, const char *fmt, ...)
 {
-	if (lvl < min_level)
+	if (!log_enabled(lvl))
 		return;
 	va_list ap;
 	va_start(ap, fmt);
@@ -180,7 +181,7 @@ void log_write(enum log_level lvl, int err, const char *fmt, ...)
 
 void log_write_conn(enum log_level lvl, int err, const struct log_conn *lc, const char *fmt, ...)
 {
-	if (lvl < min_level)
+	if (!log_enabled(lvl))
 		return;
 	va_list ap;
 	va_start(ap, fmt);
