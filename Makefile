@@ -4,6 +4,7 @@
 #   make check           build and run every test (T=NAME: only the tests whose path has NAME)
 #   make check SANITIZE=1  the same under ASan+UBSan (objects in build/san/)
 #   make check-tsan      the concurrent tests under ThreadSanitizer (build/tsan/)
+#   make check LOOPS=2   the same with every gateway running 2 event loops
 #   make run             the gateway from a config file on 127.0.0.1:8080, admin on 127.0.0.1:9090,
 #                        workers it runs itself (WORKERS=N, WORKER=c|broadcast|python|node),
 #                        the chat on /chat, the demo page
@@ -237,6 +238,9 @@ CONF_SUITES := $(BUILD)/tests/conformance/test_conformance $(BUILD)/tests/confor
 CONF_RUNS := worker:WT_GW_WORKER=$(abspath $(BUILD))/wsgw-echo tls:WT_TLS=1 \
 	     tls-worker:WT_TLS=1:WT_GW_WORKER=$(abspath $(BUILD))/wsgw-echo
 
+# make check LOOPS=N: every gateway the tests start runs N event loops ($$WSGW_LOOPS).
+CHECK_LOOPS := $(if $(LOOPS),WSGW_LOOPS=$(LOOPS))
+
 check: all $(TLS_DIR)/cert.pem $(PROMTOOL)
 	@if [ -z "$(CHECK_BIN)$(CHECK_CONF_WORKER)$(CHECK_LANG)$(CHECK_BROWSER)" ]; then \
 	  echo "make check: T=$(T) names no test (programs: $(TEST_BIN:$(BUILD)/tests/%=%), conformance-worker, lang, browser)"; \
@@ -244,23 +248,23 @@ check: all $(TLS_DIR)/cert.pem $(PROMTOOL)
 	@$(if $(CHECK_LANG)$(filter %test_upgrade,$(CHECK_BIN)),tests/workers/lang_deps.sh || exit 1;) \
 	failed=""; for t in $(CHECK_BIN); do \
 	  echo "== $$t"; \
-	  WSGW_BUILD=$(abspath $(BUILD)) WT_SANITIZE=$(SANITIZE) WT_PROMTOOL=$(abspath $(PROMTOOL)) $$t \
+	  WSGW_BUILD=$(abspath $(BUILD)) WT_SANITIZE=$(SANITIZE) WT_PROMTOOL=$(abspath $(PROMTOOL)) $(CHECK_LOOPS) $$t \
 	    || failed="$$failed $$t"; \
 	done; \
 	if [ -n "$(CHECK_CONF_WORKER)" ]; then \
 	  for run in $(CONF_RUNS); do for t in $(CONF_SUITES); do \
 	    echo "== $$t: $${run%%:*}"; \
-	    env WSGW_BUILD=$(abspath $(BUILD)) $$(echo "$${run#*:}" | tr : ' ') $$t \
+	    env WSGW_BUILD=$(abspath $(BUILD)) $(CHECK_LOOPS) $$(echo "$${run#*:}" | tr : ' ') $$t \
 	      || failed="$$failed $$t($${run%%:*})"; \
 	  done; done; \
 	fi; \
 	if [ -n "$(CHECK_LANG)" ]; then \
 	  echo "== tests/workers/run_lang_tests.sh (Python and Node workers)"; \
-	  WSGW_BUILD=$(abspath $(BUILD)) tests/workers/run_lang_tests.sh || failed="$$failed run_lang_tests.sh"; \
+	  WSGW_BUILD=$(abspath $(BUILD)) $(CHECK_LOOPS) tests/workers/run_lang_tests.sh || failed="$$failed run_lang_tests.sh"; \
 	fi; \
 	if [ -n "$(CHECK_BROWSER)" ]; then \
 	  echo "== tests/browser/run.sh (chromium: the demo page; ws:// and wss:// with deflate)"; \
-	  WSGW_BUILD=$(abspath $(BUILD)) tests/browser/run.sh || failed="$$failed browser"; \
+	  WSGW_BUILD=$(abspath $(BUILD)) $(CHECK_LOOPS) tests/browser/run.sh || failed="$$failed browser"; \
 	fi; \
 	if [ -n "$$failed" ]; then echo "FAILED:$$failed"; exit 1; fi; \
 	echo "passed: $(words $(CHECK_BIN)) test programs$(if $(CHECK_CONF_WORKER),$(comma) the conformance suites through a worker and over TLS)$(if $(CHECK_LANG),$(comma) the language suites)$(if $(CHECK_BROWSER),$(comma) the browser test)"
@@ -268,7 +272,8 @@ check: all $(TLS_DIR)/cert.pem $(PROMTOOL)
 # ThreadSanitizer sees threads, not processes: the ring's two-thread tests, and the worker
 # tests with the gateway (loop, doorbell waker, RCU threads) and libwsgw built with it. A
 # report makes the process exit 66, which fails the test.
-TSAN_TESTS := $(wildcard tests/*/test_*threads*.c) tests/workers/test_workers.c tests/faults/test_faults.c
+TSAN_TESTS := $(wildcard tests/*/test_*threads*.c) tests/workers/test_workers.c tests/faults/test_faults.c \
+	      tests/integration/test_loops.c
 check-tsan:
 	$(MAKE) SANITIZE=thread build/tsan/wsgw build/tsan/wsgw-echo \
 	  $(patsubst tests/%.c,build/tsan/tests/%,$(TSAN_TESTS))

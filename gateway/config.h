@@ -52,6 +52,9 @@ struct cfg_conn_limits {
 	unsigned ping_ms;         /* no frame this long after the ping: close 1001 */
 };
 
+/* The most event loops --loops takes (struct conn names its loop in a byte). */
+#define LOOPS_MAX 64
+
 struct cfg_route {
 	char prefix[256];
 	char pool[CFG_NAME_MAX];
@@ -172,6 +175,7 @@ struct gw_config {
 	unsigned zmq_window;      /* records a zmq worker may leave unacknowledged */
 	uint64_t zmq_window_bytes; /* and their bytes (one record always fits an empty window) */
 	unsigned wake_spin_us;    /* the most the loop spins for workers' input before it sleeps */
+	unsigned loops;           /* event-loop threads (gateway/loops.h) */
 	unsigned socket_mode;     /* permissions of the control (ipc://) and attach sockets */
 	char group[CFG_NAME_MAX]; /* owner group of the runtime dir and the sockets */
 	gid_t gid;                /* its id; (gid_t)-1 without a group */

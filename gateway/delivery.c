@@ -292,14 +292,19 @@ static const struct pool_conn_ops pool_ops = {
 	.send_many = on_send_many,
 };
 
-int sess_new(struct loop *l, const struct gw_config *cfg, struct sess **out)
+int sess_new(struct loop *l, const struct gw_config *cfg, const struct sess_home *home,
+	     struct sess **out)
 {
 	struct sess *s = calloc(1, sizeof(*s));
 	if (!s)
 		return -ENOMEM;
 	s->u.loop = l;
 	s->cfg = loop_cfg(l);
-	int rc = pool_new(l, cfg, &pool_ops, s, &s->u.ps);
+	if (home) {
+		s->home = *home;
+		s->u.away = 1;
+	}
+	int rc = pool_new(l, cfg, !home, &pool_ops, s, &s->u.ps);
 	if (rc) {
 		free(s);
 		return rc;
@@ -312,7 +317,8 @@ int sess_new(struct loop *l, const struct gw_config *cfg, struct sess **out)
 			free(s);
 			return rc;
 		}
-		log_info("static files from %s for plain GET and HEAD requests", cfg->static_dir);
+		if (!home) /* once, not per loop */
+			log_info("static files from %s for plain GET and HEAD requests", cfg->static_dir);
 	}
 	loop_set_conn_ops(l, &sess__loop_ops, s);
 	*out = s;

@@ -55,11 +55,11 @@ struct pool_conn_ops {
 			  const void *p, size_t n);
 };
 
-/* Builds the pools the routes of cfg name; with a worker pool among them, also the
- * gateway's doorbell and the loop hooks that move records. Returns 0 and *out, or -errno
- * (logged). */
-int pool_new(struct loop *l, const struct gw_config *cfg, const struct pool_conn_ops *ops,
-	     void *arg, struct pools **out);
+/* Builds the pools the routes of cfg name; with a worker pool among them and workers 1,
+ * also the gateway's doorbell and the loop hooks that move records (workers 0: a loop
+ * that serves only the built-in pools). Returns 0 and *out, or -errno (logged). */
+int pool_new(struct loop *l, const struct gw_config *cfg, int workers,
+	     const struct pool_conn_ops *ops, void *arg, struct pools **out);
 /* Frees every worker and segment. */
 void pool_free(struct pools *ps);
 /* Joins the pools to the cluster k (gateway/cluster.h): workers' commands for other

@@ -46,7 +46,7 @@ static void replay(struct pools *ps, struct wk_list *list)
 {
 	struct wk_held *h;
 	while ((h = wk_list_pop(list))) {
-		struct conn *c = conn_lookup(h->conn);
+		struct conn *c = conn_lookup_here(h->conn);
 		struct worker *w = c && (c->flags & CONN_WORKER) ? pool__worker_of(ps, c) : NULL;
 		if (w) {
 			struct tr_rec r = { .type = h->type, .flags = h->flags, .conn = h->conn,
@@ -254,7 +254,7 @@ static void hook_flush(void *arg)
 	ps->n_resume = ps->cap_resume = 0;
 	rcu_read_lock();
 	for (size_t i = 0; i < n; i++) {
-		struct conn *c = conn_lookup(ids[i]);
+		struct conn *c = conn_lookup_here(ids[i]);
 		if (c)
 			ps->ops->resume(ps->arg, c);
 	}
@@ -342,8 +342,8 @@ static void hook_tick(void *arg)
 	watch_windows(arg);
 }
 
-int pool_new(struct loop *l, const struct gw_config *cfg, const struct pool_conn_ops *ops,
-	     void *arg, struct pools **out)
+int pool_new(struct loop *l, const struct gw_config *cfg, int workers,
+	     const struct pool_conn_ops *ops, void *arg, struct pools **out)
 {
 	struct pools *ps = calloc(1, sizeof(*ps));
 	if (!ps)
@@ -355,10 +355,10 @@ int pool_new(struct loop *l, const struct gw_config *cfg, const struct pool_conn
 	ps->next_id = 1;
 	const char *why;
 	pool__map_routes(ps, cfg, 1, &why);
-	int workers = 0;
+	int any = 0;
 	for (unsigned i = 0; i < ps->n_pools; i++)
-		workers |= !ps->pools[i].echo;
-	if (workers) {
+		any |= !ps->pools[i].echo;
+	if (any && workers) {
 		int rc = waker_new(l, cfg->inherit_bell_fd, cfg->inherit_efd, &ps->waker);
 		if (rc) {
 			free(ps);

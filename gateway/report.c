@@ -6,6 +6,8 @@
 #include "gateway/listener.h"
 #include "gateway/loop.h"
 #include "gateway/pool.h"
+#include "gateway/loops.h"
+#include "gateway/session.h"
 #include "gateway/stats.h"
 #include "gateway/supervise.h"
 #include "gateway/tbuf.h"
@@ -94,6 +96,10 @@ int rpt_metrics(const struct rpt_src *s, char *out, size_t cap)
 	if (n < 0)
 		return n;
 	struct tbuf b = { out, cap, (size_t)n, 0 };
+	tbuf_put(&b, "# HELP wsgw_loop_connections Client connections each event loop owns.\n"
+		"# TYPE wsgw_loop_connections gauge\n");
+	for (unsigned i = 0; i < lps_count(s->lps); i++)
+		tbuf_put(&b, "wsgw_loop_connections{loop=\"%u\"} %lu\n", i, lps_conns(s->lps, i));
 	static const struct { const char *name, *type, *help; } wf[] = {
 		{ "connections", "gauge", "Clients pinned to the worker." },
 		{ "ring_bytes", "gauge", "Bytes sent to the worker it has not consumed yet (shm: unread in its ring; zmq: unacknowledged)." },
@@ -290,6 +296,7 @@ int rpt_workers(const struct rpt_src *s, char *out, size_t cap)
 struct cjson {
 	struct tbuf *b;
 	const struct rpt_src *s;
+	struct pools *ps;      /* of the loop being walked */
 	const char *route;
 	unsigned long limit, total, shown;
 };
@@ -312,10 +319,18 @@ static void conn_json(struct conn *c, void *arg)
 	tbuf_put(x->b, ",\"route\":");
 	tbuf_put_json(x->b, route);
 	tbuf_put(x->b, ",\"pool\":");
-	tbuf_put_json(x->b, pool_conn_pool(x->s->ps, c));
-	tbuf_put(x->b, ",\"worker\":%u,\"state\":\"%s\",\"queued_bytes\":%zu}", pool_conn_worker(x->s->ps, c),
+	tbuf_put_json(x->b, pool_conn_pool(x->ps, c));
+	tbuf_put(x->b, ",\"worker\":%u,\"state\":\"%s\",\"queued_bytes\":%zu}", pool_conn_worker(x->ps, c),
 	    c->state < 6 ? states[c->state] : "?", c->out.bytes);
 	x->shown++;
+}
+
+/* On each loop's thread in turn: its connections are read only there. */
+static void loop_conns_json(struct sess *sess, void *arg)
+{
+	struct cjson *x = arg;
+	x->ps = sess_pools(sess);
+	conn_for_each(conn_json, x);
 }
 
 int rpt_connections(const struct rpt_src *s, const char *route, unsigned long limit, char *out,
@@ -323,8 +338,8 @@ int rpt_connections(const struct rpt_src *s, const char *route, unsigned long li
 {
 	struct tbuf b = { out, cap, 0, 0 };
 	tbuf_put(&b, "{\"connections\":[");
-	struct cjson x = { &b, s, route, limit, 0, 0 };
-	conn_for_each(conn_json, &x);
+	struct cjson x = { &b, s, s->ps, route, limit, 0, 0 };
+	lps_each(s->lps, loop_conns_json, &x);
 	tbuf_put(&b, "],\"total\":%lu,\"shown\":%lu}\n", x.total, x.shown);
 	return done(&b);
 }

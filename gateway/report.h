@@ -21,6 +21,7 @@ struct rpt_src {
 	const struct gw_config *cfg;
 	struct loop *loop;
 	struct pools *ps;
+	struct lps *lps;      /* the loops, whose connections /connections lists */
 	struct sup *sup;
 	struct lsn *lsn;
 	const int *draining;

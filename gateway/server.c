@@ -15,6 +15,7 @@
 #include "gateway/listener.h"
 #include "gateway/log.h"
 #include "gateway/loop.h"
+#include "gateway/loops.h"
 #include "gateway/pool.h"
 #include "gateway/report.h"
 #include "gateway/rundir.h"
@@ -50,6 +51,7 @@ struct server {
 	struct gw_config *cfg;
 	struct loop *loop;
 	struct sess *sess;
+	struct lps *lps;      /* the loops: loop and sess are its loop 0 */
 	struct lsn *lsn;
 	struct ctl *ctl;
 	struct admin *admin;
@@ -78,39 +80,26 @@ static void set_limits(struct server *s)
 	bud_set_kind_limit(BUD_ASSEMBLY, cfg->max_assembly);
 	door_set_limits(cfg->max_conns_per_ip, cfg->handshake_rate, cfg->handshake_rate_per_ip);
 	s->max_conns = cfg->max_conns && cfg->max_conns < s->fd_conns ? cfg->max_conns : s->fd_conns;
+	if (s->lps)
+		lps_set_max_conns(s->lps, s->max_conns);
 	loop_set_config(s->loop);
 }
 
 static void on_accept(void *arg, int fd, const struct sockaddr *peer, int tls)
 {
 	struct server *s = arg;
-	struct conn *c = conn_new(fd);
-	if (conn_count() > s->max_conns)
-		c->flags |= CONN_REJECT_503;
-	unsigned retry;
-	c->door = (uint8_t)door_enter(peer, loop_now(s->loop), &c->ip, &c->port, &retry);
-	c->retry_s = (uint8_t)(retry > 255 ? 255 : retry);
-	if (tls && !(c->tls = tls_conn_new(s->tls, fd))) {
-		log_error(ENOMEM, "new TLS connection");
-		loop_close(s->loop, c, "out of memory");
-		return;
-	}
-	if (sess_start(s->sess, c)) {
-		log_error(ENOMEM, "new connection");
-		loop_close(s->loop, c, "out of memory");
-		return;
-	}
-	if (loop_add_conn(s->loop, c))
-		loop_close(s->loop, c, "epoll_ctl failed");
+	lps_accept(s->lps, fd, peer, tls);
 }
 
 static void drain_collect(struct conn *c, void *arg)
 {
 	struct server *s = arg;
 	/* A connection handed to a new process at an upgrade is dead here already; one in its
-	 * handshake then follows it once open (gateway/handover_run.c), or times out. */
-	if (s->drain_n < s->drain_cap && c->state != CONN_DEAD &&
-	    !(c->state == CONN_HANDSHAKE && ho_late_active()))
+	 * handshake then follows it once open (gateway/handover_run.c), or times out. Those
+	 * of other loops are theirs to judge when their turn comes (lps_close). */
+	int mine = conn_loop(c) == 0;
+	if (s->drain_n < s->drain_cap && (!mine || (c->state != CONN_DEAD &&
+						    !(c->state == CONN_HANDSHAKE && ho_late_active()))))
 		s->drain_ids[s->drain_n++] = c->id;
 }
 
@@ -121,15 +110,9 @@ static void drain_step(struct server *s)
 	uint32_t now = loop_now(s->loop);
 	uint64_t due = s->drain_rate ? (uint64_t)(now - s->drain_start) * s->drain_rate / 1000 + 1
 				     : s->drain_n;
-	rcu_read_lock();
-	while (s->drain_i < s->drain_n && s->drain_i < due) {
-		struct conn *c = conn_lookup(s->drain_ids[s->drain_i++]);
-		if (c && c->state != CONN_DEAD) {
-			stats.drained++;
-			sess_close(s->sess, c, WS_CLOSE_GOING_AWAY, "server shutting down");
-		}
-	}
-	rcu_read_unlock();
+	while (s->drain_i < s->drain_n && s->drain_i < due)
+		(void)lps_close(s->lps, s->drain_ids[s->drain_i++], WS_CLOSE_GOING_AWAY,
+				"server shutting down", 1); /* gone meanwhile: nothing to close */
 	if (s->drain_i == s->drain_n && s->drain_ids) {
 		free(s->drain_ids);
 		s->drain_ids = NULL;
@@ -166,7 +149,7 @@ static void start_drain(struct server *s)
 		s->drain_rate = 0;
 		s->drain_cap = 0;
 	}
-	conn_for_each(drain_collect, s);
+	conn_for_each_all(drain_collect, s);
 	if (s->drain_ids)
 		n = s->drain_n;
 	if (s->drain_rate)
@@ -179,7 +162,7 @@ static void start_drain(struct server *s)
 			    s->cfg->close_ms + 1000;
 	drain_step(s);
 	if (!s->drain_ids && !s->drain_rate && s->drain_cap == 0)
-		conn_for_each(drain_all, s); /* no memory for the list */
+		conn_for_each(drain_all, s); /* no memory for the list: the other loops' time out */
 }
 
 /* Settings bound to sockets, segments or threads made at start keep their value, each
@@ -218,6 +201,7 @@ static void keep_fixed(struct gw_config *next, const struct gw_config *cur)
 	KEEP(forward, "[gateway] forward-header")
 	KEEP(n_forward, "[gateway] forward-header")
 	KEEP(cluster, "[cluster] redis, node-id, ttl or hold")
+	KEEP(loops, "[gateway] loops")
 #undef KEEP
 	/* Routes resolved their limits against the max-message kept. */
 	for (int i = 0; i < next->n_routes; i++)
@@ -249,6 +233,7 @@ static void remap_routes(const struct gw_config *cur, const struct gw_config *ne
 	}
 	if (moved)
 		conn_for_each(remap_one, NULL);
+	/* The other loops map theirs when they take the settings (lps_reload). */
 }
 
 /* SIGHUP: routes and limits from the config file and command line again; connections
@@ -268,6 +253,7 @@ static int reload(struct server *s)
 		memcpy(next.routes, s->cfg->routes, sizeof(next.routes));
 	}
 	remap_routes(s->cfg, &next);
+	lps_reload(s->lps, &next, route_map);
 	if (s->tls)
 		tls_srv_reload(s->tls, &next);
 	*s->cfg = next;
@@ -411,14 +397,7 @@ static int a_config(void *arg, int json, char *out, size_t cap)
 static int a_kick(void *arg, uint64_t id, unsigned code)
 {
 	struct server *s = arg;
-	rcu_read_lock();
-	struct conn *c = conn_lookup(id);
-	if (c && c->state != CONN_DEAD) {
-		clog_info(c, "closed by the operator with %u (%s)", code, ws_close_name(code));
-		sess_close(s->sess, c, code, "closed by the operator");
-	}
-	rcu_read_unlock();
-	return c ? 0 : -ENOENT;
+	return lps_close(s->lps, id, code, "closed by the operator", 0);
 }
 
 static void a_drain(void *arg)
@@ -450,6 +429,8 @@ static void upgrade_done(void *arg, int rc, const struct ho_result *r, const cha
 	if (rc == 0 && r->kept)
 		snprintf(note, sizeof(note), "%lu connections could not move and drain with 1001", r->kept);
 	admin_upgrade_done(s->admin, rc, r->pid, r->handed, rc ? why : note);
+	if (rc)
+		lps_spread(s->lps); /* new connections spread again; those moved stay on loop 0 */
 	if (rc == 0) {
 		s->upgraded = 1;
 		start_drain(s);
@@ -463,8 +444,17 @@ static int upgrade(struct server *s, const char *path, char *why, size_t cap)
 					       : "the gateway is draining");
 		return -EBUSY;
 	}
+	/* The hand-over runs on loop 0's thread: the connections of the others come here. */
+	if (lps_gather(s->lps)) {
+		lps_spread(s->lps);
+		snprintf(why, cap, "out of memory moving the other loops' connections to loop 0");
+		log_warn(0, "upgrade refused: %s", why);
+		return -ENOMEM;
+	}
 	struct ho_parts p = { s->cfg, s->loop, s->sess, s->lsn, s->admin, s->ctl, s->rundir.lock_fd, s->sup };
 	int rc = ho_upgrade(&p, path, upgrade_done, s, why, cap);
+	if (rc)
+		lps_spread(s->lps);
 	/* Whoever asked (SIGUSR2, POST /upgrade), what cannot move yet is said here. */
 	if (rc == -EBUSY || rc == -EOPNOTSUPP || rc == -EAGAIN)
 		log_warn(0, "upgrade refused: %s", why);
@@ -553,7 +543,9 @@ static int setup(struct server *s, struct gw_config *cfg)
 	if (rc == 0)
 		rc = lsn_open(s->loop, cfg, on_accept, s, &s->lsn);
 	if (rc == 0)
-		rc = sess_new(s->loop, cfg, &s->sess);
+		rc = sess_new(s->loop, cfg, NULL, &s->sess);
+	if (rc == 0 && (rc = lps_new(cfg, s->loop, s->sess, s->tls, &s->lps)) == 0)
+		lps_set_max_conns(s->lps, s->max_conns);
 	if (rc == 0 && pool_serves_workers(sess_pools(s->sess)))
 		rc = ctl_new(s->loop, cfg, sess_pools(s->sess), &s->ctl);
 	if (rc == 0 && cfg->cluster.url[0] && (rc = clu_new(s->loop, cfg, &s->clu)) == 0) {
@@ -565,7 +557,7 @@ static int setup(struct server *s, struct gw_config *cfg)
 	if (rc == 0) {
 		struct timespec ts;
 		clock_gettime(CLOCK_REALTIME, &ts);
-		s->rpt = (struct rpt_src){ cfg, s->loop, sess_pools(s->sess), s->sup, s->lsn, &s->draining,
+		s->rpt = (struct rpt_src){ cfg, s->loop, sess_pools(s->sess), s->lps, s->sup, s->lsn, &s->draining,
 					   (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000 };
 	}
 	if (rc)
@@ -577,6 +569,7 @@ static int setup(struct server *s, struct gw_config *cfg)
 static void teardown(struct server *s)
 {
 	lsn_free(s->lsn);
+	lps_free(s->lps); /* the other loops' connections close first */
 	sup_free(s->sup);
 	free(s->drain_ids);
 	if (s->loop && s->sess)

@@ -325,12 +325,22 @@ size_t sess__process_frames(struct sess *s, struct conn *c, uint8_t *buf, size_t
 }
 
 /* Parses buf[0..n) by state. Returns the bytes to keep for the next read. */
+/* process()'s answer when c went to another loop: from then on c is that loop's, and
+ * this one must not look at it again. */
+#define MOVED ((size_t)-1)
+
 static size_t process(struct sess *s, struct conn *c, uint8_t *buf, size_t n)
 {
 	if (c->state != CONN_HANDSHAKE)
 		return sess__process_frames(s, c, buf, n);
 	size_t used;
-	if (upg_feed(&s->u, c, buf, n, &used) != UPG_OPEN)
+	enum upg_result r = upg_feed(&s->u, c, buf, n, &used);
+	if (r == UPG_MOVE) {
+		loop_detach_conn(s->u.loop, c);
+		s->home.move(s->home.arg, c);
+		return MOVED;
+	}
+	if (r != UPG_OPEN)
 		return 0;
 	/* Bytes after the request in the same read are the client's first frames. */
 	return sess__process_frames(s, c, buf + used, n - used);
@@ -442,7 +452,7 @@ static void read_conn(struct sess *s, struct conn *c)
 		}
 		size_t total = have + (size_t)r;
 		size_t keep = process(s, c, rbuf, total);
-		if (c->state == CONN_DEAD)
+		if (keep == MOVED || c->state == CONN_DEAD)
 			return;
 		if (c->state != CONN_HANDSHAKE && c->state != CONN_AUTHORIZING)
 			sess__keep_tail(s, c, rbuf + total - keep, keep);
@@ -572,4 +582,23 @@ const struct loop_conn_ops sess__loop_ops = {
 int sess_start(struct sess *s, struct conn *c)
 {
 	return upg_start(&s->u, c);
+}
+
+void sess_arrive(struct sess *s, struct conn *c)
+{
+	if (loop_add_conn(s->u.loop, c)) {
+		loop_close(s->u.loop, c, "epoll_ctl failed");
+		return;
+	}
+	if (upg_route(&s->u, c) != UPG_OPEN || !c->msg_len)
+		return; /* whatever came after the request is read as the epoll set reports it */
+	/* The frames that came behind the request, taken out of c->msg, which assembly uses. */
+	size_t cap;
+	uint8_t *rbuf = loop_rbuf(s->u.loop, &cap);
+	size_t n = c->msg_len;
+	memcpy(rbuf, c->msg, n);
+	conn_msg_free(c);
+	size_t keep = sess__process_frames(s, c, rbuf, n);
+	if (c->state != CONN_DEAD)
+		sess__keep_tail(s, c, rbuf + n - keep, keep);
 }

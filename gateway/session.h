@@ -15,9 +15,18 @@ struct conn;
 struct pools;
 struct sess;
 
-/* Creates the session layer of loop l and the pools of cfg's routes beneath it. Returns
- * 0 and *out, or -errno (logged). */
-int sess_new(struct loop *l, const struct gw_config *cfg, struct sess **out);
+/* Where a loop that serves no workers sends the connections of worker routes: move is
+ * called with c detached from this loop, its request read (gateway/loops.h). */
+struct sess_home {
+	void (*move)(void *arg, struct conn *c);
+	void *arg;
+};
+
+/* Creates the session layer of loop l and the pools of cfg's routes beneath it; with
+ * home, the pools take no workers and worker routes' requests go home. Returns 0 and
+ * *out, or -errno (logged). */
+int sess_new(struct loop *l, const struct gw_config *cfg, const struct sess_home *home,
+	     struct sess **out);
 /* Frees the pools and the session layer (connections must be gone). */
 void sess_free(struct sess *s);
 /* The pools, for the control channel and reloads. */
@@ -25,6 +34,8 @@ struct pools *sess_pools(struct sess *s);
 
 /* Takes a new accepted connection: handshake state and deadline. 0 or -ENOMEM. */
 int sess_start(struct sess *s, struct conn *c);
+/* Takes a connection another loop moved here (sess_home) and routes its request. */
+void sess_arrive(struct sess *s, struct conn *c);
 /* Begins an orderly close from our side (the drain: code 1001). */
 void sess_close(struct sess *s, struct conn *c, unsigned code, const char *reason);
 

@@ -12,6 +12,7 @@ struct sess {
 	struct upg_env u;             /* the loop and the pools */
 	const struct gw_config *cfg;  /* the loop's: changed in place on reload, never moved */
 	uint32_t dropped_log_at;      /* --outbound-policy drop logs at most once a second */
+	struct sess_home home;        /* move NULL: the worker routes are served here */
 };
 
 /* The loop's callbacks for client connections (gateway/session.c). */

@@ -182,6 +182,8 @@ static enum upg_result finish(const struct upg_env *u, struct conn *c)
 		return UPG_DONE;
 	}
 	c->pool = (uint8_t)pool_for_route(u->ps, (unsigned)route);
+	if (u->away && !pool_is_echo(u->ps, c->pool))
+		return UPG_MOVE; /* the checks above pass there too: they read only c and cfg */
 	c->slow = r->slow;
 	char protocol[128] = "";
 	struct ws_slice offered = ws_hs_protocols(c->hs);
@@ -277,7 +279,7 @@ enum upg_result upg_feed(const struct upg_env *u, struct conn *c, const uint8_t 
 	}
 	enum upg_result r = finish(u, c);
 	size_t rest = n - *used;
-	if (r == UPG_WAIT && rest) {
+	if ((r == UPG_WAIT || r == UPG_MOVE) && rest) {
 		/* The client's first frames wait for the worker's decision; `in` is taken by
 		 * the handshake, so they are kept as if a message were being assembled. */
 		if (conn_msg_grow(c, (uint32_t)rest)) {
@@ -288,6 +290,11 @@ enum upg_result upg_feed(const struct upg_env *u, struct conn *c, const uint8_t 
 		c->msg_len = (uint32_t)rest;
 	}
 	return r;
+}
+
+enum upg_result upg_route(const struct upg_env *u, struct conn *c)
+{
+	return finish(u, c);
 }
 
 int upg_accept(const struct upg_env *u, struct conn *c, const void *fields, size_t n)

@@ -21,6 +21,7 @@ struct upg_env {
 	struct loop *loop;
 	struct pools *ps;
 	struct stc *stc; /* --static: plain GETs and HEADs get files from it; NULL when off */
+	int away;        /* another loop serves the worker routes: their requests move there */
 };
 
 /* Sets up a new accepted connection: handshake state and deadline. 0 or -ENOMEM. */
@@ -31,11 +32,16 @@ enum upg_result {
 	UPG_OPEN,  /* 101 queued, c is CONN_OPEN; bytes after *used are the client's frames */
 	UPG_WAIT,  /* c is CONN_AUTHORIZING; the bytes after the request are kept in c->msg */
 	UPG_DONE,  /* answered with an HTTP error, or closed: drop the rest */
+	UPG_MOVE,  /* (u->away) a worker route's request, routed no further: c goes to the
+	            * loop that serves workers, the bytes after the request kept in c->msg */
 };
 
 /* Feeds request bytes (c in CONN_HANDSHAKE). */
 enum upg_result upg_feed(const struct upg_env *u, struct conn *c, const uint8_t *buf, size_t n,
 			 size_t *used);
+/* Routes a request read on another loop (UPG_MOVE there) as upg_feed would have: UPG_OPEN
+ * (the bytes after the request are still in c->msg), UPG_WAIT or UPG_DONE. */
+enum upg_result upg_route(const struct upg_env *u, struct conn *c);
 /* Answers status (400..599) and closes after it; logs the peer and why. */
 void upg_error(const struct upg_env *u, struct conn *c, int status, const char *why);
 /* The worker's ACCEPT for an authorizing c: answers 101 with its subprotocol and

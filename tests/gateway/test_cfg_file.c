@@ -115,6 +115,7 @@ static const struct sample samples[] = {
 	{ "gateway.ring-size", "8388608", NULL, "6000" },
 	{ "gateway.zmq-window", "64", NULL, "0" },
 	{ "gateway.zmq-window-bytes", "65536", NULL, "4095" },
+	{ "gateway.loops", "4", NULL, "65" },
 	{ "gateway.wake-spin", "50", NULL, "1001" },
 	{ "gateway.forward-header", "x-real-ip, Origin", "x-real-ip origin", "" },
 	{ "gateway.curve-secret-key", "/etc/k", NULL, "" },

@@ -1,0 +1,472 @@
+#include "gateway/loops.h"
+#include "gateway/budget.h"
+#include "gateway/bufpool.h"
+#include "gateway/clog.h"
+#include "gateway/conn.h"
+#include "gateway/door.h"
+#include "gateway/frame.h"
+#include "gateway/log.h"
+#include "gateway/pool.h"
+#include "gateway/session.h"
+#include "gateway/stats.h"
+#include "gateway/tls.h"
+
+#include <errno.h>
+#include <netinet/in.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <urcu.h>
+
+struct lp {
+	struct lps *x;
+	unsigned index;
+	struct loop *loop;
+	struct sess *sess;
+	struct gw_config *cfg;   /* loop 0: the server's; the others: their own copy */
+	unsigned long handed;    /* atomic: posted by loop 0, not yet taken */
+	pthread_t th;
+	int running;
+};
+
+struct lps {
+	unsigned n;
+	int spread;              /* a built-in route exists: plain listeners' connections spread */
+	int gathered;            /* lps_gather: until lps_spread, every connection stays on loop 0 */
+	unsigned max_conns;      /* atomic: a reload changes it while the others read it */
+	struct tls_srv *tls;
+	struct lp lp[LOOPS_MAX];
+};
+
+/* What loop 0 hands another loop: an accepted socket, or a connection to close. */
+struct hand {
+	struct lp *p;
+	int fd, tls;
+	struct sockaddr_storage peer;
+};
+
+struct close_req {
+	struct lp *p;
+	uint64_t id;
+	unsigned code;
+	int drain;               /* counted in wsgw_drained_total */
+	char reason[64];
+};
+
+struct move {
+	struct lps *x;
+	struct conn *c;
+};
+
+/* As listener.c gave it: the connection starts on loop p. */
+static void accept_on(struct lp *p, int fd, const struct sockaddr *peer, int tls)
+{
+	struct conn *c = conn_new(fd);
+	if (conn_count() > __atomic_load_n(&p->x->max_conns, __ATOMIC_RELAXED))
+		c->flags |= CONN_REJECT_503;
+	unsigned retry;
+	c->door = (uint8_t)door_enter(peer, loop_now(p->loop), &c->ip, &c->port, &retry);
+	c->retry_s = (uint8_t)(retry > 255 ? 255 : retry);
+	if (tls && !(c->tls = tls_conn_new(p->x->tls, fd))) {
+		log_error(ENOMEM, "new TLS connection");
+		loop_close(p->loop, c, "out of memory");
+		return;
+	}
+	if (sess_start(p->sess, c)) {
+		log_error(ENOMEM, "new connection");
+		loop_close(p->loop, c, "out of memory");
+		return;
+	}
+	if (loop_add_conn(p->loop, c))
+		loop_close(p->loop, c, "epoll_ctl failed");
+}
+
+static void take_hand(struct loop *l, void *arg)
+{
+	struct hand *h = arg;
+	(void)l;
+	accept_on(h->p, h->fd, (const struct sockaddr *)&h->peer, h->tls);
+	__atomic_sub_fetch(&h->p->handed, 1, __ATOMIC_RELAXED);
+	free(h);
+}
+
+/* The loop with the fewest connections, counting those handed to it and not yet taken. */
+static struct lp *least_loaded(struct lps *x)
+{
+	struct lp *best = &x->lp[0];
+	unsigned long best_n = loop_conns(best->loop);
+	for (unsigned i = 1; i < x->n; i++) {
+		struct lp *p = &x->lp[i];
+		unsigned long n = loop_conns(p->loop) + __atomic_load_n(&p->handed, __ATOMIC_RELAXED);
+		if (n < best_n) {
+			best = p;
+			best_n = n;
+		}
+	}
+	return best;
+}
+
+void lps_accept(struct lps *x, int fd, const struct sockaddr *peer, int tls)
+{
+	struct lp *p = x->spread && !x->gathered && !tls ? least_loaded(x) : &x->lp[0];
+	if (p->index == 0) {
+		accept_on(p, fd, peer, tls);
+		return;
+	}
+	struct hand *h = malloc(sizeof(*h));
+	if (h) {
+		h->p = p;
+		h->fd = fd;
+		h->tls = tls;
+		memcpy(&h->peer, peer, peer->sa_family == AF_INET6 ? sizeof(struct sockaddr_in6)
+								  : sizeof(struct sockaddr_in));
+		__atomic_add_fetch(&p->handed, 1, __ATOMIC_RELAXED);
+		if (loop_post(p->loop, take_hand, h) == 0)
+			return;
+		__atomic_sub_fetch(&p->handed, 1, __ATOMIC_RELAXED);
+		free(h);
+	}
+	accept_on(&x->lp[0], fd, peer, tls); /* no memory to hand it over: it stays here */
+}
+
+void lps_set_max_conns(struct lps *x, unsigned max_conns)
+{
+	__atomic_store_n(&x->max_conns, max_conns, __ATOMIC_RELAXED);
+}
+
+/* --- moving a worker route's connection to loop 0 --- */
+
+static void arrive(struct loop *l, void *arg)
+{
+	struct move *m = arg;
+	(void)l;
+	sess_arrive(m->x->lp[0].sess, m->c);
+	free(m);
+}
+
+static void go_home(void *arg, struct conn *c)
+{
+	struct lp *p = arg;
+	struct move *m = malloc(sizeof(*m));
+	if (m) {
+		*m = (struct move){ p->x, c };
+		if (loop_post(p->x->lp[0].loop, arrive, m) == 0)
+			return;
+		free(m);
+	}
+	clog_error(c, ENOMEM, "its move to the loop that serves workers");
+	loop_close(p->loop, c, "out of memory");
+}
+
+/* --- closing by id --- */
+
+/* 1 when it was open here and is closing now. */
+static int close_here(struct lp *p, uint64_t id, unsigned code, const char *reason, int drain)
+{
+	rcu_read_lock();
+	struct conn *c = conn_lookup_here(id);
+	int open = c && c->state != CONN_DEAD;
+	if (open) {
+		if (drain)
+			stats.drained++;
+		else
+			clog_info(c, "%s with %u (%s)", reason, code, ws_close_name(code));
+		sess_close(p->sess, c, code, reason);
+	}
+	rcu_read_unlock();
+	return open;
+}
+
+static void take_close(struct loop *l, void *arg)
+{
+	struct close_req *r = arg;
+	(void)l;
+	close_here(r->p, r->id, r->code, r->reason, r->drain);
+	free(r);
+}
+
+int lps_close(struct lps *x, uint64_t id, unsigned code, const char *reason, int drain)
+{
+	rcu_read_lock();
+	struct conn *c = conn_lookup(id);
+	unsigned k = c ? conn_loop(c) : CONN_NO_LOOP;
+	rcu_read_unlock();
+	if (k >= x->n)
+		return -ENOENT;
+	if (k == 0)
+		return close_here(&x->lp[0], id, code, reason, drain) ? 0 : -ENOENT;
+	struct close_req *r = malloc(sizeof(*r));
+	if (!r)
+		return -ENOMEM;
+	*r = (struct close_req){ &x->lp[k], id, code, drain, "" };
+	snprintf(r->reason, sizeof(r->reason), "%s", reason);
+	if (loop_post(x->lp[k].loop, take_close, r)) {
+		free(r);
+		return -ENOMEM;
+	}
+	return 0;
+}
+
+/* --- gathering every connection on loop 0 --- */
+
+struct gather {
+	struct loop *l;
+	struct conn **v;
+	size_t n, cap;
+	int failed;
+};
+
+static void detach_one(struct conn *c, void *arg)
+{
+	struct gather *g = arg;
+	if (c->state == CONN_DEAD || g->failed)
+		return; /* a dead one is its loop's to free at the end of its batch */
+	if (g->n == g->cap) {
+		size_t cap = g->cap ? 2 * g->cap : 1024;
+		struct conn **v = realloc(g->v, cap * sizeof(*v));
+		if (!v) {
+			g->failed = 1;
+			return;
+		}
+		g->v = v;
+		g->cap = cap;
+	}
+	loop_detach_conn(g->l, c);
+	g->v[g->n++] = c;
+}
+
+static void detach_all(struct loop *l, void *arg)
+{
+	struct gather *g = arg;
+	g->l = l;
+	conn_for_each(detach_one, g);
+}
+
+int lps_gather(struct lps *x)
+{
+	if (!lps_spreads(x))
+		return 0;
+	x->gathered = 1;
+	unsigned long moved = 0;
+	int rc = 0;
+	for (unsigned i = 1; i < x->n; i++) {
+		struct gather g = { 0 };
+		if (loop_call(x->lp[i].loop, detach_all, &g))
+			rc = -ENOMEM;
+		if (g.failed)
+			rc = -ENOMEM;
+		struct loop *l0 = x->lp[0].loop;
+		for (size_t k = 0; k < g.n; k++) {
+			struct conn *c = g.v[k];
+			if (loop_add_conn(l0, c))
+				loop_close(l0, c, "epoll_ctl failed");
+			else
+				loop_mark(l0, c); /* what it had queued goes out; a paused one reads again */
+		}
+		moved += g.n;
+		free(g.v);
+	}
+	log_info("%lu connections of the other %u loops moved to loop 0%s", moved, x->n - 1,
+		 rc ? " (out of memory: some stayed)" : "");
+	return rc;
+}
+
+void lps_spread(struct lps *x)
+{
+	x->gathered = 0;
+}
+
+/* --- reload --- */
+
+struct reload {
+	struct lp *p;
+	struct gw_config cfg;
+	uint8_t map[CFG_MAX_ROUTES];
+};
+
+static void remap_one(struct conn *c, void *arg)
+{
+	const uint8_t *map = arg;
+	if (c->route < CFG_MAX_ROUTES)
+		c->route = map[c->route];
+}
+
+static void take_reload(struct loop *l, void *arg)
+{
+	struct reload *r = arg;
+	const char *why = NULL;
+	if (pool_routes_update(sess_pools(r->p->sess), &r->cfg, &why))
+		log_error(0, "SIGHUP: loop %u: routes not changed: %s", r->p->index, why);
+	conn_for_each(remap_one, r->map);
+	*r->p->cfg = r->cfg;
+	loop_set_config(l);
+	free(r);
+}
+
+void lps_reload(struct lps *x, const struct gw_config *next, const uint8_t *map)
+{
+	for (unsigned i = 1; i < x->n; i++) {
+		struct reload *r = malloc(sizeof(*r));
+		if (r) {
+			r->p = &x->lp[i];
+			r->cfg = *next;
+			memcpy(r->map, map, sizeof(r->map));
+		}
+		if (!r || loop_post(x->lp[i].loop, take_reload, r)) {
+			free(r);
+			log_error(ENOMEM, "SIGHUP: loop %u keeps the settings it had", i);
+		}
+	}
+}
+
+/* --- reports --- */
+
+struct each {
+	void (*fn)(struct sess *s, void *arg);
+	void *arg;
+	struct sess *sess;
+};
+
+static void run_each(struct loop *l, void *arg)
+{
+	struct each *e = arg;
+	(void)l;
+	e->fn(e->sess, e->arg);
+}
+
+void lps_each(struct lps *x, void (*fn)(struct sess *s, void *arg), void *arg)
+{
+	fn(x->lp[0].sess, arg);
+	for (unsigned i = 1; i < x->n; i++) {
+		struct each e = { fn, arg, x->lp[i].sess };
+		if (loop_call(x->lp[i].loop, run_each, &e))
+			log_error(ENOMEM, "loop %u left out of a report", i);
+	}
+}
+
+int lps_spreads(const struct lps *x)
+{
+	return x->spread && x->n > 1;
+}
+
+unsigned lps_count(const struct lps *x)
+{
+	return x->n;
+}
+
+unsigned long lps_conns(const struct lps *x, unsigned i)
+{
+	return i < x->n ? loop_conns(x->lp[i].loop) : 0;
+}
+
+/* --- the threads --- */
+
+static void *run(void *arg)
+{
+	struct lp *p = arg;
+	rcu_register_thread();
+	stats_thread_start();
+	clog_set_config(p->cfg);
+	int rc = loop_run(p->loop);
+	if (rc)
+		log_error(-rc, "loop %u stopped", p->index);
+	loop_close_all(p->loop);
+	stats_thread_stop();
+	bp_drain();
+	rcu_unregister_thread();
+	return NULL;
+}
+
+static void stop(struct loop *l, void *arg)
+{
+	(void)arg;
+	loop_stop(l);
+}
+
+static void free_lp(struct lp *p)
+{
+	sess_free(p->sess);
+	loop_free(p->loop);
+	free(p->cfg);
+}
+
+void lps_free(struct lps *x)
+{
+	if (!x)
+		return;
+	for (unsigned i = 1; i < x->n; i++) {
+		struct lp *p = &x->lp[i];
+		if (p->running) {
+			if (loop_post(p->loop, stop, NULL)) {
+				log_error(ENOMEM, "loop %u not stopped", i); /* it ends with the process */
+				continue;
+			}
+			pthread_join(p->th, NULL);
+		}
+		free_lp(p);
+	}
+	free(x);
+}
+
+static int has_builtin(const struct gw_config *cfg)
+{
+	if (cfg->static_dir[0])
+		return 1;
+	for (int i = 0; i < cfg->n_routes; i++)
+		if (!strcmp(cfg->routes[i].pool, "echo"))
+			return 1;
+	return 0;
+}
+
+static int start(struct lps *x, unsigned i, const struct gw_config *cfg)
+{
+	struct lp *p = &x->lp[i];
+	*p = (struct lp){ .x = x, .index = i };
+	if (!(p->cfg = malloc(sizeof(*p->cfg))))
+		return -ENOMEM;
+	*p->cfg = *cfg;
+	if (!(p->loop = loop_new_index(p->cfg, i)))
+		return -errno;
+	struct sess_home home = { go_home, p };
+	int rc = sess_new(p->loop, p->cfg, &home, &p->sess);
+	if (rc)
+		return rc;
+	rc = pthread_create(&p->th, NULL, run, p);
+	if (rc) {
+		log_error(rc, "pthread_create (loop %u)", i);
+		return -rc;
+	}
+	p->running = 1;
+	return 0;
+}
+
+int lps_new(struct gw_config *cfg, struct loop *l0, struct sess *s0, struct tls_srv *tls,
+	    struct lps **out)
+{
+	struct lps *x = calloc(1, sizeof(*x));
+	if (!x)
+		return -ENOMEM;
+	x->tls = tls;
+	x->max_conns = ~0u;
+	x->lp[0] = (struct lp){ .x = x, .index = 0, .loop = l0, .sess = s0, .cfg = cfg };
+	x->n = 1;
+	x->spread = has_builtin(cfg);
+	unsigned want = cfg->loops ? cfg->loops : 1;
+	if (want > 1)
+		bud_set_shared();
+	for (unsigned i = 1; i < want; i++) {
+		int rc = start(x, i, cfg);
+		x->n = i + 1;
+		if (rc) {
+			lps_free(x);
+			return rc;
+		}
+	}
+	if (want > 1)
+		log_info("%u event loops%s", want,
+			 x->spread ? "" : ": every route is a worker route, so loop 0 serves every connection");
+	*out = x;
+	return 0;
+}

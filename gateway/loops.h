@@ -1,0 +1,63 @@
+/*
+ * The event loops (--loops N). Loop 0 is the server's, on the main thread: it accepts,
+ * and it alone serves the admin endpoint, the control channel, the workers and so every
+ * worker route. Loops 1..N-1 are threads, each with its own epoll set, read buffer and
+ * session layer for the built-in routes (echo, static files): a connection accepted on a
+ * plain listener goes to the loop that has the fewest, and a request for a worker route,
+ * once read there, moves to loop 0 before it is answered. With no built-in route, or on
+ * a TLS listener, every connection stays on loop 0. Top layer, beside gateway/server.c,
+ * which owns it; called from loop 0's thread only.
+ */
+#ifndef WSGW_LOOPS_H
+#define WSGW_LOOPS_H
+
+#include <stdint.h>
+#include <sys/socket.h>
+
+#include "gateway/config.h"
+#include "gateway/loop.h"
+
+struct lps;
+struct sess;
+struct tls_srv;
+
+/* Starts cfg->loops - 1 loop threads beside l0 and s0 (the server's loop and sessions),
+ * each with a copy of cfg. tls: the listeners' certificate, or NULL. Returns 0 and *out,
+ * or -errno (logged; none started). */
+int lps_new(struct gw_config *cfg, struct loop *l0, struct sess *s0, struct tls_srv *tls,
+	    struct lps **out);
+/* Stops the threads, closing their connections, and frees everything. NULL is a no-op. */
+void lps_free(struct lps *x);
+
+/* A connection accepted on loop 0 (gateway/listener.h's callback): it starts on the
+ * loop chosen for it. More than max_conns open: it is answered 503 once read. */
+void lps_accept(struct lps *x, int fd, const struct sockaddr *peer, int tls);
+void lps_set_max_conns(struct lps *x, unsigned max_conns);
+
+/* Begins an orderly close of connection id with code on whichever loop owns it: the
+ * operator's kick, or (drain 1) the drain, which counts it. Returns 0 (for another loop's:
+ * asked of it), -ENOENT (no such open connection, or one moving between loops this
+ * instant), or -ENOMEM. */
+int lps_close(struct lps *x, uint64_t id, unsigned code, const char *reason, int drain);
+
+/* Moves every connection of loops 1..N-1 to loop 0 (a live upgrade hands over loop 0's),
+ * and keeps new ones there until lps_spread. Returns 0, or -ENOMEM (logged): some stayed
+ * where they were. */
+int lps_gather(struct lps *x);
+void lps_spread(struct lps *x);
+
+/* SIGHUP: the settings next (as loop 0 applies them) go to every other loop, which copies
+ * them over its own and maps its connections' routes with map (old index -> new). */
+void lps_reload(struct lps *x, const struct gw_config *next, const uint8_t *map);
+
+/* Calls fn on each loop's thread in turn, waiting for each (loop 0's: here), with that
+ * loop's sessions. For reports that read connections. */
+void lps_each(struct lps *x, void (*fn)(struct sess *s, void *arg), void *arg);
+
+/* 1 when connections may be on loops other than 0. */
+int lps_spreads(const struct lps *x);
+/* The loops in all, and the connections loop i owns. */
+unsigned lps_count(const struct lps *x);
+unsigned long lps_conns(const struct lps *x, unsigned i);
+
+#endif
