@@ -1293,6 +1293,26 @@ START_TEST(sigusr2_upgrades)
 }
 END_TEST
 
+/* With two loops the old one first moves loop 1's clients to loop 0, which hands them all
+ * over; every client keeps echoing across it. */
+START_TEST(loops_gather_then_upgrade)
+{
+	WT_GW_START(&gw, "--admin", "127.0.0.1:0", "--loops", "2", "--route", "/=echo", NULL);
+	serving = gw.pid;
+	struct client *cl = open_clients(20);
+	round_trip(cl, 20);
+	struct ctl_run r;
+	ctl_start(&r, wt_admin_port(&gw), NULL);
+	REQUIRE(ctl_wait(&r) == 0, "upgrade: %s", r.out);
+	upgraded(&r);
+	REQUIRE(wt_gw_log_contains(&gw, "msg=\"10 connections of the other 1 loops moved to loop 0\""),
+		"the old gateway did not gather loop 1's 10 clients");
+	round_trip(cl, 20);
+	close_clients(cl, 20);
+	stop_serving();
+}
+END_TEST
+
 /* Output the old gateway queued and could not write (the client does not read) moves as
  * bytes, the rest of a frame partly written first: the client then reads every echo. */
 START_TEST(queued_output_moves)
@@ -1806,6 +1826,7 @@ int main(int argc, char **argv)
 	ADD(new_binary_dies_half_way);
 	ADD(new_binary_hangs);
 	ADD(sigusr2_upgrades);
+	ADD(loops_gather_then_upgrade);
 	ADD(queued_output_moves);
 	ADD(door_counts_follow);
 	ADD(history_follows);
