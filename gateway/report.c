@@ -320,8 +320,8 @@ static void conn_json(struct conn *c, void *arg)
 	tbuf_put_json(x->b, route);
 	tbuf_put(x->b, ",\"pool\":");
 	tbuf_put_json(x->b, pool_conn_pool(x->ps, c));
-	tbuf_put(x->b, ",\"worker\":%u,\"state\":\"%s\",\"queued_bytes\":%zu}", pool_conn_worker(x->ps, c),
-	    c->state < 6 ? states[c->state] : "?", c->out.bytes);
+	tbuf_put(x->b, ",\"worker\":%u,\"loop\":%u,\"state\":\"%s\",\"queued_bytes\":%zu}",
+	    pool_conn_worker(x->ps, c), conn_loop(c), c->state < 6 ? states[c->state] : "?", c->out.bytes);
 	x->shown++;
 }
 

@@ -144,6 +144,8 @@ START_TEST(kick_list_reload_drain_reach_every_loop)
 	const char *body;
 	ck_assert_int_eq(wt_admin_get(port, "/connections", NULL, resp, sizeof(resp), &body), 200);
 	ck_assert_msg(strstr(body, "\"total\":40,"), "/connections: %.300s", body);
+	ck_assert_msg(strstr(body, "\"loop\":0,") && strstr(body, "\"loop\":1,"),
+		      "/connections names both loops: %.300s", body);
 
 	/* Every listed connection can be kicked, whichever loop owns it. */
 	for (int k = 0; k < 4; k++) {
