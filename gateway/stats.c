@@ -257,6 +257,8 @@ int stats_format(char *out, size_t cap, unsigned long conns_open, unsigned worke
 	counter(&b, "tls_handshakes_total", "TLS handshakes completed.", s.tls_handshakes);
 	counter(&b, "tls_handshake_failures_total",
 		"TLS connections that failed before completing the handshake.", s.tls_failures);
+	uint64_t pmd[4];
+	pmd_totals(&pmd[0], &pmd[1], &pmd[2], &pmd[3]);
 	tbuf_put(&b, "# HELP wsgw_deflate_bytes_total Bytes of compressed messages (permessage-deflate), "
 		"as payload (plain) and on the wire (compressed), by direction.\n"
 		"# TYPE wsgw_deflate_bytes_total counter\n");
@@ -264,7 +266,7 @@ int stats_format(char *out, size_t cap, unsigned long conns_open, unsigned worke
 		"direction=\"in\",form=\"wire\"", "direction=\"out\",form=\"plain\"",
 		"direction=\"out\",form=\"wire\"" };
 	for (int i = 0; i < 4; i++)
-		tbuf_put(&b, "wsgw_deflate_bytes_total{%s} %llu\n", pmd_lbl[i], (unsigned long long)s.deflate[i]);
+		tbuf_put(&b, "wsgw_deflate_bytes_total{%s} %llu\n", pmd_lbl[i], (unsigned long long)pmd[i]);
 	tbuf_put(&b, "# HELP wsgw_memory_budget_bytes The --memory-budget (0: none).\n"
 		"# TYPE wsgw_memory_budget_bytes gauge\nwsgw_memory_budget_bytes %llu\n",
 	    (unsigned long long)bud_limit());

@@ -60,8 +60,6 @@ struct gw_stats {
 	uint64_t drained;             /* clients closed by a drain */
 	uint64_t tls_handshakes;      /* TLS handshakes completed */
 	uint64_t tls_failures;        /* TLS connections that failed or ended before that */
-	uint64_t deflate[4];          /* permessage-deflate bytes: in plain, in wire, out plain,
-	                               * out wire (gateway/deflate.c) */
 };
 
 #define STATS_MAX_THREADS 64
