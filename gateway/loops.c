@@ -276,6 +276,88 @@ int lps_gather(struct lps *x)
 void lps_spread(struct lps *x)
 {
 	x->gathered = 0;
+	lps_balance(x);
+}
+
+/* --- spreading loop 0's connections --- */
+
+struct handout {
+	struct conn **v;
+	size_t n;
+};
+
+static void take_conns(struct loop *l, void *arg)
+{
+	struct handout *h = arg;
+	for (size_t i = 0; i < h->n; i++) {
+		struct conn *c = h->v[i];
+		if (loop_add_conn(l, c))
+			loop_close(l, c, "epoll_ctl failed");
+		else
+			loop_mark(l, c); /* what it had queued goes out; a paused one reads again */
+	}
+	free(h->v);
+	free(h);
+}
+
+struct pick {
+	struct lps *x;
+	struct conn **v;
+	size_t n, want;
+};
+
+/* Open connections of built-in routes can live on any loop; others stay on loop 0. */
+static void pick_one(struct conn *c, void *arg)
+{
+	struct pick *p = arg;
+	if (p->n < p->want && c->state == CONN_OPEN && (c->flags & CONN_ECHO) && !c->tls)
+		p->v[p->n++] = c;
+}
+
+void lps_balance(struct lps *x)
+{
+	if (!lps_spreads(x) || x->gathered)
+		return;
+	unsigned long total = 0;
+	for (unsigned i = 0; i < x->n; i++)
+		total += loop_conns(x->lp[i].loop) + __atomic_load_n(&x->lp[i].handed, __ATOMIC_RELAXED);
+	unsigned long share = total / x->n, here = loop_conns(x->lp[0].loop);
+	if (here <= share + 1)
+		return;
+	struct pick p = { x, malloc((here - share) * sizeof(*p.v)), 0, here - share };
+	if (!p.v)
+		return; /* they stay: new connections still go to the emptiest loop */
+	conn_for_each(pick_one, &p);
+	size_t next = 0;
+	unsigned long moved = 0;
+	for (unsigned i = 1; i < x->n && next < p.n; i++) {
+		struct lp *q = &x->lp[i];
+		unsigned long has = loop_conns(q->loop) + __atomic_load_n(&q->handed, __ATOMIC_RELAXED);
+		size_t give = has < share ? share - has : 0;
+		if (give > p.n - next)
+			give = p.n - next;
+		struct handout *h = give ? malloc(sizeof(*h)) : NULL;
+		if (h && !(h->v = malloc(give * sizeof(*h->v)))) {
+			free(h);
+			h = NULL;
+		}
+		if (!h)
+			continue;
+		for (size_t k = 0; k < give; k++) {
+			loop_detach_conn(x->lp[0].loop, p.v[next + k]);
+			h->v[k] = p.v[next + k];
+		}
+		h->n = give;
+		if (loop_post(q->loop, take_conns, h)) { /* no memory: they come back here */
+			take_conns(x->lp[0].loop, h);
+			continue;
+		}
+		next += give;
+		moved += give;
+	}
+	free(p.v);
+	if (moved)
+		log_info("%lu open connections moved from loop 0 to the other %u loops", moved, x->n - 1);
 }
 
 /* --- reload --- */

@@ -41,10 +41,14 @@ void lps_set_max_conns(struct lps *x, unsigned max_conns);
 int lps_close(struct lps *x, uint64_t id, unsigned code, const char *reason, int drain);
 
 /* Moves every connection of loops 1..N-1 to loop 0 (a live upgrade hands over loop 0's),
- * and keeps new ones there until lps_spread. Returns 0, or -ENOMEM (logged): some stayed
- * where they were. */
+ * and keeps new ones there until lps_spread, which also sends the gathered ones back
+ * (lps_balance). Returns 0, or -ENOMEM (logged): some stayed where they were. */
 int lps_gather(struct lps *x);
 void lps_spread(struct lps *x);
+
+/* Moves open connections of built-in routes from loop 0 to the other loops until each
+ * owns its share (after an upgrade took them all in, or one failed after lps_gather). */
+void lps_balance(struct lps *x);
 
 /* SIGHUP: the settings next (as loop 0 applies them) go to every other loop, which copies
  * them over its own and maps its connections' routes with map (old index -> new). */

@@ -430,7 +430,7 @@ static void upgrade_done(void *arg, int rc, const struct ho_result *r, const cha
 		snprintf(note, sizeof(note), "%lu connections could not move and drain with 1001", r->kept);
 	admin_upgrade_done(s->admin, rc, r->pid, r->handed, rc ? why : note);
 	if (rc)
-		lps_spread(s->lps); /* new connections spread again; those moved stay on loop 0 */
+		lps_spread(s->lps);
 	if (rc == 0) {
 		s->upgraded = 1;
 		start_drain(s);
@@ -620,6 +620,8 @@ int srv_run(struct gw_config *cfg)
 	}
 	if (rc == 0 && chan >= 0 && s.rundir.lock_fd >= 0)
 		rundir_name_holder(&s.rundir); /* the old one is on its way out */
+	if (rc == 0 && chan >= 0)
+		lps_balance(s.lps); /* the old one handed every connection to loop 0 */
 	if (rc == 0) {
 		log_info("started: max %u connections, max message %llu bytes, memory budget %llu bytes",
 			 s.max_conns, (unsigned long long)cfg->max_message,

@@ -1294,7 +1294,7 @@ START_TEST(sigusr2_upgrades)
 END_TEST
 
 /* With two loops the old one first moves loop 1's clients to loop 0, which hands them all
- * over; every client keeps echoing across it. */
+ * over, and the new one spreads them again; every client keeps echoing across it. */
 START_TEST(loops_gather_then_upgrade)
 {
 	WT_GW_START(&gw, "--admin", "127.0.0.1:0", "--loops", "2", "--route", "/=echo", NULL);
@@ -1307,6 +1307,9 @@ START_TEST(loops_gather_then_upgrade)
 	upgraded(&r);
 	REQUIRE(wt_gw_log_contains(&gw, "msg=\"10 connections of the other 1 loops moved to loop 0\""),
 		"the old gateway did not gather loop 1's 10 clients");
+	/* The new one took all 20 on its loop 0 and gives loop 1 its share back. */
+	REQUIRE(wt_gw_log_contains(&gw, "msg=\"10 open connections moved from loop 0 to the other 1 loops\""),
+		"the new gateway did not spread its 20 clients");
 	round_trip(cl, 20);
 	close_clients(cl, 20);
 	stop_serving();
