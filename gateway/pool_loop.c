@@ -220,6 +220,7 @@ static int hook_poll(void *arg)
 static void hook_flush(void *arg)
 {
 	struct pools *ps = arg;
+	stats.workers_live = pool_live_workers(ps);
 	while (ps->dying) {
 		for (unsigned i = 0; i < ps->n_att; i++)
 			if (ps->att[i]->state == WK_DYING) {

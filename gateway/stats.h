@@ -60,6 +60,8 @@ struct gw_stats {
 	uint64_t drained;             /* clients closed by a drain */
 	uint64_t tls_handshakes;      /* TLS handshakes completed */
 	uint64_t tls_failures;        /* TLS connections that failed or ended before that */
+	uint64_t workers_live;        /* gauge: loop 0's live workers, for the /metrics another
+	                               * loop answers on a static route (gateway/upgrade.c) */
 };
 
 #define STATS_MAX_THREADS 64

@@ -238,8 +238,14 @@ static void answer_static(const struct upg_env *u, struct conn *c, struct ws_sli
 {
 	struct stc_resp r;
 	if (path.n == 8 && !memcmp(path.p, "/metrics", 8) && loop_cfg(u->loop)->admin.len) {
-		static char text[16384];
-		int n = stats_format(text, sizeof(text), conn_count(), pool_live_workers(u->ps));
+		static _Thread_local char text[16384]; /* each loop answers its own */
+		unsigned workers = pool_live_workers(u->ps);
+		if (u->away) { /* the workers are loop 0's: its gauge, at most a batch old */
+			struct gw_stats all;
+			stats_sum(&all);
+			workers = (unsigned)all.workers_live;
+		}
+		int n = stats_format(text, sizeof(text), conn_count(), workers);
 		if (n < 0)
 			stc_respond_bytes(head, 500, "text/plain; charset=utf-8", "metrics do not fit\n", 19, &r);
 		else

@@ -84,7 +84,8 @@ START_TEST(worker_route_moves_to_loop_0)
 	char worker[256];
 	snprintf(worker, sizeof(worker), "%s/wsgw-echo", getenv("WSGW_BUILD") ? getenv("WSGW_BUILD") : "build");
 	setenv("WT_GW_WORKER", worker, 1);
-	WT_GW_START(&gw, "--loops", "2", "--route", "/e=echo", "--route", "/w=conf", "--admin", "127.0.0.1:0", NULL);
+	WT_GW_START(&gw, "--loops", "2", "--route", "/e=echo", "--route", "/w=conf", "--admin", "127.0.0.1:0",
+		    "--static", "tests", NULL);
 	/* Half on the built-in route first, so the worker route's requests are read on
 	 * loop 1 as often as on loop 0. */
 	for (int i = 0; i < NCONN / 2; i++)
@@ -113,6 +114,13 @@ START_TEST(worker_route_moves_to_loop_0)
 				    metric("wsgw_loop_connections{loop=\"1\"}"), NCONN);
 	ck_assert_double_ge(metric("wsgw_loop_connections{loop=\"0\"}"), NCONN / 2);
 	ck_assert_double_eq(metric("wsgw_pool_workers{pool=\"conf\"}"), 1);
+	/* /metrics on the listener (with --static) is answered by loop 1, which owns the
+	 * fewest now: it knows loop 0's worker. */
+	for (int k = 0; k < 2; k++) {
+		char page[1 << 15];
+		wt_http_get(gw.port, "/metrics", page, sizeof(page));
+		ck_assert_msg(strstr(page, "\nwsgw_workers 1\n"), "GET /metrics %d: %.300s", k, page);
+	}
 	echo_in_order();
 	WT_GW_STOP(&gw);
 }
