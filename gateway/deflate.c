@@ -232,6 +232,18 @@ static void count(uint64_t *total, uint64_t n)
 	__atomic_add_fetch(total, n, __ATOMIC_RELAXED);
 }
 
+void pmd_thread_end(void)
+{
+	if (T.in_ok)
+		inflateEnd(&T.in);
+	for (int i = 0; i < SHARED_DEFLATERS; i++)
+		if (T.def[i].ok)
+			deflateEnd(&T.def[i].z);
+	free(T.ibuf.p);
+	free(T.obuf.p);
+	memset(&T, 0, sizeof(T));
+}
+
 void pmd_totals(uint64_t *in_plain, uint64_t *in_wire, uint64_t *out_plain, uint64_t *out_wire)
 {
 	*in_plain = __atomic_load_n(&in_plain_n, __ATOMIC_RELAXED);

@@ -3,9 +3,11 @@
 #include "gateway/bufpool.h"
 #include "gateway/clog.h"
 #include "gateway/conn.h"
+#include "gateway/deflate.h"
 #include "gateway/door.h"
 #include "gateway/frame.h"
 #include "gateway/log.h"
+#include "gateway/outq.h"
 #include "gateway/pool.h"
 #include "gateway/session.h"
 #include "gateway/stats.h"
@@ -456,6 +458,9 @@ static void *run(void *arg)
 		log_error(-rc, "loop %u stopped", p->index);
 	loop_close_all(p->loop);
 	stats_thread_stop();
+	/* What the thread kept for reuse dies with it (its thread-local pointers would). */
+	outq_thread_end();
+	pmd_thread_end();
 	bp_drain();
 	rcu_unregister_thread();
 	return NULL;

@@ -222,6 +222,19 @@ int outq_append_frame(struct outq *q, const struct outq_frame *f, int join)
 	return 0;
 }
 
+void outq_thread_end(void)
+{
+	for (struct outq_chunk *c; (c = cache); cache = c->next, free(c))
+		;
+	for (struct outq_chunk *c; (c = nodes); nodes = c->next, free(c))
+		;
+	for (struct outq_blk *b; (b = blk_free);) {
+		memcpy(&blk_free, b->data, sizeof(blk_free));
+		free(b);
+	}
+	cached = n_nodes = blk_cached = 0;
+}
+
 static void chunk_free(struct outq_chunk *c)
 {
 	if (c->blk) {

@@ -85,6 +85,8 @@ int outq_import(struct outq *q, const void *head, size_t head_n, const void *res
 
 /* Drops everything queued. */
 void outq_clear(struct outq *q);
+/* A loop thread ends, its queues gone: the chunks and blocks it kept for reuse are freed. */
+void outq_thread_end(void);
 /* Drops everything queued but the rest of a frame already partly written: the peer must
  * still get whole frames (a close frame, say) after it. */
 void outq_trim(struct outq *q);

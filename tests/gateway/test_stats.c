@@ -165,7 +165,7 @@ static void only_moved(const uint64_t *before, const char *key, uint64_t d)
 
 static void reset(void)
 {
-	memset(&stats, 0, sizeof(stats));
+	stats = (struct gw_stats){ 0 };
 }
 
 START_TEST(test_format_parses)
