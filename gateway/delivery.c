@@ -255,16 +255,7 @@ static void on_accept(void *arg, struct conn *c, const void *fields, size_t n)
 		return;
 	if (upg_accept(&s->u, c, fields, n))
 		return;
-	if (c->msg) {
-		/* Frames the client sent right behind its request. */
-		size_t cap, early_len = c->msg_len;
-		uint8_t *rbuf = loop_rbuf(s->u.loop, &cap);
-		memcpy(rbuf, c->msg, early_len);
-		conn_msg_free(c);
-		size_t keep = sess__process_frames(s, c, rbuf, early_len);
-		if (c->state != CONN_DEAD)
-			sess__keep_tail(s, c, rbuf + early_len - keep, keep);
-	}
+	sess__early_frames(s, c);
 	sess__resume(s, c);
 }
 

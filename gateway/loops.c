@@ -94,14 +94,20 @@ static void take_hand(struct loop *l, void *arg)
 	free(h);
 }
 
-/* The loop with the fewest connections, counting those handed to it and not yet taken. */
+/* The connections p owns, counting those handed to it and not yet taken. */
+static unsigned long owns(struct lp *p)
+{
+	return loop_conns(p->loop) + __atomic_load_n(&p->handed, __ATOMIC_RELAXED);
+}
+
+/* The loop with the fewest connections. */
 static struct lp *least_loaded(struct lps *x)
 {
 	struct lp *best = &x->lp[0];
-	unsigned long best_n = loop_conns(best->loop);
+	unsigned long best_n = owns(best);
 	for (unsigned i = 1; i < x->n; i++) {
 		struct lp *p = &x->lp[i];
-		unsigned long n = loop_conns(p->loop) + __atomic_load_n(&p->handed, __ATOMIC_RELAXED);
+		unsigned long n = owns(p);
 		if (n < best_n) {
 			best = p;
 			best_n = n;
@@ -303,7 +309,6 @@ static void take_conns(struct loop *l, void *arg)
 }
 
 struct pick {
-	struct lps *x;
 	struct conn **v;
 	size_t n, want;
 };
@@ -322,11 +327,11 @@ void lps_balance(struct lps *x)
 		return;
 	unsigned long total = 0;
 	for (unsigned i = 0; i < x->n; i++)
-		total += loop_conns(x->lp[i].loop) + __atomic_load_n(&x->lp[i].handed, __ATOMIC_RELAXED);
+		total += owns(&x->lp[i]);
 	unsigned long share = total / x->n, here = loop_conns(x->lp[0].loop);
 	if (here <= share + 1)
 		return;
-	struct pick p = { x, malloc((here - share) * sizeof(*p.v)), 0, here - share };
+	struct pick p = { malloc((here - share) * sizeof(*p.v)), 0, here - share };
 	if (!p.v)
 		return; /* they stay: new connections still go to the emptiest loop */
 	conn_for_each(pick_one, &p);
@@ -334,7 +339,7 @@ void lps_balance(struct lps *x)
 	unsigned long moved = 0;
 	for (unsigned i = 1; i < x->n && next < p.n; i++) {
 		struct lp *q = &x->lp[i];
-		unsigned long has = loop_conns(q->loop) + __atomic_load_n(&q->handed, __ATOMIC_RELAXED);
+		unsigned long has = owns(q);
 		size_t give = has < share ? share - has : 0;
 		if (give > p.n - next)
 			give = p.n - next;

@@ -590,12 +590,18 @@ void sess_arrive(struct sess *s, struct conn *c)
 		loop_close(s->u.loop, c, "epoll_ctl failed");
 		return;
 	}
-	if (upg_route(&s->u, c) != UPG_OPEN || !c->msg_len)
-		return; /* whatever came after the request is read as the epoll set reports it */
-	/* The frames that came behind the request, taken out of c->msg, which assembly uses. */
-	size_t cap;
+	/* What comes after the early frames is read as the epoll set reports it. */
+	if (upg_route(&s->u, c) == UPG_OPEN)
+		sess__early_frames(s, c);
+}
+
+void sess__early_frames(struct sess *s, struct conn *c)
+{
+	if (!c->msg)
+		return;
+	/* Taken out of c->msg first: assembling a message uses it. */
+	size_t cap, n = c->msg_len;
 	uint8_t *rbuf = loop_rbuf(s->u.loop, &cap);
-	size_t n = c->msg_len;
 	memcpy(rbuf, c->msg, n);
 	conn_msg_free(c);
 	size_t keep = sess__process_frames(s, c, rbuf, n);

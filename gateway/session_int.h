@@ -23,6 +23,9 @@ extern const struct loop_conn_ops sess__loop_ops;
 int sess__send_frame(struct sess *s, struct conn *c, unsigned op, const uint8_t *p, size_t n);
 /* Parses frames of an open (or closing) c from buf; returns the bytes to keep. */
 size_t sess__process_frames(struct sess *s, struct conn *c, uint8_t *buf, size_t n);
+/* The frames a client sent right behind its request (kept in c->msg while its worker
+ * authorized it, or while it moved to another loop), parsed now that c is open. */
+void sess__early_frames(struct sess *s, struct conn *c);
 /* Keeps the unparsed tail of a read for the next one. */
 void sess__keep_tail(struct sess *s, struct conn *c, const uint8_t *tail, size_t n);
 /* Reads c again after a pause (its output drained, or its worker took more). arg: the
