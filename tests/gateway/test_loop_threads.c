@@ -5,6 +5,7 @@
 #include "gateway/config.h"
 #include "gateway/conn.h"
 #include "gateway/loop.h"
+#include "tests/lib/wtproc.h"
 
 #include <check.h>
 #include <pthread.h>
@@ -112,9 +113,5 @@ int main(void)
 	tcase_set_timeout(tc, 60);
 	tcase_add_test(tc, posts_run_on_the_loop_in_order);
 	suite_add_tcase(s, tc);
-	SRunner *sr = srunner_create(s);
-	srunner_run_all(sr, CK_ENV);
-	int failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+	return wt_run_suite(s);
 }

@@ -8,6 +8,7 @@
 #include "tests/lib/wstest.h"
 #include "tests/lib/wtadmin.h"
 #include "tests/lib/wtenv.h"
+#include "tests/lib/wtproc.h"
 
 #include <check.h>
 #include <signal.h>
@@ -229,9 +230,5 @@ int main(void)
 	tcase_add_test(tc, worker_route_moves_to_loop_0);
 	tcase_add_test(tc, kick_list_reload_drain_reach_every_loop);
 	suite_add_tcase(s, tc);
-	SRunner *sr = srunner_create(s);
-	srunner_run_all(sr, CK_ENV);
-	int failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+	return wt_run_suite(s);
 }
