@@ -11,6 +11,7 @@
 #include "gateway/budget.h"
 #include "gateway/door.h"
 #include "gateway/stats.h"
+#include "tests/lib/wtproc.h"
 
 #include <check.h>
 #include <errno.h>
@@ -312,9 +313,5 @@ int main(void)
 	tcase_add_test(tc, test_slots_run_out);
 	tcase_set_timeout(tc, 240);
 	suite_add_tcase(s, tc);
-	SRunner *sr = srunner_create(s);
-	srunner_run_all(sr, CK_NORMAL);
-	int failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+	return wt_run_suite(s);
 }
