@@ -35,17 +35,20 @@ struct lp {
 
 struct lps {
 	unsigned n;
-	int spread;              /* a built-in route exists: plain listeners' connections spread */
+	int builtin;             /* a built-in route exists: plain listeners' connections spread */
+	int spread;              /* builtin, or a TLS listener (its handshakes spread) */
 	int gathered;            /* lps_gather: until lps_spread, every connection stays on loop 0 */
 	unsigned max_conns;      /* atomic: a reload changes it while the others read it */
 	struct tls_srv *tls;
 	struct lp lp[LOOPS_MAX];
 };
 
-/* What loop 0 hands another loop: an accepted socket, or a connection to close. */
+/* What loop 0 hands another loop: an accepted socket (with its TLS state, made on loop 0,
+ * where a reload swaps the certificate), or a connection to close. */
 struct hand {
 	struct lp *p;
-	int fd, tls;
+	int fd;
+	struct tls_conn *tls;
 	struct sockaddr_storage peer;
 };
 
@@ -62,20 +65,17 @@ struct move {
 	struct conn *c;
 };
 
-/* As listener.c gave it: the connection starts on loop p. */
-static void accept_on(struct lp *p, int fd, const struct sockaddr *peer, int tls)
+/* As listener.c gave it: the connection starts on loop p (with tls, its TLS state, or
+ * NULL on a plain listener). */
+static void accept_on(struct lp *p, int fd, const struct sockaddr *peer, struct tls_conn *tls)
 {
 	struct conn *c = conn_new(fd);
+	c->tls = tls;
 	if (conn_count() > __atomic_load_n(&p->x->max_conns, __ATOMIC_RELAXED))
 		c->flags |= CONN_REJECT_503;
 	unsigned retry;
 	c->door = (uint8_t)door_enter(peer, loop_now(p->loop), &c->ip, &c->port, &retry);
 	c->retry_s = (uint8_t)(retry > 255 ? 255 : retry);
-	if (tls && !(c->tls = tls_conn_new(p->x->tls, fd))) {
-		log_error(ENOMEM, "new TLS connection");
-		loop_close(p->loop, c, "out of memory");
-		return;
-	}
 	if (sess_start(p->sess, c)) {
 		log_error(ENOMEM, "new connection");
 		loop_close(p->loop, c, "out of memory");
@@ -116,9 +116,18 @@ static struct lp *least_loaded(struct lps *x)
 	return best;
 }
 
-void lps_accept(struct lps *x, int fd, const struct sockaddr *peer, int tls)
+void lps_accept(struct lps *x, int fd, const struct sockaddr *peer, int tls_listener)
 {
-	struct lp *p = x->spread && !x->gathered && !tls ? least_loaded(x) : &x->lp[0];
+	struct tls_conn *tls = NULL;
+	if (tls_listener && !(tls = tls_conn_new(x->tls, fd))) {
+		log_error(ENOMEM, "new TLS connection");
+		close(fd);
+		return;
+	}
+	/* A TLS handshake is the costliest thing a connection asks of its loop, whatever its
+	 * route: it is done where there is room, even when the route then moves it to loop 0. */
+	int spread = (x->builtin || tls) && !x->gathered;
+	struct lp *p = spread ? least_loaded(x) : &x->lp[0];
 	if (p->index == 0) {
 		accept_on(p, fd, peer, tls);
 		return;
@@ -265,14 +274,8 @@ int lps_gather(struct lps *x)
 			rc = -ENOMEM;
 		if (g.failed)
 			rc = -ENOMEM;
-		struct loop *l0 = x->lp[0].loop;
-		for (size_t k = 0; k < g.n; k++) {
-			struct conn *c = g.v[k];
-			if (loop_add_conn(l0, c))
-				loop_close(l0, c, "epoll_ctl failed");
-			else
-				loop_mark(l0, c); /* what it had queued goes out; a paused one reads again */
-		}
+		for (size_t k = 0; k < g.n; k++)
+			sess_adopt(x->lp[0].sess, g.v[k]);
 		moved += g.n;
 		free(g.v);
 	}
@@ -290,6 +293,7 @@ void lps_spread(struct lps *x)
 /* --- spreading loop 0's connections --- */
 
 struct handout {
+	struct lp *p;            /* the loop that takes them */
 	struct conn **v;
 	size_t n;
 };
@@ -297,13 +301,9 @@ struct handout {
 static void take_conns(struct loop *l, void *arg)
 {
 	struct handout *h = arg;
-	for (size_t i = 0; i < h->n; i++) {
-		struct conn *c = h->v[i];
-		if (loop_add_conn(l, c))
-			loop_close(l, c, "epoll_ctl failed");
-		else
-			loop_mark(l, c); /* what it had queued goes out; a paused one reads again */
-	}
+	(void)l;
+	for (size_t i = 0; i < h->n; i++)
+		sess_adopt(h->p->sess, h->v[i]);
 	free(h->v);
 	free(h);
 }
@@ -317,7 +317,7 @@ struct pick {
 static void pick_one(struct conn *c, void *arg)
 {
 	struct pick *p = arg;
-	if (p->n < p->want && c->state == CONN_OPEN && (c->flags & CONN_ECHO) && !c->tls)
+	if (p->n < p->want && c->state == CONN_OPEN && (c->flags & CONN_ECHO))
 		p->v[p->n++] = c;
 }
 
@@ -355,7 +355,9 @@ void lps_balance(struct lps *x)
 			h->v[k] = p.v[next + k];
 		}
 		h->n = give;
+		h->p = q;
 		if (loop_post(q->loop, take_conns, h)) { /* no memory: they come back here */
+			h->p = &x->lp[0];
 			take_conns(x->lp[0].loop, h);
 			continue;
 		}
@@ -512,6 +514,14 @@ static int has_builtin(const struct gw_config *cfg)
 	return 0;
 }
 
+static int has_tls_listener(const struct gw_config *cfg)
+{
+	for (int i = 0; i < cfg->n_listen; i++)
+		if (cfg->listen[i].tls)
+			return 1;
+	return 0;
+}
+
 static int start(struct lps *x, unsigned i, const struct gw_config *cfg)
 {
 	struct lp *p = &x->lp[i];
@@ -544,7 +554,8 @@ int lps_new(struct gw_config *cfg, struct loop *l0, struct sess *s0, struct tls_
 	x->max_conns = ~0u;
 	x->lp[0] = (struct lp){ .x = x, .index = 0, .loop = l0, .sess = s0, .cfg = cfg };
 	x->n = 1;
-	x->spread = has_builtin(cfg);
+	x->builtin = has_builtin(cfg);
+	x->spread = x->builtin || has_tls_listener(cfg);
 	unsigned want = cfg->loops ? cfg->loops : 1;
 	if (want > 1)
 		bud_set_shared();
@@ -558,7 +569,9 @@ int lps_new(struct gw_config *cfg, struct loop *l0, struct sess *s0, struct tls_
 	}
 	if (want > 1)
 		log_info("%u event loops%s", want,
-			 x->spread ? "" : ": every route is a worker route, so loop 0 serves every connection");
+			 x->builtin ? ""
+			 : x->spread ? ": every route is a worker route, so only TLS handshakes spread"
+				     : ": every route is a worker route, so loop 0 serves every connection");
 	*out = x;
 	return 0;
 }

@@ -2,11 +2,12 @@
  * The event loops (--loops N). Loop 0 is the server's, on the main thread: it accepts,
  * and it alone serves the admin endpoint, the control channel, the workers and so every
  * worker route. Loops 1..N-1 are threads, each with its own epoll set, read buffer and
- * session layer for the built-in routes (echo, static files): a connection accepted on a
- * plain listener goes to the loop that has the fewest, and a request for a worker route,
- * once read there, moves to loop 0 before it is answered. With no built-in route, or on
- * a TLS listener, every connection stays on loop 0. Top layer, beside gateway/server.c,
- * which owns it; called from loop 0's thread only.
+ * session layer for the built-in routes (echo, static files): a connection goes to the
+ * loop that has the fewest, and a request for a worker route, once read there, moves to
+ * loop 0 before it is answered. A plain listener's connections stay on loop 0 when no
+ * route is built in; a TLS listener's always spread, so their handshakes do (the TLS
+ * state is made on loop 0, where a reload swaps the certificate). Top layer, beside
+ * gateway/server.c, which owns it; called from loop 0's thread only.
  */
 #ifndef WSGW_LOOPS_H
 #define WSGW_LOOPS_H
@@ -29,9 +30,10 @@ int lps_new(struct gw_config *cfg, struct loop *l0, struct sess *s0, struct tls_
 /* Stops the threads, closing their connections, and frees everything. NULL is a no-op. */
 void lps_free(struct lps *x);
 
-/* A connection accepted on loop 0 (gateway/listener.h's callback): it starts on the
- * loop chosen for it. More than max_conns open: it is answered 503 once read. */
-void lps_accept(struct lps *x, int fd, const struct sockaddr *peer, int tls);
+/* A connection accepted on loop 0 (gateway/listener.h's callback) by a TLS listener or
+ * not: it starts on the loop chosen for it. More than max_conns open: it is answered 503
+ * once read. */
+void lps_accept(struct lps *x, int fd, const struct sockaddr *peer, int tls_listener);
 void lps_set_max_conns(struct lps *x, unsigned max_conns);
 
 /* Begins an orderly close of connection id with code on whichever loop owns it: the

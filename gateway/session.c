@@ -584,6 +584,16 @@ int sess_start(struct sess *s, struct conn *c)
 	return upg_start(&s->u, c);
 }
 
+/* Adding c to the epoll set reports what its socket holds, but not the records OpenSSL
+ * read ahead of it on the loop it came from: once the flush has written what c had
+ * queued, on_drained reads it again as if it had been paused. */
+static void reread(struct sess *s, struct conn *c)
+{
+	if (c->tls && c->state == CONN_OPEN)
+		c->flags |= CONN_READ_PAUSED;
+	loop_mark(s->u.loop, c);
+}
+
 void sess_arrive(struct sess *s, struct conn *c)
 {
 	if (loop_add_conn(s->u.loop, c)) {
@@ -591,8 +601,21 @@ void sess_arrive(struct sess *s, struct conn *c)
 		return;
 	}
 	/* What comes after the early frames is read as the epoll set reports it. */
-	if (upg_route(&s->u, c) == UPG_OPEN)
-		sess__early_frames(s, c);
+	if (upg_route(&s->u, c) != UPG_OPEN)
+		return;
+	sess__early_frames(s, c);
+	if (c->state == CONN_OPEN)
+		reread(s, c);
+}
+
+int sess_adopt(struct sess *s, struct conn *c)
+{
+	if (loop_add_conn(s->u.loop, c)) {
+		loop_close(s->u.loop, c, "epoll_ctl failed");
+		return -1;
+	}
+	reread(s, c);
+	return 0;
 }
 
 void sess__early_frames(struct sess *s, struct conn *c)

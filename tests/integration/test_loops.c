@@ -1,16 +1,21 @@
 /*
  * --loops N against the real gateway: connections of a built-in route spread over the
  * loops by count, each keeps its messages in order, one whose request names a worker
- * route moves to loop 0 with the frames that came behind its request, and the operator's
- * kick, /connections, a reload and the drain reach every loop. Built with TSan, the
+ * route moves to loop 0 with the frames that came behind its request, a TLS listener's
+ * handshakes spread too, and the operator's kick, /connections, a reload and the drain
+ * reach every loop. Built with TSan, the
  * gateway's exit status tells whether the loops raced (make check-tsan).
  */
 #include "tests/lib/wstest.h"
 #include "tests/lib/wtadmin.h"
 #include "tests/lib/wtenv.h"
 #include "tests/lib/wtproc.h"
+#include "tests/lib/wttls.h"
 
 #include <check.h>
+#include <limits.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -80,37 +85,56 @@ START_TEST(spread_by_count_in_order)
 }
 END_TEST
 
-START_TEST(worker_route_moves_to_loop_0)
+/* Opens c on path with the request and a first frame sent together: in one write, or
+ * (split) in two, which over TLS are two records, corked into one segment so the gateway
+ * reads both at once and OpenSSL holds the second while the first moves the connection.
+ * The frame's echo must come back. */
+static void open_with_early_frame(struct wt_conn *c, const char *path, int i, int split)
+{
+	char req[1024], both[1200];
+	WT_OK(c, wt_connect(c, "127.0.0.1", gw.port));
+	int n = wt_request_build(c, req, sizeof(req), path, NULL);
+	ck_assert_int_gt(n, 0);
+	size_t flen;
+	char first[32];
+	int fl = snprintf(first, sizeof(first), "early %d", i);
+	uint8_t *f = wt_frame_encode(&(struct wt_frame_spec){ .opcode = 1, .fin = 1,
+						.payload = first, .len = (size_t)fl }, &flen);
+	if (split) {
+		int on = 1, off = 0;
+		ck_assert_int_eq(setsockopt(c->fd, IPPROTO_TCP, TCP_CORK, &on, sizeof(on)), 0);
+		WT_OK(c, wt_send_raw(c, req, (size_t)n));
+		WT_OK(c, wt_send_raw(c, f, flen));
+		ck_assert_int_eq(setsockopt(c->fd, IPPROTO_TCP, TCP_CORK, &off, sizeof(off)), 0);
+	} else {
+		memcpy(both, req, (size_t)n);
+		memcpy(both + n, f, flen);
+		WT_OK(c, wt_send_raw(c, both, (size_t)n + flen));
+	}
+	free(f);
+	struct wt_http r;
+	WT_EXPECT_HTTP(c, &r, 101);
+	WT_EXPECT_MESSAGE(c, 1, first, (size_t)fl);
+}
+
+static void use_echo_worker(void)
 {
 	char worker[256];
 	snprintf(worker, sizeof(worker), "%s/wsgw-echo", getenv("WSGW_BUILD") ? getenv("WSGW_BUILD") : "build");
 	setenv("WT_GW_WORKER", worker, 1);
+}
+
+START_TEST(worker_route_moves_to_loop_0)
+{
+	use_echo_worker();
 	WT_GW_START(&gw, "--loops", "2", "--route", "/e=echo", "--route", "/w=conf", "--admin", "127.0.0.1:0",
 		    "--static", "tests", NULL);
 	/* Half on the built-in route first, so the worker route's requests are read on
 	 * loop 1 as often as on loop 0. */
 	for (int i = 0; i < NCONN / 2; i++)
 		WT_EXPECT_OPEN(&conns[i], "127.0.0.1", gw.port, "/e");
-	for (int i = NCONN / 2; i < NCONN; i++) {
-		/* The request and a first frame in one write: the frame travels with the move. */
-		struct wt_conn *c = &conns[i];
-		char req[1024], both[1200];
-		WT_OK(c, wt_connect(c, "127.0.0.1", gw.port));
-		int n = wt_request_build(c, req, sizeof(req), "/w", NULL);
-		ck_assert_int_gt(n, 0);
-		size_t flen;
-		char first[32];
-		int fl = snprintf(first, sizeof(first), "early %d", i);
-		uint8_t *f = wt_frame_encode(&(struct wt_frame_spec){ .opcode = 1, .fin = 1,
-							.payload = first, .len = (size_t)fl }, &flen);
-		memcpy(both, req, (size_t)n);
-		memcpy(both + n, f, flen);
-		free(f);
-		WT_OK(c, wt_send_raw(c, both, (size_t)n + flen));
-		struct wt_http r;
-		WT_EXPECT_HTTP(c, &r, 101);
-		WT_EXPECT_MESSAGE(c, 1, first, (size_t)fl);
-	}
+	for (int i = NCONN / 2; i < NCONN; i++)
+		open_with_early_frame(&conns[i], "/w", i, 0);
 	ck_assert_double_eq(metric("wsgw_loop_connections{loop=\"0\"}") +
 				    metric("wsgw_loop_connections{loop=\"1\"}"), NCONN);
 	ck_assert_double_ge(metric("wsgw_loop_connections{loop=\"0\"}"), NCONN / 2);
@@ -219,6 +243,73 @@ START_TEST(kick_list_reload_drain_reach_every_loop)
 }
 END_TEST
 
+/* Points link at target, replacing what it was (a certificate renewed in place). */
+static void relink(const char *target, const char *link)
+{
+	char tmp[256], abs[PATH_MAX];
+	snprintf(tmp, sizeof(tmp), "%s.new", link);
+	unlink(tmp);
+	ck_assert_ptr_nonnull(realpath(target, abs));
+	ck_assert_int_eq(symlink(abs, tmp), 0);
+	ck_assert_int_eq(rename(tmp, link), 0);
+}
+
+static void expect_cn(struct wt_conn *c, const char *want)
+{
+	char cn[64];
+	ck_assert_int_eq(wt_tls_peer_cn(c->tls, cn, sizeof(cn)), 0);
+	ck_assert_str_eq(cn, want);
+}
+
+/* A TLS listener's handshakes run on every loop: its connections spread by count, a
+ * worker route's move to loop 0 after the handshake with what OpenSSL read ahead behind
+ * the request, and a reload's certificate serves the next connections, here all on loop 1. */
+START_TEST(tls_handshakes_spread)
+{
+	char dir[128], cert[192], key[192];
+	ck_assert_int_eq(wt_dir_new(dir, sizeof(dir)), 0);
+	snprintf(cert, sizeof(cert), "%s/cert.pem", dir);
+	snprintf(key, sizeof(key), "%s/key.pem", dir);
+	relink(wt_tls_file("cert.pem"), cert);
+	relink(wt_tls_file("key.pem"), key);
+	use_echo_worker();
+	WT_GW_START(&gw, "--loops", "2", "--listen", "127.0.0.1:0,tls", "--tls-cert", cert, "--tls-key", key,
+		    "--route", "/e=echo", "--route", "/w=conf", "--admin", "127.0.0.1:0", NULL);
+	for (int i = 0; i < NCONN / 2; i++) {
+		WT_EXPECT_OPEN(&conns[i], "127.0.0.1", gw.port, "/e");
+		expect_cn(&conns[i], "localhost");
+	}
+	ck_assert_double_eq(metric("wsgw_loop_connections{loop=\"1\"}"), NCONN / 4);
+	/* Loop 1 owns the fewest from now on: it takes every handshake, and each connection
+	 * moves to loop 0 once its request is read. */
+	for (int i = NCONN / 2; i < NCONN; i++)
+		open_with_early_frame(&conns[i], "/w", i, 1);
+	ck_assert_double_eq(metric("wsgw_loop_connections{loop=\"0\"}"), NCONN / 4 + NCONN / 2);
+	ck_assert_double_eq(metric("wsgw_loop_connections{loop=\"1\"}"), NCONN / 4);
+	echo_in_order();
+
+	relink(wt_tls_file("cert2.pem"), cert);
+	relink(wt_tls_file("key2.pem"), key);
+	ck_assert_int_eq(kill(gw.pid, SIGHUP), 0);
+	ck_assert(wt_wait_file(gw.log_path, "TLS: SIGHUP: reloaded", 5000));
+	struct wt_conn more[4];
+	for (int i = 0; i < 4; i++) {
+		WT_EXPECT_OPEN(&more[i], "127.0.0.1", gw.port, "/e");
+		expect_cn(&more[i], "localhost2");
+	}
+	ck_assert_double_eq(metric("wsgw_loop_connections{loop=\"1\"}"), NCONN / 4 + 4);
+	for (int i = 0; i < 4; i++) {
+		WT_OK(&more[i], wt_send_frame(&more[i], 1, 1, "renewed", 7));
+		WT_EXPECT_MESSAGE(&more[i], 1, "renewed", 7);
+	}
+	echo_in_order();
+	WT_GW_STOP(&gw);
+	unlink(cert);
+	unlink(key);
+	wt_dir_remove(dir);
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("loops");
@@ -229,6 +320,7 @@ int main(void)
 	tcase_add_test(tc, spread_by_count_in_order);
 	tcase_add_test(tc, worker_route_moves_to_loop_0);
 	tcase_add_test(tc, kick_list_reload_drain_reach_every_loop);
+	tcase_add_test(tc, tls_handshakes_spread);
 	suite_add_tcase(s, tc);
 	return wt_run_suite(s);
 }
