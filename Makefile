@@ -247,24 +247,30 @@ check: all $(TLS_DIR)/cert.pem $(PROMTOOL)
 	  exit 2; fi
 	@$(if $(CHECK_LANG)$(filter %test_upgrade,$(CHECK_BIN)),tests/workers/lang_deps.sh || exit 1;) \
 	failed=""; for t in $(CHECK_BIN); do \
-	  echo "== $$t"; \
+	  echo "== $$t"; t0=$$(date +%s); \
 	  WSGW_BUILD=$(abspath $(BUILD)) WT_SANITIZE=$(SANITIZE) WT_PROMTOOL=$(abspath $(PROMTOOL)) $(CHECK_LOOPS) $$t \
 	    || failed="$$failed $$t"; \
+	  echo "-- $$t: $$(( $$(date +%s) - t0 )) s"; \
 	done; \
 	if [ -n "$(CHECK_CONF_WORKER)" ]; then \
 	  for run in $(CONF_RUNS); do for t in $(CONF_SUITES); do \
-	    echo "== $$t: $${run%%:*}"; \
+	    echo "== $$t: $${run%%:*}"; t0=$$(date +%s); \
 	    env WSGW_BUILD=$(abspath $(BUILD)) $(CHECK_LOOPS) $$(echo "$${run#*:}" | tr : ' ') $$t \
 	      || failed="$$failed $$t($${run%%:*})"; \
+	    echo "-- $$t: $${run%%:*}: $$(( $$(date +%s) - t0 )) s"; \
 	  done; done; \
 	fi; \
 	if [ -n "$(CHECK_LANG)" ]; then \
 	  echo "== tests/workers/run_lang_tests.sh (Python and Node workers)"; \
+	  t0=$$(date +%s); \
 	  WSGW_BUILD=$(abspath $(BUILD)) $(CHECK_LOOPS) tests/workers/run_lang_tests.sh || failed="$$failed run_lang_tests.sh"; \
+	  echo "-- run_lang_tests.sh: $$(( $$(date +%s) - t0 )) s"; \
 	fi; \
 	if [ -n "$(CHECK_BROWSER)" ]; then \
 	  echo "== tests/browser/run.sh (chromium: the demo page; ws:// and wss:// with deflate)"; \
+	  t0=$$(date +%s); \
 	  WSGW_BUILD=$(abspath $(BUILD)) $(CHECK_LOOPS) tests/browser/run.sh || failed="$$failed browser"; \
+	  echo "-- browser: $$(( $$(date +%s) - t0 )) s"; \
 	fi; \
 	if [ -n "$$failed" ]; then echo "FAILED:$$failed"; exit 1; fi; \
 	echo "passed: $(words $(CHECK_BIN)) test programs$(if $(CHECK_CONF_WORKER),$(comma) the conformance suites through a worker and over TLS)$(if $(CHECK_LANG),$(comma) the language suites)$(if $(CHECK_BROWSER),$(comma) the browser test)"
@@ -275,7 +281,7 @@ check: all $(TLS_DIR)/cert.pem $(PROMTOOL)
 TSAN_TESTS := $(wildcard tests/*/test_*threads*.c) tests/workers/test_workers.c tests/faults/test_faults.c \
 	      tests/integration/test_loops.c
 check-tsan:
-	$(MAKE) SANITIZE=thread build/tsan/wsgw build/tsan/wsgw-echo \
+	$(MAKE) SANITIZE=thread build/tsan/wsgw build/tsan/wsgw-echo build/tsan/tls/cert.pem \
 	  $(patsubst tests/%.c,build/tsan/tests/%,$(TSAN_TESTS))
 	@for t in $(patsubst tests/%.c,build/tsan/tests/%,$(TSAN_TESTS)); do \
 	  echo "== $$t"; \
