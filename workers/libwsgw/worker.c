@@ -34,6 +34,7 @@ struct wsgw_worker {
 	int dirty;      /* commands since the last notify */
 	int reset;      /* owe the caller a WSGW_EV_RESET */
 	uint64_t last_heard, last_sent, next_ctl, next_hello;
+	unsigned hello_wait_ms; /* before the next try of a HELLO that found no connection */
 	size_t rsv_max; /* open wsgw_send_begin reservation, 0: none */
 	struct shm_spin spin; /* how long wsgw_wait spins before it sleeps */
 };
@@ -74,8 +75,17 @@ static int send_hello(struct wsgw_worker *w)
 	snprintf(pid, sizeof(pid), "%d", (int)getpid());
 	const char *f[] = { "HELLO", version, w->pool, "shm", pid };
 	int rc = send_ctl(w, f, 5);
-	/* Not connected yet (ZMQ_IMMEDIATE): try again soon; sent: give the gateway time. */
-	w->next_hello = now_ms() + (rc ? 100 : 5000);
+	/* Not connected yet (ZMQ_IMMEDIATE): try again soon, from 2 ms up to every 100 ms, as
+	 * a connection to a gateway that is there takes a millisecond or two and one that is
+	 * away may take long; sent: give the gateway time. */
+	if (rc) {
+		w->hello_wait_ms = w->hello_wait_ms ? w->hello_wait_ms * 2 : 2;
+		if (w->hello_wait_ms > 100)
+			w->hello_wait_ms = 100;
+	} else {
+		w->hello_wait_ms = 0;
+	}
+	w->next_hello = now_ms() + (rc ? w->hello_wait_ms : 5000);
 	return rc;
 }
 
@@ -255,7 +265,9 @@ int wsgw_attach(const struct wsgw_options *o, struct wsgw_worker **out)
 			goto fail;
 		}
 		zmq_pollitem_t pi = { .socket = w->dealer, .events = ZMQ_POLLIN };
-		if (zmq_poll(&pi, 1, 100) < 0 && errno == EINTR) {
+		uint64_t now = now_ms();
+		long wait = w->next_hello > now ? (long)(w->next_hello - now) : 0;
+		if (zmq_poll(&pi, 1, wait < 100 ? wait : 100) < 0 && errno == EINTR) {
 			rc = -EINTR;
 			goto fail;
 		}
