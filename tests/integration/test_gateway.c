@@ -1088,6 +1088,26 @@ START_TEST(pipelined_messages_echo_in_order)
 }
 END_TEST
 
+/* A gateway's temp dir is gone after WT_GW_STOP: with a worker (WT_GW_WORKER, as the
+ * conformance suites run) it is the gateway's runtime dir too, whose lock file stayed,
+ * and thousands of dirs left behind made every later start slower (each start sweeps
+ * the stale ones). */
+START_TEST(stop_leaves_no_dir_behind)
+{
+	char worker[256];
+	snprintf(worker, sizeof(worker), "%s/wsgw-echo", getenv("WSGW_BUILD") ? getenv("WSGW_BUILD") : "build");
+	setenv("WT_GW_WORKER", worker, 1);
+	struct wt_gw g;
+	WT_GW_START(&g, NULL);
+	unsetenv("WT_GW_WORKER");
+	char dir[sizeof(g.dir)];
+	snprintf(dir, sizeof(dir), "%s", g.dir);
+	ck_assert_int_eq(access(dir, F_OK), 0);
+	WT_GW_STOP(&g);
+	ck_assert_msg(access(dir, F_OK) < 0 && errno == ENOENT, "%s is still there", dir);
+}
+END_TEST
+
 START_TEST(sigterm_closes_clients_with_1001)
 {
 	struct wt_conn c[3];
@@ -1181,6 +1201,7 @@ static Suite *gateway_suite(void)
 	tcase_add_test(own, missing_config_file_is_a_clear_error);
 	tcase_add_test(own, config_file_and_sighup_reload);
 	tcase_add_test(own, slow_reader_does_not_block_others);
+	tcase_add_test(own, stop_leaves_no_dir_behind);
 	tcase_add_test(own, sigterm_closes_clients_with_1001);
 	tcase_add_test(own, sigterm_with_silent_client_exits_after_close_timeout);
 	suite_add_tcase(s, own);

@@ -301,6 +301,7 @@ START_TEST(tls_handshakes_spread)
 	for (int i = 0; i < 4; i++) {
 		WT_OK(&more[i], wt_send_frame(&more[i], 1, 1, "renewed", 7));
 		WT_EXPECT_MESSAGE(&more[i], 1, "renewed", 7);
+		wt_close(&more[i]);
 	}
 	echo_in_order();
 	WT_GW_STOP(&gw);

@@ -1,5 +1,6 @@
 /* wstest: gateway process control and a raw WebSocket client for tests. */
 #include "tests/lib/wstest.h"
+#include "tests/lib/wtproc.h"
 #include "tests/lib/wttls.h"
 
 #include <check.h>
@@ -121,16 +122,14 @@ static int conn_fds[1024];
 static pid_t conn_owner[1024];
 static int atexit_done;
 
+/* The gateway's dir is its runtime dir too: its lock file and control socket are there
+ * beside the logs, so all of it goes. */
 static void gw_files_remove(const char *dir, const char *log_path)
 {
-	if (log_path[0])
+	if (dir[0])
+		wt_dir_remove(dir);
+	else if (log_path[0])
 		unlink(log_path);
-	if (dir[0]) {
-		char wlog[128];
-		snprintf(wlog, sizeof(wlog), "%s/worker.log", dir);
-		unlink(wlog);
-		rmdir(dir);
-	}
 }
 
 int wt_worker_mode(void)
@@ -444,10 +443,8 @@ static void gc_stale_dirs(const char *tmp)
 		if (sscanf(e->d_name, "wstest.%d.", &pid) != 1 || pid <= 0 ||
 		    kill(pid, 0) == 0 || errno != ESRCH)
 			continue;
-		snprintf(path, sizeof(path), "%s/%s/wsgw.log", tmp, e->d_name);
-		unlink(path);
 		snprintf(path, sizeof(path), "%s/%s", tmp, e->d_name);
-		rmdir(path);
+		wt_dir_remove(path);
 	}
 	closedir(d);
 }
