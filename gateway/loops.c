@@ -541,6 +541,11 @@ static int start(struct lps *x, unsigned i, const struct gw_config *cfg)
 		return -rc;
 	}
 	p->running = 1;
+	/* So that `top -H` and the tasks under /proc/PID/task tell the loops apart (loop 0 is
+	 * the main thread). i < LOOPS_MAX: two digits. */
+	char name[16];
+	snprintf(name, sizeof(name), "wsgw-loop%u", i % 100u);
+	pthread_setname_np(p->th, name);
 	return 0;
 }
 
