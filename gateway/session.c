@@ -608,14 +608,13 @@ void sess_arrive(struct sess *s, struct conn *c)
 		reread(s, c);
 }
 
-int sess_adopt(struct sess *s, struct conn *c)
+void sess_adopt(struct sess *s, struct conn *c)
 {
 	if (loop_add_conn(s->u.loop, c)) {
 		loop_close(s->u.loop, c, "epoll_ctl failed");
-		return -1;
+		return;
 	}
 	reread(s, c);
-	return 0;
 }
 
 void sess__early_frames(struct sess *s, struct conn *c)

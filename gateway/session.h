@@ -37,9 +37,9 @@ int sess_start(struct sess *s, struct conn *c);
 /* Takes a connection another loop moved here (sess_home) and routes its request. */
 void sess_arrive(struct sess *s, struct conn *c);
 /* Takes an open connection another loop moved here as it was: what it had queued goes
- * out, and it is read again (also what OpenSSL read ahead of it there). 0, or -1 when it
- * could not be added (it is closing). */
-int sess_adopt(struct sess *s, struct conn *c);
+ * out, and it is read again (also what OpenSSL read ahead of it there). When it cannot be
+ * added to the epoll set it is closed. */
+void sess_adopt(struct sess *s, struct conn *c);
 /* Begins an orderly close from our side (the drain: code 1001). */
 void sess_close(struct sess *s, struct conn *c, unsigned code, const char *reason);
 
