@@ -104,9 +104,9 @@ int pmd_deflate(const struct pmd_params *p, const struct pmd_cfg *cfg, struct pm
 		const uint8_t *in, size_t n, const uint8_t **out, size_t *out_n)
 	__attribute__((warn_unused_result));
 
-/* Bytes given to and taken from zlib, for the compression ratio in /metrics. */
 /* A loop thread ends: its shared zlib streams and buffers go (they are the thread's). */
 void pmd_thread_end(void);
+/* Bytes given to and taken from zlib, for the compression ratio in /metrics. */
 void pmd_totals(uint64_t *in_plain, uint64_t *in_wire, uint64_t *out_plain, uint64_t *out_wire);
 
 #endif

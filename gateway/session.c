@@ -594,14 +594,19 @@ static void reread(struct sess *s, struct conn *c)
 	loop_mark(s->u.loop, c);
 }
 
+/* c, moved here, joins this loop's epoll set: 0, or -1 and it is closing. */
+static int take(struct sess *s, struct conn *c)
+{
+	if (loop_add_conn(s->u.loop, c) == 0)
+		return 0;
+	loop_close(s->u.loop, c, "epoll_ctl failed");
+	return -1;
+}
+
 void sess_arrive(struct sess *s, struct conn *c)
 {
-	if (loop_add_conn(s->u.loop, c)) {
-		loop_close(s->u.loop, c, "epoll_ctl failed");
-		return;
-	}
 	/* What comes after the early frames is read as the epoll set reports it. */
-	if (upg_route(&s->u, c) != UPG_OPEN)
+	if (take(s, c) || upg_route(&s->u, c) != UPG_OPEN)
 		return;
 	sess__early_frames(s, c);
 	if (c->state == CONN_OPEN)
@@ -610,11 +615,8 @@ void sess_arrive(struct sess *s, struct conn *c)
 
 void sess_adopt(struct sess *s, struct conn *c)
 {
-	if (loop_add_conn(s->u.loop, c)) {
-		loop_close(s->u.loop, c, "epoll_ctl failed");
-		return;
-	}
-	reread(s, c);
+	if (take(s, c) == 0)
+		reread(s, c);
 }
 
 void sess__early_frames(struct sess *s, struct conn *c)
