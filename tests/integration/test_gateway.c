@@ -4,6 +4,7 @@
  * every wait, so a gateway that misbehaves fails a test instead of hanging.
  */
 #include "tests/lib/wstest.h"
+#include "tests/lib/wtproc.h"
 
 #include <check.h>
 #include <errno.h>
@@ -1095,7 +1096,7 @@ END_TEST
 START_TEST(stop_leaves_no_dir_behind)
 {
 	char worker[256];
-	snprintf(worker, sizeof(worker), "%s/wsgw-echo", getenv("WSGW_BUILD") ? getenv("WSGW_BUILD") : "build");
+	wt_build_path(worker, sizeof(worker), "wsgw-echo");
 	setenv("WT_GW_WORKER", worker, 1);
 	struct wt_gw g;
 	WT_GW_START(&g, NULL);

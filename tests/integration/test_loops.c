@@ -120,7 +120,7 @@ static void open_with_early_frame(struct wt_conn *c, const char *path, int i, in
 static void use_echo_worker(void)
 {
 	char worker[256];
-	snprintf(worker, sizeof(worker), "%s/wsgw-echo", getenv("WSGW_BUILD") ? getenv("WSGW_BUILD") : "build");
+	wt_build_path(worker, sizeof(worker), "wsgw-echo");
 	setenv("WT_GW_WORKER", worker, 1);
 }
 

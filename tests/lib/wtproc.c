@@ -234,13 +234,19 @@ int wt_proc_spawn(struct wt_proc *p, const char *const *argv, const char *log_pa
 	return 0;
 }
 
+void wt_build_path(char *out, size_t cap, const char *name)
+{
+	const char *build = getenv("WSGW_BUILD");
+
+	snprintf(out, cap, "%s/%s", build && *build ? build : "build", name);
+}
+
 int wt_start_echo(struct wt_proc *p, const char *control, const char *pool,
 		   const char *log_path)
 {
-	const char *build = getenv("WSGW_BUILD");
 	char prog[512];
 
-	snprintf(prog, sizeof(prog), "%s/wsgw-echo", build && *build ? build : "build");
+	wt_build_path(prog, sizeof(prog), "wsgw-echo");
 	const char *argv[] = { prog, "--control", control, "--pool", pool, NULL };
 	return wt_proc_spawn(p, argv, log_path);
 }

@@ -57,6 +57,8 @@ void wt_dir_remove(const char *dir);
 /* Starts argv[0] (a path) with stdin /dev/null, stdout and stderr appended to log_path.
  * Returns 0 or a negative errno. */
 int wt_proc_spawn(struct wt_proc *p, const char *const *argv, const char *log_path);
+/* The path of the build's program name: $WSGW_BUILD/name, or build/name. */
+void wt_build_path(char *out, size_t cap, const char *name);
 /* $WSGW_BUILD/wsgw-echo --control control --pool pool. */
 int wt_start_echo(struct wt_proc *p, const char *control, const char *pool,
 		   const char *log_path);
