@@ -240,6 +240,9 @@ CONF_RUNS := worker:WT_GW_WORKER=$(abspath $(BUILD))/wsgw-echo tls:WT_TLS=1 \
 
 # make check LOOPS=N: every gateway the tests start runs N event loops ($$WSGW_LOOPS).
 CHECK_LOOPS := $(if $(LOOPS),WSGW_LOOPS=$(LOOPS))
+# Each run of make check says how long it took: $(CHECK_T0) before it, $(CHECK_SECS) after.
+CHECK_T0 = t0=$$(date +%s)
+CHECK_SECS = $$(( $$(date +%s) - t0 )) s
 
 check: all $(TLS_DIR)/cert.pem $(PROMTOOL)
 	@if [ -z "$(CHECK_BIN)$(CHECK_CONF_WORKER)$(CHECK_LANG)$(CHECK_BROWSER)" ]; then \
@@ -247,30 +250,30 @@ check: all $(TLS_DIR)/cert.pem $(PROMTOOL)
 	  exit 2; fi
 	@$(if $(CHECK_LANG)$(filter %test_upgrade,$(CHECK_BIN)),tests/workers/lang_deps.sh || exit 1;) \
 	failed=""; for t in $(CHECK_BIN); do \
-	  echo "== $$t"; t0=$$(date +%s); \
+	  echo "== $$t"; $(CHECK_T0); \
 	  WSGW_BUILD=$(abspath $(BUILD)) WT_SANITIZE=$(SANITIZE) WT_PROMTOOL=$(abspath $(PROMTOOL)) $(CHECK_LOOPS) $$t \
 	    || failed="$$failed $$t"; \
-	  echo "-- $$t: $$(( $$(date +%s) - t0 )) s"; \
+	  echo "-- $$t: $(CHECK_SECS)"; \
 	done; \
 	if [ -n "$(CHECK_CONF_WORKER)" ]; then \
 	  for run in $(CONF_RUNS); do for t in $(CONF_SUITES); do \
-	    echo "== $$t: $${run%%:*}"; t0=$$(date +%s); \
+	    echo "== $$t: $${run%%:*}"; $(CHECK_T0); \
 	    env WSGW_BUILD=$(abspath $(BUILD)) $(CHECK_LOOPS) $$(echo "$${run#*:}" | tr : ' ') $$t \
 	      || failed="$$failed $$t($${run%%:*})"; \
-	    echo "-- $$t: $${run%%:*}: $$(( $$(date +%s) - t0 )) s"; \
+	    echo "-- $$t: $${run%%:*}: $(CHECK_SECS)"; \
 	  done; done; \
 	fi; \
 	if [ -n "$(CHECK_LANG)" ]; then \
 	  echo "== tests/workers/run_lang_tests.sh (Python and Node workers)"; \
-	  t0=$$(date +%s); \
+	  $(CHECK_T0); \
 	  WSGW_BUILD=$(abspath $(BUILD)) $(CHECK_LOOPS) tests/workers/run_lang_tests.sh || failed="$$failed run_lang_tests.sh"; \
-	  echo "-- run_lang_tests.sh: $$(( $$(date +%s) - t0 )) s"; \
+	  echo "-- run_lang_tests.sh: $(CHECK_SECS)"; \
 	fi; \
 	if [ -n "$(CHECK_BROWSER)" ]; then \
 	  echo "== tests/browser/run.sh (chromium: the demo page; ws:// and wss:// with deflate)"; \
-	  t0=$$(date +%s); \
+	  $(CHECK_T0); \
 	  WSGW_BUILD=$(abspath $(BUILD)) $(CHECK_LOOPS) tests/browser/run.sh || failed="$$failed browser"; \
-	  echo "-- browser: $$(( $$(date +%s) - t0 )) s"; \
+	  echo "-- browser: $(CHECK_SECS)"; \
 	fi; \
 	if [ -n "$$failed" ]; then echo "FAILED:$$failed"; exit 1; fi; \
 	echo "passed: $(words $(CHECK_BIN)) test programs$(if $(CHECK_CONF_WORKER),$(comma) the conformance suites through a worker and over TLS)$(if $(CHECK_LANG),$(comma) the language suites)$(if $(CHECK_BROWSER),$(comma) the browser test)"
