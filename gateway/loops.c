@@ -38,6 +38,7 @@ struct lps {
 	int builtin;             /* a built-in route exists: plain listeners' connections spread */
 	int spread;              /* builtin, or a TLS listener (its handshakes spread) */
 	int gathered;            /* lps_gather: until lps_spread, every connection stays on loop 0 */
+	int draining;            /* atomic: lps_drain; who joins a loop after it is turned away */
 	unsigned max_conns;      /* atomic: a reload changes it while the others read it */
 	struct tls_srv *tls;
 	struct lp lp[LOOPS_MAX];
@@ -81,8 +82,16 @@ static void accept_on(struct lp *p, int fd, const struct sockaddr *peer, struct 
 		loop_close(p->loop, c, "out of memory");
 		return;
 	}
-	if (loop_add_conn(p->loop, c))
+	if (loop_add_conn(p->loop, c)) {
 		loop_close(p->loop, c, "epoll_ctl failed");
+		return;
+	}
+	/* c is in the map: either the drain's look at the map finds it, or this sees the
+	 * drain (the fence orders the insert before the load, as lps_drain's store is
+	 * ordered before the look). */
+	__atomic_thread_fence(__ATOMIC_SEQ_CST);
+	if (__atomic_load_n(&p->x->draining, __ATOMIC_RELAXED))
+		sess_close(p->sess, c, WS_CLOSE_GOING_AWAY, "server shutting down");
 }
 
 static void take_hand(struct loop *l, void *arg)
@@ -159,7 +168,11 @@ static void arrive(struct loop *l, void *arg)
 {
 	struct move *m = arg;
 	(void)l;
-	sess_arrive(m->x->lp[0].sess, m->c);
+	/* Moving, it was in no loop when the drain looked. */
+	if (__atomic_load_n(&m->x->draining, __ATOMIC_RELAXED))
+		sess_turn_away(m->x->lp[0].sess, m->c, "server shutting down");
+	else
+		sess_arrive(m->x->lp[0].sess, m->c);
 	free(m);
 }
 
@@ -202,6 +215,11 @@ static void take_close(struct loop *l, void *arg)
 	(void)l;
 	close_here(r->p, r->id, r->code, r->reason, r->drain);
 	free(r);
+}
+
+void lps_drain(struct lps *x)
+{
+	__atomic_store_n(&x->draining, 1, __ATOMIC_SEQ_CST);
 }
 
 int lps_close(struct lps *x, uint64_t id, unsigned code, const char *reason, int drain)

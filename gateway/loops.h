@@ -36,6 +36,12 @@ void lps_free(struct lps *x);
 void lps_accept(struct lps *x, int fd, const struct sockaddr *peer, int tls_listener);
 void lps_set_max_conns(struct lps *x, unsigned max_conns);
 
+/* The drain begins: from now on a connection that joins a loop (handed to it as it was
+ * accepted, or moving to loop 0 for a worker route) is closed in its handshake, as the
+ * drain closes those it finds; it found none of these in any loop. Before the drain looks
+ * at the connections. */
+void lps_drain(struct lps *x);
+
 /* Begins an orderly close of connection id with code on whichever loop owns it: the
  * operator's kick, or (drain 1) the drain, which counts it. Returns 0 (for another loop's:
  * asked of it), -ENOENT (no such open connection, or one moving between loops this

@@ -98,9 +98,21 @@ static void drain_collect(struct conn *c, void *arg)
 	 * handshake then follows it once open (gateway/handover_run.c), or times out. Those
 	 * of other loops are theirs to judge when their turn comes (lps_close). */
 	int mine = conn_loop(c) == 0;
-	if (s->drain_n < s->drain_cap && (!mine || (c->state != CONN_DEAD &&
-						    !(c->state == CONN_HANDSHAKE && ho_late_active()))))
-		s->drain_ids[s->drain_n++] = c->id;
+	if (mine && (c->state == CONN_DEAD || (c->state == CONN_HANDSHAKE && ho_late_active())))
+		return;
+	/* The other loops still add the connections handed to them before the drain began,
+	 * so there may be more than were counted. */
+	if (s->drain_n == s->drain_cap) {
+		size_t cap = 2 * s->drain_cap + 64;
+		uint64_t *v = realloc(s->drain_ids, cap * sizeof(*v));
+		if (!v) {
+			(void)lps_close(s->lps, c->id, WS_CLOSE_GOING_AWAY, "server shutting down", 1);
+			return; /* no room to wait for its turn: now */
+		}
+		s->drain_ids = v;
+		s->drain_cap = cap;
+	}
+	s->drain_ids[s->drain_n++] = c->id;
 }
 
 /* Closes the clients whose turn has come: drain-rate per second since the drain began,
@@ -122,13 +134,6 @@ static void drain_step(struct server *s)
 	}
 }
 
-static void drain_all(struct conn *c, void *arg)
-{
-	struct server *s = arg;
-	stats.drained++;
-	sess_close(s->sess, c, WS_CLOSE_GOING_AWAY, "server shutting down");
-}
-
 static void start_drain(struct server *s)
 {
 	if (s->draining)
@@ -138,20 +143,18 @@ static void start_drain(struct server *s)
 	if (!s->upgraded)
 		ho_upgrade_cancel();
 	lsn_close(s->lsn);
-	unsigned long n = conn_count();
+	lps_drain(s->lps);
 	s->drain_rate = s->cfg->drain_rate;
 	s->drain_start = loop_now(s->loop);
-	s->drain_cap = n;
+	s->drain_cap = conn_count() ? conn_count() : 1; /* grows if more are found (drain_collect) */
 	s->drain_n = s->drain_i = 0;
-	s->drain_ids = malloc((n ? n : 1) * sizeof(*s->drain_ids));
+	s->drain_ids = malloc(s->drain_cap * sizeof(*s->drain_ids));
 	if (!s->drain_ids) {
-		log_error(ENOMEM, "drain: closing every client at once");
-		s->drain_rate = 0;
+		log_error(ENOMEM, "drain: the clients that cannot wait in turn are closed at once");
 		s->drain_cap = 0;
 	}
 	conn_for_each_all(drain_collect, s);
-	if (s->drain_ids)
-		n = s->drain_n;
+	unsigned long n = s->drain_n;
 	if (s->drain_rate)
 		log_info("draining %lu connections (close 1001), %u per second: about %lu s", n,
 			 s->drain_rate, n / s->drain_rate + 1);
@@ -161,8 +164,6 @@ static void start_drain(struct server *s)
 	s->drain_deadline = s->drain_start + (uint32_t)(s->drain_rate ? 1000 * (n / s->drain_rate + 1) : 0) +
 			    s->cfg->close_ms + 1000;
 	drain_step(s);
-	if (!s->drain_ids && !s->drain_rate && s->drain_cap == 0)
-		conn_for_each(drain_all, s); /* no memory for the list: the other loops' time out */
 }
 
 /* Settings bound to sockets, segments or threads made at start keep their value, each

@@ -613,6 +613,12 @@ void sess_arrive(struct sess *s, struct conn *c)
 		reread(s, c);
 }
 
+void sess_turn_away(struct sess *s, struct conn *c, const char *reason)
+{
+	if (take(s, c) == 0)
+		sess_close(s, c, WS_CLOSE_GOING_AWAY, reason);
+}
+
 void sess_adopt(struct sess *s, struct conn *c)
 {
 	if (take(s, c) == 0)

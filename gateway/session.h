@@ -36,6 +36,9 @@ struct pools *sess_pools(struct sess *s);
 int sess_start(struct sess *s, struct conn *c);
 /* Takes a connection another loop moved here (sess_home) and routes its request. */
 void sess_arrive(struct sess *s, struct conn *c);
+/* Takes a connection another loop moved here only to close it in its handshake (the
+ * drain began while it moved). */
+void sess_turn_away(struct sess *s, struct conn *c, const char *reason);
 /* Takes an open connection another loop moved here as it was: what it had queued goes
  * out, and it is read again (also what OpenSSL read ahead of it there). When it cannot be
  * added to the epoll set it is closed. */

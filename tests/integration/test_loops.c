@@ -243,6 +243,54 @@ START_TEST(kick_list_reload_drain_reach_every_loop)
 }
 END_TEST
 
+#define NRACE 150
+
+/* SIGTERM while connections are between loops: accepted on loop 0 and handed to loop 1,
+ * or read there and moving back for the worker route. Each is either refused before its
+ * upgrade or, once it got 101, sent 1001; none is upgraded after the drain looked and
+ * then cut at its deadline without a close frame. Rounds, since the window is short. */
+START_TEST(drain_reaches_connections_between_loops)
+{
+	static struct wt_conn race[NRACE];
+	use_echo_worker();
+	for (int round = 0; round < 4; round++) {
+		WT_GW_START(&gw, "--loops", "2", "--route", "/e=echo", "--route", "/w=conf", NULL);
+		/* Loop 1 first owns the fewest, so requests are read there and move. */
+		WT_EXPECT_OPEN(&conns[0], "127.0.0.1", gw.port, "/e");
+		char req[1024];
+		for (int i = 0; i < NRACE; i++) {
+			WT_OK(&race[i], wt_connect(&race[i], "127.0.0.1", gw.port));
+			int n = wt_request_build(&race[i], req, sizeof(req), "/w", NULL);
+			ck_assert_int_gt(n, 0);
+			WT_OK(&race[i], wt_send_raw(&race[i], req, (size_t)n));
+		}
+		ck_assert_int_eq(kill(gw.pid, SIGTERM), 0);
+		int upgraded = 0;
+		for (int i = 0; i < NRACE; i++) {
+			struct wt_http r;
+			if (wt_http_read(&race[i], &r) != 101) {
+				wt_close(&race[i]);
+				continue; /* refused, or closed in its handshake: both fine */
+			}
+			upgraded++;
+			struct wt_frame fr;
+			int rc = wt_read_frame(&race[i], &fr, 5000);
+			ck_assert_msg(rc == 0 && fr.opcode == 8 && wt_close_code(&fr) == 1001,
+				      "round %d: connection %d upgraded but not sent 1001 (rc %d)", round, i, rc);
+			wt_frame_free(&fr);
+			WT_OK(&race[i], wt_send_close(&race[i], 1001, NULL, 0));
+			wt_close(&race[i]);
+		}
+		WT_EXPECT_CLOSE(&conns[0], 1001);
+		wt_close(&conns[0]);
+		ck_assert_int_eq(wt_gw_wait(&gw, 10000), 0);
+		ck_assert_msg(!wt_gw_log_contains(&gw, "drain deadline"), "round %d (%d upgraded)", round,
+			      upgraded);
+		gw.pid = 0;
+	}
+}
+END_TEST
+
 /* Points link at target, replacing what it was (a certificate renewed in place). */
 static void relink(const char *target, const char *link)
 {
@@ -322,6 +370,7 @@ int main(void)
 	tcase_add_test(tc, worker_route_moves_to_loop_0);
 	tcase_add_test(tc, kick_list_reload_drain_reach_every_loop);
 	tcase_add_test(tc, tls_handshakes_spread);
+	tcase_add_test(tc, drain_reaches_connections_between_loops);
 	suite_add_tcase(s, tc);
 	return wt_run_suite(s);
 }
