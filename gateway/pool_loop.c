@@ -214,6 +214,7 @@ static int hook_poll(void *arg)
 		if (ps->att[i]->state == WK_ALIVE)
 			n += pool__poll_worker(ps, ps->att[i]);
 	rcu_read_unlock();
+	waker_count(ps->waker, (unsigned)n);
 	return n;
 }
 
@@ -279,7 +280,7 @@ static int hook_timeout(void *arg)
 		if (w->held.head && !wk_awaits_input(w))
 			return 1;
 	}
-	return -1;
+	return waker_timeout_ms(ps->waker); /* the doorbell muted by a flood: poll */
 }
 
 static int any_pending(struct pools *ps)

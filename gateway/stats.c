@@ -189,6 +189,9 @@ int stats_format(char *out, size_t cap, unsigned long conns_open, unsigned worke
 	counter(&b, "futex_relays_total",
 		"Doorbell futex rings of workers without the eventfd, relayed by the waker thread.",
 		s.futex_relays);
+	counter(&b, "worker_wake_floods_total",
+		"Times wake-ups with no records behind them muted the doorbell (the rings polled).",
+		s.wake_floods);
 	counter(&b, "window_waits_total",
 		"Times a zmq worker's unacknowledged window filled and its clients paused.",
 		s.window_waits);

@@ -36,6 +36,7 @@ struct gw_stats {
 	uint64_t workers_over_share;  /* workers dropped past --worker-memory */
 	uint64_t worker_wakeups;      /* times the loop's eventfd woke it (gateway/waker.h) */
 	uint64_t futex_relays;        /* of those writes, the waker thread's for a futex ring */
+	uint64_t wake_floods;         /* times a flood of wake-ups muted the doorbell (waker.c) */
 	uint64_t published;           /* PUBLISH commands */
 	uint64_t delivered;           /* messages queued to subscribers (PUBLISH, SENDMANY) */
 	uint64_t publish_dropped;     /* of those, not queued: slow subscribers, policies */

@@ -21,12 +21,44 @@ struct waker {
 	struct loop *loop;
 	struct shm_bell *bell;
 	int efd;
+	int listening;       /* the eventfd is in the epoll set (not while muted) */
 	pthread_t thread;
 	int started;
 	int handed; /* a live upgrade gave the doorbell to another process: hands off it */
 	atomic_int stop;
+	atomic_int muted;    /* a flood: the eventfd out of the epoll set, the thread resting */
+	atomic_int flooded;  /* the thread saw a flood of futex rings: the loop is to mute */
 	_Atomic uint64_t relays; /* futex rings the thread turned into eventfd writes */
+	/* The flood guard (loop thread only): the window, and the last mute. */
+	uint32_t win_start, win_bells; /* wake-ups through the eventfd in the window */
+	uint64_t win_records;          /* and records the rings gave */
+	uint32_t mute_until, mute_ms, heard_at;
 };
+
+/*
+ * The flood guard. A worker wakes the loop only after publishing, so wake-ups come at most
+ * about one per record (a few more when the loop took a record before its wake-up came).
+ * One that rings with nothing behind it, as fast as it can, would keep the loop (or the
+ * thread relaying its futex rings) busy for nothing and every other worker's clients
+ * waiting behind it. Within FLOOD_WINDOW_MS, FLOOD_MIN futex rings relayed, or wake-ups
+ * through the eventfd FLOOD_MIN / 2 more than the records the rings gave, mute the
+ * doorbell for FLOOD_MUTE_MS (doubling while the flood goes on, up to FLOOD_MUTE_MAX_MS),
+ * and the loop polls the rings every FLOOD_POLL_MS instead. The doorbell and the eventfd
+ * are shared by the loop's workers: which one rings cannot be told.
+ */
+#define FLOOD_WINDOW_MS 100
+#define FLOOD_MIN 2000
+#define FLOOD_MUTE_MS 1000
+#define FLOOD_MUTE_MAX_MS 8000
+#define FLOOD_POLL_MS 1
+#define FLOOD_REST_NS 10000000L /* the thread's naps while muted */
+
+static uint32_t coarse_ms(void)
+{
+	struct timespec t;
+	clock_gettime(CLOCK_MONOTONIC_COARSE, &t);
+	return (uint32_t)t.tv_sec * 1000u + (uint32_t)(t.tv_nsec / 1000000);
+}
 
 /* The compatibility path: workers that ring the futex (waker.h says which). */
 static void *waker_main(void *arg)
@@ -39,17 +71,69 @@ static void *waker_main(void *arg)
 	 * ring), so a stop that comes between the check of `stop` and the wait is seen
 	 * within a second. */
 	const struct timespec tick = { 1, 0 };
+	const struct timespec rest = { 0, FLOOD_REST_NS };
+	uint32_t win_start = coarse_ms(), win_relays = 0;
 	while (!atomic_load(&w->stop)) {
+		if (atomic_load(&w->flooded) || atomic_load(&w->muted)) {
+			/* Not waiting on the word, which the flood keeps changing. `seen` stays:
+			 * a ring meanwhile is relayed once the mute ends. */
+			nanosleep(&rest, NULL);
+			continue;
+		}
 		syscall(SYS_futex, &db->seq, FUTEX_WAIT, seen, &tick, NULL, 0);
 		uint32_t now = atomic_load_explicit(&db->seq, memory_order_acquire);
 		if (now != seen && !atomic_load(&w->stop)) {
 			seen = now;
 			atomic_fetch_add_explicit(&w->relays, 1, memory_order_relaxed);
+			uint32_t ms = coarse_ms();
+			if (ms - win_start >= FLOOD_WINDOW_MS) {
+				win_start = ms;
+				win_relays = 0;
+			}
+			/* The loop mutes at its next iteration, which this write brings. */
+			if (++win_relays >= FLOOD_MIN)
+				atomic_store(&w->flooded, 1);
 			if (eventfd_write(w->efd, 1) < 0)
 				log_warn(errno, "write(eventfd)");
 		}
 	}
 	return NULL;
+}
+
+static void mute(struct waker *w, uint32_t now, const char *what)
+{
+	/* Soon after the last mute ended: the same flood, longer. */
+	int again = w->heard_at && now - w->heard_at < FLOOD_MUTE_MAX_MS;
+	w->mute_ms = !again ? FLOOD_MUTE_MS
+		     : 2 * w->mute_ms > FLOOD_MUTE_MAX_MS ? FLOOD_MUTE_MAX_MS : 2 * w->mute_ms;
+	w->mute_until = now + w->mute_ms;
+	loop_del(w->loop, w->efd);
+	w->listening = 0;
+	atomic_store(&w->muted, 1);
+	stats.wake_floods++;
+	if (again)
+		log_debug("the wake-up flood goes on: doorbell muted for %u ms", w->mute_ms);
+	else
+		log_warn(0, "wake-ups flood loop %u: %s with nothing to deliver; it polls the rings every %d ms instead while this lasts (a worker misbehaves; the doorbell is shared, so which one cannot be told: see /workers)",
+			 loop_index(w->loop), what, FLOOD_POLL_MS);
+}
+
+static void unmute(struct waker *w, uint32_t now)
+{
+	/* Edge-triggered and never read, the eventfd is readable: one wake-up on adding,
+	 * so nothing written meanwhile waits. */
+	if (loop_add(w->loop, w->efd, EPOLLIN | EPOLLET, &w->src)) {
+		w->mute_until = now + FLOOD_MUTE_MS; /* logged by loop_add; polled meanwhile */
+		return;
+	}
+	w->listening = 1;
+	w->win_start = now;
+	w->win_bells = 0;
+	w->win_records = 0;
+	w->heard_at = now;
+	atomic_store(&w->flooded, 0);
+	atomic_store(&w->muted, 0);
+	log_debug("wake-ups: the doorbell is heard again");
 }
 
 /* The loop registers the eventfd edge-triggered and never reads it: each write (a
@@ -62,6 +146,36 @@ static void on_bell(struct loop_src *src, uint32_t events)
 	(void)events;
 	stats.worker_wakeups++;
 	stats.futex_relays = atomic_load_explicit(&w->relays, memory_order_relaxed);
+	w->win_bells++;
+}
+
+void waker_count(struct waker *w, unsigned records)
+{
+	if (w->handed)
+		return;
+	uint32_t now = loop_now(w->loop);
+	if (!w->listening) {
+		if ((int32_t)(now - w->mute_until) >= 0)
+			unmute(w, now);
+		return;
+	}
+	if (now - w->win_start >= FLOOD_WINDOW_MS) {
+		w->win_start = now;
+		w->win_bells = 0;
+		w->win_records = 0;
+	}
+	w->win_records += records;
+	/* As soon as it is one: a flood wakes the loop hundreds of thousands of times a
+	 * second. */
+	if (atomic_load_explicit(&w->flooded, memory_order_relaxed))
+		mute(w, now, "rings of the doorbell's futex, relayed by its thread,");
+	else if (w->win_bells >= FLOOD_MIN / 2 + w->win_records)
+		mute(w, now, "writes of its eventfd");
+}
+
+int waker_timeout_ms(const struct waker *w)
+{
+	return w->listening || w->handed ? -1 : FLOOD_POLL_MS;
 }
 
 int waker_new(struct loop *l, int inherit_bell_fd, int inherit_efd, struct waker **out)
@@ -90,6 +204,8 @@ int waker_new(struct loop *l, int inherit_bell_fd, int inherit_efd, struct waker
 	rc = loop_add(l, w->efd, EPOLLIN | EPOLLET, &w->src);
 	if (rc)
 		goto fail;
+	w->listening = 1;
+	w->win_start = loop_now(l);
 	rc = -pthread_create(&w->thread, NULL, waker_main, w);
 	if (rc) {
 		log_error(-rc, "pthread_create(waker)");
@@ -121,7 +237,9 @@ static void stop_thread(struct waker *w)
 static void close_efd(struct waker *w)
 {
 	if (w->efd >= 0) {
-		loop_del(w->loop, w->efd);
+		if (w->listening)
+			loop_del(w->loop, w->efd);
+		w->listening = 0;
 		close(w->efd);
 		w->efd = -1;
 	}

@@ -42,6 +42,13 @@ int waker_fd(const struct waker *w);
  * -1 after waker_hand_off. */
 int waker_efd(const struct waker *w);
 
+/* Every iteration, after polling the rings: the records they gave. A flood of wake-ups
+ * with no records behind them mutes the doorbell for a while (waker.c says how), and
+ * waker_timeout_ms is then how often the loop must poll the rings itself: FLOOD_POLL_MS,
+ * else -1. */
+void waker_count(struct waker *w, unsigned records);
+int waker_timeout_ms(const struct waker *w);
+
 /* Before the loop sleeps: announces it on the doorbell (the caller then re-checks the
  * rings and calls waker_cancel when it found records). After it woke: waker_cancel. */
 void waker_prepare(struct waker *w);

@@ -18,6 +18,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "tests/lib/wtadmin.h"
 #include "tests/lib/wtctl.h"
 #include "tests/lib/wtenv.h"
 #include "wsgw/protocol.h"
@@ -958,6 +959,70 @@ START_TEST(test_zmq_window)
 }
 END_TEST
 
+/* ---- 10. a worker rings the doorbell with nothing to deliver -------------- */
+
+/* A worker of another pool wakes the loop as fast as it can for C10_SECS, through the
+ * doorbell's futex (_i 0) or the loop's eventfd (_i 1), with nothing in its ring, while
+ * the healthy worker's clients echo now and then. The loop stops listening to the
+ * doorbell and polls the rings: its wake-ups stay a few thousand (unguarded, tens of
+ * thousands a second), the flood is logged, and every echo comes back. */
+#define C10_SECS 2
+#define C10_MAX_WAKEUPS 20000
+
+START_TEST(test_wake_flood)
+{
+	static struct wt_conn ok[C1_HEALTHY];
+	static char page[1 << 16];
+	struct wt_env e;
+	struct wt_proc a;
+	struct wt_shm_peer h;
+	const char *how = _i ? "eventfd" : "futex";
+
+	wt_env_init(&e);
+	WT_ENV_GW_START(&e, "--route", "/=p", "--route", "/x=q", "--heartbeat", "5",
+			"--admin", "127.0.0.1:0", NULL);
+	wt_env_worker(&e, &a, WT_WORKER_ECHO, "p", "healthy");
+	for (int i = 0; i < C1_HEALTHY; i++)
+		WT_EXPECT_OPEN(&ok[i], "127.0.0.1", e.gw.port, "/");
+	ck_assert_int_eq(wt_shm_peer_attach(&h, e.control, "q"), 0);
+	ck_assert_int_ge(h.fds[2], 0); /* the gateway passed its eventfd */
+
+	pid_t flooder = fork();
+	ck_assert_int_ge(flooder, 0);
+	if (flooder == 0) {
+		int64_t end = wt_now_ms() + C10_SECS * 1000;
+		while (wt_now_ms() < end)
+			for (int k = 0; k < 1000; k++)
+				_i ? wt_shm_peer_wake(&h) : wt_shm_peer_ring(&h);
+		_exit(0);
+	}
+	int rounds = 0;
+	for (int64_t end = wt_now_ms() + C10_SECS * 1000; wt_now_ms() < end; rounds++) {
+		wt_echo_round(ok, C1_HEALTHY, rounds, "during the flood");
+		wt_sleep_ms(20); /* light traffic: the loop would sleep between rounds */
+	}
+	int st;
+	ck_assert_int_eq(wt_waitpid(flooder, &st, 10000), 0);
+
+	const char *body;
+	ck_assert_int_eq(wt_admin_get(wt_admin_port(&e.gw), "/metrics", NULL, page, sizeof(page), &body), 200);
+	double wakeups = wt_prom_value(body, "wsgw_worker_wakeups_total");
+	double floods = wt_prom_value(body, "wsgw_worker_wake_floods_total");
+	printf("wake flood (%s) for %d s: %.0f wake-ups, %.0f mutes, %d echo rounds of %d clients\n",
+	       how, C10_SECS, wakeups, floods, rounds, C1_HEALTHY);
+	ck_assert_msg(wt_count_file(e.gw.log_path, "wake-ups flood loop 0"), "the flood was not logged");
+	ck_assert_msg(floods >= 1 && wakeups < C10_MAX_WAKEUPS, "%.0f wake-ups, %.0f mutes (%s)", wakeups,
+		      floods, how);
+	/* Heard again afterwards: an echo still comes back at once, and the gateway lives. */
+	wt_sleep_ms(1200);
+	wt_echo_round(ok, C1_HEALTHY, rounds + 1, "after the flood");
+	wt_gw_expect_alive(&e.gw);
+	wt_shm_peer_close(&h);
+	wt_env_worker_stop(&a);
+	wt_env_done(&e);
+}
+END_TEST
+
 static Suite *faults_suite(void)
 {
 	const struct wt_case cases[] = {
@@ -973,6 +1038,7 @@ static Suite *faults_suite(void)
 		{ "sigkill_zmq", test_sigkill_zmq_under_load, 90, 1 },
 		{ "sigstop", test_sigstop_worker, 40, 4 },
 		{ "zmq_window", test_zmq_window, 60, 1 },
+		{ "wake_flood", test_wake_flood, 30, 2 },
 	};
 	return WT_SUITE("faults", cases);
 }

@@ -162,7 +162,7 @@ int wt_shm_peer_attach(struct wt_shm_peer *p, const char *endpoint, const char *
 	int rc;
 
 	memset(p, 0, sizeof(*p));
-	p->fds[0] = p->fds[1] = -1;
+	p->fds[0] = p->fds[1] = p->fds[2] = -1;
 	rc = wt_ctl_connect(&p->ctl, endpoint);
 	if (rc == 0)
 		rc = wt_ctl_hello(&p->ctl, pool, "shm", &w, 5000);
@@ -173,9 +173,9 @@ int wt_shm_peer_attach(struct wt_shm_peer *p, const char *endpoint, const char *
 		return -EPROTO;
 	}
 	p->id = (unsigned)strtoul(w.f[1], NULL, 10);
-	/* Two of the three: this peer rings the doorbell's futex, as a worker built before
-	 * the gateway passed its eventfd did (the waker thread keeps those working). */
-	rc = shm_fdpass_fetch(w.f[3], w.f[6], 5000, p->fds, 2, 2);
+	/* The eventfd is kept, but wt_shm_peer_ring rings the doorbell's futex, as a worker
+	 * built before the gateway passed it did (the waker thread keeps those working). */
+	rc = shm_fdpass_fetch(w.f[3], w.f[6], 5000, p->fds, 2, 3);
 	rc = rc < 0 ? rc : 0;
 	if (rc == 0)
 		rc = shm_seg_attach_fd(p->fds[0], &p->seg);
@@ -200,9 +200,16 @@ void wt_shm_peer_ring(struct wt_shm_peer *p)
 	shm_doorbell_ring(db);
 }
 
+void wt_shm_peer_wake(struct wt_shm_peer *p)
+{
+	uint64_t one = 1;
+	if (p->fds[2] >= 0 && write(p->fds[2], &one, sizeof(one)) < 0)
+		perror("wt_shm_peer_wake");
+}
+
 void wt_shm_peer_close(struct wt_shm_peer *p)
 {
-	for (int i = 0; i < 2; i++)
+	for (int i = 0; i < 3; i++)
 		if (p->fds[i] >= 0)
 			close(p->fds[i]);
 	shm_seg_close(p->seg);

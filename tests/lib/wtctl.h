@@ -55,7 +55,7 @@ int wt_ctl_hello(struct wt_ctl *c, const char *pool, const char *transport,
 struct wt_shm_peer {
 	struct wt_ctl ctl;
 	unsigned id;
-	int fds[2];            /* the segment's and the doorbell page's, as received */
+	int fds[3];            /* the segment's, the doorbell page's and the loop's eventfd */
 	struct shm_seg *seg;
 	struct shm_bell *bell;
 	struct shm_ring to_w;  /* consumer */
@@ -64,8 +64,11 @@ struct wt_shm_peer {
 
 /* Attaches to pool as a shm worker and maps its segment. 0 or -errno / -EPROTO. */
 int wt_shm_peer_attach(struct wt_shm_peer *p, const char *endpoint, const char *pool);
-/* Rings the gateway's doorbell (after writing into to_gw behind the ring's back). */
+/* Rings the gateway's doorbell's futex, as a worker without the eventfd does (after
+ * writing into to_gw behind the ring's back). */
 void wt_shm_peer_ring(struct wt_shm_peer *p);
+/* Wakes the gateway's loop through its eventfd, as current workers do. */
+void wt_shm_peer_wake(struct wt_shm_peer *p);
 void wt_shm_peer_close(struct wt_shm_peer *p);
 
 /* Starts the zmq echo worker: this test binary with --as-zmq-worker. */
