@@ -101,13 +101,15 @@ LIBWSGW_SOVERSION := 1.0.0
 
 PROGRAMS := $(BUILD)/wsgw $(BUILD)/wsgw-bench $(BUILD)/wsgw-echo $(BUILD)/wsgw-broadcast \
             $(BUILD)/wsgw-chat $(LIBWSGW_SO)
-# Built with everything (so it keeps compiling), not installed: bench/cluster/run uses it.
+# Built with everything (so it keeps compiling), not installed: bench/cluster/run and
+# bench/flood/run use them.
 BENCH_CLUSTER := $(BUILD)/wsgw-bench-cluster
+BENCH_FLOOD := $(BUILD)/bench-flood
 
 .PHONY: all deps check check-tsan run bench-ring clean install uninstall man deb rpm npm-pack tls-certs
 # Keep test objects: they are intermediate files to make, and rebuilding them is waste.
 .SECONDARY:
-all: $(PROGRAMS) $(BENCH_CLUSTER) $(TEST_BIN)
+all: $(PROGRAMS) $(BENCH_CLUSTER) $(BENCH_FLOOD) $(TEST_BIN)
 
 # The Debian packages must be there before make reads any path they provide: a pattern
 # rule's prerequisite such as /usr/share/llhttp/llhttp.c is looked up while make plans,
@@ -187,6 +189,11 @@ $(BENCH_CLUSTER): $(BUILD)/obj/bench/cluster/bench.o $(BUILD)/obj/bench/loadgen/
 $(BUILD)/bench-ring: $(patsubst %.c,$(BUILD)/obj/%.o,$(wildcard bench/ring/*.c)) $(SHM_LIB)
 	@$(if $(Q),echo "  LD      $@")
 	$(Q)$(CC) $(ALL_LDFLAGS) -o $@ $^ $(PKG_LDLIBS)
+
+# The flooder is the tests' shm peer: it links their library.
+$(BENCH_FLOOD): $(BUILD)/obj/bench/flood/flood.o $(TESTLIB_OBJ) $(CORE_LIB) $(LIBWSGW_A) $(SHM_LIB)
+	@$(if $(Q),echo "  LD      $@")
+	$(Q)$(CC) $(ALL_LDFLAGS) -o $@ $^ $(CHECK_LDLIBS) $(PKG_LDLIBS)
 
 $(BUILD)/tests/%: $(BUILD)/obj/tests/%.o $(TESTLIB_OBJ) $(CORE_LIB) $(LIBWSGW_A) $(SHM_LIB)
 	@mkdir -p $(@D)
