@@ -21,12 +21,12 @@ struct waker {
 	struct loop *loop;
 	struct shm_bell *bell;
 	int efd;
-	int listening;       /* the eventfd is in the epoll set (not while muted) */
 	pthread_t thread;
 	int started;
 	int handed; /* a live upgrade gave the doorbell to another process: hands off it */
 	atomic_int stop;
-	atomic_int muted;    /* a flood: the eventfd out of the epoll set, the thread resting */
+	atomic_int muted;    /* a flood: the eventfd out of the epoll set, the thread resting;
+			      * written by the loop only */
 	atomic_int flooded;  /* the thread saw a flood of futex rings: the loop is to mute */
 	_Atomic uint64_t relays; /* futex rings the thread turned into eventfd writes */
 	/* The flood guard (loop thread only): the window, and the last mute. */
@@ -108,7 +108,6 @@ static void mute(struct waker *w, uint32_t now, const char *what)
 		     : 2 * w->mute_ms > FLOOD_MUTE_MAX_MS ? FLOOD_MUTE_MAX_MS : 2 * w->mute_ms;
 	w->mute_until = now + w->mute_ms;
 	loop_del(w->loop, w->efd);
-	w->listening = 0;
 	atomic_store(&w->muted, 1);
 	stats.wake_floods++;
 	if (again)
@@ -126,7 +125,6 @@ static void unmute(struct waker *w, uint32_t now)
 		w->mute_until = now + FLOOD_MUTE_MS; /* logged by loop_add; polled meanwhile */
 		return;
 	}
-	w->listening = 1;
 	w->win_start = now;
 	w->win_bells = 0;
 	w->win_records = 0;
@@ -154,7 +152,7 @@ void waker_count(struct waker *w, unsigned records)
 	if (w->handed)
 		return;
 	uint32_t now = loop_now(w->loop);
-	if (!w->listening) {
+	if (atomic_load_explicit(&w->muted, memory_order_relaxed)) {
 		if ((int32_t)(now - w->mute_until) >= 0)
 			unmute(w, now);
 		return;
@@ -175,7 +173,7 @@ void waker_count(struct waker *w, unsigned records)
 
 int waker_timeout_ms(const struct waker *w)
 {
-	return w->listening || w->handed ? -1 : FLOOD_POLL_MS;
+	return atomic_load_explicit(&w->muted, memory_order_relaxed) ? FLOOD_POLL_MS : -1;
 }
 
 int waker_new(struct loop *l, int inherit_bell_fd, int inherit_efd, struct waker **out)
@@ -204,7 +202,6 @@ int waker_new(struct loop *l, int inherit_bell_fd, int inherit_efd, struct waker
 	rc = loop_add(l, w->efd, EPOLLIN | EPOLLET, &w->src);
 	if (rc)
 		goto fail;
-	w->listening = 1;
 	w->win_start = loop_now(l);
 	rc = -pthread_create(&w->thread, NULL, waker_main, w);
 	if (rc) {
@@ -237,9 +234,9 @@ static void stop_thread(struct waker *w)
 static void close_efd(struct waker *w)
 {
 	if (w->efd >= 0) {
-		if (w->listening)
+		if (!atomic_load(&w->muted))
 			loop_del(w->loop, w->efd);
-		w->listening = 0;
+		atomic_store(&w->muted, 0); /* nothing left to poll for */
 		close(w->efd);
 		w->efd = -1;
 	}
