@@ -16,6 +16,7 @@
 #include <endian.h>
 #include <errno.h>
 #include <stdbool.h>
+#include <stdio.h>
 #include <string.h>
 
 #define MAX_FRAMES (ZMSG_MAX_FRAMES - 1)
@@ -132,6 +133,37 @@ static void check_send_many(zmq_msg_t *f, int n, uint64_t max_message, const str
 	FUZZ_CHECK(!pl || !memcmp(b + 4 + il, zmq_msg_data(&f[2]), pl));
 }
 
+/* SUBSCRIBE, UNSUBSCRIBE, QUERY: VERB, id, topic; SUBSCRIBE may add since=OFFSET,EPOCH
+ * (the record then carries u8 topic length, topic, u64 offset, u64 epoch), QUERY may add
+ * position (WSGW_F_POSITION). */
+static void check_topic_verb(zmq_msg_t *f, int n, const struct zmsg_cmd *cmd)
+{
+	const struct shm_rec *r = &cmd->rec;
+	size_t tl = zmq_msg_size(&f[2]);
+
+	FUZZ_CHECK(tl >= 1 && tl <= WSGW_TOPIC_MAX);
+	if (!(r->flags & WSGW_F_SINCE)) {
+		FUZZ_CHECK(r->payload == zmq_msg_data(&f[2]) && r->len == tl);
+		FUZZ_CHECK(r->flags & WSGW_F_POSITION
+				   ? n == 4 && r->type == WSGW_QUERY && frame_is(&f[3], "position")
+				   : n == 3 && r->flags == 0);
+		return;
+	}
+	char since[64];
+	size_t sl = zmq_msg_size(&f[3]);
+	unsigned long long offset, epoch;
+	FUZZ_CHECK(n == 4 && r->type == WSGW_SUBSCRIBE && r->flags == WSGW_F_SINCE && sl < sizeof(since));
+	memcpy(since, zmq_msg_data(&f[3]), sl);
+	since[sl] = 0;
+	FUZZ_CHECK(sscanf(since, "since=%llu,%llu", &offset, &epoch) == 2);
+	const uint8_t *b = r->payload;
+	FUZZ_CHECK(b == cmd->fields && r->len == 1 + tl + 16 && b[0] == tl);
+	FUZZ_CHECK(!memcmp(b + 1, zmq_msg_data(&f[2]), tl));
+	for (int i = 0; i < 8; i++)
+		FUZZ_CHECK(b[1 + tl + (size_t)i] == (uint8_t)(offset >> (8 * i)) &&
+			   b[9 + tl + (size_t)i] == (uint8_t)(epoch >> (8 * i)));
+}
+
 static void check_decoded(zmq_msg_t *f, int n, uint64_t max_message, const struct zmsg_cmd *cmd)
 {
 	const struct shm_rec *r = &cmd->rec;
@@ -153,10 +185,9 @@ static void check_decoded(zmq_msg_t *f, int n, uint64_t max_message, const struc
 	case WSGW_SUBSCRIBE:
 	case WSGW_UNSUBSCRIBE:
 	case WSGW_QUERY:
-		FUZZ_CHECK(n == 3 && frame_is(&f[0], r->type == WSGW_SUBSCRIBE ? "SUBSCRIBE" :
-						 r->type == WSGW_UNSUBSCRIBE ? "UNSUBSCRIBE" : "QUERY"));
-		FUZZ_CHECK(r->payload == zmq_msg_data(&f[2]) && r->len == zmq_msg_size(&f[2]));
-		FUZZ_CHECK(r->len >= 1 && r->len <= WSGW_TOPIC_MAX);
+		FUZZ_CHECK(frame_is(&f[0], r->type == WSGW_SUBSCRIBE ? "SUBSCRIBE" :
+					   r->type == WSGW_UNSUBSCRIBE ? "UNSUBSCRIBE" : "QUERY"));
+		check_topic_verb(f, n, cmd);
 		break;
 	case WSGW_STATQ:
 		FUZZ_CHECK(n == 2 && frame_is(&f[0], "STAT") && r->len == 0);
