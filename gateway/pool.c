@@ -80,7 +80,9 @@ int pool__map_routes(struct pools *ps, const struct gw_config *cfg, int have_con
 
 int pool_routes_update(struct pools *ps, const struct gw_config *cfg, const char **why)
 {
-	return pool__map_routes(ps, cfg, ps->waker != NULL, why);
+	/* A loop that takes no workers maps every route (loop 0 said whether it could take a
+	 * new worker pool): its requests for one move to a loop with its workers. */
+	return pool__map_routes(ps, cfg, ps->waker != NULL || !ps->takes_workers, why);
 }
 
 /* --- records to workers --- */

@@ -35,6 +35,7 @@ struct pools {
 	unsigned next_id;
 	unsigned dying;                    /* failed, hand-over not done yet */
 	struct waker *waker;               /* NULL: no worker pool */
+	int takes_workers;                 /* 0: a loop whose worker routes go to another */
 	struct clu *clu;                   /* the cluster; NULL: this gateway alone */
 	uint64_t *resume;                  /* connections to read again at the end of the batch */
 	size_t n_resume, cap_resume;

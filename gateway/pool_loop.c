@@ -355,6 +355,7 @@ int pool_new(struct loop *l, const struct gw_config *cfg, int workers,
 	ps->ops = ops;
 	ps->arg = arg;
 	ps->next_id = 1;
+	ps->takes_workers = workers;
 	const char *why;
 	pool__map_routes(ps, cfg, 1, &why);
 	int any = 0;
