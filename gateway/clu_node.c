@@ -126,6 +126,7 @@ static void pres_write(struct clu *k, struct chan *ch)
 	}
 	/* The share: u32 count, then the ids when there are few (little-endian). */
 	rcu_read_lock();
+	top_lock();
 	struct topic *t = top_find(ch->name, ch->len);
 	unsigned count = t ? top_count(t) : 0;
 	unsigned listed = count <= WSGW_TOPIC_LIST_MAX ? count : 0;
@@ -135,6 +136,7 @@ static void pres_write(struct clu *k, struct chan *ch)
 		for (unsigned i = 0; i < listed; i++)
 			clu__put_le(share + 4 + (size_t)i * 8, top_conn(t, i)->id, 8);
 	}
+	top_unlock();
 	rcu_read_unlock();
 	if (!share) {
 		log_error(ENOMEM, "cluster: presence");

@@ -208,6 +208,7 @@ static void answer_topic(struct pools *ps, struct worker *w, uint64_t qid, const
 			 size_t tlen, unsigned flags, uint64_t remote, const uint64_t *ids,
 			 size_t nids, uint64_t offset, uint64_t epoch)
 {
+	top_lock();
 	struct topic *t = top_find(topic, tlen);
 	unsigned local = t ? top_count(t) : 0;
 	uint64_t count = local + remote;
@@ -224,6 +225,7 @@ static void answer_topic(struct pools *ps, struct worker *w, uint64_t qid, const
 	q += 4;
 	for (unsigned i = 0; listed && i < local; i++, q += 8)
 		put_le(q, top_conn(t, i)->id, 8);
+	top_unlock();
 	for (size_t i = 0; listed && i < nids; i++, q += 8)
 		put_le(q, ids[i], 8);
 	if (pos) {

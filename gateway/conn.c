@@ -1,4 +1,5 @@
 #include "gateway/conn.h"
+#include "gateway/handoff.h"
 #include "gateway/budget.h"
 #include "gateway/bufpool.h"
 #include "gateway/log.h"
@@ -14,18 +15,6 @@
 
 /* Slab chunks are never returned: the high-water mark of connections stays mapped. */
 
-/* call_rcu hands a connection to liburcu's thread through futexes in a library that
- * ThreadSanitizer cannot see: say so where the hand-off happens, or every reuse of a
- * connection's memory looks like a race. Nothing in a normal build. */
-#if defined(__SANITIZE_THREAD__)
-void __tsan_acquire(void *addr);
-void __tsan_release(void *addr);
-#define HANDOFF_RELEASE(p) __tsan_release(p)
-#define HANDOFF_ACQUIRE(p) __tsan_acquire(p)
-#else
-#define HANDOFF_RELEASE(p) ((void)(p))
-#define HANDOFF_ACQUIRE(p) ((void)(p))
-#endif
 #define SLAB_CHUNK (256u << 10)
 
 static struct cds_lfht *map;

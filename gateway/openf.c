@@ -1,5 +1,6 @@
 #include "gateway/openf.h"
 
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -14,6 +15,9 @@ struct of_set {
 /* Chained buckets, doubled when there are more sets than buckets. */
 static struct of_set **buckets;
 static size_t n_buckets, n_sets;
+/* Every loop opens worker connections, and one may close where another opened it (it
+ * moved to a loop with a worker): once per connection's open and close, never per message. */
+static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
 
 static uint64_t hash_of(const uint8_t *p, size_t n)
 {
@@ -41,10 +45,8 @@ static int grow(void)
 	return 0;
 }
 
-struct of_set *of_get(const uint8_t *p, size_t n)
+static struct of_set *get(const uint8_t *p, size_t n)
 {
-	if (n > UINT32_MAX)
-		return NULL;
 	uint64_t h = hash_of(p, n);
 	if (n_buckets)
 		for (struct of_set *s = buckets[h & (n_buckets - 1)]; s; s = s->next)
@@ -69,16 +71,30 @@ struct of_set *of_get(const uint8_t *p, size_t n)
 	return s;
 }
 
+struct of_set *of_get(const uint8_t *p, size_t n)
+{
+	if (n > UINT32_MAX)
+		return NULL;
+	pthread_mutex_lock(&mu);
+	struct of_set *s = get(p, n);
+	pthread_mutex_unlock(&mu);
+	return s;
+}
+
 void of_put(struct of_set *s)
 {
-	if (!s || --s->refs)
+	if (!s)
 		return;
-	struct of_set **pp = &buckets[s->hash & (n_buckets - 1)];
-	while (*pp != s)
-		pp = &(*pp)->next;
-	*pp = s->next;
-	n_sets--;
-	free(s);
+	pthread_mutex_lock(&mu);
+	if (--s->refs == 0) {
+		struct of_set **pp = &buckets[s->hash & (n_buckets - 1)];
+		while (*pp != s)
+			pp = &(*pp)->next;
+		*pp = s->next;
+		n_sets--;
+		free(s);
+	}
+	pthread_mutex_unlock(&mu);
 }
 
 const uint8_t *of_bytes(const struct of_set *s, size_t *n)
@@ -89,5 +105,8 @@ const uint8_t *of_bytes(const struct of_set *s, size_t *n)
 
 size_t of_count(void)
 {
-	return n_sets;
+	pthread_mutex_lock(&mu);
+	size_t n = n_sets;
+	pthread_mutex_unlock(&mu);
+	return n;
 }

@@ -5,7 +5,7 @@
  *
  * Interned: connections with the same fields share one reference-counted copy. Clients of
  * one application mostly send the same path and headers, and 80 bytes per connection was
- * a third of an idle connection's memory on a worker route. Loop thread only.
+ * a third of an idle connection's memory on a worker route. Any loop's thread (a lock).
  */
 #ifndef WSGW_OPENF_H
 #define WSGW_OPENF_H

@@ -1,9 +1,11 @@
 #include "gateway/topics.h"
 #include "gateway/conn.h"
+#include "gateway/handoff.h"
 #include "gateway/log.h"
 #include "wsgw/protocol.h"
 
 #include <errno.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -30,6 +32,10 @@ struct topic {
 };
 
 static struct cds_lfht *index_;
+/* Every loop subscribes its own connections and walks the subscribers of what it
+ * publishes (gateway/loops.h): one lock over the subscriber arrays and counts. Recursive,
+ * because a subscriber that closes in the middle of a walk leaves its topics then. */
+static pthread_mutex_t mu;
 static unsigned long n_topics, n_subs;
 static uint64_t next_id = 1;
 static void (*watch)(void *arg, const uint8_t *name, size_t n, unsigned count);
@@ -72,8 +78,23 @@ static int match(struct cds_lfht_node *node, const void *k)
 
 int top_init(void)
 {
+	pthread_mutexattr_t a;
+	pthread_mutexattr_init(&a);
+	pthread_mutexattr_settype(&a, PTHREAD_MUTEX_RECURSIVE);
+	pthread_mutex_init(&mu, &a);
+	pthread_mutexattr_destroy(&a);
 	index_ = cds_lfht_new(64, 64, 0, CDS_LFHT_AUTO_RESIZE | CDS_LFHT_ACCOUNTING, NULL);
 	return index_ ? 0 : -ENOMEM;
+}
+
+void top_lock(void)
+{
+	pthread_mutex_lock(&mu);
+}
+
+void top_unlock(void)
+{
+	pthread_mutex_unlock(&mu);
 }
 
 void top_destroy(void)
@@ -84,6 +105,7 @@ void top_destroy(void)
 	if (cds_lfht_destroy(index_, NULL))
 		log_warn(0, "cds_lfht_destroy: topics left");
 	index_ = NULL;
+	pthread_mutex_destroy(&mu);
 }
 
 struct topic *top_find(const void *name, size_t n)
@@ -117,35 +139,37 @@ uint64_t top_after(const struct topic *t, unsigned i)
 
 int top_set_after(struct conn *c, const void *name, size_t n, uint64_t after)
 {
-	for (struct top_sub *s = c->subs; s; s = s->next)
+	int rc = -ENOENT;
+	top_lock();
+	for (struct top_sub *s = c->subs; s && rc; s = s->next)
 		if (s->t->len == n && memcmp(s->t->name, name, n) == 0) {
 			s->after = after;
-			return 0;
+			rc = 0;
 		}
-	return -ENOENT;
+	top_unlock();
+	return rc;
 }
 
 unsigned long top_topics(void)
 {
-	return n_topics;
+	return __atomic_load_n(&n_topics, __ATOMIC_RELAXED);
 }
 
 unsigned long top_subscriptions(void)
 {
-	return n_subs;
+	return __atomic_load_n(&n_subs, __ATOMIC_RELAXED);
 }
 
 static void free_topic(struct rcu_head *head)
 {
 	struct topic *t = caa_container_of(head, struct topic, rcu);
+	HANDOFF_ACQUIRE(t);
 	free(t->subs);
 	free(t);
 }
 
-int top_subscribe(struct conn *c, const void *name, size_t n)
+static int subscribe(struct conn *c, const void *name, size_t n)
 {
-	if (n == 0 || n > WSGW_TOPIC_MAX)
-		return -EINVAL;
 	for (struct top_sub *s = c->subs; s; s = s->next)
 		if (s->t->len == n && memcmp(s->t->name, name, n) == 0)
 			return 1;
@@ -183,7 +207,7 @@ int top_subscribe(struct conn *c, const void *name, size_t n)
 	}
 	if (fresh) {
 		cds_lfht_add(index_, hash_name(name, n), &t->node);
-		n_topics++;
+		__atomic_store_n(&n_topics, n_topics + 1, __ATOMIC_RELAXED);
 	}
 	rcu_read_unlock();
 	s->c = c;
@@ -193,10 +217,20 @@ int top_subscribe(struct conn *c, const void *name, size_t n)
 	t->subs[t->n++] = s;
 	s->next = c->subs;
 	c->subs = s;
-	n_subs++;
+	__atomic_store_n(&n_subs, n_subs + 1, __ATOMIC_RELAXED);
 	if (watch)
 		watch(watch_arg, t->name, t->len, t->n);
 	return 0;
+}
+
+int top_subscribe(struct conn *c, const void *name, size_t n)
+{
+	if (n == 0 || n > WSGW_TOPIC_MAX)
+		return -EINVAL;
+	top_lock();
+	int rc = subscribe(c, name, n);
+	top_unlock();
+	return rc;
 }
 
 /* Removes s from its topic (the last subscriber takes its place) and frees the topic when
@@ -207,7 +241,7 @@ static void unlink_sub(struct top_sub *s)
 	struct top_sub *last = t->subs[--t->n];
 	t->subs[s->idx] = last;
 	last->idx = s->idx;
-	n_subs--;
+	__atomic_store_n(&n_subs, n_subs - 1, __ATOMIC_RELAXED);
 	if (watch)
 		watch(watch_arg, t->name, t->len, t->n);
 	if (t->n)
@@ -215,36 +249,47 @@ static void unlink_sub(struct top_sub *s)
 	rcu_read_lock();
 	cds_lfht_del(index_, &t->node);
 	rcu_read_unlock();
-	n_topics--;
+	__atomic_store_n(&n_topics, n_topics - 1, __ATOMIC_RELAXED);
+	HANDOFF_RELEASE(t);
 	call_rcu(&t->rcu, free_topic);
 }
 
 int top_unsubscribe(struct conn *c, const void *name, size_t n)
 {
+	int rc = -ENOENT;
+	top_lock();
 	for (struct top_sub **pp = &c->subs, *s; (s = *pp); pp = &s->next) {
 		if (s->t->len != n || memcmp(s->t->name, name, n) != 0)
 			continue;
 		*pp = s->next;
 		unlink_sub(s);
 		free(s);
-		return 0;
+		rc = 0;
+		break;
 	}
-	return -ENOENT;
+	top_unlock();
+	return rc;
 }
 
 void top_drop_conn(struct conn *c)
 {
+	if (!c->subs)
+		return; /* the common case: no lock taken */
+	top_lock();
 	struct top_sub *s;
 	while ((s = c->subs)) {
 		c->subs = s->next;
 		unlink_sub(s);
 		free(s);
 	}
+	top_unlock();
 }
 
 void top_each_sub(const struct conn *c, void (*fn)(void *arg, const uint8_t *name, size_t n,
 						   uint64_t after), void *arg)
 {
+	top_lock();
 	for (const struct top_sub *s = c->subs; s; s = s->next)
 		fn(arg, s->t->name, s->t->len, s->after);
+	top_unlock();
 }

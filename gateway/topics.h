@@ -2,8 +2,9 @@
  * The topic index: which connections subscribe to which topics. Topics are byte strings
  * of 1 to WSGW_TOPIC_MAX bytes; a topic exists while it has a subscriber and costs nothing
  * otherwise. Like the connection map it is a liburcu RCU hash table, so any thread may
- * look topics up inside rcu_read_lock(); only the loop thread subscribes, unsubscribes and
- * walks subscribers (the subscriber array is changed in place).
+ * look topics up inside rcu_read_lock(); each loop subscribes and unsubscribes its own
+ * connections, and walks subscribers under top_lock (the subscriber array is changed in
+ * place).
  *
  * A connection's subscriptions hang off the connection (conn->subs) and end with it
  * (top_drop_conn, called when it closes).
@@ -58,8 +59,14 @@ void top_each_sub(const struct conn *c, void (*fn)(void *arg, const uint8_t *nam
 /* Ends every subscription of c. */
 void top_drop_conn(struct conn *c);
 
+/* With several loops, each changes the subscribers of its own connections: a walk over
+ * a topic's subscribers (top_find to top_conn) holds this lock, which the changes take
+ * too. It nests: a subscriber closing during the walk changes them. */
+void top_lock(void);
+void top_unlock(void);
+
 /* The topic, or NULL when nobody subscribes. Call with rcu_read_lock held; valid until
- * rcu_read_unlock, and its subscribers until the loop thread changes them. */
+ * rcu_read_unlock, and its subscribers while top_lock is held. */
 struct topic *top_find(const void *name, size_t n);
 /* An id no other topic had in the life of the gateway (a name may come back as a new topic). */
 uint64_t top_id(const struct topic *t);
