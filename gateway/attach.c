@@ -30,6 +30,8 @@ struct att {
 	struct loop_src src; /* the listening socket */
 	struct loop *loop;
 	struct pools *ps;
+	att_fds_fn *fds_fn;  /* NULL: ps's, kept by ps */
+	void *fds_arg;
 	int fd;
 	char path[108];
 	mode_t mode;
@@ -56,12 +58,15 @@ static void answer(struct att *a, struct att_conn *c)
 	const char *why = NULL;
 	if (c->line[SHM_FDPASS_TOKEN_LEN] != '\n')
 		why = "a malformed token";
-	else if (pool_shm_fds(a->ps, token, cred.pid, fds, &why) == 0)
+	else if ((a->fds_fn ? a->fds_fn(a->fds_arg, token, cred.pid, fds, &why)
+			    : pool_shm_fds(a->ps, token, cred.pid, fds, &why)) == 0)
 		why = NULL;
 	if (why)
 		log_warn(0, "attach socket: refused pid %d: %s", (int)cred.pid, why);
 	if (shm_fdpass_send(c->fd, why ? 1 : 0, fds, 3) < 0)
 		log_warn(errno, "attach socket: answer to pid %d", (int)cred.pid);
+	for (int i = 0; !why && a->fds_fn && i < 3; i++)
+		close(fds[i]);
 	drop(c);
 }
 
@@ -214,6 +219,12 @@ void att_own(struct att *a)
 {
 	if (rundir_sock_claim(&a->owned, a->path, a->mode, a->gid))
 		log_warn(0, "attach socket %s: not claimed; it stays when this process exits", a->path);
+}
+
+void att_set_fds(struct att *a, att_fds_fn *fn, void *arg)
+{
+	a->fds_fn = fn;
+	a->fds_arg = arg;
 }
 
 const char *att_path(const struct att *a)

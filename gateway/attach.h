@@ -30,6 +30,10 @@ void att_free(struct att *a);
 int att_listen_fd(const struct att *a);
 void att_hand_off(struct att *a);
 void att_own(struct att *a);
+/* Where the answers come from when shm workers live on several loops' pools: fn answers
+ * as pool_shm_fds does, with copies of the descriptors, which are closed once sent. */
+typedef int att_fds_fn(void *arg, const char *token, pid_t pid, int fds[3], const char **why);
+void att_set_fds(struct att *a, att_fds_fn *fn, void *arg);
 /* The socket's path, for WELCOME. */
 const char *att_path(const struct att *a);
 

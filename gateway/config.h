@@ -176,6 +176,7 @@ struct gw_config {
 	uint64_t zmq_window_bytes; /* and their bytes (one record always fits an empty window) */
 	unsigned wake_spin_us;    /* the most the loop spins for workers' input before it sleeps */
 	unsigned loops;           /* event-loop threads (gateway/loops.h) */
+	int spread_workers;       /* shm workers are attached to every loop, not loop 0 only */
 	unsigned socket_mode;     /* permissions of the control (ipc://) and attach sockets */
 	char group[CFG_NAME_MAX]; /* owner group of the runtime dir and the sockets */
 	gid_t gid;                /* its id; (gid_t)-1 without a group */

@@ -45,6 +45,7 @@ struct ctl_peer {
 	struct ctl *ctl;
 	int pidfd;           /* -1: the worker is remote, or pidfd_open failed */
 	unsigned wid;
+	unsigned loop;       /* whose pools serve it: 0, or another (shm only; gateway/loops.h) */
 	int zmq;             /* its records travel on this socket */
 	uint8_t mv;          /* enum ctl_mv */
 	uint32_t mv_until;   /* MV_RESUME: treated as dead past this (loop clock) */
@@ -61,6 +62,7 @@ struct ctl {
 	void *ctx, *sock;
 	struct curve *curve;
 	struct att *att;     /* where shm workers fetch their segments */
+	struct ctl_dir dir;  /* attach NULL: every worker is loop 0's (k->ps) */
 	struct ctl_peer *peers[MAX_PEERS];
 	/* ZMQ_FD is edge-like and a send may consume its edge: after the fd fired or after
 	 * any send, ZMQ_EVENTS must be asked again before the loop may sleep. */
@@ -140,15 +142,48 @@ static void forget_peers(struct ctl *k)
 
 /* Forgets p, and fails its worker if it still lives. Called from the poll step, an
  * event, or the tick: never while any caller still holds p. */
-static void drop_peer(struct ctl *k, struct ctl_peer *p, const char *why)
+static void forget_peer(struct ctl *k, struct ctl_peer *p)
 {
-	struct worker *w = pool_worker(k->ps, p->wid);
-	if (w)
-		pool_worker_fail(k->ps, w, why);
 	for (int i = 0; i < MAX_PEERS; i++)
 		if (k->peers[i] == p)
 			k->peers[i] = NULL;
 	peer_free(p);
+}
+
+static void drop_peer(struct ctl *k, struct ctl_peer *p, const char *why)
+{
+	if (p->loop) {
+		k->dir.fail(k->dir.arg, p->loop, p->wid, why);
+	} else {
+		struct worker *w = pool_worker(k->ps, p->wid);
+		if (w)
+			pool_worker_fail(k->ps, w, why);
+	}
+	forget_peer(k, p);
+}
+
+/* Whether p's worker takes work. Another loop's says so when it stops (ctl_worker_gone). */
+static int peer_alive(struct ctl *k, const struct ctl_peer *p)
+{
+	return p->loop || pool_worker(k->ps, p->wid);
+}
+
+void ctl_worker_gone(struct ctl *k, unsigned wid)
+{
+	for (int i = 0; i < MAX_PEERS; i++) {
+		struct ctl_peer *p = k->peers[i];
+		if (p && p->loop && p->wid == wid) {
+			send_error(k, p->ident, p->ident_len, "detached by the gateway");
+			forget_peer(k, p);
+			return;
+		}
+	}
+}
+
+void ctl_set_dir(struct ctl *k, const struct ctl_dir *d)
+{
+	k->dir = *d;
+	att_set_fds(k->att, d->fds, d->arg);
 }
 
 static void on_pidfd(struct loop_src *src, uint32_t events)
@@ -237,14 +272,18 @@ static void on_hello(struct ctl *k, const uint8_t *ident, size_t ilen, zmq_msg_t
 				  .ilen = ilen, .sent = &k->check };
 	struct pool_welcome wel;
 	const char *why = NULL;
-	struct worker *w = pool_attach(k->ps, pool, pid, &link, &wel, &why);
-	if (!w) {
+	unsigned loop = 0;
+	int ok = !zmq_transport && k->dir.attach
+			 ? k->dir.attach(k->dir.arg, pool, pid, &wel, &why, &loop) == 0
+			 : pool_attach(k->ps, pool, pid, &link, &wel, &why) != NULL;
+	if (!ok) {
 		log_warn(0, "control: HELLO for pool '%s' refused: %s", pool, why);
 		send_error(k, ident, ilen, why);
 		free(p);
 		return;
 	}
 	p->zmq = zmq_transport;
+	p->loop = loop;
 	peer_start(k, p, slot, wel.id, pid);
 	int move_it = k->moving && zmq_transport;
 	char id[16], hb[16], tw[24], tg[24];
@@ -413,10 +452,14 @@ static void on_message(struct ctl *k, zmq_msg_t *f, int n)
 		return;
 	}
 	struct ctl_peer *p = find_peer(k, ident, ilen);
-	struct worker *w = p ? pool_worker(k->ps, p->wid) : NULL;
-	if (p && !w)
+	/* NULL for another loop's worker: a shm worker, whose only words here are
+	 * HEARTBEAT and BYE (the others are refused for its transport before w is used). */
+	struct worker *w = p && !p->loop ? pool_worker(k->ps, p->wid) : NULL;
+	if (p && !peer_alive(k, p)) {
 		drop_peer(k, p, "detached"); /* its worker died (a corrupt ring, ...) */
-	if (!w) {
+		p = NULL;
+	}
+	if (!p) {
 		send_error(k, ident, ilen, "not attached");
 		return;
 	}
@@ -524,7 +567,7 @@ static void hook_tick(void *arg)
 		struct ctl_peer *p = k->peers[i];
 		if (!p)
 			continue;
-		if (!pool_worker(k->ps, p->wid)) {
+		if (!peer_alive(k, p)) {
 			send_error(k, p->ident, p->ident_len, "detached by the gateway");
 			drop_peer(k, p, "detached");
 		} else if (now - p->last_heard >= 3 * hb) {

@@ -10,6 +10,8 @@
 #include "gateway/config.h"
 #include "gateway/loop.h"
 
+#include <sys/types.h>
+
 struct ctl;
 struct pools;
 struct pool_link;
@@ -19,6 +21,25 @@ struct pool_link;
 int ctl_new(struct loop *l, const struct gw_config *cfg, struct pools *ps, struct ctl **out);
 /* Closes the socket, forgets every worker, removes an ipc:// endpoint it bound. */
 void ctl_free(struct ctl *k);
+
+/* Where shm workers are served when there are several loops (gateway/loops.h): each
+ * is attached to one loop's pools, and the control channel names it by loop and id. */
+struct pool_welcome;
+struct ctl_dir {
+	void *arg;
+	/* Attaches a shm worker as pool_attach does, to the loop chosen for it (*loop).
+	 * 0, or -1 with *why. */
+	int (*attach)(void *arg, const char *pool, pid_t pid, struct pool_welcome *out,
+		      const char **why, unsigned *loop);
+	/* Fails worker id of loop (not 0) with why. */
+	void (*fail)(void *arg, unsigned loop, unsigned id, const char *why);
+	/* The attach socket's question, asked of every loop (att_set_fds). */
+	int (*fds)(void *arg, const char *token, pid_t pid, int fds[3], const char **why);
+};
+void ctl_set_dir(struct ctl *k, const struct ctl_dir *d);
+/* Worker id of another loop failed there: its peer is forgotten, and it is told it is
+ * detached. Loop 0's thread (the loops post it here). */
+void ctl_worker_gone(struct ctl *k, unsigned id);
 
 /* --- a live upgrade (docs/UPGRADE.md) --- */
 

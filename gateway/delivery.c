@@ -17,6 +17,7 @@
 #include "wsgw/protocol.h"
 
 #include <errno.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -180,31 +181,175 @@ static const uint8_t *stamped(const struct top_msg *m, uint8_t *buf, size_t cap,
 
 #define STAMP_BUF 4096
 
+/* --- a publish's subscribers on other loops (gateway/loops.h) ---
+ *
+ * The loop that publishes walks the topic's subscribers under top_lock and leaves each
+ * other loop the message and the ids of its subscribers in that loop's inbox, under the
+ * same lock. A loop delivers its inbox before it walks a topic itself: every subscriber,
+ * whatever its loop, gets a topic's messages in the one order the lock gave them. */
+
+struct far {
+	struct far *next;
+	unsigned op;
+	uint64_t tag;
+	size_t n, nids, cap;
+	uint64_t *ids;
+	uint8_t p[];
+};
+
+/* Every loop's session layer, for the publishes of the others. */
+static struct sess *by_loop[LOOPS_MAX];
+
+static void far_free(struct far *f)
+{
+	free(f->ids);
+	free(f);
+}
+
+/* Adds id to the message for loop k (made on first use). 0, or -ENOMEM. */
+static int far_add(struct far **v, unsigned k, const struct fan *m, uint64_t id)
+{
+	struct far *f = v[k];
+	if (!f) {
+		if (!(f = v[k] = malloc(sizeof(*f) + m->n)))
+			return -ENOMEM;
+		*f = (struct far){ .op = m->op, .tag = m->tag, .n = m->n };
+		if (m->n)
+			memcpy(f->p, m->p, m->n);
+	}
+	if (f->nids == f->cap) {
+		size_t cap = f->cap ? 2 * f->cap : 16;
+		uint64_t *ids = realloc(f->ids, cap * sizeof(*ids));
+		if (!ids)
+			return -ENOMEM;
+		f->ids = ids;
+		f->cap = cap;
+	}
+	f->ids[f->nids++] = id;
+	return 0;
+}
+
+static void drain_posted(struct loop *l, void *arg);
+
+/* Appends f to loop k's inbox (under top_lock), waking that loop for it. */
+static void far_post(unsigned k, struct far *f)
+{
+	struct sess *to = by_loop[k];
+	if (!to) { /* no such loop: a connection moving when it was asked */
+		stats.publish_dropped += f->nids;
+		far_free(f);
+		return;
+	}
+	pthread_mutex_lock(&to->in_mu);
+	if (to->in_tail)
+		to->in_tail->next = f;
+	else
+		to->in_head = f;
+	to->in_tail = f;
+	int nudge = !to->in_nudged;
+	to->in_nudged = 1;
+	pthread_mutex_unlock(&to->in_mu);
+	if (nudge && loop_post(to->u.loop, drain_posted, to)) {
+		/* It is delivered with the next message posted there, or before that loop's
+		 * next publish. */
+		log_error(ENOMEM, "waking loop %u for a publish", k);
+		pthread_mutex_lock(&to->in_mu);
+		to->in_nudged = 0;
+		pthread_mutex_unlock(&to->in_mu);
+	}
+}
+
+/* What other loops published for this loop's subscribers, in order. A subscriber that
+ * moved on meanwhile (it waited for a worker) gets it where it is now. */
+static void drain_inbox(struct sess *s)
+{
+	pthread_mutex_lock(&s->in_mu);
+	struct far *f = s->in_head;
+	s->in_head = s->in_tail = NULL;
+	s->in_nudged = 0;
+	pthread_mutex_unlock(&s->in_mu);
+	if (!f)
+		return;
+	rcu_read_lock();
+	while (f) {
+		struct far *next = f->next;
+		struct fan m = { .s = s, .op = f->op, .p = f->p, .n = f->n, .tag = f->tag };
+		struct far *on[LOOPS_MAX] = { NULL };
+		for (size_t i = 0; i < f->nids; i++) {
+			struct conn *c = conn_lookup(f->ids[i]);
+			unsigned k = c ? conn_loop(c) : CONN_NO_LOOP;
+			if (k == loop_index(s->u.loop))
+				fan_one(&m, c);
+			else if (k < LOOPS_MAX && far_add(on, k, &m, f->ids[i]))
+				stats.publish_dropped++;
+			else if (k >= LOOPS_MAX && c)
+				stats.publish_dropped++; /* moving this instant */
+		}
+		fan_done(&m);
+		for (unsigned k = 0; k < LOOPS_MAX; k++)
+			if (on[k])
+				far_post(k, on[k]);
+		far_free(f);
+		f = next;
+	}
+	rcu_read_unlock();
+}
+
+static void drain_posted(struct loop *l, void *arg)
+{
+	(void)l;
+	top_lock(); /* as a walk: what it forwards keeps the order */
+	drain_inbox(arg);
+	top_unlock();
+}
+
 /* A message for this gateway's subscribers: a worker's PUBLISH here (counted where it was
  * taken, commands.c), or one that Redis brought from any gateway. */
 static void on_publish(void *arg, const struct top_msg *m)
 {
+	struct sess *s = arg;
+	top_lock();
+	if (s->home.pick)
+		drain_inbox(s);
 	struct topic *t = top_find(m->topic, m->tlen);
-	if (!t)
+	if (!t) {
+		top_unlock();
 		return;
+	}
 	uint8_t buf[STAMP_BUF], *own = NULL;
 	const void *p = m->p;
 	size_t n = m->n;
 	if (m->stamp && !(p = stamped(m, buf, sizeof(buf), &n, &own))) {
 		log_error(ENOMEM, "stamping a message of %zu bytes", m->n);
 		stats.publish_dropped += top_count(t);
+		top_unlock();
 		return;
 	}
-	struct fan f = { .s = arg, .op = m->op, .p = p, .n = n, .tag = top_id(t) };
+	struct fan f = { .s = s, .op = m->op, .p = p, .n = n, .tag = top_id(t) };
+	unsigned self = loop_index(s->u.loop), hi = 0;
+	struct far *far[LOOPS_MAX];
 	/* From the last: a subscriber closed on the way leaves the array by swapping the last
 	 * one into its place, which has been served already. */
 	for (unsigned i = top_count(t); i-- > 0;) {
 		if (i >= top_count(t))
 			continue;
 		struct conn *c = top_conn(t, i);
-		if (c->id != m->exclude && !top_skips(top_after(t, i), m->offset))
+		if (c->id == m->exclude || top_skips(top_after(t, i), m->offset))
+			continue;
+		unsigned k = conn_loop(c);
+		if (k == self) {
 			fan_one(&f, c);
+			continue;
+		}
+		for (; k < LOOPS_MAX && hi <= k; hi++)
+			far[hi] = NULL;
+		if (k >= LOOPS_MAX || far_add(far, k, &f, c->id))
+			stats.publish_dropped++; /* moving this instant, or no memory */
 	}
+	for (unsigned k = 0; k < hi; k++)
+		if (far[k])
+			far_post(k, far[k]);
+	top_unlock();
 	fan_done(&f);
 	free(own);
 }
@@ -271,6 +416,25 @@ static void on_expire(void *arg, struct conn *c)
 	sess_close(arg, c, WS_CLOSE_TRY_AGAIN, "no worker available");
 }
 
+static int on_elsewhere(void *arg, unsigned pool)
+{
+	struct sess *s = arg;
+	return s->home.pick && s->home.pick(s->home.arg, pool);
+}
+
+/* c waits for a worker, and the loop just picked has one. */
+static void on_move(void *arg, struct conn *c)
+{
+	struct sess *s = arg;
+	struct pool_held *held;
+	if (pool_release(s->u.ps, c, &held)) {
+		clog_error(c, ENOMEM, "its move to a loop with a worker: it waits here");
+		return;
+	}
+	loop_detach_conn(s->u.loop, c);
+	s->home.move(s->home.arg, c, held);
+}
+
 static const struct pool_conn_ops pool_ops = {
 	.send = on_send,
 	.close = on_worker_close,
@@ -281,21 +445,19 @@ static const struct pool_conn_ops pool_ops = {
 	.publish = on_publish,
 	.replay = on_replay,
 	.send_many = on_send_many,
+	.elsewhere = on_elsewhere,
+	.move = on_move,
 };
 
-int sess_new(struct loop *l, const struct gw_config *cfg, const struct sess_home *home,
-	     struct sess **out)
+int sess_new(struct loop *l, const struct gw_config *cfg, int workers, struct sess **out)
 {
 	struct sess *s = calloc(1, sizeof(*s));
 	if (!s)
 		return -ENOMEM;
 	s->u.loop = l;
 	s->cfg = loop_cfg(l);
-	if (home) {
-		s->home = *home;
-		s->u.away = 1;
-	}
-	int rc = pool_new(l, cfg, !home, &pool_ops, s, &s->u.ps);
+	pthread_mutex_init(&s->in_mu, NULL);
+	int rc = pool_new(l, cfg, workers, &pool_ops, s, &s->u.ps);
 	if (rc) {
 		free(s);
 		return rc;
@@ -308,7 +470,7 @@ int sess_new(struct loop *l, const struct gw_config *cfg, const struct sess_home
 			free(s);
 			return rc;
 		}
-		if (!home) /* once, not per loop */
+		if (!loop_index(l)) /* once, not per loop */
 			log_info("static files from %s for plain GET and HEAD requests", cfg->static_dir);
 	}
 	loop_set_conn_ops(l, &sess__loop_ops, s);
@@ -320,9 +482,24 @@ void sess_free(struct sess *s)
 {
 	if (!s)
 		return;
+	if (s->home.pick)
+		by_loop[loop_index(s->u.loop)] = NULL;
+	for (struct far *f = s->in_head, *next; f; f = next) {
+		next = f->next;
+		far_free(f);
+	}
+	pthread_mutex_destroy(&s->in_mu);
 	pool_free(s->u.ps);
 	stc_free(s->u.stc);
 	free(s);
+}
+
+void sess_set_home(struct sess *s, const struct sess_home *home)
+{
+	by_loop[loop_index(s->u.loop)] = s;
+	s->home = *home;
+	s->u.elsewhere = home->pick;
+	s->u.elsewhere_arg = home->arg;
 }
 
 struct pools *sess_pools(struct sess *s)

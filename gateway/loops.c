@@ -3,6 +3,7 @@
 #include "gateway/bufpool.h"
 #include "gateway/clog.h"
 #include "gateway/conn.h"
+#include "gateway/control.h"
 #include "gateway/deflate.h"
 #include "gateway/door.h"
 #include "gateway/frame.h"
@@ -14,6 +15,7 @@
 #include "gateway/tls.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <netinet/in.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -29,6 +31,7 @@ struct lp {
 	struct sess *sess;
 	struct gw_config *cfg;   /* loop 0: the server's; the others: their own copy */
 	unsigned long handed;    /* atomic: posted by loop 0, not yet taken */
+	unsigned move_to;        /* where pick sent the connection move takes next */
 	pthread_t th;
 	int running;
 };
@@ -40,6 +43,8 @@ struct lps {
 	int gathered;            /* lps_gather: until lps_spread, every connection stays on loop 0 */
 	int draining;            /* atomic: lps_drain; who joins a loop after it is turned away */
 	unsigned max_conns;      /* atomic: a reload changes it while the others read it */
+	int spread_workers;      /* shm workers are attached to every loop's pools */
+	struct ctl *ctl;         /* the control channel (loop 0's), told of workers gone */
 	struct tls_srv *tls;
 	struct lp lp[LOOPS_MAX];
 };
@@ -62,8 +67,9 @@ struct close_req {
 };
 
 struct move {
-	struct lps *x;
+	struct lp *to;
 	struct conn *c;
+	struct pool_held *held;  /* an open connection waiting for a worker: its records */
 };
 
 /* As listener.c gave it: the connection starts on loop p (with tls, its TLS state, or
@@ -135,7 +141,7 @@ void lps_accept(struct lps *x, int fd, const struct sockaddr *peer, int tls_list
 	}
 	/* A TLS handshake is the costliest thing a connection asks of its loop, whatever its
 	 * route: it is done where there is room, even when the route then moves it to loop 0. */
-	int spread = (x->builtin || tls) && !x->gathered;
+	int spread = (x->builtin || x->spread_workers || tls) && !x->gathered;
 	struct lp *p = spread ? least_loaded(x) : &x->lp[0];
 	if (p->index == 0) {
 		accept_on(p, fd, peer, tls);
@@ -162,32 +168,218 @@ void lps_set_max_conns(struct lps *x, unsigned max_conns)
 	__atomic_store_n(&x->max_conns, max_conns, __ATOMIC_RELAXED);
 }
 
-/* --- moving a worker route's connection to loop 0 --- */
+/* --- moving a worker route's connection to a loop with a worker --- */
 
 static void arrive(struct loop *l, void *arg)
 {
 	struct move *m = arg;
+	struct lps *x = m->to->x;
 	(void)l;
 	/* Moving, it was in no loop when the drain looked. */
-	if (__atomic_load_n(&m->x->draining, __ATOMIC_RELAXED))
-		sess_turn_away(m->x->lp[0].sess, m->c, "server shutting down");
-	else
-		sess_arrive(m->x->lp[0].sess, m->c);
+	if (m->c->state == CONN_HANDSHAKE && __atomic_load_n(&x->draining, __ATOMIC_RELAXED)) {
+		sess_turn_away(m->to->sess, m->c, "server shutting down");
+	} else {
+		sess_arrive(m->to->sess, m->c, m->held);
+		/* As accept_on: in a loop now, so the drain finds it, or it sees the drain. */
+		__atomic_thread_fence(__ATOMIC_SEQ_CST);
+		if (m->c->state == CONN_OPEN && __atomic_load_n(&x->draining, __ATOMIC_RELAXED))
+			sess_close(m->to->sess, m->c, WS_CLOSE_GOING_AWAY, "server shutting down");
+	}
 	free(m);
 }
 
-static void go_home(void *arg, struct conn *c)
+/* sess_home.pick: another loop has a live worker of pool (the one with the fewest
+ * connections, remembered for move). */
+static int pick(void *arg, unsigned pool)
 {
 	struct lp *p = arg;
+	struct lps *x = p->x;
+	struct lp *best = NULL;
+	unsigned long best_n = 0;
+	for (unsigned i = 0; i < x->n; i++) {
+		struct lp *q = &x->lp[i];
+		if (q == p || !pool_live_in(sess_pools(q->sess), pool))
+			continue;
+		unsigned long n = owns(q);
+		if (!best || n < best_n) {
+			best = q;
+			best_n = n;
+		}
+	}
+	if (!best)
+		return 0;
+	p->move_to = best->index;
+	return 1;
+}
+
+static void move(void *arg, struct conn *c, struct pool_held *held)
+{
+	struct lp *p = arg;
+	struct lp *to = &p->x->lp[p->move_to];
 	struct move *m = malloc(sizeof(*m));
 	if (m) {
-		*m = (struct move){ p->x, c };
-		if (loop_post(p->x->lp[0].loop, arrive, m) == 0)
+		*m = (struct move){ to, c, held };
+		if (loop_post(to->loop, arrive, m) == 0)
 			return;
 		free(m);
 	}
-	clog_error(c, ENOMEM, "its move to the loop that serves workers");
+	clog_error(c, ENOMEM, "its move to the loop with a worker");
+	if (c->state != CONN_HANDSHAKE) {
+		sess_arrive(p->sess, c, held); /* waiting for a worker, here */
+		return;
+	}
 	loop_close(p->loop, c, "out of memory");
+}
+
+/* --- shm workers on every loop (gateway/control.h's struct ctl_dir) --- */
+
+struct attach_req {
+	struct pools *ps;
+	const char *pool;
+	pid_t pid;
+	struct pool_welcome *out;
+	const char *why;
+	int ok;
+};
+
+static void run_attach(struct loop *l, void *arg)
+{
+	struct attach_req *r = arg;
+	struct pool_link link = { .zmq = 0 };
+	(void)l;
+	r->ok = pool_attach(r->ps, r->pool, r->pid, &link, r->out, &r->why) != NULL;
+}
+
+/* A new shm worker goes to the loop with the fewest live workers of its pool (the lowest
+ * index first), and is attached to that loop's pools on its thread. */
+static int dir_attach(void *arg, const char *pool, pid_t pid, struct pool_welcome *out,
+		      const char **why, unsigned *loop)
+{
+	struct lps *x = arg;
+	int idx = pool_index(sess_pools(x->lp[0].sess), pool);
+	unsigned best = 0;
+	for (unsigned i = 1; idx >= 0 && x->spread_workers && i < x->n; i++)
+		if (pool_live_in(sess_pools(x->lp[i].sess), (unsigned)idx) <
+		    pool_live_in(sess_pools(x->lp[best].sess), (unsigned)idx))
+			best = i;
+	struct attach_req r = { sess_pools(x->lp[best].sess), pool, pid, out, NULL, 0 };
+	if (best == 0)
+		run_attach(x->lp[0].loop, &r);
+	else if (loop_call(x->lp[best].loop, run_attach, &r))
+		r.why = "out of memory";
+	*why = r.why;
+	*loop = best;
+	return r.ok ? 0 : -1;
+}
+
+struct fail_req {
+	struct pools *ps;
+	unsigned id;
+	char why[96];
+};
+
+static void run_fail(struct loop *l, void *arg)
+{
+	struct fail_req *r = arg;
+	(void)l;
+	struct worker *w = pool_worker(r->ps, r->id);
+	if (w)
+		pool_worker_fail(r->ps, w, r->why);
+	free(r);
+}
+
+static void dir_fail(void *arg, unsigned loop, unsigned id, const char *why)
+{
+	struct lps *x = arg;
+	struct fail_req *r = malloc(sizeof(*r));
+	if (r) {
+		*r = (struct fail_req){ sess_pools(x->lp[loop].sess), id, "" };
+		snprintf(r->why, sizeof(r->why), "%s", why);
+		if (loop_post(x->lp[loop].loop, run_fail, r) == 0)
+			return;
+		free(r);
+	}
+	/* It stays attached there, forgotten by the control channel: its clients are served
+	 * while it serves them, and its memory share fails it when it stops. */
+	log_error(ENOMEM, "worker %u (loop %u) not failed (%s)", id, loop, why);
+}
+
+struct fds_req {
+	struct pools *ps;
+	const char *token;
+	pid_t pid;
+	int *fds;
+	const char *why;
+	int rc;
+};
+
+/* On the worker's loop, which may free the descriptors as soon as it runs again: copies. */
+static void run_fds(struct loop *l, void *arg)
+{
+	struct fds_req *r = arg;
+	int own[3];
+	(void)l;
+	r->rc = pool_shm_fds(r->ps, r->token, r->pid, own, &r->why);
+	for (int i = 0; r->rc == 0 && i < 3; i++)
+		if ((r->fds[i] = fcntl(own[i], F_DUPFD_CLOEXEC, 3)) < 0) {
+			r->rc = -errno;
+			r->why = "out of file descriptors";
+			while (i-- > 0)
+				close(r->fds[i]);
+		}
+}
+
+static int dir_fds(void *arg, const char *token, pid_t pid, int fds[3], const char **why)
+{
+	struct lps *x = arg;
+	struct fds_req r = { .token = token, .pid = pid, .fds = fds, .rc = -ENOENT };
+	for (unsigned i = 0; i < x->n && r.rc == -ENOENT; i++) {
+		r.ps = sess_pools(x->lp[i].sess);
+		if (i == 0)
+			run_fds(x->lp[0].loop, &r);
+		else if (loop_call(x->lp[i].loop, run_fds, &r))
+			r = (struct fds_req){ .rc = -ENOMEM, .why = "out of memory" };
+	}
+	*why = r.why;
+	return r.rc;
+}
+
+struct gone {
+	struct lps *x;
+	unsigned id;
+};
+
+static void run_gone(struct loop *l, void *arg)
+{
+	struct gone *g = arg;
+	(void)l;
+	if (g->x->ctl)
+		ctl_worker_gone(g->x->ctl, g->id);
+	free(g);
+}
+
+/* pool_dir.gone on loop p's thread: the control channel, on loop 0's, forgets it. */
+static void worker_gone(void *arg, unsigned id)
+{
+	struct lp *p = arg;
+	struct gone *g = malloc(sizeof(*g));
+	if (g) {
+		*g = (struct gone){ p->x, id };
+		if (loop_post(p->x->lp[0].loop, run_gone, g) == 0)
+			return;
+		free(g);
+	}
+	log_error(ENOMEM, "worker %u (loop %u) gone, and the control channel not told: its heartbeats go on",
+		  id, p->index);
+}
+
+void lps_set_ctl(struct lps *x, struct ctl *k)
+{
+	x->ctl = k;
+	if (!x->spread_workers)
+		return;
+	struct ctl_dir d = { x, dir_attach, dir_fail, dir_fds };
+	ctl_set_dir(k, &d);
 }
 
 /* --- closing by id --- */
@@ -279,10 +471,40 @@ static void detach_all(struct loop *l, void *arg)
 	conn_for_each(detach_one, g);
 }
 
-int lps_gather(struct lps *x)
+struct served {
+	struct pools *ps;
+	unsigned workers;
+	unsigned long conns;
+};
+
+static void count_worker_conn(struct conn *c, void *arg)
+{
+	struct served *v = arg;
+	v->conns += (c->flags & CONN_WORKER) != 0;
+}
+
+static void count_served(struct loop *l, void *arg)
+{
+	struct served *v = arg;
+	(void)l;
+	v->workers = pool_live_workers(v->ps);
+	conn_for_each(count_worker_conn, v);
+}
+
+int lps_gather(struct lps *x, char *why, size_t cap)
 {
 	if (!lps_spreads(x))
 		return 0;
+	/* A worker of another loop holds that loop's doorbell: it cannot follow its clients
+	 * to loop 0, and the hand-over of the other loops' workers is not done yet. */
+	for (unsigned i = 1; x->spread_workers && i < x->n; i++) {
+		struct served v = { sess_pools(x->lp[i].sess), 0, 0 };
+		if (loop_call(x->lp[i].loop, count_served, &v) == 0 && !v.workers && !v.conns)
+			continue;
+		snprintf(why, cap, "loop %u serves %u workers and %lu of their connections: a live upgrade hands over loop 0's only (docs/UPGRADE.md); restart instead",
+			 i, v.workers, v.conns);
+		return -EOPNOTSUPP;
+	}
 	x->gathered = 1;
 	unsigned long moved = 0;
 	int rc = 0;
@@ -299,6 +521,8 @@ int lps_gather(struct lps *x)
 	}
 	log_info("%lu connections of the other %u loops moved to loop 0%s", moved, x->n - 1,
 		 rc ? " (out of memory: some stayed)" : "");
+	if (rc)
+		snprintf(why, cap, "out of memory moving the other loops' connections to loop 0");
 	return rc;
 }
 
@@ -508,17 +732,23 @@ void lps_free(struct lps *x)
 {
 	if (!x)
 		return;
+	/* Every thread stops before any loop is freed: a running one may still post to the
+	 * others (a publish for their subscribers). */
+	int kept = 0;
 	for (unsigned i = 1; i < x->n; i++) {
 		struct lp *p = &x->lp[i];
-		if (p->running) {
-			if (loop_post(p->loop, stop, NULL)) {
-				log_error(ENOMEM, "loop %u not stopped", i); /* it ends with the process */
-				continue;
-			}
-			pthread_join(p->th, NULL);
+		if (!p->running)
+			continue;
+		if (loop_post(p->loop, stop, NULL)) {
+			log_error(ENOMEM, "loop %u not stopped", i); /* it ends with the process */
+			kept = 1;
+			continue;
 		}
-		free_lp(p);
+		pthread_join(p->th, NULL);
+		p->running = 0;
 	}
+	for (unsigned i = 1; i < x->n && !kept; i++)
+		free_lp(&x->lp[i]);
 	free(x);
 }
 
@@ -528,6 +758,14 @@ static int has_builtin(const struct gw_config *cfg)
 		return 1;
 	for (int i = 0; i < cfg->n_routes; i++)
 		if (!strcmp(cfg->routes[i].pool, "echo"))
+			return 1;
+	return 0;
+}
+
+static int has_worker_pool(const struct gw_config *cfg)
+{
+	for (int i = 0; i < cfg->n_routes; i++)
+		if (strcmp(cfg->routes[i].pool, "echo"))
 			return 1;
 	return 0;
 }
@@ -547,12 +785,18 @@ static int start(struct lps *x, unsigned i, const struct gw_config *cfg)
 	if (!(p->cfg = malloc(sizeof(*p->cfg))))
 		return -ENOMEM;
 	*p->cfg = *cfg;
+	/* What was handed over in a live upgrade is loop 0's. */
+	p->cfg->inherit_bell_fd = p->cfg->inherit_efd = -1;
 	if (!(p->loop = loop_new_index(p->cfg, i)))
 		return -errno;
-	struct sess_home home = { go_home, p };
-	int rc = sess_new(p->loop, p->cfg, &home, &p->sess);
+	int rc = sess_new(p->loop, p->cfg, x->spread_workers, &p->sess);
 	if (rc)
 		return rc;
+	struct sess_home home = { pick, move, p };
+	sess_set_home(p->sess, &home);
+	pool_share_ids(sess_pools(p->sess), sess_pools(x->lp[0].sess));
+	struct pool_dir dir = { p, worker_gone };
+	pool_set_dir(sess_pools(p->sess), &dir);
 	rc = pthread_create(&p->th, NULL, run, p);
 	if (rc) {
 		log_error(rc, "pthread_create (loop %u)", i);
@@ -578,10 +822,15 @@ int lps_new(struct gw_config *cfg, struct loop *l0, struct sess *s0, struct tls_
 	x->lp[0] = (struct lp){ .x = x, .index = 0, .loop = l0, .sess = s0, .cfg = cfg };
 	x->n = 1;
 	x->builtin = has_builtin(cfg);
-	x->spread = x->builtin || has_tls_listener(cfg);
 	unsigned want = cfg->loops ? cfg->loops : 1;
-	if (want > 1)
+	/* Workers' commands for other gateways go through the cluster, which is loop 0's. */
+	x->spread_workers = want > 1 && cfg->spread_workers && has_worker_pool(cfg) && !cfg->cluster.url[0];
+	x->spread = x->builtin || x->spread_workers || has_tls_listener(cfg);
+	if (want > 1) {
 		bud_set_shared();
+		struct sess_home home = { pick, move, &x->lp[0] };
+		sess_set_home(s0, &home);
+	}
 	for (unsigned i = 1; i < want; i++) {
 		int rc = start(x, i, cfg);
 		x->n = i + 1;
@@ -592,7 +841,8 @@ int lps_new(struct gw_config *cfg, struct loop *l0, struct sess *s0, struct tls_
 	}
 	if (want > 1)
 		log_info("%u event loops%s", want,
-			 x->builtin ? ""
+			 x->spread_workers || x->builtin ? ""
+			 : cfg->cluster.url[0] ? ": in a cluster, loop 0 serves the workers and their connections"
 			 : x->spread ? ": every route is a worker route, so only TLS handshakes spread"
 				     : ": every route is a worker route, so loop 0 serves every connection");
 	*out = x;

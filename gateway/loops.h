@@ -1,13 +1,17 @@
 /*
  * The event loops (--loops N). Loop 0 is the server's, on the main thread: it accepts,
- * and it alone serves the admin endpoint, the control channel, the workers and so every
- * worker route. Loops 1..N-1 are threads, each with its own epoll set, read buffer and
- * session layer for the built-in routes (echo, static files): a connection goes to the
- * loop that has the fewest, and a request for a worker route, once read there, moves to
- * loop 0 before it is answered. A plain listener's connections stay on loop 0 when no
- * route is built in; a TLS listener's always spread, so their handshakes do (the TLS
- * state is made on loop 0, where a reload swaps the certificate). Top layer, beside
- * gateway/server.c, which owns it; called from loop 0's thread only.
+ * and it alone serves the admin endpoint, the control channel and the cluster. Loops
+ * 1..N-1 are threads, each with its own epoll set, read buffer, session layer and pools:
+ * a connection goes to the loop that has the fewest. Each shm worker is attached to one
+ * loop's pools (the loop with the fewest of its pool's workers), whose doorbell and rings
+ * it uses; a request for a worker route read on a loop with no worker of that pool moves
+ * to the loop with the fewest connections among those that have one, and the clients
+ * waiting on a loop whose last worker of their pool died move the same way. zmq workers,
+ * and with [cluster] every worker, are loop 0's. A plain listener's connections stay on
+ * loop 0 when no route spreads; a TLS listener's always spread, so their handshakes do
+ * (the TLS state is made on loop 0, where a reload swaps the certificate). Top layer,
+ * beside gateway/server.c, which owns it; called from loop 0's thread only, but for the
+ * callbacks it gives the loops (sess_home, pool_dir), which run on theirs.
  */
 #ifndef WSGW_LOOPS_H
 #define WSGW_LOOPS_H
@@ -50,8 +54,9 @@ int lps_close(struct lps *x, uint64_t id, unsigned code, const char *reason, int
 
 /* Moves every connection of loops 1..N-1 to loop 0 (a live upgrade hands over loop 0's),
  * and keeps new ones there until lps_spread, which also sends the gathered ones back
- * (lps_balance). Returns 0, or -ENOMEM (logged): some stayed where they were. */
-int lps_gather(struct lps *x);
+ * (lps_balance). Returns 0; -EOPNOTSUPP with why: another loop serves workers (nothing
+ * moved); or -ENOMEM with why (logged): some stayed where they were. */
+int lps_gather(struct lps *x, char *why, size_t cap);
 void lps_spread(struct lps *x);
 
 /* Moves open connections of built-in routes from loop 0 to the other loops until each
@@ -65,6 +70,11 @@ void lps_reload(struct lps *x, const struct gw_config *next, const uint8_t *map)
 /* Calls fn on each loop's thread in turn, waiting for each (loop 0's: here), with that
  * loop's sessions. For reports that read connections. */
 void lps_each(struct lps *x, void (*fn)(struct sess *s, void *arg), void *arg);
+
+/* The control channel: with several loops its shm workers are placed on every loop
+ * (struct ctl_dir), and it hears when one dies there. */
+struct ctl;
+void lps_set_ctl(struct lps *x, struct ctl *k);
 
 /* 1 when connections may be on loops other than 0. */
 int lps_spreads(const struct lps *x);

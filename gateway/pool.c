@@ -71,8 +71,12 @@ int pool__map_routes(struct pools *ps, const struct gw_config *cfg, int have_con
 		}
 		map[r] = (uint8_t)found;
 	}
-	for (unsigned i = ps->n_pools; i < n; i++)
-		ps->pools[i] = added[i - ps->n_pools];
+	/* Only the name and kind: the rest of a slot never used is zero, and other loops
+	 * read its worker count (pool_live_in). */
+	for (unsigned i = ps->n_pools; i < n; i++) {
+		memcpy(ps->pools[i].name, added[i - ps->n_pools].name, sizeof(ps->pools[i].name));
+		ps->pools[i].echo = added[i - ps->n_pools].echo;
+	}
 	ps->n_pools = n;
 	memcpy(ps->route_pool, map, sizeof(map));
 	return 0;
@@ -254,7 +258,8 @@ void pool__add_worker(struct pools *ps, struct pool *p, struct worker *w)
 {
 	ps->slots[w->slot] = w;
 	ps->att[ps->n_att++] = w;
-	p->workers++;
+	/* Read by the other loops (pool_live_in), written here only. */
+	__atomic_store_n(&p->workers, p->workers + 1, __ATOMIC_RELAXED);
 }
 
 struct worker *pool_attach(struct pools *ps, const char *name, pid_t pid,
@@ -270,7 +275,7 @@ struct worker *pool_attach(struct pools *ps, const char *name, pid_t pid,
 		*why = !p ? "unknown pool" : slot < 0 ? "too many workers" : "out of memory";
 		return NULL;
 	}
-	w->id = ps->next_id++;
+	w->id = __atomic_fetch_add(ps->ids, 1, __ATOMIC_RELAXED);
 	w->slot = (uint16_t)slot;
 	w->pool = p;
 	w->pid = pid;
@@ -301,8 +306,8 @@ struct worker *pool_attach(struct pools *ps, const char *name, pid_t pid,
 	w->adopt = p->orphans > 0;
 	pool__add_worker(ps, p, w);
 	stats.worker_attaches++;
-	log_info("worker %u attached to pool %s (pid %d, %s transport)", w->id, p->name, (int)pid,
-		 link->zmq ? "zmq" : "shm");
+	log_info("worker %u attached to pool %s (pid %d, %s transport, loop %u)", w->id, p->name, (int)pid,
+		 link->zmq ? "zmq" : "shm", loop_index(ps->loop));
 	return w;
 }
 
@@ -341,8 +346,74 @@ void pool_worker_fail(struct pools *ps, struct worker *w, const char *why)
 		return;
 	w->state = WK_DYING;
 	snprintf(w->why, sizeof(w->why), "%s", why);
-	w->pool->workers--;
+	__atomic_store_n(&w->pool->workers, w->pool->workers - 1, __ATOMIC_RELAXED);
 	ps->dying++;
+	if (ps->dir.gone)
+		ps->dir.gone(ps->dir.arg, w->id);
+}
+
+void pool_set_dir(struct pools *ps, const struct pool_dir *d)
+{
+	ps->dir = *d;
+}
+
+void pool_share_ids(struct pools *ps, struct pools *from)
+{
+	ps->ids = from->ids;
+}
+
+unsigned pool_live_in(const struct pools *ps, unsigned pool)
+{
+	return pool < MAX_POOLS ? __atomic_load_n(&ps->pools[pool].workers, __ATOMIC_RELAXED) : 0;
+}
+
+/* What the pools kept for a connection waiting for a worker, as it moves to another loop. */
+struct pool_held {
+	struct wk_list list;
+};
+
+int pool_release(struct pools *ps, struct conn *c, struct pool_held **out)
+{
+	struct pool *p = pool__of(ps, c);
+	struct pool_held *h = calloc(1, sizeof(*h));
+	if (!h)
+		return -ENOMEM;
+	struct wk_list rest = { 0 };
+	struct wk_held *r;
+	while ((r = wk_list_pop(&p->pending)))
+		wk_list_append(r->conn == c->id ? &h->list : &rest, r);
+	p->pending = rest;
+	p->orphans--;
+	*out = h;
+	return 0;
+}
+
+void pool_receive(struct pools *ps, struct conn *c, struct pool_held *h)
+{
+	struct pool *p = pool__of(ps, c);
+	if (p->orphans++ == 0)
+		p->orphan_deadline = loop_now(ps->loop) + ps->cfg->orphan_ms;
+	struct wk_held *r;
+	while (h && (r = wk_list_pop(&h->list)))
+		wk_list_append(&p->pending, r);
+	free(h);
+	struct worker *w = pool__least_loaded(ps, p);
+	if (w)
+		w->adopt = 1; /* at the batch's end, with the records kept for it */
+}
+
+void pool_held_free(struct pool_held *h)
+{
+	if (!h)
+		return;
+	wk_list_clear(&h->list);
+	free(h);
+}
+
+int pool_index(const struct pools *ps, const char *name)
+{
+	const struct pool *p = pool__named((struct pools *)ps, name, strlen(name));
+	return p ? (int)(p - ps->pools) : -1;
 }
 
 unsigned pool_live_workers(const struct pools *ps)
@@ -374,7 +445,7 @@ void pool_each_worker(struct pools *ps, void (*fn)(void *arg, const struct pool_
 			w->tr->ops->stats(w->tr, &st);
 		struct pool_worker_info info = { w->id, w->pool->name, w->pid, w->tr->ops->name, w->conns,
 						 st.bytes, st.capacity, st.records, st.oldest_ms,
-						 w->held.n, w->held.bytes, w->n_waiting };
+						 w->held.n, w->held.bytes, w->n_waiting, loop_index(ps->loop) };
 		fn(arg, &info);
 	}
 }

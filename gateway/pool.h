@@ -53,6 +53,11 @@ struct pool_conn_ops {
 	/* One message for each of the connections. */
 	void (*send_many)(void *arg, struct conn *const *conns, size_t count, unsigned op,
 			  const void *p, size_t n);
+	/* Whether another loop has a live worker of pool (an index), where the connections
+	 * waiting here for one should go (move: c waits for a worker; call pool_release).
+	 * NULL: one loop. */
+	int (*elsewhere)(void *arg, unsigned pool);
+	void (*move)(void *arg, struct conn *c);
 };
 
 /* Builds the pools the routes of cfg name; with a worker pool among them and workers 1,
@@ -201,6 +206,35 @@ void pool_ho_resumed(struct pools *ps, unsigned wid);
 int pool_ho_import_zmq(struct pools *ps, const struct ho_worker *hw, const struct pool_link *link,
 		       const char **why) __attribute__((warn_unused_result));
 
+/* --- several loops (gateway/loops.h): every loop has its pools, and a shm worker is
+ * attached to the pools of one loop --- */
+
+/* Who hears that a worker failed: gone(arg, id) on the pools' thread, once per worker,
+ * when it takes no more work. */
+struct pool_dir {
+	void *arg;
+	void (*gone)(void *arg, unsigned id);
+};
+void pool_set_dir(struct pools *ps, const struct pool_dir *d);
+/* ps numbers its workers from the counter of from (loop 0's): ids stay unique across the
+ * loops. Before the first attach. */
+void pool_share_ids(struct pools *ps, struct pools *from);
+/* The live workers of pool (an index) now. Any thread: the index is the same on every
+ * loop (they map the same routes), and the count one relaxed load. */
+unsigned pool_live_in(const struct pools *ps, unsigned pool);
+/* The index of the worker pool named name, or -1. */
+int pool_index(const struct pools *ps, const char *name);
+/* c waits for a worker (its pool has none here, pool_conn_ops.move) and moves to another
+ * loop: it leaves ps, with the records kept for it in *out (for pool_receive there).
+ * 0, or -ENOMEM (nothing changed: it waits here). */
+struct pool_held;
+int pool_release(struct pools *ps, struct conn *c, struct pool_held **out);
+/* c, moved here, waits for a worker of its pool with the records held (NULL: none;
+ * taken): the least-loaded one takes it at the end of the batch, as it takes waiting
+ * connections when it attaches. */
+void pool_receive(struct pools *ps, struct conn *c, struct pool_held *held);
+void pool_held_free(struct pool_held *held);
+
 /* --- reports (/metrics, /workers, /connections, /healthz) --- */
 
 struct pool_info {
@@ -220,6 +254,7 @@ struct pool_worker_info {
 	uint32_t lag_oldest_ms;
 	size_t held, held_bytes; /* records held behind its full channel */
 	size_t paused;           /* clients not read until those are in */
+	unsigned loop;           /* whose pools serve it */
 };
 void pool_each(struct pools *ps, void (*fn)(void *arg, const struct pool_info *p), void *arg);
 void pool_each_worker(struct pools *ps, void (*fn)(void *arg, const struct pool_worker_info *w),

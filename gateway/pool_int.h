@@ -33,6 +33,8 @@ struct pools {
 	struct worker *att[MAX_WORKERS];   /* the attached ones, alive or dying, in no order */
 	unsigned n_att;
 	unsigned next_id;
+	unsigned *ids;                     /* atomic: where ids come from (&next_id, or loop 0's) */
+	struct pool_dir dir;               /* told of each worker's death; gone NULL: nobody */
 	unsigned dying;                    /* failed, hand-over not done yet */
 	struct waker *waker;               /* NULL: no worker pool */
 	int takes_workers;                 /* 0: a loop whose worker routes go to another */

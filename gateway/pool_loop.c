@@ -176,6 +176,31 @@ static void adopt(struct pools *ps, struct worker *w)
 	log_info("worker %u adopted %lu waiting connections", w->id, n);
 }
 
+static void move_orphan(struct conn *c, void *arg)
+{
+	struct walk *x = arg;
+	if (pool__of(x->ps, c) == x->p && c->worker == POOL_NO_WORKER && (c->flags & CONN_WORKER) &&
+	    c->state != CONN_DEAD && x->ps->ops->elsewhere(x->ps->arg, (unsigned)(x->p - x->ps->pools)))
+		x->ps->ops->move(x->ps->arg, c);
+}
+
+/* Connections waiting for a worker that another loop has go there. */
+static void move_orphans(struct pools *ps)
+{
+	if (!ps->ops->elsewhere)
+		return;
+	for (unsigned i = 0; i < ps->n_pools; i++) {
+		struct pool *p = &ps->pools[i];
+		if (!p->orphans || pool__least_loaded(ps, p) || !ps->ops->elsewhere(ps->arg, i))
+			continue;
+		unsigned long n = p->orphans;
+		struct walk x = { ps, NULL, p };
+		conn_for_each(move_orphan, &x);
+		log_info("pool %s: %lu of %lu connections waiting for a worker moved to another loop's",
+			 p->name, n - p->orphans, n);
+	}
+}
+
 static void expire_orphan(struct conn *c, void *arg)
 {
 	struct walk *x = arg;
@@ -249,6 +274,7 @@ static void hook_flush(void *arg)
 			resume_waiting(ps, w);
 		}
 	}
+	move_orphans(ps);
 	/* Taken whole: a resumed client may pause again and be listed anew meanwhile. */
 	uint64_t *ids = ps->resume;
 	size_t n = ps->n_resume;
@@ -355,6 +381,7 @@ int pool_new(struct loop *l, const struct gw_config *cfg, int workers,
 	ps->ops = ops;
 	ps->arg = arg;
 	ps->next_id = 1;
+	ps->ids = &ps->next_id;
 	ps->takes_workers = workers;
 	const char *why;
 	pool__map_routes(ps, cfg, 1, &why);

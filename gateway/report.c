@@ -15,6 +15,7 @@
 #include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -39,6 +40,120 @@ struct wfam {
 };
 
 enum { W_CONNS, W_DEPTH, W_CAP, W_LAG_REC, W_LAG_AGE, W_HELD, W_HELD_BYTES, W_PAUSED };
+
+/* ---- every loop's pools (each walked on its loop's thread) ---- */
+
+struct on_pools {
+	void (*fn)(struct pools *ps, void *arg);
+	void *arg;
+};
+
+static void on_sess(struct sess *ss, void *arg)
+{
+	struct on_pools *o = arg;
+	o->fn(sess_pools(ss), o->arg);
+}
+
+static void each_pools(const struct rpt_src *s, void (*fn)(struct pools *ps, void *arg), void *arg)
+{
+	struct on_pools o = { fn, arg };
+	lps_each(s->lps, on_sess, &o);
+}
+
+static void count_live(struct pools *ps, void *arg)
+{
+	*(unsigned *)arg += pool_live_workers(ps);
+}
+
+static unsigned live_workers(const struct rpt_src *s)
+{
+	unsigned n = 0;
+	each_pools(s, count_live, &n);
+	return n;
+}
+
+/* Every loop's workers, asked of each loop once per report (their names are the pools'). */
+struct workers {
+	struct pool_worker_info *v;
+	size_t n, cap;
+	int failed;
+};
+
+static void add_worker(void *arg, const struct pool_worker_info *w)
+{
+	struct workers *x = arg;
+	if (x->n == x->cap) {
+		size_t cap = x->cap ? 2 * x->cap : 16;
+		struct pool_worker_info *v = realloc(x->v, cap * sizeof(*v));
+		if (!v) {
+			x->failed = 1;
+			return;
+		}
+		x->v = v;
+		x->cap = cap;
+	}
+	x->v[x->n++] = *w;
+}
+
+static void workers_of(struct pools *ps, void *arg)
+{
+	pool_each_worker(ps, add_worker, arg);
+}
+
+/* 0, or -ENOMEM (nothing to free then). */
+static int all_workers(const struct rpt_src *s, struct workers *x)
+{
+	*x = (struct workers){ NULL, 0, 0, 0 };
+	each_pools(s, workers_of, x);
+	if (!x->failed)
+		return 0;
+	free(x->v);
+	return -ENOMEM;
+}
+
+/* Each pool's figures summed over the loops (every loop has the same pools, in the same
+ * order; one that has not applied a reload yet lacks the newest). */
+struct pool_sums {
+	struct pool_info v[CFG_MAX_ROUTES];
+	unsigned n, at;
+};
+
+static void add_pool(void *arg, const struct pool_info *p)
+{
+	struct pool_sums *x = arg;
+	if (x->at == CFG_MAX_ROUTES)
+		return;
+	struct pool_info *v = &x->v[x->at++];
+	if (x->at > x->n) {
+		*v = *p;
+		x->n = x->at;
+		return;
+	}
+	v->workers += p->workers;
+	v->orphans += p->orphans;
+	v->pending += p->pending;
+}
+
+static void sum_pools(struct pools *ps, void *arg)
+{
+	struct pool_sums *x = arg;
+	x->at = 0;
+	pool_each(ps, add_pool, x);
+}
+
+static void sum_pools_all(const struct rpt_src *s, struct pool_sums *x)
+{
+	x->n = 0;
+	each_pools(s, sum_pools, x);
+}
+
+static void each_pool(const struct rpt_src *s, void (*fn)(void *arg, const struct pool_info *p), void *arg)
+{
+	struct pool_sums x;
+	sum_pools_all(s, &x);
+	for (unsigned i = 0; i < x.n; i++)
+		fn(arg, &x.v[i]);
+}
 
 static void worker_sample(void *arg, const struct pool_worker_info *w)
 {
@@ -92,9 +207,14 @@ static void sup_sample(void *arg, const struct sup_info *i)
 
 int rpt_metrics(const struct rpt_src *s, char *out, size_t cap)
 {
-	int n = stats_format(out, cap, conn_count(), pool_live_workers(s->ps));
-	if (n < 0)
+	struct workers all;
+	if (all_workers(s, &all))
+		return -ENOMEM;
+	int n = stats_format(out, cap, conn_count(), (unsigned)all.n);
+	if (n < 0) {
+		free(all.v);
 		return n;
+	}
 	struct tbuf b = { out, cap, (size_t)n, 0 };
 	tbuf_put(&b, "# HELP wsgw_loop_connections Client connections each event loop owns.\n"
 		"# TYPE wsgw_loop_connections gauge\n");
@@ -114,17 +234,21 @@ int rpt_metrics(const struct rpt_src *s, char *out, size_t cap)
 		tbuf_put(&b, "# HELP wsgw_worker_%s %s\n# TYPE wsgw_worker_%s %s\n", wf[i].name, wf[i].help,
 		    wf[i].name, wf[i].type);
 		struct wfam f = { &b, wf[i].name, i };
-		pool_each_worker(s->ps, worker_sample, &f);
+		for (size_t k = 0; k < all.n; k++)
+			worker_sample(&f, &all.v[k]);
 	}
 	static const char *const pf[][3] = {
 		{ "workers", "gauge", "Workers attached to the pool." },
 		{ "orphans", "gauge", "Connections of the pool waiting for a worker." },
 		{ "restarts_total", "counter", "Restarts of the pool's supervised workers." },
 	};
+	struct pool_sums sums;
+	sum_pools_all(s, &sums);
 	for (int i = 0; i < 3; i++) {
 		tbuf_put(&b, "# HELP wsgw_pool_%s %s\n# TYPE wsgw_pool_%s %s\n", pf[i][0], pf[i][2], pf[i][0], pf[i][1]);
 		struct pfam f = { &b, s, i };
-		pool_each(s->ps, pool_sample, &f);
+		for (unsigned k = 0; k < sums.n; k++)
+			pool_sample(&f, &sums.v[k]);
 	}
 	tbuf_put(&b, "# HELP wsgw_supervised_restarts_total Restarts of a supervised worker instance.\n"
 		"# TYPE wsgw_supervised_restarts_total counter\n");
@@ -136,6 +260,7 @@ int rpt_metrics(const struct rpt_src *s, char *out, size_t cap)
 	sup_each(s->sup, sup_sample, &f);
 	tbuf_put(&b, "# HELP wsgw_client_addresses Client addresses with a connection (or a handshake bucket) now.\n"
 		"# TYPE wsgw_client_addresses gauge\nwsgw_client_addresses %lu\n", door_addresses());
+	free(all.v);
 	return done(&b);
 }
 
@@ -179,7 +304,7 @@ int rpt_healthz(const struct rpt_src *s, char *out, size_t cap, int *ok)
 		h.ok = 0;
 		tbuf_put(&b, "not listening\n");
 	}
-	pool_each(s->ps, pool_health, &h);
+	each_pool(s, pool_health, &h);
 	if (h.ok)
 		tbuf_put(&b, "ok\n");
 	*ok = h.ok;
@@ -218,7 +343,7 @@ int rpt_status(const struct rpt_src *s, char *out, size_t cap)
 	tbuf_put(&b, "{\"version\":\"" "0.1.0" "\",\"pid\":%d,\"uptime_s\":%llu,\"healthy\":%s,\"draining\":%s,"
 		"\"connections\":%lu,\"workers\":%u,\"supervised_running\":%u,\"config_file\":",
 	    (int)getpid(), (unsigned long long)(now - s->started_ms) / 1000, ok ? "true" : "false",
-	    *s->draining ? "true" : "false", conn_count(), pool_live_workers(s->ps), sup_running(s->sup));
+	    *s->draining ? "true" : "false", conn_count(), live_workers(s), sup_running(s->sup));
 	tbuf_put_json(&b, s->cfg->config_file);
 	tbuf_put(&b, ",\"listen\":[");
 	for (int i = 0; i < lsn_count(s->lsn); i++) {
@@ -235,7 +360,7 @@ int rpt_status(const struct rpt_src *s, char *out, size_t cap)
 	}
 	tbuf_put(&b, "],\"pools\":[");
 	struct pstat x = { &b, s, 1 };
-	pool_each(s->ps, pool_json, &x);
+	each_pool(s, pool_json, &x);
 	tbuf_put(&b, "],\"memory_bytes\":%llu,\"memory_budget_bytes\":%llu}\n", (unsigned long long)bud_total(),
 	    (unsigned long long)bud_limit());
 	return done(&b);
@@ -251,9 +376,9 @@ static void worker_json(void *arg, const struct pool_worker_info *w)
 	struct wjson *x = arg;
 	tbuf_put(x->b, "%s{\"id\":%u,\"pool\":", x->first ? "" : ",", w->id);
 	tbuf_put_json(x->b, w->pool);
-	tbuf_put(x->b, ",\"pid\":%d,\"transport\":\"%s\",\"connections\":%u,\"lag_records\":%llu,"
+	tbuf_put(x->b, ",\"pid\":%d,\"transport\":\"%s\",\"loop\":%u,\"connections\":%u,\"lag_records\":%llu,"
 		  "\"lag_bytes\":%llu,\"lag_oldest_ms\":%u,\"held_records\":%zu,\"paused_clients\":%zu}",
-	    (int)w->pid, w->transport, w->conns, (unsigned long long)w->lag_records,
+	    (int)w->pid, w->transport, w->loop, w->conns, (unsigned long long)w->lag_records,
 	    (unsigned long long)w->lag_bytes, w->lag_oldest_ms, w->held, w->paused);
 	x->first = 0;
 }
@@ -282,10 +407,15 @@ static void sup_json(void *arg, const struct sup_info *i)
 
 int rpt_workers(const struct rpt_src *s, char *out, size_t cap)
 {
+	struct workers all;
+	if (all_workers(s, &all))
+		return -ENOMEM;
 	struct tbuf b = { out, cap, 0, 0 };
 	tbuf_put(&b, "{\"workers\":[");
 	struct wjson x = { &b, 1 };
-	pool_each_worker(s->ps, worker_json, &x);
+	for (size_t k = 0; k < all.n; k++)
+		worker_json(&x, &all.v[k]);
+	free(all.v);
 	tbuf_put(&b, "],\"supervised\":[");
 	x.first = 1;
 	sup_each(s->sup, sup_json, &x);

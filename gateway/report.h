@@ -28,7 +28,8 @@ struct rpt_src {
 	uint64_t started_ms;  /* CLOCK_REALTIME at start */
 };
 
-/* Each writes into out and returns the length, or -ENOSPC. */
+/* Each writes into out and returns the length, or -ENOSPC (-ENOMEM: no memory to gather
+ * the loops' workers). */
 int rpt_metrics(const struct rpt_src *s, char *out, size_t cap);
 /* *ok: listening, not draining, and every routed worker pool has its min-workers. */
 int rpt_healthz(const struct rpt_src *s, char *out, size_t cap, int *ok);

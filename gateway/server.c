@@ -446,14 +446,14 @@ static int upgrade(struct server *s, const char *path, char *why, size_t cap)
 		return -EBUSY;
 	}
 	/* The hand-over runs on loop 0's thread: the connections of the others come here. */
-	if (lps_gather(s->lps)) {
+	int rc = lps_gather(s->lps, why, cap);
+	if (rc) {
 		lps_spread(s->lps);
-		snprintf(why, cap, "out of memory moving the other loops' connections to loop 0");
 		log_warn(0, "upgrade refused: %s", why);
-		return -ENOMEM;
+		return rc;
 	}
 	struct ho_parts p = { s->cfg, s->loop, s->sess, s->lsn, s->admin, s->ctl, s->rundir.lock_fd, s->sup };
-	int rc = ho_upgrade(&p, path, upgrade_done, s, why, cap);
+	rc = ho_upgrade(&p, path, upgrade_done, s, why, cap);
 	if (rc)
 		lps_spread(s->lps);
 	/* Whoever asked (SIGUSR2, POST /upgrade), what cannot move yet is said here. */
@@ -544,11 +544,13 @@ static int setup(struct server *s, struct gw_config *cfg)
 	if (rc == 0)
 		rc = lsn_open(s->loop, cfg, on_accept, s, &s->lsn);
 	if (rc == 0)
-		rc = sess_new(s->loop, cfg, NULL, &s->sess);
+		rc = sess_new(s->loop, cfg, 1, &s->sess);
 	if (rc == 0 && (rc = lps_new(cfg, s->loop, s->sess, s->tls, &s->lps)) == 0)
 		lps_set_max_conns(s->lps, s->max_conns);
 	if (rc == 0 && pool_serves_workers(sess_pools(s->sess)))
 		rc = ctl_new(s->loop, cfg, sess_pools(s->sess), &s->ctl);
+	if (rc == 0 && s->ctl)
+		lps_set_ctl(s->lps, s->ctl);
 	if (rc == 0 && cfg->cluster.url[0] && (rc = clu_new(s->loop, cfg, &s->clu)) == 0) {
 		conn_set_first_id(clu_first_id(s->clu));
 		pool_set_cluster(sess_pools(s->sess), s->clu);

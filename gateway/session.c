@@ -337,7 +337,7 @@ static size_t process(struct sess *s, struct conn *c, uint8_t *buf, size_t n)
 	enum upg_result r = upg_feed(&s->u, c, buf, n, &used);
 	if (r == UPG_MOVE) {
 		loop_detach_conn(s->u.loop, c);
-		s->home.move(s->home.arg, c);
+		s->home.move(s->home.arg, c, NULL);
 		return MOVED;
 	}
 	if (r != UPG_OPEN)
@@ -603,10 +603,25 @@ static int take(struct sess *s, struct conn *c)
 	return -1;
 }
 
-void sess_arrive(struct sess *s, struct conn *c)
+void sess_arrive(struct sess *s, struct conn *c, struct pool_held *held)
 {
+	if (take(s, c)) {
+		pool_held_free(held);
+		return;
+	}
+	if (held || c->state != CONN_HANDSHAKE) {
+		pool_receive(s->u.ps, c, held);
+		reread(s, c);
+		return;
+	}
 	/* What comes after the early frames is read as the epoll set reports it. */
-	if (take(s, c) || upg_route(&s->u, c) != UPG_OPEN)
+	enum upg_result r = upg_route(&s->u, c);
+	if (r == UPG_MOVE) { /* the worker it came for died on the way */
+		loop_detach_conn(s->u.loop, c);
+		s->home.move(s->home.arg, c, NULL);
+		return;
+	}
+	if (r != UPG_OPEN)
 		return;
 	sess__early_frames(s, c);
 	if (c->state == CONN_OPEN)

@@ -15,18 +15,24 @@ struct conn;
 struct pools;
 struct sess;
 
-/* Where a loop that serves no workers sends the connections of worker routes: move is
- * called with c detached from this loop, its request read (gateway/loops.h). */
+/* Where the connections of a worker route go when this loop has no worker for it
+ * (gateway/loops.h): pick says whether another loop serves the pool (an index) and
+ * chooses it; move is then called with c detached from this loop, its request read (or,
+ * when this loop's last worker of its pool died, open and waiting for one, with what the
+ * pools kept for it). */
+struct pool_held;
 struct sess_home {
-	void (*move)(void *arg, struct conn *c);
+	int (*pick)(void *arg, unsigned pool);
+	void (*move)(void *arg, struct conn *c, struct pool_held *held);
 	void *arg;
 };
 
-/* Creates the session layer of loop l and the pools of cfg's routes beneath it; with
- * home, the pools take no workers and worker routes' requests go home. Returns 0 and
- * *out, or -errno (logged). */
-int sess_new(struct loop *l, const struct gw_config *cfg, const struct sess_home *home,
-	     struct sess **out);
+/* Creates the session layer of loop l and the pools of cfg's routes beneath it; workers
+ * 0: the pools take no workers (their routes' requests go where home picks). Returns 0
+ * and *out, or -errno (logged). */
+int sess_new(struct loop *l, const struct gw_config *cfg, int workers, struct sess **out);
+/* Other loops serve worker routes too (before the first connection). */
+void sess_set_home(struct sess *s, const struct sess_home *home);
 /* Frees the pools and the session layer (connections must be gone). */
 void sess_free(struct sess *s);
 /* The pools, for the control channel and reloads. */
@@ -34,8 +40,10 @@ struct pools *sess_pools(struct sess *s);
 
 /* Takes a new accepted connection: handshake state and deadline. 0 or -ENOMEM. */
 int sess_start(struct sess *s, struct conn *c);
-/* Takes a connection another loop moved here (sess_home) and routes its request. */
-void sess_arrive(struct sess *s, struct conn *c);
+/* Takes a connection another loop moved here (sess_home) and routes its request; or one
+ * past its handshake whose worker died there, with what was kept for it (held, taken):
+ * it waits here for one of this loop's workers. */
+void sess_arrive(struct sess *s, struct conn *c, struct pool_held *held);
 /* Takes a connection another loop moved here only to close it in its handshake (the
  * drain began while it moved). */
 void sess_turn_away(struct sess *s, struct conn *c, const char *reason);

@@ -8,11 +8,17 @@
 #include "gateway/session.h"
 #include "gateway/upgrade.h"
 
+#include <pthread.h>
+
 struct sess {
 	struct upg_env u;             /* the loop and the pools */
 	const struct gw_config *cfg;  /* the loop's: changed in place on reload, never moved */
 	uint32_t dropped_log_at;      /* --outbound-policy drop logs at most once a second */
-	struct sess_home home;        /* move NULL: the worker routes are served here */
+	struct sess_home home;        /* move NULL: one loop */
+	/* Other loops' publishes for subscribers here, in order (delivery.c). */
+	pthread_mutex_t in_mu;
+	struct far *in_head, *in_tail;
+	int in_nudged;                /* a drain is posted to this loop */
 };
 
 /* The loop's callbacks for client connections (gateway/session.c). */

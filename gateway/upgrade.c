@@ -182,8 +182,10 @@ static enum upg_result finish(const struct upg_env *u, struct conn *c)
 		return UPG_DONE;
 	}
 	c->pool = (uint8_t)pool_for_route(u->ps, (unsigned)route);
-	if (u->away && !pool_is_echo(u->ps, c->pool))
-		return UPG_MOVE; /* the checks above pass there too: they read only c and cfg */
+	/* The checks above pass there too: they read only c and cfg. */
+	if (u->elsewhere && !pool_is_echo(u->ps, c->pool) && !pool_live_in(u->ps, c->pool) &&
+	    u->elsewhere(u->elsewhere_arg, c->pool))
+		return UPG_MOVE;
 	c->slow = r->slow;
 	char protocol[128] = "";
 	struct ws_slice offered = ws_hs_protocols(c->hs);
@@ -240,7 +242,7 @@ static void answer_static(const struct upg_env *u, struct conn *c, struct ws_sli
 	if (path.n == 8 && !memcmp(path.p, "/metrics", 8) && loop_cfg(u->loop)->admin.len) {
 		static _Thread_local char text[16384]; /* each loop answers its own */
 		unsigned workers = pool_live_workers(u->ps);
-		if (u->away) { /* the workers are loop 0's: its gauge, at most a batch old */
+		if (u->elsewhere) { /* every loop's workers: their gauges, at most a batch old */
 			struct gw_stats all;
 			stats_sum(&all);
 			workers = (unsigned)all.workers_live;

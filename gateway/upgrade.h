@@ -21,7 +21,10 @@ struct upg_env {
 	struct loop *loop;
 	struct pools *ps;
 	struct stc *stc; /* --static: plain GETs and HEADs get files from it; NULL when off */
-	int away;        /* another loop serves the worker routes: their requests move there */
+	/* Other loops may serve a worker route that has no worker here: 1 when c's request
+	 * moves to one of them (chosen then); NULL: one loop. */
+	int (*elsewhere)(void *arg, unsigned pool);
+	void *elsewhere_arg;
 };
 
 /* Sets up a new accepted connection: handshake state and deadline. 0 or -ENOMEM. */
@@ -32,8 +35,8 @@ enum upg_result {
 	UPG_OPEN,  /* 101 queued, c is CONN_OPEN; bytes after *used are the client's frames */
 	UPG_WAIT,  /* c is CONN_AUTHORIZING; the bytes after the request are kept in c->msg */
 	UPG_DONE,  /* answered with an HTTP error, or closed: drop the rest */
-	UPG_MOVE,  /* (u->away) a worker route's request, routed no further: c goes to the
-	            * loop that serves workers, the bytes after the request kept in c->msg */
+	UPG_MOVE,  /* (u->elsewhere) a worker route's request, routed no further: c goes to
+	            * the loop chosen, the bytes after the request kept in c->msg */
 };
 
 /* Feeds request bytes (c in CONN_HANDSHAKE). */

@@ -116,6 +116,7 @@ static const struct sample samples[] = {
 	{ "gateway.zmq-window", "64", NULL, "0" },
 	{ "gateway.zmq-window-bytes", "65536", NULL, "4095" },
 	{ "gateway.loops", "4", NULL, "65" },
+	{ "gateway.spread-workers", "yes", NULL, "2" },
 	{ "gateway.wake-spin", "50", NULL, "1001" },
 	{ "gateway.forward-header", "x-real-ip, Origin", "x-real-ip origin", "" },
 	{ "gateway.curve-secret-key", "/etc/k", NULL, "" },

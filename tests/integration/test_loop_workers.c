@@ -1,6 +1,11 @@
 /*
- * --loops 2 with workers, against the real gateway and real libwsgw workers (the test
- * worker of tests/lib/wtproc.h, which answers "w<worker> c<conn> <o|r>|<message>").
+ * --loops 2 with shm workers, against the real gateway and real libwsgw workers (the test
+ * worker of tests/lib/wtproc.h, which answers "w<worker> c<conn> <o|r>|<message>"): each
+ * worker is attached to one loop, every loop gets one, a connection is served by a worker
+ * of the loop that owns it and keeps its messages in order; when a loop's last worker of
+ * the pool dies its clients move to the other loop's and carry on; and a publish reaches
+ * the subscribers of every loop, in one order. Built with TSan, the gateway's exit status
+ * tells whether the loops raced (make check-tsan).
  */
 #include "tests/lib/wstest.h"
 #include "tests/lib/wtadmin.h"
@@ -15,11 +20,50 @@
 #include <unistd.h>
 
 #define NCONN 40
+#define NMSG 100
+#define NPUB 200
 
 static struct wt_env env;
 static struct wt_proc wk[2];
 static int wid[2];       /* worker ids, by worker */
+static int wloop[2];     /* the loop each is attached to */
 static struct wt_conn conns[NCONN];
+static char body[1 << 20];
+
+/* The loop /workers says worker id is attached to, or -1. */
+static int loop_of_worker(const char *json, int id)
+{
+	char key[32];
+	snprintf(key, sizeof(key), "{\"id\":%d,", id);
+	const char *p = strstr(json, key);
+	if (!p || !(p = strstr(p, "\"loop\":")))
+		return -1;
+	return atoi(p + 7);
+}
+
+static const char *admin(const char *path)
+{
+	const char *b;
+	ck_assert_int_eq(wt_admin_get(wt_admin_port(&env.gw), path, NULL, body, sizeof(body), &b), 200);
+	return b;
+}
+
+/* The gateway with two loops and two test workers of pool tw on /w. */
+static void start(void)
+{
+	wt_env_init(&env);
+	WT_ENV_GW_START(&env, "--loops", "2", "--spread-workers", "yes", "--route", "/w=tw", "--admin",
+			"127.0.0.1:0", NULL);
+	wid[0] = wt_env_worker(&env, &wk[0], WT_WORKER_TEST, "tw", "w0");
+	wid[1] = wt_env_worker(&env, &wk[1], WT_WORKER_TEST, "tw", "w1");
+	const char *w = admin("/workers");
+	for (int i = 0; i < 2; i++)
+		wloop[i] = loop_of_worker(w, wid[i]);
+	ck_assert_msg(wloop[0] >= 0 && wloop[1] >= 0 && wloop[0] != wloop[1],
+		      "each loop gets a worker: %.400s", w);
+	for (int i = 0; i < NCONN; i++)
+		WT_EXPECT_OPEN(&conns[i], "127.0.0.1", env.gw.port, "/w");
+}
 
 static void stop(void)
 {
@@ -39,8 +83,174 @@ static int answer_worker(const struct wt_frame *m)
 	return atoi((const char *)m->payload + 1);
 }
 
-/* A SIGHUP that adds a worker pool reaches every loop's route map (only loop 0 takes
- * workers): a request for the new route read on loop 1 goes to the new pool's worker. */
+/* Every connection sends NMSG numbered messages before reading any; each answer must come
+ * back in order, from one worker per connection (*by[i]), whose flag is flag. */
+static void rounds_in_order(int *by, char flag, const char *tag)
+{
+	char m[48];
+	for (int k = 0; k < NMSG; k++)
+		for (int i = 0; i < NCONN; i++) {
+			int n = snprintf(m, sizeof(m), "%s %d msg %d", tag, i, k);
+			WT_OK(&conns[i], wt_send_frame(&conns[i], 1, 1, m, (size_t)n));
+		}
+	for (int i = 0; i < NCONN; i++)
+		for (int k = 0; k < NMSG; k++) {
+			struct wt_frame f;
+			ck_assert_int_eq(wt_read_message(&conns[i], &f, 5000), 0);
+			int n = snprintf(m, sizeof(m), "%c|%s %d msg %d", flag, tag, i, k);
+			const char *bar = memchr(f.payload, '|', f.len);
+			ck_assert_msg(bar && f.len - (size_t)(bar - 1 - (const char *)f.payload) == (size_t)n &&
+					      !memcmp(bar - 1, m, (size_t)n),
+				      "conn %d answer %d: %.*s, want ...%s", i, k, (int)f.len,
+				      (const char *)f.payload, m);
+			int w = answer_worker(&f);
+			if (k == 0)
+				by[i] = w;
+			ck_assert_int_eq(w, by[i]);
+			wt_frame_free(&f);
+		}
+}
+
+/* The loop /connections says owns the connection the worker answered for on conns[i]. */
+static void expect_served_on_own_loop(const int *by)
+{
+	const char *b = admin("/connections");
+	int on[2] = { 0, 0 };
+	for (const char *p = b; (p = strstr(p, "{\"id\":")); p++) {
+		const char *w = strstr(p, "\"worker\":"), *l = strstr(p, "\"loop\":");
+		ck_assert_ptr_nonnull(w);
+		ck_assert_ptr_nonnull(l);
+		int worker = atoi(w + 9), loop = atoi(l + 7);
+		int which = worker == wid[0] ? 0 : worker == wid[1] ? 1 : -1;
+		ck_assert_msg(which >= 0 && wloop[which] == loop,
+			      "a connection of loop %d pinned to worker %d (of loop %d)", loop, worker,
+			      which >= 0 ? wloop[which] : -1);
+		on[loop]++;
+	}
+	ck_assert_int_eq(on[0] + on[1], NCONN);
+	ck_assert_msg(on[0] >= NCONN / 2 - 1 && on[1] >= NCONN / 2 - 1, "spread %d / %d", on[0], on[1]);
+	int served[2] = { 0, 0 };
+	for (int i = 0; i < NCONN; i++)
+		served[by[i] == wid[1]]++;
+	ck_assert_int_eq(served[0], on[wloop[0]]);
+}
+
+START_TEST(a_worker_on_every_loop_in_order)
+{
+	int by[NCONN];
+	start();
+	rounds_in_order(by, 'o', "conn");
+	expect_served_on_own_loop(by);
+	stop();
+}
+END_TEST
+
+/* SIGKILL of one loop's only worker (loop 1's, then loop 0's): its clients wait, move to
+ * the other loop, and its worker takes them (OPEN resumed); none is closed, and what they
+ * send after the death is answered. */
+START_TEST(a_loops_clients_move_when_its_worker_dies)
+{
+	int by[NCONN];
+	start();
+	rounds_in_order(by, 'o', "before");
+	int dead = wloop[0] == _i % 2 ? 0 : 1, left = !dead;
+	pid_t pid = wk[dead].pid;
+	ck_assert_int_eq(wt_proc_kill(&wk[dead], SIGKILL), 0);
+	ck_assert_int_eq(wt_proc_reap(&wk[dead], 5000), 0);
+	ck_assert(wt_wait_gone(env.gw.log_path, "tw", pid, 5000));
+	ck_assert(wt_wait_file(env.gw.log_path, "moved to another loop's", 5000));
+	/* The moved ones are answered "r" (resumed), the others "o": one round each way. */
+	char m[48];
+	for (int i = 0; i < NCONN; i++) {
+		int n = snprintf(m, sizeof(m), "after %d", i);
+		WT_OK(&conns[i], wt_send_frame(&conns[i], 1, 1, m, (size_t)n));
+	}
+	int moved = 0;
+	for (int i = 0; i < NCONN; i++) {
+		struct wt_frame f;
+		ck_assert_int_eq(wt_read_message(&conns[i], &f, 5000), 0);
+		ck_assert_int_eq(answer_worker(&f), wid[left]);
+		const char *bar = memchr(f.payload, '|', f.len);
+		ck_assert_ptr_nonnull(bar);
+		ck_assert_int_eq(bar[-1], by[i] == wid[dead] ? 'r' : 'o');
+		moved += by[i] == wid[dead];
+		wt_frame_free(&f);
+	}
+	ck_assert_int_ge(moved, NCONN / 2 - 1);
+	const char *b = admin("/connections");
+	ck_assert_msg(!strstr(b, wloop[dead] ? "\"loop\":1," : "\"loop\":0,"),
+		      "a connection stayed on the dead worker's loop: %.300s", b);
+	ck_assert_msg(strstr(b, "\"total\":40,"), "%.200s", b);
+	stop();
+}
+END_TEST
+
+/* Every client subscribes; clients on both loops publish at once: each subscriber,
+ * whatever its loop, gets every message once, all in the same order. */
+START_TEST(a_publish_reaches_every_loop_in_one_order)
+{
+	int by[NCONN];
+	start();
+	rounds_in_order(by, 'o', "hi");
+	for (int i = 0; i < NCONN; i++) {
+		WT_OK(&conns[i], wt_send_frame(&conns[i], 1, 1, "sub:room", 8));
+		struct wt_frame f;
+		ck_assert_int_eq(wt_read_message(&conns[i], &f, 5000), 0);
+		wt_frame_free(&f);
+	}
+	char m[48];
+	for (int k = 0; k < NPUB; k++) {
+		int from = k % NCONN;
+		int n = snprintf(m, sizeof(m), "pub:room:P%d from %d", k, from);
+		WT_OK(&conns[from], wt_send_frame(&conns[from], 1, 1, m, (size_t)n));
+	}
+	static int order[NPUB];
+	for (int i = 0; i < NCONN; i++) {
+		int seen[NPUB] = { 0 };
+		for (int next = 0; next < NPUB;) {
+			struct wt_frame f;
+			ck_assert_msg(wt_read_message(&conns[i], &f, 5000) == 0,
+				      "subscriber %d: message %d never came", i, next);
+			const char *p = (const char *)f.payload;
+			if (p[0] != 'w') { /* not a publisher's own answer */
+				int k = p[0] == 'P' ? atoi(p + 1) : -1;
+				ck_assert_msg(k >= 0 && k < NPUB && !seen[k]++, "subscriber %d: %.*s (twice?)",
+					      i, (int)f.len, p);
+				if (i == 0)
+					order[next] = k;
+				ck_assert_msg(order[next] == k, "subscriber %d got P%d where subscriber 0 got P%d",
+					      i, k, order[next]);
+				next++;
+			}
+			wt_frame_free(&f);
+		}
+	}
+	stop();
+}
+END_TEST
+
+/* A live upgrade while loop 1 serves a worker is refused before anything moves, with the
+ * reason; the clients go on where they were. */
+START_TEST(an_upgrade_waits_for_the_hand_over_of_every_loop)
+{
+	int by[NCONN];
+	start();
+	rounds_in_order(by, 'o', "before");
+	char bin[256], req[512], out[4096];
+	const char *b;
+	wt_build_path(bin, sizeof(bin), "wsgw");
+	snprintf(req, sizeof(req), "POST /upgrade?path=%s HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n", bin);
+	ck_assert_int_eq(wt_admin_raw(wt_admin_port(&env.gw), req, out, sizeof(out), &b), 500);
+	ck_assert_msg(strstr(b, "a live upgrade hands over loop 0's only"), "%s", b);
+	rounds_in_order(by, 'o', "after");
+	expect_served_on_own_loop(by);
+	stop();
+}
+END_TEST
+
+/* A SIGHUP that adds a worker pool reaches every loop's route map (spread-workers off, so
+ * only loop 0 takes workers): a request for the new route read on loop 1 goes to the new
+ * pool's worker. */
 START_TEST(a_reload_adds_a_pool_on_every_loop)
 {
 	char path[256];
@@ -82,6 +292,10 @@ int main(int argc, char **argv)
 	if (argc > 1 && !strcmp(argv[1], "--as-worker"))
 		return wt_worker_main(argc, argv);
 	const struct wt_case cases[] = {
+		{ "a_worker_on_every_loop_in_order", a_worker_on_every_loop_in_order, 60, 0 },
+		{ "a_loops_clients_move_when_its_worker_dies", a_loops_clients_move_when_its_worker_dies, 60, 2 },
+		{ "a_publish_reaches_every_loop_in_one_order", a_publish_reaches_every_loop_in_one_order, 60, 0 },
+		{ "an_upgrade_waits_for_the_hand_over_of_every_loop", an_upgrade_waits_for_the_hand_over_of_every_loop, 60, 0 },
 		{ "a_reload_adds_a_pool_on_every_loop", a_reload_adds_a_pool_on_every_loop, 60, 0 },
 	};
 	return wt_run_suite(WT_SUITE("loop_workers", cases));

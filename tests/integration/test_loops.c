@@ -1,10 +1,11 @@
 /*
  * --loops N against the real gateway: connections of a built-in route spread over the
  * loops by count, each keeps its messages in order, one whose request names a worker
- * route moves to loop 0 with the frames that came behind its request, a TLS listener's
- * handshakes spread too, and the operator's kick, /connections, a reload and the drain
- * reach every loop. Built with TSan, the gateway's exit status tells whether the loops
- * raced (make check-tsan).
+ * route moves to loop 0, whose are the workers, with the frames that came behind its
+ * request, a TLS listener's handshakes spread too, and the operator's kick, /connections,
+ * a reload and the drain reach every loop (test_loop_workers: workers on every loop).
+ * Built with TSan, the gateway's exit status tells whether the loops raced (make
+ * check-tsan).
  */
 #include "tests/lib/wstest.h"
 #include "tests/lib/wtadmin.h"

@@ -554,6 +554,14 @@ static void tw_message(struct wsgw_worker *w, const struct wsgw_event *ev)
 	memcpy(out + hn, ev->data, ev->len);
 	if (wsgw_send_commit(w, ev->conn, ev->binary, (size_t)hn + ev->len))
 		fprintf(stderr, "send %llu failed\n", (unsigned long long)ev->conn);
+	const char *d = ev->data, *colon;
+	if (ev->len > 4 && !memcmp(d, "sub:", 4) &&
+	    wsgw_subscribe(w, ev->conn, d + 4, ev->len - 4))
+		fprintf(stderr, "subscribe %llu failed\n", (unsigned long long)ev->conn);
+	if (ev->len > 4 && !memcmp(d, "pub:", 4) && (colon = memchr(d + 4, ':', ev->len - 4)) &&
+	    wsgw_publish(w, d + 4, (size_t)(colon - d - 4), ev->binary, colon + 1,
+			 ev->len - (size_t)(colon + 1 - d), 0))
+		fprintf(stderr, "publish of %llu failed\n", (unsigned long long)ev->conn);
 	if (ev->len > 6 && ev->len < 32 && !memcmp(ev->data, "flood:", 6)) {
 		/* N messages of 16 KiB to this client, faster than a client that does not read
 		 * can take them: exercises --max-outbound and its policy. */
