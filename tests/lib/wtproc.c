@@ -540,6 +540,8 @@ static void tw_open(struct wsgw_worker *w, const struct wsgw_event *ev)
 static void tw_message(struct wsgw_worker *w, const struct wsgw_event *ev)
 {
 	struct tw_conn *c = tw_find(ev->conn, 0);
+	if (ev->len > 6 && ev->len < 64 && !memcmp(ev->data, "later:", 6))
+		wt_sleep_ms(atoi((const char *)ev->data + 6)); /* the digits end at a space */
 	char head[64];
 	int hn = snprintf(head, sizeof(head), "w%u c%llu %c|", wsgw_worker_id(w),
 			  (unsigned long long)ev->conn, c ? c->flag : '-');

@@ -107,7 +107,7 @@ void wt_dump(const char *title, const char *path, int max_lines);
  * "w<worker id> c<conn> <f>|<payload>", f being 'o' when the connection's OPEN came to it,
  * 'r' when that OPEN was resumed, '-' when no OPEN came first. A message "stall:MS" is
  * answered, flushed, and then the worker sleeps MS ms without calling wsgw_wait (a worker
- * that stops reading). "sub:TOPIC" subscribes the connection to TOPIC after the answer,
+ * that stops reading). A message "later:MS ..." is answered MS ms after it came. "sub:TOPIC" subscribes the connection to TOPIC after the answer,
  * "pub:TOPIC:TEXT" publishes TEXT to it (nobody left out). After a CLOSE it sends "late" to the closed connection (which must
  * come back as GONE). An authorize OPEN whose path contains "/ok" is ACCEPTed with
  * subprotocol "chat.v1" and header "X-Test: yes", one containing "/no" is REJECTed with 403,
