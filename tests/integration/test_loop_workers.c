@@ -229,6 +229,43 @@ START_TEST(a_publish_reaches_every_loop_in_one_order)
 }
 END_TEST
 
+/* Both workers die: every client waits, on its own loop. A new worker is attached to
+ * loop 0; loop 1's clients move to it, and it takes all of them (OPEN resumed). */
+START_TEST(waiting_clients_of_every_loop_go_to_a_new_worker)
+{
+	int by[NCONN];
+	start();
+	rounds_in_order(by, 'o', "before");
+	for (int i = 0; i < 2; i++) {
+		pid_t pid = wk[i].pid;
+		ck_assert_int_eq(wt_proc_kill(&wk[i], SIGKILL), 0);
+		ck_assert_int_eq(wt_proc_reap(&wk[i], 5000), 0);
+		ck_assert(wt_wait_gone(env.gw.log_path, "tw", pid, 5000));
+	}
+	char m[48];
+	for (int i = 0; i < NCONN; i++) { /* kept for them while they wait */
+		int n = snprintf(m, sizeof(m), "waiting %d", i);
+		WT_OK(&conns[i], wt_send_frame(&conns[i], 1, 1, m, (size_t)n));
+	}
+	int fresh = wt_env_worker(&env, &wk[0], WT_WORKER_TEST, "tw", "w2");
+	ck_assert_int_eq(loop_of_worker(admin("/workers"), fresh), 0);
+	for (int i = 0; i < NCONN; i++) {
+		struct wt_frame f;
+		ck_assert_msg(wt_read_message(&conns[i], &f, 5000) == 0, "client %d was not answered", i);
+		int n = snprintf(m, sizeof(m), "r|waiting %d", i);
+		const char *bar = memchr(f.payload, '|', f.len);
+		ck_assert_int_eq(answer_worker(&f), fresh);
+		ck_assert_msg(bar && f.len - (size_t)(bar - 1 - (const char *)f.payload) == (size_t)n &&
+				      !memcmp(bar - 1, m, (size_t)n),
+			      "client %d: %.*s", i, (int)f.len, (const char *)f.payload);
+		wt_frame_free(&f);
+	}
+	const char *b = admin("/connections");
+	ck_assert_msg(!strstr(b, "\"loop\":1,"), "a client stayed on loop 1: %.300s", b);
+	stop();
+}
+END_TEST
+
 /* A live upgrade while loop 1 serves a worker is refused before anything moves, with the
  * reason; the clients go on where they were. */
 START_TEST(an_upgrade_waits_for_the_hand_over_of_every_loop)
@@ -295,6 +332,7 @@ int main(int argc, char **argv)
 		{ "a_worker_on_every_loop_in_order", a_worker_on_every_loop_in_order, 60, 0 },
 		{ "a_loops_clients_move_when_its_worker_dies", a_loops_clients_move_when_its_worker_dies, 60, 2 },
 		{ "a_publish_reaches_every_loop_in_one_order", a_publish_reaches_every_loop_in_one_order, 60, 0 },
+		{ "waiting_clients_of_every_loop_go_to_a_new_worker", waiting_clients_of_every_loop_go_to_a_new_worker, 60, 0 },
 		{ "an_upgrade_waits_for_the_hand_over_of_every_loop", an_upgrade_waits_for_the_hand_over_of_every_loop, 60, 0 },
 		{ "a_reload_adds_a_pool_on_every_loop", a_reload_adds_a_pool_on_every_loop, 60, 0 },
 	};
