@@ -1,6 +1,5 @@
 #include "gateway/attach.h"
 #include "gateway/log.h"
-#include "gateway/pool.h"
 #include "gateway/rundir.h"
 #include "shm/fdpass.h"
 
@@ -29,8 +28,7 @@ struct att_conn {
 struct att {
 	struct loop_src src; /* the listening socket */
 	struct loop *loop;
-	struct pools *ps;
-	att_fds_fn *fds_fn;  /* NULL: ps's, kept by ps */
+	att_fds_fn *fds_fn;  /* where the descriptors come from (copies) */
 	void *fds_arg;
 	int fd;
 	char path[108];
@@ -58,14 +56,15 @@ static void answer(struct att *a, struct att_conn *c)
 	const char *why = NULL;
 	if (c->line[SHM_FDPASS_TOKEN_LEN] != '\n')
 		why = "a malformed token";
-	else if ((a->fds_fn ? a->fds_fn(a->fds_arg, token, cred.pid, fds, &why)
-			    : pool_shm_fds(a->ps, token, cred.pid, fds, &why)) == 0)
+	else if (!a->fds_fn)
+		why = "not ready";
+	else if (a->fds_fn(a->fds_arg, token, cred.pid, fds, &why) == 0)
 		why = NULL;
 	if (why)
 		log_warn(0, "attach socket: refused pid %d: %s", (int)cred.pid, why);
 	if (shm_fdpass_send(c->fd, why ? 1 : 0, fds, 3) < 0)
 		log_warn(errno, "attach socket: answer to pid %d", (int)cred.pid);
-	for (int i = 0; !why && a->fds_fn && i < 3; i++)
+	for (int i = 0; !why && i < 3; i++)
 		close(fds[i]);
 	drop(c);
 }
@@ -145,7 +144,7 @@ static int bind_listener(struct att *a, const char *path)
 	return 0;
 }
 
-int att_new(struct loop *l, struct pools *ps, const char *path, mode_t mode, gid_t gid,
+int att_new(struct loop *l, const char *path, mode_t mode, gid_t gid,
 	    int inherit_fd, struct att **out)
 {
 	if (strlen(path) >= sizeof(((struct sockaddr_un *)0)->sun_path)) {
@@ -156,7 +155,6 @@ int att_new(struct loop *l, struct pools *ps, const char *path, mode_t mode, gid
 	if (!a)
 		return -ENOMEM;
 	a->loop = l;
-	a->ps = ps;
 	a->fd = -1;
 	for (int i = 0; i < ATT_CONNS; i++)
 		a->conns[i].fd = -1;

@@ -62,7 +62,7 @@ struct ctl {
 	void *ctx, *sock;
 	struct curve *curve;
 	struct att *att;     /* where shm workers fetch their segments */
-	struct ctl_dir dir;  /* attach NULL: every worker is loop 0's (k->ps) */
+	struct ctl_dir dir;  /* where shm workers are attached (zmq workers: k->ps's) */
 	struct ctl_peer *peers[MAX_PEERS];
 	/* ZMQ_FD is edge-like and a send may consume its edge: after the fd fired or after
 	 * any send, ZMQ_EVENTS must be asked again before the loop may sleep. */
@@ -273,9 +273,8 @@ static void on_hello(struct ctl *k, const uint8_t *ident, size_t ilen, zmq_msg_t
 	struct pool_welcome wel;
 	const char *why = NULL;
 	unsigned loop = 0;
-	int ok = !zmq_transport && k->dir.attach
-			 ? k->dir.attach(k->dir.arg, pool, pid, &wel, &why, &loop) == 0
-			 : pool_attach(k->ps, pool, pid, &link, &wel, &why) != NULL;
+	int ok = zmq_transport ? pool_attach(k->ps, pool, pid, &link, &wel, &why) != NULL
+			       : k->dir.attach(k->dir.arg, pool, pid, &wel, &why, &loop) == 0;
 	if (!ok) {
 		log_warn(0, "control: HELLO for pool '%s' refused: %s", pool, why);
 		send_error(k, ident, ilen, why);
@@ -846,7 +845,7 @@ int ctl_new(struct loop *l, const struct gw_config *cfg, struct pools *ps, struc
 		snprintf(path, sizeof(path), "%s.fds", cfg->control + 6);
 	else if ((rc = mkdir_p(cfg->runtime_dir)) == 0)
 		snprintf(path, sizeof(path), "%s/attach-%d", cfg->runtime_dir, (int)getpid());
-	if (rc || (rc = att_new(l, ps, path, cfg->socket_mode, cfg->gid, cfg->inherit_attach_fd, &k->att)))
+	if (rc || (rc = att_new(l, path, cfg->socket_mode, cfg->gid, cfg->inherit_attach_fd, &k->att)))
 		goto fail;
 	k->check = 1;
 	struct loop_hooks h = { .arg = k, .poll = hook_poll, .sleep = hook_sleep, .tick = hook_tick,

@@ -22,8 +22,8 @@ int ctl_new(struct loop *l, const struct gw_config *cfg, struct pools *ps, struc
 /* Closes the socket, forgets every worker, removes an ipc:// endpoint it bound. */
 void ctl_free(struct ctl *k);
 
-/* Where shm workers are served when there are several loops (gateway/loops.h): each
- * is attached to one loop's pools, and the control channel names it by loop and id. */
+/* Where shm workers are served (gateway/loops.h): each is attached to one loop's pools,
+ * and the control channel names it by loop and id. Set before the first HELLO. */
 struct pool_welcome;
 struct ctl_dir {
 	void *arg;

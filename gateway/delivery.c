@@ -235,7 +235,7 @@ static void drain_posted(struct loop *l, void *arg);
 static void far_post(unsigned k, struct far *f)
 {
 	struct sess *to = by_loop[k];
-	if (!to) { /* no such loop: a connection moving when it was asked */
+	if (!to) { /* that loop has ended (the gateway stops) */
 		stats.publish_dropped += f->nids;
 		far_free(f);
 		return;

@@ -72,6 +72,16 @@ struct move {
 	struct pool_held *held;  /* an open connection waiting for a worker: its records */
 };
 
+/* c has just joined loop p, in its epoll set and the map: either the drain's look at the
+ * map finds it, or this sees the drain and closes it (the fence orders the join before
+ * the load, as lps_drain's store is ordered before the look). */
+static void drain_gate(struct lp *p, struct conn *c)
+{
+	__atomic_thread_fence(__ATOMIC_SEQ_CST);
+	if (__atomic_load_n(&p->x->draining, __ATOMIC_RELAXED))
+		sess_close(p->sess, c, WS_CLOSE_GOING_AWAY, "server shutting down");
+}
+
 /* As listener.c gave it: the connection starts on loop p (with tls, its TLS state, or
  * NULL on a plain listener). */
 static void accept_on(struct lp *p, int fd, const struct sockaddr *peer, struct tls_conn *tls)
@@ -92,12 +102,7 @@ static void accept_on(struct lp *p, int fd, const struct sockaddr *peer, struct 
 		loop_close(p->loop, c, "epoll_ctl failed");
 		return;
 	}
-	/* c is in the map: either the drain's look at the map finds it, or this sees the
-	 * drain (the fence orders the insert before the load, as lps_drain's store is
-	 * ordered before the look). */
-	__atomic_thread_fence(__ATOMIC_SEQ_CST);
-	if (__atomic_load_n(&p->x->draining, __ATOMIC_RELAXED))
-		sess_close(p->sess, c, WS_CLOSE_GOING_AWAY, "server shutting down");
+	drain_gate(p, c);
 }
 
 static void take_hand(struct loop *l, void *arg)
@@ -180,10 +185,8 @@ static void arrive(struct loop *l, void *arg)
 		sess_turn_away(m->to->sess, m->c, "server shutting down");
 	} else {
 		sess_arrive(m->to->sess, m->c, m->held);
-		/* As accept_on: in a loop now, so the drain finds it, or it sees the drain. */
-		__atomic_thread_fence(__ATOMIC_SEQ_CST);
-		if (m->c->state == CONN_OPEN && __atomic_load_n(&x->draining, __ATOMIC_RELAXED))
-			sess_close(m->to->sess, m->c, WS_CLOSE_GOING_AWAY, "server shutting down");
+		if (m->c->state == CONN_OPEN)
+			drain_gate(m->to, m->c);
 	}
 	free(m);
 }
@@ -376,8 +379,6 @@ static void worker_gone(void *arg, unsigned id)
 void lps_set_ctl(struct lps *x, struct ctl *k)
 {
 	x->ctl = k;
-	if (!x->spread_workers)
-		return;
 	struct ctl_dir d = { x, dir_attach, dir_fail, dir_fds };
 	ctl_set_dir(k, &d);
 }
@@ -491,10 +492,8 @@ static void count_served(struct loop *l, void *arg)
 	conn_for_each(count_worker_conn, v);
 }
 
-int lps_gather(struct lps *x, char *why, size_t cap)
+int lps_ho_check(struct lps *x, char *why, size_t cap)
 {
-	if (!lps_spreads(x))
-		return 0;
 	/* A worker of another loop holds that loop's doorbell: it cannot follow its clients
 	 * to loop 0, and the hand-over of the other loops' workers is not done yet. */
 	for (unsigned i = 1; x->spread_workers && i < x->n; i++) {
@@ -505,6 +504,13 @@ int lps_gather(struct lps *x, char *why, size_t cap)
 			 i, v.workers, v.conns);
 		return -EOPNOTSUPP;
 	}
+	return 0;
+}
+
+int lps_gather(struct lps *x)
+{
+	if (!lps_spreads(x))
+		return 0;
 	x->gathered = 1;
 	unsigned long moved = 0;
 	int rc = 0;
@@ -521,8 +527,6 @@ int lps_gather(struct lps *x, char *why, size_t cap)
 	}
 	log_info("%lu connections of the other %u loops moved to loop 0%s", moved, x->n - 1,
 		 rc ? " (out of memory: some stayed)" : "");
-	if (rc)
-		snprintf(why, cap, "out of memory moving the other loops' connections to loop 0");
 	return rc;
 }
 

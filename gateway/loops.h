@@ -52,11 +52,13 @@ void lps_drain(struct lps *x);
  * instant), or -ENOMEM. */
 int lps_close(struct lps *x, uint64_t id, unsigned code, const char *reason, int drain);
 
+/* Whether a live upgrade can take every loop's connections: 0, or -EOPNOTSUPP with why
+ * (another loop serves workers, which only loop 0 hands over). */
+int lps_ho_check(struct lps *x, char *why, size_t cap);
 /* Moves every connection of loops 1..N-1 to loop 0 (a live upgrade hands over loop 0's),
  * and keeps new ones there until lps_spread, which also sends the gathered ones back
- * (lps_balance). Returns 0; -EOPNOTSUPP with why: another loop serves workers (nothing
- * moved); or -ENOMEM with why (logged): some stayed where they were. */
-int lps_gather(struct lps *x, char *why, size_t cap);
+ * (lps_balance). Returns 0, or -ENOMEM (logged): some stayed where they were. */
+int lps_gather(struct lps *x);
 void lps_spread(struct lps *x);
 
 /* Moves open connections of built-in routes from loop 0 to the other loops until each
@@ -71,8 +73,8 @@ void lps_reload(struct lps *x, const struct gw_config *next, const uint8_t *map)
  * loop's sessions. For reports that read connections. */
 void lps_each(struct lps *x, void (*fn)(struct sess *s, void *arg), void *arg);
 
-/* The control channel: with several loops its shm workers are placed on every loop
- * (struct ctl_dir), and it hears when one dies there. */
+/* The control channel: its shm workers are attached through the loops (struct ctl_dir;
+ * with spread-workers to every loop), and it hears when one dies on another loop. */
 struct ctl;
 void lps_set_ctl(struct lps *x, struct ctl *k);
 

@@ -60,18 +60,6 @@ static void each_pools(const struct rpt_src *s, void (*fn)(struct pools *ps, voi
 	lps_each(s->lps, on_sess, &o);
 }
 
-static void count_live(struct pools *ps, void *arg)
-{
-	*(unsigned *)arg += pool_live_workers(ps);
-}
-
-static unsigned live_workers(const struct rpt_src *s)
-{
-	unsigned n = 0;
-	each_pools(s, count_live, &n);
-	return n;
-}
-
 /* Every loop's workers, asked of each loop once per report (their names are the pools'). */
 struct workers {
 	struct pool_worker_info *v;
@@ -340,10 +328,15 @@ int rpt_status(const struct rpt_src *s, char *out, size_t cap)
 	int ok;
 	char health[256];
 	rpt_healthz(s, health, sizeof(health), &ok);
+	struct pool_sums sums;
+	sum_pools_all(s, &sums);
+	unsigned workers = 0; /* alive, in every pool */
+	for (unsigned i = 0; i < sums.n; i++)
+		workers += sums.v[i].workers;
 	tbuf_put(&b, "{\"version\":\"" "0.1.0" "\",\"pid\":%d,\"uptime_s\":%llu,\"healthy\":%s,\"draining\":%s,"
 		"\"connections\":%lu,\"workers\":%u,\"supervised_running\":%u,\"config_file\":",
 	    (int)getpid(), (unsigned long long)(now - s->started_ms) / 1000, ok ? "true" : "false",
-	    *s->draining ? "true" : "false", conn_count(), live_workers(s), sup_running(s->sup));
+	    *s->draining ? "true" : "false", conn_count(), workers, sup_running(s->sup));
 	tbuf_put_json(&b, s->cfg->config_file);
 	tbuf_put(&b, ",\"listen\":[");
 	for (int i = 0; i < lsn_count(s->lsn); i++) {
@@ -360,7 +353,8 @@ int rpt_status(const struct rpt_src *s, char *out, size_t cap)
 	}
 	tbuf_put(&b, "],\"pools\":[");
 	struct pstat x = { &b, s, 1 };
-	each_pool(s, pool_json, &x);
+	for (unsigned i = 0; i < sums.n; i++)
+		pool_json(&x, &sums.v[i]);
 	tbuf_put(&b, "],\"memory_bytes\":%llu,\"memory_budget_bytes\":%llu}\n", (unsigned long long)bud_total(),
 	    (unsigned long long)bud_limit());
 	return done(&b);

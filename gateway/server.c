@@ -446,7 +446,9 @@ static int upgrade(struct server *s, const char *path, char *why, size_t cap)
 		return -EBUSY;
 	}
 	/* The hand-over runs on loop 0's thread: the connections of the others come here. */
-	int rc = lps_gather(s->lps, why, cap);
+	int rc = lps_ho_check(s->lps, why, cap);
+	if (rc == 0 && (rc = lps_gather(s->lps)) != 0)
+		snprintf(why, cap, "out of memory moving the other loops' connections to loop 0");
 	if (rc) {
 		lps_spread(s->lps);
 		log_warn(0, "upgrade refused: %s", why);
