@@ -168,6 +168,8 @@ struct gw_config {
 	 * socket, the attach socket's, and the doorbell page's memfd. 0: make them. */
 	int inherit_lock_fd, inherit_control_fd, inherit_attach_fd, inherit_bell_fd;
 	int inherit_efd; /* the loop's eventfd, which the workers hold; 0: make it */
+	/* The same two of loops 1.. (spread-workers): index is the loop's; [0] unused. */
+	int inherit_loop_bell[LOOPS_MAX], inherit_loop_efd[LOOPS_MAX];
 	unsigned heartbeat_ms;    /* each side speaks at least this often; 3 missed = dead */
 	unsigned authorize_ms;    /* wait this long for ACCEPT/REJECT, then 503 */
 	unsigned orphan_ms;       /* connections with no worker left wait this long, then 1013 */

@@ -713,7 +713,8 @@ void ctl_ho_fds(const struct ctl *k, int *control, int *attach)
 	*attach = att_listen_fd(k->att);
 }
 
-int ctl_ho_adopt(struct ctl *k, unsigned wid, pid_t pid, const uint8_t *ident, size_t len, int zmq)
+int ctl_ho_adopt(struct ctl *k, unsigned wid, pid_t pid, const uint8_t *ident, size_t len, int zmq,
+		 unsigned loop)
 {
 	if (len > IDENT_MAX || !len)
 		return -EINVAL;
@@ -722,6 +723,7 @@ int ctl_ho_adopt(struct ctl *k, unsigned wid, pid_t pid, const uint8_t *ident, s
 	if (!p)
 		return slot < 0 ? -ENOSPC : -ENOMEM;
 	p->zmq = zmq;
+	p->loop = loop; /* before the pidfd: a worker found dead is failed on its loop */
 	peer_start(k, p, slot, wid, pid);
 	return 0;
 }

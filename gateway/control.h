@@ -54,9 +54,10 @@ void ctl_ho_fds(const struct ctl *k, int *control, int *attach);
  * the attach socket and the ROUTER (so the workers reconnect to the new process), and
  * leaves the socket paths to the new process. */
 void ctl_ho_hand_off(struct ctl *k);
-/* The new side: a peer for worker wid as the old process knew it (zmq: its transport).
- * 0 or -errno. */
-int ctl_ho_adopt(struct ctl *k, unsigned wid, pid_t pid, const uint8_t *ident, size_t len, int zmq);
+/* The new side: a peer for worker wid as the old process knew it (zmq: its transport;
+ * loop: whose pools serve it). 0 or -errno. */
+int ctl_ho_adopt(struct ctl *k, unsigned wid, pid_t pid, const uint8_t *ident, size_t len, int zmq,
+		 unsigned loop);
 /* The new side: how an imported zmq worker of routing id ident is reached. */
 void ctl_ho_link(struct ctl *k, const uint8_t *ident, size_t len, struct pool_link *link);
 /* The new side after TAKEN: heartbeats count from now; the socket paths are ours; every

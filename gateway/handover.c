@@ -248,6 +248,8 @@ int ho_put_conn(struct ho_buf *b, const struct ho_conn *c)
 		rc = put(b, HO_E_PEER, 1) || put(b, 3 + an, 4) || put(b, c->peer_family, 1) ||
 		     put(b, c->peer_port, 2) || put_bytes(b, c->peer_addr, an, 0);
 	}
+	if (!rc && c->loop)
+		rc = put(b, HO_E_LOOP, 1) || put(b, 1, 4) || put(b, c->loop, 1);
 	return rec_end(b, at, rc);
 }
 
@@ -290,10 +292,17 @@ int ho_get_conn(const uint8_t *p, size_t n, struct ho_conn *c, size_t *used)
 	if (!r.bad && r.off < r.n) /* version 1 ends before */
 		c->subs = get_bytes(&r, 4, UINT32_MAX);
 	/* Version 3: entries to the record's end (version 2 ends before). */
-	int windows = 0, peers = 0;
+	int windows = 0, peers = 0, loops = 0;
 	while (!r.bad && r.off < r.n) {
 		unsigned tag = (unsigned)get(&r, 1);
 		struct ho_bytes e = get_bytes(&r, 4, SIZE_MAX);
+		if (!r.bad && tag == HO_E_LOOP) {
+			if (e.n != 1 || loops++)
+				r.bad = 1;
+			else
+				c->loop = e.p[0];
+			continue;
+		}
 		if (!r.bad && tag == HO_E_PEER) {
 			struct rd a = { e.p, e.n, 0, 0 };
 			c->peer_family = (uint8_t)get(&a, 1);
@@ -353,7 +362,7 @@ int ho_put_worker(struct ho_buf *b, const struct ho_worker *w)
 	int rc = put(b, 0, 8) || put(b, w->id, 4) || put(b, w->pid, 4) || put(b, w->slot, 2) ||
 		 put_bytes(b, w->pool.p, w->pool.n, 1) || put_bytes(b, w->ident.p, w->ident.n, 1) ||
 		 put_bytes(b, w->token.p, w->token.n, 1) || put_bytes(b, w->held.p, w->held.n, 8) ||
-		 put(b, w->zmq, 1) || put(b, w->counted, 8);
+		 put(b, w->zmq, 1) || put(b, w->counted, 8) || put(b, w->loop, 1);
 	return rec_end(b, at, rc);
 }
 
@@ -375,7 +384,9 @@ int ho_get_worker(const uint8_t *p, size_t n, struct ho_worker *w, size_t *used)
 		w->zmq = (uint8_t)get(&r, 1);
 		w->counted = get(&r, 8);
 	}
-	if (r.bad || !w->pool.n || !w->ident.n || w->zmq > 1)
+	if (!r.bad && r.off < r.n) /* version 3 ends before: loop 0's */
+		w->loop = (uint8_t)get(&r, 1);
+	if (r.bad || !w->pool.n || !w->ident.n || w->zmq > 1 || (w->zmq && w->loop))
 		return -EBADMSG;
 	*used = size;
 	return 0;

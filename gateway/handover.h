@@ -23,8 +23,13 @@
  * zmq workers in WORKERS (a transport and a count at the end of a worker record, no
  * segment: the section's count is its records, its descriptors the shm workers' only);
  * PROGS, the [worker] instances. A version-1 or 2 stream reads as one with no entry, and
- * a version-2 worker record as a shm worker's. */
-#define HO_VERSION 3
+ * a version-2 worker record as a shm worker's.
+ * 4: the event loop that serves a shm worker (spread-workers): a byte at the end of a
+ * worker record, entry HO_E_LOOP in the record of a connection pinned to one, and LISTEN
+ * entries HO_L_BELL and HO_L_EVFD for each loop (index). A version-3 binary would skip the
+ * entry and pin the connection to another loop's worker of the same slot: it must refuse.
+ * An older stream reads as one of loop 0's. */
+#define HO_VERSION 4
 #define HO_VERSION_MIN 1
 
 #define HO_HDR 12            /* "WSGW", u16 version, u8 type, u8 0, u32 body length */
@@ -103,7 +108,8 @@ enum ho_listen_kind {
 	HO_L_BELL = 5,    /* the doorbell page's memfd */
 	HO_L_EVFD = 6,    /* the loop's eventfd, which the shm workers write to wake it; a
 			   * process that sends none (older) leaves the new one making its own,
-			   * and its workers ringing the futex (gateway/waker.h) */
+			   * and its workers ringing the futex (gateway/waker.h). BELL and EVFD:
+			   * index is the loop's (version 4; 0 before) */
 	HO_L_KINDS = 7,
 };
 struct ho_listen {
@@ -147,6 +153,9 @@ struct ho_conn {
 	uint8_t peer_family;    /* 4 or 6 */
 	uint16_t peer_port;
 	uint8_t peer_addr[16];  /* 4 bytes of it for IPv4 */
+	/* Version 4, entry HO_E_LOOP, written when not 0: the loop whose worker (of slot
+	 * `worker` in that loop's pools) it is pinned to. */
+	uint8_t loop;
 };
 
 /* The tagged entries after a record's subscriptions: u8 tag, u32 length, that many bytes.
@@ -155,6 +164,7 @@ struct ho_conn {
 enum ho_entry {
 	HO_E_WINDOWS = 1, /* u16 length, the window to the client; u16 length, from it */
 	HO_E_PEER = 2,    /* u8 family (4 or 6), u16 port, the 4 or 16 address bytes */
+	HO_E_LOOP = 3,    /* version 4: u8, the loop of the worker it is pinned to */
 };
 #define HO_WINDOW_MAX 32768
 
@@ -188,6 +198,7 @@ struct ho_worker {
 	uint8_t zmq;            /* version 3: 1 for the zmq transport (0 in version 2) */
 	uint64_t counted;       /* version 3, zmq: counted records it was sent and acknowledged
 				 * (all of them: it said MOVED); the new process counts on */
+	uint8_t loop;           /* version 4: the loop whose pools serve it (0 in version 3) */
 };
 int ho_put_worker(struct ho_buf *b, const struct ho_worker *w) __attribute__((warn_unused_result));
 int ho_get_worker(const uint8_t *p, size_t n, struct ho_worker *w, size_t *used)

@@ -4,11 +4,13 @@
 #include "gateway/control.h"
 #include "gateway/handover.h"
 #include "gateway/handover_chan.h"
+#include "gateway/handover_loops.h"
 #include "gateway/handover_out.h"
 #include "gateway/handover_sess.h"
 #include "gateway/listener.h"
 #include "gateway/log.h"
 #include "gateway/loop.h"
+#include "gateway/loops.h"
 #include "gateway/pool.h"
 #include "gateway/sdnotify.h"
 #include "gateway/session.h"
@@ -28,31 +30,16 @@
 
 /* Batches sent before the first ACK is awaited (at 253 sockets each). */
 #define ACK_WINDOW 8
-#define MAX_WORKERS_HANDED 256
 /* How long the zmq workers have to say MOVED (the old process serves meanwhile; only
  * those workers' clients wait, for their round trip). */
 #define MOVE_MS 2000
 
 /* ---------------- the old side ---------------- */
 
-/* The connections, collected first: exporting never changes the map. */
-struct collect {
-	struct conn **v;
-	size_t n, cap;
-};
-
-static void collect_one(struct conn *c, void *arg)
-{
-	struct collect *k = arg;
-	if (c->state == CONN_DEAD || k->n == k->cap)
-		return;
-	k->v[k->n++] = c;
-}
-
 static int send_listeners(const struct ho_parts *p, int chan)
 {
 	struct ho_buf b = { 0 };
-	int fds[CFG_MAX_LISTEN + 6], n = 0;
+	int fds[CFG_MAX_LISTEN + 4 + 2 * LOOPS_MAX], n = 0;
 	int rc = ho_put_hdr(&b, HO_LISTEN, 0);
 	for (int i = 0; rc == 0 && i < lsn_count(p->lsn); i++) {
 		struct ho_listen l = { 0, (uint8_t)i, p->cfg->listen[i].tls };
@@ -64,17 +51,28 @@ static int send_listeners(const struct ho_parts *p, int chan)
 		rc = ho_put_listen(&b, &l);
 		fds[n++] = admin_listen_fd(p->admin);
 	}
-	/* With workers: what the new process needs before its setup, instead of making it. */
-	int wfd[5] = { p->lock_fd, -1, -1, pool_ho_bell_fd(sess_pools(p->sess)),
-		       pool_ho_efd(sess_pools(p->sess)) };
+	/* With workers: what the new process needs before its setup, instead of making it;
+	 * the doorbell and eventfd of each loop whose pools make them (spread-workers). */
+	int wfd[3] = { p->lock_fd, -1, -1 };
 	if (p->ctl)
 		ctl_ho_fds(p->ctl, &wfd[1], &wfd[2]);
-	for (int i = 0; rc == 0 && p->ctl && i < 5; i++) {
+	for (int i = 0; rc == 0 && p->ctl && i < 3; i++) {
 		if (wfd[i] < 0)
 			continue;
 		struct ho_listen l = { (uint8_t)(HO_L_LOCK + i), 0, 0 };
 		rc = ho_put_listen(&b, &l);
 		fds[n++] = wfd[i];
+	}
+	for (unsigned k = 0; rc == 0 && p->ctl && k < lps_count(p->lps); k++) {
+		int bell[2];
+		ho_side_bells(p->lps, k, &bell[0], &bell[1]);
+		for (int i = 0; rc == 0 && i < 2; i++) {
+			if (bell[i] < 0)
+				continue;
+			struct ho_listen l = { (uint8_t)(HO_L_BELL + i), (uint8_t)k, 0 };
+			rc = ho_put_listen(&b, &l);
+			fds[n++] = bell[i];
+		}
 	}
 	if (rc == 0) {
 		size_t body = b.len - HO_HDR;
@@ -86,23 +84,24 @@ static int send_listeners(const struct ho_parts *p, int chan)
 	return rc;
 }
 
-/* The workers, before the connections that are pinned to them: each with its segment,
- * what is held for it, and a CLOSE for each client of its that stays here. One message
- * and its ACK. */
-static int send_workers(const struct ho_parts *p, int chan, uint8_t *buf, struct conn *const *kept,
-			size_t n_kept, char *why, size_t cap)
+/* The workers, before the connections that are pinned to them: every loop's, each with
+ * its segment, what is held for it, and a CLOSE for each client of its that stays here.
+ * One message and its ACK. */
+static int send_workers(const struct ho_parts *p, int chan, uint8_t *buf, struct ho_side *sd,
+			char *why, size_t cap)
 {
-	struct pools *ps = sess_pools(p->sess);
 	struct ho_buf sec = { 0 };
-	int fds[MAX_WORKERS_HANDED], nfds = 0;
-	unsigned nrec = 0;
-	int rc = pool_ho_export(ps, kept, n_kept, ctl_ho_ident, p->ctl, &sec, fds, &nfds, &nrec, why, cap);
-	if (rc == 0 && nrec > HO_FDS_MAX) {
-		snprintf(why, cap, "%u workers: at most %d move in a live upgrade", nrec, HO_FDS_MAX);
+	int fds[HO_FDS_MAX];
+	struct pool_ho_out out = { &sec, fds, 0, HO_FDS_MAX, 0 };
+	int rc = ho_put_u32(&sec, pool_ho_next_id(sess_pools(p->sess)));
+	for (unsigned k = 0; rc == 0 && k < lps_count(p->lps); k++)
+		rc = ho_side_workers(p->lps, k, &sd[k], p->ctl, &out, why, cap);
+	if (rc == 0 && out.nrec > HO_FDS_MAX) {
+		snprintf(why, cap, "%u workers: at most %d move in a live upgrade", out.nrec, HO_FDS_MAX);
 		rc = -E2BIG;
 	}
 	if (rc == 0)
-		rc = ho__send_section(chan, HO_WORKERS, sec.p, sec.len, nrec, fds, nfds);
+		rc = ho__send_section(chan, HO_WORKERS, sec.p, sec.len, out.nrec, fds, out.nfds);
 	if (rc == 0)
 		rc = ho__expect(chan, buf, HO_ACK, why, cap);
 	ho_buf_free(&sec);
@@ -146,67 +145,47 @@ static int transfer(struct ho_up *u, uint8_t *buf, struct ho_result *res, char *
 		    int *mainpid_moved)
 {
 	const struct ho_parts *p = &u->p;
-	struct collect k = { NULL, 0, conn_count() };
-	k.v = calloc(k.cap ? k.cap : 1, sizeof(*k.v));
-	struct conn **sent = calloc(k.cap ? k.cap : 1, sizeof(*sent));
-	struct conn **kept = calloc(k.cap ? k.cap : 1, sizeof(*kept));
-	size_t n_sent = 0, n_kept = 0;
+	unsigned nl = lps_count(p->lps);
+	struct ho_side sd[LOOPS_MAX];
+	memset(sd, 0, sizeof(sd));
+	size_t n_sent = 0;
 	struct ho_buf sec = { 0 };
 	unsigned unacked = 0;
-	int rc = 0;
 	uint64_t t_ready = ho__now_ms(), t_conns;
-	if (!k.v || !sent || !kept) {
-		snprintf(why, cap, "out of memory");
-		rc = -ENOMEM;
-		goto out;
-	}
-	/* From here to TAKEN this call is the only thing the loop thread does: no client
-	 * socket is read, so every byte is either in what we send or still in the kernel. */
-	conn_for_each(collect_one, &k);
-	if ((rc = ho_out_progs(p, u->chan, buf, why, cap)) != 0 ||
+	/* From here to TAKEN this call is the only thing this process does: no client socket
+	 * is read, nor any worker's ring, on any loop (the others are held), so every byte is
+	 * either in what we send or still in the kernel or the rings. */
+	int held = lps_hold(p->lps);
+	int rc = held;
+	if (rc)
+		snprintf(why, cap, "out of memory holding the other loops");
+	for (unsigned k = 0; rc == 0 && k < nl; k++)
+		if ((rc = ho_side_collect(p->lps, k, p->ctl != NULL, &sd[k])) != 0)
+			snprintf(why, cap, "out of memory");
+	if (rc || (rc = ho_out_progs(p, u->chan, buf, why, cap)) != 0 ||
 	    (rc = ho_out_history(p, u->chan, buf, why, cap)) != 0)
 		goto out;
-	if (p->ctl) {
-		for (size_t i = 0; i < k.n; i++) {
-			const char *no;
-			if (sess_ho_movable(p->sess, k.v[i], &no))
-				kept[n_kept++] = k.v[i];
-		}
-		rc = send_workers(p, u->chan, buf, kept, n_kept, why, cap);
-		if (rc)
-			goto out;
-	}
-	for (size_t i = 0; i < k.n;) {
-		int fds[HO_FDS_MAX], nfds = 0;
-		sec.len = 0;
-		for (; i < k.n && nfds < HO_FDS_MAX; i++) {
-			const char *no;
-			int e = sess_ho_export(p->sess, k.v[i], &sec, &no);
-			if (e == -EAGAIN) {
-				res->kept++;
-				continue;
-			}
-			if (e) {
-				snprintf(why, cap, "connection %llu: %s", (unsigned long long)k.v[i]->id, strerror(-e));
-				rc = e;
+	if (p->ctl && (rc = send_workers(p, u->chan, buf, sd, why, cap)) != 0)
+		goto out;
+	for (unsigned k = 0; k < nl; k++) {
+		while (sd[k].next < sd[k].n) {
+			int fds[HO_FDS_MAX], nfds = 0;
+			sec.len = 0;
+			if ((rc = ho_side_conns(p->lps, k, &sd[k], &sec, fds, &nfds, res, why, cap)) != 0)
 				goto out;
+			if (!nfds)
+				break;
+			rc = ho__send_section(u->chan, HO_CONNS, sec.p, sec.len, (unsigned)nfds, fds, nfds);
+			/* Batches are pipelined: a round trip per batch, with both processes sharing
+			 * two cores with the clients, cost more than the batches themselves. */
+			if (rc == 0 && ++unacked > ACK_WINDOW) {
+				rc = ho__expect(u->chan, buf, HO_ACK, why, cap);
+				unacked--;
 			}
-			fds[nfds++] = k.v[i]->fd;
-			sent[n_sent++] = k.v[i];
-			res->queued += k.v[i]->out.bytes;
-			res->partial += k.v[i]->rx.msg_op || k.v[i]->rx.in_frame || k.v[i]->in_len;
+			if (rc)
+				goto out;
 		}
-		if (!nfds)
-			break;
-		rc = ho__send_section(u->chan, HO_CONNS, sec.p, sec.len, (unsigned)nfds, fds, nfds);
-		/* Batches are pipelined: a round trip per batch, with both processes sharing two
-		 * cores with the clients, cost more than the batches themselves. */
-		if (rc == 0 && ++unacked > ACK_WINDOW) {
-			rc = ho__expect(u->chan, buf, HO_ACK, why, cap);
-			unacked--;
-		}
-		if (rc)
-			goto out;
+		n_sent += sd[k].n_sent;
 	}
 	for (; rc == 0 && unacked; unacked--)
 		rc = ho__expect(u->chan, buf, HO_ACK, why, cap);
@@ -234,14 +213,10 @@ static int transfer(struct ho_up *u, uint8_t *buf, struct ho_result *res, char *
 	 * new process's start, on the same cores, goes first. */
 	if (setpriority(PRIO_PROCESS, 0, 19) < 0)
 		log_warn(errno, "upgrade: setpriority");
-	for (size_t i = 0; i < n_sent; i++)
-		sess_ho_forget(p->sess, sent[i]);
-	if (p->ctl) {
-		/* Not a word to the workers: the new process serves them from now on. */
-		pool_ho_name_gateway(sess_pools(p->sess), u->pid);
-		pool_ho_forget(sess_pools(p->sess), kept, n_kept);
+	for (unsigned k = 0; k < nl; k++)
+		ho_side_forget(p->lps, k, &sd[k], p->ctl != NULL, u->pid);
+	if (p->ctl)
 		ctl_ho_hand_off(p->ctl);
-	}
 	sup_ho_forget(p->sup);
 	lsn_close(p->lsn);
 	if (p->admin)
@@ -258,9 +233,10 @@ static int transfer(struct ho_up *u, uint8_t *buf, struct ho_result *res, char *
 		 (unsigned)(t_taken - t_conns), res->pause_ms, res->queued, res->partial,
 		 (unsigned)(t_end - t_taken), res->kept);
 out:
-	free(k.v);
-	free(sent);
-	free(kept);
+	if (held == 0)
+		lps_release(p->lps);
+	for (unsigned k = 0; k < nl; k++)
+		ho_side_free(&sd[k]);
 	ho_buf_free(&sec);
 	return rc;
 }
@@ -550,8 +526,10 @@ int ho_upgrade(const struct ho_parts *p, const char *path, ho_done_fn *done, voi
 		snprintf(why, cap, "an upgrade is under way (pid %d)", (int)cur->pid);
 		return -EBUSY;
 	}
-	if (pool_serves_workers(sess_pools(p->sess))) {
-		int rc = p->ctl ? pool_ho_check(sess_pools(p->sess), why, cap) : -EOPNOTSUPP;
+	if (pool_serves_workers(sess_pools(p->sess)) || lps_spreads_workers(p->lps)) {
+		int rc = p->ctl ? 0 : -EOPNOTSUPP;
+		for (unsigned k = 0; rc == 0 && k < lps_count(p->lps); k++)
+			rc = ho_side_check(p->lps, k, why, cap);
 		if (rc == 0)
 			rc = ctl_ho_check(p->ctl, why, cap);
 		if (rc)

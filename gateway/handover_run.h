@@ -13,6 +13,7 @@
 struct admin;
 struct ctl;
 struct loop;
+struct lps;
 struct lsn;
 struct sess;
 struct sup;
@@ -27,6 +28,7 @@ struct ho_parts {
 	struct ctl *ctl;     /* NULL without worker pools */
 	int lock_fd;         /* the runtime directory's lock; -1 without worker pools */
 	struct sup *sup;     /* the [worker] programs this gateway runs */
+	struct lps *lps;     /* the event loops: with spread-workers, each serves workers */
 };
 
 /* What an upgrade did. */

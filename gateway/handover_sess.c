@@ -54,6 +54,8 @@ int sess_ho_export(struct sess *s, struct conn *c, struct ho_buf *b, const char 
 		.rx = c->rx,
 		.in = { c->in, c->in ? c->in_len : 0 },
 		.msg = { c->msg, c->msg_len },
+		/* Pinned to a worker of this loop (spread-workers): the new one's same loop. */
+		.loop = (c->flags & CONN_WORKER) ? (uint8_t)loop_index(s->u.loop) : 0,
 	};
 	if (c->fields)
 		h.fields.p = of_bytes(c->fields, &h.fields.n);

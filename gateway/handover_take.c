@@ -5,10 +5,12 @@
 #include "gateway/session.h"
 #include "gateway/handover.h"
 #include "gateway/handover_chan.h"
+#include "gateway/handover_loops.h"
 #include "gateway/handover_sess.h"
 #include "gateway/history.h"
 #include "gateway/log.h"
 #include "gateway/loop.h"
+#include "gateway/loops.h"
 #include "gateway/sdnotify.h"
 #include "gateway/supervise.h"
 
@@ -99,7 +101,16 @@ int ho_inherit(struct gw_config *cfg)
 			break;
 		}
 		off += (int)used;
-		if (l.admin >= HO_L_LOCK) {
+		if ((l.admin == HO_L_BELL || l.admin == HO_L_EVFD) && l.index) {
+			/* Another loop's (spread-workers): that loop's setup uses them, or closes
+			 * them when this configuration has no such loop; its workers are refused
+			 * then (import_workers). */
+			if (l.index >= LOOPS_MAX) {
+				rc = -EBADMSG;
+				break;
+			}
+			(l.admin == HO_L_BELL ? cfg->inherit_loop_bell : cfg->inherit_loop_efd)[l.index] = fds[i];
+		} else if (l.admin >= HO_L_LOCK) {
 			/* Workers' descriptors: used by the setup if this configuration has worker
 			 * pools (a connection on a worker route needs them, else it is refused). */
 			*worker_fd[l.admin - HO_L_LOCK] = fds[i];
@@ -194,36 +205,91 @@ static int take_section(int chan, uint8_t *buf, const struct ho_hdr *h, int *fds
 	return rc;
 }
 
-struct batch {
-	const struct ho_parts *p;
-	struct conn **got;
-	size_t *n_got;
+/* What has been imported so far, and into which loop. */
+struct got {
+	struct conn **v;
+	uint8_t *loop;
+	size_t n, cap;
 };
 
-static int take_conn(void *arg, const uint8_t *p, size_t n, int fd, size_t *used, const char **no)
+static int got_room(struct got *g, size_t more)
 {
-	struct batch *b = arg;
-	struct ho_conn hc;
-	int rc = ho_get_conn(p, n, &hc, used);
-	if (rc) {
-		close(fd);
-		return rc;
+	if (g->n + more <= g->cap)
+		return 0;
+	size_t cap = (g->n + more) * 2;
+	struct conn **v = realloc(g->v, cap * sizeof(*v));
+	if (v)
+		g->v = v;
+	uint8_t *l = v ? realloc(g->loop, cap) : NULL;
+	if (!l)
+		return -ENOMEM;
+	g->loop = l;
+	g->cap = cap;
+	return 0;
+}
+
+/* Imports one CONNS batch (h, fds: its message) into g and ACKs it: every record read
+ * first, then each run of records of one loop imported on that loop's thread. */
+static int import_batch(const struct ho_parts *p, int chan, uint8_t *buf, const struct ho_hdr *h,
+			int *fds, int nfds, struct ho_buf *sec, struct got *g, char *why, size_t cap)
+{
+	uint32_t count = 0;
+	struct ho_conn *hc = nfds ? calloc((size_t)nfds, sizeof(*hc)) : NULL;
+	int rc = read_section(chan, buf, h, sec, &count);
+	if (rc == 0 && count != (uint32_t)nfds)
+		rc = -EBADMSG;
+	if (rc == 0 && ((nfds && !hc) || got_room(g, (size_t)nfds)))
+		rc = -ENOMEM;
+	size_t off = 0;
+	int i = 0;
+	for (int r = 0; rc == 0 && r < nfds; r++) {
+		size_t used = 0;
+		if ((rc = ho_get_conn(sec->p + off, sec->len - off, &hc[r], &used)) != 0)
+			snprintf(why, cap, "connection record %d: %s", r, strerror(-rc));
+		off += used;
 	}
-	rc = sess_ho_import(b->p->sess, &hc, fd, &b->got[*b->n_got], no);
-	if (rc)
-		close(fd); /* still ours: nothing was made of it */
-	else
-		++*b->n_got;
+	while (rc == 0 && i < nfds) {
+		int end = i + 1;
+		while (end < nfds && hc[end].loop == hc[i].loop)
+			end++;
+		size_t done = 0;
+		const char *no = NULL;
+		rc = ho_in_conns(p->lps, hc[i].loop, &hc[i], &fds[i], (size_t)(end - i), &g->v[g->n], &done, &no);
+		memset(&g->loop[g->n], hc[i].loop, done);
+		g->n += done;
+		i += (int)done;
+		if (rc) {
+			snprintf(why, cap, "connection record %d: %s", i, no ? no : strerror(-rc));
+			i++; /* its socket was closed */
+		}
+	}
+	for (; i < nfds; i++)
+		close(fds[i]); /* the rest of a batch that failed */
+	free(hc);
+	if (rc == 0)
+		rc = ho__send_simple(chan, HO_VERSION, HO_ACK, NULL, 0, ho__now_ms() + STEP_MS);
 	return rc;
 }
 
-/* Imports one CONNS batch (h, fds: its message) into got[*n_got...] and ACKs it. */
-static int import_batch(const struct ho_parts *p, int chan, uint8_t *buf, const struct ho_hdr *h,
-			int *fds, int nfds, struct ho_buf *sec, struct conn **got, size_t *n_got,
-			char *why, size_t cap)
+/* The end, on every loop: what each imported starts (commit) or is forgotten; with
+ * workers (and commit), its segments name this process. g is grouped by loop in place. */
+static void end_loops(const struct ho_parts *p, struct got *g, int commit, int workers)
 {
-	struct batch b = { p, got, n_got };
-	return take_section(chan, buf, h, fds, nfds, sec, "connection", take_conn, &b, why, cap);
+	size_t start = 0;
+	for (unsigned k = 0; k < lps_count(p->lps); k++) {
+		size_t j = start;
+		for (size_t i = start; i < g->n; i++) {
+			if (g->loop[i] != k)
+				continue;
+			struct conn *c = g->v[i];
+			g->v[i] = g->v[j];
+			g->loop[i] = g->loop[j];
+			g->v[j] = c;
+			g->loop[j++] = (uint8_t)k;
+		}
+		ho_in_end(p->lps, k, g->v + start, j - start, commit, workers, getpid());
+		start = j;
+	}
 }
 
 /* The WORKERS section: the next worker id, then a record per worker, each shm worker's
@@ -254,12 +320,18 @@ static int import_workers(const struct ho_parts *p, int chan, uint8_t *buf, cons
 			ctl_ho_link(p->ctl, hw.ident.p, hw.ident.n, &link);
 			rc = pool_ho_import_zmq(sess_pools(p->sess), &hw, &link, &no);
 		} else if (rc == 0) {
-			rc = pool_ho_import_worker(sess_pools(p->sess), &hw, fds[fi++], &no);
+			rc = ho_in_worker(p->lps, hw.loop, &hw, fds[fi++], &no);
 		}
-		if (rc == 0 && (rc = ctl_ho_adopt(p->ctl, hw.id, (pid_t)hw.pid, hw.ident.p, hw.ident.n, hw.zmq)))
+		if (rc == 0 && (rc = ctl_ho_adopt(p->ctl, hw.id, (pid_t)hw.pid, hw.ident.p, hw.ident.n, hw.zmq,
+						  hw.loop)))
 			no = "no room for its peer on the control socket";
+		if (rc && no) { /* decoded: it can be named */
+			snprintf(why, cap, "worker %u (pool %.*s) on loop %u: %s", (unsigned)hw.id, (int)hw.pool.n,
+				 (const char *)hw.pool.p, (unsigned)hw.loop, no);
+			break;
+		}
 		if (rc) {
-			snprintf(why, cap, "worker record %u: %s", i, no ? no : strerror(-rc));
+			snprintf(why, cap, "worker record %u: %s", i, strerror(-rc));
 			break;
 		}
 		off += used;
@@ -354,18 +426,18 @@ static void on_follow(struct loop_src *src, uint32_t events)
 	int rc = buf ? ho__recv_msg(follow.chan, buf, &h, fds, &nfds, ho__now_ms() + STEP_MS) : -ENOMEM;
 	if (rc == 0 && h.type == HO_CONNS) {
 		struct ho_buf sec = { 0 };
-		struct conn *got[HO_FDS_MAX];
-		size_t n = 0;
+		struct got g = { 0 };
 		char why[300] = "";
-		rc = import_batch(&follow.p, follow.chan, buf, &h, fds, nfds, &sec, got, &n, why, sizeof(why));
+		rc = import_batch(&follow.p, follow.chan, buf, &h, fds, nfds, &sec, &g, why, sizeof(why));
 		ho_buf_free(&sec);
 		/* Imported and acknowledged: the old one forgets them now. */
-		for (size_t i = 0; i < n; i++)
-			rc ? sess_ho_forget(follow.p.sess, got[i]) : sess_ho_start(follow.p.sess, got[i]);
+		end_loops(&follow.p, &g, rc == 0, 0);
 		if (rc)
 			log_error(-rc, "upgrade: a late batch failed%s%s", why[0] ? ": " : "", why);
 		else
-			log_info("upgrade: took %zu connections that finished their handshake", n);
+			log_info("upgrade: took %zu connections that finished their handshake", g.n);
+		free(g.v);
+		free(g.loop);
 	} else {
 		for (int i = 0; i < nfds; i++)
 			close(fds[i]);
@@ -384,14 +456,18 @@ int ho_take(const struct ho_parts *p, int chan)
 {
 	uint8_t *buf = malloc(MSG_MAX);
 	struct ho_buf sec = { 0 };
-	struct conn **got = NULL;
-	size_t n_got = 0, cap_got = 0;
+	struct got g = { 0 };
 	int fds[HO_FDS_MAX], nfds = 0;
 	const char *crash = getenv("WSGW_HANDOVER_TEST_CRASH");
 	char why[300] = "";
 	struct ho_hello ready = { (uint32_t)getpid(), 0, 0 }, end;
 	struct ho_buf m = { 0 };
 	int rc = buf ? 0 : -ENOMEM;
+	/* The other loops serve nothing until every connection is in (theirs too). */
+	int held = rc == 0 ? lps_hold(p->lps) : -ENOMEM;
+	if (rc == 0 && held)
+		snprintf(why, sizeof(why), "out of memory holding the other loops");
+	rc = rc ? rc : held;
 	if (rc == 0 && (rc = ho_put_hdr(&m, HO_READY, 16)) == 0 && (rc = ho_put_hello(&m, &ready)) == 0)
 		rc = ho__send_msg(chan, m.p, m.len, NULL, 0, ho__now_ms() + STEP_MS);
 	ho_buf_free(&m);
@@ -423,18 +499,7 @@ int ho_take(const struct ho_parts *p, int chan)
 			rc = -EPROTO;
 			break;
 		}
-		if (n_got + HO_FDS_MAX > cap_got) {
-			cap_got = (n_got + HO_FDS_MAX) * 2;
-			struct conn **g = realloc(got, cap_got * sizeof(*g));
-			if (!g) {
-				for (int i = 0; i < nfds; i++)
-					close(fds[i]);
-				rc = -ENOMEM;
-				break;
-			}
-			got = g;
-		}
-		rc = import_batch(p, chan, buf, &h, fds, nfds, &sec, got, &n_got, why, sizeof(why));
+		rc = import_batch(p, chan, buf, &h, fds, nfds, &sec, &g, why, sizeof(why));
 		nfds = 0;
 		if (rc == 0 && crash && *crash && conns_batches++ == 0)
 			_exit(3); /* tests: a new binary that dies half way */
@@ -447,24 +512,23 @@ int ho_take(const struct ho_parts *p, int chan)
 			rc = ho__send_msg(chan, t.p, t.len, NULL, 0, ho__now_ms() + STEP_MS);
 		ho_buf_free(&t);
 	}
-	if (rc == 0 && p->ctl) {
-		/* First thing: a worker that sees the old process gone finds this one named. */
-		pool_ho_name_gateway(sess_pools(p->sess), getpid());
+	/* First thing: a worker that sees the old process gone finds this one named. */
+	end_loops(p, &g, rc == 0, p->ctl != NULL);
+	if (held == 0)
+		lps_release(p->lps);
+	if (rc == 0 && p->ctl)
 		ctl_ho_started(p->ctl);
-	}
-	if (rc == 0)
-		for (size_t i = 0; i < n_got; i++)
-			sess_ho_start(p->sess, got[i]);
-	else {
+	if (rc) {
 		/* Not a byte to any of them, nor a record to any worker: they are the old's. */
-		for (size_t i = 0; i < n_got; i++)
-			sess_ho_forget(p->sess, got[i]);
 		sup_ho_forget(p->sup); /* the old's children: not a signal to them */
 		log_error(-rc, "upgrade: taking the connections failed, the old process keeps them%s%s",
 			  why[0] ? ": " : "", why);
+		/* The old one waits for an ACK: the reason is its operator's answer. */
+		if (why[0])
+			ho__send_simple(chan, HO_VERSION, HO_REFUSE, why, strlen(why), ho__now_ms() + 1000);
 	}
 	if (rc == 0)
-		log_info("upgrade: took %zu connections from pid %u", n_got, end.pid);
+		log_info("upgrade: took %zu connections from pid %u", g.n, end.pid);
 	follow.p = *p;
 	follow.src.fn = on_follow;
 	if (rc == 0 && loop_add(p->loop, chan, EPOLLIN, &follow.src) == 0)
@@ -472,7 +536,8 @@ int ho_take(const struct ho_parts *p, int chan)
 	else
 		close(chan);
 	free(buf);
-	free(got);
+	free(g.v);
+	free(g.loop);
 	ho_buf_free(&sec);
 	return rc;
 }

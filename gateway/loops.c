@@ -45,6 +45,7 @@ struct lps {
 	unsigned max_conns;      /* atomic: a reload changes it while the others read it */
 	int spread_workers;      /* shm workers are attached to every loop's pools */
 	struct ctl *ctl;         /* the control channel (loop 0's), told of workers gone */
+	struct hold *hold;       /* lps_hold until lps_release: the others run only lps_on's */
 	struct tls_srv *tls;
 	struct lp lp[LOOPS_MAX];
 };
@@ -444,6 +445,7 @@ struct gather {
 	struct conn **v;
 	size_t n, cap;
 	int failed;
+	int keep_workers;
 };
 
 static void detach_one(struct conn *c, void *arg)
@@ -451,6 +453,10 @@ static void detach_one(struct conn *c, void *arg)
 	struct gather *g = arg;
 	if (c->state == CONN_DEAD || g->failed)
 		return; /* a dead one is its loop's to free at the end of its batch */
+	/* With spread-workers, one a worker of this loop serves (or is asked about) stays
+	 * with it: the upgrade hands over every loop's workers and theirs. */
+	if (g->keep_workers && c->state != CONN_HANDSHAKE && !(c->flags & CONN_ECHO))
+		return;
 	if (g->n == g->cap) {
 		size_t cap = g->cap ? 2 * g->cap : 1024;
 		struct conn **v = realloc(g->v, cap * sizeof(*v));
@@ -472,41 +478,6 @@ static void detach_all(struct loop *l, void *arg)
 	conn_for_each(detach_one, g);
 }
 
-struct served {
-	struct pools *ps;
-	unsigned workers;
-	unsigned long conns;
-};
-
-static void count_worker_conn(struct conn *c, void *arg)
-{
-	struct served *v = arg;
-	v->conns += (c->flags & CONN_WORKER) != 0;
-}
-
-static void count_served(struct loop *l, void *arg)
-{
-	struct served *v = arg;
-	(void)l;
-	v->workers = pool_live_workers(v->ps);
-	conn_for_each(count_worker_conn, v);
-}
-
-int lps_ho_check(struct lps *x, char *why, size_t cap)
-{
-	/* A worker of another loop holds that loop's doorbell: it cannot follow its clients
-	 * to loop 0, and the hand-over of the other loops' workers is not done yet. */
-	for (unsigned i = 1; x->spread_workers && i < x->n; i++) {
-		struct served v = { sess_pools(x->lp[i].sess), 0, 0 };
-		if (loop_call(x->lp[i].loop, count_served, &v) == 0 && !v.workers && !v.conns)
-			continue;
-		snprintf(why, cap, "loop %u serves %u workers and %lu of their connections: a live upgrade hands over loop 0's only (docs/UPGRADE.md); restart instead",
-			 i, v.workers, v.conns);
-		return -EOPNOTSUPP;
-	}
-	return 0;
-}
-
 int lps_gather(struct lps *x)
 {
 	if (!lps_spreads(x))
@@ -515,7 +486,7 @@ int lps_gather(struct lps *x)
 	unsigned long moved = 0;
 	int rc = 0;
 	for (unsigned i = 1; i < x->n; i++) {
-		struct gather g = { 0 };
+		struct gather g = { .keep_workers = x->spread_workers };
 		if (loop_call(x->lp[i].loop, detach_all, &g))
 			rc = -ENOMEM;
 		if (g.failed)
@@ -683,6 +654,115 @@ void lps_each(struct lps *x, void (*fn)(struct sess *s, void *arg), void *arg)
 	}
 }
 
+/* --- holding the other loops still (a live upgrade) --- */
+
+struct hold {
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	unsigned parked;         /* loops waiting in park */
+	int release;
+	void (*fn)(struct sess *s, void *arg); /* for loop `to` to run; NULL: none */
+	void *arg;
+	unsigned to;
+};
+
+/* Posted to every other loop by lps_hold: it serves nothing but lps_on's calls until
+ * lps_release. */
+static void park(struct loop *l, void *arg)
+{
+	struct lp *p = arg;
+	struct hold *h = p->x->hold;
+	(void)l;
+	pthread_mutex_lock(&h->mu);
+	h->parked++;
+	pthread_cond_broadcast(&h->cv);
+	for (;;) {
+		if (h->fn && h->to == p->index) {
+			pthread_mutex_unlock(&h->mu);
+			h->fn(p->sess, h->arg);
+			pthread_mutex_lock(&h->mu);
+			h->fn = NULL;
+			pthread_cond_broadcast(&h->cv);
+		} else if (h->release) {
+			break;
+		} else {
+			pthread_cond_wait(&h->cv, &h->mu);
+		}
+	}
+	h->parked--;
+	pthread_cond_broadcast(&h->cv);
+	pthread_mutex_unlock(&h->mu);
+}
+
+int lps_hold(struct lps *x)
+{
+	if (x->n == 1)
+		return 0;
+	struct hold *h = calloc(1, sizeof(*h));
+	if (!h)
+		return -ENOMEM;
+	pthread_mutex_init(&h->mu, NULL);
+	pthread_cond_init(&h->cv, NULL);
+	x->hold = h;
+	unsigned posted = 0;
+	for (unsigned i = 1; i < x->n; i++)
+		posted += loop_post(x->lp[i].loop, park, &x->lp[i]) == 0;
+	pthread_mutex_lock(&h->mu);
+	while (h->parked < posted)
+		pthread_cond_wait(&h->cv, &h->mu);
+	pthread_mutex_unlock(&h->mu);
+	if (posted == x->n - 1)
+		return 0;
+	lps_release(x);
+	return -ENOMEM;
+}
+
+void lps_release(struct lps *x)
+{
+	struct hold *h = x->hold;
+	if (!h)
+		return;
+	pthread_mutex_lock(&h->mu);
+	h->release = 1;
+	pthread_cond_broadcast(&h->cv);
+	while (h->parked)
+		pthread_cond_wait(&h->cv, &h->mu);
+	pthread_mutex_unlock(&h->mu);
+	pthread_mutex_destroy(&h->mu);
+	pthread_cond_destroy(&h->cv);
+	free(h);
+	x->hold = NULL;
+}
+
+int lps_on(struct lps *x, unsigned k, void (*fn)(struct sess *s, void *arg), void *arg)
+{
+	if (k >= x->n)
+		return -ENOENT;
+	if (k == 0) {
+		fn(x->lp[0].sess, arg);
+		return 0;
+	}
+	struct hold *h = x->hold;
+	if (!h) {
+		struct each e = { fn, arg, x->lp[k].sess };
+		return loop_call(x->lp[k].loop, run_each, &e);
+	}
+	pthread_mutex_lock(&h->mu);
+	h->fn = fn;
+	h->arg = arg;
+	h->to = k;
+	pthread_cond_broadcast(&h->cv);
+	while (h->fn)
+		pthread_cond_wait(&h->cv, &h->mu);
+	pthread_mutex_unlock(&h->mu);
+	return 0;
+}
+
+int lps_spreads_workers(const struct lps *x)
+{
+	return x->spread_workers;
+}
+
 int lps_spreads(const struct lps *x)
 {
 	return x->spread && x->n > 1;
@@ -782,15 +862,29 @@ static int has_tls_listener(const struct gw_config *cfg)
 	return 0;
 }
 
-static int start(struct lps *x, unsigned i, const struct gw_config *cfg)
+static void close_inherited(int *bell, int *efd)
+{
+	if (*bell > 0)
+		close(*bell);
+	if (*efd > 0)
+		close(*efd);
+	*bell = *efd = -1;
+}
+
+static int start(struct lps *x, unsigned i, struct gw_config *cfg)
 {
 	struct lp *p = &x->lp[i];
 	*p = (struct lp){ .x = x, .index = i };
 	if (!(p->cfg = malloc(sizeof(*p->cfg))))
 		return -ENOMEM;
 	*p->cfg = *cfg;
-	/* What was handed over in a live upgrade is loop 0's. */
-	p->cfg->inherit_bell_fd = p->cfg->inherit_efd = -1;
+	/* What a live upgrade handed over for this loop's workers (the rest is loop 0's);
+	 * without spread-workers its pools make no doorbell: closed. */
+	p->cfg->inherit_bell_fd = cfg->inherit_loop_bell[i];
+	p->cfg->inherit_efd = cfg->inherit_loop_efd[i];
+	cfg->inherit_loop_bell[i] = cfg->inherit_loop_efd[i] = 0;
+	if (!x->spread_workers)
+		close_inherited(&p->cfg->inherit_bell_fd, &p->cfg->inherit_efd);
 	if (!(p->loop = loop_new_index(p->cfg, i)))
 		return -errno;
 	int rc = sess_new(p->loop, p->cfg, x->spread_workers, &p->sess);
@@ -843,6 +937,10 @@ int lps_new(struct gw_config *cfg, struct loop *l0, struct sess *s0, struct tls_
 			return rc;
 		}
 	}
+	/* Handed over for loops this configuration does not have: their workers are
+	 * refused (the old gateway keeps serving them). */
+	for (unsigned i = want; i < LOOPS_MAX; i++)
+		close_inherited(&cfg->inherit_loop_bell[i], &cfg->inherit_loop_efd[i]);
 	if (want > 1)
 		log_info("%u event loops%s", want,
 			 x->spread_workers || x->builtin ? ""

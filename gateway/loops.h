@@ -52,12 +52,26 @@ void lps_drain(struct lps *x);
  * instant), or -ENOMEM. */
 int lps_close(struct lps *x, uint64_t id, unsigned code, const char *reason, int drain);
 
-/* Whether a live upgrade can take every loop's connections: 0, or -EOPNOTSUPP with why
- * (another loop serves workers, which only loop 0 hands over). */
-int lps_ho_check(struct lps *x, char *why, size_t cap);
-/* Moves every connection of loops 1..N-1 to loop 0 (a live upgrade hands over loop 0's),
- * and keeps new ones there until lps_spread, which also sends the gathered ones back
- * (lps_balance). Returns 0, or -ENOMEM (logged): some stayed where they were. */
+/* For the live upgrade, which runs on loop 0 and takes or gives every loop's workers
+ * and their connections at once: lps_hold returns once loops 1..N-1 wait, serving
+ * nothing (no client, no worker, no post) but lps_on's calls, until lps_release. 0, or
+ * -ENOMEM (logged by no one; none waits). Only from a stretch of loop 0 that returns to
+ * its loop after lps_release: a loop_call to a waiting loop (lps_each, a worker's attach)
+ * would never return. */
+int lps_hold(struct lps *x);
+void lps_release(struct lps *x);
+/* Runs fn on loop k's thread with k's sessions and waits for it: held, between lps_hold
+ * and lps_release; otherwise as a loop_call (loop 0's: here). 0, -ENOENT (no loop k) or
+ * -ENOMEM. */
+int lps_on(struct lps *x, unsigned k, void (*fn)(struct sess *s, void *arg), void *arg);
+/* 1 when shm workers are served by every loop (spread-workers with loops above 1). */
+int lps_spreads_workers(const struct lps *x);
+
+/* Moves the connections of loops 1..N-1 to loop 0 (the late hand-over of handshakes
+ * under way is loop 0's), but with spread-workers those of worker routes past their
+ * handshake, which stay with their loop's workers; keeps new ones on loop 0 until
+ * lps_spread, which also sends the gathered ones back (lps_balance). Returns 0, or
+ * -ENOMEM (logged): some stayed where they were. */
 int lps_gather(struct lps *x);
 void lps_spread(struct lps *x);
 

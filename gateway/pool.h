@@ -160,14 +160,23 @@ int pool_ho_check(struct pools *ps, char *why, size_t cap);
 void pool_ho_conn_ok(struct pools *ps, const struct conn *c, const char **why);
 /* The control socket's routing id of worker wid: 0, or -ENOENT. */
 typedef int pool_ident_fn(void *arg, unsigned wid, const uint8_t **ident, size_t *len);
-/* The old side: appends the WORKERS section (the next worker id, then a record per
- * worker with what is held for it, plus a CLOSE 1001 for each of the kept connections
- * pinned to it) to sec, each shm worker's segment fd to fds (still the pools') and the
- * number of records to *nrec. Rings are published first. Every zmq worker must have said
- * MOVED (pool_ho_moved). Nothing else changes. 0, or -errno with why. */
-int pool_ho_export(struct pools *ps, struct conn *const *kept, size_t n_kept, pool_ident_fn *ident,
-		   void *arg, struct ho_buf *sec, int *fds, int *nfds, unsigned *nrec, char *why,
-		   size_t cap) __attribute__((warn_unused_result));
+/* Where pool_ho_export appends: the WORKERS section's records, the shm workers'
+ * segment fds (still the pools'), and how many records. */
+struct pool_ho_out {
+	struct ho_buf *sec;
+	int *fds;
+	int nfds, fds_cap;
+	unsigned nrec;
+};
+/* The old side: appends a record per worker of ps (the pools of loop `loop`) with what
+ * is held for it, plus a CLOSE 1001 for each of the kept connections pinned to it. Rings
+ * are published first. Every zmq worker must have said MOVED (pool_ho_moved). Nothing
+ * else changes. 0, or -errno with why (-E2BIG: more segments than out has room for). */
+int pool_ho_export(struct pools *ps, unsigned loop, struct conn *const *kept, size_t n_kept,
+		   pool_ident_fn *ident, void *arg, struct pool_ho_out *out, char *why, size_t cap)
+	__attribute__((warn_unused_result));
+/* The next worker id (shared by every loop's pools): the WORKERS section starts with it. */
+unsigned pool_ho_next_id(const struct pools *ps);
 /* The old side, after TAKEN: the kept connections lose their pin (their worker had its
  * CLOSE), every worker is freed without a word to it, and the doorbell and the eventfd are
  * the new process's (waker_hand_off). */

@@ -46,14 +46,11 @@ static int put_held(struct ho_buf *b, uint16_t type, uint16_t flags, uint64_t co
 	return ho_put_held(b, &h);
 }
 
-int pool_ho_export(struct pools *ps, struct conn *const *kept, size_t n_kept, pool_ident_fn *ident,
-		   void *arg, struct ho_buf *sec, int *fds, int *nfds, unsigned *nrec, char *why,
-		   size_t cap)
+int pool_ho_export(struct pools *ps, unsigned loop, struct conn *const *kept, size_t n_kept,
+		   pool_ident_fn *ident, void *arg, struct pool_ho_out *out, char *why, size_t cap)
 {
 	struct ho_buf held = { 0 };
-	int rc = ho_put_u32(sec, ps->next_id);
-	*nfds = 0;
-	*nrec = 0;
+	int rc = 0;
 	for (unsigned i = 0; rc == 0 && i < ps->n_att; i++) {
 		struct worker *w = ps->att[i];
 		int zmq = tr_zmq_is(w->tr);
@@ -82,6 +79,12 @@ int pool_ho_export(struct pools *ps, struct conn *const *kept, size_t n_kept, po
 				rc = put_held(&held, WSGW_CLOSE, 0, c->id, reason, sizeof(reason) - 1);
 			}
 		}
+		if (!zmq && out->nfds == out->fds_cap) {
+			snprintf(why, cap, "more than %d shm workers: at most that many move in a live upgrade",
+				 out->fds_cap);
+			rc = -E2BIG;
+			break;
+		}
 		const uint8_t *id = NULL;
 		size_t idn = 0;
 		if (rc == 0 && ident(arg, w->id, &id, &idn)) {
@@ -96,17 +99,23 @@ int pool_ho_export(struct pools *ps, struct conn *const *kept, size_t n_kept, po
 			.token = { (const uint8_t *)w->token, strlen(w->token) },
 			.held = { held.p, held.len },
 			.zmq = (uint8_t)zmq, .counted = zmq ? tr_zmq_counted(w->tr) : 0,
+			.loop = (uint8_t)loop,
 		};
 		if (rc == 0)
-			rc = ho_put_worker(sec, &hw);
+			rc = ho_put_worker(out->sec, &hw);
 		if (!zmq)
-			fds[(*nfds)++] = tr_shm_fd(w->tr);
-		++*nrec;
+			out->fds[out->nfds++] = tr_shm_fd(w->tr);
+		out->nrec++;
 	}
 	ho_buf_free(&held);
 	if (rc && !why[0])
 		snprintf(why, cap, "the workers' records: %s", strerror(-rc));
 	return rc;
+}
+
+unsigned pool_ho_next_id(const struct pools *ps)
+{
+	return __atomic_load_n(ps->ids, __ATOMIC_RELAXED);
 }
 
 int pool_ho_import_worker(struct pools *ps, const struct ho_worker *hw, int fd, const char **why)
@@ -167,15 +176,16 @@ int pool__ho_held_in(struct worker *w, const struct ho_bytes *held)
 
 void pool__ho_adopted(struct pools *ps, struct pool *p, struct worker *w)
 {
-	if (w->id >= ps->next_id)
-		ps->next_id = w->id + 1;
+	pool_ho_set_next_id(ps, w->id + 1);
 	pool__add_worker(ps, p, w);
 }
 
+/* The counter every loop's pools share (pool_share_ids): a loop's import raises it. */
 void pool_ho_set_next_id(struct pools *ps, unsigned id)
 {
-	if (id > ps->next_id)
-		ps->next_id = id;
+	unsigned was = __atomic_load_n(ps->ids, __ATOMIC_RELAXED);
+	while (id > was && !__atomic_compare_exchange_n(ps->ids, &was, id, 0, __ATOMIC_RELAXED, __ATOMIC_RELAXED))
+		;
 }
 
 int pool_ho_pin(struct pools *ps, struct conn *c, unsigned slot, const char **why)

@@ -445,16 +445,16 @@ static int upgrade(struct server *s, const char *path, char *why, size_t cap)
 					       : "the gateway is draining");
 		return -EBUSY;
 	}
-	/* The hand-over runs on loop 0's thread: the connections of the others come here. */
-	int rc = lps_ho_check(s->lps, why, cap);
-	if (rc == 0 && (rc = lps_gather(s->lps)) != 0)
-		snprintf(why, cap, "out of memory moving the other loops' connections to loop 0");
+	/* The hand-over runs on loop 0's thread: the connections of the others come here,
+	 * but those their own loop's workers serve (spread-workers). */
+	int rc = lps_gather(s->lps);
 	if (rc) {
+		snprintf(why, cap, "out of memory moving the other loops' connections to loop 0");
 		lps_spread(s->lps);
 		log_warn(0, "upgrade refused: %s", why);
 		return rc;
 	}
-	struct ho_parts p = { s->cfg, s->loop, s->sess, s->lsn, s->admin, s->ctl, s->rundir.lock_fd, s->sup };
+	struct ho_parts p = { s->cfg, s->loop, s->sess, s->lsn, s->admin, s->ctl, s->rundir.lock_fd, s->sup, s->lps };
 	rc = ho_upgrade(&p, path, upgrade_done, s, why, cap);
 	if (rc)
 		lps_spread(s->lps);
@@ -617,7 +617,7 @@ int srv_run(struct gw_config *cfg)
 	rcu_register_thread();
 	rc = setup(&s, cfg);
 	if (chan >= 0) {
-		struct ho_parts p = { s.cfg, s.loop, s.sess, s.lsn, s.admin, s.ctl, s.rundir.lock_fd, s.sup };
+		struct ho_parts p = { s.cfg, s.loop, s.sess, s.lsn, s.admin, s.ctl, s.rundir.lock_fd, s.sup, s.lps };
 		if (rc == 0)
 			rc = ho_take(&p, chan);
 		else

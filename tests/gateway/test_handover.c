@@ -46,6 +46,13 @@ static void sample(struct ho_conn *c)
 	c->fields = (struct ho_bytes){ (const uint8_t *)"fields", 6 };
 }
 
+/* Rewrites a record's u64 length prefix: the record as a binary that writes body bytes. */
+static void set_record_len(struct ho_buf *b, uint64_t body)
+{
+	for (int i = 0; i < 8; i++)
+		b->p[i] = (uint8_t)(body >> (8 * i));
+}
+
 static int same_bytes(struct ho_bytes a, struct ho_bytes b)
 {
 	return a.n == b.n && (a.n == 0 || memcmp(a.p, b.p, a.n) == 0);
@@ -402,6 +409,28 @@ START_TEST(worker_entries)
 }
 END_TEST
 
+/* Version 4: a shm worker's entry names the loop that serves it; a version-3 entry (one
+ * byte shorter) reads as loop 0's. */
+START_TEST(worker_loop_entries)
+{
+	struct ho_worker a = { .id = 11, .pid = 4444, .slot = 2,
+			       .pool = { (const uint8_t *)"chat", 4 },
+			       .ident = { (const uint8_t *)"wsgw1-4444-11", 13 }, .loop = 3 }, b;
+	struct ho_buf buf = { 0 };
+	ck_assert_int_eq(ho_put_worker(&buf, &a), 0);
+	size_t used;
+	ck_assert_int_eq(ho_get_worker(buf.p, buf.len, &b, &used), 0);
+	ck_assert_uint_eq(b.loop, 3);
+	ck_assert_uint_eq(b.slot, 2);
+	set_record_len(&buf, buf.len - 8 - 1);
+	ck_assert_int_eq(ho_get_worker(buf.p, buf.len - 1, &b, &used), 0);
+	ck_assert_uint_eq(used, buf.len - 1);
+	ck_assert_uint_eq(b.loop, 0);
+	ck_assert_uint_eq(b.id, 11);
+	ho_buf_free(&buf);
+}
+END_TEST
+
 /* A [worker] instance's entry: read back as written; every prefix refused; a name empty
  * or too long for the format refused when written, a pid of 0 when read. */
 START_TEST(prog_entries)
@@ -450,22 +479,59 @@ START_TEST(zmq_worker_entries)
 	ck_assert_uint_eq(b.zmq, 1);
 	ck_assert_uint_eq(b.counted, 0x123456789aULL);
 	ck_assert(same_bytes(b.ident, a.ident));
-	/* The same record as version 2 wrote it: 9 bytes shorter, its length said so. */
-	uint64_t body = buf.len - 8 - 9;
-	for (int i = 0; i < 8; i++)
-		buf.p[i] = (uint8_t)(body >> (8 * i));
-	ck_assert_int_eq(ho_get_worker(buf.p, buf.len - 9, &b, &used), 0);
-	ck_assert_uint_eq(used, buf.len - 9);
+	/* The same record as version 2 wrote it: 10 bytes shorter, its length said so. */
+	set_record_len(&buf, buf.len - 8 - 10);
+	ck_assert_int_eq(ho_get_worker(buf.p, buf.len - 10, &b, &used), 0);
+	ck_assert_uint_eq(used, buf.len - 10);
 	ck_assert_uint_eq(b.zmq, 0);
 	ck_assert_uint_eq(b.counted, 0);
 	ck_assert_uint_eq(b.id, 9);
 	/* A transport this version does not know is refused. */
-	body = buf.len - 8;
-	for (int i = 0; i < 8; i++)
-		buf.p[i] = (uint8_t)(body >> (8 * i));
-	buf.p[buf.len - 9] = 2;
+	set_record_len(&buf, buf.len - 8);
+	buf.p[buf.len - 10] = 2;
+	ck_assert_int_eq(ho_get_worker(buf.p, buf.len, &b, &used), -EBADMSG);
+	/* A zmq worker is loop 0's: one that names another loop is refused. */
+	buf.p[buf.len - 10] = 1;
+	buf.p[buf.len - 1] = 1;
 	ck_assert_int_eq(ho_get_worker(buf.p, buf.len, &b, &used), -EBADMSG);
 	ho_buf_free(&buf);
+}
+END_TEST
+
+/* Version 4's loop entry: read back as written, absent for loop 0 (the record is loop
+ * 0's as version 3 wrote it), refused when its length is not 1 or it comes twice. */
+START_TEST(loop_entries)
+{
+	struct ho_conn a, b;
+	size_t used;
+	sample(&a);
+	struct ho_buf zero = { 0 }, buf = { 0 };
+	ck_assert_int_eq(ho_put_conn(&zero, &a), 0);
+	a.loop = 5;
+	ck_assert_int_eq(ho_put_conn(&buf, &a), 0);
+	ck_assert_uint_eq(buf.len, zero.len + 6);
+	ck_assert_int_eq(ho_get_conn(buf.p, buf.len, &b, &used), 0);
+	ck_assert_uint_eq(b.loop, 5);
+	ck_assert_int_eq(ho_get_conn(zero.p, zero.len, &b, &used), 0);
+	ck_assert_uint_eq(b.loop, 0);
+	/* The entry twice: its 6 bytes again, the record's length grown by them. */
+	uint8_t *p = malloc(buf.len + 6);
+	memcpy(p, buf.p, buf.len);
+	memcpy(p + buf.len, buf.p + buf.len - 6, 6);
+	uint64_t body = buf.len + 6 - 8;
+	for (int i = 0; i < 8; i++)
+		p[i] = (uint8_t)(body >> (8 * i));
+	ck_assert_int_eq(ho_get_conn(p, buf.len + 6, &b, &used), -EBADMSG);
+	/* One entry of 2 bytes. */
+	p[buf.len - 5] = 2;
+	p[buf.len] = 5;
+	body = buf.len + 1 - 8;
+	for (int i = 0; i < 8; i++)
+		p[i] = (uint8_t)(body >> (8 * i));
+	ck_assert_int_eq(ho_get_conn(p, buf.len + 1, &b, &used), -EBADMSG);
+	free(p);
+	ho_buf_free(&buf);
+	ho_buf_free(&zero);
 }
 END_TEST
 
@@ -599,6 +665,8 @@ int main(void)
 	tcase_add_test(tc, peer_entries);
 	tcase_add_test(tc, history_entries);
 	tcase_add_test(tc, zmq_worker_entries);
+	tcase_add_test(tc, worker_loop_entries);
+	tcase_add_test(tc, loop_entries);
 	suite_add_tcase(s, tc);
 	SRunner *sr = srunner_create(s);
 	srunner_run_all(sr, CK_NORMAL);

@@ -16,6 +16,8 @@
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <sys/prctl.h>
+#include <sys/wait.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -39,6 +41,15 @@ static int loop_of_worker(const char *json, int id)
 	if (!p || !(p = strstr(p, "\"loop\":")))
 		return -1;
 	return atoi(p + 7);
+}
+
+/* Writes (mode "w") or appends ("a") text to the config file at path. */
+static void put_conf(const char *path, const char *mode, const char *text)
+{
+	FILE *f = fopen(path, mode);
+	ck_assert_ptr_nonnull(f);
+	fputs(text, f);
+	ck_assert_int_eq(fclose(f), 0);
 }
 
 static const char *admin(const char *path)
@@ -83,9 +94,8 @@ static int answer_worker(const struct wt_frame *m)
 	return atoi((const char *)m->payload + 1);
 }
 
-/* Every connection sends NMSG numbered messages before reading any; each answer must come
- * back in order, from one worker per connection (*by[i]), whose flag is flag. */
-static void rounds_in_order(int *by, char flag, const char *tag)
+/* Every connection sends NMSG numbered messages tagged tag, before any is read. */
+static void send_round(const char *tag)
 {
 	char m[48];
 	for (int k = 0; k < NMSG; k++)
@@ -93,6 +103,13 @@ static void rounds_in_order(int *by, char flag, const char *tag)
 			int n = snprintf(m, sizeof(m), "%s %d msg %d", tag, i, k);
 			WT_OK(&conns[i], wt_send_frame(&conns[i], 1, 1, m, (size_t)n));
 		}
+}
+
+/* The answers to send_round(tag): each in order, from one worker per connection (*by[i]),
+ * whose flag is flag. */
+static void read_round(int *by, char flag, const char *tag)
+{
+	char m[48];
 	for (int i = 0; i < NCONN; i++)
 		for (int k = 0; k < NMSG; k++) {
 			struct wt_frame f;
@@ -109,6 +126,12 @@ static void rounds_in_order(int *by, char flag, const char *tag)
 			ck_assert_int_eq(w, by[i]);
 			wt_frame_free(&f);
 		}
+}
+
+static void rounds_in_order(int *by, char flag, const char *tag)
+{
+	send_round(tag);
+	read_round(by, flag, tag);
 }
 
 /* The loop /connections says owns the connection the worker answered for on conns[i]. */
@@ -266,20 +289,81 @@ START_TEST(waiting_clients_of_every_loop_go_to_a_new_worker)
 }
 END_TEST
 
-/* A live upgrade while loop 1 serves a worker is refused before anything moves, with the
- * reason; the clients go on where they were. */
-START_TEST(an_upgrade_waits_for_the_hand_over_of_every_loop)
+/* POST /upgrade?path=BIN on the gateway's admin port: the status, the body in out. */
+static int post_upgrade(char *out, size_t cap, const char **b)
 {
-	int by[NCONN];
-	start();
-	rounds_in_order(by, 'o', "before");
-	char bin[256], req[512], out[4096];
-	const char *b;
+	char bin[256], req[512];
 	wt_build_path(bin, sizeof(bin), "wsgw");
 	snprintf(req, sizeof(req), "POST /upgrade?path=%s HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n", bin);
-	ck_assert_int_eq(wt_admin_raw(wt_admin_port(&env.gw), req, out, sizeof(out), &b), 500);
-	ck_assert_msg(strstr(b, "a live upgrade hands over loop 0's only"), "%s", b);
-	rounds_in_order(by, 'o', "after");
+	return wt_admin_raw(wt_admin_port(&env.gw), req, out, cap, b);
+}
+
+/* A live upgrade with messages in flight on both loops: every worker follows to the new
+ * gateway on the loop it had, attached once; every answer comes in order from the worker
+ * that served the connection before, and each connection stays on its loop. */
+START_TEST(an_upgrade_hands_over_every_loop)
+{
+	int by[NCONN], after[NCONN];
+	char out[4096];
+	const char *b;
+	prctl(PR_SET_CHILD_SUBREAPER, 1); /* the new gateway is the old one's child */
+	start();
+	rounds_in_order(by, 'o', "before");
+	send_round("across");
+	ck_assert_int_eq(post_upgrade(out, sizeof(out), &b), 200);
+	int pid = 0;
+	const char *p = strstr(b, "\"pid\":");
+	ck_assert_msg(strstr(b, "\"upgraded\":true") && p && (pid = atoi(p + 6)) > 0, "%s", b);
+	ck_assert_int_eq(wt_gw_wait(&env.gw, 10000), 0);
+	int st = env.gw.status;
+	ck_assert_msg(WIFEXITED(st) && WEXITSTATUS(st) == 0, "the old gateway exited with %d", st);
+	env.gw.pid = pid;
+	wt_track_gateway(pid);
+	read_round(after, 'o', "across");
+	for (int i = 0; i < NCONN; i++)
+		ck_assert_msg(after[i] == by[i], "conn %d: worker %d before, %d after", i, by[i], after[i]);
+	rounds_in_order(after, 'o', "after");
+	const char *w = admin("/workers");
+	for (int i = 0; i < 2; i++) {
+		ck_assert_int_eq(loop_of_worker(w, wid[i]), wloop[i]);
+		ck_assert_int_eq(wt_count_attached(env.gw.log_path, "tw", wk[i].pid), 1);
+	}
+	expect_served_on_own_loop(by);
+	stop();
+}
+END_TEST
+
+/* The new gateway's config has one loop: it cannot take loop 1's worker, so the upgrade is
+ * refused with the reason and nothing moves; the clients go on where they were. */
+START_TEST(an_upgrade_to_fewer_loops_is_refused)
+{
+	int by[NCONN], after[NCONN];
+	char path[256], out[4096];
+	const char *b;
+	wt_env_init(&env);
+	snprintf(path, sizeof(path), "%s/wsgw.conf", env.dir);
+	put_conf(path, "w", "[gateway]\nloops = 2\nspread-workers = yes\n[route /w]\npool = tw\n");
+	WT_ENV_GW_START(&env, "--config", path, "--admin", "127.0.0.1:0", NULL);
+	wid[0] = wt_env_worker(&env, &wk[0], WT_WORKER_TEST, "tw", "w0");
+	wid[1] = wt_env_worker(&env, &wk[1], WT_WORKER_TEST, "tw", "w1");
+	const char *w = admin("/workers");
+	for (int i = 0; i < 2; i++)
+		wloop[i] = loop_of_worker(w, wid[i]);
+	for (int i = 0; i < NCONN; i++)
+		WT_EXPECT_OPEN(&conns[i], "127.0.0.1", env.gw.port, "/w");
+	rounds_in_order(by, 'o', "before");
+	put_conf(path, "w", "[gateway]\nloops = 1\nspread-workers = yes\n[route /w]\npool = tw\n");
+	send_round("across");
+	int code = post_upgrade(out, sizeof(out), &b);
+	if (code != 500 || !strstr(b, "on a loop this configuration"))
+		wt_dump("gateway", env.gw.log_path, 30);
+	ck_assert_int_eq(code, 500);
+	ck_assert_msg(strstr(b, "on a loop this configuration does not serve workers on"), "%s", b);
+	ck_assert_msg(strstr(b, ") on loop 1: "), "the answer names the worker's loop: %s", b);
+	read_round(after, 'o', "across");
+	rounds_in_order(after, 'o', "after");
+	for (int i = 0; i < NCONN; i++)
+		ck_assert_int_eq(after[i], by[i]);
 	expect_served_on_own_loop(by);
 	stop();
 }
@@ -293,15 +377,9 @@ START_TEST(a_reload_adds_a_pool_on_every_loop)
 	char path[256];
 	wt_env_init(&env);
 	snprintf(path, sizeof(path), "%s/wsgw.conf", env.dir);
-	FILE *f = fopen(path, "w");
-	ck_assert_ptr_nonnull(f);
-	fprintf(f, "[gateway]\nloops = 2\n[route /e]\npool = echo\n[route /w]\npool = tw\n");
-	fclose(f);
+	put_conf(path, "w", "[gateway]\nloops = 2\n[route /e]\npool = echo\n[route /w]\npool = tw\n");
 	WT_ENV_GW_START(&env, "--config", path, "--admin", "127.0.0.1:0", NULL);
-	f = fopen(path, "a");
-	ck_assert_ptr_nonnull(f);
-	fprintf(f, "[route /n]\npool = fresh\n");
-	fclose(f);
+	put_conf(path, "a", "[route /n]\npool = fresh\n");
 	ck_assert_int_eq(kill(env.gw.pid, SIGHUP), 0);
 	ck_assert(wt_wait_file(env.gw.log_path, "SIGHUP: reloaded", 5000));
 	wt_sleep_ms(100); /* the other loop takes the settings at its next iteration */
@@ -333,7 +411,8 @@ int main(int argc, char **argv)
 		{ "a_loops_clients_move_when_its_worker_dies", a_loops_clients_move_when_its_worker_dies, 60, 2 },
 		{ "a_publish_reaches_every_loop_in_one_order", a_publish_reaches_every_loop_in_one_order, 60, 0 },
 		{ "waiting_clients_of_every_loop_go_to_a_new_worker", waiting_clients_of_every_loop_go_to_a_new_worker, 60, 0 },
-		{ "an_upgrade_waits_for_the_hand_over_of_every_loop", an_upgrade_waits_for_the_hand_over_of_every_loop, 60, 0 },
+		{ "an_upgrade_hands_over_every_loop", an_upgrade_hands_over_every_loop, 60, 0 },
+		{ "an_upgrade_to_fewer_loops_is_refused", an_upgrade_to_fewer_loops_is_refused, 60, 0 },
 		{ "a_reload_adds_a_pool_on_every_loop", a_reload_adds_a_pool_on_every_loop, 60, 0 },
 	};
 	return wt_run_suite(WT_SUITE("loop_workers", cases));

@@ -589,7 +589,7 @@ END_TEST
 START_TEST(worker_new_binary_reads_another_version)
 {
 	setenv("WSGW_HANDOVER_TEST_VERSION", "1", 1); /* a binary of the first slice */
-	worker_failed_upgrade("hand-over format version 3 is not one this binary reads (1..1)");
+	worker_failed_upgrade("hand-over format version 4 is not one this binary reads (1..1)");
 }
 END_TEST
 
@@ -1253,7 +1253,7 @@ END_TEST
 START_TEST(new_binary_reads_another_version)
 {
 	setenv("WSGW_HANDOVER_TEST_VERSION", "99", 1); /* the new processes read only version 99 */
-	failed_upgrade(NULL, "hand-over format version 3 is not one this binary reads (99..99)");
+	failed_upgrade(NULL, "hand-over format version 4 is not one this binary reads (99..99)");
 }
 END_TEST
 
