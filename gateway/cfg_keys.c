@@ -84,7 +84,7 @@ const struct cfg_key cfg__keys[] = {
 	  "event loops, each a thread with its own epoll set, spreading the connections of built-in routes, TLS handshakes and, with spread-workers, the shm workers and theirs (default 1, or $WSGW_LOOPS)" },
 	{ CS_GATEWAY, RESTART, 0, "spread-workers", "spread-workers", cfgv_set_bool, cfgv_get_bool, G(spread_workers), 0, 0,
 	  cfgv_yes_no, "yes or no",
-	  "with loops above 1, each shm worker is served by one of the loops, not all by loop 0; a live upgrade is then refused while a loop other than 0 serves workers (default no)" },
+	  "with loops above 1, each shm worker is served by one of the loops, not all by loop 0; a live upgrade hands each loop's workers to the same loop of the new process, which needs at least as many loops and spread-workers too (default no)" },
 	{ CS_GATEWAY, 0, 0, "wake-spin", "wake-spin", cfgv_set_uint, cfgv_get_uint, G(wake_spin_us), 0, SHM_SPIN_MAX_NS / 1000, NULL,
 	  "0..1000 microseconds",
 	  "before it sleeps, the loop spins up to this long for a worker's input, less when spinning does not pay (default 0: never)" },
