@@ -207,6 +207,13 @@ void ho_side_free(struct ho_side *sd)
 
 /* ---------------- the new side ---------------- */
 
+/* Loop k of this configuration serves shm workers: loop 0 always, the others with
+ * spread-workers. What an old gateway's loop k had cannot go anywhere else. */
+static int serves_workers(struct lps *x, unsigned k)
+{
+	return k == 0 || (k < lps_count(x) && lps_spreads_workers(x));
+}
+
 struct worker_job {
 	const struct ho_worker *hw;
 	int fd;
@@ -222,7 +229,7 @@ static void worker_here(struct sess *s, void *arg)
 
 int ho_in_worker(struct lps *x, unsigned k, const struct ho_worker *hw, int fd, const char **why)
 {
-	if (k && (k >= lps_count(x) || !lps_spreads_workers(x))) {
+	if (!serves_workers(x, k)) {
 		*why = "the running gateway serves it on a loop this configuration does not serve workers on "
 		       "(it needs at least as many loops and spread-workers = yes): restart instead";
 		close(fd);
@@ -266,7 +273,7 @@ int ho_in_conns(struct lps *x, unsigned k, const struct ho_conn *h, const int *f
 		struct conn **got, size_t *done, const char **why)
 {
 	*done = 0;
-	if (k && (k >= lps_count(x) || !lps_spreads_workers(x))) {
+	if (!serves_workers(x, k)) {
 		*why = "pinned to a worker of a loop this configuration does not serve workers on";
 		close(fds[0]);
 		return -EINVAL;

@@ -205,10 +205,9 @@ static int take_section(int chan, uint8_t *buf, const struct ho_hdr *h, int *fds
 	return rc;
 }
 
-/* What has been imported so far, and into which loop. */
+/* What has been imported so far (each on the loop it was imported on: conn_loop). */
 struct got {
 	struct conn **v;
-	uint8_t *loop;
 	size_t n, cap;
 };
 
@@ -218,12 +217,9 @@ static int got_room(struct got *g, size_t more)
 		return 0;
 	size_t cap = (g->n + more) * 2;
 	struct conn **v = realloc(g->v, cap * sizeof(*v));
-	if (v)
-		g->v = v;
-	uint8_t *l = v ? realloc(g->loop, cap) : NULL;
-	if (!l)
+	if (!v)
 		return -ENOMEM;
-	g->loop = l;
+	g->v = v;
 	g->cap = cap;
 	return 0;
 }
@@ -255,7 +251,6 @@ static int import_batch(const struct ho_parts *p, int chan, uint8_t *buf, const 
 		size_t done = 0;
 		const char *no = NULL;
 		rc = ho_in_conns(p->lps, hc[i].loop, &hc[i], &fds[i], (size_t)(end - i), &g->v[g->n], &done, &no);
-		memset(&g->loop[g->n], hc[i].loop, done);
 		g->n += done;
 		i += (int)done;
 		if (rc) {
@@ -279,13 +274,11 @@ static void end_loops(const struct ho_parts *p, struct got *g, int commit, int w
 	for (unsigned k = 0; k < lps_count(p->lps); k++) {
 		size_t j = start;
 		for (size_t i = start; i < g->n; i++) {
-			if (g->loop[i] != k)
+			if (conn_loop(g->v[i]) != k)
 				continue;
 			struct conn *c = g->v[i];
 			g->v[i] = g->v[j];
-			g->loop[i] = g->loop[j];
-			g->v[j] = c;
-			g->loop[j++] = (uint8_t)k;
+			g->v[j++] = c;
 		}
 		ho_in_end(p->lps, k, g->v + start, j - start, commit, workers, getpid());
 		start = j;
@@ -437,7 +430,6 @@ static void on_follow(struct loop_src *src, uint32_t events)
 		else
 			log_info("upgrade: took %zu connections that finished their handshake", g.n);
 		free(g.v);
-		free(g.loop);
 	} else {
 		for (int i = 0; i < nfds; i++)
 			close(fds[i]);
@@ -537,7 +529,6 @@ int ho_take(const struct ho_parts *p, int chan)
 		close(chan);
 	free(buf);
 	free(g.v);
-	free(g.loop);
 	ho_buf_free(&sec);
 	return rc;
 }
