@@ -289,6 +289,7 @@ check: all $(TLS_DIR)/cert.pem $(PROMTOOL)
 # tests with the gateway (loop, doorbell waker, RCU threads) and libwsgw built with it. A
 # report makes the process exit 66, which fails the test.
 TSAN_TESTS := $(wildcard tests/*/test_*threads*.c) tests/workers/test_workers.c tests/faults/test_faults.c \
+	      tests/gateway/test_outq.c \
 	      tests/integration/test_loops.c tests/integration/test_loop_workers.c
 check-tsan:
 	$(MAKE) SANITIZE=thread build/tsan/wsgw build/tsan/wsgw-echo build/tsan/tls/cert.pem \

@@ -427,7 +427,9 @@ static void on_move(void *arg, struct conn *c)
 {
 	struct sess *s = arg;
 	struct pool_held *held;
-	if (pool_release(s->u.ps, c, &held)) {
+	/* The published frames it has queued share this loop's blocks, whose counts only
+	 * this thread may touch: the other loop gets copies. */
+	if (outq_unshare(&c->out) || pool_release(s->u.ps, c, &held)) {
 		clog_error(c, ENOMEM, "its move to a loop with a worker: it waits here");
 		return;
 	}

@@ -222,6 +222,30 @@ int outq_append_frame(struct outq *q, const struct outq_frame *f, int join)
 	return 0;
 }
 
+int outq_unshare(struct outq *q)
+{
+	for (struct outq_chunk *c = q->head; c; c = c->next) {
+		if (!c->blk)
+			continue;
+		/* The whole node, written part too: off - start says where the peer is, and
+		 * outq_trim and outq_started read a partly written frame from it. Never the
+		 * thread's current block: no later frame of this thread is packed into it. */
+		size_t n = c->len - c->start;
+		struct outq_blk *b = blk_alloc(n);
+		if (!b)
+			return -ENOMEM;
+		memcpy(b->data, c->blk->data + c->start, n);
+		b->refs = 1;
+		b->used = (uint32_t)n;
+		blk_unref(c->blk);
+		c->blk = b;
+		c->off -= c->start;
+		c->len = n;
+		c->start = 0;
+	}
+	return 0;
+}
+
 void outq_thread_end(void)
 {
 	for (struct outq_chunk *c; (c = cache); cache = c->next, free(c))

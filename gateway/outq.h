@@ -83,6 +83,11 @@ void outq_copy(const struct outq *q, uint8_t *out);
 int outq_import(struct outq *q, const void *head, size_t head_n, const void *rest, size_t rest_n)
 	__attribute__((warn_unused_result));
 
+/* Gives every shared frame of q a block of its own, a copy, so that q can go to another
+ * thread's loop: blocks and their counts are their thread's alone. Tags, spans and a
+ * frame partly written stay as they were. 0, or -ENOMEM (the nodes before the one that
+ * failed are copies; q is whole, but still shares: it must stay on this thread). */
+int outq_unshare(struct outq *q) __attribute__((warn_unused_result));
 /* Drops everything queued. */
 void outq_clear(struct outq *q);
 /* A loop thread ends, its queues gone: the chunks and blocks it kept for reuse are freed. */

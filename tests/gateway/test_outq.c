@@ -6,6 +6,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <malloc.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -20,6 +21,11 @@
 /* The -ENOMEM test asks malloc for 2^62 bytes: ASan must answer NULL as glibc does, not abort. */
 const char *__asan_default_options(void);
 const char *__asan_default_options(void)
+{
+	return "allocator_may_return_null=1";
+}
+const char *__tsan_default_options(void);
+const char *__tsan_default_options(void)
 {
 	return "allocator_may_return_null=1";
 }
@@ -618,6 +624,110 @@ START_TEST(test_shared_frames_drop)
 }
 END_TEST
 
+/* The same frame of n bytes of stream[*off..] queued on a and on b, one node each. */
+static void append_shared2(struct outq *a, struct outq *b, const uint8_t *stream, size_t *off,
+			   size_t n, uint64_t tag)
+{
+	struct outq_frame f;
+	REQUIRE(outq_frame_new(&f, n, tag) == 0);
+	memcpy(f.data, stream + *off, n);
+	REQUIRE(outq_append_frame(a, &f, 0) == 0);
+	REQUIRE(outq_append_frame(b, &f, 0) == 0);
+	outq_frame_put(&f);
+	*off += n;
+}
+
+static int overlap(const struct iovec *a, const struct iovec *b)
+{
+	const uint8_t *p = a->iov_base, *q = b->iov_base;
+	return p < q + b->iov_len && q < p + a->iov_len;
+}
+
+/* A subscriber that moves to another loop takes copies of its shared frames: it shares
+ * no byte with the queue that stays, and keeps its bytes, the frame a write started
+ * (outq_started, outq_trim), single frames droppable by tag, and the budget. */
+START_TEST(test_unshare)
+{
+	uint64_t used0 = bud_used(BUD_OUTBOUND);
+	uint8_t *s = stream_new(65536);
+	struct outq mv = { 0 }, stay = { 0 };
+	size_t off = 0;
+	append(&mv, s, &off, 2, 40); /* its own bytes first */
+	size_t sh = off;
+	append_shared2(&mv, &stay, s, &off, 100, 1);
+	append_shared2(&mv, &stay, s, &off, 100, 2);
+	append_shared2(&mv, &stay, s, &off, 3000, 1); /* a block of its own */
+	outq_consume(&mv, 42 + 10);                    /* the first shared frame started */
+	ck_assert_int_eq(outq_unshare(&mv), 0);
+	ck_assert_uint_eq(outq_started(&mv), 90);
+	ck_assert_uint_eq(mv.bytes, 90 + 100 + 3000);
+	struct iovec a[8], b[8];
+	int na, nb;
+	ck_assert_uint_eq(outq_iov(&mv, a, 8, SIZE_MAX, &na), 3190);
+	ck_assert_uint_eq(outq_iov(&stay, b, 8, SIZE_MAX, &nb), 3200);
+	ck_assert_int_eq(na, 3);
+	ck_assert_int_eq(nb, 3);
+	ck_assert_mem_eq(a[0].iov_base, s + sh + 10, 90);
+	ck_assert_mem_eq(a[1].iov_base, s + sh + 100, 100);
+	ck_assert_mem_eq(a[2].iov_base, s + sh + 200, 3000);
+	for (int i = 0; i < 3; i++)
+		for (int j = 0; j < 3; j++)
+			ck_assert_msg(!overlap(&a[i], &b[j]), "frame %d still shares the other's %d", i, j);
+	size_t freed;
+	ck_assert_uint_eq(outq_drop_unsent(&mv, 1, 0, &freed), 1); /* not the started one */
+	ck_assert_uint_eq(freed, 3000);
+	outq_trim(&mv);
+	ck_assert_uint_eq(mv.bytes, 90);
+	ck_assert_mem_eq(b[0].iov_base, s + sh, 100); /* the other is as it was */
+	outq_clear(&mv);
+	outq_clear(&stay);
+	ck_assert_uint_eq(bud_used(BUD_OUTBOUND), used0);
+	free(s);
+}
+END_TEST
+
+static void *clear_there(void *arg)
+{
+	struct outq *q = arg;
+	int p[2];
+	size_t at = 0;
+	big_pipe(p);
+	REQUIRE(outq_flush(q, p[1]) == 0);
+	drain(p[0], &at);
+	outq_clear(q);
+	outq_thread_end();
+	close(p[0]);
+	close(p[1]);
+	return NULL;
+}
+
+/* The move itself: the queue is written and freed on another thread while this one goes
+ * on packing frames into its current block and dropping those the queue shared
+ * (ThreadSanitizer: make check-tsan runs this). */
+START_TEST(test_unshared_queue_on_another_thread)
+{
+	uint8_t *s = stream_new(65536);
+	bud_set_shared(); /* two threads charge, as two loops do */
+	for (int round = 0; round < 50; round++) {
+		struct outq mv = { 0 }, stay = { 0 };
+		size_t off = 0;
+		for (int i = 0; i < 20; i++)
+			append_shared2(&mv, &stay, s, &off, i % 5 ? 64 : 2000, 7);
+		REQUIRE(outq_unshare(&mv) == 0);
+		pthread_t t;
+		REQUIRE(pthread_create(&t, NULL, clear_there, &mv) == 0);
+		struct outq more = { 0 };
+		size_t off2 = off;
+		for (int i = 0; i < 20; i++)
+			append_shared(&more, s, &off2, 64, 8, 0);
+		outq_clear(&stay);
+		outq_clear(&more);
+		REQUIRE(pthread_join(t, NULL) == 0);
+	}
+	free(s);
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("outq");
@@ -640,6 +750,8 @@ int main(void)
 	tcase_add_test(tc, test_export_import);
 	tcase_add_test(tc, test_shared_frames_join);
 	tcase_add_test(tc, test_shared_frames_drop);
+	tcase_add_test(tc, test_unshare);
+	tcase_add_test(tc, test_unshared_queue_on_another_thread);
 	suite_add_tcase(s, tc);
 	SRunner *sr = srunner_create(s);
 	srunner_run_all(sr, CK_NORMAL);

@@ -17,6 +17,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <sys/prctl.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
 #include <string.h>
 #include <unistd.h>
@@ -402,6 +403,137 @@ START_TEST(a_reload_adds_a_pool_on_every_loop)
 }
 END_TEST
 
+#define NBIG 192
+#define BIG 32000
+
+/* Published message k: "P<k> " and then letters that depend on k and their place. */
+static void big_msg(char *out, int k)
+{
+	int n = snprintf(out, 16, "P%d ", k);
+	for (size_t i = (size_t)n; i < BIG; i++)
+		out[i] = (char)('a' + (i * 7 + (size_t)k) % 26);
+}
+
+static void expect_big(const struct wt_frame *f, int k, const char *who)
+{
+	static char want[BIG];
+	big_msg(want, k);
+	ck_assert_msg(f->len == BIG && !memcmp(f->payload, want, BIG),
+		      "%s: message %d is not what was published: %.12s... (%zu bytes)", who, k,
+		      (const char *)f->payload, f->len);
+}
+
+/* Sends "x" on c: the answer's worker id, and the connection id in *cid. */
+static int who_serves(struct wt_conn *c, unsigned long long *cid)
+{
+	struct wt_frame f;
+	WT_OK(c, wt_send_frame(c, 1, 1, "x", 1));
+	ck_assert_int_eq(wt_read_message(c, &f, 5000), 0);
+	int w = answer_worker(&f);
+	const char *p = memchr(f.payload, 'c', f.len);
+	ck_assert_ptr_nonnull(p);
+	*cid = strtoull(p + 1, NULL, 10);
+	wt_frame_free(&f);
+	return w;
+}
+
+/* The queued_bytes /connections reports for connection cid. */
+static long queued_of(unsigned long long cid)
+{
+	char key[48];
+	snprintf(key, sizeof(key), "{\"id\":%llu,", cid);
+	const char *p = strstr(admin("/connections"), key), *q = p ? strstr(p, "\"queued_bytes\":") : NULL;
+	ck_assert_msg(q, "no connection %llu in /connections", cid);
+	return atol(q + 15);
+}
+
+static void subscribe(struct wt_conn *c)
+{
+	struct wt_frame f;
+	WT_OK(c, wt_send_frame(c, 1, 1, "sub:t", 5));
+	ck_assert_int_eq(wt_read_message(c, &f, 5000), 0);
+	wt_frame_free(&f);
+}
+
+/* A subscriber that reads nothing, with megabytes of published messages queued, moves
+ * when its loop's worker dies; the frames it queued are shared with another slow
+ * subscriber that stays on that loop (another pool's). Both then get every message, whole
+ * and in order, and each loop touches only its own frames' counts (ThreadSanitizer, make
+ * check-tsan, saw both loops count the same references before the move copied them). */
+START_TEST(a_slow_subscriber_moves_with_its_queue)
+{
+	static struct wt_proc qk[2];
+	static struct wt_conn q[8];
+	static char m[BIG + 8];
+	int qid[2];
+	unsigned long long cid, s_id = 0;
+	wt_env_init(&env);
+	WT_ENV_GW_START(&env, "--loops", "2", "--spread-workers", "yes", "--route", "/w=tw", "--route",
+			"/q=tq", "--admin", "127.0.0.1:0", NULL);
+	wid[0] = wt_env_worker(&env, &wk[0], WT_WORKER_TEST, "tw", "w0");
+	wid[1] = wt_env_worker(&env, &wk[1], WT_WORKER_TEST, "tw", "w1");
+	qid[0] = wt_env_worker(&env, &qk[0], WT_WORKER_TEST, "tq", "q0");
+	qid[1] = wt_env_worker(&env, &qk[1], WT_WORKER_TEST, "tq", "q1");
+	const char *w = admin("/workers");
+	for (int i = 0; i < 2; i++)
+		wloop[i] = loop_of_worker(w, wid[i]);
+	int q1 = loop_of_worker(w, qid[0]) == 1 ? qid[0] : qid[1];
+	ck_assert_msg(wloop[0] != wloop[1] && loop_of_worker(w, q1) == 1, "each pool on each loop: %.400s", w);
+	int dead = wloop[0] == 1 ? 0 : 1;
+	struct wt_conn *slow = NULL, *other = NULL, *pub = NULL;
+	for (int i = 0; i < NCONN && !slow; i++) {
+		WT_EXPECT_OPEN(&conns[i], "127.0.0.1", env.gw.port, "/w");
+		if (who_serves(&conns[i], &cid) == wid[dead]) {
+			slow = &conns[i];
+			s_id = cid;
+		}
+	}
+	for (int i = 0; i < 8 && !pub; i++) {
+		WT_EXPECT_OPEN(&q[i], "127.0.0.1", env.gw.port, "/q");
+		if (who_serves(&q[i], &cid) == q1)
+			*(other ? &pub : &other) = &q[i];
+	}
+	ck_assert_msg(slow && other && pub, "loop 1 serves a client of each pool");
+	/* Little room in the kernel: most of what is published stays in the gateway's queues. */
+	int small = 64 << 10;
+	ck_assert_int_eq(setsockopt(slow->fd, SOL_SOCKET, SO_RCVBUF, &small, sizeof(small)), 0);
+	ck_assert_int_eq(setsockopt(other->fd, SOL_SOCKET, SO_RCVBUF, &small, sizeof(small)), 0);
+	subscribe(slow);
+	subscribe(other);
+	subscribe(pub);
+	for (int k = 0; k < NBIG; k++) {
+		memcpy(m, "pub:t:", 6);
+		big_msg(m + 6, k);
+		WT_OK(pub, wt_send_frame(pub, 1, 1, m, BIG + 6));
+		for (int got = 0; got < 2; got++) { /* its answer and the published message */
+			struct wt_frame f;
+			ck_assert_int_eq(wt_read_message(pub, &f, 5000), 0);
+			if (f.payload[0] == 'P')
+				expect_big(&f, k, "the publisher");
+			wt_frame_free(&f);
+		}
+	}
+	ck_assert_msg(queued_of(s_id) > 0, "the slow subscriber has nothing queued: the test shows nothing");
+	pid_t pid = wk[dead].pid;
+	ck_assert_int_eq(wt_proc_kill(&wk[dead], SIGKILL), 0);
+	ck_assert_int_eq(wt_proc_reap(&wk[dead], 5000), 0);
+	ck_assert(wt_wait_gone(env.gw.log_path, "tw", pid, 5000));
+	ck_assert(wt_wait_file(env.gw.log_path, "moved to another loop's", 5000));
+	for (int k = 0; k < NBIG; k++) {
+		struct wt_frame f;
+		ck_assert_msg(wt_read_message(slow, &f, 10000) == 0, "the moved subscriber: %d never came", k);
+		expect_big(&f, k, "the moved subscriber");
+		wt_frame_free(&f);
+		ck_assert_msg(wt_read_message(other, &f, 10000) == 0, "the one that stayed: %d never came", k);
+		expect_big(&f, k, "the one that stayed");
+		wt_frame_free(&f);
+	}
+	for (int i = 0; i < 2; i++)
+		wt_env_worker_stop(&qk[i]);
+	stop();
+}
+END_TEST
+
 int main(int argc, char **argv)
 {
 	if (argc > 1 && !strcmp(argv[1], "--as-worker"))
@@ -414,6 +546,7 @@ int main(int argc, char **argv)
 		{ "an_upgrade_hands_over_every_loop", an_upgrade_hands_over_every_loop, 60, 0 },
 		{ "an_upgrade_to_fewer_loops_is_refused", an_upgrade_to_fewer_loops_is_refused, 60, 0 },
 		{ "a_reload_adds_a_pool_on_every_loop", a_reload_adds_a_pool_on_every_loop, 60, 0 },
+		{ "a_slow_subscriber_moves_with_its_queue", a_slow_subscriber_moves_with_its_queue, 60, 0 },
 	};
 	return wt_run_suite(WT_SUITE("loop_workers", cases));
 }
