@@ -129,7 +129,9 @@ void conn_for_each(void (*fn)(struct conn *c, void *arg), void *arg);
 void conn_for_each_all(void (*fn)(struct conn *c, void *arg), void *arg);
 /* The calling thread runs loop number index (0 until it says so). */
 void conn_thread_loop(unsigned index);
-/* The index of the loop that owns c (any thread); CONN_NO_LOOP while it moves. */
+/* The index of the loop that owns c (any thread), or CONN_MOVING | k while it goes to
+ * loop k (loop_detach_conn there, loop_add_conn here). CONN_NO_LOOP is for no connection. */
+#define CONN_MOVING 0x80u
 #define CONN_NO_LOOP 0xffu
 unsigned conn_loop(const struct conn *c);
 

@@ -260,7 +260,9 @@ static void far_post(unsigned k, struct far *f)
 }
 
 /* What other loops published for this loop's subscribers, in order. A subscriber that
- * moved on meanwhile (it waited for a worker) gets it where it is now. */
+ * moved on meanwhile (it waited for a worker) gets it where it is now; one still on its
+ * way here keeps its share in the inbox, ahead of what comes later, until it arrives
+ * (sess__take_inbox). Under top_lock. */
 static void drain_inbox(struct sess *s)
 {
 	pthread_mutex_lock(&s->in_mu);
@@ -270,6 +272,8 @@ static void drain_inbox(struct sess *s)
 	pthread_mutex_unlock(&s->in_mu);
 	if (!f)
 		return;
+	unsigned self = loop_index(s->u.loop);
+	struct far *kept = NULL, *kept_last = NULL;
 	rcu_read_lock();
 	while (f) {
 		struct far *next = f->next;
@@ -277,22 +281,34 @@ static void drain_inbox(struct sess *s)
 		struct far *on[LOOPS_MAX] = { NULL };
 		for (size_t i = 0; i < f->nids; i++) {
 			struct conn *c = conn_lookup(f->ids[i]);
-			unsigned k = c ? conn_loop(c) : CONN_NO_LOOP;
-			if (k == loop_index(s->u.loop))
+			if (!c)
+				continue; /* closed since */
+			unsigned k = conn_loop(c);
+			if (k == self)
 				fan_one(&m, c);
-			else if (k < LOOPS_MAX && far_add(on, k, &m, f->ids[i]))
-				stats.publish_dropped++;
-			else if (k >= LOOPS_MAX && c)
-				stats.publish_dropped++; /* moving this instant */
+			else if ((k & ~CONN_MOVING) >= LOOPS_MAX || far_add(on, k & ~CONN_MOVING, &m, f->ids[i]))
+				stats.publish_dropped++; /* no memory */
 		}
 		fan_done(&m);
 		for (unsigned k = 0; k < LOOPS_MAX; k++)
-			if (on[k])
+			if (on[k] && k != self)
 				far_post(k, on[k]);
+		if (on[self]) {
+			*(kept_last ? &kept_last->next : &kept) = on[self];
+			kept_last = on[self];
+		}
 		far_free(f);
 		f = next;
 	}
 	rcu_read_unlock();
+	if (!kept)
+		return;
+	pthread_mutex_lock(&s->in_mu);
+	kept_last->next = s->in_head;
+	if (!s->in_head)
+		s->in_tail = kept_last;
+	s->in_head = kept;
+	pthread_mutex_unlock(&s->in_mu);
 }
 
 static void drain_posted(struct loop *l, void *arg)
@@ -301,6 +317,15 @@ static void drain_posted(struct loop *l, void *arg)
 	top_lock(); /* as a walk: what it forwards keeps the order */
 	drain_inbox(arg);
 	top_unlock();
+}
+
+void sess__take_inbox(struct sess *s)
+{
+	pthread_mutex_lock(&s->in_mu);
+	int empty = !s->in_head; /* what is posted from now on finds c here, as any other */
+	pthread_mutex_unlock(&s->in_mu);
+	if (!empty)
+		drain_posted(s->u.loop, s);
 }
 
 /* A message for this gateway's subscribers: a worker's PUBLISH here (counted where it was
@@ -341,10 +366,11 @@ static void on_publish(void *arg, const struct top_msg *m)
 			fan_one(&f, c);
 			continue;
 		}
+		k &= ~CONN_MOVING; /* on its way to k (here, too): it waits in k's inbox */
 		for (; k < LOOPS_MAX && hi <= k; hi++)
 			far[hi] = NULL;
 		if (k >= LOOPS_MAX || far_add(far, k, &f, c->id))
-			stats.publish_dropped++; /* moving this instant, or no memory */
+			stats.publish_dropped++; /* no memory */
 	}
 	for (unsigned k = 0; k < hi; k++)
 		if (far[k])
@@ -422,19 +448,22 @@ static int on_elsewhere(void *arg, unsigned pool)
 	return s->home.pick && s->home.pick(s->home.arg, pool);
 }
 
-/* c waits for a worker, and the loop just picked has one. */
+/* c waits for a worker, and the loop just picked has one. Under top_lock, as a walk:
+ * what was published for c so far is queued here first, and each publish after the move
+ * sees it on its way and leaves its share in the inbox of the loop it goes to. */
 static void on_move(void *arg, struct conn *c)
 {
 	struct sess *s = arg;
 	struct pool_held *held;
+	top_lock();
+	drain_inbox(s);
 	/* The published frames it has queued share this loop's blocks, whose counts only
 	 * this thread may touch: the other loop gets copies. */
-	if (outq_unshare(&c->out) || pool_release(s->u.ps, c, &held)) {
+	if (outq_unshare(&c->out) || pool_release(s->u.ps, c, &held))
 		clog_error(c, ENOMEM, "its move to a loop with a worker: it waits here");
-		return;
-	}
-	loop_detach_conn(s->u.loop, c);
-	s->home.move(s->home.arg, c, held);
+	else
+		sess__move(s, c, held);
+	top_unlock();
 }
 
 static const struct pool_conn_ops pool_ops = {

@@ -277,7 +277,7 @@ int loop_add_conn(struct loop *l, struct conn *c)
 	return rc;
 }
 
-void loop_detach_conn(struct loop *l, struct conn *c)
+void loop_detach_conn(struct loop *l, struct conn *c, unsigned to)
 {
 	/* Not loop_flush: that would free the connections closed in this batch, whose stale
 	 * events may still follow. */
@@ -293,7 +293,7 @@ void loop_detach_conn(struct loop *l, struct conn *c)
 	__atomic_sub_fetch(&l->conns, 1, __ATOMIC_RELAXED);
 	/* No loop's conn_for_each sees it until loop_add_conn; the release orders every
 	 * write to c before the other loop's first look. */
-	__atomic_store_n(&c->loop, (uint8_t)CONN_NO_LOOP, __ATOMIC_RELEASE);
+	__atomic_store_n(&c->loop, (uint8_t)(CONN_MOVING | to), __ATOMIC_RELEASE);
 }
 
 uint32_t loop_now(const struct loop *l)

@@ -99,10 +99,10 @@ void loop_del(struct loop *l, int fd);
 /* Registers a connection's socket (edge-triggered, readable; writable too while its last
  * write came up short): c now belongs to l. Returns 0 or -errno. */
 int loop_add_conn(struct loop *l, struct conn *c);
-/* The first half of a move to another loop: c leaves l's epoll set and end-of-batch list
- * (it must have nothing queued) and belongs to no loop until loop_add_conn there; until
- * then nobody touches it. */
-void loop_detach_conn(struct loop *l, struct conn *c);
+/* The first half of a move to loop to: c leaves l's epoll set and end-of-batch list (it
+ * must have nothing queued) and belongs to no loop until loop_add_conn there; until then
+ * nobody touches it, and conn_loop says CONN_MOVING | to. */
+void loop_detach_conn(struct loop *l, struct conn *c, unsigned to);
 /* Queues c for the end of the batch: its output is flushed then (a dead c is freed). */
 void loop_mark(struct loop *l, struct conn *c);
 /* Closes c's socket now (conn ops' closing first); c is freed at the end of the batch.

@@ -216,23 +216,21 @@ static int pick(void *arg, unsigned pool)
 	return 1;
 }
 
-static void move(void *arg, struct conn *c, struct pool_held *held)
+static int move(void *arg, struct conn *c, struct pool_held *held)
 {
 	struct lp *p = arg;
 	struct lp *to = &p->x->lp[p->move_to];
 	struct move *m = malloc(sizeof(*m));
-	if (m) {
-		*m = (struct move){ to, c, held };
-		if (loop_post(to->loop, arrive, m) == 0)
-			return;
-		free(m);
-	}
-	clog_error(c, ENOMEM, "its move to the loop with a worker");
-	if (c->state != CONN_HANDSHAKE) {
-		sess_arrive(p->sess, c, held); /* waiting for a worker, here */
-		return;
-	}
-	loop_close(p->loop, c, "out of memory");
+	if (!m)
+		return -ENOMEM;
+	*m = (struct move){ to, c, held };
+	loop_detach_conn(p->loop, c, to->index);
+	if (loop_post(to->loop, arrive, m) == 0)
+		return 0;
+	free(m);
+	if (loop_add_conn(p->loop, c))
+		loop_close(p->loop, c, "epoll_ctl failed");
+	return -ENOMEM;
 }
 
 /* --- shm workers on every loop (gateway/control.h's struct ctl_dir) --- */
@@ -467,7 +465,7 @@ static void detach_one(struct conn *c, void *arg)
 		g->v = v;
 		g->cap = cap;
 	}
-	loop_detach_conn(g->l, c);
+	loop_detach_conn(g->l, c, 0);
 	g->v[g->n++] = c;
 }
 
@@ -568,7 +566,7 @@ void lps_balance(struct lps *x)
 		if (!h)
 			continue;
 		for (size_t k = 0; k < give; k++) {
-			loop_detach_conn(x->lp[0].loop, p.v[next + k]);
+			loop_detach_conn(x->lp[0].loop, p.v[next + k], q->index);
 			h->v[k] = p.v[next + k];
 		}
 		h->n = give;

@@ -336,8 +336,7 @@ static size_t process(struct sess *s, struct conn *c, uint8_t *buf, size_t n)
 	size_t used;
 	enum upg_result r = upg_feed(&s->u, c, buf, n, &used);
 	if (r == UPG_MOVE) {
-		loop_detach_conn(s->u.loop, c);
-		s->home.move(s->home.arg, c, NULL);
+		sess__move(s, c, NULL);
 		return MOVED;
 	}
 	if (r != UPG_OPEN)
@@ -594,13 +593,33 @@ static void reread(struct sess *s, struct conn *c)
 	loop_mark(s->u.loop, c);
 }
 
-/* c, moved here, joins this loop's epoll set: 0, or -1 and it is closing. */
+/* c, moved here, joins this loop's epoll set and gets what was published for it on the
+ * way: 0, or -1 and it is closing (epoll_ctl failed, or that found it too slow). */
 static int take(struct sess *s, struct conn *c)
 {
-	if (loop_add_conn(s->u.loop, c) == 0)
-		return 0;
-	loop_close(s->u.loop, c, "epoll_ctl failed");
-	return -1;
+	if (loop_add_conn(s->u.loop, c)) {
+		loop_close(s->u.loop, c, "epoll_ctl failed");
+		return -1;
+	}
+	enum conn_state was = c->state;
+	if (was != CONN_HANDSHAKE)
+		sess__take_inbox(s); /* before anything published from now on */
+	return c->state == was ? 0 : -1;
+}
+
+void sess__move(struct sess *s, struct conn *c, struct pool_held *held)
+{
+	if (s->home.move(s->home.arg, c, held) == 0)
+		return;
+	clog_error(c, ENOMEM, "its move to the loop with a worker");
+	if (c->state == CONN_DEAD) {
+		pool_held_free(held);
+	} else if (c->state == CONN_HANDSHAKE) {
+		loop_close(s->u.loop, c, "out of memory");
+	} else {
+		pool_receive(s->u.ps, c, held);
+		reread(s, c);
+	}
 }
 
 void sess_arrive(struct sess *s, struct conn *c, struct pool_held *held)
@@ -617,8 +636,7 @@ void sess_arrive(struct sess *s, struct conn *c, struct pool_held *held)
 	/* What comes after the early frames is read as the epoll set reports it. */
 	enum upg_result r = upg_route(&s->u, c);
 	if (r == UPG_MOVE) { /* the worker it came for died on the way */
-		loop_detach_conn(s->u.loop, c);
-		s->home.move(s->home.arg, c, NULL);
+		sess__move(s, c, NULL);
 		return;
 	}
 	if (r != UPG_OPEN)

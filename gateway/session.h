@@ -17,13 +17,14 @@ struct sess;
 
 /* Where the connections of a worker route go when this loop has no worker for it
  * (gateway/loops.h): pick says whether another loop serves the pool (an index) and
- * chooses it; move is then called with c detached from this loop, its request read (or,
- * when this loop's last worker of its pool died, open and waiting for one, with what the
- * pools kept for it). */
+ * chooses it; move then takes c, its request read (or, when this loop's last worker of
+ * its pool died, open and waiting for one, with what the pools kept for it), out of this
+ * loop and posts it there: 0; or -ENOMEM, and c stays here (closed, if epoll_ctl failed
+ * too), held still the caller's. */
 struct pool_held;
 struct sess_home {
 	int (*pick)(void *arg, unsigned pool);
-	void (*move)(void *arg, struct conn *c, struct pool_held *held);
+	int (*move)(void *arg, struct conn *c, struct pool_held *held);
 	void *arg;
 };
 

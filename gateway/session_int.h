@@ -37,5 +37,12 @@ void sess__keep_tail(struct sess *s, struct conn *c, const uint8_t *tail, size_t
 /* Reads c again after a pause (its output drained, or its worker took more). arg: the
  * struct sess (it is a struct pool_conn_ops callback too). */
 void sess__resume(void *arg, struct conn *c);
+/* c goes to the loop home picked: its request read, or open and waiting for a worker with
+ * held (taken). Without memory for that, it stays: an open one waits for a worker here, a
+ * handshake is closed. */
+void sess__move(struct sess *s, struct conn *c, struct pool_held *held);
+/* Delivers what other loops published for the connections that arrived here on the way
+ * (delivery.c); top_lock must not be held. */
+void sess__take_inbox(struct sess *s);
 
 #endif

@@ -534,6 +534,72 @@ START_TEST(a_slow_subscriber_moves_with_its_queue)
 }
 END_TEST
 
+#define NSTREAM 4000
+#define INFLIGHT 200
+#define NSUB (NCONN + 160)
+
+/* One publisher streams numbered messages to NSUB subscribers while loop 1's worker dies
+ * and that loop's subscribers move to loop 0, the publisher's: a message published
+ * while a subscriber is between the loops waits for it there. Every subscriber gets
+ * every message, in order (they were counted in publish_dropped instead). */
+START_TEST(a_publish_while_subscribers_move_reaches_them)
+{
+	static struct wt_conn more[NSUB - NCONN], pubs[8];
+	struct wt_conn *sub[NSUB], *pub = NULL;
+	int by[NCONN], moves[NSUB], moving = 0;
+	unsigned long long cid;
+	char m[48];
+	start();
+	rounds_in_order(by, 'o', "hi");
+	int dead = wloop[0] == 1 ? 0 : 1;
+	for (int i = 0; i < NSUB; i++) {
+		sub[i] = i < NCONN ? &conns[i] : &more[i - NCONN];
+		if (i >= NCONN)
+			WT_EXPECT_OPEN(sub[i], "127.0.0.1", env.gw.port, "/w");
+		subscribe(sub[i]);
+		moving += moves[i] = (i < NCONN ? by[i] : who_serves(sub[i], &cid)) == wid[dead];
+	}
+	/* Not a subscriber, and it reads its answers as it goes: a client that reads
+	 * nothing stops being read (its output over the high mark). */
+	for (int i = 0; i < 8 && !pub; i++) {
+		WT_EXPECT_OPEN(&pubs[i], "127.0.0.1", env.gw.port, "/w");
+		if (who_serves(&pubs[i], &cid) == wid[!dead])
+			pub = &pubs[i];
+	}
+	ck_assert_msg(pub && moving > 0, "clients on both loops");
+	pid_t pid = wk[dead].pid;
+	for (int k = 0, answered = 0; answered < NSTREAM;) {
+		if (k < NSTREAM && k - answered < INFLIGHT) {
+			if (k == NSTREAM / 4)
+				ck_assert_int_eq(wt_proc_kill(&wk[dead], SIGKILL), 0);
+			int n = snprintf(m, sizeof(m), "pub:t:P%d", k++);
+			WT_OK(pub, wt_send_frame(pub, 1, 1, m, (size_t)n));
+			continue;
+		}
+		struct wt_frame f;
+		ck_assert_int_eq(wt_read_message(pub, &f, 10000), 0);
+		wt_frame_free(&f);
+		answered++;
+	}
+	ck_assert_int_eq(wt_proc_reap(&wk[dead], 5000), 0);
+	ck_assert(wt_wait_gone(env.gw.log_path, "tw", pid, 5000));
+	ck_assert(wt_wait_file(env.gw.log_path, "moved to another loop's", 5000));
+	for (int i = 0; i < NSUB; i++) {
+		for (int next = 0; next < NSTREAM; next++) {
+			struct wt_frame f;
+			ck_assert_msg(wt_read_message(sub[i], &f, 10000) == 0, "subscriber %d (%s): P%d never came",
+				      i, moves[i] ? "moved" : "stayed", next);
+			char p[16] = ""; /* the payload is not a string */
+			memcpy(p, f.payload, f.len < sizeof(p) - 1 ? f.len : sizeof(p) - 1);
+			ck_assert_msg(p[0] == 'P' && atoi(p + 1) == next, "subscriber %d (%s): %s where P%d was next",
+				      i, moves[i] ? "moved" : "stayed", p, next);
+			wt_frame_free(&f);
+		}
+	}
+	stop();
+}
+END_TEST
+
 int main(int argc, char **argv)
 {
 	if (argc > 1 && !strcmp(argv[1], "--as-worker"))
@@ -547,6 +613,7 @@ int main(int argc, char **argv)
 		{ "an_upgrade_to_fewer_loops_is_refused", an_upgrade_to_fewer_loops_is_refused, 60, 0 },
 		{ "a_reload_adds_a_pool_on_every_loop", a_reload_adds_a_pool_on_every_loop, 60, 0 },
 		{ "a_slow_subscriber_moves_with_its_queue", a_slow_subscriber_moves_with_its_queue, 60, 0 },
+		{ "a_publish_while_subscribers_move_reaches_them", a_publish_while_subscribers_move_reaches_them, 120, 0 },
 	};
 	return wt_run_suite(WT_SUITE("loop_workers", cases));
 }
