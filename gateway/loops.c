@@ -1,9 +1,8 @@
-#include "gateway/loops.h"
+#include "gateway/loops_int.h"
 #include "gateway/budget.h"
 #include "gateway/bufpool.h"
 #include "gateway/clog.h"
 #include "gateway/conn.h"
-#include "gateway/control.h"
 #include "gateway/deflate.h"
 #include "gateway/door.h"
 #include "gateway/frame.h"
@@ -15,7 +14,6 @@
 #include "gateway/tls.h"
 
 #include <errno.h>
-#include <fcntl.h>
 #include <netinet/in.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -23,32 +21,6 @@
 #include <string.h>
 #include <unistd.h>
 #include <urcu.h>
-
-struct lp {
-	struct lps *x;
-	unsigned index;
-	struct loop *loop;
-	struct sess *sess;
-	struct gw_config *cfg;   /* loop 0: the server's; the others: their own copy */
-	unsigned long handed;    /* atomic: posted by loop 0, not yet taken */
-	unsigned move_to;        /* where pick sent the connection move takes next */
-	pthread_t th;
-	int running;
-};
-
-struct lps {
-	unsigned n;
-	int builtin;             /* a built-in route exists: plain listeners' connections spread */
-	int spread;              /* builtin, or a TLS listener (its handshakes spread) */
-	int gathered;            /* lps_gather: until lps_spread, every connection stays on loop 0 */
-	int draining;            /* atomic: lps_drain; who joins a loop after it is turned away */
-	unsigned max_conns;      /* atomic: a reload changes it while the others read it */
-	int spread_workers;      /* shm workers are attached to every loop's pools */
-	struct ctl *ctl;         /* the control channel (loop 0's), told of workers gone */
-	struct hold *hold;       /* lps_hold until lps_release: the others run only lps_on's */
-	struct tls_srv *tls;
-	struct lp lp[LOOPS_MAX];
-};
 
 /* What loop 0 hands another loop: an accepted socket (with its TLS state, made on loop 0,
  * where a reload swaps the certificate), or a connection to close. */
@@ -67,16 +39,10 @@ struct close_req {
 	char reason[64];
 };
 
-struct move {
-	struct lp *to;
-	struct conn *c;
-	struct pool_held *held;  /* an open connection waiting for a worker: its records */
-};
-
 /* c has just joined loop p, in its epoll set and the map: either the drain's look at the
  * map finds it, or this sees the drain and closes it (the fence orders the join before
  * the load, as lps_drain's store is ordered before the look). */
-static void drain_gate(struct lp *p, struct conn *c)
+void lps__drain_gate(struct lp *p, struct conn *c)
 {
 	__atomic_thread_fence(__ATOMIC_SEQ_CST);
 	if (__atomic_load_n(&p->x->draining, __ATOMIC_RELAXED))
@@ -103,7 +69,7 @@ static void accept_on(struct lp *p, int fd, const struct sockaddr *peer, struct 
 		loop_close(p->loop, c, "epoll_ctl failed");
 		return;
 	}
-	drain_gate(p, c);
+	lps__drain_gate(p, c);
 }
 
 static void take_hand(struct loop *l, void *arg)
@@ -115,8 +81,7 @@ static void take_hand(struct loop *l, void *arg)
 	free(h);
 }
 
-/* The connections p owns, counting those handed to it and not yet taken. */
-static unsigned long owns(struct lp *p)
+unsigned long lps__owns(struct lp *p)
 {
 	return loop_conns(p->loop) + __atomic_load_n(&p->handed, __ATOMIC_RELAXED);
 }
@@ -125,10 +90,10 @@ static unsigned long owns(struct lp *p)
 static struct lp *least_loaded(struct lps *x)
 {
 	struct lp *best = &x->lp[0];
-	unsigned long best_n = owns(best);
+	unsigned long best_n = lps__owns(best);
 	for (unsigned i = 1; i < x->n; i++) {
 		struct lp *p = &x->lp[i];
-		unsigned long n = owns(p);
+		unsigned long n = lps__owns(p);
 		if (n < best_n) {
 			best = p;
 			best_n = n;
@@ -172,214 +137,6 @@ void lps_accept(struct lps *x, int fd, const struct sockaddr *peer, int tls_list
 void lps_set_max_conns(struct lps *x, unsigned max_conns)
 {
 	__atomic_store_n(&x->max_conns, max_conns, __ATOMIC_RELAXED);
-}
-
-/* --- moving a worker route's connection to a loop with a worker --- */
-
-static void arrive(struct loop *l, void *arg)
-{
-	struct move *m = arg;
-	struct lps *x = m->to->x;
-	(void)l;
-	/* Moving, it was in no loop when the drain looked. */
-	if (m->c->state == CONN_HANDSHAKE && __atomic_load_n(&x->draining, __ATOMIC_RELAXED)) {
-		sess_turn_away(m->to->sess, m->c, "server shutting down");
-	} else {
-		sess_arrive(m->to->sess, m->c, m->held);
-		if (m->c->state == CONN_OPEN)
-			drain_gate(m->to, m->c);
-	}
-	free(m);
-}
-
-/* sess_home.pick: another loop has a live worker of pool (the one with the fewest
- * connections, remembered for move). */
-static int pick(void *arg, unsigned pool)
-{
-	struct lp *p = arg;
-	struct lps *x = p->x;
-	struct lp *best = NULL;
-	unsigned long best_n = 0;
-	for (unsigned i = 0; i < x->n; i++) {
-		struct lp *q = &x->lp[i];
-		if (q == p || !pool_live_in(sess_pools(q->sess), pool))
-			continue;
-		unsigned long n = owns(q);
-		if (!best || n < best_n) {
-			best = q;
-			best_n = n;
-		}
-	}
-	if (!best)
-		return 0;
-	p->move_to = best->index;
-	return 1;
-}
-
-static int move(void *arg, struct conn *c, struct pool_held *held)
-{
-	struct lp *p = arg;
-	struct lp *to = &p->x->lp[p->move_to];
-	struct move *m = malloc(sizeof(*m));
-	if (!m)
-		return -ENOMEM;
-	*m = (struct move){ to, c, held };
-	loop_detach_conn(p->loop, c, to->index);
-	if (loop_post(to->loop, arrive, m) == 0)
-		return 0;
-	free(m);
-	if (loop_add_conn(p->loop, c))
-		loop_close(p->loop, c, "epoll_ctl failed");
-	return -ENOMEM;
-}
-
-/* --- shm workers on every loop (gateway/control.h's struct ctl_dir) --- */
-
-struct attach_req {
-	struct pools *ps;
-	const char *pool;
-	pid_t pid;
-	struct pool_welcome *out;
-	const char *why;
-	int ok;
-};
-
-static void run_attach(struct loop *l, void *arg)
-{
-	struct attach_req *r = arg;
-	struct pool_link link = { .zmq = 0 };
-	(void)l;
-	r->ok = pool_attach(r->ps, r->pool, r->pid, &link, r->out, &r->why) != NULL;
-}
-
-/* A new shm worker goes to the loop with the fewest live workers of its pool (the lowest
- * index first), and is attached to that loop's pools on its thread. */
-static int dir_attach(void *arg, const char *pool, pid_t pid, struct pool_welcome *out,
-		      const char **why, unsigned *loop)
-{
-	struct lps *x = arg;
-	int idx = pool_index(sess_pools(x->lp[0].sess), pool);
-	unsigned best = 0;
-	for (unsigned i = 1; idx >= 0 && x->spread_workers && i < x->n; i++)
-		if (pool_live_in(sess_pools(x->lp[i].sess), (unsigned)idx) <
-		    pool_live_in(sess_pools(x->lp[best].sess), (unsigned)idx))
-			best = i;
-	struct attach_req r = { sess_pools(x->lp[best].sess), pool, pid, out, NULL, 0 };
-	if (best == 0)
-		run_attach(x->lp[0].loop, &r);
-	else if (loop_call(x->lp[best].loop, run_attach, &r))
-		r.why = "out of memory";
-	*why = r.why;
-	*loop = best;
-	return r.ok ? 0 : -1;
-}
-
-struct fail_req {
-	struct pools *ps;
-	unsigned id;
-	char why[96];
-};
-
-static void run_fail(struct loop *l, void *arg)
-{
-	struct fail_req *r = arg;
-	(void)l;
-	struct worker *w = pool_worker(r->ps, r->id);
-	if (w)
-		pool_worker_fail(r->ps, w, r->why);
-	free(r);
-}
-
-static void dir_fail(void *arg, unsigned loop, unsigned id, const char *why)
-{
-	struct lps *x = arg;
-	struct fail_req *r = malloc(sizeof(*r));
-	if (r) {
-		*r = (struct fail_req){ sess_pools(x->lp[loop].sess), id, "" };
-		snprintf(r->why, sizeof(r->why), "%s", why);
-		if (loop_post(x->lp[loop].loop, run_fail, r) == 0)
-			return;
-		free(r);
-	}
-	/* It stays attached there, forgotten by the control channel: its clients are served
-	 * while it serves them, and its memory share fails it when it stops. */
-	log_error(ENOMEM, "worker %u (loop %u) not failed (%s)", id, loop, why);
-}
-
-struct fds_req {
-	struct pools *ps;
-	const char *token;
-	pid_t pid;
-	int *fds;
-	const char *why;
-	int rc;
-};
-
-/* On the worker's loop, which may free the descriptors as soon as it runs again: copies. */
-static void run_fds(struct loop *l, void *arg)
-{
-	struct fds_req *r = arg;
-	int own[3];
-	(void)l;
-	r->rc = pool_shm_fds(r->ps, r->token, r->pid, own, &r->why);
-	for (int i = 0; r->rc == 0 && i < 3; i++)
-		if ((r->fds[i] = fcntl(own[i], F_DUPFD_CLOEXEC, 3)) < 0) {
-			r->rc = -errno;
-			r->why = "out of file descriptors";
-			while (i-- > 0)
-				close(r->fds[i]);
-		}
-}
-
-static int dir_fds(void *arg, const char *token, pid_t pid, int fds[3], const char **why)
-{
-	struct lps *x = arg;
-	struct fds_req r = { .token = token, .pid = pid, .fds = fds, .rc = -ENOENT };
-	for (unsigned i = 0; i < x->n && r.rc == -ENOENT; i++) {
-		r.ps = sess_pools(x->lp[i].sess);
-		if (i == 0)
-			run_fds(x->lp[0].loop, &r);
-		else if (loop_call(x->lp[i].loop, run_fds, &r))
-			r = (struct fds_req){ .rc = -ENOMEM, .why = "out of memory" };
-	}
-	*why = r.why;
-	return r.rc;
-}
-
-struct gone {
-	struct lps *x;
-	unsigned id;
-};
-
-static void run_gone(struct loop *l, void *arg)
-{
-	struct gone *g = arg;
-	(void)l;
-	if (g->x->ctl)
-		ctl_worker_gone(g->x->ctl, g->id);
-	free(g);
-}
-
-/* pool_dir.gone on loop p's thread: the control channel, on loop 0's, forgets it. */
-static void worker_gone(void *arg, unsigned id)
-{
-	struct lp *p = arg;
-	struct gone *g = malloc(sizeof(*g));
-	if (g) {
-		*g = (struct gone){ p->x, id };
-		if (loop_post(p->x->lp[0].loop, run_gone, g) == 0)
-			return;
-		free(g);
-	}
-	log_error(ENOMEM, "worker %u (loop %u) gone, and the control channel not told: its heartbeats go on",
-		  id, p->index);
-}
-
-void lps_set_ctl(struct lps *x, struct ctl *k)
-{
-	x->ctl = k;
-	struct ctl_dir d = { x, dir_attach, dir_fail, dir_fds };
-	ctl_set_dir(k, &d);
 }
 
 /* --- closing by id --- */
@@ -542,7 +299,7 @@ void lps_balance(struct lps *x)
 		return;
 	unsigned long total = 0;
 	for (unsigned i = 0; i < x->n; i++)
-		total += owns(&x->lp[i]);
+		total += lps__owns(&x->lp[i]);
 	unsigned long share = total / x->n, here = loop_conns(x->lp[0].loop);
 	if (here <= share + 1)
 		return;
@@ -554,7 +311,7 @@ void lps_balance(struct lps *x)
 	unsigned long moved = 0;
 	for (unsigned i = 1; i < x->n && next < p.n; i++) {
 		struct lp *q = &x->lp[i];
-		unsigned long has = owns(q);
+		unsigned long has = lps__owns(q);
 		size_t give = has < share ? share - has : 0;
 		if (give > p.n - next)
 			give = p.n - next;
@@ -642,118 +399,18 @@ static void run_each(struct loop *l, void *arg)
 	e->fn(e->sess, e->arg);
 }
 
+int lps__call(struct lp *p, void (*fn)(struct sess *s, void *arg), void *arg)
+{
+	struct each e = { fn, arg, p->sess };
+	return loop_call(p->loop, run_each, &e);
+}
+
 void lps_each(struct lps *x, void (*fn)(struct sess *s, void *arg), void *arg)
 {
 	fn(x->lp[0].sess, arg);
-	for (unsigned i = 1; i < x->n; i++) {
-		struct each e = { fn, arg, x->lp[i].sess };
-		if (loop_call(x->lp[i].loop, run_each, &e))
-			log_error(ENOMEM, "loop %u left out of a report", i);
-	}
-}
-
-/* --- holding the other loops still (a live upgrade) --- */
-
-struct hold {
-	pthread_mutex_t mu;
-	pthread_cond_t cv;
-	unsigned parked;         /* loops waiting in park */
-	int release;
-	void (*fn)(struct sess *s, void *arg); /* for loop `to` to run; NULL: none */
-	void *arg;
-	unsigned to;
-};
-
-/* Posted to every other loop by lps_hold: it serves nothing but lps_on's calls until
- * lps_release. */
-static void park(struct loop *l, void *arg)
-{
-	struct lp *p = arg;
-	struct hold *h = p->x->hold;
-	(void)l;
-	pthread_mutex_lock(&h->mu);
-	h->parked++;
-	pthread_cond_broadcast(&h->cv);
-	for (;;) {
-		if (h->fn && h->to == p->index) {
-			pthread_mutex_unlock(&h->mu);
-			h->fn(p->sess, h->arg);
-			pthread_mutex_lock(&h->mu);
-			h->fn = NULL;
-			pthread_cond_broadcast(&h->cv);
-		} else if (h->release) {
-			break;
-		} else {
-			pthread_cond_wait(&h->cv, &h->mu);
-		}
-	}
-	h->parked--;
-	pthread_cond_broadcast(&h->cv);
-	pthread_mutex_unlock(&h->mu);
-}
-
-int lps_hold(struct lps *x)
-{
-	if (x->n == 1)
-		return 0;
-	struct hold *h = calloc(1, sizeof(*h));
-	if (!h)
-		return -ENOMEM;
-	pthread_mutex_init(&h->mu, NULL);
-	pthread_cond_init(&h->cv, NULL);
-	x->hold = h;
-	unsigned posted = 0;
 	for (unsigned i = 1; i < x->n; i++)
-		posted += loop_post(x->lp[i].loop, park, &x->lp[i]) == 0;
-	pthread_mutex_lock(&h->mu);
-	while (h->parked < posted)
-		pthread_cond_wait(&h->cv, &h->mu);
-	pthread_mutex_unlock(&h->mu);
-	if (posted == x->n - 1)
-		return 0;
-	lps_release(x);
-	return -ENOMEM;
-}
-
-void lps_release(struct lps *x)
-{
-	struct hold *h = x->hold;
-	if (!h)
-		return;
-	pthread_mutex_lock(&h->mu);
-	h->release = 1;
-	pthread_cond_broadcast(&h->cv);
-	while (h->parked)
-		pthread_cond_wait(&h->cv, &h->mu);
-	pthread_mutex_unlock(&h->mu);
-	pthread_mutex_destroy(&h->mu);
-	pthread_cond_destroy(&h->cv);
-	free(h);
-	x->hold = NULL;
-}
-
-int lps_on(struct lps *x, unsigned k, void (*fn)(struct sess *s, void *arg), void *arg)
-{
-	if (k >= x->n)
-		return -ENOENT;
-	if (k == 0) {
-		fn(x->lp[0].sess, arg);
-		return 0;
-	}
-	struct hold *h = x->hold;
-	if (!h) {
-		struct each e = { fn, arg, x->lp[k].sess };
-		return loop_call(x->lp[k].loop, run_each, &e);
-	}
-	pthread_mutex_lock(&h->mu);
-	h->fn = fn;
-	h->arg = arg;
-	h->to = k;
-	pthread_cond_broadcast(&h->cv);
-	while (h->fn)
-		pthread_cond_wait(&h->cv, &h->mu);
-	pthread_mutex_unlock(&h->mu);
-	return 0;
+		if (lps__call(&x->lp[i], fn, arg))
+			log_error(ENOMEM, "loop %u left out of a report", i);
 }
 
 int lps_spreads_workers(const struct lps *x)
@@ -888,10 +545,10 @@ static int start(struct lps *x, unsigned i, struct gw_config *cfg)
 	int rc = sess_new(p->loop, p->cfg, x->spread_workers, &p->sess);
 	if (rc)
 		return rc;
-	struct sess_home home = { pick, move, p };
+	struct sess_home home = { lps__pick, lps__move, p };
 	sess_set_home(p->sess, &home);
 	pool_share_ids(sess_pools(p->sess), sess_pools(x->lp[0].sess));
-	struct pool_dir dir = { p, worker_gone };
+	struct pool_dir dir = { p, lps__worker_gone };
 	pool_set_dir(sess_pools(p->sess), &dir);
 	rc = pthread_create(&p->th, NULL, run, p);
 	if (rc) {
@@ -924,7 +581,7 @@ int lps_new(struct gw_config *cfg, struct loop *l0, struct sess *s0, struct tls_
 	x->spread = x->builtin || x->spread_workers || has_tls_listener(cfg);
 	if (want > 1) {
 		bud_set_shared();
-		struct sess_home home = { pick, move, &x->lp[0] };
+		struct sess_home home = { lps__pick, lps__move, &x->lp[0] };
 		sess_set_home(s0, &home);
 	}
 	for (unsigned i = 1; i < want; i++) {
