@@ -3,9 +3,10 @@
  * worker of tests/lib/wtproc.h, which answers "w<worker> c<conn> <o|r>|<message>"): each
  * worker is attached to one loop, every loop gets one, a connection is served by a worker
  * of the loop that owns it and keeps its messages in order; when a loop's last worker of
- * the pool dies its clients move to the other loop's and carry on; and a publish reaches
- * the subscribers of every loop, in one order. Built with TSan, the gateway's exit status
- * tells whether the loops raced (make check-tsan).
+ * the pool dies its clients move to the other loop's and carry on; a publish reaches the
+ * subscribers of every loop, in one order; and a subscriber that moves takes what was
+ * queued for it and gets what was published on its way. Built with TSan, the gateway's
+ * exit status tells whether the loops raced (make check-tsan).
  */
 #include "tests/lib/wstest.h"
 #include "tests/lib/wtadmin.h"
