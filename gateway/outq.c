@@ -224,6 +224,7 @@ int outq_append_frame(struct outq *q, const struct outq_frame *f, int join)
 
 int outq_unshare(struct outq *q)
 {
+	struct outq_blk *b = NULL; /* where the copies are packed, as frames are in blk_cur */
 	for (struct outq_chunk *c = q->head; c; c = c->next) {
 		if (!c->blk)
 			continue;
@@ -231,17 +232,19 @@ int outq_unshare(struct outq *q)
 		 * outq_trim and outq_started read a partly written frame from it. Never the
 		 * thread's current block: no later frame of this thread is packed into it. */
 		size_t n = c->len - c->start;
-		struct outq_blk *b = blk_alloc(n);
-		if (!b)
-			return -ENOMEM;
-		memcpy(b->data, c->blk->data + c->start, n);
-		b->refs = 1;
-		b->used = (uint32_t)n;
+		if (!b || b->cap - b->used < n) {
+			b = blk_alloc(n < OUTQ_BLK ? OUTQ_BLK : n);
+			if (!b)
+				return -ENOMEM;
+		}
+		memcpy(b->data + b->used, c->blk->data + c->start, n);
+		b->refs++;
 		blk_unref(c->blk);
 		c->blk = b;
-		c->off -= c->start;
-		c->len = n;
-		c->start = 0;
+		c->off = b->used + (c->off - c->start);
+		c->start = b->used;
+		c->len = (size_t)b->used + n;
+		b->used += (uint32_t)n;
 	}
 	return 0;
 }

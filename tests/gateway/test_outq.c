@@ -686,6 +686,31 @@ START_TEST(test_unshare)
 }
 END_TEST
 
+/* Many small frames of a subscriber that drops single ones (a node each) are copied
+ * into a few blocks, not a page each: 300 frames of 16 bytes cost about their bytes. */
+START_TEST(test_unshare_packs_small_frames)
+{
+	uint8_t *s = stream_new(65536);
+	struct outq mv = { 0 }, stay = { 0 };
+	size_t off = 0;
+	for (int i = 0; i < 300; i++)
+		append_shared2(&mv, &stay, s, &off, 16, (uint64_t)i + 1);
+	outq_clear(&stay);
+	uint64_t before = bud_used(BUD_OUTBOUND);
+	ck_assert_int_eq(outq_unshare(&mv), 0);
+	uint64_t grew = bud_used(BUD_OUTBOUND) - before;
+	ck_assert_msg(grew <= 2 * 4096, "unsharing 300 x 16 bytes took %llu bytes", (unsigned long long)grew);
+	ck_assert_uint_eq(outq_drop_unsent(&mv, 7, 0, NULL), 1); /* still one frame each */
+	struct iovec v[512];
+	int n;
+	ck_assert_uint_eq(outq_iov(&mv, v, 512, SIZE_MAX, &n), 299 * 16);
+	ck_assert_mem_eq(v[0].iov_base, s, 16);
+	ck_assert_mem_eq(v[n - 1].iov_base, s + 299 * 16, 16);
+	outq_clear(&mv);
+	free(s);
+}
+END_TEST
+
 static void *clear_there(void *arg)
 {
 	struct outq *q = arg;
@@ -751,6 +776,7 @@ int main(void)
 	tcase_add_test(tc, test_shared_frames_join);
 	tcase_add_test(tc, test_shared_frames_drop);
 	tcase_add_test(tc, test_unshare);
+	tcase_add_test(tc, test_unshare_packs_small_frames);
 	tcase_add_test(tc, test_unshared_queue_on_another_thread);
 	suite_add_tcase(s, tc);
 	SRunner *sr = srunner_create(s);
