@@ -283,10 +283,10 @@ static void drain_inbox(struct sess *s)
 			struct conn *c = conn_lookup(f->ids[i]);
 			if (!c)
 				continue; /* closed since */
-			unsigned k = conn_loop(c);
+			unsigned k = conn_loop(c), to = k & ~CONN_MOVING; /* moving: where it goes */
 			if (k == self)
 				fan_one(&m, c);
-			else if ((k & ~CONN_MOVING) >= LOOPS_MAX || far_add(on, k & ~CONN_MOVING, &m, f->ids[i]))
+			else if (to >= LOOPS_MAX || far_add(on, to, &m, f->ids[i]))
 				stats.publish_dropped++; /* no memory */
 		}
 		fan_done(&m);
