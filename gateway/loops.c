@@ -36,6 +36,7 @@ struct close_req {
 	uint64_t id;
 	unsigned code;
 	int drain;               /* counted in wsgw_drained_total */
+	unsigned hops;           /* loops it has followed its connection to */
 	char reason[64];
 };
 
@@ -158,12 +159,48 @@ static int close_here(struct lp *p, uint64_t id, unsigned code, const char *reas
 	return open;
 }
 
+/* Where id is: the index of its loop, CONN_MOVING | k on its way to loop k, or
+ * CONN_NO_LOOP for no such connection. */
+static unsigned where(uint64_t id)
+{
+	rcu_read_lock();
+	struct conn *c = conn_lookup(id);
+	unsigned k = c ? conn_loop(c) : CONN_NO_LOOP;
+	rcu_read_unlock();
+	return k;
+}
+
+/* A connection may move between the look that chose a loop for its close and that loop's
+ * turn (its worker died, a balance, a subscriber going to a loop with a worker): the close
+ * follows it, a bounded number of times, as nothing moves a connection for ever. */
+#define CLOSE_HOPS 16
+
+static void take_close(struct loop *l, void *arg);
+
+static int post_close(struct lps *x, unsigned k, struct close_req *r)
+{
+	r->p = &x->lp[k];
+	return loop_post(r->p->loop, take_close, r);
+}
+
 static void take_close(struct loop *l, void *arg)
 {
 	struct close_req *r = arg;
+	struct lps *x = r->p->x;
 	(void)l;
-	close_here(r->p, r->id, r->code, r->reason, r->drain);
-	free(r);
+	unsigned k = close_here(r->p, r->id, r->code, r->reason, r->drain) ? r->p->index
+									   : where(r->id);
+	/* Closed here, or here and dead already, or gone: done. */
+	if (k == r->p->index || k == CONN_NO_LOOP || (k & ~CONN_MOVING) >= x->n) {
+		free(r);
+		return;
+	}
+	if (++r->hops > CLOSE_HOPS || post_close(x, k & ~CONN_MOVING, r)) {
+		log_warn(0, "conn %llu: the close with %u (%s) was not delivered: %s",
+			 (unsigned long long)r->id, r->code, r->reason,
+			 r->hops > CLOSE_HOPS ? "it kept moving between loops" : "out of memory");
+		free(r);
+	}
 }
 
 void lps_drain(struct lps *x)
@@ -173,20 +210,17 @@ void lps_drain(struct lps *x)
 
 int lps_close(struct lps *x, uint64_t id, unsigned code, const char *reason, int drain)
 {
-	rcu_read_lock();
-	struct conn *c = conn_lookup(id);
-	unsigned k = c ? conn_loop(c) : CONN_NO_LOOP;
-	rcu_read_unlock();
-	if (k >= x->n)
+	unsigned k = where(id);
+	if (k == CONN_NO_LOOP || (k & ~CONN_MOVING) >= x->n)
 		return -ENOENT;
 	if (k == 0)
 		return close_here(&x->lp[0], id, code, reason, drain) ? 0 : -ENOENT;
 	struct close_req *r = malloc(sizeof(*r));
 	if (!r)
 		return -ENOMEM;
-	*r = (struct close_req){ &x->lp[k], id, code, drain, "" };
+	*r = (struct close_req){ .id = id, .code = code, .drain = drain };
 	snprintf(r->reason, sizeof(r->reason), "%s", reason);
-	if (loop_post(x->lp[k].loop, take_close, r)) {
+	if (post_close(x, k & ~CONN_MOVING, r)) {
 		free(r);
 		return -ENOMEM;
 	}

@@ -47,9 +47,9 @@ void lps_set_max_conns(struct lps *x, unsigned max_conns);
 void lps_drain(struct lps *x);
 
 /* Begins an orderly close of connection id with code on whichever loop owns it: the
- * operator's kick, or (drain 1) the drain, which counts it. Returns 0 (for another loop's:
- * asked of it), -ENOENT (no such open connection, or one moving between loops this
- * instant), or -ENOMEM. */
+ * operator's kick, or (drain 1) the drain, which counts it. Returns 0 (for another loop's,
+ * or one moving between loops: asked of its loop, and it follows the connection if that
+ * moves before its turn), -ENOENT (no such open connection), or -ENOMEM. */
 int lps_close(struct lps *x, uint64_t id, unsigned code, const char *reason, int drain);
 
 /* For the live upgrade, which runs on loop 0 and takes or gives every loop's workers

@@ -14,6 +14,7 @@
 #include "tests/lib/wtproc.h"
 
 #include <check.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -22,6 +23,7 @@
 #include <sys/wait.h>
 #include <string.h>
 #include <unistd.h>
+#include <zlib.h>
 
 #define NCONN 40
 #define NMSG 100
@@ -601,6 +603,114 @@ START_TEST(a_publish_while_subscribers_move_reaches_them)
 }
 END_TEST
 
+/* The status of the HTTP answer on fd (0: none within 5 s). */
+static int http_status(int fd)
+{
+	char buf[512];
+	size_t len = 0;
+	int64_t end = wt_now_ms() + 5000;
+	while (len < sizeof(buf) - 1 && !memmem(buf, len, "\r\n", 2)) {
+		struct pollfd p = { fd, POLLIN, 0 };
+		int left = (int)(end - wt_now_ms());
+		if (left <= 0 || poll(&p, 1, left) != 1)
+			return 0;
+		ssize_t r = read(fd, buf + len, sizeof(buf) - 1 - len);
+		if (r <= 0)
+			return 0;
+		len += (size_t)r;
+	}
+	buf[len] = 0;
+	int status = 0;
+	return sscanf(buf, "HTTP/1.%*d %d", &status) == 1 ? status : 0;
+}
+
+/* A permessage-deflate client on /w, its compressor's window 2^9. */
+static void open_deflate(struct wt_conn *c)
+{
+	char req[1024];
+	WT_OK(c, wt_connect(c, "127.0.0.1", env.gw.port));
+	int n = wt_request_build(c, req, sizeof(req), "/w",
+				 "Sec-WebSocket-Extensions: permessage-deflate; client_max_window_bits=9\r\n");
+	WT_OK(c, wt_send_raw(c, req, (size_t)n));
+	struct wt_http h;
+	ck_assert_int_eq(wt_http_read(c, &h), 101);
+}
+
+/* Work for c's loop: nmsg compressed messages, each inflating to a megabyte that its
+ * worker answers and the loop compresses again. A few KiB on the wire. */
+static void send_inflating(struct wt_conn *c, int nmsg)
+{
+	static uint8_t zeros[1000000], out[16384];
+	z_stream z;
+	memset(&z, 0, sizeof(z));
+	ck_assert_int_eq(deflateInit2(&z, 9, Z_DEFLATED, -9, 8, Z_DEFAULT_STRATEGY), Z_OK);
+	z.next_in = zeros;
+	z.avail_in = sizeof(zeros);
+	z.next_out = out;
+	z.avail_out = sizeof(out);
+	ck_assert_int_eq(deflate(&z, Z_SYNC_FLUSH), Z_OK);
+	ck_assert(z.avail_in == 0 && z.avail_out > 0);
+	struct wt_frame_spec f = { .opcode = WT_BINARY, .fin = 1, .rsv = 4, .payload = out,
+				   .len = sizeof(out) - z.avail_out - 4 /* without 00 00 ff ff */ };
+	deflateEnd(&z);
+	for (int i = 0; i < nmsg; i++)
+		WT_OK(c, wt_send_spec(c, &f));
+}
+
+/* The operator kicks the clients of loop 0's worker as it dies and they move to loop 1,
+ * busy with a client's compressed megabytes: the kicks meet the clients between the loops.
+ * Every kick is answered 200 and reaches its client (a kick found a moving client on no
+ * loop, or was asked of the loop it had just left, and was lost). */
+START_TEST(a_kick_follows_a_client_moving_between_loops)
+{
+	enum { NKICK = 16 }; /* the admin's connections at once */
+	static struct wt_conn adm[NKICK], dc[2];
+	char req[NKICK][128];
+	int who[NKICK], n = 0;
+	unsigned long long cid;
+	start();
+	int dead = wloop[0] == 0 ? 0 : 1; /* loop 0 runs the admin, and the kicks */
+	/* New connections go to the loop with fewer: one of two is on loop 1. */
+	struct wt_conn *busy = NULL;
+	for (int i = 0; i < 2; i++) {
+		open_deflate(&dc[i]);
+		if (who_serves(&dc[i], &cid) == wid[!dead])
+			busy = &dc[i];
+	}
+	ck_assert_msg(busy, "a client on the other loop");
+	for (int i = 0; i < NCONN && n < NKICK; i++) {
+		if (who_serves(&conns[i], &cid) != wid[dead])
+			continue;
+		snprintf(req[n], sizeof(req[n]), "POST /connections/%llu/close?code=4000 HTTP/1.1\r\n"
+			 "Host: x\r\nContent-Length: 0\r\n\r", cid);
+		WT_OK(&adm[n], wt_connect_tcp(&adm[n], "127.0.0.1", wt_admin_port(&env.gw)));
+		ck_assert_int_eq(write(adm[n].fd, req[n], strlen(req[n])), (ssize_t)strlen(req[n]));
+		who[n++] = i;
+	}
+	ck_assert_msg(n > 0, "loop 0's worker serves some clients");
+	send_inflating(busy, 16);
+	/* The last byte of each request goes once the clients left, loop 1 still busy. */
+	pid_t pid = wk[dead].pid;
+	ck_assert_int_eq(wt_proc_kill(&wk[dead], SIGKILL), 0);
+	ck_assert_int_eq(wt_proc_reap(&wk[dead], 5000), 0);
+	for (int64_t end = wt_now_ms() + 5000; !wt_count_file(env.gw.log_path, "moved to another loop's");)
+		ck_assert_msg(wt_now_ms() < end, "loop 0's clients move");
+	for (int k = 0; k < n; k++)
+		ck_assert_int_eq(write(adm[k].fd, "\n", 1), 1);
+	for (int k = 0; k < n; k++) {
+		int status = http_status(adm[k].fd);
+		ck_assert_msg(status == 200, "kick %d of %d: HTTP %d", k, n, status);
+		wt_close(&adm[k]);
+	}
+	for (int k = 0; k < n; k++) {
+		WT_EXPECT_CLOSE(&conns[who[k]], 4000);
+		wt_close(&conns[who[k]]);
+	}
+	ck_assert(wt_wait_gone(env.gw.log_path, "tw", pid, 5000));
+	stop();
+}
+END_TEST
+
 int main(int argc, char **argv)
 {
 	if (argc > 1 && !strcmp(argv[1], "--as-worker"))
@@ -615,6 +725,7 @@ int main(int argc, char **argv)
 		{ "a_reload_adds_a_pool_on_every_loop", a_reload_adds_a_pool_on_every_loop, 60, 0 },
 		{ "a_slow_subscriber_moves_with_its_queue", a_slow_subscriber_moves_with_its_queue, 60, 0 },
 		{ "a_publish_while_subscribers_move_reaches_them", a_publish_while_subscribers_move_reaches_them, 120, 0 },
+		{ "a_kick_follows_a_client_moving_between_loops", a_kick_follows_a_client_moving_between_loops, 60, 0 },
 	};
 	return wt_run_suite(WT_SUITE("loop_workers", cases));
 }
