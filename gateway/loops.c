@@ -40,13 +40,20 @@ struct close_req {
 	char reason[64];
 };
 
+/* Whether the drain began. A read-modify-write, as lps_drain's exchange: the two meet in
+ * draining's order of modification, so either this reads the drain's 1, or the drain's
+ * exchange reads what this wrote and everything this thread did before it (a join to the
+ * map) is seen by the drain's look that follows. No fence: ThreadSanitizer models these. */
+int lps__draining(struct lps *x)
+{
+	return __atomic_fetch_or(&x->draining, 0, __ATOMIC_ACQ_REL);
+}
+
 /* c has just joined loop p, in its epoll set and the map: either the drain's look at the
- * map finds it, or this sees the drain and closes it (the fence orders the join before
- * the load, as lps_drain's store is ordered before the look). */
+ * map finds it, or this sees the drain and closes it. */
 void lps__drain_gate(struct lp *p, struct conn *c)
 {
-	__atomic_thread_fence(__ATOMIC_SEQ_CST);
-	if (__atomic_load_n(&p->x->draining, __ATOMIC_RELAXED))
+	if (lps__draining(p->x))
 		sess_close(p->sess, c, WS_CLOSE_GOING_AWAY, "server shutting down");
 }
 
@@ -205,7 +212,7 @@ static void take_close(struct loop *l, void *arg)
 
 void lps_drain(struct lps *x)
 {
-	__atomic_store_n(&x->draining, 1, __ATOMIC_SEQ_CST);
+	(void)__atomic_exchange_n(&x->draining, 1, __ATOMIC_ACQ_REL); /* before the look: lps__draining */
 }
 
 int lps_close(struct lps *x, uint64_t id, unsigned code, const char *reason, int drain)

@@ -40,6 +40,8 @@ struct lps {
 
 /* The connections p owns, counting those handed to it and not yet taken. */
 unsigned long lps__owns(struct lp *p);
+/* 1 once lps_drain began (ordered with it: gateway/loops.c). */
+int lps__draining(struct lps *x);
 /* c has just joined loop p: closed 1001 if the gateway drains meanwhile. */
 void lps__drain_gate(struct lp *p, struct conn *c);
 /* Runs fn(p's session, arg) on p's thread and waits for it: 0, or -ENOMEM. */

@@ -31,7 +31,7 @@ static void arrive(struct loop *l, void *arg)
 	struct lps *x = m->to->x;
 	(void)l;
 	/* Moving, it was in no loop when the drain looked. */
-	if (m->c->state == CONN_HANDSHAKE && __atomic_load_n(&x->draining, __ATOMIC_RELAXED)) {
+	if (m->c->state == CONN_HANDSHAKE && lps__draining(x)) {
 		sess_turn_away(m->to->sess, m->c, "server shutting down");
 	} else {
 		sess_arrive(m->to->sess, m->c, m->held);
