@@ -167,14 +167,14 @@ static int close_here(struct lp *p, uint64_t id, unsigned code, const char *reas
 }
 
 /* Where id is: the index of its loop, CONN_MOVING | k on its way to loop k, or
- * CONN_NO_LOOP for no such connection. */
-static unsigned where(uint64_t id)
+ * CONN_NO_LOOP for no such connection (or none of x's loops). */
+static unsigned where(const struct lps *x, uint64_t id)
 {
 	rcu_read_lock();
 	struct conn *c = conn_lookup(id);
 	unsigned k = c ? conn_loop(c) : CONN_NO_LOOP;
 	rcu_read_unlock();
-	return k;
+	return (k & ~CONN_MOVING) < x->n ? k : CONN_NO_LOOP;
 }
 
 /* A connection may move between the look that chose a loop for its close and that loop's
@@ -196,9 +196,9 @@ static void take_close(struct loop *l, void *arg)
 	struct lps *x = r->p->x;
 	(void)l;
 	unsigned k = close_here(r->p, r->id, r->code, r->reason, r->drain) ? r->p->index
-									   : where(r->id);
+									   : where(x, r->id);
 	/* Closed here, or here and dead already, or gone: done. */
-	if (k == r->p->index || k == CONN_NO_LOOP || (k & ~CONN_MOVING) >= x->n) {
+	if (k == r->p->index || k == CONN_NO_LOOP) {
 		free(r);
 		return;
 	}
@@ -217,8 +217,8 @@ void lps_drain(struct lps *x)
 
 int lps_close(struct lps *x, uint64_t id, unsigned code, const char *reason, int drain)
 {
-	unsigned k = where(id);
-	if (k == CONN_NO_LOOP || (k & ~CONN_MOVING) >= x->n)
+	unsigned k = where(x, id);
+	if (k == CONN_NO_LOOP)
 		return -ENOENT;
 	if (k == 0)
 		return close_here(&x->lp[0], id, code, reason, drain) ? 0 : -ENOENT;

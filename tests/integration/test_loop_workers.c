@@ -14,7 +14,6 @@
 #include "tests/lib/wtproc.h"
 
 #include <check.h>
-#include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -603,27 +602,6 @@ START_TEST(a_publish_while_subscribers_move_reaches_them)
 }
 END_TEST
 
-/* The status of the HTTP answer on fd (0: none within 5 s). */
-static int http_status(int fd)
-{
-	char buf[512];
-	size_t len = 0;
-	int64_t end = wt_now_ms() + 5000;
-	while (len < sizeof(buf) - 1 && !memmem(buf, len, "\r\n", 2)) {
-		struct pollfd p = { fd, POLLIN, 0 };
-		int left = (int)(end - wt_now_ms());
-		if (left <= 0 || poll(&p, 1, left) != 1)
-			return 0;
-		ssize_t r = read(fd, buf + len, sizeof(buf) - 1 - len);
-		if (r <= 0)
-			return 0;
-		len += (size_t)r;
-	}
-	buf[len] = 0;
-	int status = 0;
-	return sscanf(buf, "HTTP/1.%*d %d", &status) == 1 ? status : 0;
-}
-
 /* A permessage-deflate client on /w, its compressor's window 2^9. */
 static void open_deflate(struct wt_conn *c)
 {
@@ -664,9 +642,9 @@ static void send_inflating(struct wt_conn *c, int nmsg)
 START_TEST(a_kick_follows_a_client_moving_between_loops)
 {
 	enum { NKICK = 16 }; /* the admin's connections at once */
-	static struct wt_conn adm[NKICK], dc[2];
-	char req[NKICK][128];
-	int who[NKICK], n = 0;
+	static struct wt_conn dc[2];
+	char req[NKICK][128], out[4096];
+	int adm[NKICK], who[NKICK], n = 0;
 	unsigned long long cid;
 	start();
 	int dead = wloop[0] == 0 ? 0 : 1; /* loop 0 runs the admin, and the kicks */
@@ -683,8 +661,9 @@ START_TEST(a_kick_follows_a_client_moving_between_loops)
 			continue;
 		snprintf(req[n], sizeof(req[n]), "POST /connections/%llu/close?code=4000 HTTP/1.1\r\n"
 			 "Host: x\r\nContent-Length: 0\r\n\r", cid);
-		WT_OK(&adm[n], wt_connect_tcp(&adm[n], "127.0.0.1", wt_admin_port(&env.gw)));
-		ck_assert_int_eq(write(adm[n].fd, req[n], strlen(req[n])), (ssize_t)strlen(req[n]));
+		adm[n] = wt_admin_open(wt_admin_port(&env.gw));
+		ck_assert_int_ge(adm[n], 0);
+		ck_assert_int_eq(write(adm[n], req[n], strlen(req[n])), (ssize_t)strlen(req[n]));
 		who[n++] = i;
 	}
 	ck_assert_msg(n > 0, "loop 0's worker serves some clients");
@@ -696,11 +675,11 @@ START_TEST(a_kick_follows_a_client_moving_between_loops)
 	for (int64_t end = wt_now_ms() + 5000; !wt_count_file(env.gw.log_path, "moved to another loop's");)
 		ck_assert_msg(wt_now_ms() < end, "loop 0's clients move");
 	for (int k = 0; k < n; k++)
-		ck_assert_int_eq(write(adm[k].fd, "\n", 1), 1);
+		ck_assert_int_eq(write(adm[k], "\n", 1), 1);
 	for (int k = 0; k < n; k++) {
-		int status = http_status(adm[k].fd);
+		const char *b;
+		int status = wt_admin_answer(adm[k], out, sizeof(out), &b);
 		ck_assert_msg(status == 200, "kick %d of %d: HTTP %d", k, n, status);
-		wt_close(&adm[k]);
 	}
 	for (int k = 0; k < n; k++) {
 		WT_EXPECT_CLOSE(&conns[who[k]], 4000);

@@ -27,26 +27,26 @@ int wt_admin_port(const struct wt_gw *gw)
 	return port;
 }
 
-int wt_admin_raw(int port, const char *req, char *out, size_t cap, const char **body)
+int wt_admin_open(int port)
 {
 	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	struct sockaddr_in a = { .sin_family = AF_INET, .sin_port = htons((uint16_t)port) };
 	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	*body = out;
-	out[0] = 0;
 	if (fd < 0 || connect(fd, (struct sockaddr *)&a, sizeof(a)) < 0) {
 		int err = errno;
 		if (fd >= 0)
 			close(fd);
 		return -err;
 	}
-	size_t n = strlen(req);
-	if (write(fd, req, n) != (ssize_t)n) {
-		close(fd);
-		return -EIO;
-	}
+	return fd;
+}
+
+int wt_admin_answer(int fd, char *out, size_t cap, const char **body)
+{
 	size_t len = 0;
 	int64_t end = wt_now_ms() + 5000;
+	*body = out;
+	out[0] = 0;
 	for (;;) {
 		struct pollfd p = { fd, POLLIN, 0 };
 		int left = (int)(end - wt_now_ms());
@@ -70,6 +70,21 @@ int wt_admin_raw(int port, const char *req, char *out, size_t cap, const char **
 	if (sscanf(out, "HTTP/1.%*d %d", &status) != 1)
 		return -EPROTO;
 	return status;
+}
+
+int wt_admin_raw(int port, const char *req, char *out, size_t cap, const char **body)
+{
+	*body = out;
+	out[0] = 0;
+	int fd = wt_admin_open(port);
+	if (fd < 0)
+		return fd;
+	size_t n = strlen(req);
+	if (write(fd, req, n) != (ssize_t)n) {
+		close(fd);
+		return -EIO;
+	}
+	return wt_admin_answer(fd, out, cap, body);
 }
 
 int wt_admin_get(int port, const char *path, const char *token, char *out, size_t cap,

@@ -18,6 +18,11 @@ int wt_admin_port(const struct wt_gw *gw);
  * into out (NUL-terminated). Returns the HTTP status, or a negative errno. *body points at
  * the body in out. */
 int wt_admin_raw(int port, const char *req, char *out, size_t cap, const char **body);
+/* wt_admin_raw in two steps, for a request written in pieces: a connection to
+ * 127.0.0.1:port (the fd, or a negative errno), then its answer, read as wt_admin_raw
+ * reads it; wt_admin_answer closes fd. */
+int wt_admin_open(int port);
+int wt_admin_answer(int fd, char *out, size_t cap, const char **body);
 /* GET path with an optional bearer token (NULL: none). */
 int wt_admin_get(int port, const char *path, const char *token, char *out, size_t cap,
 		 const char **body);
